@@ -1,0 +1,60 @@
+"""SQS FIFO batches -> contacts, history and scenario starts, each event handled once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared import processing
+from shared.events import Event
+from shared.settings import get_settings
+
+logger = Logger()
+metrics = Metrics()
+processor = SqsFifoPartialProcessor()
+
+
+@lru_cache(maxsize=1)
+def _handle_once() -> Callable[..., dict[str, Any]]:
+    """Idempotent on the source's event id (kept 7 days: Shopify retries for 4 hours)."""
+    settings = get_settings()
+    store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+    config = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=7 * 24 * 3600)
+
+    @idempotent_function(data_keyword_argument="event", persistence_store=store, config=config)
+    def handle(event: dict[str, Any]) -> dict[str, Any]:
+        result = processing.process(Event.from_dict(event), settings, settings.clock())
+        return {
+            "contact_id": result.contact_id,
+            "scenarios": [
+                {"scenario": o.scenario, "started": o.started, "reason": o.reason} for o in result.outcomes
+            ],
+        }
+
+    return handle
+
+
+def record_handler(record: SQSRecord) -> dict[str, Any]:
+    body = record.json_body
+    result = _handle_once()(event=body)
+    logger.info("event processed", extra={"event_id": body.get("event_id"), "type": body.get("type"), **result})
+    metrics.add_metric(name="EventProcessed", unit=MetricUnit.Count, value=1)
+    return result
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,80 @@
+"""Build steps: scenarios -> compiled ASL and catalogue; the code artifact SAM deploys."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared import compiler, scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "scenarios"
+COMPILED = SCENARIOS / "compiled"
+TEMPLATES = ROOT / "templates"
+
+
+@dataclass(frozen=True)
+class Compiled:
+    scenarios: dict[str, scenario.Scenario]
+    files: dict[str, str]  # path relative to the project -> content
+
+    def definition(self, scenario_id: str) -> dict[str, Any]:
+        return json.loads(self.files[f"scenarios/compiled/{scenario_id}.asl.json"])  # type: ignore[no-any-return]
+
+
+def compile_all(scenarios_dir: Path = SCENARIOS, templates_dir: Path = TEMPLATES) -> Compiled:
+    """Every scenario validated and compiled; raises ScenarioError for the first problem found."""
+    loaded = {}
+    files = {}
+    for path in sorted(scenarios_dir.glob("*.yaml")):
+        model = scenario.load(path, templates_dir)
+        loaded[model.id] = model
+        files[f"scenarios/compiled/{model.id}.asl.json"] = compiler.to_json(compiler.compile_scenario(model))
+    catalogue = {model.id: compiler.catalogue_entry(model) for model in loaded.values()}
+    files["scenarios/compiled/catalogue.json"] = json.dumps(catalogue, indent=2, sort_keys=True) + "\n"
+    return Compiled(loaded, files)
+
+
+def write(compiled: Compiled, root: Path = ROOT) -> list[str]:
+    """Writes the compiled files, removes those of deleted scenarios; returns what changed."""
+    changed = []
+    target = root / "scenarios" / "compiled"
+    target.mkdir(parents=True, exist_ok=True)
+    for relative, content in compiled.files.items():
+        path = root / relative
+        if not path.exists() or path.read_text(encoding="utf-8") != content:
+            path.write_text(content, encoding="utf-8")
+            changed.append(relative)
+    for stale in target.glob("*.json"):
+        if f"scenarios/compiled/{stale.name}" not in compiled.files:
+            stale.unlink()
+            changed.append(f"scenarios/compiled/{stale.name} (removed)")
+    return changed
+
+
+def stale_files(compiled: Compiled, root: Path = ROOT) -> list[str]:
+    """Compiled files on disk that differ from what the scenarios compile to now."""
+    wrong = [rel for rel, content in compiled.files.items()
+             if not (root / rel).exists() or (root / rel).read_text(encoding="utf-8") != content]
+    extra = [f"scenarios/compiled/{p.name}" for p in (root / "scenarios" / "compiled").glob("*.json")
+             if f"scenarios/compiled/{p.name}" not in compiled.files]
+    return wrong + extra
+
+
+def package(root: Path = ROOT) -> Path:
+    """.build/lambdas (our code, shared by every function) and .build/layer (pinned dependencies) for sam build."""
+    build = root / ".build"
+    lambdas = build / "lambdas"
+    if lambdas.exists():
+        shutil.rmtree(lambdas)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for folder in ("functions", "shared", "templates"):
+        shutil.copytree(root / folder, lambdas / folder, ignore=ignore)
+    shutil.copytree(root / "scenarios" / "compiled", lambdas / "scenarios" / "compiled", ignore=ignore)
+    layer = build / "layer"
+    layer.mkdir(parents=True, exist_ok=True)
+    shutil.copy(root / "requirements.txt", layer / "requirements.txt")
+    return build

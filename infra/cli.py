@@ -1,0 +1,95 @@
+"""The `parcours` command: run locally, compile and validate scenarios, package for SAM, play the demo."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from shared.scenario import ScenarioError
+
+
+def _local(args: argparse.Namespace) -> int:
+    from infra.local import LocalRuntime
+
+    runtime = LocalRuntime(port=args.port, time_scale=args.time_scale)
+    runtime.start()
+    print(f"parcours local: API on {runtime.api_url} (time x{args.time_scale:g})", flush=True)
+    print(f"AWS_ENDPOINT_URL={runtime.aws_endpoint}", flush=True)
+    print(f"outbox: {runtime.api_url}/_local/outbox.html", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    runtime.stop()
+    return 0
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from infra import build
+
+    compiled = build.compile_all()
+    if args.check:
+        stale = build.stale_files(compiled)
+        for path in stale:
+            print(f"stale: {path} (run `parcours compile`)", file=sys.stderr)
+        return 1 if stale else 0
+    for path in build.write(compiled) or ["(nothing changed)"]:
+        print(path)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from infra import build, validation
+
+    compiled = build.compile_all()
+    problems = validation.templates(compiled)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if not problems:
+        print(f"{len(compiled.scenarios)} scenario(s) valid: {', '.join(sorted(compiled.scenarios))}")
+    return 1 if problems else 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    from infra import build
+
+    print(build.package())
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from infra.demo import run
+
+    return run(time_scale=args.time_scale, timeout=args.timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="parcours", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    local = commands.add_parser("local", help="run the whole stack on this machine (moto, no Docker)")
+    local.add_argument("--port", type=int, default=3000)
+    local.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per real second")
+    local.set_defaults(run=_local)
+    comp = commands.add_parser("compile", help="compile scenarios/*.yaml into scenarios/compiled/")
+    comp.add_argument("--check", action="store_true", help="fail if the compiled files are not up to date")
+    comp.set_defaults(run=_compile)
+    commands.add_parser("validate", help="check scenarios and render every email template").set_defaults(run=_validate)
+    commands.add_parser("package", help="prepare .build/ for `sam build`").set_defaults(run=_package)
+    demo = commands.add_parser("demo", help="play sample Shopify webhooks and show what was sent")
+    demo.add_argument("--time-scale", type=float, default=43200.0)
+    demo.add_argument("--timeout", type=float, default=90.0)
+    demo.set_defaults(run=_demo)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ScenarioError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

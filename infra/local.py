@@ -1,0 +1,451 @@
+"""`parcours local`: the real template on moto, the real handlers in-process, the HTTP API on localhost.
+
+What AWS would do and moto does not is done here, and only that: running Lambda handlers (moto's Docker-less
+Lambda returns a canned answer), serving the HTTP API routes (moto skips AWS::ApiGatewayV2), applying
+DefinitionSubstitutions, creating the SES configuration set moto's CloudFormation skips, verifying the sender's
+domain (an operator's one-time step in AWS), and scaling time for Wait states along with the one clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib
+import json
+import logging
+import os
+import secrets
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_string
+from email.message import Message
+from email.utils import parseaddr, parsedate_to_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from infra import build, samtemplate
+from shared.clock import Clock
+
+REGION = "eu-west-3"
+ACCOUNT = "123456789012"
+STACK = "parcours"
+TEXT_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/", "application/xml")
+
+LOCAL_PARAMETERS = {
+    "SenderEmail": "bonjour@boutique.example",
+    "SenderName": "La Boutique",
+    "PostalAddress": "12 rue des Artisans, 75011 Paris, France",
+}
+
+
+class LocalRuntimeError(RuntimeError):
+    """The local stack could not be created; the message says which resource or step failed."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class _Context:
+    """What Lambda passes as `context`, enough for Powertools."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+    deadline: float = 0.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+class LocalRuntime:
+    def __init__(
+        self,
+        port: int = 3000,
+        time_scale: float = 1.0,
+        host: str = "127.0.0.1",
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port or free_port()
+        self.time_scale = time_scale
+        self.environ = dict(os.environ if environ is None else environ)
+        self.clock = Clock(scale=time_scale, epoch=time.time())
+        self.moto_port = free_port()
+        self.routes: dict[tuple[str, str], str] = {}  # (method, path) -> function name
+        self._handlers: dict[str, Callable[..., Any]] = {}
+        self._server: Any = None
+        self._http: ThreadingHTTPServer | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def aws_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    # ---- lifecycle --------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._start_moto()
+        self._patch_moto()
+        self._deploy()
+        self._serve()
+
+    def stop(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+        if self._server is not None:
+            self._server.stop()
+
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        # moto says, for every resource type it skips, what this module's docstring already says.
+        warnings.filterwarnings("ignore", message=".*not supported by moto's CloudFormation.*")
+        for noisy in ("moto", "werkzeug"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+
+        os.environ.update(
+            {
+                "MOTO_PORT": str(self.moto_port),  # moto's Step Functions calls services at localhost:MOTO_PORT
+                "AWS_ENDPOINT_URL": self.aws_endpoint,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 (moto accepts any credentials)
+            }
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self._server.start()
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{self.aws_endpoint}/moto-api/config",
+            data=json.dumps(
+                {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
+            ).encode(),
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).read()  # noqa: S310 (our own loopback server)
+
+    def _patch_moto(self) -> None:
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+        from moto.stepfunctions.models import StateMachine
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+        from moto.stepfunctions.responses import get_backend as sfn_backend
+
+        runtime = self
+
+        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
+                   response_headers: dict[str, Any]) -> bytes:
+            return runtime._invoke(backend, function_name, body, response_headers)
+
+        def wait_interval(wait_function: Any, env: Any, wait_seconds: int) -> None:
+            deadline = time.monotonic() + runtime.clock.real_seconds(wait_seconds)
+            while env.is_running():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                if env.program_state_event.wait(min(remaining, 0.5)):
+                    time.sleep(0.01)  # stopping: is_running() turns false at once
+
+        def create_state_machine(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
+                                 region_name: str, **kwargs: Any) -> Any:
+            # moto's CloudFormation creates state machines in the backend that does not execute them.
+            props = cloudformation_json["Properties"]
+            return sfn_backend(account_id, region_name).create_state_machine(
+                props.get("StateMachineName", resource_name), props["DefinitionString"], props.get("RoleArn", ""),
+                sm_type=props.get("StateMachineType"),
+            )
+
+        LambdaSimpleBackend.invoke = invoke
+        WaitFunction._wait_interval = wait_interval
+        StateMachine.create_from_cloudformation_json = classmethod(create_state_machine)
+
+    # ---- deployment -------------------------------------------------------------------------------------------
+    def _deploy(self) -> None:
+        import boto3
+
+        sam = samtemplate.load()
+        compiled = build.compile_all()
+        definitions = {
+            props["DefinitionUri"]: compiled.definition(props["DefinitionUri"].rsplit("/", 1)[-1].split(".")[0])
+            for _, props in samtemplate.state_machines(sam)
+        }
+        parameters = {**LOCAL_PARAMETERS, "PublicBaseUrl": self.api_url}
+        for name in LOCAL_PARAMETERS:
+            override = self.environ.get(f"PARCOURS_LOCAL_{name.upper()}")
+            if override:
+                parameters[name] = override
+        translated = samtemplate.translate(samtemplate.for_local(sam, definitions), parameters)
+        cloudformation = boto3.client("cloudformation", region_name=REGION)
+        cloudformation.create_stack(
+            StackName=STACK,
+            TemplateBody=samtemplate.dumps(translated),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        stack = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise LocalRuntimeError(f"stack {STACK}: {stack['StackStatus']} {stack.get('StackStatusReason', '')}")
+        physical = {
+            r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
+            for r in cloudformation.describe_stack_resources(StackName=STACK)["StackResources"]
+            if r.get("LogicalResourceId")  # moto lists the resource types it skipped without names
+        }
+        self._complete_skipped_resources(translated, parameters["SenderEmail"])
+        self._configure_handlers(translated, physical)
+        for route in samtemplate.http_routes(sam):
+            self.routes[(route.method, route.path)] = physical[route.function]
+
+    def _complete_skipped_resources(self, translated: dict[str, Any], sender: str) -> None:
+        import boto3
+
+        sesv2 = boto3.client("sesv2", region_name=REGION)
+        for resource in translated["Resources"].values():
+            if resource["Type"] == "AWS::SES::ConfigurationSet":
+                sesv2.create_configuration_set(ConfigurationSetName=f"{STACK}-email")
+        # In AWS the operator verifies the sending domain once (DKIM records); locally we do it for them.
+        boto3.client("ses", region_name=REGION).verify_domain_identity(Domain=sender.partition("@")[2])
+
+    def _configure_handlers(self, translated: dict[str, Any], physical: dict[str, str]) -> None:
+        """One process holds every function, so their environments must agree; local overrides go on top."""
+        import boto3
+
+        lambda_client = boto3.client("lambda", region_name=REGION)
+        merged: dict[str, str] = {}
+        handlers: dict[str, str] = {}
+        for logical_id, resource in translated["Resources"].items():
+            if resource["Type"] != "AWS::Lambda::Function":
+                continue
+            config = lambda_client.get_function_configuration(FunctionName=physical[logical_id])
+            for key, raw in config.get("Environment", {}).get("Variables", {}).items():
+                value = str(raw)
+                if merged.get(key, value) != value:
+                    raise LocalRuntimeError(f"functions disagree on environment variable {key}")
+                merged[key] = value
+            handlers[config["FunctionName"]] = config["Handler"]
+        # Simulated time starts now, when the stack is ready, at the real date and time.
+        self.clock = Clock(scale=self.time_scale, epoch=time.time())
+        merged.update(
+            {
+                "PARCOURS_TIME_SCALE": repr(self.time_scale),
+                "PARCOURS_CLOCK_EPOCH": repr(self.clock.epoch),
+                "PARCOURS_LINK_SECRET": self.environ.get("PARCOURS_LINK_SECRET") or secrets.token_urlsafe(32),
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": self.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            }
+        )
+        for name in ("PARCOURS_SHOPIFY_SECRET", "PARCOURS_WOOCOMMERCE_SECRET", "PARCOURS_GENERIC_SECRET",
+                     "PARCOURS_WRITE_KEY"):
+            if self.environ.get(name):
+                merged[name] = self.environ[name]
+        os.environ.update(merged)
+        # Imported only now: Powertools reads its settings from the environment when a module creates its Logger.
+        self._handlers = {name: self._load_handler(handler) for name, handler in handlers.items()}
+
+    @staticmethod
+    def _load_handler(handler: str) -> Callable[..., Any]:
+        module_name, _, attribute = handler.rpartition(".")
+        return getattr(importlib.import_module(module_name), attribute)  # type: ignore[no-any-return]
+
+    # ---- Lambda -----------------------------------------------------------------------------------------------
+    def _invoke(self, backend: Any, function_name: str, body: Any, response_headers: dict[str, Any]) -> bytes:
+        function = backend.get_function(function_name)
+        handler = self._handlers.get(function.function_name)
+        if handler is None:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": "ResourceNotFound", "errorMessage": function_name}).encode()
+        context = _Context(
+            function_name=function.function_name,
+            invoked_function_arn=function.function_arn,
+            memory_limit_in_mb=int(function.memory_size or 128),
+            deadline=time.monotonic() + float(function.timeout or 3),
+        )
+        try:
+            event = json.loads(body) if body else {}
+            result = handler(event, context)
+        except Exception as error:  # what Lambda reports as an unhandled function error
+            print(f"{function.function_name}: {type(error).__name__}: {error}", file=sys.stderr)
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(
+                {
+                    "errorType": type(error).__name__,
+                    "errorMessage": str(error),
+                    "stackTrace": traceback.format_tb(error.__traceback__),
+                }
+            ).encode()
+        return json.dumps(result).encode()
+
+    # ---- HTTP API ---------------------------------------------------------------------------------------------
+    def _serve(self) -> None:
+        runtime = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+                return  # requests may carry personal data in query strings: not logged
+
+            def do_GET(self) -> None:
+                runtime._http_request(self, "GET")
+
+            def do_POST(self) -> None:
+                runtime._http_request(self, "POST")
+
+        self._http = ThreadingHTTPServer((self.host, self.port), Handler)
+        self._http.daemon_threads = True
+        threading.Thread(target=self._http.serve_forever, name="parcours-http", daemon=True).start()
+
+    def _http_request(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        url = urlsplit(request.path)
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        if method == "GET" and url.path == "/_local/outbox":
+            self._reply(request, 200, {"content-type": "application/json"}, json.dumps(self.outbox()).encode())
+            return
+        if method == "GET" and url.path == "/_local/outbox.html":
+            self._reply(request, 200, {"content-type": "text/html; charset=utf-8"}, outbox_page(self.outbox()))
+            return
+        function = self.routes.get((method, url.path))
+        if function is None:
+            self._reply(request, 404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
+            return
+        status, headers, payload = self._call_route(function, request, method, url.path, url.query, body)
+        self._reply(request, status, headers, payload)
+
+    def _call_route(self, function: str, request: BaseHTTPRequestHandler, method: str, path: str, query: str,
+                    body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """API Gateway HTTP API, payload format 2.0: the event it builds and the answer it makes of the result."""
+        import boto3
+
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        content_type = headers.get("content-type", "")
+        textual = content_type.startswith(TEXT_TYPES)
+        try:
+            text_body = body.decode("utf-8") if textual else None
+        except UnicodeDecodeError:
+            text_body = None
+        event = {
+            "version": "2.0",
+            "routeKey": f"{method} {path}",
+            "rawPath": path,
+            "rawQueryString": query,
+            "headers": headers,
+            "queryStringParameters": dict(parse_qsl(query)) or None,
+            "requestContext": {
+                "accountId": ACCOUNT,
+                "apiId": "local",
+                "domainName": f"{self.host}:{self.port}",
+                "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                         "sourceIp": request.client_address[0], "userAgent": headers.get("user-agent", "")},
+                "requestId": str(uuid.uuid4()),
+                "routeKey": f"{method} {path}",
+                "stage": "$default",
+                "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+                "timeEpoch": int(time.time() * 1000),
+            },
+            "body": text_body if text_body is not None else base64.b64encode(body).decode(),
+            "isBase64Encoded": text_body is None,
+        }
+        answer = boto3.client("lambda", region_name=REGION).invoke(
+            FunctionName=function, Payload=json.dumps(event).encode()
+        )
+        payload = answer["Payload"].read()
+        if answer.get("FunctionError"):
+            return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
+        result = json.loads(payload) if payload else None
+        if not isinstance(result, dict) or "statusCode" not in result:
+            return 200, {"content-type": "application/json"}, json.dumps(result).encode()
+        out_body = result.get("body") or ""
+        raw = base64.b64decode(out_body) if result.get("isBase64Encoded") else str(out_body).encode()
+        return int(result["statusCode"]), {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}, raw
+
+    @staticmethod
+    def _reply(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
+        request.send_response(status)
+        for name, value in headers.items():
+            if name != "content-length":
+                request.send_header(name, value)
+        request.send_header("content-length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    # ---- outbox -----------------------------------------------------------------------------------------------
+    def outbox(self) -> list[dict[str, Any]]:
+        """Every message SES and SNS accepted, oldest first (the local runtime contract's shape)."""
+        from moto.ses.models import ses_backends
+
+        return [_email_entry(message.raw_data) for message in list(ses_backends[ACCOUNT][REGION].sent_messages)
+                if hasattr(message, "raw_data")]
+
+
+def _part(message: Message, subtype: str) -> str | None:
+    for part in message.walk():
+        if part.get_content_type() == f"text/{subtype}" and not part.is_multipart():
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                return payload.decode(part.get_content_charset() or "utf-8")
+    return None
+
+
+def _email_entry(raw: str) -> dict[str, Any]:
+    from email.header import decode_header, make_header
+
+    message = message_from_string(raw)
+
+    def header(name: str) -> str | None:
+        value = message.get(name)
+        return str(make_header(decode_header(value))) if value is not None else None
+
+    date = message.get("Date")
+    return {
+        "channel": "email",
+        "to": parseaddr(header("To") or "")[1],
+        "from": header("From"),
+        "subject": header("Subject"),
+        "text": _part(message, "plain"),
+        "html": _part(message, "html"),
+        "headers": {name: str(make_header(decode_header(value))) for name, value in message.items()},
+        "scenario": message.get("X-Parcours-Scenario"),
+        "step": message.get("X-Parcours-Step"),
+        "sent_at": parsedate_to_datetime(date).isoformat() if date else None,
+    }
+
+
+def outbox_page(messages: list[dict[str, Any]]) -> bytes:
+    rows = []
+    for number, item in enumerate(reversed(messages), start=1):
+        rows.append(
+            "<details><summary>"
+            f"<b>{html.escape(item['subject'] or '')}</b> → {html.escape(item['to'] or '')} · "
+            f"{html.escape(item['scenario'] or '')}/{html.escape(item['step'] or '')} · "
+            f"{html.escape(item['sent_at'] or '')}</summary>"
+            f"<iframe title='message {number}' sandbox srcdoc=\"{html.escape(item['html'] or '', quote=True)}\" "
+            "style='width:100%;height:480px;border:1px solid #ccc'></iframe>"
+            f"<pre>{html.escape(json.dumps(item['headers'], indent=1, ensure_ascii=False))}</pre></details>"
+        )
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>parcours outbox</title>"
+        "<body style='font-family:sans-serif;max-width:960px;margin:2em auto'>"
+        f"<h1>Outbox ({len(messages)} sent, newest first)</h1>{''.join(rows) or '<p>Nothing sent yet.</p>'}</body>"
+    )
+    return page.encode()

@@ -1,0 +1,35 @@
+"""Template checks at validation time, so an error shows with its file and line before anything is sent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from infra.build import TEMPLATES, Compiled
+from shared.templates import LOCALES, TemplateProblem, render_email
+
+SAMPLE_CONTEXT: dict[str, Any] = {
+    "contact": {"first_name": "Camille", "last_name": "Martin", "email": "camille@example.com"},
+    "first_name": "Camille",
+    "trigger": {"type": "contact.subscribed", "event_id": "sample", "properties": {}},
+    "sender": {"name": "La Boutique", "postal_address": "12 rue des Artisans, 75011 Paris"},
+    "unsubscribe_url": "https://example.com/unsubscribe?t=sample",
+}
+
+
+def templates(compiled: Compiled, root: Path = TEMPLATES) -> list[str]:
+    """Renders every message template in every locale (with and without a first name); lists the problems."""
+    problems = []
+    names = sorted({p.relative_to(root / "email").as_posix().rsplit(".", 2)[0] for p in (root / "email").rglob("*.html")})
+    for name in names:
+        for locale in LOCALES:
+            if not (root / "email" / f"{name}.{locale}.html").is_file():
+                problems.append(f"templates/email/{name}.{locale}.html: missing (other locales fall back to it)")
+                continue
+            for context in (SAMPLE_CONTEXT, {**SAMPLE_CONTEXT, "first_name": None}):
+                try:
+                    render_email(name, locale, context, root)
+                except TemplateProblem as problem:
+                    problems.append(f"templates/{problem}")
+                    break
+    return problems

@@ -1,0 +1,57 @@
+"""Plays signed webhooks against an API, as a shop would: used by the demo and the end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.signatures import shopify_signature
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> Answer:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (URL given by the caller)
+            return Answer(response.status, _json(response.read()))
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, _json(error.read()))
+
+
+def _json(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or b"{}")
+    except json.JSONDecodeError:
+        return {"raw": raw.decode("utf-8", "replace")}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def shopify_headers(body: bytes, topic: str, secret: str, event_id: str, shop: str = "boutique.myshopify.com") -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": shopify_signature(body, secret),
+        "X-Shopify-Shop-Domain": shop,
+        "X-Shopify-Webhook-Id": f"wh-{event_id}",
+        "X-Shopify-Event-Id": event_id,
+        "X-Shopify-Triggered-At": datetime.now(UTC).isoformat(),
+        "X-Shopify-API-Version": "2026-10",
+    }
+
+
+def post_shopify(api_url: str, topic: str, body: bytes, secret: str, event_id: str) -> Answer:
+    return post(f"{api_url}/webhooks/shopify", body, shopify_headers(body, topic, secret, event_id))
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (URL given by the caller)
+        return json.loads(response.read())

@@ -1,0 +1,30 @@
+"""Low-level boto3 clients, created on first use and kept for the container's life (decision 5)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+if TYPE_CHECKING:
+    from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
+
+
+@lru_cache(maxsize=None)
+def _client(service: str, region: str) -> Any:
+    return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+
+
+def sqs(region: str) -> SQSClient:
+    return _client("sqs", region)  # type: ignore[no-any-return]
+
+
+def sesv2(region: str) -> SESV2Client:
+    return _client("sesv2", region)  # type: ignore[no-any-return]
+
+
+def stepfunctions(region: str) -> SFNClient:
+    return _client("stepfunctions", region)  # type: ignore[no-any-return]

@@ -1,0 +1,28 @@
+"""The one clock. In AWS it is the wall clock; the local runtime speeds it up (decision 4 of DESIGN.md)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Simulated time runs `scale` times faster than real time from the real instant `epoch` on."""
+
+    scale: float = 1.0
+    epoch: float = 0.0
+
+    def timestamp(self) -> float:
+        real = time.time()
+        if self.scale == 1.0:
+            return real
+        return self.epoch + (real - self.epoch) * self.scale
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp(), tz=UTC)
+
+    def real_seconds(self, simulated_seconds: float) -> float:
+        """How long a simulated duration lasts on the wall clock."""
+        return simulated_seconds / self.scale

@@ -1,0 +1,79 @@
+"""Contacts: found by identity, created on first sight, updated from each source's newer facts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from shared import consent
+from shared.events import ContactFacts
+from shared.storage import AlreadyExists, ContactModel, IdentityModel, Tables, create_new, get_or_none
+
+
+def identity_keys(facts: ContactFacts) -> list[str]:
+    keys = []
+    if facts.email:
+        keys.append("email#" + facts.email)
+    if facts.source_id:
+        keys.append(facts.source_id)
+    return keys
+
+
+def _find(keys: list[str], tables: Tables) -> tuple[str | None, str | None]:
+    """The contact id of the first known identity, and that identity."""
+    for key in keys:
+        identity = get_or_none(tables.identities, key)
+        if identity is not None:
+            return identity.contact_id, key
+    return None, None
+
+
+def _parse(timestamp: str | None) -> datetime | None:
+    if not timestamp:
+        return None
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def upsert(facts: ContactFacts, tables: Tables, now: datetime) -> ContactModel | None:
+    """The contact these facts describe, created or updated; None when nothing identifies anyone."""
+    keys = identity_keys(facts)
+    if not keys:
+        return None
+    contact_id, known_key = _find(keys, tables)
+    contact: ContactModel
+    if contact_id is None:
+        contact = tables.contacts(contact_id=uuid.uuid4().hex, created_at=now, updated_at=now)
+    else:
+        contact = tables.contacts.get(contact_id)
+    source_updated = _parse(facts.updated_at)
+    stale = (
+        source_updated is not None
+        and contact.source_updated_at is not None
+        and source_updated < contact.source_updated_at
+    )
+    if not stale:
+        for name in ("email", "first_name", "last_name", "locale"):
+            value = getattr(facts, name)
+            if value is not None:
+                setattr(contact, name, value)
+        if facts.source_id:
+            source, _, native_id = facts.source_id.partition("#")
+            known = contact.source_ids.as_dict() if contact.source_ids is not None else {}
+            contact.source_ids = {**known, source: native_id}  # type: ignore[assignment]
+        if source_updated is not None:
+            contact.source_updated_at = source_updated
+    if facts.email_consent is not None:
+        consent.record(contact, facts.email_consent)
+    contact.updated_at = now
+    contact.save()
+    for key in keys:
+        if key == known_key:
+            continue
+        try:
+            create_new(tables.identities(identity=key, contact_id=contact.contact_id), IdentityModel.identity)
+        except AlreadyExists:
+            pass
+    return contact

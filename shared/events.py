@@ -1,0 +1,85 @@
+"""The event catalogue every source maps into, and the envelope that travels on the queue.
+
+Catalogue (this increment): `contact.subscribed` (a new contact signed up), `contact.updated`, and
+`unrecognised` (a verified delivery whose topic parcours does not act on: recorded, no effect).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+CONTACT_SUBSCRIBED = "contact.subscribed"
+CONTACT_UPDATED = "contact.updated"
+UNRECOGNISED = "unrecognised"
+
+
+@dataclass(frozen=True)
+class ConsentFacts:
+    """What a source said about marketing consent; absent facts never grant consent."""
+
+    state: str  # granted | denied | unknown
+    level: str | None
+    at: str  # ISO 8601
+    source: str
+
+
+@dataclass(frozen=True)
+class ContactFacts:
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    locale: str | None = None
+    source_id: str | None = None  # e.g. "shopify#7281290"
+    email_consent: ConsentFacts | None = None
+    updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str  # source-scoped, e.g. "shopify#<X-Shopify-Event-Id>": the idempotency key
+    type: str
+    source: str
+    topic: str
+    occurred_at: str
+    received_at: str
+    contact: ContactFacts | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        contact = data.get("contact")
+        facts = None
+        if contact is not None:
+            consent = contact.get("email_consent")
+            facts = ContactFacts(
+                **{**contact, "email_consent": ConsentFacts(**consent) if consent else None},
+            )
+        return cls(**{**data, "contact": facts})
+
+    @classmethod
+    def from_json(cls, body: str) -> Event:
+        return cls.from_dict(json.loads(body))
+
+    def contact_key(self) -> str:
+        """What groups this event's messages on the FIFO queue: one contact's events stay in order."""
+        if self.contact is not None:
+            if self.contact.email:
+                return "email#" + self.contact.email
+            if self.contact.source_id:
+                return self.contact.source_id
+        return "source#" + self.source
+
+
+def normalise_email(raw: object) -> str | None:
+    if not isinstance(raw, str):
+        return None
+    email = raw.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or not domain or "." not in domain or " " in email:
+        return None
+    return email

@@ -1,0 +1,44 @@
+"""The send record per (execution, step): claimed before SES is called, so a retried Task never sends twice."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from shared.storage import AlreadyExists, SendModel, Tables, create_new
+
+KEEP = timedelta(days=400)  # longer than any execution (one year)
+
+
+def send_id(execution: str, step: str) -> str:
+    return hashlib.sha256(f"{execution}|{step}".encode()).hexdigest()
+
+
+def claim(tables: Tables, key: str, *, scenario: str, step: str, contact_id: str, channel: str, now: datetime) -> bool:
+    """True if this call owns the send; False if an earlier attempt already claimed it."""
+    record = tables.sends(
+        send_id=key,
+        status="claimed",
+        scenario=scenario,
+        step=step,
+        contact_id=contact_id,
+        channel=channel,
+        claimed_at=now,
+        expires_at=now + KEEP,
+    )
+    try:
+        create_new(record, SendModel.send_id)
+    except AlreadyExists:
+        return False
+    return True
+
+
+def release(tables: Tables, key: str) -> None:
+    """Gives the claim back when nothing went out, so the retry may send."""
+    tables.sends(send_id=key).delete()
+
+
+def mark_sent(tables: Tables, key: str, message_id: str, now: datetime) -> None:
+    tables.sends(send_id=key).update(
+        actions=[SendModel.status.set("sent"), SendModel.message_id.set(message_id), SendModel.sent_at.set(now)]
+    )

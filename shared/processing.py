@@ -1,0 +1,47 @@
+"""What the process function does with one queued event: contact, history, scenarios. Once per event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shared import contacts, dispatch
+from shared.clock import Clock
+from shared.events import UNRECOGNISED, Event
+from shared.settings import Settings
+from shared.storage import Tables, tables
+
+
+@dataclass(frozen=True)
+class Result:
+    event_id: str
+    contact_id: str | None
+    recorded: bool
+    outcomes: list[dispatch.Outcome] = field(default_factory=list)
+
+
+def _record(event: Event, owner: str, t: Tables, now: datetime, settings: Settings) -> None:
+    t.events(
+        contact_id=owner,
+        at_id=f"{event.occurred_at}#{event.event_id}",
+        type=event.type,
+        source=event.source,
+        properties={"topic": event.topic, **event.properties},
+        expires_at=now + timedelta(days=settings.event_retention_days),
+    ).save()
+
+
+def process(event: Event, settings: Settings, clock: Clock) -> Result:
+    t = tables(settings)
+    now = clock.now()
+    if event.type == UNRECOGNISED or event.contact is None:
+        # Accepted and kept (a source's own bucket), but nothing acts on it.
+        _record(event, f"_unattributed#{event.source}", t, now, settings)
+        return Result(event.event_id, None, recorded=True)
+    contact = contacts.upsert(event.contact, t, now)
+    if contact is None:
+        _record(event, f"_unattributed#{event.source}", t, now, settings)
+        return Result(event.event_id, None, recorded=True)
+    _record(event, contact.contact_id, t, now, settings)
+    outcomes = dispatch.start_matching(event, contact, settings, dispatch.catalogue())
+    return Result(event.event_id, contact.contact_id, recorded=True, outcomes=outcomes)

@@ -1,0 +1,195 @@
+"""Scenario files: YAML read with line numbers, validated into a model the compiler trusts.
+
+Build-time only (the CLI and the tests); no Lambda imports this module.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+ONE_YEAR = 365 * 86400
+KNOWN_EVENTS = ("contact.subscribed", "contact.updated")
+
+
+class ScenarioError(ValueError):
+    """A scenario problem at a place in a file, with a hint on how to fix it."""
+
+    def __init__(self, path: str, line: int, column: int, message: str) -> None:
+        super().__init__(f"{path}:{line}:{column}: {message}")
+        self.path, self.line, self.column, self.message = path, line, column, message
+
+
+@dataclass(frozen=True)
+class SendEmail:
+    id: str
+    template: str
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: int
+    text: str  # as written, e.g. "2d"
+
+
+Step = SendEmail | Wait
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    name: str
+    description: str
+    category: Literal["marketing", "transactional"]
+    trigger_event: str
+    entry_consent: Literal["email", "none"]
+    steps: tuple[Step, ...]
+    source: str
+
+
+class _Located:
+    """A parsed YAML value with the place it came from."""
+
+    def __init__(self, value: Any, line: int, column: int) -> None:
+        self.value, self.line, self.column = value, line, column
+
+
+def _locate(node: yaml.Node, path: str) -> _Located:
+    line, column = node.start_mark.line + 1, node.start_mark.column + 1
+    if isinstance(node, yaml.MappingNode):
+        mapping: dict[str, _Located] = {}
+        for key, value in node.value:
+            if str(key.value) in mapping:
+                raise ScenarioError(path, key.start_mark.line + 1, key.start_mark.column + 1, f"key {key.value!r} is repeated")
+            mapping[str(key.value)] = _locate(value, path)
+        return _Located(mapping, line, column)
+    if isinstance(node, yaml.SequenceNode):
+        return _Located([_locate(item, path) for item in node.value], line, column)
+    return _Located(node.value, line, column)  # scalars stay text: the reader checks each one
+
+
+class _Reader:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, at: _Located, message: str) -> ScenarioError:
+        return ScenarioError(self.path, at.line, at.column, message)
+
+    def mapping(self, at: _Located, what: str, allowed: tuple[str, ...], required: tuple[str, ...]) -> dict[str, _Located]:
+        if not isinstance(at.value, dict):
+            raise self.fail(at, f"{what} must be a mapping of keys to values")
+        for key, value in at.value.items():
+            if key not in allowed:
+                raise self.fail(value, f"unknown key {key!r} in {what}; allowed: {', '.join(allowed)}")
+        for key in required:
+            if key not in at.value:
+                raise self.fail(at, f"{what} needs the key {key!r}")
+        return at.value  # type: ignore[no-any-return]
+
+    def text(self, at: _Located, what: str) -> str:
+        if not isinstance(at.value, str) or not at.value.strip():
+            raise self.fail(at, f"{what} must be a non-empty text")
+        return at.value.strip()
+
+    def choice(self, at: _Located, what: str, choices: tuple[str, ...]) -> str:
+        value = self.text(at, what)
+        if value not in choices:
+            raise self.fail(at, f"{what} must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+
+def parse_duration(text: str) -> int | None:
+    match = DURATION.match(text.strip())
+    if not match:
+        return None
+    return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+def load(path: Path, templates_dir: Path | None = None) -> Scenario:
+    """Reads and validates one scenario file; ScenarioError names file, line and column."""
+    name = str(path)
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise ScenarioError(name, line, column, f"not valid YAML: {error.problem}") from None
+    if node is None:
+        raise ScenarioError(name, 1, 1, "the file is empty; a scenario needs id, name, trigger and steps")
+    reader = _Reader(name)
+    root = reader.mapping(
+        _locate(node, name),
+        "the scenario",
+        ("id", "name", "description", "category", "trigger", "entry", "steps"),
+        ("id", "name", "trigger", "steps"),
+    )
+    scenario_id = reader.text(root["id"], "id")
+    if not SLUG.match(scenario_id):
+        raise reader.fail(root["id"], "id must be lower-case letters, digits and dashes (at most 40)")
+    if scenario_id != path.stem:
+        raise reader.fail(root["id"], f"id {scenario_id!r} must match the file name {path.stem!r}")
+    category = reader.choice(root["category"], "category", ("marketing", "transactional")) if "category" in root else "marketing"
+    trigger = reader.mapping(root["trigger"], "trigger", ("event",), ("event",))
+    event = reader.text(trigger["event"], "trigger.event")
+    if event not in KNOWN_EVENTS:
+        raise reader.fail(trigger["event"], f"unknown event {event!r}; known events: {', '.join(KNOWN_EVENTS)}")
+    entry_consent = "email" if category == "marketing" else "none"
+    if "entry" in root:
+        entry = reader.mapping(root["entry"], "entry", ("consent",), ())
+        if "consent" in entry:
+            entry_consent = reader.choice(entry["consent"], "entry.consent", ("email", "none"))
+    steps = _steps(reader, root["steps"], templates_dir)
+    return Scenario(
+        id=scenario_id,
+        name=reader.text(root["name"], "name"),
+        description=reader.text(root["description"], "description") if "description" in root else "",
+        category=category,  # type: ignore[arg-type]
+        trigger_event=event,
+        entry_consent=entry_consent,  # type: ignore[arg-type]
+        steps=steps,
+        source=path.name,
+    )
+
+
+def _steps(reader: _Reader, at: _Located, templates_dir: Path | None) -> tuple[Step, ...]:
+    if not isinstance(at.value, list) or not at.value:
+        raise reader.fail(at, "steps must be a non-empty list")
+    steps: list[Step] = []
+    seen: set[str] = set()
+    total = 0
+    for item in at.value:
+        if isinstance(item.value, dict) and "send_email" in item.value:
+            fields = reader.mapping(item, "a send_email step", ("id", "send_email"), ("id", "send_email"))
+            step_id = reader.text(fields["id"], "step id")
+            if not SLUG.match(step_id):
+                raise reader.fail(fields["id"], "a step id is lower-case letters, digits and dashes")
+            if step_id in seen:
+                raise reader.fail(fields["id"], f"step id {step_id!r} is used twice; step ids must be unique")
+            seen.add(step_id)
+            template = reader.text(fields["send_email"], "send_email")
+            if templates_dir is not None and not any((templates_dir / "email").glob(f"{template}.*.html")):
+                raise reader.fail(
+                    fields["send_email"],
+                    f"no email template {template!r}: expected templates/email/{template}.<locale>.html",
+                )
+            steps.append(SendEmail(id=step_id, template=template))
+        elif isinstance(item.value, dict) and "wait" in item.value:
+            fields = reader.mapping(item, "a wait step", ("wait",), ("wait",))
+            text = str(fields["wait"].value)
+            seconds = parse_duration(text)
+            if seconds is None or seconds <= 0:
+                raise reader.fail(fields["wait"], f"wait {text!r} is not a duration; write e.g. 90s, 30m, 1h, 2d, 1w")
+            total += seconds
+            if total >= ONE_YEAR:
+                raise reader.fail(fields["wait"], "the waits add up to a year or more; Step Functions ends executions at one year")
+            steps.append(Wait(seconds=seconds, text=text))
+        else:
+            raise reader.fail(item, "each step is a mapping with one of: send_email, wait")
+    return tuple(steps)

@@ -1,0 +1,100 @@
+"""A scenario's send step: re-check right before sending, claim, render, send, record (decision 3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from shared import consent, links, mailer, outbox
+from shared.clock import Clock
+from shared.settings import Settings
+from shared.storage import ContactModel, get_or_none, tables
+from shared.templates import render_email
+
+
+class InvalidRequest(ValueError):
+    """The state machine sent a payload this function does not understand (a compiler bug)."""
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    scenario: str
+    step: str
+    template: str
+    category: str
+    execution: str
+    contact_id: str
+    trigger: dict[str, Any]
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> SendRequest:
+        try:
+            return cls(
+                scenario=str(payload["scenario"]),
+                step=str(payload["step"]),
+                template=str(payload["template"]),
+                category=str(payload.get("category", "marketing")),
+                execution=str(payload["execution"]),
+                contact_id=str(payload["contact_id"]),
+                trigger=dict(payload.get("trigger") or {}),
+            )
+        except KeyError as missing:
+            raise InvalidRequest(f"send_email payload lacks the field {missing.args[0]}") from None
+
+
+def _refusal(request: SendRequest, contact: ContactModel | None) -> str | None:
+    if request.category == "marketing":
+        return consent.refusal_for_marketing_email(contact)
+    if contact is None or not contact.email:
+        return "no email address"
+    if contact.suppressed:
+        return "address suppressed"
+    return None
+
+
+def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secret: str) -> dict[str, str]:
+    """Sends the step's email at most once; answers sent, skipped (with the reason) or duplicate."""
+    t = tables(settings)
+    contact = get_or_none(t.contacts, request.contact_id, consistent=True)
+    refusal = _refusal(request, contact)
+    if refusal is not None or contact is None or contact.email is None:
+        return {"status": "skipped", "reason": refusal or "no email address"}
+    now = clock.now()
+    unsubscribe_token = links.token(contact.contact_id, "all", link_secret)
+    unsubscribe_url = f"{settings.public_base_url}/unsubscribe?t={quote(unsubscribe_token)}"
+    context: dict[str, Any] = {
+        "contact": {
+            "first_name": contact.first_name,
+            "last_name": contact.last_name,
+            "email": contact.email,
+        },
+        "first_name": contact.first_name,
+        "trigger": request.trigger,
+        "sender": {"name": settings.sender_name, "postal_address": settings.postal_address},
+        "unsubscribe_url": unsubscribe_url,
+    }
+    envelope = mailer.Envelope(
+        sender_name=settings.sender_name,
+        sender_address=settings.from_address,
+        to=contact.email,
+        unsubscribe_url=unsubscribe_url,
+        unsubscribe_mailto=f"mailto:{settings.from_address}?subject=unsubscribe%20{quote(unsubscribe_token)}",
+        scenario=request.scenario,
+        step=request.step,
+        sent_at=now,
+    )
+    rendered = render_email(request.template, contact.locale or settings.default_locale, context)
+    message = mailer.build_message(envelope, rendered)
+    key = outbox.send_id(request.execution, request.step)
+    if not outbox.claim(
+        t, key, scenario=request.scenario, step=request.step, contact_id=contact.contact_id, channel="email", now=now
+    ):
+        return {"status": "duplicate", "reason": "this step was already sent for this execution"}
+    try:
+        message_id = mailer.send(message, envelope, settings.region, settings.configuration_set)
+    except mailer.SendDeferred:
+        outbox.release(t, key)
+        raise
+    outbox.mark_sent(t, key, message_id, clock.now())
+    return {"status": "sent", "message_id": message_id}

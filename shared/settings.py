@@ -1,0 +1,93 @@
+"""Configuration, validated once per container from the environment the template gives each function."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from shared.clock import Clock
+
+
+class ConfigurationError(RuntimeError):
+    """A setting is missing or malformed: the deployment is wrong, not the request."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    region: str
+    contacts_table: str
+    identities_table: str
+    events_table: str
+    sends_table: str
+    idempotency_table: str
+    queue_url: str
+    state_machine_prefix: str
+    from_address: str
+    configuration_set: str
+    public_base_url: str
+    sender_name: str
+    postal_address: str
+    default_locale: str
+    event_retention_days: int
+    time_scale: float
+    clock_epoch: float
+    shopify_secret: str | None
+    shopify_secret_parameter: str | None
+    link_secret: str | None
+    link_secret_parameter: str | None
+
+    def clock(self) -> Clock:
+        return Clock(scale=self.time_scale, epoch=self.clock_epoch)
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> Settings:
+        def need(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise ConfigurationError(f"environment variable {name} is required")
+            return value
+
+        def number(name: str, default: str) -> float:
+            raw = env.get(name, default)
+            try:
+                return float(raw)
+            except ValueError:
+                raise ConfigurationError(f"environment variable {name} must be a number, got {raw!r}") from None
+
+        scale = number("PARCOURS_TIME_SCALE", "1")
+        if scale <= 0:
+            raise ConfigurationError("PARCOURS_TIME_SCALE must be positive")
+        locale = env.get("PARCOURS_DEFAULT_LOCALE", "fr")
+        if locale not in ("fr", "en"):
+            raise ConfigurationError(f"PARCOURS_DEFAULT_LOCALE must be fr or en, got {locale!r}")
+        return cls(
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or need("AWS_REGION"),
+            contacts_table=need("PARCOURS_CONTACTS_TABLE"),
+            identities_table=need("PARCOURS_IDENTITIES_TABLE"),
+            events_table=need("PARCOURS_EVENTS_TABLE"),
+            sends_table=need("PARCOURS_SENDS_TABLE"),
+            idempotency_table=need("PARCOURS_IDEMPOTENCY_TABLE"),
+            queue_url=need("PARCOURS_QUEUE_URL"),
+            state_machine_prefix=need("PARCOURS_STATE_MACHINE_PREFIX"),
+            from_address=need("PARCOURS_FROM_ADDRESS"),
+            configuration_set=need("PARCOURS_CONFIGURATION_SET"),
+            public_base_url=need("PARCOURS_PUBLIC_BASE_URL").rstrip("/"),
+            sender_name=need("PARCOURS_SENDER_NAME"),
+            postal_address=need("PARCOURS_POSTAL_ADDRESS"),
+            default_locale=locale,
+            event_retention_days=int(number("PARCOURS_EVENT_RETENTION_DAYS", "1095")),
+            time_scale=scale,
+            clock_epoch=number("PARCOURS_CLOCK_EPOCH", "0"),
+            shopify_secret=env.get("PARCOURS_SHOPIFY_SECRET") or None,
+            shopify_secret_parameter=env.get("PARCOURS_SHOPIFY_SECRET_PARAMETER") or None,
+            link_secret=env.get("PARCOURS_LINK_SECRET") or None,
+            link_secret_parameter=env.get("PARCOURS_LINK_SECRET_PARAMETER") or None,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The container's settings, read on first use (never at import time)."""
+    return Settings.from_environ(os.environ)

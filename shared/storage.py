@@ -1,0 +1,162 @@
+"""DynamoDB tables behind PynamoDB models; AWS errors become the domain's own exceptions here.
+
+Table names come from the settings, so models are bound to them at run time (`tables(settings)`), never at
+import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, TypeVar
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException
+from pynamodb.models import Model
+
+from shared.settings import Settings
+
+
+class StorageError(RuntimeError):
+    """DynamoDB refused or failed a request; the caller may retry the whole unit of work."""
+
+
+class AlreadyExists(StorageError):
+    """A conditional create found the item already there."""
+
+
+class Consent(MapAttribute[str, Any]):
+    """Proof of a consent decision (REQUIREMENTS.md, Privacy): what, when, where from, how strong."""
+
+    state = UnicodeAttribute()  # granted | denied | unknown
+    level = UnicodeAttribute(null=True)  # single_opt_in | confirmed_opt_in | unknown
+    source = UnicodeAttribute()  # e.g. shopify:customers/create
+    wording = UnicodeAttribute(null=True)
+    at = UTCDateTimeAttribute()
+
+
+class ContactModel(Model):
+    class Meta:
+        table_name = "unbound"
+
+    contact_id = UnicodeAttribute(hash_key=True)
+    email = UnicodeAttribute(null=True)
+    first_name = UnicodeAttribute(null=True)
+    last_name = UnicodeAttribute(null=True)
+    locale = UnicodeAttribute(null=True)
+    source_ids = MapAttribute[str, Any](null=True)
+    email_consent = Consent(null=True)
+    consent_history = ListAttribute(of=Consent, default=list)
+    suppressed = BooleanAttribute(default=False)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    source_updated_at = UTCDateTimeAttribute(null=True)
+
+
+class IdentityModel(Model):
+    """Finds a contact by one of its identifiers (`email#...`, `shopify#...`) in one read."""
+
+    class Meta:
+        table_name = "unbound"
+
+    identity = UnicodeAttribute(hash_key=True)
+    contact_id = UnicodeAttribute()
+
+
+class EventModel(Model):
+    """A contact's history, newest last, purged by TTL."""
+
+    class Meta:
+        table_name = "unbound"
+
+    contact_id = UnicodeAttribute(hash_key=True)
+    at_id = UnicodeAttribute(range_key=True)  # ISO time + "#" + event id: ordered and unique
+    type = UnicodeAttribute()
+    source = UnicodeAttribute()
+    properties = JSONAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
+class SendModel(Model):
+    """One record per (execution, step): the claim that makes a send happen at most once."""
+
+    class Meta:
+        table_name = "unbound"
+
+    send_id = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute()  # claimed | sent
+    scenario = UnicodeAttribute()
+    step = UnicodeAttribute()
+    contact_id = UnicodeAttribute()
+    channel = UnicodeAttribute()
+    message_id = UnicodeAttribute(null=True)
+    claimed_at = UTCDateTimeAttribute()
+    sent_at = UTCDateTimeAttribute(null=True)
+    attempts = NumberAttribute(default=1)
+    expires_at = TTLAttribute(null=True)
+
+
+M = TypeVar("M", bound=Model)
+
+
+def _bind(model: type[M], table_name: str, region: str) -> type[M]:
+    meta = type("Meta", (), {"table_name": table_name, "region": region})
+    return type(model.__name__, (model,), {"Meta": meta})
+
+
+@dataclass(frozen=True)
+class Tables:
+    contacts: type[ContactModel]
+    identities: type[IdentityModel]
+    events: type[EventModel]
+    sends: type[SendModel]
+
+
+@lru_cache(maxsize=4)
+def _tables(contacts: str, identities: str, events: str, sends: str, region: str) -> Tables:
+    return Tables(
+        contacts=_bind(ContactModel, contacts, region),
+        identities=_bind(IdentityModel, identities, region),
+        events=_bind(EventModel, events, region),
+        sends=_bind(SendModel, sends, region),
+    )
+
+
+def tables(settings: Settings) -> Tables:
+    return _tables(
+        settings.contacts_table,
+        settings.identities_table,
+        settings.events_table,
+        settings.sends_table,
+        settings.region,
+    )
+
+
+def create_new(item: Model, key_attribute: Any) -> None:
+    """Save `item` only if no item has its key; AlreadyExists otherwise."""
+    try:
+        item.save(condition=key_attribute.does_not_exist())
+    except PutError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            raise AlreadyExists(type(item).__name__) from None
+        raise StorageError(str(error)) from error
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+
+
+def get_or_none(model: type[M], key: str, *, consistent: bool = False) -> M | None:
+    try:
+        return model.get(key, consistent_read=consistent)
+    except DoesNotExist:
+        return None
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error

@@ -1,0 +1,128 @@
+"""Email templates written by marketers: Jinja2's sandbox, autoescaped, one file per message and locale.
+
+A message file `templates/email/<name>.<locale>.html` extends a layout and fills the blocks `subject`,
+`preheader` and `body`; the text part is derived from the HTML.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+
+LOCALES = ("fr", "en")
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "templates"
+
+
+class TemplateProblem(ValueError):
+    """A template that cannot render, with its name and line."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    locale: str
+
+
+@lru_cache(maxsize=4)
+def environment(root: Path = DEFAULT_ROOT) -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(str(root)),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def template_name(name: str, locale: str, root: Path = DEFAULT_ROOT) -> str:
+    """The file for this locale, falling back to the other shipped locale."""
+    for candidate in (locale, *[other for other in LOCALES if other != locale]):
+        path = f"email/{name}.{candidate}.html"
+        if (root / path).is_file():
+            return path
+    raise TemplateProblem(f"no email template {name!r} in any locale ({', '.join(LOCALES)})")
+
+
+class _TextExtractor(HTMLParser):
+    BREAKS = {"p", "br", "div", "h1", "h2", "h3", "li", "tr", "table"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.skip = 0
+        self.href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "head", "title"):
+            self.skip += 1
+        if tag in self.BREAKS:
+            self.parts.append("\n")
+        if tag == "a":
+            self.href = dict(attrs).get("href")
+        if tag == "li":
+            self.parts.append("- ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "head", "title"):
+            self.skip -= 1
+        if tag == "a" and self.href:
+            self.parts.append(f" ({self.href})")
+            self.href = None
+        if tag in self.BREAKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    lines = (line.strip() for line in "".join(extractor.parts).splitlines())
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def render_email(name: str, locale: str, context: dict[str, Any], root: Path = DEFAULT_ROOT) -> RenderedEmail:
+    path = template_name(name, locale, root)
+    context = {**context, "locale": path.split(".")[-2]}
+    env = environment(root)
+    try:
+        template = env.get_template(path)
+        ctx = template.new_context(context)
+        subject = "".join(template.blocks["subject"](ctx)).strip() if "subject" in template.blocks else ""
+        preheader = "".join(template.blocks["preheader"](ctx)).strip() if "preheader" in template.blocks else ""
+        html = template.render({**context, "preheader": preheader})
+    except TemplateSyntaxError as error:
+        raise TemplateProblem(f"{error.filename or error.name}:{error.lineno}: {error.message}") from None
+    except TemplateNotFound as error:
+        raise TemplateProblem(f"{path}: includes a missing template {error.name!r}") from None
+    except TemplateError as error:
+        raise TemplateProblem(f"{path}:{_line_of(error)}: {error}") from None
+    if not subject:
+        raise TemplateProblem(f"{path}: the subject block is missing or empty")
+    return RenderedEmail(
+        subject=subject, preheader=preheader, html=html, text=html_to_text(html), locale=context["locale"]
+    )
+
+
+def _line_of(error: BaseException) -> str:
+    """The template line of a render error, read from the traceback Jinja rewrites to point at templates."""
+    tb = error.__traceback__
+    line = "?"
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(".html"):
+            line = str(tb.tb_lineno)
+        tb = tb.tb_next
+    return line
