@@ -57,10 +57,16 @@ def write(compiled: Compiled, root: Path = ROOT) -> list[str]:
 
 def stale_files(compiled: Compiled, root: Path = ROOT) -> list[str]:
     """Compiled files on disk that differ from what the scenarios compile to now."""
-    wrong = [rel for rel, content in compiled.files.items()
-             if not (root / rel).exists() or (root / rel).read_text(encoding="utf-8") != content]
-    extra = [f"scenarios/compiled/{p.name}" for p in (root / "scenarios" / "compiled").glob("*.json")
-             if f"scenarios/compiled/{p.name}" not in compiled.files]
+    wrong = [
+        rel
+        for rel, content in compiled.files.items()
+        if not (root / rel).exists() or (root / rel).read_text(encoding="utf-8") != content
+    ]
+    extra = [
+        f"scenarios/compiled/{p.name}"
+        for p in (root / "scenarios" / "compiled").glob("*.json")
+        if f"scenarios/compiled/{p.name}" not in compiled.files
+    ]
     return wrong + extra
 
 

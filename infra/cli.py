@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
@@ -20,10 +21,8 @@ def _local(args: argparse.Namespace) -> int:
     print(f"outbox: {runtime.api_url}/_local/outbox.html", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     runtime.stop()
     return 0
 

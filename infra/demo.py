@@ -13,7 +13,11 @@ from infra.webhook_client import get_json, post_shopify
 
 SAMPLES = Path(__file__).resolve().parent.parent / "tests" / "events" / "shopify"
 PLAYED = [
-    ("customers/create", "customers-create.json", "marketing consent (Shopify email_marketing_consent), French"),
+    (
+        "customers/create",
+        "customers-create.json",
+        "marketing consent (Shopify email_marketing_consent), French",
+    ),
     ("customers/create", "customers-create-en.json", "marketing consent (older accepts_marketing), English"),
     ("customers/create", "customers-create-no-consent.json", "no marketing consent"),
 ]
@@ -31,8 +35,9 @@ def run(time_scale: float, timeout: float) -> int:
         for number, (topic, sample, what) in enumerate(PLAYED, start=1):
             answer = post_shopify(runtime.api_url, topic, (SAMPLES / sample).read_bytes(), secret, f"demo-{number}")
             print(f"POST /webhooks/shopify {topic:<17} {sample:<35} -> {answer.status} ({what})")
-        redelivered = post_shopify(runtime.api_url, "customers/create", (SAMPLES / PLAYED[0][1]).read_bytes(),
-                                   secret, "demo-1")
+        redelivered = post_shopify(
+            runtime.api_url, "customers/create", (SAMPLES / PLAYED[0][1]).read_bytes(), secret, "demo-1"
+        )
         print(f"POST /webhooks/shopify redelivery of demo-1 (same X-Shopify-Event-Id)   -> {redelivered.status}")
         print("\nwaiting for the welcome series (E1 now, E2 J+2, E3 J+5, E4 J+8)...\n")
         deadline = time.monotonic() + timeout
@@ -46,20 +51,24 @@ def run(time_scale: float, timeout: float) -> int:
         outbox = get_json(f"{runtime.api_url}/_local/outbox")
         _print(outbox, time_scale)
         ok = len(outbox) == EXPECTED and not any(m["to"].startswith("sans.consentement") for m in outbox)
-        print(f"\n{len(outbox)} messages sent in {time.monotonic() - started:.0f} s real time; "
-              + ("as expected." if ok else f"expected {EXPECTED}: something is wrong."))
+        print(
+            f"\n{len(outbox)} messages sent in {time.monotonic() - started:.0f} s real time; "
+            + ("as expected." if ok else f"expected {EXPECTED}: something is wrong.")
+        )
         return 0 if ok else 1
     finally:
         runtime.stop()
 
 
 def _print(outbox: list[dict[str, str]], time_scale: float) -> None:
-    first = {}
+    first: dict[str, datetime] = {}
     for message in outbox:
         first.setdefault(message["to"], datetime.fromisoformat(message["sent_at"]))
     print(f"{'simulated time':<17} {'day':<5} {'to':<27} {'scenario/step':<26} subject")
     for message in outbox:
         sent = datetime.fromisoformat(message["sent_at"])
         day = (sent - first[message["to"]]).total_seconds() / 86400
-        print(f"{sent:%Y-%m-%d %H:%M}  J+{day:<3.0f} {message['to']:<27} "
-              f"{message['scenario'] + '/' + message['step']:<26} {message['subject']}")
+        print(
+            f"{sent:%Y-%m-%d %H:%M}  J+{day:<3.0f} {message['to']:<27} "
+            f"{message['scenario'] + '/' + message['step']:<26} {message['subject']}"
+        )

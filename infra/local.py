@@ -119,6 +119,8 @@ class LocalRuntime:
 
         # moto says, for every resource type it skips, what this module's docstring already says.
         warnings.filterwarnings("ignore", message=".*not supported by moto's CloudFormation.*")
+        # Metrics are disabled locally (no CloudWatch to read them), which Powertools reports on every flush.
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
         for noisy in ("moto", "werkzeug"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
 
@@ -129,7 +131,7 @@ class LocalRuntime:
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
                 "AWS_ACCESS_KEY_ID": "local",
-                "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 (moto accepts any credentials)
+                "AWS_SECRET_ACCESS_KEY": "local",
             }
         )
         os.environ.pop("AWS_PROFILE", None)
@@ -144,18 +146,26 @@ class LocalRuntime:
             ).encode(),
             method="POST",
         )
-        urllib.request.urlopen(request, timeout=10).read()  # noqa: S310 (our own loopback server)
+        urllib.request.urlopen(request, timeout=10).read()
 
     def _patch_moto(self) -> None:
         from moto.awslambda_simple.models import LambdaSimpleBackend
         from moto.stepfunctions.models import StateMachine
-        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+            WaitFunction,
+        )
         from moto.stepfunctions.responses import get_backend as sfn_backend
 
         runtime = self
 
-        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
-                   response_headers: dict[str, Any]) -> bytes:
+        def invoke(
+            backend: Any,
+            function_name: str,
+            qualifier: Any,
+            body: Any,
+            headers: Any,
+            response_headers: dict[str, Any],
+        ) -> bytes:
             return runtime._invoke(backend, function_name, body, response_headers)
 
         def wait_interval(wait_function: Any, env: Any, wait_seconds: int) -> None:
@@ -167,18 +177,27 @@ class LocalRuntime:
                 if env.program_state_event.wait(min(remaining, 0.5)):
                     time.sleep(0.01)  # stopping: is_running() turns false at once
 
-        def create_state_machine(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
-                                 region_name: str, **kwargs: Any) -> Any:
+        def create_state_machine(
+            cls: Any,
+            /,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Any:
             # moto's CloudFormation creates state machines in the backend that does not execute them.
             props = cloudformation_json["Properties"]
             return sfn_backend(account_id, region_name).create_state_machine(
-                props.get("StateMachineName", resource_name), props["DefinitionString"], props.get("RoleArn", ""),
+                props.get("StateMachineName", resource_name),
+                props["DefinitionString"],
+                props.get("RoleArn", ""),
                 sm_type=props.get("StateMachineType"),
             )
 
-        LambdaSimpleBackend.invoke = invoke
-        WaitFunction._wait_interval = wait_interval
-        StateMachine.create_from_cloudformation_json = classmethod(create_state_machine)
+        setattr(LambdaSimpleBackend, "invoke", invoke)  # noqa: B010 (monkeypatching moto, on purpose)
+        setattr(WaitFunction, "_wait_interval", wait_interval)  # noqa: B010
+        setattr(StateMachine, "create_from_cloudformation_json", classmethod(create_state_machine))  # noqa: B010
 
     # ---- deployment -------------------------------------------------------------------------------------------
     def _deploy(self) -> None:
@@ -254,8 +273,12 @@ class LocalRuntime:
                 "POWERTOOLS_LOG_LEVEL": self.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             }
         )
-        for name in ("PARCOURS_SHOPIFY_SECRET", "PARCOURS_WOOCOMMERCE_SECRET", "PARCOURS_GENERIC_SECRET",
-                     "PARCOURS_WRITE_KEY"):
+        for name in (
+            "PARCOURS_SHOPIFY_SECRET",
+            "PARCOURS_WOOCOMMERCE_SECRET",
+            "PARCOURS_GENERIC_SECRET",
+            "PARCOURS_WRITE_KEY",
+        ):
             if self.environ.get(name):
                 merged[name] = self.environ[name]
         os.environ.update(merged)
@@ -302,7 +325,7 @@ class LocalRuntime:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+            def log_message(self, format: str, *args: Any) -> None:
                 return  # requests may carry personal data in query strings: not logged
 
             def do_GET(self) -> None:
@@ -332,8 +355,9 @@ class LocalRuntime:
         status, headers, payload = self._call_route(function, request, method, url.path, url.query, body)
         self._reply(request, status, headers, payload)
 
-    def _call_route(self, function: str, request: BaseHTTPRequestHandler, method: str, path: str, query: str,
-                    body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _call_route(
+        self, function: str, request: BaseHTTPRequestHandler, method: str, path: str, query: str, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         """API Gateway HTTP API, payload format 2.0: the event it builds and the answer it makes of the result."""
         import boto3
 
@@ -355,8 +379,13 @@ class LocalRuntime:
                 "accountId": ACCOUNT,
                 "apiId": "local",
                 "domainName": f"{self.host}:{self.port}",
-                "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                         "sourceIp": request.client_address[0], "userAgent": headers.get("user-agent", "")},
+                "http": {
+                    "method": method,
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": request.client_address[0],
+                    "userAgent": headers.get("user-agent", ""),
+                },
                 "requestId": str(uuid.uuid4()),
                 "routeKey": f"{method} {path}",
                 "stage": "$default",
@@ -377,7 +406,11 @@ class LocalRuntime:
             return 200, {"content-type": "application/json"}, json.dumps(result).encode()
         out_body = result.get("body") or ""
         raw = base64.b64decode(out_body) if result.get("isBase64Encoded") else str(out_body).encode()
-        return int(result["statusCode"]), {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}, raw
+        return (
+            int(result["statusCode"]),
+            {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()},
+            raw,
+        )
 
     @staticmethod
     def _reply(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
@@ -394,8 +427,11 @@ class LocalRuntime:
         """Every message SES and SNS accepted, oldest first (the local runtime contract's shape)."""
         from moto.ses.models import ses_backends
 
-        return [_email_entry(message.raw_data) for message in list(ses_backends[ACCOUNT][REGION].sent_messages)
-                if hasattr(message, "raw_data")]
+        return [
+            _email_entry(message.raw_data)
+            for message in list(ses_backends[ACCOUNT][REGION].sent_messages)
+            if hasattr(message, "raw_data")
+        ]
 
 
 def _part(message: Message, subtype: str) -> str | None:

@@ -37,8 +37,25 @@ def _intrinsic(tag: str) -> Callable[[yaml.SafeLoader, yaml.Node], dict[str, Any
     return construct
 
 
-for _tag in ("Ref", "Sub", "GetAtt", "If", "Not", "Equals", "Join", "Select", "Split", "And", "Or",
-             "FindInMap", "ImportValue", "Base64", "GetAZs", "Condition", "Cidr"):
+for _tag in (
+    "Ref",
+    "Sub",
+    "GetAtt",
+    "If",
+    "Not",
+    "Equals",
+    "Join",
+    "Select",
+    "Split",
+    "And",
+    "Or",
+    "FindInMap",
+    "ImportValue",
+    "Base64",
+    "GetAZs",
+    "Condition",
+    "Cidr",
+):
     _CfnLoader.add_constructor(f"!{_tag}", _intrinsic(_tag))
 
 

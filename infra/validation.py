@@ -20,7 +20,9 @@ SAMPLE_CONTEXT: dict[str, Any] = {
 def templates(compiled: Compiled, root: Path = TEMPLATES) -> list[str]:
     """Renders every message template in every locale (with and without a first name); lists the problems."""
     problems = []
-    names = sorted({p.relative_to(root / "email").as_posix().rsplit(".", 2)[0] for p in (root / "email").rglob("*.html")})
+    names = sorted(
+        {p.relative_to(root / "email").as_posix().rsplit(".", 2)[0] for p in (root / "email").rglob("*.html")}
+    )
     for name in names:
         for locale in LOCALES:
             if not (root / "email" / f"{name}.{locale}.html").is_file():

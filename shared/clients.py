@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 
-@lru_cache(maxsize=None)
+@cache
 def _client(service: str, region: str) -> Any:
     return boto3.client(service, region_name=region)  # type: ignore[call-overload]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import datetime
 
@@ -62,7 +63,7 @@ def upsert(facts: ContactFacts, tables: Tables, now: datetime) -> ContactModel |
         if facts.source_id:
             source, _, native_id = facts.source_id.partition("#")
             known = contact.source_ids.as_dict() if contact.source_ids is not None else {}
-            contact.source_ids = {**known, source: native_id}  # type: ignore[assignment]
+            contact.source_ids = {**known, source: native_id}
         if source_updated is not None:
             contact.source_updated_at = source_updated
     if facts.email_consent is not None:
@@ -72,8 +73,6 @@ def upsert(facts: ContactFacts, tables: Tables, now: datetime) -> ContactModel |
     for key in keys:
         if key == known_key:
             continue
-        try:
+        with contextlib.suppress(AlreadyExists):
             create_new(tables.identities(identity=key, contact_id=contact.contact_id), IdentityModel.identity)
-        except AlreadyExists:
-            pass
     return contact

@@ -54,7 +54,9 @@ def execution_name(scenario: str, contact_id: str, event_id: str) -> str:
     return f"{scenario}-{contact_id}-{digest}"[:80]
 
 
-def start_matching(event: Event, contact: ContactModel, settings: Settings, entries: tuple[Entry, ...]) -> list[Outcome]:
+def start_matching(
+    event: Event, contact: ContactModel, settings: Settings, entries: tuple[Entry, ...]
+) -> list[Outcome]:
     outcomes = []
     for entry in entries:
         if entry.trigger_event != event.type:

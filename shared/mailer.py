@@ -13,7 +13,12 @@ from shared import clients
 from shared.templates import RenderedEmail
 
 # SES answers these when it is busy; the Task retries them (SendDeferred is in compiler.RETRYABLE).
-_RETRYABLE_CODES = {"TooManyRequestsException", "LimitExceededException", "ThrottlingException", "ServiceUnavailable"}
+_RETRYABLE_CODES = {
+    "TooManyRequestsException",
+    "LimitExceededException",
+    "ThrottlingException",
+    "ServiceUnavailable",
+}
 
 
 class SendDeferred(RuntimeError):

@@ -40,5 +40,9 @@ def release(tables: Tables, key: str) -> None:
 
 def mark_sent(tables: Tables, key: str, message_id: str, now: datetime) -> None:
     tables.sends(send_id=key).update(
-        actions=[SendModel.status.set("sent"), SendModel.message_id.set(message_id), SendModel.sent_at.set(now)]
+        actions=[
+            SendModel.status.set("sent"),
+            SendModel.message_id.set(message_id),
+            SendModel.sent_at.set(now),
+        ]
     )

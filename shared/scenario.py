@@ -67,7 +67,9 @@ def _locate(node: yaml.Node, path: str) -> _Located:
         mapping: dict[str, _Located] = {}
         for key, value in node.value:
             if str(key.value) in mapping:
-                raise ScenarioError(path, key.start_mark.line + 1, key.start_mark.column + 1, f"key {key.value!r} is repeated")
+                raise ScenarioError(
+                    path, key.start_mark.line + 1, key.start_mark.column + 1, f"key {key.value!r} is repeated"
+                )
             mapping[str(key.value)] = _locate(value, path)
         return _Located(mapping, line, column)
     if isinstance(node, yaml.SequenceNode):
@@ -82,7 +84,9 @@ class _Reader:
     def fail(self, at: _Located, message: str) -> ScenarioError:
         return ScenarioError(self.path, at.line, at.column, message)
 
-    def mapping(self, at: _Located, what: str, allowed: tuple[str, ...], required: tuple[str, ...]) -> dict[str, _Located]:
+    def mapping(
+        self, at: _Located, what: str, allowed: tuple[str, ...], required: tuple[str, ...]
+    ) -> dict[str, _Located]:
         if not isinstance(at.value, dict):
             raise self.fail(at, f"{what} must be a mapping of keys to values")
         for key, value in at.value.items():
@@ -91,7 +95,7 @@ class _Reader:
         for key in required:
             if key not in at.value:
                 raise self.fail(at, f"{what} needs the key {key!r}")
-        return at.value  # type: ignore[no-any-return]
+        return at.value
 
     def text(self, at: _Located, what: str) -> str:
         if not isinstance(at.value, str) or not at.value.strip():
@@ -135,7 +139,11 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         raise reader.fail(root["id"], "id must be lower-case letters, digits and dashes (at most 40)")
     if scenario_id != path.stem:
         raise reader.fail(root["id"], f"id {scenario_id!r} must match the file name {path.stem!r}")
-    category = reader.choice(root["category"], "category", ("marketing", "transactional")) if "category" in root else "marketing"
+    category = (
+        reader.choice(root["category"], "category", ("marketing", "transactional"))
+        if "category" in root
+        else "marketing"
+    )
     trigger = reader.mapping(root["trigger"], "trigger", ("event",), ("event",))
     event = reader.text(trigger["event"], "trigger.event")
     if event not in KNOWN_EVENTS:
@@ -188,7 +196,10 @@ def _steps(reader: _Reader, at: _Located, templates_dir: Path | None) -> tuple[S
                 raise reader.fail(fields["wait"], f"wait {text!r} is not a duration; write e.g. 90s, 30m, 1h, 2d, 1w")
             total += seconds
             if total >= ONE_YEAR:
-                raise reader.fail(fields["wait"], "the waits add up to a year or more; Step Functions ends executions at one year")
+                raise reader.fail(
+                    fields["wait"],
+                    "the waits add up to a year or more; Step Functions ends executions at one year",
+                )
             steps.append(Wait(seconds=seconds, text=text))
         else:
             raise reader.fail(item, "each step is a mapping with one of: send_email, wait")

@@ -88,7 +88,13 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
     message = mailer.build_message(envelope, rendered)
     key = outbox.send_id(request.execution, request.step)
     if not outbox.claim(
-        t, key, scenario=request.scenario, step=request.step, contact_id=contact.contact_id, channel="email", now=now
+        t,
+        key,
+        scenario=request.scenario,
+        step=request.step,
+        contact_id=contact.contact_id,
+        channel="email",
+        now=now,
     ):
         return {"status": "duplicate", "reason": "this step was already sent for this execution"}
     try:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, TemplateSyntaxError
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateNotFound, TemplateSyntaxError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 LOCALES = ("fr", "en")
@@ -54,7 +55,7 @@ def template_name(name: str, locale: str, root: Path = DEFAULT_ROOT) -> str:
 
 
 class _TextExtractor(HTMLParser):
-    BREAKS = {"p", "br", "div", "h1", "h2", "h3", "li", "tr", "table"}
+    BREAKS: ClassVar[frozenset[str]] = frozenset({"p", "br", "div", "h1", "h2", "h3", "li", "tr", "table"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -101,8 +102,8 @@ def render_email(name: str, locale: str, context: dict[str, Any], root: Path = D
     try:
         template = env.get_template(path)
         ctx = template.new_context(context)
-        subject = "".join(template.blocks["subject"](ctx)).strip() if "subject" in template.blocks else ""
-        preheader = "".join(template.blocks["preheader"](ctx)).strip() if "preheader" in template.blocks else ""
+        subject = _block(template, "subject", ctx)
+        preheader = _block(template, "preheader", ctx)
         html = template.render({**context, "preheader": preheader})
     except TemplateSyntaxError as error:
         raise TemplateProblem(f"{error.filename or error.name}:{error.lineno}: {error.message}") from None
@@ -115,6 +116,15 @@ def render_email(name: str, locale: str, context: dict[str, Any], root: Path = D
     return RenderedEmail(
         subject=subject, preheader=preheader, html=html, text=html_to_text(html), locale=context["locale"]
     )
+
+
+def _block(template: Template, name: str, context: Context) -> str:
+    if name not in template.blocks:
+        return ""
+    try:
+        return "".join(template.blocks[name](context)).strip()
+    except Exception:
+        template.environment.handle_exception()  # re-raises with the template's own line numbers
 
 
 def _line_of(error: BaseException) -> str:

@@ -27,7 +27,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, s
     result = sending.send_email(request, settings, settings.clock(), link_secret)
     logger.info(
         "send step",
-        extra={"scenario": request.scenario, "step": request.step, "contact_id": request.contact_id, **result},
+        extra={
+            "scenario": request.scenario,
+            "step": request.step,
+            "contact_id": request.contact_id,
+            **result,
+        },
     )
     metrics.add_metric(name=f"Email{result['status'].capitalize()}", unit=MetricUnit.Count, value=1)
     return result

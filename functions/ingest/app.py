@@ -25,19 +25,22 @@ def _raw_body() -> bytes:
     return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
 
 
-def _answer(code: int, **fields: Any) -> Response:
+def _answer(code: int, **fields: Any) -> Response[dict[str, Any]]:
     return Response(status_code=code, content_type=content_types.APPLICATION_JSON, body=fields)
 
 
 @app.post("/webhooks/shopify")
-def shopify() -> Response:
+def shopify() -> Response[dict[str, Any]]:
     settings = get_settings()
     headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
     secret = secrets.resolve(settings.shopify_secret, settings.shopify_secret_parameter, "Shopify webhook secret")
     try:
         event = ingestion.receive_shopify(_raw_body(), headers, secret, settings.clock())
     except ingestion.Rejected as rejected:
-        logger.warning("webhook rejected", extra={"source": "shopify", "status": rejected.status, "reason": rejected.reason})
+        logger.warning(
+            "webhook rejected",
+            extra={"source": "shopify", "status": rejected.status, "reason": rejected.reason},
+        )
         metrics.add_metric(name="WebhookRejected", unit=MetricUnit.Count, value=1)
         return _answer(rejected.status, error=rejected.reason)
     try:

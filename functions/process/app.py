@@ -24,26 +24,25 @@ from shared.settings import get_settings
 logger = Logger()
 metrics = Metrics()
 processor = SqsFifoPartialProcessor()
+# Kept 7 days: Shopify retries for 4 hours, SQS redrives within 14 days of a fix.
+idempotency = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=7 * 24 * 3600)
 
 
 @lru_cache(maxsize=1)
 def _handle_once() -> Callable[..., dict[str, Any]]:
-    """Idempotent on the source's event id (kept 7 days: Shopify retries for 4 hours)."""
+    """Idempotent on the source's event id; built on first use, when the settings are known."""
     settings = get_settings()
     store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
-    config = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=7 * 24 * 3600)
 
-    @idempotent_function(data_keyword_argument="event", persistence_store=store, config=config)
+    @idempotent_function(data_keyword_argument="event", persistence_store=store, config=idempotency)  # type: ignore[untyped-decorator]
     def handle(event: dict[str, Any]) -> dict[str, Any]:
         result = processing.process(Event.from_dict(event), settings, settings.clock())
         return {
             "contact_id": result.contact_id,
-            "scenarios": [
-                {"scenario": o.scenario, "started": o.started, "reason": o.reason} for o in result.outcomes
-            ],
+            "scenarios": [{"scenario": o.scenario, "started": o.started, "reason": o.reason} for o in result.outcomes],
         }
 
-    return handle
+    return handle  # type: ignore[no-any-return]
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
@@ -57,4 +56,7 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    idempotency.register_lambda_context(context)
+    return dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    )

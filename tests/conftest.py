@@ -1,0 +1,54 @@
+"""Shared fixtures: sample events, a settings object, moto for the unit tests that touch AWS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EVENTS = Path(__file__).parent / "events"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sample(name: str) -> bytes:
+    return (EVENTS / name).read_bytes()
+
+
+def sample_json(name: str) -> Any:
+    return json.loads(sample(name))
+
+
+@pytest.fixture
+def environ() -> dict[str, str]:
+    """The variables template.yaml gives every function, with made-up names."""
+    return {
+        "AWS_REGION": "eu-west-3",
+        "PARCOURS_CONTACTS_TABLE": "contacts",
+        "PARCOURS_IDENTITIES_TABLE": "identities",
+        "PARCOURS_EVENTS_TABLE": "events",
+        "PARCOURS_SENDS_TABLE": "sends",
+        "PARCOURS_IDEMPOTENCY_TABLE": "idempotency",
+        "PARCOURS_QUEUE_URL": "https://sqs.eu-west-3.amazonaws.com/123456789012/parcours-events.fifo",
+        "PARCOURS_STATE_MACHINE_PREFIX": "arn:aws:states:eu-west-3:123456789012:stateMachine:parcours-",
+        "PARCOURS_FROM_ADDRESS": "bonjour@boutique.example",
+        "PARCOURS_CONFIGURATION_SET": "parcours-email",
+        "PARCOURS_PUBLIC_BASE_URL": "https://mail.boutique.example/",
+        "PARCOURS_SENDER_NAME": "La Boutique",
+        "PARCOURS_POSTAL_ADDRESS": "12 rue des Artisans, 75011 Paris",
+    }
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-3",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return

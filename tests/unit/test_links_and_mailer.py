@@ -1,0 +1,52 @@
+from datetime import UTC, datetime
+
+from shared import links, mailer
+from shared.templates import RenderedEmail
+
+SECRET = "link-secret"
+
+
+def test_a_token_names_its_contact_and_scope() -> None:
+    assert links.verify(links.token("c0ffee", "all", SECRET), SECRET) == ("c0ffee", "all")
+
+
+def test_a_forged_or_tampered_token_is_refused() -> None:
+    genuine = links.token("c0ffee", "all", SECRET)
+    contact, scope, mac = genuine.split(".")
+    assert links.verify(f"someoneelse.{scope}.{mac}", SECRET) is None
+    assert links.verify(f"{contact}.newsletter.{mac}", SECRET) is None
+    assert links.verify(genuine, "another-secret") is None
+    for junk in ("", "a.b", "a..c", "a.b.c.d"):
+        assert links.verify(junk, SECRET) is None
+
+
+def envelope() -> mailer.Envelope:
+    return mailer.Envelope(
+        sender_name="La Boutique",
+        sender_address="bonjour@boutique.example",
+        to="camille@example.com",
+        unsubscribe_url="https://mail.boutique.example/unsubscribe?t=abc",
+        unsubscribe_mailto="mailto:bonjour@boutique.example?subject=unsubscribe%20abc",
+        scenario="welcome",
+        step="e1-welcome",
+        sent_at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+    )
+
+
+EMAIL = RenderedEmail(subject="Bienvenue !", preheader="", html="<p>Bonjour</p>", text="Bonjour\n", locale="fr")
+
+
+def test_marketing_email_carries_the_rfc_8058_headers_once_each() -> None:
+    message = mailer.build_message(envelope(), EMAIL)
+    assert message.get_all("List-Unsubscribe") == [
+        "<https://mail.boutique.example/unsubscribe?t=abc>, <mailto:bonjour@boutique.example?subject=unsubscribe%20abc>"
+    ]
+    assert message.get_all("List-Unsubscribe-Post") == ["List-Unsubscribe=One-Click"]
+
+
+def test_the_message_has_text_and_html_parts_the_sender_and_the_simulated_date() -> None:
+    message = mailer.build_message(envelope(), EMAIL)
+    assert message["From"] == "La Boutique <bonjour@boutique.example>"
+    assert message["Date"] == "Tue, 24 Nov 2026 09:00:00 +0000"
+    assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
+    assert (message["X-Parcours-Scenario"], message["X-Parcours-Step"]) == ("welcome", "e1-welcome")

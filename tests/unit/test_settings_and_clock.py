@@ -1,0 +1,40 @@
+import time
+
+import pytest
+
+from shared.clock import Clock
+from shared.settings import ConfigurationError, Settings
+
+
+def test_settings_are_read_from_the_environment(environ: dict[str, str]) -> None:
+    settings = Settings.from_environ(environ)
+    assert settings.public_base_url == "https://mail.boutique.example"
+    assert settings.time_scale == 1.0
+    assert settings.default_locale == "fr"
+
+
+@pytest.mark.parametrize("missing", ["PARCOURS_CONTACTS_TABLE", "PARCOURS_QUEUE_URL", "PARCOURS_FROM_ADDRESS"])
+def test_a_missing_variable_is_named(environ: dict[str, str], missing: str) -> None:
+    del environ[missing]
+    with pytest.raises(ConfigurationError, match=missing):
+        Settings.from_environ(environ)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("PARCOURS_TIME_SCALE", "fast"), ("PARCOURS_TIME_SCALE", "0"), ("PARCOURS_DEFAULT_LOCALE", "de")],
+)
+def test_a_malformed_variable_is_named(environ: dict[str, str], name: str, value: str) -> None:
+    with pytest.raises(ConfigurationError, match=name):
+        Settings.from_environ({**environ, name: value})
+
+
+def test_the_real_clock_is_the_wall_clock() -> None:
+    assert abs(Clock().timestamp() - time.time()) < 1
+
+
+def test_a_scaled_clock_starts_at_the_real_time_and_runs_faster() -> None:
+    epoch = time.time() - 10  # started ten real seconds ago, at x 8640: a simulated day later
+    clock = Clock(scale=8640, epoch=epoch)
+    assert abs(clock.timestamp() - (epoch + 86400)) < 8640 * 0.5
+    assert clock.real_seconds(86400) == 10

@@ -1,0 +1,110 @@
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared import shopify
+from shared.events import CONTACT_SUBSCRIBED, CONTACT_UPDATED, UNRECOGNISED, Event
+from tests.conftest import sample_json
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def headers(topic: str = "customers/create", **extra: str) -> dict[str, str]:
+    return {
+        "x-shopify-topic": topic,
+        "x-shopify-event-id": "evt-1",
+        "x-shopify-shop-domain": "b.myshopify.com",
+        **extra,
+    }
+
+
+def test_a_new_customer_becomes_a_subscribed_contact_with_normalised_email_and_consent_proof() -> None:
+    event = shopify.to_event(headers(), sample_json("shopify/customers-create.json"), NOW)
+
+    assert event.type == CONTACT_SUBSCRIBED
+    assert event.event_id == "shopify#evt-1"
+    assert event.contact is not None
+    assert event.contact.email == "camille.martin@example.com"
+    assert event.contact.first_name == "Camille"
+    assert event.contact.locale == "fr"
+    assert event.contact.source_id == "shopify#7281290412345"
+    consent = event.contact.email_consent
+    assert consent is not None
+    assert (consent.state, consent.level, consent.source) == ("granted", "single_opt_in", "shopify:customers/create")
+    assert consent.at == "2026-11-24T09:12:44+01:00"
+
+
+def test_the_older_accepts_marketing_flag_is_read_when_the_consent_block_is_absent() -> None:
+    event = shopify.to_event(headers(), sample_json("shopify/customers-create-en.json"), NOW)
+    assert event.contact is not None
+    assert event.contact.email_consent is not None
+    assert event.contact.email_consent.state == "granted"
+    assert event.contact.email_consent.level is None
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("subscribed", "granted"),
+        ("not_subscribed", "denied"),
+        ("unsubscribed", "denied"),
+        ("pending", "unknown"),
+        ("redacted", "denied"),
+        ("something-new", "unknown"),
+    ],
+)
+def test_consent_states_map_conservatively(state: str, expected: str) -> None:
+    customer: dict[str, Any] = {"email_marketing_consent": {"state": state, "opt_in_level": "confirmed_opt_in"}}
+    facts = shopify.consent_from_customer(customer, "customers/update", "2026-11-24T00:00:00+00:00")
+    assert facts is not None
+    assert facts.state == expected
+
+
+def test_a_payload_without_consent_data_grants_nothing() -> None:
+    assert shopify.consent_from_customer({"email": "a@b.co"}, "customers/create", "2026-11-24T00:00:00+00:00") is None
+
+
+def test_customers_update_is_a_contact_update() -> None:
+    assert shopify.to_event(headers("customers/update"), {"id": 1, "email": "a@b.co"}, NOW).type == CONTACT_UPDATED
+
+
+def test_a_topic_parcours_does_not_act_on_is_recorded_as_unrecognised_without_a_contact() -> None:
+    event = shopify.to_event(headers("orders/create"), sample_json("shopify/orders-create.json"), NOW)
+    assert event.type == UNRECOGNISED
+    assert event.topic == "orders/create"
+    assert event.contact is None
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [("x-shopify-topic", "X-Shopify-Topic"), ("x-shopify-event-id", "X-Shopify-Event-Id")],
+)
+def test_a_delivery_without_its_identifying_headers_is_refused_by_name(missing: str, message: str) -> None:
+    given = headers()
+    del given[missing]
+    with pytest.raises(shopify.ShopifyPayloadError, match=message):
+        shopify.to_event(given, {"id": 1}, NOW)
+
+
+def test_the_webhook_id_serves_when_the_event_id_header_is_absent() -> None:
+    given = headers(**{"x-shopify-webhook-id": "wh-9"})
+    del given["x-shopify-event-id"]
+    assert shopify.to_event(given, {"id": 1}, NOW).event_id == "shopify#wh-9"
+
+
+def test_a_json_body_that_is_not_an_object_is_refused() -> None:
+    with pytest.raises(shopify.ShopifyPayloadError, match="JSON object"):
+        shopify.to_event(headers(), [1, 2], NOW)
+
+
+def test_an_invalid_email_is_dropped_rather_than_stored() -> None:
+    event = shopify.to_event(headers(), {"id": 5, "email": "not an email"}, NOW)
+    assert event.contact is not None
+    assert event.contact.email is None
+    assert event.contact_key() == "shopify#5"
+
+
+def test_the_envelope_survives_the_queue_unchanged() -> None:
+    event = shopify.to_event(headers(), sample_json("shopify/customers-create.json"), NOW)
+    assert Event.from_json(event.to_json()) == event

@@ -1,0 +1,106 @@
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import build, validation
+from shared.templates import TemplateProblem, html_to_text, render_email
+from tests.conftest import ROOT
+
+CONTEXT: dict[str, Any] = {**validation.SAMPLE_CONTEXT}
+
+
+@pytest.mark.parametrize(("locale", "subject"), [("fr", "Bienvenue, Camille !"), ("en", "Welcome, Camille!")])
+def test_the_welcome_email_renders_in_both_locales(locale: str, subject: str) -> None:
+    email = render_email("welcome/1-welcome", locale, CONTEXT)
+    assert email.subject == subject
+    assert email.locale == locale
+    assert f'lang="{locale}"' in email.html
+
+
+def test_without_a_first_name_the_greeting_falls_back() -> None:
+    email = render_email("welcome/1-welcome", "fr", {**CONTEXT, "first_name": None})
+    assert email.subject == "Bienvenue !"
+    assert "Bonjour et bienvenue," in email.text
+
+
+def test_an_unknown_locale_falls_back_to_a_shipped_one() -> None:
+    assert render_email("welcome/1-welcome", "de", CONTEXT).locale in ("fr", "en")
+
+
+def test_every_email_carries_the_sender_identity_postal_address_and_a_visible_unsubscribe_link() -> None:
+    email = render_email("welcome/2-value", "fr", CONTEXT)
+    assert "12 rue des Artisans, 75011 Paris" in email.html
+    assert 'href="https://example.com/unsubscribe?t=sample"' in email.html
+    assert "Se désinscrire (https://example.com/unsubscribe?t=sample)" in email.text
+
+
+def test_contact_data_is_escaped_in_html() -> None:
+    email = render_email("welcome/1-welcome", "en", {**CONTEXT, "first_name": "<script>alert(1)</script>"})
+    assert "<script>alert(1)</script>" not in email.html
+    assert "&lt;script&gt;" in email.html
+
+
+def test_the_text_part_is_derived_from_the_html_without_markup_or_styles() -> None:
+    text = html_to_text(
+        "<html><head><style>p{color:red}</style></head><body><p>Hello <b>you</b></p><ul>"
+        "<li>one</li></ul><a href='https://x.example'>link</a></body></html>"
+    )
+    assert text == "Hello you\n\n- one\nlink (https://x.example)\n"
+
+
+def broken(tmp_path: Path, body: str) -> Path:
+    (tmp_path / "layouts").mkdir()
+    (tmp_path / "layouts" / "email.html").write_text((ROOT / "templates/layouts/email.html").read_text())
+    (tmp_path / "email").mkdir()
+    for locale in ("fr", "en"):
+        (tmp_path / "email" / f"broken.{locale}.html").write_text(body)
+    return tmp_path
+
+
+def test_a_syntax_error_is_reported_with_template_name_and_line(tmp_path: Path) -> None:
+    root = broken(
+        tmp_path,
+        '{% extends "layouts/email.html" %}\n{% block subject %}Hi{% endblock %}\n'
+        "{% block body %}\n<p>{% if %}</p>\n{% endblock %}\n",
+    )
+    with pytest.raises(TemplateProblem, match=r"email/broken\.fr\.html:4: "):
+        render_email("broken", "fr", CONTEXT, root)
+
+
+def test_a_missing_variable_is_reported_with_template_name_and_line(tmp_path: Path) -> None:
+    root = broken(
+        tmp_path,
+        '{% extends "layouts/email.html" %}\n{% block subject %}Hi{% endblock %}\n'
+        "{% block body %}\n\n<p>{{ coupon_code }}</p>\n{% endblock %}\n",
+    )
+    with pytest.raises(TemplateProblem, match=r"email/broken\.fr\.html:5: 'coupon_code' is undefined"):
+        render_email("broken", "fr", CONTEXT, root)
+
+
+def test_the_sandbox_refuses_unsafe_attribute_access(tmp_path: Path) -> None:
+    root = broken(
+        tmp_path,
+        '{% extends "layouts/email.html" %}\n{% block subject %}Hi{% endblock %}\n'
+        "{% block body %}{{ first_name.__class__.__mro__ }}{% endblock %}\n",
+    )
+    with pytest.raises(TemplateProblem, match=r"unsafe|undefined"):
+        render_email("broken", "fr", CONTEXT, root)
+
+
+def test_a_message_without_a_subject_is_refused(tmp_path: Path) -> None:
+    root = broken(tmp_path, '{% extends "layouts/email.html" %}\n{% block body %}x{% endblock %}\n')
+    with pytest.raises(TemplateProblem, match="subject"):
+        render_email("broken", "fr", CONTEXT, root)
+
+
+def test_validation_renders_every_shipped_template_without_problems() -> None:
+    assert validation.templates(build.compile_all()) == []
+
+
+def test_validation_names_the_broken_template_and_a_missing_locale(tmp_path: Path) -> None:
+    root = broken(tmp_path, '{% extends "layouts/email.html" %}\n{% block subject %}{{ nope }}{% endblock %}\n')
+    (root / "email" / "broken.en.html").unlink()
+    problems = validation.templates(build.compile_all(), root)
+    assert problems[0].startswith("templates/email/broken.fr.html:2: ")
+    assert problems[1] == "templates/email/broken.en.html: missing (other locales fall back to it)"
