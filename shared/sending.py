@@ -99,8 +99,8 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
         return {"status": "duplicate", "reason": "this step was already sent for this execution"}
     try:
         message_id = mailer.send(message, envelope, settings.region, settings.configuration_set)
-    except mailer.SendDeferred:
-        outbox.release(t, key)
+    except (mailer.SendDeferred, mailer.SendRefused):
+        outbox.release(t, key)  # SES said no: nothing went out, a retry or a redrive may send
         raise
     outbox.mark_sent(t, key, message_id, clock.now())
     return {"status": "sent", "message_id": message_id}

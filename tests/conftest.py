@@ -52,3 +52,34 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return
+
+
+TABLE_VARIABLES = {
+    "ContactsTable": "PARCOURS_CONTACTS_TABLE",
+    "IdentitiesTable": "PARCOURS_IDENTITIES_TABLE",
+    "EventsTable": "PARCOURS_EVENTS_TABLE",
+    "SendsTable": "PARCOURS_SENDS_TABLE",
+    "IdempotencyTable": "PARCOURS_IDEMPOTENCY_TABLE",
+}
+
+
+@pytest.fixture
+def aws(aws_credentials: None, environ: dict[str, str]) -> Iterator[dict[str, str]]:
+    """moto in-process, with the tables declared in template.yaml; yields the functions' environment."""
+    import boto3
+    from moto import mock_aws
+
+    from infra import samtemplate
+
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-3")
+        resources = samtemplate.load()["Resources"]
+        for logical_id, variable in TABLE_VARIABLES.items():
+            props = resources[logical_id]["Properties"]
+            dynamodb.create_table(
+                TableName=environ[variable],
+                KeySchema=props["KeySchema"],
+                AttributeDefinitions=props["AttributeDefinitions"],
+                BillingMode=props["BillingMode"],
+            )
+        yield environ

@@ -1,0 +1,68 @@
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from shared import contacts
+from shared.consent import refusal_for_marketing_email
+from shared.events import ConsentFacts, ContactFacts
+from shared.settings import Settings
+from shared.storage import tables
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+FACTS = ContactFacts(
+    email="camille@example.com",
+    first_name="Camille",
+    locale="fr",
+    source_id="shopify#1",
+    email_consent=ConsentFacts(state="granted", level="single_opt_in", at="2026-11-24T08:00:00+00:00",
+                               source="shopify:customers/create"),
+    updated_at="2026-11-24T08:00:00+00:00",
+)
+
+
+def test_a_new_contact_is_created_and_found_again_by_email_or_source_id(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    first = contacts.upsert(FACTS, t, NOW)
+    assert first is not None
+    by_email = contacts.upsert(ContactFacts(email="camille@example.com"), t, NOW)
+    by_source = contacts.upsert(ContactFacts(source_id="shopify#1"), t, NOW)
+    assert by_email is not None
+    assert by_source is not None
+    assert first.contact_id == by_email.contact_id == by_source.contact_id
+    assert t.contacts.count() == 1
+
+
+def test_consent_is_kept_with_its_proof_and_history(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    contacts.upsert(FACTS, t, NOW)
+    withdrawn = replace(FACTS, email_consent=ConsentFacts("denied", None, "2026-11-25T08:00:00+00:00",
+                                                          "shopify:customers/update"),
+                        updated_at="2026-11-25T08:00:00+00:00")
+    contact = contacts.upsert(withdrawn, t, NOW)
+    assert contact is not None
+    stored = t.contacts.get(contact.contact_id)
+    assert stored.email_consent.state == "denied"
+    assert [c.state for c in stored.consent_history] == ["granted", "denied"]
+    assert stored.consent_history[0].source == "shopify:customers/create"
+    assert refusal_for_marketing_email(stored) == "no marketing consent"
+
+
+def test_an_older_update_arriving_late_changes_nothing(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    contacts.upsert(replace(FACTS, updated_at="2026-11-24T10:00:00+00:00"), t, NOW)
+    late = replace(
+        FACTS,
+        first_name="Old name",
+        updated_at="2026-11-24T07:00:00+00:00",
+        email_consent=ConsentFacts("denied", None, "2026-11-24T07:00:00+00:00", "shopify:customers/update"),
+    )
+    contact = contacts.upsert(late, t, NOW)
+    assert contact is not None
+    stored = t.contacts.get(contact.contact_id)
+    assert stored.first_name == "Camille"
+    assert stored.email_consent.state == "granted"
+
+
+def test_facts_that_identify_no_one_create_no_contact(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    assert contacts.upsert(ContactFacts(first_name="Anonymous"), t, NOW) is None
+    assert t.contacts.count() == 0

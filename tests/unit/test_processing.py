@@ -1,0 +1,74 @@
+import json
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+
+from shared import dispatch, processing, shopify
+from shared.clock import Clock
+from shared.events import Event
+from shared.settings import Settings
+from shared.storage import tables
+from tests.conftest import sample_json
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+PASS = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+
+
+@pytest.fixture
+def settings(aws: dict[str, str]) -> Settings:
+    boto3.client("stepfunctions", region_name="eu-west-3").create_state_machine(
+        name="parcours-welcome", definition=PASS, roleArn="arn:aws:iam::123456789012:role/sfn"
+    )
+    return Settings.from_environ(aws)
+
+
+def shopify_event(sample: str, topic: str = "customers/create", event_id: str = "evt-1") -> Event:
+    headers = {"x-shopify-topic": topic, "x-shopify-event-id": event_id}
+    return shopify.to_event(headers, sample_json(f"shopify/{sample}"), NOW)
+
+
+def executions() -> list[str]:
+    sfn = boto3.client("stepfunctions", region_name="eu-west-3")
+    arn = sfn.list_state_machines()["stateMachines"][0]["stateMachineArn"]
+    return [e["name"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]]
+
+
+def test_a_new_subscriber_is_stored_with_its_event_and_enters_the_welcome_scenario(settings: Settings) -> None:
+    result = processing.process(shopify_event("customers-create.json"), settings, Clock())
+
+    assert result.contact_id is not None
+    assert [(o.scenario, o.started) for o in result.outcomes] == [("welcome", True)]
+    name = dispatch.execution_name("welcome", result.contact_id, "shopify#evt-1")
+    assert executions() == [name]
+    history = list(tables(settings).events.query(result.contact_id))
+    assert [(e.type, e.source) for e in history] == [("contact.subscribed", "shopify")]
+
+
+def test_the_same_event_processed_again_starts_nothing_new(settings: Settings) -> None:
+    processing.process(shopify_event("customers-create.json"), settings, Clock())
+    processing.process(shopify_event("customers-create.json"), settings, Clock())
+    # Step Functions answers a repeated start of a running execution (same name, same input) with that execution.
+    assert len(executions()) == 1
+
+
+def test_a_contact_without_marketing_consent_does_not_enter_a_marketing_scenario(settings: Settings) -> None:
+    result = processing.process(shopify_event("customers-create-no-consent.json"), settings, Clock())
+    assert [(o.started, o.reason) for o in result.outcomes] == [(False, "no marketing consent")]
+    assert executions() == []
+
+
+def test_an_unrecognised_topic_is_recorded_without_effect(settings: Settings) -> None:
+    result = processing.process(shopify_event("orders-create.json", "orders/create"), settings, Clock())
+    assert result.contact_id is None
+    assert result.recorded
+    assert [e.properties["topic"] for e in tables(settings).events.query("_unattributed#shopify")] == ["orders/create"]
+    assert tables(settings).contacts.count() == 0
+    assert executions() == []
+
+
+def test_execution_names_are_deterministic_and_allowed_by_step_functions() -> None:
+    name = dispatch.execution_name("abandoned-cart", "0" * 32, "shopify#" + "x" * 200)
+    assert name == dispatch.execution_name("abandoned-cart", "0" * 32, "shopify#" + "x" * 200)
+    assert len(name) <= 80
+    assert all(c.isalnum() or c in "-_" for c in name)

@@ -1,0 +1,95 @@
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto.ses.models import ses_backends
+
+from shared import mailer, sending
+from shared.clock import Clock
+from shared.settings import Settings
+from shared.storage import Consent, tables
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def sent() -> list[Any]:
+    return ses_backends["123456789012"]["eu-west-3"].sent_messages
+
+
+def request(**overrides: str) -> sending.SendRequest:
+    payload = {
+        "scenario": "welcome",
+        "step": "e1-welcome",
+        "template": "welcome/1-welcome",
+        "category": "marketing",
+        "execution": "arn:aws:states:eu-west-3:123456789012:execution:parcours-welcome:x",
+        "contact_id": "c1",
+        **overrides,
+    }
+    return sending.SendRequest.from_payload(payload)
+
+
+@pytest.fixture
+def settings(aws: dict[str, str]) -> Settings:
+    settings = Settings.from_environ(aws)
+    boto3.client("ses", region_name="eu-west-3").verify_domain_identity(Domain="boutique.example")
+    return settings
+
+
+def add_contact(settings: Settings, consent: str | None = "granted", **fields: Any) -> None:
+    t = tables(settings)
+    contact = t.contacts(contact_id="c1", email="camille@example.com", first_name="Camille", locale="fr",
+                         created_at=NOW, updated_at=NOW, **fields)
+    if consent:
+        contact.email_consent = Consent(state=consent, level="single_opt_in", source="test", at=NOW)
+    contact.save()
+
+
+def test_a_consenting_contact_gets_the_email_once_even_if_the_task_is_retried(settings: Settings) -> None:
+    add_contact(settings)
+    first = sending.send_email(request(), settings, Clock(), "secret")
+    again = sending.send_email(request(), settings, Clock(), "secret")
+    assert first["status"] == "sent"
+    assert again["status"] == "duplicate"
+    assert len(sent()) == 1
+    assert "Subject: Bienvenue, Camille !" in sent()[0].raw_data
+
+
+def test_the_same_step_in_another_execution_is_another_send(settings: Settings) -> None:
+    add_contact(settings)
+    sending.send_email(request(), settings, Clock(), "secret")
+    sending.send_email(request(execution="arn:...:other"), settings, Clock(), "secret")
+    assert len(sent()) == 2
+
+
+@pytest.mark.parametrize(
+    ("consent", "fields", "reason"),
+    [(None, {}, "no marketing consent"), ("denied", {}, "no marketing consent"),
+     ("unknown", {}, "no marketing consent"), ("granted", {"suppressed": True}, "address suppressed")],
+)
+def test_marketing_email_is_skipped_without_consent_or_when_suppressed(
+    settings: Settings, consent: str | None, fields: dict[str, Any], reason: str
+) -> None:
+    add_contact(settings, consent, **fields)
+    assert sending.send_email(request(), settings, Clock(), "secret") == {"status": "skipped", "reason": reason}
+    assert sent() == []
+
+
+def test_a_contact_erased_since_the_scenario_started_is_skipped(settings: Settings) -> None:
+    assert sending.send_email(request(), settings, Clock(), "secret")["reason"] == "contact not found"
+
+
+def test_when_ses_refuses_nothing_is_recorded_as_sent_so_a_retry_can_send(settings: Settings) -> None:
+    add_contact(settings)
+    ses = boto3.client("ses", region_name="eu-west-3")
+    ses.delete_identity(Identity="boutique.example")
+    with pytest.raises(mailer.SendRefused):
+        sending.send_email(request(), settings, Clock(), "secret")
+    ses.verify_domain_identity(Domain="boutique.example")
+    assert sending.send_email(request(), settings, Clock(), "secret")["status"] == "sent"
+
+
+def test_an_incomplete_payload_names_the_missing_field() -> None:
+    with pytest.raises(sending.InvalidRequest, match="contact_id"):
+        sending.SendRequest.from_payload({"scenario": "welcome", "step": "e1", "template": "t", "execution": "x"})
