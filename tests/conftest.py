@@ -83,3 +83,18 @@ def aws(aws_credentials: None, environ: dict[str, str]) -> Iterator[dict[str, st
                 BillingMode=props["BillingMode"],
             )
         yield environ
+
+
+TIME_SCALE = 43200.0  # one simulated day every two seconds, as in the demo
+SHOPIFY_SECRET = "test-shopify-secret"
+
+
+@pytest.fixture(scope="session")
+def local() -> Iterator[Any]:
+    """One `parcours local` process for the session's scenario and end-to-end tests."""
+    from tests.runtime import RunningLocal
+
+    runtime = RunningLocal(time_scale=TIME_SCALE, secret=SHOPIFY_SECRET)
+    runtime.start()
+    yield runtime
+    runtime.stop()

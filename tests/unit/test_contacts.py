@@ -13,8 +13,9 @@ FACTS = ContactFacts(
     first_name="Camille",
     locale="fr",
     source_id="shopify#1",
-    email_consent=ConsentFacts(state="granted", level="single_opt_in", at="2026-11-24T08:00:00+00:00",
-                               source="shopify:customers/create"),
+    email_consent=ConsentFacts(
+        state="granted", level="single_opt_in", at="2026-11-24T08:00:00+00:00", source="shopify:customers/create"
+    ),
     updated_at="2026-11-24T08:00:00+00:00",
 )
 
@@ -34,9 +35,11 @@ def test_a_new_contact_is_created_and_found_again_by_email_or_source_id(aws: dic
 def test_consent_is_kept_with_its_proof_and_history(aws: dict[str, str]) -> None:
     t = tables(Settings.from_environ(aws))
     contacts.upsert(FACTS, t, NOW)
-    withdrawn = replace(FACTS, email_consent=ConsentFacts("denied", None, "2026-11-25T08:00:00+00:00",
-                                                          "shopify:customers/update"),
-                        updated_at="2026-11-25T08:00:00+00:00")
+    withdrawn = replace(
+        FACTS,
+        email_consent=ConsentFacts("denied", None, "2026-11-25T08:00:00+00:00", "shopify:customers/update"),
+        updated_at="2026-11-25T08:00:00+00:00",
+    )
     contact = contacts.upsert(withdrawn, t, NOW)
     assert contact is not None
     stored = t.contacts.get(contact.contact_id)

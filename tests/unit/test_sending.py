@@ -39,8 +39,15 @@ def settings(aws: dict[str, str]) -> Settings:
 
 def add_contact(settings: Settings, consent: str | None = "granted", **fields: Any) -> None:
     t = tables(settings)
-    contact = t.contacts(contact_id="c1", email="camille@example.com", first_name="Camille", locale="fr",
-                         created_at=NOW, updated_at=NOW, **fields)
+    contact = t.contacts(
+        contact_id="c1",
+        email="camille@example.com",
+        first_name="Camille",
+        locale="fr",
+        created_at=NOW,
+        updated_at=NOW,
+        **fields,
+    )
     if consent:
         contact.email_consent = Consent(state=consent, level="single_opt_in", source="test", at=NOW)
     contact.save()
@@ -65,8 +72,12 @@ def test_the_same_step_in_another_execution_is_another_send(settings: Settings) 
 
 @pytest.mark.parametrize(
     ("consent", "fields", "reason"),
-    [(None, {}, "no marketing consent"), ("denied", {}, "no marketing consent"),
-     ("unknown", {}, "no marketing consent"), ("granted", {"suppressed": True}, "address suppressed")],
+    [
+        (None, {}, "no marketing consent"),
+        ("denied", {}, "no marketing consent"),
+        ("unknown", {}, "no marketing consent"),
+        ("granted", {"suppressed": True}, "address suppressed"),
+    ],
 )
 def test_marketing_email_is_skipped_without_consent_or_when_suppressed(
     settings: Settings, consent: str | None, fields: dict[str, Any], reason: str

@@ -1,0 +1,71 @@
+"""template.yaml, translated by aws-sam-translator, created by moto's CloudFormation in `parcours local`."""
+
+from __future__ import annotations
+
+import json
+
+from infra import build
+from tests.runtime import RunningLocal
+
+
+def test_the_stack_is_created_with_every_resource_moto_supports(local: RunningLocal) -> None:
+    cloudformation = local.client("cloudformation")
+    assert cloudformation.describe_stacks(StackName="parcours")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    ids = local.physical_ids()
+    for logical_id in (
+        "IngestFunction",
+        "ProcessFunction",
+        "ActFunction",
+        "EventsQueue",
+        "EventsDeadLetterQueue",
+        "ContactsTable",
+        "IdentitiesTable",
+        "EventsTable",
+        "SendsTable",
+        "IdempotencyTable",
+        "WelcomeStateMachine",
+        "EmailEventsTopic",
+        "ProcessFunctionQueue",
+    ):
+        assert ids.get(logical_id), f"{logical_id} was not created"
+
+
+def test_the_events_queue_is_fifo_with_a_dead_letter_queue(local: RunningLocal) -> None:
+    ids = local.physical_ids()
+    attributes = local.client("sqs").get_queue_attributes(QueueUrl=ids["EventsQueue"], AttributeNames=["All"])
+    assert attributes["Attributes"]["FifoQueue"] == "true"
+    redrive = json.loads(attributes["Attributes"]["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"].endswith(":parcours-events-dlq.fifo")
+    assert int(redrive["maxReceiveCount"]) == 5
+
+
+def test_the_process_function_consumes_the_queue_reporting_partial_batch_failures(local: RunningLocal) -> None:
+    ids = local.physical_ids()
+    mappings = local.client("lambda").list_event_source_mappings(FunctionName=ids["ProcessFunction"])
+    [mapping] = mappings["EventSourceMappings"]
+    assert mapping["EventSourceArn"].endswith(":parcours-events.fifo")
+    assert mapping["BatchSize"] == 10
+    assert mapping.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+
+
+def test_the_deployed_state_machine_is_the_compiled_asl_pointed_at_the_act_function(local: RunningLocal) -> None:
+    ids = local.physical_ids()
+    deployed = json.loads(
+        local.client("stepfunctions").describe_state_machine(stateMachineArn=ids["WelcomeStateMachine"])["definition"]
+    )
+    act_arn = local.client("lambda").get_function(FunctionName=ids["ActFunction"])["Configuration"]["FunctionArn"]
+    expected = json.loads(
+        build.compile_all().files["scenarios/compiled/welcome.asl.json"].replace("${ActFunctionArn}", act_arn)
+    )
+    assert deployed == expected
+
+
+def test_every_function_has_the_configuration_the_template_gives_it(local: RunningLocal) -> None:
+    ids = local.physical_ids()
+    config = local.client("lambda").get_function_configuration(FunctionName=ids["IngestFunction"])
+    variables = config["Environment"]["Variables"]
+    assert config["Handler"] == "functions.ingest.app.lambda_handler"
+    assert config["Runtime"] == "python3.12"
+    assert variables["PARCOURS_CONTACTS_TABLE"] == ids["ContactsTable"]
+    assert variables["PARCOURS_QUEUE_URL"] == ids["EventsQueue"]
+    assert variables["PARCOURS_PUBLIC_BASE_URL"] == local.api_url

@@ -1,0 +1,111 @@
+"""`parcours local` started as a user starts it (a process on a free port), for the scenario and e2e tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+
+from infra.local import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+class RunningLocal:
+    def __init__(self, time_scale: float, secret: str) -> None:
+        self.time_scale = time_scale
+        self.secret = secret
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}"
+        self.aws_endpoint = ""
+        self.process: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    def start(self, timeout: float = 60) -> None:
+        env = {**os.environ, "PARCOURS_SHOPIFY_SECRET": self.secret, "PYTHONUNBUFFERED": "1"}
+        env.pop("AWS_ENDPOINT_URL", None)
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "parcours"),
+                "local",
+                "--port",
+                str(self.port),
+                "--time-scale",
+                str(self.time_scale),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + timeout
+        assert self.process.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"parcours local exited with {self.process.wait()}")
+            match = re.match(r"AWS_ENDPOINT_URL=(\S+)", line)
+            if match:
+                self.aws_endpoint = match.group(1)
+            if line.startswith("outbox:"):
+                threading.Thread(target=self._drain, daemon=True).start()
+                return
+        raise RuntimeError("parcours local did not start in time")
+
+    def _drain(self) -> None:
+        """Keeps reading the process's output so it never blocks on a full pipe; kept for failure reports."""
+        assert self.process is not None
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(  # type: ignore[call-overload]
+            service,
+            region_name="eu-west-3",
+            endpoint_url=self.aws_endpoint,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def physical_ids(self) -> dict[str, str]:
+        resources = self.client("cloudformation").describe_stack_resources(StackName="parcours")["StackResources"]
+        return {
+            r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources if r.get("LogicalResourceId")
+        }
+
+    def outbox(self, to: str | None = None) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.api_url}/_local/outbox", timeout=10) as response:
+            messages: list[dict[str, Any]] = json.loads(response.read())
+        return [m for m in messages if to is None or m["to"] == to]
+
+    def wait_for(self, probe: Callable[[], T], done: Callable[[T], bool], seconds: float) -> T:
+        deadline = time.monotonic() + seconds
+        value = probe()
+        while not done(value) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            value = probe()
+        return value
+
+    def days(self, real_seconds: float) -> float:
+        return real_seconds * self.time_scale / 86400

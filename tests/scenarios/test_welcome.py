@@ -1,0 +1,154 @@
+"""The welcome scenario's ASL, deployed by the real template and executed by moto's Step Functions interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared.settings import Settings
+from shared.storage import Consent, tables
+from tests.runtime import RunningLocal
+
+SIMULATED_DAY = 86400
+
+
+@pytest.fixture
+def store(local: RunningLocal, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The stack's tables, reached through the local runtime's AWS endpoint."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", local.aws_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    ids = local.physical_ids()
+    environ = {
+        "AWS_REGION": "eu-west-3",
+        "PARCOURS_CONTACTS_TABLE": ids["ContactsTable"],
+        "PARCOURS_IDENTITIES_TABLE": ids["IdentitiesTable"],
+        "PARCOURS_EVENTS_TABLE": ids["EventsTable"],
+        "PARCOURS_SENDS_TABLE": ids["SendsTable"],
+        "PARCOURS_IDEMPOTENCY_TABLE": ids["IdempotencyTable"],
+        "PARCOURS_QUEUE_URL": ids["EventsQueue"],
+        "PARCOURS_STATE_MACHINE_PREFIX": ids["WelcomeStateMachine"].removesuffix("welcome"),
+        **{
+            name: "x"
+            for name in (
+                "PARCOURS_FROM_ADDRESS",
+                "PARCOURS_CONFIGURATION_SET",
+                "PARCOURS_PUBLIC_BASE_URL",
+                "PARCOURS_SENDER_NAME",
+                "PARCOURS_POSTAL_ADDRESS",
+            )
+        },
+    }
+    return tables(Settings.from_environ(environ))
+
+
+def add_contact(store: Any, email: str, consent: str | None = "granted", locale: str = "fr") -> str:
+    now = datetime.now(UTC)
+    contact = store.contacts(
+        contact_id=uuid.uuid4().hex, email=email, first_name="Lou", locale=locale, created_at=now, updated_at=now
+    )
+    if consent:
+        contact.email_consent = Consent(state=consent, level="single_opt_in", source="test", at=now)
+    contact.save()
+    return str(contact.contact_id)
+
+
+def start(local: RunningLocal, contact_id: str) -> str:
+    sfn = local.client("stepfunctions")
+    arn = local.physical_ids()["WelcomeStateMachine"]
+    execution = sfn.start_execution(
+        stateMachineArn=arn,
+        name=f"test-{uuid.uuid4().hex}",
+        input=json.dumps({"contact_id": contact_id, "trigger": {"type": "test", "event_id": "t", "properties": {}}}),
+    )
+    return str(execution["executionArn"])
+
+
+def finished(local: RunningLocal, execution: str, seconds: float = 30) -> dict[str, Any]:
+    sfn = local.client("stepfunctions")
+    return local.wait_for(  # type: ignore[no-any-return]
+        lambda: sfn.describe_execution(executionArn=execution), lambda d: d["status"] != "RUNNING", seconds
+    )
+
+
+def entered_states(local: RunningLocal, execution: str) -> list[str]:
+    events = local.client("stepfunctions").get_execution_history(executionArn=execution)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
+def test_a_consenting_contact_gets_four_emails_at_j0_j2_j5_j8(local: RunningLocal, store: Any) -> None:
+    # Given a contact who agreed to marketing email
+    email = f"lou.{uuid.uuid4().hex[:8]}@example.com"
+    contact_id = add_contact(store, email)
+
+    # When the welcome state machine runs for them
+    execution = start(local, contact_id)
+    assert finished(local, execution)["status"] == "SUCCEEDED"
+
+    # Then every state ran in order, and four emails went out days apart in simulated time
+    assert entered_states(local, execution) == [
+        "Send email e1-welcome",
+        "Wait 2d until J+2",
+        "Send email e2-value",
+        "Wait 3d until J+5",
+        "Send email e3-social-proof",
+        "Wait 3d until J+8",
+        "Send email e4-offer",
+        "Done",
+    ]
+    messages = local.outbox(to=email)
+    assert [m["step"] for m in messages] == ["e1-welcome", "e2-value", "e3-social-proof", "e4-offer"]
+    assert next(m["subject"] for m in messages) == "Bienvenue, Lou !"
+    sent = [datetime.fromisoformat(m["sent_at"]) for m in messages]
+    offsets = [(moment - sent[0]).total_seconds() / SIMULATED_DAY for moment in sent]
+    assert [round(day) for day in offsets] == [0, 2, 5, 8]
+    assert all(abs(day - round(day)) < 0.25 for day in offsets)  # a send takes real milliseconds too
+
+
+def test_without_consent_every_send_is_skipped_and_nothing_goes_out(local: RunningLocal, store: Any) -> None:
+    email = f"no.{uuid.uuid4().hex[:8]}@example.com"
+    execution = start(local, add_contact(store, email, consent="denied"))
+    result = finished(local, execution)
+    assert result["status"] == "SUCCEEDED"
+    assert json.loads(result["output"])["last"] == {"status": "skipped"}
+    assert local.outbox(to=email) == []
+
+
+def test_a_send_that_ses_refuses_ends_in_step_failed_and_the_execution_fails(local: RunningLocal, store: Any) -> None:
+    # Given a stored address SES will not accept
+    execution = start(local, add_contact(store, "not-an-address"))
+    result = finished(local, execution)
+    assert result["status"] == "FAILED"
+    assert entered_states(local, execution) == ["Send email e1-welcome", "Step failed"]
+    assert result.get("error") == "StepFailed"
+
+
+def test_a_retried_send_task_does_not_send_twice(local: RunningLocal, store: Any) -> None:
+    email = f"retry.{uuid.uuid4().hex[:8]}@example.com"
+    contact_id = add_contact(store, email)
+    payload = {
+        "action": "send_email",
+        "scenario": "welcome",
+        "step": "e1-welcome",
+        "template": "welcome/1-welcome",
+        "category": "marketing",
+        "execution": f"arn:aws:states:eu-west-3:123456789012:execution:x:{contact_id}",
+        "contact_id": contact_id,
+        "trigger": {},
+    }
+    act = local.physical_ids()["ActFunction"]
+    answers = [
+        json.loads(local.client("lambda").invoke(FunctionName=act, Payload=json.dumps(payload))["Payload"].read())
+        for _ in range(2)
+    ]
+    assert [a["status"] for a in answers] == ["sent", "duplicate"]
+    assert len(local.outbox(to=email)) == 1
+
+
+def test_no_test_leaks_the_runtime_endpoint_into_the_environment() -> None:
+    assert "AWS_ENDPOINT_URL" not in os.environ
