@@ -116,9 +116,17 @@ def parse_duration(text: str) -> int | None:
     return int(match.group(1)) * UNIT_SECONDS[match.group(2)]
 
 
+def _shown(path: Path) -> str:
+    """The path as the user would type it: relative to where they stand when it is below."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def load(path: Path, templates_dir: Path | None = None) -> Scenario:
     """Reads and validates one scenario file; ScenarioError names file, line and column."""
-    name = str(path)
+    name = _shown(path)
     try:
         node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:

@@ -85,4 +85,4 @@ def test_each_kind_of_mistake_is_reported_where_it_is(
     error = error_for(tmp_path, text)
     assert words in error.message
     assert (error.line, error.column) == (line, column)
-    assert str(error).startswith(f"{tmp_path / 'test.yaml'}:{line}:{column}: ")
+    assert str(error).endswith(f"test.yaml:{line}:{column}: {error.message}")
