@@ -17,13 +17,17 @@ def from_facts(facts: ConsentFacts) -> Consent:
     )
 
 
-def record(contact: ContactModel, facts: ConsentFacts) -> bool:
-    """Applies a source's consent statement, keeping the old one in the history; True if it changed."""
+def record(contact: ContactModel, facts: ConsentFacts, *, by_the_person: bool = False) -> bool:
+    """Applies a consent statement, kept in the history; True if it changed.
+
+    A source's statement older than the stored one is ignored (late delivery); the person's own action (an
+    unsubscribe link) always applies.
+    """
     new = from_facts(facts)
     current = contact.email_consent
     if current is not None and (current.state, current.level) == (new.state, new.level):
         return False
-    if current is not None and current.at > new.at:
+    if current is not None and current.at > new.at and not by_the_person:
         return False  # an older statement arriving late never overrides a newer one
     contact.email_consent = new
     contact.consent_history = [*(contact.consent_history or []), new]

@@ -136,3 +136,9 @@ def _line_of(error: BaseException) -> str:
             line = str(tb.tb_lineno)
         tb = tb.tb_next
     return line
+
+
+def render_page(name: str, locale: str, context: dict[str, Any], root: Path = DEFAULT_ROOT) -> str:
+    """A public page (unsubscribe ...) in the visitor's language, falling back to the other one."""
+    chosen = locale if (root / "pages" / f"{name}.{locale}.html").is_file() else LOCALES[0]
+    return environment(root).get_template(f"pages/{name}.{chosen}.html").render(context)
