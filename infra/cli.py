@@ -66,12 +66,22 @@ def _demo(args: argparse.Namespace) -> int:
     return run(time_scale=args.time_scale, timeout=args.timeout)
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="parcours", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     local = commands.add_parser("local", help="run the whole stack on this machine (moto, no Docker)")
     local.add_argument("--port", type=int, default=3000)
-    local.add_argument("--time-scale", type=float, default=1.0, help="simulated seconds per real second")
+    local.add_argument("--time-scale", type=_positive, default=1.0, help="simulated seconds per real second")
     local.set_defaults(run=_local)
     comp = commands.add_parser("compile", help="compile scenarios/*.yaml into scenarios/compiled/")
     comp.add_argument("--check", action="store_true", help="fail if the compiled files are not up to date")
@@ -79,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("validate", help="check scenarios and render every email template").set_defaults(run=_validate)
     commands.add_parser("package", help="prepare .build/ for `sam build`").set_defaults(run=_package)
     demo = commands.add_parser("demo", help="play sample Shopify webhooks and show what was sent")
-    demo.add_argument("--time-scale", type=float, default=43200.0)
-    demo.add_argument("--timeout", type=float, default=90.0)
+    demo.add_argument("--time-scale", type=_positive, default=43200.0, help="43200: a simulated day in 2 s")
+    demo.add_argument("--timeout", type=_positive, default=90.0, help="real seconds to wait for the series")
     demo.set_defaults(run=_demo)
     args = parser.parse_args(argv)
     try:

@@ -71,7 +71,7 @@ def start(local: RunningLocal, contact_id: str) -> str:
 
 def finished(local: RunningLocal, execution: str, seconds: float = 30) -> dict[str, Any]:
     sfn = local.client("stepfunctions")
-    return local.wait_for(  # type: ignore[no-any-return]
+    return local.wait_for(
         lambda: sfn.describe_execution(executionArn=execution), lambda d: d["status"] != "RUNNING", seconds
     )
 

@@ -89,9 +89,9 @@ durations = st.integers(min_value=1, max_value=30).map(lambda days: Wait(seconds
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
-    kinds = draw(st.lists(st.one_of(st.just("send"), durations), min_size=1, max_size=12))
+    kinds = draw(st.lists(st.one_of(st.none(), durations), min_size=1, max_size=12))
     steps = tuple(
-        SendEmail(id=f"s{index}", template="welcome/1-welcome") if kind == "send" else kind
+        SendEmail(id=f"s{index}", template="welcome/1-welcome") if kind is None else kind
         for index, kind in enumerate(kinds)
     )
     return Scenario("generated", "Generated", "", "marketing", "contact.subscribed", "email", steps, "generated.yaml")

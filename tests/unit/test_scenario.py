@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.scenario import ScenarioError, load
+from shared.scenario import ScenarioError, SendEmail, Wait, load
 from tests.conftest import ROOT
 
 TEMPLATES = ROOT / "templates"
@@ -37,8 +37,8 @@ def error_for(tmp_path: Path, text: str) -> ScenarioError:
 
 def test_the_shipped_welcome_scenario_is_the_seeds_series() -> None:
     scenario = load(ROOT / "scenarios" / "welcome.yaml", TEMPLATES)
-    sends = [step for step in scenario.steps if hasattr(step, "template")]
-    waits = [step.seconds for step in scenario.steps if hasattr(step, "seconds")]
+    sends = [step for step in scenario.steps if isinstance(step, SendEmail)]
+    waits = [step.seconds for step in scenario.steps if isinstance(step, Wait)]
     assert [s.id for s in sends] == ["e1-welcome", "e2-value", "e3-social-proof", "e4-offer"]
     assert [sum(waits[:i]) // 86400 for i in range(len(waits) + 1)] == [0, 2, 5, 8]
     assert scenario.trigger_event == "contact.subscribed"

@@ -1,0 +1,30 @@
+"""What a handler imports is paid at every cold start: only its run-time dependencies, nothing of the tooling."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+TOOLING = (
+    "yaml",
+    "moto",
+    "samtranslator",
+    "cfnlint",
+    "hypothesis",
+    "pydantic",
+    "infra",
+    "shared.compiler",
+    "shared.scenario",
+)
+
+
+@pytest.mark.parametrize("handler", ["ingest", "process", "act", "subscription"])
+def test_a_handler_module_imports_no_build_or_test_tooling(handler: str) -> None:
+    code = f"import json, sys; import functions.{handler}.app; print(json.dumps(sorted(sys.modules)))"
+    loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], cwd=ROOT, text=True))
+    heavy = [name for name in loaded if name.split(".")[0] in TOOLING or name in TOOLING]
+    assert heavy == []
+    assert f"functions.{handler}.app" in loaded
