@@ -1,15 +1,20 @@
 """Scenario model -> Amazon States Language. Pure and deterministic: same scenario, same bytes.
 
-Transitions per step kind (Standard workflows bill each one): a send is 1 Task (it re-checks consent,
-suppression and the send record itself); a wait is 1 Wait state that never polls; the end is 1 Succeed.
+Transitions per step kind (Standard workflows bill each one):
+  send_email, set_attribute, add_to_list, remove_from_list   1 (one Task; a send re-checks consent itself)
+  wait                                                        1 (one Wait state, never polls)
+  if                                                          2 (a Task evaluates the condition now, a Choice)
+  split                                                       1 (a Choice on the contact's stable bucket)
+  exit, and the end of the steps                              1 (the Succeed state)
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
-from shared.scenario import Scenario, SendEmail, Wait
+from shared.scenario import Exit, If, ListChange, Scenario, SendEmail, SetAttribute, Split, Step, Wait
 
 ACT_FUNCTION = "${ActFunctionArn}"  # filled by the template's DefinitionSubstitutions
 DONE = "Done"
@@ -40,41 +45,61 @@ def _offset_label(seconds: int) -> str:
     return f"T+{_duration_label(seconds)}"
 
 
-def state_names(scenario: Scenario) -> list[str]:
-    """Readable, unique names: what operators see in the Step Functions console graph."""
-    names: list[str] = []
-    elapsed = 0
-    for step in scenario.steps:
-        if isinstance(step, Wait):
-            elapsed += step.seconds
-            name = f"Wait {_duration_label(step.seconds)} until {_offset_label(elapsed)}"
-        else:
-            name = f"Send email {step.id}"
-        while name in names:
+@dataclass
+class _Node:
+    """A step with its state name(s), planned before linking so every Next is known."""
+
+    step: Step
+    name: str
+    variant: str | None
+    check: str = ""  # the evaluating Task's name, for `if`
+    branches: list[list[_Node]] = field(default_factory=list)
+
+
+class _Planner:
+    def __init__(self) -> None:
+        self.names: set[str] = {DONE, FAILED}
+
+    def unique(self, name: str) -> str:
+        while name in self.names:
             name += "'"
-        names.append(name)
-    return names
+        self.names.add(name)
+        return name
+
+    def plan(self, steps: tuple[Step, ...], elapsed: int, variant: str | None) -> list[_Node]:
+        nodes = []
+        for step in steps:
+            if isinstance(step, Wait):
+                elapsed += step.seconds
+                label = f"Wait {_duration_label(step.seconds)} until {_offset_label(elapsed)}"
+                nodes.append(_Node(step, self.unique(label), variant))
+            elif isinstance(step, SendEmail):
+                nodes.append(_Node(step, self.unique(f"Send email {step.id}"), variant))
+            elif isinstance(step, SetAttribute):
+                nodes.append(_Node(step, self.unique(f"Set {step.name} ({step.id})"), variant))
+            elif isinstance(step, ListChange):
+                verb = "Add to" if step.add else "Remove from"
+                nodes.append(_Node(step, self.unique(f"{verb} list {step.list} ({step.id})"), variant))
+            elif isinstance(step, If):
+                node = _Node(step, self.unique(f"{step.id}?"), variant, check=self.unique(f"Check {step.id}"))
+                node.branches = [self.plan(step.then, elapsed, variant), self.plan(step.otherwise, elapsed, variant)]
+                nodes.append(node)
+            elif isinstance(step, Split):
+                node = _Node(step, self.unique(f"Split {step.id}"), variant)
+                node.branches = [self.plan(v.steps, elapsed, v.name) for v in step.variants]
+                nodes.append(node)
+            else:
+                nodes.append(_Node(step, DONE, variant))
+        return nodes
 
 
-def _send_email(scenario: Scenario, step: SendEmail, next_state: str) -> dict[str, Any]:
+def _task(payload: dict[str, Any], next_state: str, comment: str, result: dict[str, str]) -> dict[str, Any]:
     return {
         "Type": "Task",
-        "Comment": f"Renders {step.template} and sends it once, after re-checking consent and suppression.",
+        "Comment": comment,
         "Resource": "arn:aws:states:::lambda:invoke",
-        "Parameters": {
-            "FunctionName": ACT_FUNCTION,
-            "Payload": {
-                "action": "send_email",
-                "scenario": scenario.id,
-                "step": step.id,
-                "template": step.template,
-                "category": scenario.category,
-                "execution.$": "$$.Execution.Id",
-                "contact_id.$": "$.contact_id",
-                "trigger.$": "$.trigger",
-            },
-        },
-        "ResultSelector": {"status.$": "$.Payload.status"},
+        "Parameters": {"FunctionName": ACT_FUNCTION, "Payload": payload},
+        "ResultSelector": result,
         "ResultPath": "$.last",
         "Retry": [
             {
@@ -90,17 +115,81 @@ def _send_email(scenario: Scenario, step: SendEmail, next_state: str) -> dict[st
     }
 
 
-def compile_scenario(scenario: Scenario) -> dict[str, Any]:
-    names = state_names(scenario)
-    states: dict[str, Any] = {}
-    for index, step in enumerate(scenario.steps):
-        next_state = names[index + 1] if index + 1 < len(names) else DONE
+class _Linker:
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.states: dict[str, Any] = {}
+
+    def base(self, step_id: str, action: str) -> dict[str, Any]:
+        return {"action": action, "scenario": self.scenario.id, "step": step_id, "contact_id.$": "$.contact_id"}
+
+    def link(self, nodes: list[_Node], after: str) -> str:
+        """Emits the states of `nodes`, the last going to `after`; returns the first state's name."""
+        following = after
+        for node in reversed(nodes):
+            following = self.emit(node, following)
+        return following
+
+    def emit(self, node: _Node, following: str) -> str:
+        step = node.step
+        if isinstance(step, Exit):
+            return DONE
         if isinstance(step, Wait):
-            states[names[index]] = {"Type": "Wait", "Seconds": step.seconds, "Next": next_state}
-        else:
-            states[names[index]] = _send_email(scenario, step, next_state)
+            self.states[node.name] = {"Type": "Wait", "Seconds": step.seconds, "Next": following}
+        elif isinstance(step, SendEmail):
+            payload = {
+                **self.base(step.id, "send_email"),
+                "template": step.template,
+                "category": self.scenario.category,
+                "execution.$": "$$.Execution.Id",
+                "trigger.$": "$.trigger",
+            }
+            if node.variant:
+                payload["variant"] = node.variant
+            comment = f"Renders {step.template} and sends it once, after re-checking consent and suppression."
+            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
+        elif isinstance(step, SetAttribute):
+            payload = {**self.base(step.id, "set_attribute"), "name": step.name, "value": step.value}
+            comment = f"Sets the contact's attribute {step.name}."
+            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
+        elif isinstance(step, ListChange):
+            action = "add_to_list" if step.add else "remove_from_list"
+            payload = {**self.base(step.id, action), "list": step.list}
+            comment = f"{'Adds the contact to' if step.add else 'Removes the contact from'} the list {step.list}."
+            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
+        elif isinstance(step, If):
+            then_first = self.link(node.branches[0], following)
+            else_first = self.link(node.branches[1], following)
+            payload = {**self.base(step.id, "evaluate"), "condition": step.condition}
+            self.states[node.check] = _task(
+                payload,
+                node.name,
+                f"Evaluates the condition of {step.id} on the contact as it is now.",
+                {"value.$": "$.Payload.value"},
+            )
+            self.states[node.name] = {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.last.value", "BooleanEquals": True, "Next": then_first}],
+                "Default": else_first,
+            }
+            return node.check
+        elif isinstance(step, Split):
+            firsts = [self.link(branch, following) for branch in node.branches]
+            choices, bound = [], 0
+            for variant, first in zip(step.variants[:-1], firsts[:-1], strict=True):
+                bound += variant.percent
+                choices.append({"Variable": "$.bucket", "NumericLessThan": bound, "Next": first})
+            self.states[node.name] = {"Type": "Choice", "Choices": choices, "Default": firsts[-1]}
+        return node.name
+
+
+def compile_scenario(scenario: Scenario) -> dict[str, Any]:
+    nodes = _Planner().plan(scenario.steps, 0, None)
+    linker = _Linker(scenario)
+    start = linker.link(nodes, DONE)
+    states = {name: linker.states[name] for name in _order(start, linker.states)}
     states[DONE] = {"Type": "Succeed"}
-    if any(isinstance(step, SendEmail) for step in scenario.steps):  # Step Functions refuses unreachable states
+    if any(state["Type"] == "Task" for state in states.values()):  # Step Functions refuses unreachable states
         states[FAILED] = {
             "Type": "Fail",
             "Error": "StepFailed",
@@ -109,9 +198,25 @@ def compile_scenario(scenario: Scenario) -> dict[str, Any]:
     return {
         "Comment": f"parcours scenario {scenario.id}: {scenario.name}. "
         f"Compiled from scenarios/{scenario.source}; do not edit.",
-        "StartAt": names[0],
+        "StartAt": start,
         "States": states,
     }
+
+
+def _order(start: str, states: dict[str, Any]) -> list[str]:
+    """States in reading order (depth first from the start), so the JSON reads like the YAML."""
+    seen: list[str] = []
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in states:
+            continue
+        seen.append(name)
+        state = states[name]
+        targets = [choice["Next"] for choice in state.get("Choices", [])]
+        targets += [state[key] for key in ("Default", "Next") if key in state]
+        todo.extend(reversed(targets))
+    return seen
 
 
 def to_json(definition: dict[str, Any]) -> str:

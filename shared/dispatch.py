@@ -54,6 +54,11 @@ def execution_name(scenario: str, contact_id: str, event_id: str) -> str:
     return f"{scenario}-{contact_id}-{digest}"[:80]
 
 
+def bucket(scenario: str, contact_id: str) -> int:
+    """0-99, stable for a contact in a scenario: the same A/B variant every time they enter."""
+    return int(hashlib.sha256(f"{scenario}:{contact_id}".encode()).hexdigest()[:8], 16) % 100
+
+
 def start_matching(
     event: Event, contact: ContactModel, settings: Settings, entries: tuple[Entry, ...]
 ) -> list[Outcome]:
@@ -73,6 +78,7 @@ def start_matching(
 def _start(scenario: str, name: str, event: Event, contact: ContactModel, settings: Settings) -> Outcome:
     execution_input = {
         "contact_id": contact.contact_id,
+        "bucket": bucket(scenario, contact.contact_id),
         "trigger": {"type": event.type, "event_id": event.event_id, "properties": event.properties},
     }
     try:

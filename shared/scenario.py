@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import yaml
 
+from shared.conditions import LIST_NAME, NAME, PROFILE_FIELDS, ConditionError, check
+
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -39,7 +41,48 @@ class Wait:
     text: str  # as written, e.g. "2d"
 
 
-Step = SendEmail | Wait
+@dataclass(frozen=True)
+class SetAttribute:
+    id: str
+    name: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class ListChange:
+    id: str
+    list: str
+    add: bool
+
+
+@dataclass(frozen=True)
+class If:
+    id: str
+    condition: dict[str, Any]
+    then: tuple[Step, ...]
+    otherwise: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    percent: int
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Split:
+    id: str
+    variants: tuple[Variant, ...]
+
+
+@dataclass(frozen=True)
+class Exit:
+    """Leaves the scenario here (the execution succeeds)."""
+
+
+Step = SendEmail | Wait | SetAttribute | ListChange | If | Split | Exit
+ACTIONS = ("send_email", "wait", "if", "split", "set_attribute", "add_to_list", "remove_from_list", "exit")
 
 
 @dataclass(frozen=True)
@@ -74,7 +117,7 @@ def _locate(node: yaml.Node, path: str) -> _Located:
         return _Located(mapping, line, column)
     if isinstance(node, yaml.SequenceNode):
         return _Located([_locate(item, path) for item in node.value], line, column)
-    return _Located(node.value, line, column)  # scalars stay text: the reader checks each one
+    return _Located(yaml.SafeLoader("").construct_object(node), line, column)  # typed: 2d text, 5 int, true bool
 
 
 class _Reader:
@@ -174,41 +217,122 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
     )
 
 
-def _steps(reader: _Reader, at: _Located, templates_dir: Path | None) -> tuple[Step, ...]:
-    if not isinstance(at.value, list) or not at.value:
-        raise reader.fail(at, "steps must be a non-empty list")
-    steps: list[Step] = []
-    seen: set[str] = set()
-    total = 0
-    for item in at.value:
-        if isinstance(item.value, dict) and "send_email" in item.value:
-            fields = reader.mapping(item, "a send_email step", ("id", "send_email"), ("id", "send_email"))
-            step_id = reader.text(fields["id"], "step id")
-            if not SLUG.match(step_id):
-                raise reader.fail(fields["id"], "a step id is lower-case letters, digits and dashes")
-            if step_id in seen:
-                raise reader.fail(fields["id"], f"step id {step_id!r} is used twice; step ids must be unique")
-            seen.add(step_id)
-            template = reader.text(fields["send_email"], "send_email")
-            if templates_dir is not None and not any((templates_dir / "email").glob(f"{template}.*.html")):
-                raise reader.fail(
-                    fields["send_email"],
-                    f"no email template {template!r}: expected templates/email/{template}.<locale>.html",
-                )
-            steps.append(SendEmail(id=step_id, template=template))
-        elif isinstance(item.value, dict) and "wait" in item.value:
+def _plain(at: _Located) -> Any:
+    if isinstance(at.value, dict):
+        return {key: _plain(value) for key, value in at.value.items()}
+    if isinstance(at.value, list):
+        return [_plain(item) for item in at.value]
+    return at.value
+
+
+class _StepReader:
+    """Reads a list of steps, recursively through branches, checking ids, templates, waits and reachability."""
+
+    def __init__(self, reader: _Reader, templates_dir: Path | None) -> None:
+        self.reader = reader
+        self.templates_dir = templates_dir
+        self.seen: set[str] = set()
+
+    def steps(self, at: _Located, what: str, elapsed: int = 0) -> tuple[tuple[Step, ...], int]:
+        """The steps, and the time waited by the end of the longest path through them."""
+        reader = self.reader
+        if not isinstance(at.value, list) or not at.value:
+            raise reader.fail(at, f"{what} must be a non-empty list")
+        steps: list[Step] = []
+        for item in at.value:
+            if steps and isinstance(steps[-1], Exit):
+                raise reader.fail(item, "this step can never run: the step before it exits the scenario")
+            step, elapsed = self.step(item, elapsed)
+            steps.append(step)
+        return tuple(steps), elapsed
+
+    def _id(self, at: _Located) -> str:
+        step_id = self.reader.text(at, "step id")
+        if not SLUG.match(step_id):
+            raise self.reader.fail(at, "a step id is lower-case letters, digits and dashes")
+        if step_id in self.seen:
+            raise self.reader.fail(at, f"step id {step_id!r} is used twice; step ids must be unique")
+        self.seen.add(step_id)
+        return step_id
+
+    def step(self, item: _Located, elapsed: int) -> tuple[Step, int]:
+        reader = self.reader
+        kinds = [key for key in ACTIONS if isinstance(item.value, dict) and key in item.value]
+        if len(kinds) != 1:
+            raise reader.fail(item, f"each step is a mapping with one of: {', '.join(ACTIONS)}")
+        kind = kinds[0]
+        if kind == "wait":
             fields = reader.mapping(item, "a wait step", ("wait",), ("wait",))
             text = str(fields["wait"].value)
             seconds = parse_duration(text)
             if seconds is None or seconds <= 0:
                 raise reader.fail(fields["wait"], f"wait {text!r} is not a duration; write e.g. 90s, 30m, 1h, 2d, 1w")
-            total += seconds
-            if total >= ONE_YEAR:
+            if elapsed + seconds >= ONE_YEAR:
                 raise reader.fail(
-                    fields["wait"],
-                    "the waits add up to a year or more; Step Functions ends executions at one year",
+                    fields["wait"], "the waits add up to a year or more; Step Functions ends executions at one year"
                 )
-            steps.append(Wait(seconds=seconds, text=text))
-        else:
-            raise reader.fail(item, "each step is a mapping with one of: send_email, wait")
-    return tuple(steps)
+            return Wait(seconds=seconds, text=text), elapsed + seconds
+        if kind == "exit":
+            fields = reader.mapping(item, "an exit step", ("exit",), ("exit",))
+            if fields["exit"].value is not True:
+                raise reader.fail(fields["exit"], "write `exit: true` to leave the scenario here")
+            return Exit(), elapsed
+        if kind == "send_email":
+            fields = reader.mapping(item, "a send_email step", ("id", "send_email"), ("id", "send_email"))
+            step_id = self._id(fields["id"])
+            template = reader.text(fields["send_email"], "send_email")
+            if self.templates_dir is not None and not any((self.templates_dir / "email").glob(f"{template}.*.html")):
+                raise reader.fail(
+                    fields["send_email"],
+                    f"no email template {template!r}: expected templates/email/{template}.<locale>.html",
+                )
+            return SendEmail(id=step_id, template=template), elapsed
+        if kind == "set_attribute":
+            fields = reader.mapping(item, "a set_attribute step", ("id", "set_attribute"), ("id", "set_attribute"))
+            step_id = self._id(fields["id"])
+            spec = reader.mapping(fields["set_attribute"], "set_attribute", ("name", "value"), ("name", "value"))
+            name = reader.text(spec["name"], "set_attribute.name")
+            if not NAME.match(name) or name in PROFILE_FIELDS:
+                raise reader.fail(spec["name"], "a custom attribute name is like plan_type (not a profile field)")
+            return SetAttribute(id=step_id, name=name, value=_plain(spec["value"])), elapsed
+        if kind in ("add_to_list", "remove_from_list"):
+            fields = reader.mapping(item, f"an {kind} step", ("id", kind), ("id", kind))
+            step_id = self._id(fields["id"])
+            list_name = reader.text(fields[kind], kind)
+            if not LIST_NAME.match(list_name):
+                raise reader.fail(fields[kind], "a list name is lower-case letters, digits and dashes")
+            return ListChange(id=step_id, list=list_name, add=kind == "add_to_list"), elapsed
+        if kind == "if":
+            fields = reader.mapping(item, "an if step", ("id", "if", "then", "else"), ("id", "if", "then"))
+            step_id = self._id(fields["id"])
+            condition = _plain(fields["if"])
+            try:
+                check(condition, "if")
+            except ConditionError as error:
+                raise reader.fail(fields["if"], str(error)) from None
+            then, after_then = self.steps(fields["then"], "then", elapsed)
+            otherwise, after_else = self.steps(fields["else"], "else", elapsed) if "else" in fields else ((), elapsed)
+            return If(id=step_id, condition=condition, then=then, otherwise=otherwise), max(after_then, after_else)
+        fields = reader.mapping(item, "a split step", ("id", "split"), ("id", "split"))
+        step_id = self._id(fields["id"])
+        if not isinstance(fields["split"].value, dict) or len(fields["split"].value) < 2:
+            raise reader.fail(fields["split"], "split maps two or more variant names to {percent, steps}")
+        variants = []
+        ends = []
+        for variant_name, spec_at in fields["split"].value.items():
+            if not SLUG.match(variant_name):
+                raise reader.fail(spec_at, f"variant name {variant_name!r}: lower-case letters, digits and dashes")
+            spec = reader.mapping(spec_at, f"variant {variant_name}", ("percent", "steps"), ("percent", "steps"))
+            percent = spec["percent"].value
+            if not isinstance(percent, int) or isinstance(percent, bool) or not 0 < percent < 100:
+                raise reader.fail(spec["percent"], "percent is a whole number between 1 and 99")
+            steps, end = self.steps(spec["steps"], "steps", elapsed)
+            variants.append(Variant(variant_name, percent, steps))
+            ends.append(end)
+        if sum(v.percent for v in variants) != 100:
+            raise reader.fail(fields["split"], f"the percents add up to {sum(v.percent for v in variants)}, not 100")
+        return Split(id=step_id, variants=tuple(variants)), max(ends)
+
+
+def _steps(reader: _Reader, at: _Located, templates_dir: Path | None) -> tuple[Step, ...]:
+    return _StepReader(reader, templates_dir).steps(at, "steps")[0]

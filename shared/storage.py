@@ -18,6 +18,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException
@@ -57,6 +58,8 @@ class ContactModel(Model):
     email_consent = Consent(null=True)
     consent_history = ListAttribute(of=Consent, default=list)
     suppressed = BooleanAttribute(default=False)
+    attributes = MapAttribute[str, Any](default=dict)  # custom attributes, set by sources and scenarios
+    lists = UnicodeSetAttribute(null=True)  # static list membership (names)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     source_updated_at = UTCDateTimeAttribute(null=True)

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import secrets, sending
+from shared import actions, secrets, sending
 from shared.settings import get_settings
 
 logger = Logger()
@@ -17,22 +17,31 @@ metrics = Metrics()
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     action = event.get("action")
-    if action != "send_email":
-        raise sending.InvalidRequest(f"unknown action {action!r}")
     settings = get_settings()
-    request = sending.SendRequest.from_payload(event)
-    link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
-    result = sending.send_email(request, settings, settings.clock(), link_secret)
+    result: dict[str, Any]
+    if action == "send_email":
+        request = sending.SendRequest.from_payload(event)
+        link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
+        result = sending.send_email(request, settings, settings.clock(), link_secret)
+        metrics.add_metric(name=f"Email{result['status'].capitalize()}", unit=MetricUnit.Count, value=1)
+    elif action == "evaluate":
+        result = actions.evaluate(event, settings)
+    elif action == "set_attribute":
+        result = actions.set_attribute(event, settings)
+    elif action in ("add_to_list", "remove_from_list"):
+        result = actions.change_list(event, settings, add=action == "add_to_list")
+    else:
+        raise actions.InvalidAction(f"unknown action {action!r}")
     logger.info(
-        "send step",
+        "scenario step",
         extra={
-            "scenario": request.scenario,
-            "step": request.step,
-            "contact_id": request.contact_id,
+            "action": action,
+            "scenario": event.get("scenario"),
+            "step": event.get("step"),
+            "contact_id": event.get("contact_id"),
             **result,
         },
     )
-    metrics.add_metric(name=f"Email{result['status'].capitalize()}", unit=MetricUnit.Count, value=1)
     return result

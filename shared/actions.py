@@ -1,0 +1,61 @@
+"""The non-sending Tasks of a scenario: evaluate a condition, update the contact. Each answers a small dict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.exceptions import PynamoDBException, UpdateError
+
+from shared import conditions
+from shared.settings import Settings
+from shared.storage import ContactModel, StorageError, get_or_none, tables
+
+
+class InvalidAction(ValueError):
+    """A payload the compiler would never produce: a field is missing or malformed."""
+
+
+def _field(payload: dict[str, Any], name: str) -> Any:
+    if name not in payload:
+        raise InvalidAction(f"{payload.get('action')} payload lacks the field {name}")
+    return payload[name]
+
+
+def evaluate(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    condition = _field(payload, "condition")
+    try:
+        conditions.check(condition)
+    except conditions.ConditionError as error:
+        raise InvalidAction(str(error)) from None
+    contact = get_or_none(tables(settings).contacts, str(_field(payload, "contact_id")), consistent=True)
+    return {"value": conditions.holds(condition, contact)}
+
+
+def _update(settings: Settings, contact_id: str, actions: list[Any]) -> dict[str, Any]:
+    model = tables(settings).contacts
+    try:
+        model(contact_id=contact_id).update(actions=actions, condition=ContactModel.contact_id.exists())
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return {"status": "skipped", "reason": "contact not found"}
+        raise StorageError(str(error)) from error
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+    return {"status": "done"}
+
+
+def set_attribute(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    name = str(_field(payload, "name"))
+    if not conditions.NAME.match(name) or name in conditions.PROFILE_FIELDS:
+        raise InvalidAction(f"set_attribute: {name!r} is not a custom attribute name")
+    return _update(
+        settings, str(_field(payload, "contact_id")), [ContactModel.attributes[name].set(payload.get("value"))]
+    )
+
+
+def change_list(payload: dict[str, Any], settings: Settings, add: bool) -> dict[str, Any]:
+    name = str(_field(payload, "list"))
+    if not conditions.LIST_NAME.match(name):
+        raise InvalidAction(f"{name!r} is not a list name")
+    action = ContactModel.lists.add({name}) if add else ContactModel.lists.delete({name})
+    return _update(settings, str(_field(payload, "contact_id")), [action])

@@ -1,0 +1,95 @@
+"""Conditions on a contact, written in scenarios and evaluated by the act function right when a branch is taken.
+
+Forms (JSON once compiled):
+  {"consent": "email"}                          marketing email allowed now (consent, not suppressed)
+  {"attribute": NAME, "exists": true|false}     a profile field or custom attribute is set (non-empty)
+  {"attribute": NAME, "equals": VALUE}          ... equals VALUE
+  {"attribute": NAME, "in": [VALUES]}           ... is one of VALUES
+  {"in_list": LIST} / {"not_in_list": LIST}     list membership
+  {"all": [...]}, {"any": [...]}, {"not": {...}}
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from shared.consent import refusal_for_marketing_email
+from shared.storage import ContactModel
+
+PROFILE_FIELDS = ("email", "first_name", "last_name", "locale")
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+class ConditionError(ValueError):
+    """A condition that is not one of the forms above; the message says what is wrong."""
+
+
+def check(condition: Any, where: str = "condition") -> None:
+    """Validates the shape (at build time, so that run time never meets a malformed condition)."""
+    if not isinstance(condition, dict) or not condition:
+        raise ConditionError(f"{where} must be a mapping such as {{attribute: first_name, exists: true}}")
+    keys = set(condition)
+    if keys == {"consent"}:
+        if condition["consent"] != "email":
+            raise ConditionError(f"{where}: consent can only be 'email' for now")
+    elif "attribute" in keys:
+        name = condition["attribute"]
+        tests = keys - {"attribute"}
+        if not isinstance(name, str) or not NAME.match(name):
+            raise ConditionError(f"{where}: attribute must be a name like first_name or plan_type")
+        if len(tests) != 1 or not tests <= {"exists", "equals", "in"}:
+            raise ConditionError(f"{where}: an attribute condition needs exactly one of exists, equals, in")
+        if "exists" in tests and not isinstance(condition["exists"], bool):
+            raise ConditionError(f"{where}: exists is true or false")
+        if "in" in tests and not isinstance(condition["in"], list):
+            raise ConditionError(f"{where}: in takes a list of values")
+    elif keys in ({"in_list"}, {"not_in_list"}):
+        list_name = condition[next(iter(keys))]
+        if not isinstance(list_name, str) or not LIST_NAME.match(list_name):
+            raise ConditionError(f"{where}: a list name is lower-case letters, digits and dashes")
+    elif keys in ({"all"}, {"any"}):
+        parts = condition[next(iter(keys))]
+        if not isinstance(parts, list) or not parts:
+            raise ConditionError(f"{where}: {next(iter(keys))} takes a non-empty list of conditions")
+        for index, part in enumerate(parts):
+            check(part, f"{where}.{next(iter(keys))}[{index}]")
+    elif keys == {"not"}:
+        check(condition["not"], f"{where}.not")
+    else:
+        raise ConditionError(
+            f"{where}: unknown condition with keys {', '.join(sorted(keys))}; "
+            "use consent, attribute, in_list, not_in_list, all, any or not"
+        )
+
+
+def attribute(contact: ContactModel, name: str) -> Any:
+    if name in PROFILE_FIELDS:
+        return getattr(contact, name)
+    custom = contact.attributes.as_dict() if contact.attributes is not None else {}
+    return custom.get(name)
+
+
+def holds(condition: dict[str, Any], contact: ContactModel | None) -> bool:
+    """True if the contact meets the condition; a contact that no longer exists meets none."""
+    if contact is None:
+        return False
+    if "consent" in condition:
+        return refusal_for_marketing_email(contact) is None
+    if "attribute" in condition:
+        value = attribute(contact, condition["attribute"])
+        if "exists" in condition:
+            return bool((value not in (None, "", [], {})) == condition["exists"])
+        if "equals" in condition:
+            return bool(value == condition["equals"])
+        return value in condition["in"]
+    if "in_list" in condition:
+        return condition["in_list"] in (contact.lists or set())
+    if "not_in_list" in condition:
+        return condition["not_in_list"] not in (contact.lists or set())
+    if "all" in condition:
+        return all(holds(part, contact) for part in condition["all"])
+    if "any" in condition:
+        return any(holds(part, contact) for part in condition["any"])
+    return not holds(condition["not"], contact)
