@@ -6,89 +6,26 @@ import itertools
 import json
 import os
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-import pytest
-
-from shared.settings import Settings
-from shared.storage import Consent, tables
+from shared.storage import Tables
 from tests.runtime import RunningLocal
+from tests.scenarios.conftest import add_contact, entered_states, finished, start
 
 SIMULATED_DAY = 86400
 
 
-@pytest.fixture
-def store(local: RunningLocal, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The stack's tables, reached through the local runtime's AWS endpoint."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", local.aws_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
-    ids = local.physical_ids()
-    environ = {
-        "AWS_REGION": "eu-west-3",
-        "PARCOURS_CONTACTS_TABLE": ids["ContactsTable"],
-        "PARCOURS_IDENTITIES_TABLE": ids["IdentitiesTable"],
-        "PARCOURS_EVENTS_TABLE": ids["EventsTable"],
-        "PARCOURS_SENDS_TABLE": ids["SendsTable"],
-        "PARCOURS_IDEMPOTENCY_TABLE": ids["IdempotencyTable"],
-        "PARCOURS_QUEUE_URL": ids["EventsQueue"],
-        "PARCOURS_STATE_MACHINE_PREFIX": ids["WelcomeStateMachine"].removesuffix("welcome"),
-        **{
-            name: "x"
-            for name in (
-                "PARCOURS_FROM_ADDRESS",
-                "PARCOURS_CONFIGURATION_SET",
-                "PARCOURS_PUBLIC_BASE_URL",
-                "PARCOURS_SENDER_NAME",
-                "PARCOURS_POSTAL_ADDRESS",
-            )
-        },
-    }
-    return tables(Settings.from_environ(environ))
+def welcome(local: RunningLocal) -> str:
+    return local.physical_ids()["WelcomeStateMachine"]
 
 
-def add_contact(store: Any, email: str, consent: str | None = "granted", locale: str = "fr") -> str:
-    now = datetime.now(UTC)
-    contact = store.contacts(
-        contact_id=uuid.uuid4().hex, email=email, first_name="Lou", locale=locale, created_at=now, updated_at=now
-    )
-    if consent:
-        contact.email_consent = Consent(state=consent, level="single_opt_in", source="test", at=now)
-    contact.save()
-    return str(contact.contact_id)
-
-
-def start(local: RunningLocal, contact_id: str) -> str:
-    sfn = local.client("stepfunctions")
-    arn = local.physical_ids()["WelcomeStateMachine"]
-    execution = sfn.start_execution(
-        stateMachineArn=arn,
-        name=f"test-{uuid.uuid4().hex}",
-        input=json.dumps({"contact_id": contact_id, "trigger": {"type": "test", "event_id": "t", "properties": {}}}),
-    )
-    return str(execution["executionArn"])
-
-
-def finished(local: RunningLocal, execution: str, seconds: float = 30) -> dict[str, Any]:
-    sfn = local.client("stepfunctions")
-    return local.wait_for(
-        lambda: sfn.describe_execution(executionArn=execution), lambda d: d["status"] != "RUNNING", seconds
-    )
-
-
-def entered_states(local: RunningLocal, execution: str) -> list[str]:
-    events = local.client("stepfunctions").get_execution_history(executionArn=execution)["events"]
-    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
-
-
-def test_a_consenting_contact_gets_four_emails_at_j0_j2_j5_j8(local: RunningLocal, store: Any) -> None:
+def test_a_consenting_contact_gets_four_emails_at_j0_j2_j5_j8(local: RunningLocal, store: Tables) -> None:
     # Given a contact who agreed to marketing email
     email = f"lou.{uuid.uuid4().hex[:8]}@example.com"
     contact_id = add_contact(store, email)
 
     # When the welcome state machine runs for them
-    execution = start(local, contact_id)
+    execution = start(local, welcome(local), contact_id)
     assert finished(local, execution)["status"] == "SUCCEEDED"
 
     # Then every state ran in order, and four emails went out days apart in simulated time
@@ -112,25 +49,27 @@ def test_a_consenting_contact_gets_four_emails_at_j0_j2_j5_j8(local: RunningLoca
     assert all(abs(gap - round(gap)) < 0.25 for gap in gaps)
 
 
-def test_without_consent_every_send_is_skipped_and_nothing_goes_out(local: RunningLocal, store: Any) -> None:
+def test_without_consent_every_send_is_skipped_and_nothing_goes_out(local: RunningLocal, store: Tables) -> None:
     email = f"no.{uuid.uuid4().hex[:8]}@example.com"
-    execution = start(local, add_contact(store, email, consent="denied"))
+    execution = start(local, welcome(local), add_contact(store, email, consent="denied"))
     result = finished(local, execution)
     assert result["status"] == "SUCCEEDED"
     assert json.loads(result["output"])["last"] == {"status": "skipped"}
     assert local.outbox(to=email) == []
 
 
-def test_a_send_that_ses_refuses_ends_in_step_failed_and_the_execution_fails(local: RunningLocal, store: Any) -> None:
+def test_a_send_that_ses_refuses_ends_in_step_failed_and_the_execution_fails(
+    local: RunningLocal, store: Tables
+) -> None:
     # Given a stored address SES will not accept
-    execution = start(local, add_contact(store, "not-an-address"))
+    execution = start(local, welcome(local), add_contact(store, "not-an-address"))
     result = finished(local, execution)
     assert result["status"] == "FAILED"
     assert entered_states(local, execution) == ["Send email e1-welcome", "Step failed"]
     assert result.get("error") == "StepFailed"
 
 
-def test_a_retried_send_task_does_not_send_twice(local: RunningLocal, store: Any) -> None:
+def test_a_retried_send_task_does_not_send_twice(local: RunningLocal, store: Tables) -> None:
     email = f"retry.{uuid.uuid4().hex[:8]}@example.com"
     contact_id = add_contact(store, email)
     payload = {

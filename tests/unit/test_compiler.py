@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from infra import build, samtemplate
 from shared import compiler
-from shared.scenario import Scenario, SendEmail, Wait, load
+from shared.scenario import Exit, If, ListChange, Scenario, SendEmail, SetAttribute, Split, Step, Variant, Wait, load
 from tests.conftest import ROOT
 
 
@@ -21,8 +21,9 @@ def reachable(definition: dict[str, Any]) -> set[str]:
             continue
         seen.add(name)
         state = definition["States"][name]
-        todo += [state["Next"]] if "Next" in state else []
+        todo += [state[key] for key in ("Next", "Default") if key in state]
         todo += [catch["Next"] for catch in state.get("Catch", [])]
+        todo += [choice["Next"] for choice in state.get("Choices", [])]
     return seen
 
 
@@ -84,16 +85,86 @@ def test_template_yaml_deploys_every_compiled_scenario_with_the_act_function() -
     assert len(deployed) == len(compiled.scenarios)
 
 
+def test_an_if_checks_the_contact_now_then_chooses_and_both_branches_join_the_next_step() -> None:
+    definition = compiler.compile_scenario(load(ROOT / "tests/fixtures/scenarios/branching.yaml", ROOT / "templates"))
+    states = definition["States"]
+    assert definition["StartAt"] == "Check profile"
+    assert states["Check profile"]["Parameters"]["Payload"]["condition"]["all"][0] == {
+        "attribute": "first_name",
+        "exists": True,
+    }
+    assert states["Check profile"]["Next"] == "profile?"
+    assert states["profile?"] == {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.last.value", "BooleanEquals": True, "Next": "Send email tips"}],
+        "Default": "Send email reminder",
+    }
+    assert states["Send email tips"]["Next"] == "Wait 1d until J+1"
+    assert states["Send email reminder"]["Next"] == "Done"  # exit
+
+
+def test_a_split_chooses_on_the_contacts_bucket_by_cumulative_percent_and_tags_the_variant() -> None:
+    definition = compiler.compile_scenario(load(ROOT / "tests/fixtures/scenarios/branching.yaml", ROOT / "templates"))
+    split = definition["States"]["Split subject-test"]
+    assert split["Choices"] == [{"Variable": "$.bucket", "NumericLessThan": 30, "Next": "Send email variant-a"}]
+    assert split["Default"] == "Send email variant-b"
+    payload = definition["States"]["Send email variant-b"]["Parameters"]["Payload"]
+    assert payload["variant"] == "b"
+
+
+def test_an_if_without_else_goes_straight_on_when_the_condition_fails() -> None:
+    definition = compiler.compile_scenario(load(ROOT / "tests/fixtures/scenarios/branching.yaml", ROOT / "templates"))
+    assert definition["States"]["vip-check?"]["Default"] == "Done"
+
+
 durations = st.integers(min_value=1, max_value=30).map(lambda days: Wait(seconds=days * 3600, text=f"{days}h"))
+counter = iter(range(10**9))
+
+
+def _id() -> str:
+    return f"s{next(counter)}"
+
+
+leaf = st.one_of(
+    durations,
+    st.builds(lambda: SendEmail(id=_id(), template="welcome/1-welcome")),
+    st.builds(lambda: SetAttribute(id=_id(), name="plan", value=1)),
+    st.builds(lambda add: ListChange(id=_id(), list="vip", add=add), st.booleans()),
+)
+
+
+def _with_exit(steps: list[Step], exits: bool) -> tuple[Step, ...]:
+    return (*steps, Exit()) if exits else tuple(steps)
+
+
+step_lists: st.SearchStrategy[list[Any]] = st.recursive(
+    st.lists(leaf, min_size=1, max_size=4),
+    lambda inner: st.lists(
+        st.one_of(
+            leaf,
+            st.builds(
+                lambda c, t, e: If(id=_id(), condition={"consent": "email"}, then=tuple(t), otherwise=tuple(e)),
+                st.none(),
+                inner,
+                st.one_of(st.just([]), inner),
+            ),
+            st.builds(
+                lambda a, b, p: Split(id=_id(), variants=(Variant("a", p, tuple(a)), Variant("b", 100 - p, tuple(b)))),
+                inner,
+                inner,
+                st.integers(min_value=1, max_value=99),
+            ),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    max_leaves=12,
+)
 
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
-    kinds = draw(st.lists(st.one_of(st.none(), durations), min_size=1, max_size=12))
-    steps = tuple(
-        SendEmail(id=f"s{index}", template="welcome/1-welcome") if kind is None else kind
-        for index, kind in enumerate(kinds)
-    )
+    steps = _with_exit(list(draw(step_lists)), draw(st.booleans()))
     return Scenario("generated", "Generated", "", "marketing", "contact.subscribed", "email", steps, "generated.yaml")
 
 
@@ -105,8 +176,9 @@ def test_any_valid_scenario_compiles_to_asl_whose_every_next_exists_and_every_st
     states = definition["States"]
     assert definition["StartAt"] in states
     for state in states.values():
-        for target in [state.get("Next"), *[c["Next"] for c in state.get("Catch", [])]]:
+        targets = [state.get("Next"), state.get("Default"), *[c["Next"] for c in state.get("Catch", [])]]
+        for target in targets + [c["Next"] for c in state.get("Choices", [])]:
             assert target is None or target in states
-    assert len(states) == len(scenario.steps) + (2 if "Step failed" in states else 1)
     assert reachable(definition) == set(states)
+    assert ("Step failed" in states) == any(state["Type"] == "Task" for state in states.values())
     assert all(len(name) <= 80 for name in states)

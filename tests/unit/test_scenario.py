@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.scenario import ScenarioError, SendEmail, Wait, load
+from shared.scenario import Exit, If, ListChange, ScenarioError, SendEmail, SetAttribute, Split, Wait, load
 from tests.conftest import ROOT
 
 TEMPLATES = ROOT / "templates"
@@ -86,3 +86,72 @@ def test_each_kind_of_mistake_is_reported_where_it_is(
     assert words in error.message
     assert (error.line, error.column) == (line, column)
     assert str(error).endswith(f"test.yaml:{line}:{column}: {error.message}")
+
+
+FIXTURES = ROOT / "tests" / "fixtures" / "scenarios"
+
+
+def test_branches_actions_and_exit_load_from_yaml() -> None:
+    scenario = load(FIXTURES / "branching.yaml", TEMPLATES)
+    profile = scenario.steps[0]
+    assert isinstance(profile, If)
+    assert profile.condition == {
+        "all": [{"attribute": "first_name", "exists": True}, {"attribute": "last_name", "exists": True}]
+    }
+    assert isinstance(profile.otherwise[-1], Exit)
+    split = scenario.steps[2]
+    assert isinstance(split, Split)
+    assert [(v.name, v.percent) for v in split.variants] == [("a", 30), ("b", 70)]
+    assert scenario.steps[3] == SetAttribute(id="mark", name="onboarded", value=True)
+    assert scenario.steps[4] == ListChange(id="loyal", list="clients-fideles", add=True)
+
+
+BRANCHY = """\
+id: test
+name: Test
+trigger:
+  event: contact.subscribed
+steps:
+{steps}"""
+
+
+@pytest.mark.parametrize(
+    ("steps", "line", "words"),
+    [
+        ("  - id: x\n    if: {consent: email}\n", 6, "needs the key 'then'"),
+        ("  - id: x\n    if: {colour: blue}\n    then: [{exit: true}]\n", 7, "unknown condition with keys colour"),
+        ("  - id: x\n    if: {attribute: first_name}\n    then: [{exit: true}]\n", 7, "exactly one of exists"),
+        ("  - id: x\n    if: {all: []}\n    then: [{exit: true}]\n", 7, "non-empty list of conditions"),
+        ("  - id: x\n    if: {consent: sms}\n    then: [{exit: true}]\n", 7, "consent can only be 'email'"),
+        (
+            "  - id: x\n    split:\n      a: {percent: 50, steps: [{exit: true}]}\n"
+            "      b: {percent: 40, steps: [{exit: true}]}\n",
+            8,
+            "add up to 90, not 100",
+        ),
+        ("  - id: x\n    split:\n      a: {percent: 100, steps: [{exit: true}]}\n", 8, "two or more variant"),
+        (
+            "  - id: x\n    split:\n      a: {percent: 50%, steps: [{exit: true}]}\n"
+            "      b: {percent: 50, steps: [{exit: true}]}\n",
+            8,
+            "whole number",
+        ),
+        ("  - exit: true\n  - wait: 1d\n", 7, "can never run"),
+        ("  - exit: false\n", 6, "exit: true"),
+        ("  - id: x\n    set_attribute: {name: email, value: a}\n", 7, "not a profile field"),
+        ("  - id: x\n    add_to_list: Clients Fidèles\n", 7, "list name"),
+        ("  - id: x\n    send_email: welcome/1-welcome\n    wait: 1d\n", 6, "one of: send_email, wait"),
+        ("  - id: x\n    if: {consent: email}\n    then:\n      - wait: 200d\n  - wait: 200d\n", 10, "a year or more"),
+        (
+            "  - id: x\n    if: {consent: email}\n    then:\n      - id: x\n        send_email: welcome/1-welcome\n",
+            9,
+            "used twice",
+        ),
+    ],
+)
+def test_each_kind_of_mistake_in_branches_and_actions_is_reported(
+    tmp_path: Path, steps: str, line: int, words: str
+) -> None:
+    error = error_for(tmp_path, BRANCHY.format(steps=steps))
+    assert words in error.message
+    assert error.line == line

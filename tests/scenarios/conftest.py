@@ -1,0 +1,84 @@
+"""Helpers for running compiled state machines in `parcours local`: contacts written straight to the stack's
+tables, executions started and followed through the Step Functions API."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared.settings import Settings
+from shared.storage import Consent, Tables, tables
+from tests.runtime import RunningLocal
+
+
+@pytest.fixture
+def store(local: RunningLocal, monkeypatch: pytest.MonkeyPatch) -> Tables:
+    """The stack's tables, reached through the local runtime's AWS endpoint."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", local.aws_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    ids = local.physical_ids()
+    environ = {
+        "AWS_REGION": "eu-west-3",
+        "PARCOURS_CONTACTS_TABLE": ids["ContactsTable"],
+        "PARCOURS_IDENTITIES_TABLE": ids["IdentitiesTable"],
+        "PARCOURS_EVENTS_TABLE": ids["EventsTable"],
+        "PARCOURS_SENDS_TABLE": ids["SendsTable"],
+        "PARCOURS_IDEMPOTENCY_TABLE": ids["IdempotencyTable"],
+        **{
+            name: "unused"
+            for name in (
+                "PARCOURS_QUEUE_URL",
+                "PARCOURS_STATE_MACHINE_PREFIX",
+                "PARCOURS_FROM_ADDRESS",
+                "PARCOURS_CONFIGURATION_SET",
+                "PARCOURS_PUBLIC_BASE_URL",
+                "PARCOURS_SENDER_NAME",
+                "PARCOURS_POSTAL_ADDRESS",
+            )
+        },
+    }
+    return tables(Settings.from_environ(environ))
+
+
+def add_contact(store: Tables, email: str, consent: str | None = "granted", **fields: Any) -> str:
+    now = datetime.now(UTC)
+    contact = store.contacts(
+        contact_id=uuid.uuid4().hex,
+        email=email,
+        created_at=now,
+        updated_at=now,
+        **{"first_name": "Lou", "locale": "fr", **fields},
+    )
+    if consent:
+        contact.email_consent = Consent(state=consent, level="single_opt_in", source="test", at=now)
+    contact.save()
+    return str(contact.contact_id)
+
+
+def start(local: RunningLocal, machine_arn: str, contact_id: str, **extra: Any) -> str:
+    execution_input = {
+        "contact_id": contact_id,
+        "trigger": {"type": "test", "event_id": "t", "properties": {}},
+        **extra,
+    }
+    execution = local.client("stepfunctions").start_execution(
+        stateMachineArn=machine_arn, name=f"test-{uuid.uuid4().hex}", input=json.dumps(execution_input)
+    )
+    return str(execution["executionArn"])
+
+
+def finished(local: RunningLocal, execution: str, seconds: float = 30) -> dict[str, Any]:
+    sfn = local.client("stepfunctions")
+    return local.wait_for(
+        lambda: sfn.describe_execution(executionArn=execution), lambda d: d["status"] != "RUNNING", seconds
+    )
+
+
+def entered_states(local: RunningLocal, execution: str) -> list[str]:
+    events = local.client("stepfunctions").get_execution_history(executionArn=execution)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]

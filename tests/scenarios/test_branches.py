@@ -1,0 +1,81 @@
+"""Every kind of step and every branch, compiled from a fixture and executed by moto's Step Functions interpreter
+against the deployed act function."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from infra.build import TEMPLATES
+from shared import compiler, scenario
+from shared.storage import Tables
+from tests.conftest import ROOT
+from tests.runtime import RunningLocal
+from tests.scenarios.conftest import add_contact, entered_states, finished, start
+
+
+@pytest.fixture(scope="module")
+def branching(local: RunningLocal) -> str:
+    """The fixture scenario deployed beside the stack's own state machines, wired to its act function."""
+    ids = local.physical_ids()
+    sfn = local.client("stepfunctions")
+    act = local.client("lambda").get_function(FunctionName=ids["ActFunction"])["Configuration"]["FunctionArn"]
+    model = scenario.load(ROOT / "tests" / "fixtures" / "scenarios" / "branching.yaml", TEMPLATES)
+    definition = compiler.to_json(compiler.compile_scenario(model)).replace(compiler.ACT_FUNCTION, act)
+    role = sfn.describe_state_machine(stateMachineArn=ids["WelcomeStateMachine"])["roleArn"]
+    name = f"test-branching-{uuid.uuid4().hex[:8]}"
+    return str(sfn.create_state_machine(name=name, definition=definition, roleArn=role)["stateMachineArn"])
+
+
+def email() -> str:
+    return f"branch.{uuid.uuid4().hex[:8]}@example.com"
+
+
+def test_an_incomplete_profile_gets_the_reminder_and_leaves(local: RunningLocal, store: Tables, branching: str) -> None:
+    address = email()
+    contact_id = add_contact(store, address, last_name=None)
+    execution = start(local, branching, contact_id, bucket=10)
+    assert finished(local, execution)["status"] == "SUCCEEDED"
+    assert entered_states(local, execution) == ["Check profile", "profile?", "Send email reminder", "Done"]
+    assert [m["step"] for m in local.outbox(to=address)] == ["reminder"]
+    assert store.contacts.get(contact_id).attributes.as_dict() == {}
+
+
+@pytest.mark.parametrize(
+    ("bucket", "variant"), [(0, "variant-a"), (29, "variant-a"), (30, "variant-b"), (99, "variant-b")]
+)
+def test_a_complete_profile_gets_tips_then_its_variant_then_the_updates(
+    local: RunningLocal, store: Tables, branching: str, bucket: int, variant: str
+) -> None:
+    address = email()
+    contact_id = add_contact(store, address, last_name="Durand")
+    execution = start(local, branching, contact_id, bucket=bucket)
+    assert finished(local, execution)["status"] == "SUCCEEDED"
+    assert entered_states(local, execution) == [
+        "Check profile",
+        "profile?",
+        "Send email tips",
+        "Wait 1d until J+1",
+        "Split subject-test",
+        f"Send email {variant}",
+        "Set onboarded (mark)",
+        "Add to list clients-fideles (loyal)",
+        "Check vip-check",
+        "vip-check?",
+        "Remove from list clients-fideles (leave-list)",
+        "Done",
+    ]
+    messages = local.outbox(to=address)
+    assert [m["step"] for m in messages] == ["tips", variant]
+    contact = store.contacts.get(contact_id, consistent_read=True)
+    assert contact.attributes.as_dict() == {"onboarded": True}
+    assert not contact.lists  # added, then removed by the second if
+
+
+def test_a_contact_erased_mid_scenario_is_skipped_by_every_action(
+    local: RunningLocal, store: Tables, branching: str
+) -> None:
+    execution = start(local, branching, uuid.uuid4().hex, bucket=50)
+    assert finished(local, execution)["status"] == "SUCCEEDED"
+    assert entered_states(local, execution)[-2:] == ["Send email reminder", "Done"]  # no profile: the else branch
