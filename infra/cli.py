@@ -53,6 +53,24 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _graph(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from infra import build, graph
+
+    compiled = build.compile_all()
+    if args.name not in compiled.scenarios:
+        print(f"error: no scenario {args.name!r}; known: {', '.join(sorted(compiled.scenarios))}", file=sys.stderr)
+        return 2
+    definition = compiled.definition(args.name)
+    print(graph.mermaid(definition), end="")
+    out = Path(args.svg or f".build/graphs/{args.name}.svg")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(graph.svg(definition, compiled.scenarios[args.name].name), encoding="utf-8")
+    print(f"%% SVG written to {out}")
+    return 0
+
+
 def _package(args: argparse.Namespace) -> int:
     from infra import build
 
@@ -88,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     comp.set_defaults(run=_compile)
     commands.add_parser("validate", help="check scenarios and render every email template").set_defaults(run=_validate)
     commands.add_parser("package", help="prepare .build/ for `sam build`").set_defaults(run=_package)
+    drawing = commands.add_parser("graph", help="draw a scenario: Mermaid on stdout, and an SVG file")
+    drawing.add_argument("name", help="the scenario id, e.g. welcome")
+    drawing.add_argument("--svg", help="where to write the SVG (default .build/graphs/NAME.svg)")
+    drawing.set_defaults(run=_graph)
     demo = commands.add_parser("demo", help="play sample Shopify webhooks and show what was sent")
     demo.add_argument("--time-scale", type=_positive, default=43200.0, help="43200: a simulated day in 2 s")
     demo.add_argument("--timeout", type=_positive, default=90.0, help="real seconds to wait for the series")

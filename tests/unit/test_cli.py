@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from infra.cli import main
@@ -18,3 +20,15 @@ def test_compile_check_passes_on_the_committed_scenarios(capsys: pytest.CaptureF
 def test_validate_lists_the_valid_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate"]) == 0
     assert "welcome" in capsys.readouterr().out
+
+
+def test_graph_prints_mermaid_and_writes_the_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "welcome.svg"
+    assert main(["graph", "welcome", "--svg", str(target)]) == 0
+    assert capsys.readouterr().out.startswith("flowchart TD\n")
+    assert target.read_text().startswith("<svg")
+
+
+def test_graph_of_an_unknown_scenario_names_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["graph", "nope"]) == 2
+    assert "known: welcome" in capsys.readouterr().err

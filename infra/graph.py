@@ -1,0 +1,123 @@
+"""Draws a compiled scenario: Mermaid text (README, pull requests) and a standalone SVG file.
+
+Drawn from the ASL itself, so the picture is what Step Functions runs. Retry and Catch edges are left out: every
+Task may end in "Step failed" after its retries, which the legend says once.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    label: str
+
+
+def edges(definition: dict[str, Any]) -> list[Edge]:
+    found = []
+    for name, state in definition["States"].items():
+        if state["Type"] == "Choice":
+            low = 0
+            for choice in state["Choices"]:
+                if "BooleanEquals" in choice:
+                    found.append(Edge(name, choice["Next"], "yes"))
+                else:
+                    bound = int(choice["NumericLessThan"])
+                    found.append(Edge(name, choice["Next"], f"{bound - low}%"))
+                    low = bound
+            found.append(Edge(name, state["Default"], "no" if low == 0 else f"{100 - low}%"))
+        elif "Next" in state:
+            found.append(Edge(name, state["Next"], ""))
+    return found
+
+
+def _drawn(definition: dict[str, Any]) -> list[str]:
+    targets = {edge.target for edge in edges(definition)}
+    return [name for name in definition["States"] if name == definition["StartAt"] or name in targets]
+
+
+def mermaid(definition: dict[str, Any]) -> str:
+    names = _drawn(definition)
+    ids = {name: f"s{index}" for index, name in enumerate(names)}
+    shapes = {"Task": ('["', '"]'), "Wait": ('(["', '"])'), "Choice": ('{"', '"}'), "Succeed": ('(("', '"))')}
+    lines = ["flowchart TD"]
+    for name in names:
+        opening, closing = shapes.get(definition["States"][name]["Type"], ('["', '"]'))
+        lines.append(f"  {ids[name]}{opening}{name.replace(chr(34), '#quot;')}{closing}")
+    for edge in edges(definition):
+        if edge.source in ids and edge.target in ids:
+            arrow = f" -->|{edge.label}| " if edge.label else " --> "
+            lines.append(f"  {ids[edge.source]}{arrow}{ids[edge.target]}")
+    return "\n".join(lines) + "\n"
+
+
+def _ranks(definition: dict[str, Any], names: list[str]) -> dict[str, int]:
+    """Longest distance from the start: every arrow points down (the graph has no cycles)."""
+    rank = {definition["StartAt"]: 0}
+    outgoing: dict[str, list[str]] = {}
+    for edge in edges(definition):
+        outgoing.setdefault(edge.source, []).append(edge.target)
+    for _ in names:  # relax |V| times: enough for a DAG
+        for source, targets in outgoing.items():
+            if source in rank:
+                for target in targets:
+                    rank[target] = max(rank.get(target, 0), rank[source] + 1)
+    return rank
+
+
+def svg(definition: dict[str, Any], title: str) -> str:
+    names = _drawn(definition)
+    rank = _ranks(definition, names)
+    rows: dict[int, list[str]] = {}
+    for name in names:
+        rows.setdefault(rank[name], []).append(name)
+    width, height, gap_x, gap_y = 220, 44, 40, 36
+    columns = max(len(row) for row in rows.values())
+    canvas_width = columns * (width + gap_x) + gap_x
+    position = {}
+    for level, row in rows.items():
+        offset = (canvas_width - len(row) * (width + gap_x) + gap_x) / 2
+        for index, name in enumerate(row):
+            position[name] = (offset + index * (width + gap_x), 60 + level * (height + gap_y))
+    canvas_height = 60 + len(rows) * (height + gap_y) + 30
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{canvas_width:.0f}" height="{canvas_height}" '
+        f'font-family="Helvetica,Arial,sans-serif" font-size="12">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
+        'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#52525b"/></marker></defs>',
+        f'<text x="{gap_x}" y="28" font-size="15" font-weight="bold">{html.escape(title)}</text>',
+        f'<text x="{gap_x}" y="46" fill="#71717a">Every task retries, then may end in “Step failed”.</text>',
+    ]
+    for edge in edges(definition):
+        if edge.source not in position or edge.target not in position:
+            continue
+        (x1, y1), (x2, y2) = position[edge.source], position[edge.target]
+        start, end = (x1 + width / 2, y1 + height), (x2 + width / 2, y2)
+        parts.append(
+            f'<line x1="{start[0]:.0f}" y1="{start[1]:.0f}" x2="{end[0]:.0f}" y2="{end[1]:.0f}" '
+            'stroke="#52525b" marker-end="url(#arrow)"/>'
+        )
+        if edge.label:
+            middle = ((start[0] + end[0]) / 2 + 4, (start[1] + end[1]) / 2)
+            parts.append(
+                f'<text x="{middle[0]:.0f}" y="{middle[1]:.0f}" fill="#2563eb">{html.escape(edge.label)}</text>'
+            )
+    fills = {"Task": "#dbeafe", "Wait": "#fef9c3", "Choice": "#fce7f3", "Succeed": "#dcfce7"}
+    for name, (x, y) in position.items():
+        kind = definition["States"][name]["Type"]
+        radius = 20 if kind in ("Wait", "Succeed") else 4
+        parts.append(
+            f'<rect x="{x:.0f}" y="{y:.0f}" width="{width}" height="{height}" rx="{radius}" '
+            f'fill="{fills.get(kind, "#f4f4f5")}" stroke="#52525b"/>'
+        )
+        parts.append(
+            f'<text x="{x + width / 2:.0f}" y="{y + height / 2 + 4:.0f}" text-anchor="middle">'
+            f"{html.escape(name)}</text>"
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,38 @@
+import xml.etree.ElementTree as ET
+
+from infra import graph
+from shared import compiler
+from shared.scenario import load
+from tests.conftest import ROOT
+
+BRANCHING = compiler.compile_scenario(load(ROOT / "tests/fixtures/scenarios/branching.yaml", ROOT / "templates"))
+
+
+def test_mermaid_draws_every_state_that_runs_with_labelled_branches() -> None:
+    text = graph.mermaid(BRANCHING)
+    assert text.startswith("flowchart TD\n")
+    for name in BRANCHING["States"]:
+        if name != "Step failed":
+            assert f'"{name}"' in text
+    assert "Step failed" not in text
+    assert text.count("-->|yes|") == 2
+    assert text.count("-->|no|") == 2
+    assert "-->|30%|" in text
+    assert "-->|70%|" in text
+
+
+def test_the_svg_is_well_formed_with_a_box_per_state_and_an_arrow_per_transition() -> None:
+    root = ET.fromstring(graph.svg(BRANCHING, "Every kind of step"))
+    namespace = "{http://www.w3.org/2000/svg}"
+    drawn = [name for name in BRANCHING["States"] if name != "Step failed"]
+    assert len(root.findall(f"{namespace}rect")) == len(drawn)
+    assert len(root.findall(f"{namespace}line")) == len(graph.edges(BRANCHING))
+    labels = {text.text for text in root.findall(f"{namespace}text")}
+    assert set(drawn) <= labels
+    assert "Every kind of step" in labels
+
+
+def test_arrows_point_down_from_each_state_to_the_next() -> None:
+    root = ET.fromstring(graph.svg(BRANCHING, "t"))
+    for line in root.findall("{http://www.w3.org/2000/svg}line"):
+        assert float(line.get("y2", "0")) > float(line.get("y1", "0"))
