@@ -85,27 +85,42 @@ def svg(definition: dict[str, Any], title: str) -> str:
         for index, name in enumerate(row):
             position[name] = (offset + index * (width + gap_x), 60 + level * (height + gap_y))
     canvas_height = 60 + len(rows) * (height + gap_y) + 30
+    long_jumps = sum(1 for e in edges(definition) if e.target in rank and rank[e.target] - rank[e.source] > 1)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{canvas_width:.0f}" height="{canvas_height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{canvas_width + 16 * long_jumps + 8:.0f}" '
+        f'height="{canvas_height}" '
         f'font-family="Helvetica,Arial,sans-serif" font-size="12">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
         'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#52525b"/></marker></defs>',
         f'<text x="{gap_x}" y="28" font-size="15" font-weight="bold">{html.escape(title)}</text>',
         f'<text x="{gap_x}" y="46" fill="#71717a">Every task retries, then may end in “Step failed”.</text>',
     ]
+    lane = canvas_width
     for edge in edges(definition):
         if edge.source not in position or edge.target not in position:
             continue
         (x1, y1), (x2, y2) = position[edge.source], position[edge.target]
-        start, end = (x1 + width / 2, y1 + height), (x2 + width / 2, y2)
-        parts.append(
-            f'<line x1="{start[0]:.0f}" y1="{start[1]:.0f}" x2="{end[0]:.0f}" y2="{end[1]:.0f}" '
-            'stroke="#52525b" marker-end="url(#arrow)"/>'
-        )
-        if edge.label:
-            middle = ((start[0] + end[0]) / 2 + 4, (start[1] + end[1]) / 2)
+        if rank[edge.target] - rank[edge.source] <= 1:
+            start, end = (x1 + width / 2, y1 + height), (x2 + width / 2, y2)
             parts.append(
-                f'<text x="{middle[0]:.0f}" y="{middle[1]:.0f}" fill="#2563eb">{html.escape(edge.label)}</text>'
+                f'<line x1="{start[0]:.0f}" y1="{start[1]:.0f}" x2="{end[0]:.0f}" y2="{end[1]:.0f}" '
+                'stroke="#52525b" marker-end="url(#arrow)"/>'
+            )
+            label_at = ((start[0] + end[0]) / 2 + 4, (start[1] + end[1]) / 2)
+        else:  # a long jump goes round the right side, in a lane of its own, never across other boxes
+            lane += 16
+            points = [
+                (x1 + width, y1 + height / 2),
+                (lane, y1 + height / 2),
+                (lane, y2 + height / 2),
+                (x2 + width, y2 + height / 2),
+            ]
+            path = " ".join(f"{x:.0f},{y:.0f}" for x, y in points)
+            parts.append(f'<polyline points="{path}" fill="none" stroke="#52525b" marker-end="url(#arrow)"/>')
+            label_at = (x1 + width + 4, y1 + height / 2 - 4)
+        if edge.label:
+            parts.append(
+                f'<text x="{label_at[0]:.0f}" y="{label_at[1]:.0f}" fill="#2563eb">{html.escape(edge.label)}</text>'
             )
     fills = {"Task": "#dbeafe", "Wait": "#fef9c3", "Choice": "#fce7f3", "Succeed": "#dcfce7"}
     for name, (x, y) in position.items():

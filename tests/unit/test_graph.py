@@ -26,7 +26,8 @@ def test_the_svg_is_well_formed_with_a_box_per_state_and_an_arrow_per_transition
     namespace = "{http://www.w3.org/2000/svg}"
     drawn = [name for name in BRANCHING["States"] if name != "Step failed"]
     assert len(root.findall(f"{namespace}rect")) == len(drawn)
-    assert len(root.findall(f"{namespace}line")) == len(graph.edges(BRANCHING))
+    arrows = root.findall(f"{namespace}line") + root.findall(f"{namespace}polyline")
+    assert len(arrows) == len(graph.edges(BRANCHING))
     labels = {text.text for text in root.findall(f"{namespace}text")}
     assert set(drawn) <= labels
     assert "Every kind of step" in labels
