@@ -1,7 +1,9 @@
 """The event catalogue every source maps into, and the envelope that travels on the queue.
 
-Catalogue (this increment): `contact.subscribed` (a new contact signed up), `contact.updated`, and
-`unrecognised` (a verified delivery whose topic parcours does not act on: recorded, no effect).
+Catalogue (this increment): `contact.subscribed` (a new contact signed up), `contact.updated`,
+`checkout.started` / `checkout.updated` (a checkout, abandoned until an order follows: recovery URL and items),
+`order.placed`, `order.paid`, and `unrecognised` (a verified delivery whose topic parcours does not act on:
+recorded, no effect).
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ from typing import Any
 
 CONTACT_SUBSCRIBED = "contact.subscribed"
 CONTACT_UPDATED = "contact.updated"
+CHECKOUT_STARTED = "checkout.started"
+CHECKOUT_UPDATED = "checkout.updated"
+ORDER_PLACED = "order.placed"
+ORDER_PAID = "order.paid"
 UNRECOGNISED = "unrecognised"
+CATALOGUE = (CONTACT_SUBSCRIBED, CONTACT_UPDATED, CHECKOUT_STARTED, CHECKOUT_UPDATED, ORDER_PLACED, ORDER_PAID)
 
 
 @dataclass(frozen=True)

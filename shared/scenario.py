@@ -13,12 +13,13 @@ from typing import Any, Literal
 import yaml
 
 from shared.conditions import LIST_NAME, NAME, PROFILE_FIELDS, ConditionError, check
+from shared.events import CATALOGUE
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 ONE_YEAR = 365 * 86400
-KNOWN_EVENTS = ("contact.subscribed", "contact.updated")
+KNOWN_EVENTS = CATALOGUE
 
 
 class ScenarioError(ValueError):

@@ -7,8 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from shared.events import (
+    CHECKOUT_STARTED,
+    CHECKOUT_UPDATED,
     CONTACT_SUBSCRIBED,
     CONTACT_UPDATED,
+    ORDER_PAID,
+    ORDER_PLACED,
     UNRECOGNISED,
     ConsentFacts,
     ContactFacts,
@@ -19,7 +23,12 @@ from shared.events import (
 TOPICS = {
     "customers/create": CONTACT_SUBSCRIBED,
     "customers/update": CONTACT_UPDATED,
+    "checkouts/create": CHECKOUT_STARTED,
+    "checkouts/update": CHECKOUT_UPDATED,
+    "orders/create": ORDER_PLACED,
+    "orders/paid": ORDER_PAID,
 }
+MAX_ITEMS = 20  # enough for any email's product block; keeps the queued event far below 256 KiB
 
 _CONSENT_STATES = {
     "subscribed": "granted",
@@ -75,17 +84,12 @@ def to_event(headers: Mapping[str, str], payload: Any, received_at: datetime) ->
     occurred = headers.get("x-shopify-triggered-at") or _text(payload.get("updated_at")) or received
     event_type = TOPICS.get(topic, UNRECOGNISED)
     contact = None
+    properties: dict[str, Any] = {"shop": headers.get("x-shopify-shop-domain")}
     if event_type in (CONTACT_SUBSCRIBED, CONTACT_UPDATED):
-        customer_id = payload.get("id")
-        contact = ContactFacts(
-            email=normalise_email(payload.get("email")),
-            first_name=_text(payload.get("first_name")),
-            last_name=_text(payload.get("last_name")),
-            locale=_text(payload.get("locale")),
-            source_id=f"shopify#{customer_id}" if isinstance(customer_id, int | str) and customer_id else None,
-            email_consent=consent_from_customer(payload, topic, received),
-            updated_at=_text(payload.get("updated_at")),
-        )
+        contact = _customer_facts(payload, topic, received)
+    elif event_type in (CHECKOUT_STARTED, CHECKOUT_UPDATED, ORDER_PLACED, ORDER_PAID):
+        contact = _buyer_facts(payload, topic, received)
+        properties.update(_purchase(payload, event_type))
     return Event(
         event_id=f"shopify#{delivery_id}",
         type=event_type,
@@ -94,5 +98,79 @@ def to_event(headers: Mapping[str, str], payload: Any, received_at: datetime) ->
         occurred_at=occurred,
         received_at=received,
         contact=contact,
-        properties={"shop": headers.get("x-shopify-shop-domain")},
+        properties=properties,
     )
+
+
+def _source_id(customer_id: object) -> str | None:
+    return f"shopify#{customer_id}" if isinstance(customer_id, int | str) and customer_id else None
+
+
+def _customer_facts(customer: Mapping[str, Any], topic: str, received: str) -> ContactFacts:
+    return ContactFacts(
+        email=normalise_email(customer.get("email")),
+        first_name=_text(customer.get("first_name")),
+        last_name=_text(customer.get("last_name")),
+        locale=_locale(customer.get("locale")),
+        source_id=_source_id(customer.get("id")),
+        email_consent=consent_from_customer(customer, topic, received),
+        updated_at=_text(customer.get("updated_at")),
+    )
+
+
+def _buyer_facts(payload: Mapping[str, Any], topic: str, received: str) -> ContactFacts:
+    """The buyer of a checkout or order. Ticking "email me offers" grants consent; not ticking it revokes none."""
+    customer = _mapping(payload.get("customer"))
+    billing = _mapping(payload.get("billing_address"))
+    consent = None
+    if payload.get("buyer_accepts_marketing") is True:
+        at = _text(payload.get("updated_at")) or received
+        consent = ConsentFacts(state="granted", level="single_opt_in", at=at, source=f"shopify:{topic}")
+    return ContactFacts(
+        email=normalise_email(payload.get("email") or customer.get("email")),
+        first_name=_text(customer.get("first_name")) or _text(billing.get("first_name")),
+        last_name=_text(customer.get("last_name")) or _text(billing.get("last_name")),
+        locale=_locale(payload.get("customer_locale")),
+        source_id=_source_id(customer.get("id")),
+        email_consent=consent,
+    )
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _locale(value: object) -> str | None:
+    """`fr`, `fr-FR`, `en-GB` -> the language; parcours writes in fr and en."""
+    text = _text(value)
+    return text.split("-")[0].lower()[:2] if text else None
+
+
+def _purchase(payload: Mapping[str, Any], event_type: str) -> dict[str, Any]:
+    """What scenarios and templates use: amounts and product lines, no personal data."""
+    items: list[dict[str, Any]] = []
+    for line in payload.get("line_items") or []:
+        if isinstance(line, Mapping) and len(items) < MAX_ITEMS:
+            items.append(
+                {
+                    "name": _text(line.get("title")) or _text(line.get("name")) or "",
+                    "variant": _text(line.get("variant_title")),
+                    "quantity": line.get("quantity") if isinstance(line.get("quantity"), int) else 1,
+                    "price": _text(str(line.get("price"))) if line.get("price") is not None else None,
+                    "product_id": line.get("product_id"),
+                }
+            )
+    properties: dict[str, Any] = {
+        "total": _text(str(payload.get("total_price"))) if payload.get("total_price") is not None else None,
+        "currency": _text(payload.get("presentment_currency")) or _text(payload.get("currency")),
+        "items": items,
+    }
+    if event_type in (CHECKOUT_STARTED, CHECKOUT_UPDATED):
+        properties["checkout_token"] = _text(payload.get("token"))
+        properties["recovery_url"] = _text(payload.get("abandoned_checkout_url"))
+        properties["completed"] = payload.get("completed_at") is not None
+    else:
+        properties["order_id"] = payload.get("id")
+        properties["order_name"] = _text(payload.get("name"))
+        properties["status_url"] = _text(payload.get("order_status_url"))
+    return properties

@@ -105,7 +105,7 @@ def test_a_signed_body_that_is_not_json_is_400(local: RunningLocal) -> None:
 def test_an_unknown_topic_is_accepted_and_recorded_without_effect(local: RunningLocal) -> None:
     event_id = uuid.uuid4().hex
     answer = post_shopify(
-        local.api_url, "orders/create", sample("shopify/orders-create.json"), SHOPIFY_SECRET, event_id
+        local.api_url, "products/create", sample("shopify/products-create.json"), SHOPIFY_SECRET, event_id
     )
     assert answer.status == 202
     assert answer.body["type"] == "unrecognised"

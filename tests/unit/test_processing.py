@@ -59,10 +59,12 @@ def test_a_contact_without_marketing_consent_does_not_enter_a_marketing_scenario
 
 
 def test_an_unrecognised_topic_is_recorded_without_effect(settings: Settings) -> None:
-    result = processing.process(shopify_event("orders-create.json", "orders/create"), settings, Clock())
+    result = processing.process(shopify_event("products-create.json", "products/create"), settings, Clock())
     assert result.contact_id is None
     assert result.recorded
-    assert [e.properties["topic"] for e in tables(settings).events.query("_unattributed#shopify")] == ["orders/create"]
+    assert [e.properties["topic"] for e in tables(settings).events.query("_unattributed#shopify")] == [
+        "products/create"
+    ]
     assert tables(settings).contacts.count() == 0
     assert executions() == []
 

@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,9 +71,9 @@ def test_customers_update_is_a_contact_update() -> None:
 
 
 def test_a_topic_parcours_does_not_act_on_is_recorded_as_unrecognised_without_a_contact() -> None:
-    event = shopify.to_event(headers("orders/create"), sample_json("shopify/orders-create.json"), NOW)
+    event = shopify.to_event(headers("products/create"), sample_json("shopify/products-create.json"), NOW)
     assert event.type == UNRECOGNISED
-    assert event.topic == "orders/create"
+    assert event.topic == "products/create"
     assert event.contact is None
 
 
@@ -108,3 +109,47 @@ def test_an_invalid_email_is_dropped_rather_than_stored() -> None:
 def test_the_envelope_survives_the_queue_unchanged() -> None:
     event = shopify.to_event(headers(), sample_json("shopify/customers-create.json"), NOW)
     assert Event.from_json(event.to_json()) == event
+
+
+def test_an_abandoned_checkout_carries_its_recovery_link_and_products_but_grants_no_consent() -> None:
+    event = shopify.to_event(headers("checkouts/create"), sample_json("shopify/checkouts-create.json"), NOW)
+    assert event.type == "checkout.started"
+    assert event.contact is not None
+    assert event.contact.email == "camille.martin@example.com"
+    assert event.contact.source_id == "shopify#7281290412345"
+    assert event.contact.locale == "fr"
+    assert event.contact.email_consent is None  # the box was not ticked: that revokes nothing either
+    props = event.properties
+    assert props["recovery_url"].startswith("https://boutique.example/12345/checkouts/ac/")
+    assert props["completed"] is False
+    assert (props["total"], props["currency"]) == ("59.80", "EUR")
+    assert props["items"][0] == {
+        "name": "Carnet A5 pointillé",
+        "variant": "Kraft",
+        "quantity": 2,
+        "price": "14.95",
+        "product_id": 788032119674292922,
+    }
+
+
+def test_an_order_is_placed_by_its_customer_and_ticking_the_box_grants_consent() -> None:
+    event = shopify.to_event(headers("orders/create"), sample_json("shopify/orders-create.json"), NOW)
+    assert event.type == "order.placed"
+    assert event.contact is not None
+    assert event.contact.first_name == "Camille"
+    assert event.contact.email_consent is not None
+    assert (event.contact.email_consent.state, event.contact.email_consent.source) == (
+        "granted",
+        "shopify:orders/create",
+    )
+    assert event.properties["order_name"] == "#1042"
+    assert len(event.properties["items"]) == 2
+    assert "email" not in json.dumps(event.properties)
+
+
+def test_a_cart_of_hundreds_of_lines_keeps_the_first_twenty() -> None:
+    payload = sample_json("shopify/checkouts-create.json")
+    payload["line_items"] = payload["line_items"] * 200
+    event = shopify.to_event(headers("checkouts/update"), payload, NOW)
+    assert len(event.properties["items"]) == 20
+    assert len(event.to_json()) < 16 * 1024
