@@ -1,27 +1,32 @@
-"""Starting scenarios from events: one execution per (scenario, contact, trigger event), started once."""
+"""Scenarios and events: start the executions an event triggers, stop those whose goal it is.
+
+One execution per (scenario, contact, trigger event), started once; each start is recorded as an enrolment,
+so that a goal finds the contact's running executions in one query, and re-entry rules can be kept.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import clients
+from shared import clients, enrolments
 from shared.consent import refusal_for_marketing_email
 from shared.events import Event
 from shared.settings import Settings
-from shared.storage import ContactModel
+from shared.storage import ContactModel, EnrolmentModel, Tables, tables
 
 CATALOGUE = Path(__file__).resolve().parent.parent / "scenarios" / "compiled" / "catalogue.json"
 
 
 class DispatchError(RuntimeError):
-    """Step Functions refused a start for a reason a retry of the message may fix."""
+    """Step Functions refused a start or a stop for a reason a retry of the message may fix."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class Entry:
     scenario: str
     trigger_event: str
     consent: str
+    re_entry: str  # never | always | after:<seconds>
+    goal_event: str | None
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,13 @@ class Outcome:
 def catalogue(path: Path = CATALOGUE) -> tuple[Entry, ...]:
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return tuple(
-        Entry(scenario=name, trigger_event=spec["trigger"]["event"], consent=spec["entry"]["consent"])
+        Entry(
+            scenario=name,
+            trigger_event=spec["trigger"]["event"],
+            consent=spec["entry"]["consent"],
+            re_entry=spec["entry"].get("re_entry", "never"),
+            goal_event=(spec.get("goal") or {}).get("event"),
+        )
         for name, spec in sorted(data.items())
     )
 
@@ -59,37 +72,87 @@ def bucket(scenario: str, contact_id: str) -> int:
     return int(hashlib.sha256(f"{scenario}:{contact_id}".encode()).hexdigest()[:8], 16) % 100
 
 
+def _re_entry_refusal(entry: Entry, past: list[EnrolmentModel], now: datetime) -> str | None:
+    if not past or entry.re_entry == "always":
+        return None
+    if entry.re_entry == "never":
+        return "already entered once (re_entry: never)"
+    wait = timedelta(seconds=int(entry.re_entry.partition(":")[2]))
+    last = max(enrolment.started_at for enrolment in past)
+    return f"entered less than {wait} ago (re_entry)" if now - last < wait else None
+
+
 def start_matching(
-    event: Event, contact: ContactModel, settings: Settings, entries: tuple[Entry, ...]
+    event: Event, contact: ContactModel, settings: Settings, entries: tuple[Entry, ...], now: datetime
 ) -> list[Outcome]:
+    t = tables(settings)
     outcomes = []
     for entry in entries:
         if entry.trigger_event != event.type:
             continue
         name = execution_name(entry.scenario, contact.contact_id, event.event_id)
+        past = enrolments.of(t, contact.contact_id, entry.scenario)
+        if any(enrolment.key == enrolments.key(entry.scenario, name) for enrolment in past):
+            outcomes.append(Outcome(entry.scenario, name, started=False, reason="already started for this event"))
+            continue
         refusal = refusal_for_marketing_email(contact) if entry.consent == "email" else None
+        refusal = refusal or _re_entry_refusal(entry, past, now)
         if refusal is not None:
             outcomes.append(Outcome(entry.scenario, name, started=False, reason=refusal))
             continue
-        outcomes.append(_start(entry.scenario, name, event, contact, settings))
+        outcomes.append(_start(entry.scenario, name, event, contact, settings, t, now))
     return outcomes
 
 
-def _start(scenario: str, name: str, event: Event, contact: ContactModel, settings: Settings) -> Outcome:
+def _start(
+    scenario: str, name: str, event: Event, contact: ContactModel, settings: Settings, t: Tables, now: datetime
+) -> Outcome:
     execution_input = {
         "contact_id": contact.contact_id,
         "bucket": bucket(scenario, contact.contact_id),
         "trigger": {"type": event.type, "event_id": event.event_id, "properties": event.properties},
     }
+    arn = settings.state_machine_prefix + scenario
     try:
-        clients.stepfunctions(settings.region).start_execution(
-            stateMachineArn=settings.state_machine_prefix + scenario,
-            name=name,
-            input=json.dumps(execution_input, sort_keys=True),
+        answer = clients.stepfunctions(settings.region).start_execution(
+            stateMachineArn=arn, name=name, input=json.dumps(execution_input, sort_keys=True)
         )
+        execution_arn = answer["executionArn"]
+        reason = "trigger matched"
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code == "ExecutionAlreadyExists":
-            return Outcome(scenario, name, started=False, reason="already started for this event")
-        raise DispatchError(f"{scenario}: {code}") from error
-    return Outcome(scenario, name, started=True, reason="trigger matched")
+        if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+            raise DispatchError(f"{scenario}: {error.response.get('Error', {}).get('Code')}") from error
+        # Started by an earlier attempt that failed before recording it: record it now.
+        execution_arn = arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        reason = "already started for this event"
+    except BotoCoreError as error:
+        raise DispatchError(f"{scenario}: {type(error).__name__}") from error
+    enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
+    return Outcome(scenario, name, started=reason == "trigger matched", reason=reason)
+
+
+def stop_on_goals(
+    event: Event, contact: ContactModel, settings: Settings, entries: tuple[Entry, ...], now: datetime
+) -> list[Outcome]:
+    """Stops the contact's running executions of every scenario whose goal this event is: a conversion."""
+    t = tables(settings)
+    sfn = clients.stepfunctions(settings.region)
+    outcomes = []
+    for entry in entries:
+        if entry.goal_event != event.type:
+            continue
+        for enrolment in enrolments.of(t, contact.contact_id, entry.scenario):
+            if enrolment.status != "active":
+                continue
+            try:
+                running = sfn.describe_execution(executionArn=enrolment.execution_arn)["status"] == "RUNNING"
+                if running:
+                    sfn.stop_execution(executionArn=enrolment.execution_arn, error="GoalReached", cause=event.type)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "ResourceNotFound"):
+                    raise DispatchError(f"{entry.scenario}: {error.response.get('Error', {}).get('Code')}") from error
+                running = False
+            enrolments.close(enrolment, event.type if running else None, now)
+            reason = f"goal {event.type} reached" if running else "had already finished"
+            outcomes.append(Outcome(entry.scenario, enrolment.key.partition("#")[2], started=False, reason=reason))
+    return outcomes

@@ -43,5 +43,8 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         _record(event, f"_unattributed#{event.source}", t, now, settings)
         return Result(event.event_id, None, recorded=True)
     _record(event, contact.contact_id, t, now, settings)
-    outcomes = dispatch.start_matching(event, contact, settings, dispatch.catalogue())
+    entries = dispatch.catalogue()
+    # Goals first: an order ends the abandoned-cart series before it starts the post-purchase one.
+    outcomes = dispatch.stop_on_goals(event, contact, settings, entries, now)
+    outcomes += dispatch.start_matching(event, contact, settings, entries, now)
     return Result(event.event_id, contact.contact_id, recorded=True, outcomes=outcomes)

@@ -96,6 +96,8 @@ class Scenario:
     entry_consent: Literal["email", "none"]
     steps: tuple[Step, ...]
     source: str
+    re_entry: str = "never"  # never | always | after:<seconds>
+    goal_event: str | None = None
 
 
 class _Located:
@@ -183,7 +185,7 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
     root = reader.mapping(
         _locate(node, name),
         "the scenario",
-        ("id", "name", "description", "category", "trigger", "entry", "steps"),
+        ("id", "name", "description", "category", "trigger", "entry", "goal", "steps"),
         ("id", "name", "trigger", "steps"),
     )
     scenario_id = reader.text(root["id"], "id")
@@ -201,10 +203,21 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
     if event not in KNOWN_EVENTS:
         raise reader.fail(trigger["event"], f"unknown event {event!r}; known events: {', '.join(KNOWN_EVENTS)}")
     entry_consent = "email" if category == "marketing" else "none"
+    re_entry = "never"
     if "entry" in root:
-        entry = reader.mapping(root["entry"], "entry", ("consent",), ())
+        entry = reader.mapping(root["entry"], "entry", ("consent", "re_entry"), ())
         if "consent" in entry:
             entry_consent = reader.choice(entry["consent"], "entry.consent", ("email", "none"))
+        if "re_entry" in entry:
+            re_entry = _re_entry(reader, entry["re_entry"])
+    goal_event = None
+    if "goal" in root:
+        goal = reader.mapping(root["goal"], "goal", ("event",), ("event",))
+        goal_event = reader.text(goal["event"], "goal.event")
+        if goal_event not in KNOWN_EVENTS:
+            raise reader.fail(goal["event"], f"unknown event {goal_event!r}; known events: {', '.join(KNOWN_EVENTS)}")
+        if goal_event == event:
+            raise reader.fail(goal["event"], "the goal is the trigger itself: every contact would leave at once")
     steps = _steps(reader, root["steps"], templates_dir)
     return Scenario(
         id=scenario_id,
@@ -215,7 +228,19 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         entry_consent=entry_consent,  # type: ignore[arg-type]
         steps=steps,
         source=path.name,
+        re_entry=re_entry,
+        goal_event=goal_event,
     )
+
+
+def _re_entry(reader: _Reader, at: _Located) -> str:
+    text = reader.text(at, "entry.re_entry")
+    if text in ("never", "always"):
+        return text
+    seconds = parse_duration(text.removeprefix("after").strip()) if text.startswith("after ") else None
+    if seconds is None or seconds <= 0:
+        raise reader.fail(at, f"re_entry {text!r}: write never, always, or after a duration such as `after 7d`")
+    return f"after:{seconds}"
 
 
 def _plain(at: _Located) -> Any:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from shared import consent, links, mailer, outbox
+from shared import consent, enrolments, links, mailer, outbox
 from shared.clock import Clock
 from shared.settings import Settings
 from shared.storage import ContactModel, get_or_none, tables
@@ -58,6 +58,8 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
     t = tables(settings)
     contact = get_or_none(t.contacts, request.contact_id, consistent=True)
     refusal = _refusal(request, contact)
+    if refusal is None and enrolments.goal_reached(t, request.contact_id, request.scenario, request.execution):
+        refusal = "goal reached"
     if refusal is not None or contact is None or contact.email is None:
         return {"status": "skipped", "reason": refusal or "no email address"}
     now = clock.now()

@@ -21,6 +21,7 @@ class Settings:
     identities_table: str
     events_table: str
     sends_table: str
+    enrolments_table: str
     idempotency_table: str
     queue_url: str
     state_machine_prefix: str
@@ -68,6 +69,7 @@ class Settings:
             identities_table=need("PARCOURS_IDENTITIES_TABLE"),
             events_table=need("PARCOURS_EVENTS_TABLE"),
             sends_table=need("PARCOURS_SENDS_TABLE"),
+            enrolments_table=need("PARCOURS_ENROLMENTS_TABLE"),
             idempotency_table=need("PARCOURS_IDEMPOTENCY_TABLE"),
             queue_url=need("PARCOURS_QUEUE_URL"),
             state_machine_prefix=need("PARCOURS_STATE_MACHINE_PREFIX"),

@@ -108,6 +108,23 @@ class SendModel(Model):
     expires_at = TTLAttribute(null=True)
 
 
+class EnrolmentModel(Model):
+    """A contact's passage through a scenario: found by contact in one query, to stop it on a goal."""
+
+    class Meta:
+        table_name = "unbound"
+
+    contact_id = UnicodeAttribute(hash_key=True)
+    key = UnicodeAttribute(range_key=True)  # scenario + "#" + execution name
+    scenario = UnicodeAttribute()
+    execution_arn = UnicodeAttribute()
+    status = UnicodeAttribute()  # active | converted | finished
+    started_at = UTCDateTimeAttribute()
+    ended_at = UTCDateTimeAttribute(null=True)
+    goal_event = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
 M = TypeVar("M", bound=Model)
 
 
@@ -122,15 +139,17 @@ class Tables:
     identities: type[IdentityModel]
     events: type[EventModel]
     sends: type[SendModel]
+    enrolments: type[EnrolmentModel]
 
 
 @lru_cache(maxsize=4)
-def _tables(contacts: str, identities: str, events: str, sends: str, region: str) -> Tables:
+def _tables(contacts: str, identities: str, events: str, sends: str, enrolments: str, region: str) -> Tables:
     return Tables(
         contacts=_bind(ContactModel, contacts, region),
         identities=_bind(IdentityModel, identities, region),
         events=_bind(EventModel, events, region),
         sends=_bind(SendModel, sends, region),
+        enrolments=_bind(EnrolmentModel, enrolments, region),
     )
 
 
@@ -140,6 +159,7 @@ def tables(settings: Settings) -> Tables:
         settings.identities_table,
         settings.events_table,
         settings.sends_table,
+        settings.enrolments_table,
         settings.region,
     )
 
@@ -156,9 +176,9 @@ def create_new(item: Model, key_attribute: Any) -> None:
         raise StorageError(str(error)) from error
 
 
-def get_or_none(model: type[M], key: str, *, consistent: bool = False) -> M | None:
+def get_or_none(model: type[M], key: str, *, range_key: str | None = None, consistent: bool = False) -> M | None:
     try:
-        return model.get(key, consistent_read=consistent)
+        return model.get(key, range_key, consistent_read=consistent)
     except DoesNotExist:
         return None
     except PynamoDBException as error:

@@ -30,6 +30,7 @@ def environ() -> dict[str, str]:
         "PARCOURS_IDENTITIES_TABLE": "identities",
         "PARCOURS_EVENTS_TABLE": "events",
         "PARCOURS_SENDS_TABLE": "sends",
+        "PARCOURS_ENROLMENTS_TABLE": "enrolments",
         "PARCOURS_IDEMPOTENCY_TABLE": "idempotency",
         "PARCOURS_QUEUE_URL": "https://sqs.eu-west-3.amazonaws.com/123456789012/parcours-events.fifo",
         "PARCOURS_STATE_MACHINE_PREFIX": "arn:aws:states:eu-west-3:123456789012:stateMachine:parcours-",
@@ -58,6 +59,7 @@ TABLE_VARIABLES = {
     "IdentitiesTable": "PARCOURS_IDENTITIES_TABLE",
     "EventsTable": "PARCOURS_EVENTS_TABLE",
     "SendsTable": "PARCOURS_SENDS_TABLE",
+    "EnrolmentsTable": "PARCOURS_ENROLMENTS_TABLE",
     "IdempotencyTable": "PARCOURS_IDEMPOTENCY_TABLE",
 }
 

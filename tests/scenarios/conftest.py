@@ -28,6 +28,7 @@ def store(local: RunningLocal, monkeypatch: pytest.MonkeyPatch) -> Tables:
         "PARCOURS_IDENTITIES_TABLE": ids["IdentitiesTable"],
         "PARCOURS_EVENTS_TABLE": ids["EventsTable"],
         "PARCOURS_SENDS_TABLE": ids["SendsTable"],
+        "PARCOURS_ENROLMENTS_TABLE": ids["EnrolmentsTable"],
         "PARCOURS_IDEMPOTENCY_TABLE": ids["IdempotencyTable"],
         **{
             name: "unused"

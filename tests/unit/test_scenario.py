@@ -155,3 +155,24 @@ def test_each_kind_of_mistake_in_branches_and_actions_is_reported(
     error = error_for(tmp_path, BRANCHY.format(steps=steps))
     assert words in error.message
     assert error.line == line
+
+
+@pytest.mark.parametrize(
+    ("addition", "line", "words"),
+    [
+        ("goal:\n  event: order.shipped\n", 12, "unknown event"),
+        ("goal:\n  event: contact.subscribed\n", 12, "the goal is the trigger"),
+        ("entry:\n  re_entry: sometimes\n", 12, "write never, always, or after"),
+        ("entry:\n  re_entry: after soon\n", 12, "write never, always, or after"),
+    ],
+)
+def test_goals_and_re_entry_are_checked(tmp_path: Path, addition: str, line: int, words: str) -> None:
+    error = error_for(tmp_path, VALID.format(name="test") + addition)
+    assert words in error.message
+    assert error.line == line
+
+
+def test_goal_and_re_entry_are_read(tmp_path: Path) -> None:
+    text = VALID.format(name="test") + "goal:\n  event: order.placed\nentry:\n  re_entry: after 7d\n"
+    scenario = load(write(tmp_path, text), TEMPLATES)
+    assert (scenario.goal_event, scenario.re_entry) == ("order.placed", f"after:{7 * 86400}")

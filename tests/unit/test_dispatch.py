@@ -1,0 +1,112 @@
+"""Starting and stopping scenarios from events: re-entry rules, goals, the enrolment records."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from shared import dispatch, enrolments, shopify
+from shared.events import Event
+from shared.settings import Settings
+from shared.storage import Consent, ContactModel, tables
+from tests.conftest import sample_json
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+WAIT = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}})
+CART = dispatch.Entry("abandoned-cart", "checkout.started", "email", "after:604800", "order.placed")
+THANKS = dispatch.Entry("post-purchase", "order.placed", "email", "always", None)
+
+
+@pytest.fixture
+def settings(aws: dict[str, str]) -> Settings:
+    sfn = boto3.client("stepfunctions", region_name="eu-west-3")
+    for name in ("abandoned-cart", "post-purchase"):
+        sfn.create_state_machine(name=f"parcours-{name}", definition=WAIT, roleArn="arn:aws:iam::123456789012:role/r")
+    return Settings.from_environ(aws)
+
+
+@pytest.fixture
+def contact(settings: Settings) -> ContactModel:
+    contact = tables(settings).contacts(contact_id="c1", email="c@example.com", created_at=NOW, updated_at=NOW)
+    contact.email_consent = Consent(state="granted", level="single_opt_in", source="test", at=NOW)
+    contact.save()
+    return contact
+
+
+def event(topic: str, sample: str, event_id: str) -> Event:
+    headers = {"x-shopify-topic": topic, "x-shopify-event-id": event_id}
+    return shopify.to_event(headers, sample_json(f"shopify/{sample}"), NOW)
+
+
+def status(settings: Settings, arn: str) -> str:
+    return str(boto3.client("stepfunctions", region_name="eu-west-3").describe_execution(executionArn=arn)["status"])
+
+
+def test_an_order_stops_the_running_abandoned_cart_as_a_conversion(settings: Settings, contact: ContactModel) -> None:
+    # Given a contact in the abandoned-cart scenario
+    checkout = event("checkouts/create", "checkouts-create.json", "e1")
+    [started] = dispatch.start_matching(checkout, contact, settings, (CART, THANKS), NOW)
+    assert started.started
+    [enrolment] = enrolments.of(tables(settings), "c1", "abandoned-cart")
+    assert enrolment.status == "active"
+
+    # When the order arrives
+    order = event("orders/create", "orders-create.json", "e2")
+    [stopped] = dispatch.stop_on_goals(order, contact, settings, (CART, THANKS), NOW)
+
+    # Then the execution is stopped and counted as converted by that event
+    assert stopped.reason == "goal order.placed reached"
+    assert status(settings, enrolment.execution_arn) == "ABORTED"
+    [enrolment] = enrolments.of(tables(settings), "c1", "abandoned-cart")
+    assert (enrolment.status, enrolment.goal_event) == ("converted", "order.placed")
+    assert enrolments.goal_reached(tables(settings), "c1", "abandoned-cart", enrolment.execution_arn)
+
+
+def test_a_goal_after_the_scenario_ended_is_not_a_conversion(settings: Settings, contact: ContactModel) -> None:
+    dispatch.start_matching(event("checkouts/create", "checkouts-create.json", "e1"), contact, settings, (CART,), NOW)
+    [enrolment] = enrolments.of(tables(settings), "c1", "abandoned-cart")
+    boto3.client("stepfunctions", region_name="eu-west-3").stop_execution(executionArn=enrolment.execution_arn)
+    [outcome] = dispatch.stop_on_goals(
+        event("orders/create", "orders-create.json", "e2"), contact, settings, (CART,), NOW
+    )
+    assert outcome.reason == "had already finished"
+    assert enrolments.of(tables(settings), "c1", "abandoned-cart")[0].status == "finished"
+
+
+def test_re_entry_after_a_duration_waits_that_long(settings: Settings, contact: ContactModel) -> None:
+    first = dispatch.start_matching(
+        event("checkouts/create", "checkouts-create.json", "e1"), contact, settings, (CART,), NOW
+    )
+    soon = dispatch.start_matching(
+        event("checkouts/create", "checkouts-create.json", "e2"), contact, settings, (CART,), NOW + timedelta(days=2)
+    )
+    later = dispatch.start_matching(
+        event("checkouts/create", "checkouts-create.json", "e3"), contact, settings, (CART,), NOW + timedelta(days=8)
+    )
+    assert [first[0].started, soon[0].started, later[0].started] == [True, False, True]
+    assert "re_entry" in soon[0].reason
+
+
+def test_re_entry_never_lets_a_contact_in_once(settings: Settings, contact: ContactModel) -> None:
+    once = dispatch.Entry("post-purchase", "order.placed", "email", "never", None)
+    first = dispatch.start_matching(event("orders/create", "orders-create.json", "e1"), contact, settings, (once,), NOW)
+    second = dispatch.start_matching(
+        event("orders/create", "orders-create.json", "e2"), contact, settings, (once,), NOW + timedelta(days=400)
+    )
+    assert (first[0].started, second[0].started) == (True, False)
+
+
+def test_the_same_trigger_event_twice_starts_once(settings: Settings, contact: ContactModel) -> None:
+    order = event("orders/create", "orders-create.json", "e1")
+    dispatch.start_matching(order, contact, settings, (THANKS,), NOW)
+    [again] = dispatch.start_matching(order, contact, settings, (THANKS,), NOW)
+    assert (again.started, again.reason) == (False, "already started for this event")
+    assert len(enrolments.of(tables(settings), "c1", "post-purchase")) == 1
+
+
+def test_buckets_are_stable_and_spread() -> None:
+    buckets = [dispatch.bucket("welcome", f"contact-{i}") for i in range(2000)]
+    assert buckets[:50] == [dispatch.bucket("welcome", f"contact-{i}") for i in range(50)]
+    share_a = sum(1 for b in buckets if b < 30) / len(buckets)
+    assert 0.25 < share_a < 0.35
