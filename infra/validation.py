@@ -11,7 +11,21 @@ from shared.templates import LOCALES, TemplateProblem, render_email
 SAMPLE_CONTEXT: dict[str, Any] = {
     "contact": {"first_name": "Camille", "last_name": "Martin", "email": "camille@example.com"},
     "first_name": "Camille",
-    "trigger": {"type": "contact.subscribed", "event_id": "sample", "properties": {}},
+    "trigger": {
+        "type": "checkout.started",
+        "event_id": "sample",
+        "properties": {
+            "lines": [
+                {"name": "Carnet A5 pointillé", "variant": "Kraft", "quantity": 2, "price": "14.95", "product_id": 1},
+                {"name": "Stylo plume", "variant": None, "quantity": 1, "price": "29.90", "product_id": 2},
+            ],
+            "total": "59.80",
+            "currency": "EUR",
+            "recovery_url": "https://boutique.example/checkouts/recover?key=sample",
+            "order_name": "#1042",
+            "status_url": "https://boutique.example/orders/sample",
+        },
+    },
     "sender": {"name": "La Boutique", "postal_address": "12 rue des Artisans, 75011 Paris"},
     "unsubscribe_url": "https://example.com/unsubscribe?t=sample",
 }

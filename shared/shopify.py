@@ -28,7 +28,7 @@ TOPICS = {
     "orders/create": ORDER_PLACED,
     "orders/paid": ORDER_PAID,
 }
-MAX_ITEMS = 20  # enough for any email's product block; keeps the queued event far below 256 KiB
+MAX_LINES = 20  # enough for any email's product block; keeps the queued event far below 256 KiB
 
 _CONSENT_STATES = {
     "subscribed": "granted",
@@ -148,10 +148,10 @@ def _locale(value: object) -> str | None:
 
 def _purchase(payload: Mapping[str, Any], event_type: str) -> dict[str, Any]:
     """What scenarios and templates use: amounts and product lines, no personal data."""
-    items: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = []
     for line in payload.get("line_items") or []:
-        if isinstance(line, Mapping) and len(items) < MAX_ITEMS:
-            items.append(
+        if isinstance(line, Mapping) and len(lines) < MAX_LINES:
+            lines.append(
                 {
                     "name": _text(line.get("title")) or _text(line.get("name")) or "",
                     "variant": _text(line.get("variant_title")),
@@ -163,7 +163,7 @@ def _purchase(payload: Mapping[str, Any], event_type: str) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "total": _text(str(payload.get("total_price"))) if payload.get("total_price") is not None else None,
         "currency": _text(payload.get("presentment_currency")) or _text(payload.get("currency")),
-        "items": items,
+        "lines": lines,
     }
     if event_type in (CHECKOUT_STARTED, CHECKOUT_UPDATED):
         properties["checkout_token"] = _text(payload.get("token"))

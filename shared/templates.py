@@ -111,6 +111,8 @@ def render_email(name: str, locale: str, context: dict[str, Any], root: Path = D
         raise TemplateProblem(f"{path}: includes a missing template {error.name!r}") from None
     except TemplateError as error:
         raise TemplateProblem(f"{path}:{_line_of(error)}: {error}") from None
+    except Exception as error:  # a template calling something wrongly: still the marketer's file and line
+        raise TemplateProblem(f"{path}:{_line_of(error)}: {type(error).__name__}: {error}") from None
     if not subject:
         raise TemplateProblem(f"{path}: the subject block is missing or empty")
     return RenderedEmail(

@@ -17,6 +17,10 @@ from tests.runtime import RunningLocal
 
 @pytest.fixture
 def store(local: RunningLocal, monkeypatch: pytest.MonkeyPatch) -> Tables:
+    return stack_tables(local, monkeypatch)
+
+
+def stack_tables(local: RunningLocal, monkeypatch: pytest.MonkeyPatch) -> Tables:
     """The stack's tables, reached through the local runtime's AWS endpoint."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", local.aws_endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")

@@ -123,7 +123,7 @@ def test_an_abandoned_checkout_carries_its_recovery_link_and_products_but_grants
     assert props["recovery_url"].startswith("https://boutique.example/12345/checkouts/ac/")
     assert props["completed"] is False
     assert (props["total"], props["currency"]) == ("59.80", "EUR")
-    assert props["items"][0] == {
+    assert props["lines"][0] == {
         "name": "Carnet A5 pointillé",
         "variant": "Kraft",
         "quantity": 2,
@@ -143,7 +143,7 @@ def test_an_order_is_placed_by_its_customer_and_ticking_the_box_grants_consent()
         "shopify:orders/create",
     )
     assert event.properties["order_name"] == "#1042"
-    assert len(event.properties["items"]) == 2
+    assert len(event.properties["lines"]) == 2
     assert "email" not in json.dumps(event.properties)
 
 
@@ -151,5 +151,5 @@ def test_a_cart_of_hundreds_of_lines_keeps_the_first_twenty() -> None:
     payload = sample_json("shopify/checkouts-create.json")
     payload["line_items"] = payload["line_items"] * 200
     event = shopify.to_event(headers("checkouts/update"), payload, NOW)
-    assert len(event.properties["items"]) == 20
+    assert len(event.properties["lines"]) == 20
     assert len(event.to_json()) < 16 * 1024

@@ -1,0 +1,72 @@
+"""An abandoned Shopify checkout, then its order: the reminders stop and the post-purchase series starts."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from infra.webhook_client import post_shopify
+from tests.conftest import SHOPIFY_SECRET, sample
+from tests.e2e.test_shopify_webhook import customer, unique_email
+from tests.runtime import RunningLocal
+
+
+def with_email(name: str, email: str) -> bytes:
+    payload: dict[str, Any] = json.loads(sample(f"shopify/{name}"))
+    payload["email"] = email
+    payload["customer"]["email"] = email
+    payload["customer"]["id"] = uuid.uuid4().int % 10**13
+    return json.dumps(payload).encode()
+
+
+def scenario_steps(local: RunningLocal, email: str, scenario: str) -> list[str]:
+    return [m["step"] for m in local.outbox(to=email) if m["scenario"] == scenario]
+
+
+def test_an_order_ends_the_cart_reminders_and_starts_the_post_purchase_series(local: RunningLocal) -> None:
+    # Given a subscribed customer who leaves a checkout unfinished
+    email = unique_email("cart")
+    post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex)
+    checkout = post_shopify(
+        local.api_url, "checkouts/create", with_email("checkouts-create.json", email), SHOPIFY_SECRET, uuid.uuid4().hex
+    )
+    assert checkout.body["type"] == "checkout.started"
+
+    # Then an hour later (simulated) the reminder shows the cart and the way back to it
+    local.wait_for(lambda: scenario_steps(local, email, "abandoned-cart"), lambda s: s == ["e1-reminder"], seconds=20)
+    [reminder] = [m for m in local.outbox(to=email) if m["step"] == "e1-reminder"]
+    assert reminder["subject"] == "Vous avez oublié quelque chose ?"
+    assert "Carnet A5 pointillé · Kraft" in reminder["text"]
+    assert "/checkouts/ac/Z2NwLWV1cm9wZS13ZXN0MTowMUpE/recover?key=4a5b6c7d8e9f" in reminder["html"]
+
+    # When the customer orders before the next reminder
+    order = post_shopify(
+        local.api_url, "orders/create", with_email("orders-create.json", email), SHOPIFY_SECRET, uuid.uuid4().hex
+    )
+    assert order.body["type"] == "order.placed"
+
+    # Then the post-purchase series starts, and no further cart reminder is sent
+    local.wait_for(lambda: scenario_steps(local, email, "post-purchase"), lambda s: s == ["e1-thanks"], seconds=20)
+    time.sleep(2.5 * 86400 / local.time_scale)  # past H+24 and H+48
+    assert scenario_steps(local, email, "abandoned-cart") == ["e1-reminder"]
+    thanks = next(m for m in local.outbox(to=email) if m["step"] == "e1-thanks")
+    assert thanks["subject"] == "Merci pour votre commande #1042 !"
+
+    # And the abandoned cart is counted as converted by the order
+    ids = local.physical_ids()
+    identity = local.client("dynamodb").get_item(
+        TableName=ids["IdentitiesTable"], Key={"identity": {"S": f"email#{email}"}}
+    )["Item"]
+    enrolments = local.client("dynamodb").query(
+        TableName=ids["EnrolmentsTable"],
+        KeyConditionExpression="contact_id = :c",
+        ExpressionAttributeValues={":c": identity["contact_id"]},
+    )["Items"]
+    by_scenario = {item["scenario"]["S"]: item for item in enrolments}
+    assert by_scenario["abandoned-cart"]["status"]["S"] == "converted"
+    assert by_scenario["abandoned-cart"]["goal_event"]["S"] == "order.placed"
+    assert by_scenario["post-purchase"]["status"]["S"] == "active"
+    execution = by_scenario["abandoned-cart"]["execution_arn"]["S"]
+    assert local.client("stepfunctions").describe_execution(executionArn=execution)["status"] == "ABORTED"

@@ -1,0 +1,91 @@
+"""Every shipped scenario, deployed by template.yaml, run to its end by moto's Step Functions interpreter:
+every state entered in order, every email sent, the waits between them kept (in simulated days)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import pairwise
+from typing import Any
+
+import pytest
+
+from infra import build, validation
+from shared.scenario import Scenario, SendEmail, Wait
+from shared.storage import Tables
+from tests.runtime import RunningLocal
+from tests.scenarios.conftest import add_contact, entered_states, finished, stack_tables, start
+
+COMPILED = build.compile_all()
+SHIPPED = sorted(COMPILED.scenarios)
+
+
+@dataclass
+class Run:
+    scenario: Scenario
+    email: str
+    execution: str
+
+
+def machine(local: RunningLocal, scenario_id: str) -> str:
+    logical_id = "".join(part.capitalize() for part in scenario_id.split("-")) + "StateMachine"
+    return local.physical_ids()[logical_id]
+
+
+@pytest.fixture(scope="module")
+def runs(local: RunningLocal, module_store: Tables) -> dict[str, Run]:
+    """All shipped scenarios started at once (they run side by side), for a consenting contact each."""
+    store = module_store
+    trigger: dict[str, Any] = validation.SAMPLE_CONTEXT["trigger"]
+    started = {}
+    for scenario_id in SHIPPED:
+        email = f"{scenario_id}.{uuid.uuid4().hex[:8]}@example.com"
+        contact_id = add_contact(store, email)
+        execution = start(local, machine(local, scenario_id), contact_id, bucket=50, trigger=trigger)
+        started[scenario_id] = Run(COMPILED.scenarios[scenario_id], email, execution)
+    longest = max(sum(s.seconds for s in run.scenario.steps if isinstance(s, Wait)) for run in started.values())
+    deadline = time.monotonic() + longest / local.time_scale + 30
+    for run in started.values():
+        finished(local, run.execution, seconds=max(1, deadline - time.monotonic()))
+    return started
+
+
+@pytest.fixture(scope="module")
+def module_store(local: RunningLocal) -> Iterator[Tables]:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield stack_tables(local, monkeypatch)
+
+
+@pytest.mark.parametrize("scenario_id", SHIPPED)
+def test_the_scenario_runs_every_state_and_sends_every_email_at_its_time(
+    local: RunningLocal, runs: dict[str, Run], scenario_id: str
+) -> None:
+    run = runs[scenario_id]
+    sfn = local.client("stepfunctions")
+    assert sfn.describe_execution(executionArn=run.execution)["status"] == "SUCCEEDED"
+    definition = COMPILED.definition(scenario_id)
+    assert entered_states(local, run.execution) == [name for name in definition["States"] if name != "Step failed"]
+
+    sends = [step.id for step in run.scenario.steps if isinstance(step, SendEmail)]
+    messages = local.outbox(to=run.email)
+    assert [m["step"] for m in messages] == sends
+    assert all(m["scenario"] == scenario_id for m in messages)
+    assert all(m["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click" for m in messages)
+
+    waits_before_sends: list[int] = []  # simulated seconds waited since the previous send
+    waited = 0
+    for step in run.scenario.steps:
+        if isinstance(step, Wait):
+            waited += step.seconds
+        elif isinstance(step, SendEmail):
+            waits_before_sends.append(waited)
+            waited = 0
+    sent = [datetime.fromisoformat(m["sent_at"]) for m in messages]
+    gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(sent)]
+    for gap, wait in zip(gaps, waits_before_sends[1:], strict=True):
+        assert abs(gap - wait) < 0.25 * 86400, (
+            f"{scenario_id}: {gap / 3600:.1f} h between sends, expected {wait / 3600:.1f} h"
+        )
