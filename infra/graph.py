@@ -32,7 +32,9 @@ def edges(definition: dict[str, Any]) -> list[Edge]:
                     low = bound
             found.append(Edge(name, state["Default"], "no" if low == 0 else f"{100 - low}%"))
         elif "Next" in state:
-            found.append(Edge(name, state["Next"], ""))
+            timeouts = [c["Next"] for c in state.get("Catch", []) if c["ErrorEquals"] == ["States.Timeout"]]
+            found.append(Edge(name, state["Next"], "event" if timeouts else ""))
+            found.extend(Edge(name, target, "timeout") for target in timeouts)
     return found
 
 

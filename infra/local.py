@@ -151,6 +151,7 @@ class LocalRuntime:
     def _patch_moto(self) -> None:
         from moto.awslambda_simple.models import LambdaSimpleBackend
         from moto.stepfunctions.models import StateMachine
+        from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
             WaitFunction,
         )
@@ -195,6 +196,11 @@ class LocalRuntime:
                 sm_type=props.get("StateMachineType"),
             )
 
+        def timeout_body(timeout: Any, env: Any) -> None:
+            # TimeoutSeconds of a task (a wait_for step) lasts as long as the same Wait would.
+            env.stack.append(runtime.clock.real_seconds(timeout._eval_seconds(env=env)))
+
+        setattr(Timeout, "_eval_body", timeout_body)  # noqa: B010
         setattr(LambdaSimpleBackend, "invoke", invoke)  # noqa: B010 (monkeypatching moto, on purpose)
         setattr(WaitFunction, "_wait_interval", wait_interval)  # noqa: B010
         setattr(StateMachine, "create_from_cloudformation_json", classmethod(create_state_machine))  # noqa: B010

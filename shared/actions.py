@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from shared import conditions
+from shared import conditions, enrolments
 from shared.settings import Settings
 from shared.storage import ContactModel, StorageError, get_or_none, tables
 
@@ -42,6 +43,20 @@ def _update(settings: Settings, contact_id: str, actions: list[Any]) -> dict[str
     except PynamoDBException as error:
         raise StorageError(str(error)) from error
     return {"status": "done"}
+
+
+def await_event(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
+    """Registers the wait_for step's task token; the execution resumes on the event or times out."""
+    enrolments.await_event(
+        tables(settings),
+        str(_field(payload, "contact_id")),
+        str(_field(payload, "scenario")),
+        str(_field(payload, "execution")),
+        str(_field(payload, "event")),
+        str(_field(payload, "token")),
+        now,
+    )
+    return {"status": "waiting"}
 
 
 def set_attribute(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:

@@ -5,6 +5,8 @@ Transitions per step kind (Standard workflows bill each one):
   wait                                                        1 (one Wait state, never polls)
   if                                                          2 (a Task evaluates the condition now, a Choice)
   split                                                       1 (a Choice on the contact's stable bucket)
+  wait_for                                                    1 (a Task holding a task token until the event
+                                                                 or its timeout; nothing polls)
   exit, and the end of the steps                              1 (the Succeed state)
 """
 
@@ -14,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.scenario import Exit, If, ListChange, Scenario, SendEmail, SetAttribute, Split, Step, Wait
+from shared.scenario import Exit, If, ListChange, Scenario, SendEmail, SetAttribute, Split, Step, Wait, WaitForEvent
 
 ACT_FUNCTION = "${ActFunctionArn}"  # filled by the template's DefinitionSubstitutions
 DONE = "Done"
@@ -25,7 +27,6 @@ RETRYABLE = [
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
-    "States.Timeout",
     "SendDeferred",
 ]
 
@@ -84,6 +85,11 @@ class _Planner:
                 node = _Node(step, self.unique(f"{step.id}?"), variant, check=self.unique(f"Check {step.id}"))
                 node.branches = [self.plan(step.then, elapsed, variant), self.plan(step.otherwise, elapsed, variant)]
                 nodes.append(node)
+            elif isinstance(step, WaitForEvent):
+                node = _Node(step, self.unique(f"Wait for {step.event} ({step.id})"), variant)
+                after = elapsed + step.timeout_seconds
+                node.branches = [self.plan(step.on_event, after, variant), self.plan(step.on_timeout, after, variant)]
+                nodes.append(node)
             elif isinstance(step, Split):
                 node = _Node(step, self.unique(f"Split {step.id}"), variant)
                 node.branches = [self.plan(v.steps, elapsed, v.name) for v in step.variants]
@@ -91,6 +97,10 @@ class _Planner:
             else:
                 nodes.append(_Node(step, DONE, variant))
         return nodes
+
+
+RETRY = [{"ErrorEquals": RETRYABLE, "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2, "JitterStrategy": "FULL"}]
+CATCH_ALL = {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": FAILED}
 
 
 def _task(payload: dict[str, Any], next_state: str, comment: str, result: dict[str, str]) -> dict[str, Any]:
@@ -101,16 +111,8 @@ def _task(payload: dict[str, Any], next_state: str, comment: str, result: dict[s
         "Parameters": {"FunctionName": ACT_FUNCTION, "Payload": payload},
         "ResultSelector": result,
         "ResultPath": "$.last",
-        "Retry": [
-            {
-                "ErrorEquals": RETRYABLE,
-                "IntervalSeconds": 2,
-                "MaxAttempts": 6,
-                "BackoffRate": 2,
-                "JitterStrategy": "FULL",
-            }
-        ],
-        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": FAILED}],
+        "Retry": RETRY,
+        "Catch": [CATCH_ALL],
         "Next": next_state,
     }
 
@@ -173,6 +175,30 @@ class _Linker:
                 "Default": else_first,
             }
             return node.check
+        elif isinstance(step, WaitForEvent):
+            event_first = self.link(node.branches[0], following)
+            timeout_first = self.link(node.branches[1], following)
+            payload = {
+                **self.base(step.id, "await"),
+                "event": step.event,
+                "execution.$": "$$.Execution.Id",
+                "token.$": "$$.Task.Token",
+            }
+            self.states[node.name] = {
+                "Type": "Task",
+                "Comment": f"Holds a task token until {step.event} arrives for the contact (SendTaskSuccess) "
+                "or the timeout passes.",
+                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "Parameters": {"FunctionName": ACT_FUNCTION, "Payload": payload},
+                "TimeoutSeconds": step.timeout_seconds,
+                "ResultPath": "$.awaited",
+                "Retry": RETRY,
+                "Catch": [
+                    {"ErrorEquals": ["States.Timeout"], "ResultPath": "$.timeout", "Next": timeout_first},
+                    CATCH_ALL,
+                ],
+                "Next": event_first,
+            }
         elif isinstance(step, Split):
             firsts = [self.link(branch, following) for branch in node.branches]
             choices, bound = [], 0
@@ -214,6 +240,7 @@ def _order(start: str, states: dict[str, Any]) -> list[str]:
         seen.append(name)
         state = states[name]
         targets = [choice["Next"] for choice in state.get("Choices", [])]
+        targets += [catch["Next"] for catch in state.get("Catch", []) if catch["Next"] != FAILED]
         targets += [state[key] for key in ("Default", "Next") if key in state]
         todo.extend(reversed(targets))
     return seen

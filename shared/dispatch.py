@@ -156,3 +156,23 @@ def stop_on_goals(
             reason = f"goal {event.type} reached" if running else "had already finished"
             outcomes.append(Outcome(entry.scenario, enrolment.key.partition("#")[2], started=False, reason=reason))
     return outcomes
+
+
+def resume_waiting(event: Event, contact: ContactModel, settings: Settings) -> list[Outcome]:
+    """Resumes the contact's executions waiting for this event (their wait_for steps), with the event."""
+    t = tables(settings)
+    sfn = clients.stepfunctions(settings.region)
+    output = json.dumps({"type": event.type, "event_id": event.event_id, "properties": event.properties})
+    outcomes = []
+    for enrolment in enrolments.waiting_for(t, contact.contact_id, event.type):
+        try:
+            sfn.send_task_success(taskToken=str(enrolment.task_token), output=output)
+            reason = f"resumed by {event.type}"
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+                raise DispatchError(f"{enrolment.scenario}: {code}") from error
+            reason = "had stopped waiting"
+        enrolments.stop_waiting(enrolment)
+        outcomes.append(Outcome(enrolment.scenario, enrolment.key.partition("#")[2], started=False, reason=reason))
+    return outcomes

@@ -45,3 +45,30 @@ def goal_reached(t: Tables, contact_id: str, scenario: str, execution_arn: str) 
     """For the send re-check: did a goal stop this execution (a stop may race a Task already running)?"""
     enrolment = get_or_none(t.enrolments, contact_id, range_key=key(scenario, execution_arn))
     return enrolment is not None and enrolment.status == "converted"
+
+
+def await_event(
+    t: Tables, contact_id: str, scenario: str, execution_arn: str, event: str, token: str, now: datetime
+) -> None:
+    """Keeps the task token of a wait_for step, for the event's processing to resume the execution."""
+    model = t.enrolments
+    model(contact_id=contact_id, key=key(scenario, execution_arn)).update(
+        actions=[
+            EnrolmentModel.scenario.set(scenario),
+            EnrolmentModel.execution_arn.set(execution_arn),
+            EnrolmentModel.status.set(EnrolmentModel.status | "active"),
+            EnrolmentModel.started_at.set(EnrolmentModel.started_at | now),
+            EnrolmentModel.expires_at.set(EnrolmentModel.expires_at | now + KEEP),
+            EnrolmentModel.waiting_event.set(event),
+            EnrolmentModel.task_token.set(token),
+        ]
+    )
+
+
+def waiting_for(t: Tables, contact_id: str, event: str) -> list[EnrolmentModel]:
+    """The contact's executions holding a task token for this event (a contact has few enrolments)."""
+    return [e for e in t.enrolments.query(contact_id) if e.waiting_event == event and e.task_token]
+
+
+def stop_waiting(enrolment: EnrolmentModel) -> None:
+    enrolment.update(actions=[EnrolmentModel.waiting_event.remove(), EnrolmentModel.task_token.remove()])

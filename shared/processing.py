@@ -46,5 +46,6 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
     entries = dispatch.catalogue()
     # Goals first: an order ends the abandoned-cart series before it starts the post-purchase one.
     outcomes = dispatch.stop_on_goals(event, contact, settings, entries, now)
+    outcomes += dispatch.resume_waiting(event, contact, settings)
     outcomes += dispatch.start_matching(event, contact, settings, entries, now)
     return Result(event.event_id, contact.contact_id, recorded=True, outcomes=outcomes)

@@ -78,12 +78,33 @@ class Split:
 
 
 @dataclass(frozen=True)
+class WaitForEvent:
+    """Waits until the contact does `event` or `timeout_seconds` pass, whichever comes first."""
+
+    id: str
+    event: str
+    timeout_seconds: int
+    on_event: tuple[Step, ...]
+    on_timeout: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
 class Exit:
     """Leaves the scenario here (the execution succeeds)."""
 
 
-Step = SendEmail | Wait | SetAttribute | ListChange | If | Split | Exit
-ACTIONS = ("send_email", "wait", "if", "split", "set_attribute", "add_to_list", "remove_from_list", "exit")
+Step = SendEmail | Wait | SetAttribute | ListChange | If | Split | WaitForEvent | Exit
+ACTIONS = (
+    "send_email",
+    "wait",
+    "wait_for",
+    "if",
+    "split",
+    "set_attribute",
+    "add_to_list",
+    "remove_from_list",
+    "exit",
+)
 
 
 @dataclass(frozen=True)
@@ -298,6 +319,31 @@ class _StepReader:
                     fields["wait"], "the waits add up to a year or more; Step Functions ends executions at one year"
                 )
             return Wait(seconds=seconds, text=text), elapsed + seconds
+        if kind == "wait_for":
+            fields = reader.mapping(
+                item, "a wait_for step", ("id", "wait_for", "on_event", "on_timeout"), ("id", "wait_for")
+            )
+            step_id = self._id(fields["id"])
+            spec = reader.mapping(fields["wait_for"], "wait_for", ("event", "timeout"), ("event", "timeout"))
+            awaited = reader.text(spec["event"], "wait_for.event")
+            if awaited not in KNOWN_EVENTS:
+                raise reader.fail(spec["event"], f"unknown event {awaited!r}; known events: {', '.join(KNOWN_EVENTS)}")
+            text = str(spec["timeout"].value)
+            timeout = parse_duration(text)
+            if timeout is None or timeout <= 0:
+                raise reader.fail(spec["timeout"], f"timeout {text!r} is not a duration; write e.g. 1h, 2d")
+            if elapsed + timeout >= ONE_YEAR:
+                raise reader.fail(spec["timeout"], "the waits add up to a year or more")
+            if "on_event" not in fields and "on_timeout" not in fields:
+                raise reader.fail(item, "wait_for needs on_event, on_timeout or both: what happens next?")
+            on_event, after_event = (
+                self.steps(fields["on_event"], "on_event", elapsed + timeout) if "on_event" in fields else ((), 0)
+            )
+            on_timeout, after_timeout = (
+                self.steps(fields["on_timeout"], "on_timeout", elapsed + timeout) if "on_timeout" in fields else ((), 0)
+            )
+            step = WaitForEvent(step_id, awaited, timeout, on_event, on_timeout)
+            return step, max(elapsed + timeout, after_event, after_timeout)
         if kind == "exit":
             fields = reader.mapping(item, "an exit step", ("exit",), ("exit",))
             if fields["exit"].value is not True:

@@ -122,6 +122,8 @@ class EnrolmentModel(Model):
     started_at = UTCDateTimeAttribute()
     ended_at = UTCDateTimeAttribute(null=True)
     goal_event = UnicodeAttribute(null=True)
+    waiting_event = UnicodeAttribute(null=True)  # set while a wait_for step holds a task token
+    task_token = UnicodeAttribute(null=True)
     expires_at = TTLAttribute(null=True)
 
 

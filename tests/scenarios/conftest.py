@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 
+from infra.build import TEMPLATES
+from shared import compiler, scenario
 from shared.settings import Settings
 from shared.storage import Consent, Tables, tables
+from tests.conftest import ROOT
 from tests.runtime import RunningLocal
 
 
@@ -87,3 +90,16 @@ def finished(local: RunningLocal, execution: str, seconds: float = 30) -> dict[s
 def entered_states(local: RunningLocal, execution: str) -> list[str]:
     events = local.client("stepfunctions").get_execution_history(executionArn=execution)["events"]
     return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
+def deploy_fixture(local: RunningLocal, name: str) -> str:
+    """A fixture scenario from tests/fixtures/scenarios, deployed beside the stack's state machines and wired to
+    its act function, as template.yaml wires the shipped ones."""
+    ids = local.physical_ids()
+    sfn = local.client("stepfunctions")
+    act = local.client("lambda").get_function(FunctionName=ids["ActFunction"])["Configuration"]["FunctionArn"]
+    model = scenario.load(ROOT / "tests" / "fixtures" / "scenarios" / f"{name}.yaml", TEMPLATES)
+    definition = compiler.to_json(compiler.compile_scenario(model)).replace(compiler.ACT_FUNCTION, act)
+    role = sfn.describe_state_machine(stateMachineArn=ids["WelcomeStateMachine"])["roleArn"]
+    machine_name = f"parcours-{name}-{uuid.uuid4().hex[:8]}"
+    return str(sfn.create_state_machine(name=machine_name, definition=definition, roleArn=role)["stateMachineArn"])

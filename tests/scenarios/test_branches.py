@@ -7,25 +7,14 @@ import uuid
 
 import pytest
 
-from infra.build import TEMPLATES
-from shared import compiler, scenario
 from shared.storage import Tables
-from tests.conftest import ROOT
 from tests.runtime import RunningLocal
-from tests.scenarios.conftest import add_contact, entered_states, finished, start
+from tests.scenarios.conftest import add_contact, deploy_fixture, entered_states, finished, start
 
 
 @pytest.fixture(scope="module")
 def branching(local: RunningLocal) -> str:
-    """The fixture scenario deployed beside the stack's own state machines, wired to its act function."""
-    ids = local.physical_ids()
-    sfn = local.client("stepfunctions")
-    act = local.client("lambda").get_function(FunctionName=ids["ActFunction"])["Configuration"]["FunctionArn"]
-    model = scenario.load(ROOT / "tests" / "fixtures" / "scenarios" / "branching.yaml", TEMPLATES)
-    definition = compiler.to_json(compiler.compile_scenario(model)).replace(compiler.ACT_FUNCTION, act)
-    role = sfn.describe_state_machine(stateMachineArn=ids["WelcomeStateMachine"])["roleArn"]
-    name = f"test-branching-{uuid.uuid4().hex[:8]}"
-    return str(sfn.create_state_machine(name=name, definition=definition, roleArn=role)["stateMachineArn"])
+    return deploy_fixture(local, "branching")
 
 
 def email() -> str:

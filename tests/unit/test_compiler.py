@@ -182,3 +182,18 @@ def test_any_valid_scenario_compiles_to_asl_whose_every_next_exists_and_every_st
     assert reachable(definition) == set(states)
     assert ("Step failed" in states) == any(state["Type"] == "Task" for state in states.values())
     assert all(len(name) <= 80 for name in states)
+
+
+def test_wait_for_holds_a_task_token_with_a_timeout_and_two_ways_out() -> None:
+    definition = compiler.compile_scenario(load(ROOT / "tests/fixtures/scenarios/waiting.yaml", ROOT / "templates"))
+    state = definition["States"]["Wait for order.placed (order-check)"]
+    assert state["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert state["Parameters"]["Payload"]["token.$"] == "$$.Task.Token"
+    assert state["TimeoutSeconds"] == 86400
+    assert state["Next"] == "Send email thanks"
+    assert state["Catch"][0] == {
+        "ErrorEquals": ["States.Timeout"],
+        "ResultPath": "$.timeout",
+        "Next": "Send email nudge",
+    }
+    assert "States.Timeout" not in state["Retry"][0]["ErrorEquals"]  # a timeout is an answer, not a failure

@@ -37,3 +37,10 @@ def test_arrows_point_down_from_each_state_to_the_next() -> None:
     root = ET.fromstring(graph.svg(BRANCHING, "t"))
     for line in root.findall("{http://www.w3.org/2000/svg}line"):
         assert float(line.get("y2", "0")) > float(line.get("y1", "0"))
+
+
+def test_a_wait_for_step_is_drawn_with_its_event_and_timeout_branches() -> None:
+    waiting = compiler.compile_scenario(load(ROOT / "tests/fixtures/scenarios/waiting.yaml", ROOT / "templates"))
+    text = graph.mermaid(waiting)
+    assert text.count("-->|event|") == 1
+    assert text.count("-->|timeout|") == 1

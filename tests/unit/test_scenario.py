@@ -142,6 +142,22 @@ steps:
         ("  - id: x\n    add_to_list: Clients Fidèles\n", 7, "list name"),
         ("  - id: x\n    send_email: welcome/1-welcome\n    wait: 1d\n", 6, "one of: send_email, wait"),
         ("  - id: x\n    if: {consent: email}\n    then:\n      - wait: 200d\n  - wait: 200d\n", 10, "a year or more"),
+        ("  - id: x\n    wait_for: {event: order.placed, timeout: 1d}\n", 6, "on_event, on_timeout or both"),
+        (
+            "  - id: x\n    wait_for: {event: order.shipped, timeout: 1d}\n    on_event: [{exit: true}]\n",
+            7,
+            "unknown event",
+        ),
+        (
+            "  - id: x\n    wait_for: {event: order.placed, timeout: soon}\n    on_event: [{exit: true}]\n",
+            7,
+            "not a duration",
+        ),
+        (
+            "  - id: x\n    wait_for: {event: order.placed}\n    on_event: [{exit: true}]\n",
+            7,
+            "needs the key 'timeout'",
+        ),
         (
             "  - id: x\n    if: {consent: email}\n    then:\n      - id: x\n        send_email: welcome/1-welcome\n",
             9,
