@@ -61,7 +61,7 @@ def await_event(payload: dict[str, Any], settings: Settings, now: datetime) -> d
 
 def set_attribute(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
     name = str(_field(payload, "name"))
-    if not conditions.NAME.match(name) or name in conditions.PROFILE_FIELDS:
+    if not conditions.NAME.match(name) or name in conditions.PROFILE_FIELDS or name in conditions.COUNTERS:
         raise InvalidAction(f"set_attribute: {name!r} is not a custom attribute name")
     return _update(
         settings, str(_field(payload, "contact_id")), [ContactModel.attributes[name].set(payload.get("value"))]

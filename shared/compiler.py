@@ -253,7 +253,7 @@ def to_json(definition: dict[str, Any]) -> str:
 def catalogue_entry(scenario: Scenario) -> dict[str, Any]:
     """What the process function needs to start this scenario, without reading YAML at run time."""
     return {
-        "trigger": {"event": scenario.trigger_event},
+        "trigger": {"event": scenario.trigger_event, "where": scenario.trigger_where},
         "entry": {"consent": scenario.entry_consent, "re_entry": scenario.re_entry},
         "goal": {"event": scenario.goal_event} if scenario.goal_event else None,
         "category": scenario.category,

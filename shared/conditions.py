@@ -18,6 +18,8 @@ from shared.consent import refusal_for_marketing_email
 from shared.storage import ContactModel
 
 PROFILE_FIELDS = ("email", "first_name", "last_name", "locale")
+COUNTERS = ("orders_count", "total_spent")  # kept on the contact by processing, read in O(1)
+COMPARISONS = ("equals", "not_equals", "gt", "gte", "lt", "lte", "in", "exists")
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
@@ -65,7 +67,7 @@ def check(condition: Any, where: str = "condition") -> None:
 
 
 def attribute(contact: ContactModel, name: str) -> Any:
-    if name in PROFILE_FIELDS:
+    if name in PROFILE_FIELDS or name in COUNTERS:
         return getattr(contact, name)
     custom = contact.attributes.as_dict() if contact.attributes is not None else {}
     return custom.get(name)
@@ -93,3 +95,56 @@ def holds(condition: dict[str, Any], contact: ContactModel | None) -> bool:
     if "any" in condition:
         return any(holds(part, contact) for part in condition["any"])
     return not holds(condition["not"], contact)
+
+
+def check_where(where: Any, where_name: str = "where") -> None:
+    """Validates an event filter: {property: {comparison: value}} or {property: value} (equals)."""
+    if not isinstance(where, dict) or not where:
+        raise ConditionError(f"{where_name} maps event properties to tests, e.g. {{total: {{gte: 50}}}}")
+    for name, test in where.items():
+        if not NAME.match(str(name)):
+            raise ConditionError(f"{where_name}: {name!r} is not a property name")
+        if isinstance(test, dict):
+            if len(test) != 1 or next(iter(test)) not in COMPARISONS:
+                raise ConditionError(f"{where_name}.{name}: use exactly one of {', '.join(COMPARISONS)}")
+            op, value = next(iter(test.items()))
+            if op in ("gt", "gte", "lt", "lte") and _number(value) is None:
+                raise ConditionError(f"{where_name}.{name}: {op} compares with a number, not {value!r}")
+            if op == "in" and not isinstance(value, list):
+                raise ConditionError(f"{where_name}.{name}: in takes a list of values")
+            if op == "exists" and not isinstance(value, bool):
+                raise ConditionError(f"{where_name}.{name}: exists is true or false")
+
+
+def _number(value: Any) -> float | None:
+    """Amounts arrive as text ("59.80") from the shops: compared as numbers."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _compare(op: str, actual: Any, expected: Any) -> bool:
+    if op == "exists":
+        return bool((actual is not None) == expected)
+    if op == "equals":
+        return bool(actual == expected or (_number(actual) is not None and _number(actual) == _number(expected)))
+    if op == "not_equals":
+        return not _compare("equals", actual, expected)
+    if op == "in":
+        return actual in expected
+    left, right = _number(actual), _number(expected)
+    if left is None or right is None:
+        return False
+    return {"gt": left > right, "gte": left >= right, "lt": left < right, "lte": left <= right}[op]
+
+
+def matches(where: dict[str, Any] | None, properties: dict[str, Any]) -> bool:
+    """True when every test of the filter holds on the event's properties (no filter: always)."""
+    for name, test in (where or {}).items():
+        op, expected = next(iter(test.items())) if isinstance(test, dict) else ("equals", test)
+        if not _compare(op, properties.get(name), expected):
+            return False
+    return True

@@ -76,3 +76,18 @@ def upsert(facts: ContactFacts, tables: Tables, now: datetime) -> ContactModel |
         with contextlib.suppress(AlreadyExists):
             create_new(tables.identities(identity=key, contact_id=contact.contact_id), IdentityModel.identity)
     return contact
+
+
+def record_order(contact: ContactModel, total: object, at: datetime) -> None:
+    """Keeps the order counters behaviour conditions read (atomic: concurrent orders both count)."""
+    try:
+        amount = float(str(total)) if total is not None else 0.0
+    except ValueError:
+        amount = 0.0
+    contact.update(
+        actions=[
+            ContactModel.orders_count.add(1),
+            ContactModel.total_spent.add(amount),
+            ContactModel.last_order_at.set(at),
+        ]
+    )

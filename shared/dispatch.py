@@ -17,6 +17,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import clients, enrolments
+from shared.conditions import matches
 from shared.consent import refusal_for_marketing_email
 from shared.events import Event
 from shared.settings import Settings
@@ -36,6 +37,7 @@ class Entry:
     consent: str
     re_entry: str  # never | always | after:<seconds>
     goal_event: str | None
+    where: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ def catalogue(path: Path = CATALOGUE) -> tuple[Entry, ...]:
             consent=spec["entry"]["consent"],
             re_entry=spec["entry"].get("re_entry", "never"),
             goal_event=(spec.get("goal") or {}).get("event"),
+            where=spec["trigger"].get("where"),
         )
         for name, spec in sorted(data.items())
     )
@@ -88,7 +91,7 @@ def start_matching(
     t = tables(settings)
     outcomes = []
     for entry in entries:
-        if entry.trigger_event != event.type:
+        if entry.trigger_event != event.type or not matches(entry.where, event.properties):
             continue
         name = execution_name(entry.scenario, contact.contact_id, event.event_id)
         past = enrolments.of(t, contact.contact_id, entry.scenario)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from shared import contacts, dispatch
 from shared.clock import Clock
-from shared.events import UNRECOGNISED, Event
+from shared.events import ORDER_PLACED, UNRECOGNISED, Event
 from shared.settings import Settings
 from shared.storage import Tables, tables
 
@@ -43,6 +43,8 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         _record(event, f"_unattributed#{event.source}", t, now, settings)
         return Result(event.event_id, None, recorded=True)
     _record(event, contact.contact_id, t, now, settings)
+    if event.type == ORDER_PLACED:
+        contacts.record_order(contact, event.properties.get("total"), now)
     entries = dispatch.catalogue()
     # Goals first: an order ends the abandoned-cart series before it starts the post-purchase one.
     outcomes = dispatch.stop_on_goals(event, contact, settings, entries, now)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import yaml
 
-from shared.conditions import LIST_NAME, NAME, PROFILE_FIELDS, ConditionError, check
+from shared.conditions import COUNTERS, LIST_NAME, NAME, PROFILE_FIELDS, ConditionError, check, check_where
 from shared.events import CATALOGUE
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -119,6 +119,7 @@ class Scenario:
     source: str
     re_entry: str = "never"  # never | always | after:<seconds>
     goal_event: str | None = None
+    trigger_where: dict[str, Any] | None = None
 
 
 class _Located:
@@ -219,10 +220,16 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         if "category" in root
         else "marketing"
     )
-    trigger = reader.mapping(root["trigger"], "trigger", ("event",), ("event",))
+    trigger = reader.mapping(root["trigger"], "trigger", ("event", "where"), ("event",))
     event = reader.text(trigger["event"], "trigger.event")
     if event not in KNOWN_EVENTS:
         raise reader.fail(trigger["event"], f"unknown event {event!r}; known events: {', '.join(KNOWN_EVENTS)}")
+    where = _plain(trigger["where"]) if "where" in trigger else None
+    if where is not None:
+        try:
+            check_where(where, "trigger.where")
+        except ConditionError as error:
+            raise reader.fail(trigger["where"], str(error)) from None
     entry_consent = "email" if category == "marketing" else "none"
     re_entry = "never"
     if "entry" in root:
@@ -251,6 +258,7 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         source=path.name,
         re_entry=re_entry,
         goal_event=goal_event,
+        trigger_where=where,
     )
 
 
@@ -364,7 +372,7 @@ class _StepReader:
             step_id = self._id(fields["id"])
             spec = reader.mapping(fields["set_attribute"], "set_attribute", ("name", "value"), ("name", "value"))
             name = reader.text(spec["name"], "set_attribute.name")
-            if not NAME.match(name) or name in PROFILE_FIELDS:
+            if not NAME.match(name) or name in PROFILE_FIELDS or name in COUNTERS:
                 raise reader.fail(spec["name"], "a custom attribute name is like plan_type (not a profile field)")
             return SetAttribute(id=step_id, name=name, value=_plain(spec["value"])), elapsed
         if kind in ("add_to_list", "remove_from_list"):

@@ -60,6 +60,9 @@ class ContactModel(Model):
     suppressed = BooleanAttribute(default=False)
     attributes = MapAttribute[str, Any](default=dict)  # custom attributes, set by sources and scenarios
     lists = UnicodeSetAttribute(null=True)  # static list membership (names)
+    orders_count = NumberAttribute(default=0)
+    total_spent = NumberAttribute(default=0)
+    last_order_at = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     source_updated_at = UTCDateTimeAttribute(null=True)

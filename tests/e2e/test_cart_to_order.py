@@ -70,3 +70,33 @@ def test_an_order_ends_the_cart_reminders_and_starts_the_post_purchase_series(lo
     assert by_scenario["post-purchase"]["status"]["S"] == "active"
     execution = by_scenario["abandoned-cart"]["execution_arn"]["S"]
     assert local.client("stepfunctions").describe_execution(executionArn=execution)["status"] == "ABORTED"
+
+
+def test_a_first_order_earns_a_code_and_a_second_makes_a_loyal_customer(local: RunningLocal) -> None:
+    email = unique_email("buyer")
+    post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex)
+    order = with_email("orders-create.json", email)
+    post_shopify(local.api_url, "orders/create", order, SHOPIFY_SECRET, uuid.uuid4().hex)
+    local.wait_for(lambda: scenario_steps(local, email, "loyalty"), bool, seconds=20)
+
+    second = json.loads(order)
+    second["id"], second["name"] = second["id"] + 1, "#1043"
+    post_shopify(local.api_url, "orders/create", json.dumps(second).encode(), SHOPIFY_SECRET, uuid.uuid4().hex)
+
+    ids = local.physical_ids()
+    dynamodb = local.client("dynamodb")
+    contact_id = dynamodb.get_item(TableName=ids["IdentitiesTable"], Key={"identity": {"S": f"email#{email}"}})["Item"][
+        "contact_id"
+    ]
+    contact = local.wait_for(
+        lambda: dynamodb.get_item(TableName=ids["ContactsTable"], Key={"contact_id": contact_id}, ConsistentRead=True)[
+            "Item"
+        ],
+        lambda item: "lists" in item,
+        seconds=20,
+    )
+    assert contact["lists"]["SS"] == ["clients-fideles"]
+    assert contact["orders_count"]["N"] == "2"
+    assert scenario_steps(local, email, "loyalty") == ["e1-first-order-code"]  # the code, once
+    assert scenario_steps(local, email, "post-purchase")[:1] == ["e1-thanks"]  # first order only: one series
+    assert scenario_steps(local, email, "post-purchase").count("e1-thanks") == 1

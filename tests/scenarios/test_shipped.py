@@ -20,7 +20,12 @@ from tests.runtime import RunningLocal
 from tests.scenarios.conftest import add_contact, entered_states, finished, stack_tables, start
 
 COMPILED = build.compile_all()
-SHIPPED = sorted(COMPILED.scenarios)
+# Straight series: every state runs for a consenting contact. Branching scenarios have tests of their own below.
+SHIPPED = sorted(
+    name
+    for name, scenario in COMPILED.scenarios.items()
+    if all(isinstance(step, (SendEmail, Wait)) for step in scenario.steps)
+)
 
 
 @dataclass
@@ -89,3 +94,22 @@ def test_the_scenario_runs_every_state_and_sends_every_email_at_its_time(
         assert abs(gap - wait) < 0.25 * 86400, (
             f"{scenario_id}: {gap / 3600:.1f} h between sends, expected {wait / 3600:.1f} h"
         )
+
+
+@pytest.mark.parametrize(
+    ("orders", "steps", "lists"),
+    [
+        (1, ["Send email e1-first-order-code"], None),
+        (3, ["Add to list clients-fideles (loyal-customer)"], {"clients-fideles"}),
+    ],
+)
+def test_loyalty_gives_a_first_buyer_a_code_and_marks_a_repeat_buyer_loyal(
+    local: RunningLocal, module_store: Tables, orders: int, steps: list[str], lists: set[str] | None
+) -> None:
+    email = f"loyal.{uuid.uuid4().hex[:8]}@example.com"
+    contact_id = add_contact(module_store, email, orders_count=orders)
+    execution = start(local, machine(local, "loyalty"), contact_id, trigger=validation.SAMPLE_CONTEXT["trigger"])
+    assert finished(local, execution)["status"] == "SUCCEEDED"
+    assert entered_states(local, execution) == ["Check first-order", "first-order?", *steps, "Done"]
+    assert [m["step"] for m in local.outbox(to=email)] == (["e1-first-order-code"] if orders == 1 else [])
+    assert module_store.contacts.get(contact_id, consistent_read=True).lists == lists

@@ -69,3 +69,15 @@ def test_facts_that_identify_no_one_create_no_contact(aws: dict[str, str]) -> No
     t = tables(Settings.from_environ(aws))
     assert contacts.upsert(ContactFacts(first_name="Anonymous"), t, NOW) is None
     assert t.contacts.count() == 0
+
+
+def test_orders_are_counted_with_the_amount_spent(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    contact = contacts.upsert(FACTS, t, NOW)
+    assert contact is not None
+    contacts.record_order(contact, "59.80", NOW)
+    contacts.record_order(contact, "10", NOW)
+    stored = t.contacts.get(contact.contact_id)
+    assert stored.orders_count == 2
+    assert round(stored.total_spent, 2) == 69.80
+    assert contact.orders_count == 2  # the object in hand is refreshed for the scenarios it starts

@@ -110,3 +110,25 @@ def test_buckets_are_stable_and_spread() -> None:
     assert buckets[:50] == [dispatch.bucket("welcome", f"contact-{i}") for i in range(50)]
     share_a = sum(1 for b in buckets if b < 30) / len(buckets)
     assert 0.25 < share_a < 0.35
+
+
+@pytest.mark.parametrize(
+    ("where", "starts"),
+    [
+        ({"total": {"gt": 50}}, True),
+        ({"total": {"gt": 60}}, False),
+        ({"currency": "EUR"}, True),
+        ({"currency": {"in": ["GBP", "USD"]}}, False),
+        ({"total": {"lte": "59.80"}}, True),
+        ({"order_name": {"exists": True}}, True),
+        ({"coupon": {"exists": True}}, False),
+    ],
+)
+def test_a_trigger_filter_on_event_properties_decides_who_enters(
+    settings: Settings, contact: ContactModel, where: dict[str, object], starts: bool
+) -> None:
+    big_orders = dispatch.Entry("post-purchase", "order.placed", "email", "always", None, where)
+    outcomes = dispatch.start_matching(
+        event("orders/create", "orders-create.json", "e1"), contact, settings, (big_orders,), NOW
+    )
+    assert bool(outcomes) == starts

@@ -192,3 +192,21 @@ def test_goal_and_re_entry_are_read(tmp_path: Path) -> None:
     text = VALID.format(name="test") + "goal:\n  event: order.placed\nentry:\n  re_entry: after 7d\n"
     scenario = load(write(tmp_path, text), TEMPLATES)
     assert (scenario.goal_event, scenario.re_entry) == ("order.placed", f"after:{7 * 86400}")
+
+
+@pytest.mark.parametrize(
+    ("where", "words"),
+    [
+        ("{total: {bigger: 50}}", "exactly one of equals"),
+        ("{total: {gt: lots}}", "compares with a number"),
+        ("[total]", "maps event properties"),
+        ("{currency: {in: EUR}}", "takes a list"),
+    ],
+)
+def test_a_trigger_filter_is_checked(tmp_path: Path, where: str, words: str) -> None:
+    text = VALID.format(name="test").replace(
+        "  event: contact.subscribed\n", f"  event: contact.subscribed\n  where: {where}\n"
+    )
+    error = error_for(tmp_path, text)
+    assert words in error.message
+    assert error.line == 5
