@@ -71,6 +71,30 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _test(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from infra import build, journeys, validation
+
+    compiled = build.compile_all()
+    files = [Path(p) for p in args.files] or sorted(journeys.TESTS.glob("*.test.yaml"))
+    try:
+        cases = [case for path in files for case in journeys.load(path, compiled.scenarios)]
+    except journeys.JourneyFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{len(cases)} journey(s) from {len(files)} file(s)", flush=True)
+    outcomes = journeys.run_all(cases, validation.SAMPLE_CONTEXT["trigger"]["properties"])
+    for outcome in outcomes:
+        mark = "ok  " if outcome.passed else "FAIL"
+        print(f"{mark} {outcome.case.file}: {outcome.case.name}")
+        for problem in outcome.problems[1:]:
+            print(f"       {problem}")
+    failed = sum(1 for o in outcomes if not o.passed)
+    print(f"{len(outcomes) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def _package(args: argparse.Namespace) -> int:
     from infra import build
 
@@ -106,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     comp.set_defaults(run=_compile)
     commands.add_parser("validate", help="check scenarios and render every email template").set_defaults(run=_validate)
     commands.add_parser("package", help="prepare .build/ for `sam build`").set_defaults(run=_package)
+    testing = commands.add_parser("test", help="run journey tests (scenarios/tests/*.test.yaml) in the local runtime")
+    testing.add_argument("files", nargs="*", help="journey files (default: all)")
+    testing.set_defaults(run=_test)
     drawing = commands.add_parser("graph", help="draw a scenario: Mermaid on stdout, and an SVG file")
     drawing.add_argument("name", help="the scenario id, e.g. welcome")
     drawing.add_argument("--svg", help="where to write the SVG (default .build/graphs/NAME.svg)")

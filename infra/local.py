@@ -351,6 +351,10 @@ class LocalRuntime:
         if method == "GET" and url.path == "/_local/outbox":
             self._reply(request, 200, {"content-type": "application/json"}, json.dumps(self.outbox()).encode())
             return
+        if method == "GET" and url.path == "/_local/clock":
+            now = {"now": self.clock.now().isoformat(), "time_scale": self.time_scale}
+            self._reply(request, 200, {"content-type": "application/json"}, json.dumps(now).encode())
+            return
         if method == "GET" and url.path == "/_local/outbox.html":
             self._reply(request, 200, {"content-type": "text/html; charset=utf-8"}, outbox_page(self.outbox()))
             return

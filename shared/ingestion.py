@@ -45,14 +45,23 @@ def receive_shopify(raw_body: bytes, headers: Mapping[str, str], secret: str, cl
         raise Rejected(400, str(error)) from None
 
 
+def group_and_dedup_ids(event: Event) -> tuple[str, str]:
+    """FIFO ids: one group per contact (their events stay in order), deduplicated on the event id."""
+    return (
+        hashlib.sha256(event.contact_key().encode()).hexdigest(),
+        hashlib.sha256(event.event_id.encode()).hexdigest(),
+    )
+
+
 def enqueue(event: Event, settings: Settings) -> str:
-    """Sends to the FIFO queue, grouped by contact; SQS drops a redelivery within its 5-minute window."""
+    """Sends to the FIFO queue; SQS drops a redelivery within its 5-minute window."""
     try:
+        group, dedup = group_and_dedup_ids(event)
         answer = clients.sqs(settings.region).send_message(
             QueueUrl=settings.queue_url,
             MessageBody=event.to_json(),
-            MessageGroupId=hashlib.sha256(event.contact_key().encode()).hexdigest(),
-            MessageDeduplicationId=hashlib.sha256(event.event_id.encode()).hexdigest(),
+            MessageGroupId=group,
+            MessageDeduplicationId=dedup,
         )
     except (ClientError, BotoCoreError) as error:
         raise QueueUnavailable(type(error).__name__) from error

@@ -93,7 +93,7 @@ SHOPIFY_SECRET = "test-shopify-secret"
 @pytest.fixture(scope="session")
 def local() -> Iterator[Any]:
     """One `parcours local` process for the session's scenario and end-to-end tests."""
-    from tests.runtime import RunningLocal
+    from infra.localprocess import RunningLocal
 
     runtime = RunningLocal(time_scale=TIME_SCALE, secret=SHOPIFY_SECRET)
     runtime.start()

@@ -7,10 +7,10 @@ import time
 import uuid
 from typing import Any
 
+from infra.localprocess import RunningLocal
 from infra.webhook_client import post_shopify
 from tests.conftest import SHOPIFY_SECRET, sample
 from tests.e2e.test_shopify_webhook import customer, unique_email
-from tests.runtime import RunningLocal
 
 
 def with_email(name: str, email: str) -> bytes:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from infra.localprocess import RunningLocal
 from infra.webhook_client import Answer, post, post_shopify, shopify_headers
 from tests.conftest import SHOPIFY_SECRET, sample
-from tests.runtime import RunningLocal
 
 
 def customer(email: str, consent: str = "subscribed") -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from infra import build
-from tests.runtime import RunningLocal
+from infra.localprocess import RunningLocal
 
 
 def test_the_stack_is_created_with_every_resource_moto_supports(local: RunningLocal) -> None:

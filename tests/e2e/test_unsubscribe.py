@@ -8,10 +8,10 @@ import urllib.error
 import urllib.request
 import uuid
 
+from infra.localprocess import RunningLocal
 from infra.webhook_client import post_shopify
 from tests.conftest import SHOPIFY_SECRET
 from tests.e2e.test_shopify_webhook import customer, unique_email
-from tests.runtime import RunningLocal
 
 
 def fetch(url: str, body: bytes | None = None) -> tuple[int, str]:

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from infra.build import TEMPLATES
+from infra.localprocess import RunningLocal
 from shared import compiler, scenario
 from shared.settings import Settings
 from shared.storage import Consent, Tables, tables
 from tests.conftest import ROOT
-from tests.runtime import RunningLocal
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from infra.localprocess import RunningLocal
 from shared.storage import Tables
-from tests.runtime import RunningLocal
 from tests.scenarios.conftest import add_contact, deploy_fixture, entered_states, finished, start
 
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from infra import validation
+from infra.localprocess import RunningLocal
 from infra.webhook_client import post_shopify
 from tests.conftest import SHOPIFY_SECRET, sample
 from tests.e2e.test_shopify_webhook import customer
-from tests.runtime import RunningLocal
 from tests.scenarios.conftest import deploy_fixture, entered_states, finished, start
 
 TRIGGER = validation.SAMPLE_CONTEXT["trigger"]  # what the templates of the fixture's emails read

@@ -8,8 +8,8 @@ import os
 import uuid
 from datetime import datetime
 
+from infra.localprocess import RunningLocal
 from shared.storage import Tables
-from tests.runtime import RunningLocal
 from tests.scenarios.conftest import add_contact, entered_states, finished, start
 
 SIMULATED_DAY = 86400

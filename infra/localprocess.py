@@ -1,4 +1,4 @@
-"""`parcours local` started as a user starts it (a process on a free port), for the scenario and e2e tests."""
+"""`parcours local` started as a user starts it (a process on a free port): for journey tests and the test suite."""
 
 from __future__ import annotations
 

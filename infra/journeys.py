@@ -1,0 +1,331 @@
+"""Journey tests (`parcours test`): given a contact and events at simulated times, expect which emails go out,
+when, and how the contact leaves the scenario. They run the real state machines in the local runtime.
+
+A file `scenarios/tests/<scenario>.test.yaml`:
+
+    scenario: abandoned-cart
+    cases:
+      - name: an order stops the reminders
+        contact: {first_name: Camille, locale: fr, consent: granted}   # consent: granted | denied | none
+        events:
+          - {at: 0h, event: checkout.started}                        # properties: default samples, or yours
+          - {at: 30h, event: order.placed}
+        expect:
+          sent: [{step: e1-reminder, at: 1h}, {step: e2-help, at: 24h}]
+          not_sent: [e3-offer]
+          ends: converted                     # completed | converted | running | not_entered
+          lists: [clients-fideles]            # the contact's lists at the end (optional)
+
+Times are simulated. Handlers take real milliseconds, which the compressed clock counts too: a send is on time
+within the larger of 5 % of `at` and what a real second is worth at the file's `time_scale` (default 43200,
+a day in 2 s; a file whose events are minutes apart sets a slower one, e.g. `time_scale: 10800`). Each time scale
+gets its own `parcours local` process; the cases of a file run side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shared.events import CATALOGUE, ConsentFacts, ContactFacts, Event
+from shared.ingestion import group_and_dedup_ids
+from shared.scenario import parse_duration
+
+TESTS = Path(__file__).resolve().parent.parent / "scenarios" / "tests"
+ENDINGS = ("completed", "converted", "running", "not_entered")
+DEFAULT_SCALE = 43200.0
+
+
+class JourneyFileError(ValueError):
+    """A journey test file that cannot be read; the message names the file and the case."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    step: str
+    at: int | None  # simulated seconds after the first event
+
+
+@dataclass(frozen=True)
+class Case:
+    file: str
+    scenario: str
+    name: str
+    contact: dict[str, Any]
+    events: tuple[tuple[int, str, dict[str, Any] | None], ...]
+    sent: tuple[Expected, ...]
+    not_sent: tuple[str, ...]
+    ends: str | None
+    lists: tuple[str, ...] | None = None
+    time_scale: float = DEFAULT_SCALE
+
+    def horizon(self) -> float:
+        """How long (simulated) to watch: past the last event and the last expected send, with a margin."""
+        moments = [at for at, _, _ in self.events] + [e.at or 0 for e in self.sent]
+        return max(moments) + max(86400.0, 6 * self.time_scale)
+
+    def slack(self, at: int) -> float:
+        return max(0.05 * at, 1.0 * self.time_scale, 3600.0)
+
+
+@dataclass
+class Outcome:
+    case: Case
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def _duration(value: Any, where: str) -> int:
+    seconds = parse_duration(str(value)) if not isinstance(value, int) else value
+    if seconds is None or seconds < 0:
+        raise JourneyFileError(f"{where}: {value!r} is not a duration such as 0h, 90m, 2d")
+    return seconds
+
+
+def load(path: Path, scenarios: dict[str, Any]) -> list[Case]:
+    where = path.name
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise JourneyFileError(f"{where}: not valid YAML: {error}") from None
+    if not isinstance(data, dict) or set(data) - {"scenario", "cases", "time_scale"} or "cases" not in data:
+        raise JourneyFileError(f"{where}: a journey file has `scenario`, `cases` and optionally `time_scale`")
+    scale = data.get("time_scale", DEFAULT_SCALE)
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or scale <= 0:
+        raise JourneyFileError(f"{where}: time_scale is a positive number of simulated seconds per real second")
+    scenario = data.get("scenario")
+    if scenario not in scenarios:
+        raise JourneyFileError(f"{where}: unknown scenario {scenario!r}; known: {', '.join(sorted(scenarios))}")
+    steps = _send_ids(scenarios[scenario].steps)
+    cases = []
+    for index, raw in enumerate(data["cases"] or []):
+        here = f"{where}, case {index + 1}"
+        if not isinstance(raw, dict) or set(raw) - {"name", "contact", "events", "expect"} or "name" not in raw:
+            raise JourneyFileError(f"{here}: a case has name, contact, events and expect")
+        here = f"{where}, case {raw['name']!r}"
+        events = []
+        for event in raw.get("events") or []:
+            if not isinstance(event, dict) or event.get("event") not in CATALOGUE:
+                raise JourneyFileError(f"{here}: each event needs `event`, one of {', '.join(CATALOGUE)}")
+            events.append((_duration(event.get("at", 0), here), event["event"], event.get("properties")))
+        if not events:
+            raise JourneyFileError(f"{here}: no events: what happens to the contact?")
+        expect = raw.get("expect") or {}
+        sent = tuple(
+            Expected(item["step"], _duration(item["at"], here) if "at" in item else None)
+            for item in expect.get("sent") or []
+        )
+        for step in [e.step for e in sent] + list(expect.get("not_sent") or []):
+            if step not in steps:
+                raise JourneyFileError(f"{here}: {scenario} has no send step {step!r}; it has {', '.join(steps)}")
+        ends = expect.get("ends")
+        if ends is not None and ends not in ENDINGS:
+            raise JourneyFileError(f"{here}: ends is one of {', '.join(ENDINGS)}")
+        lists = expect.get("lists")
+        if lists is not None and not (isinstance(lists, list) and all(isinstance(n, str) for n in lists)):
+            raise JourneyFileError(f"{here}: lists is a list of list names")
+        unknown = set(expect) - {"sent", "not_sent", "ends", "lists"}
+        if unknown:
+            raise JourneyFileError(f"{here}: unknown expectation {', '.join(sorted(unknown))}")
+        cases.append(
+            Case(
+                where,
+                scenario,
+                str(raw["name"]),
+                dict(raw.get("contact") or {}),
+                tuple(sorted(events)),
+                sent,
+                tuple(expect.get("not_sent") or []),
+                ends,
+                tuple(sorted(lists)) if lists is not None else None,
+                float(scale),
+            )
+        )
+    return cases
+
+
+def _send_ids(steps: Any) -> list[str]:
+    found: list[str] = []
+    for step in steps:
+        if hasattr(step, "template"):
+            found.append(step.id)
+        for attribute in ("then", "otherwise", "on_event", "on_timeout"):
+            found += _send_ids(getattr(step, attribute, ()))
+        for variant in getattr(step, "variants", ()):
+            found += _send_ids(variant.steps)
+    return found
+
+
+@dataclass(frozen=True)
+class Target:
+    """A running local runtime: its API, its AWS endpoint, its clock."""
+
+    api_url: str
+    client: Callable[[str], Any]  # boto3 client factory for the runtime's AWS endpoint
+    time_scale: float
+    sample_properties: dict[str, Any]
+
+
+def run_all(cases: list[Case], sample_properties: dict[str, Any]) -> list[Outcome]:
+    """Starts a `parcours local` per time scale and runs its cases there; outcomes in the cases' order."""
+    from infra.localprocess import RunningLocal
+
+    results: dict[int, Outcome] = {}
+    for scale in sorted({case.time_scale for case in cases}, reverse=True):
+        group = [case for case in cases if case.time_scale == scale]
+        local = RunningLocal(time_scale=scale, secret=uuid.uuid4().hex)
+        local.start()
+        try:
+            target = Target(local.api_url, local.client, scale, sample_properties)
+            for case, outcome in zip(group, run(group, target), strict=True):
+                results[id(case)] = outcome
+        finally:
+            local.stop()
+    return [results[id(case)] for case in cases]
+
+
+def run(cases: list[Case], target: Target) -> list[Outcome]:
+    """Runs every case at once (each in its own thread: journeys of days take seconds side by side)."""
+    outcomes = [Outcome(case) for case in cases]
+    threads = [threading.Thread(target=_run_case, args=(o, target), daemon=True) for o in outcomes]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.5)  # staggered: a burst of first events would delay each other's processing
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def _physical(target: Target) -> dict[str, str]:
+    resources = target.client("cloudformation").describe_stack_resources(StackName="parcours")["StackResources"]
+    return {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources if r.get("LogicalResourceId")}
+
+
+def _run_case(outcome: Outcome, target: Target) -> None:
+    case = outcome.case
+    try:
+        _play(outcome, target)
+    except Exception as error:  # a broken case is reported, the others go on
+        outcome.problems.append(f"could not run: {type(error).__name__}: {error}")
+    if outcome.problems:
+        outcome.problems.insert(0, f"{case.file}: {case.name}")
+
+
+def _play(outcome: Outcome, target: Target) -> None:
+    case = outcome.case
+    ids = _physical(target)
+    sqs = target.client("sqs")
+    email = f"journey.{uuid.uuid4().hex[:12]}@example.com"
+    consent = case.contact.get("consent", "granted")
+    real_start = time.monotonic()
+    simulated_start = datetime.now(UTC)  # refined below from the first email's simulated Date
+    for at, event_type, properties in case.events:
+        _sleep_until(real_start + at / target.time_scale)
+        now = datetime.now(UTC).isoformat()
+        facts = ContactFacts(
+            email=email,
+            first_name=case.contact.get("first_name"),
+            last_name=case.contact.get("last_name"),
+            locale=case.contact.get("locale"),
+            email_consent=None if consent == "none" else ConsentFacts(consent, "single_opt_in", now, "journey"),
+        )
+        event = Event(
+            event_id=f"journey#{uuid.uuid4().hex}",
+            type=event_type,
+            source="journey",
+            topic="journey",
+            occurred_at=now,
+            received_at=now,
+            contact=facts,
+            properties=properties if properties is not None else dict(target.sample_properties),
+        )
+        group, dedup = group_and_dedup_ids(event)
+        sqs.send_message(
+            QueueUrl=ids["EventsQueue"], MessageBody=event.to_json(), MessageGroupId=group, MessageDeduplicationId=dedup
+        )
+        if at == case.events[0][0]:
+            simulated_start = _simulated_now(target)
+    _sleep_until(real_start + case.horizon() / target.time_scale)
+    messages = [m for m in _outbox(target, email) if m["scenario"] == case.scenario]
+    sent = {m["step"]: datetime.fromisoformat(m["sent_at"]) for m in messages}
+    for expected in case.sent:
+        if expected.step not in sent:
+            outcome.problems.append(f"expected {expected.step} to be sent; sent: {', '.join(sent) or 'nothing'}")
+        elif expected.at is not None:
+            offset = (sent[expected.step] - simulated_start).total_seconds()
+            if abs(offset - expected.at) > case.slack(expected.at):
+                outcome.problems.append(f"{expected.step} sent at {_human(offset)}, expected at {_human(expected.at)}")
+    for step in case.not_sent:
+        if step in sent:
+            outcome.problems.append(f"{step} was sent, expected not to be")
+    if case.ends is not None:
+        ending = _ending(target, ids, email, case.scenario)
+        if ending != case.ends:
+            outcome.problems.append(f"expected the contact to end {case.ends}, it is {ending}")
+    if case.lists is not None:
+        lists = _lists(target, ids, email)
+        if lists != case.lists:
+            outcome.problems.append(f"expected lists {list(case.lists)}, the contact is in {list(lists)}")
+
+
+def _sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.monotonic()))
+
+
+def _simulated_now(target: Target) -> datetime:
+    """The runtime's simulated now, read from the clock the handlers use (same epoch and scale)."""
+    with urllib.request.urlopen(f"{target.api_url}/_local/clock", timeout=10) as response:
+        return datetime.fromisoformat(json.loads(response.read())["now"])
+
+
+def _outbox(target: Target, email: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{target.api_url}/_local/outbox", timeout=10) as response:
+        return [m for m in json.loads(response.read()) if m["to"] == email]
+
+
+def _ending(target: Target, ids: dict[str, str], email: str, scenario: str) -> str:
+    dynamodb = target.client("dynamodb")
+    identity = dynamodb.get_item(TableName=ids["IdentitiesTable"], Key={"identity": {"S": f"email#{email}"}})
+    if "Item" not in identity:
+        return "not_entered"
+    items = dynamodb.query(
+        TableName=ids["EnrolmentsTable"],
+        KeyConditionExpression="contact_id = :c AND begins_with(#k, :s)",
+        ExpressionAttributeNames={"#k": "key"},
+        ExpressionAttributeValues={":c": identity["Item"]["contact_id"], ":s": {"S": f"{scenario}#"}},
+    )["Items"]
+    if not items:
+        return "not_entered"
+    if items[-1]["status"]["S"] == "converted":
+        return "converted"
+    status = target.client("stepfunctions").describe_execution(executionArn=items[-1]["execution_arn"]["S"])
+    return {"SUCCEEDED": "completed", "RUNNING": "running"}.get(status["status"], str(status["status"]).lower())
+
+
+def _lists(target: Target, ids: dict[str, str], email: str) -> tuple[str, ...]:
+    dynamodb = target.client("dynamodb")
+    identity = dynamodb.get_item(TableName=ids["IdentitiesTable"], Key={"identity": {"S": f"email#{email}"}})
+    if "Item" not in identity:
+        return ()
+    contact = dynamodb.get_item(
+        TableName=ids["ContactsTable"], Key={"contact_id": identity["Item"]["contact_id"]}, ConsistentRead=True
+    )["Item"]
+    return tuple(sorted(contact.get("lists", {}).get("SS", [])))
+
+
+def _human(seconds: float) -> str:
+    delta = timedelta(seconds=round(seconds))
+    return f"{delta.days}d {delta.seconds // 3600}h" if delta.days else f"{delta.seconds / 3600:.1f}h"
