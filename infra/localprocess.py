@@ -106,6 +106,3 @@ class RunningLocal:
             time.sleep(0.2)
             value = probe()
         return value
-
-    def days(self, real_seconds: float) -> float:
-        return real_seconds * self.time_scale / 86400

@@ -67,7 +67,8 @@ def catalogue(path: Path = CATALOGUE) -> tuple[Entry, ...]:
 def execution_name(scenario: str, contact_id: str, event_id: str) -> str:
     """Deterministic and within Step Functions' rules (80 characters of [A-Za-z0-9-_])."""
     digest = hashlib.sha256(event_id.encode()).hexdigest()[:16]
-    return f"{scenario}-{contact_id}-{digest}"[:80]
+    room = 80 - len(scenario) - len(digest) - 2  # the event's digest is what makes names unique: never cut it
+    return f"{scenario}-{contact_id[:room]}-{digest}"
 
 
 def bucket(scenario: str, contact_id: str) -> int:

@@ -74,3 +74,10 @@ def test_execution_names_are_deterministic_and_allowed_by_step_functions() -> No
     assert name == dispatch.execution_name("abandoned-cart", "0" * 32, "shopify#" + "x" * 200)
     assert len(name) <= 80
     assert all(c.isalnum() or c in "-_" for c in name)
+
+
+def test_a_long_scenario_id_keeps_execution_names_distinct_per_event() -> None:
+    scenario = "x" * 40
+    names = {dispatch.execution_name(scenario, "c" * 32, f"shopify#{n}") for n in range(100)}
+    assert len(names) == 100
+    assert all(len(name) <= 80 for name in names)
