@@ -1,0 +1,45 @@
+"""scenarios/schema.json: what editors use to complete and check scenarios, kept in step with the loader."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from shared.events import CATALOGUE
+from tests.conftest import ROOT
+
+SCHEMA = json.loads((ROOT / "scenarios" / "schema.json").read_text())
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml")) + sorted((ROOT / "tests/fixtures/scenarios").glob("*.yaml"))
+
+
+def test_the_schema_is_a_valid_json_schema() -> None:
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+def test_the_schema_knows_the_event_catalogue() -> None:
+    assert SCHEMA["$defs"]["event"]["enum"] == list(CATALOGUE)
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.name for p in SCENARIOS])
+def test_every_scenario_the_loader_accepts_matches_the_schema(path: Path) -> None:
+    errors = [error.message for error in VALIDATOR.iter_errors(yaml.safe_load(path.read_text()))]
+    assert errors == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("name: Welcome series", "name: Welcome series\ncolour: blue"),
+        ("  - wait: 2d", "  - wait: two days"),
+        ("    send_email: welcome/2-value", "    send_email: welcome/2-value\n    wait: 1d"),
+        ("  event: contact.subscribed", "  event: order.teleported"),
+        ("  consent: email", "  consent: sometimes"),
+    ],
+)
+def test_mistakes_the_loader_refuses_are_flagged_by_the_schema_too(change: tuple[str, str]) -> None:
+    text = (ROOT / "scenarios" / "welcome.yaml").read_text()
+    assert change[0] in text
+    assert list(VALIDATOR.iter_errors(yaml.safe_load(text.replace(*change)))) != []
