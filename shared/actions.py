@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from datetime import time as dtime
 from typing import Any
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from shared import conditions, enrolments
+from shared import conditions, enrolments, moments
 from shared.settings import Settings
 from shared.storage import ContactModel, StorageError, get_or_none, tables
 
@@ -57,6 +58,20 @@ def await_event(payload: dict[str, Any], settings: Settings, now: datetime) -> d
         now,
     )
     return {"status": "waiting"}
+
+
+def plan_wait(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
+    """Seconds from now until the step's local time of day, for the Wait state that follows."""
+    at = str(_field(payload, "time"))
+    weekdays = tuple(payload.get("weekdays") or ())
+    if any(day not in moments.WEEKDAYS for day in weekdays):
+        raise InvalidAction(f"plan_wait: weekdays {weekdays!r}")
+    contact = get_or_none(tables(settings).contacts, str(_field(payload, "contact_id")))
+    timezone = conditions.attribute(contact, "timezone") if contact is not None else None
+    tz = moments.zone(timezone if isinstance(timezone, str) else None, settings.default_timezone)
+    hour, minute = (int(part) for part in at.split(":"))
+    target = moments.next_moment(now, dtime(hour, minute), weekdays, tz)
+    return {"seconds": max(0, round((target - now).total_seconds())), "until": target.isoformat()}
 
 
 def set_attribute(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:

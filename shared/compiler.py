@@ -5,6 +5,7 @@ Transitions per step kind (Standard workflows bill each one):
   wait                                                        1 (one Wait state, never polls)
   if                                                          2 (a Task evaluates the condition now, a Choice)
   split                                                       1 (a Choice on the contact's stable bucket)
+  wait_until                                                  2 (a Task works out the seconds, a Wait on them)
   wait_for                                                    1 (a Task holding a task token until the event
                                                                  or its timeout; nothing polls)
   exit, and the end of the steps                              1 (the Succeed state)
@@ -16,7 +17,19 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.scenario import Exit, If, ListChange, Scenario, SendEmail, SetAttribute, Split, Step, Wait, WaitForEvent
+from shared.scenario import (
+    Exit,
+    If,
+    ListChange,
+    Scenario,
+    SendEmail,
+    SetAttribute,
+    Split,
+    Step,
+    Wait,
+    WaitForEvent,
+    WaitUntil,
+)
 
 ACT_FUNCTION = "${ActFunctionArn}"  # filled by the template's DefinitionSubstitutions
 DONE = "Done"
@@ -67,13 +80,26 @@ class _Planner:
         self.names.add(name)
         return name
 
-    def plan(self, steps: tuple[Step, ...], elapsed: int, variant: str | None) -> list[_Node]:
+    def plan(self, steps: tuple[Step, ...], elapsed: int | None, variant: str | None) -> list[_Node]:
+        """`elapsed` is the time since entry when it is known exactly (None past a wait_until or an event)."""
         nodes = []
         for step in steps:
             if isinstance(step, Wait):
-                elapsed += step.seconds
-                label = f"Wait {_duration_label(step.seconds)} until {_offset_label(elapsed)}"
+                label = f"Wait {_duration_label(step.seconds)}"
+                if elapsed is not None:
+                    elapsed += step.seconds
+                    label += f" until {_offset_label(elapsed)}"
                 nodes.append(_Node(step, self.unique(label), variant))
+            elif isinstance(step, WaitUntil):
+                days = "" if not step.weekdays else " " + ",".join(step.weekdays)
+                node = _Node(
+                    step,
+                    self.unique(f"Wait until {step.at}{days} ({step.id})"),
+                    variant,
+                    check=self.unique(f"Plan {step.id}"),
+                )
+                nodes.append(node)
+                elapsed = None
             elif isinstance(step, SendEmail):
                 nodes.append(_Node(step, self.unique(f"Send email {step.id}"), variant))
             elif isinstance(step, SetAttribute):
@@ -87,8 +113,8 @@ class _Planner:
                 nodes.append(node)
             elif isinstance(step, WaitForEvent):
                 node = _Node(step, self.unique(f"Wait for {step.event} ({step.id})"), variant)
-                after = elapsed + step.timeout_seconds
-                node.branches = [self.plan(step.on_event, after, variant), self.plan(step.on_timeout, after, variant)]
+                after = None if elapsed is None else elapsed + step.timeout_seconds
+                node.branches = [self.plan(step.on_event, None, variant), self.plan(step.on_timeout, after, variant)]
                 nodes.append(node)
             elif isinstance(step, Split):
                 node = _Node(step, self.unique(f"Split {step.id}"), variant)
@@ -174,6 +200,17 @@ class _Linker:
                 "Choices": [{"Variable": "$.last.value", "BooleanEquals": True, "Next": then_first}],
                 "Default": else_first,
             }
+            return node.check
+        elif isinstance(step, WaitUntil):
+            payload = {**self.base(step.id, "plan_wait"), "time": step.at, "weekdays": list(step.weekdays)}
+            self.states[node.check] = _task(
+                payload,
+                node.name,
+                f"Works out how long until {step.at} in the contact's time zone.",
+                {"seconds.$": "$.Payload.seconds", "until.$": "$.Payload.until"},
+            )
+            self.states[node.check]["ResultPath"] = "$.plan"
+            self.states[node.name] = {"Type": "Wait", "SecondsPath": "$.plan.seconds", "Next": following}
             return node.check
         elif isinstance(step, WaitForEvent):
             event_first = self.link(node.branches[0], following)

@@ -14,9 +14,11 @@ import yaml
 
 from shared.conditions import COUNTERS, LIST_NAME, NAME, PROFILE_FIELDS, ConditionError, check, check_where
 from shared.events import CATALOGUE
+from shared.moments import WEEKDAYS
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
+TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 ONE_YEAR = 365 * 86400
 KNOWN_EVENTS = CATALOGUE
@@ -89,14 +91,24 @@ class WaitForEvent:
 
 
 @dataclass(frozen=True)
+class WaitUntil:
+    """Waits until the next local time of day, on allowed weekdays, in the contact's time zone."""
+
+    id: str
+    at: str  # "HH:MM"
+    weekdays: tuple[str, ...]  # empty: every day
+
+
+@dataclass(frozen=True)
 class Exit:
     """Leaves the scenario here (the execution succeeds)."""
 
 
-Step = SendEmail | Wait | SetAttribute | ListChange | If | Split | WaitForEvent | Exit
+Step = SendEmail | Wait | WaitUntil | SetAttribute | ListChange | If | Split | WaitForEvent | Exit
 ACTIONS = (
     "send_email",
     "wait",
+    "wait_until",
     "wait_for",
     "if",
     "split",
@@ -327,6 +339,25 @@ class _StepReader:
                     fields["wait"], "the waits add up to a year or more; Step Functions ends executions at one year"
                 )
             return Wait(seconds=seconds, text=text), elapsed + seconds
+        if kind == "wait_until":
+            fields = reader.mapping(item, "a wait_until step", ("id", "wait_until"), ("id", "wait_until"))
+            step_id = self._id(fields["id"])
+            spec = reader.mapping(fields["wait_until"], "wait_until", ("time", "weekdays"), ("time",))
+            at = spec["time"].value
+            if isinstance(at, int):
+                raise reader.fail(
+                    spec["time"], 'write the time in quotes, e.g. time: "10:00" (YAML reads 10:00 as a number)'
+                )
+            if not isinstance(at, str) or not TIME_OF_DAY.match(at):
+                raise reader.fail(spec["time"], f'time {at!r} is not a time of day such as "10:00"')
+            days: tuple[str, ...] = ()
+            if "weekdays" in spec:
+                raw = _plain(spec["weekdays"])
+                if not isinstance(raw, list) or not raw or any(day not in WEEKDAYS for day in raw):
+                    raise reader.fail(spec["weekdays"], f"weekdays is a list of {', '.join(WEEKDAYS)}")
+                days = tuple(day for day in WEEKDAYS if day in raw)
+            # At most a week: counted as such against the one-year limit.
+            return WaitUntil(step_id, at, days), elapsed + 7 * 86400
         if kind == "wait_for":
             fields = reader.mapping(
                 item, "a wait_for step", ("id", "wait_for", "on_event", "on_timeout"), ("id", "wait_for")

@@ -31,6 +31,7 @@ class Settings:
     sender_name: str
     postal_address: str
     default_locale: str
+    default_timezone: str
     event_retention_days: int
     time_scale: float
     clock_epoch: float
@@ -79,6 +80,7 @@ class Settings:
             sender_name=need("PARCOURS_SENDER_NAME"),
             postal_address=need("PARCOURS_POSTAL_ADDRESS"),
             default_locale=locale,
+            default_timezone=env.get("PARCOURS_DEFAULT_TIMEZONE", "Europe/Paris"),
             event_retention_days=int(number("PARCOURS_EVENT_RETENTION_DAYS", "1095")),
             time_scale=scale,
             clock_epoch=number("PARCOURS_CLOCK_EPOCH", "0"),

@@ -26,6 +26,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
         result = sending.send_email(request, settings, settings.clock(), link_secret)
         metrics.add_metric(name=f"Email{result['status'].capitalize()}", unit=MetricUnit.Count, value=1)
+    elif action == "plan_wait":
+        result = actions.plan_wait(event, settings, settings.clock().now())
     elif action == "await":
         result = actions.await_event(event, settings, settings.clock().now())
     elif action == "evaluate":

@@ -197,3 +197,14 @@ def test_wait_for_holds_a_task_token_with_a_timeout_and_two_ways_out() -> None:
         "Next": "Send email nudge",
     }
     assert "States.Timeout" not in state["Retry"][0]["ErrorEquals"]  # a timeout is an answer, not a failure
+
+
+def test_wait_until_plans_the_seconds_then_waits_on_them() -> None:
+    definition = compiler.compile_scenario(load(ROOT / "tests/fixtures/scenarios/timed.yaml", ROOT / "templates"))
+    assert definition["StartAt"] == "Plan morning"
+    plan = definition["States"]["Plan morning"]
+    assert plan["Parameters"]["Payload"]["time"] == "10:00"
+    assert plan["Parameters"]["Payload"]["weekdays"] == ["mon", "tue", "wed", "thu", "fri"]
+    assert plan["Next"] == "Wait until 10:00 mon,tue,wed,thu,fri (morning)"
+    wait = definition["States"][plan["Next"]]
+    assert wait == {"Type": "Wait", "SecondsPath": "$.plan.seconds", "Next": "Send email hello"}

@@ -143,6 +143,9 @@ steps:
         ("  - id: x\n    send_email: welcome/1-welcome\n    wait: 1d\n", 6, "one of: send_email, wait"),
         ("  - id: x\n    if: {consent: email}\n    then:\n      - wait: 200d\n  - wait: 200d\n", 10, "a year or more"),
         ("  - id: x\n    wait_for: {event: order.placed, timeout: 1d}\n", 6, "on_event, on_timeout or both"),
+        ("  - id: x\n    wait_until: {time: 10:00}\n", 7, "in quotes"),
+        ("  - id: x\n    wait_until: {time: '25:00'}\n", 7, "not a time of day"),
+        ("  - id: x\n    wait_until: {time: '10:00', weekdays: [monday]}\n", 7, "weekdays is a list of mon"),
         (
             "  - id: x\n    wait_for: {event: order.shipped, timeout: 1d}\n    on_event: [{exit: true}]\n",
             7,
