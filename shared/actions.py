@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
@@ -10,7 +10,7 @@ from pynamodb.exceptions import PynamoDBException, UpdateError
 
 from shared import conditions, enrolments, moments
 from shared.settings import Settings
-from shared.storage import ContactModel, StorageError, get_or_none, tables
+from shared.storage import ContactModel, EventModel, StorageError, get_or_none, tables
 
 
 class InvalidAction(ValueError):
@@ -23,14 +23,30 @@ def _field(payload: dict[str, Any], name: str) -> Any:
     return payload[name]
 
 
-def evaluate(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def evaluate(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
     condition = _field(payload, "condition")
     try:
         conditions.check(condition)
     except conditions.ConditionError as error:
         raise InvalidAction(str(error)) from None
-    contact = get_or_none(tables(settings).contacts, str(_field(payload, "contact_id")), consistent=True)
-    return {"value": conditions.holds(condition, contact)}
+    t = tables(settings)
+    contact_id = str(_field(payload, "contact_id"))
+    contact = get_or_none(t.contacts, contact_id, consistent=True)
+
+    def history(event_type: str, within: int) -> int:
+        """One bounded query of the contact's own recent events (never a scan)."""
+        since = (now - timedelta(seconds=within)).isoformat()
+        recent = t.events.query(contact_id, EventModel.at_id >= since, filter_condition=EventModel.type == event_type)
+        return sum(1 for _ in recent)
+
+    return {"value": conditions.holds(condition, contact, history)}
+
+
+def add_score(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    points = conditions.whole(_field(payload, "points"))
+    if points is None:
+        raise InvalidAction(f"add_score: points must be a whole number, not {payload.get('points')!r}")
+    return _update(settings, str(_field(payload, "contact_id")), [ContactModel.score.add(points)])
 
 
 def _update(settings: Settings, contact_id: str, actions: list[Any]) -> dict[str, Any]:

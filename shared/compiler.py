@@ -1,7 +1,7 @@
 """Scenario model -> Amazon States Language. Pure and deterministic: same scenario, same bytes.
 
 Transitions per step kind (Standard workflows bill each one):
-  send_email, set_attribute, add_to_list, remove_from_list   1 (one Task; a send re-checks consent itself)
+  send_email, set_attribute, add_score, add/remove_from_list 1 (one Task; a send re-checks consent itself)
   wait                                                        1 (one Wait state, never polls)
   if                                                          2 (a Task evaluates the condition now, a Choice)
   split                                                       1 (a Choice on the contact's stable bucket)
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.scenario import (
+    AddScore,
     Exit,
     If,
     ListChange,
@@ -104,6 +105,8 @@ class _Planner:
                 nodes.append(_Node(step, self.unique(f"Send email {step.id}"), variant))
             elif isinstance(step, SetAttribute):
                 nodes.append(_Node(step, self.unique(f"Set {step.name} ({step.id})"), variant))
+            elif isinstance(step, AddScore):
+                nodes.append(_Node(step, self.unique(f"Add {step.points:+d} points ({step.id})"), variant))
             elif isinstance(step, ListChange):
                 verb = "Add to" if step.add else "Remove from"
                 nodes.append(_Node(step, self.unique(f"{verb} list {step.list} ({step.id})"), variant))
@@ -179,6 +182,10 @@ class _Linker:
         elif isinstance(step, SetAttribute):
             payload = {**self.base(step.id, "set_attribute"), "name": step.name, "value": step.value}
             comment = f"Sets the contact's attribute {step.name}."
+            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
+        elif isinstance(step, AddScore):
+            payload = {**self.base(step.id, "add_score"), "points": step.points}
+            comment = f"Adds {step.points} points to the contact's score, atomically."
             self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, ListChange):
             action = "add_to_list" if step.add else "remove_from_list"

@@ -6,19 +6,23 @@ Forms (JSON once compiled):
   {"attribute": NAME, "equals": VALUE}          ... equals VALUE
   {"attribute": NAME, "in": [VALUES]}           ... is one of VALUES
   {"in_list": LIST} / {"not_in_list": LIST}     list membership
+  {"event": TYPE, "at_least": N, "within": S}   behaviour: N or more such events in the last S seconds
+                                                (also "at_most"; read from the contact's own history)
   {"all": [...]}, {"any": [...]}, {"not": {...}}
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from shared.consent import refusal_for_marketing_email
 from shared.storage import ContactModel
 
 PROFILE_FIELDS = ("email", "first_name", "last_name", "locale")
-COUNTERS = ("orders_count", "total_spent")  # kept on the contact by processing, read in O(1)
+COUNTERS = ("orders_count", "total_spent", "score")  # kept on the contact, read in O(1)
 COMPARISONS = ("equals", "not_equals", "gt", "gte", "lt", "lte", "in", "exists")
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -47,6 +51,18 @@ def check(condition: Any, where: str = "condition") -> None:
             raise ConditionError(f"{where}: exists is true or false")
         if "in" in tests and not isinstance(condition["in"], list):
             raise ConditionError(f"{where}: in takes a list of values")
+    elif "event" in keys:
+        if not isinstance(condition["event"], str) or not condition["event"]:
+            raise ConditionError(f"{where}: event names an event type such as order.placed")
+        bounds = keys & {"at_least", "at_most"}
+        if len(bounds) != 1 or keys - {"event", "at_least", "at_most", "within"} or "within" not in keys:
+            raise ConditionError(f"{where}: a behaviour condition is {{event, at_least or at_most, within}}")
+        count = whole(condition[next(iter(bounds))])
+        if count is None or count < 0:
+            raise ConditionError(f"{where}: {next(iter(bounds))} is a whole number")
+        within = whole(condition["within"])
+        if within is None or within <= 0:
+            raise ConditionError(f"{where}: within is a duration")
     elif keys in ({"in_list"}, {"not_in_list"}):
         list_name = condition[next(iter(keys))]
         if not isinstance(list_name, str) or not LIST_NAME.match(list_name):
@@ -66,6 +82,15 @@ def check(condition: Any, where: str = "condition") -> None:
         )
 
 
+def whole(value: Any) -> int | None:
+    """A whole number, also when JSON tooling on the way wrote it as 2.0 (moto's interpreter does)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    if value != int(value):
+        return None
+    return int(value)
+
+
 def attribute(contact: ContactModel, name: str) -> Any:
     if name in PROFILE_FIELDS or name in COUNTERS:
         return getattr(contact, name)
@@ -73,10 +98,16 @@ def attribute(contact: ContactModel, name: str) -> Any:
     return custom.get(name)
 
 
-def holds(condition: dict[str, Any], contact: ContactModel | None) -> bool:
+History = Callable[[str, int], int]  # (event type, within seconds) -> how many the contact did
+
+
+def holds(condition: dict[str, Any], contact: ContactModel | None, history: History | None = None) -> bool:
     """True if the contact meets the condition; a contact that no longer exists meets none."""
     if contact is None:
         return False
+    if "event" in condition:
+        done = history(condition["event"], int(condition["within"])) if history is not None else 0
+        return bool(done >= condition["at_least"] if "at_least" in condition else done <= condition["at_most"])
     if "consent" in condition:
         return refusal_for_marketing_email(contact) is None
     if "attribute" in condition:
@@ -91,10 +122,10 @@ def holds(condition: dict[str, Any], contact: ContactModel | None) -> bool:
     if "not_in_list" in condition:
         return condition["not_in_list"] not in (contact.lists or set())
     if "all" in condition:
-        return all(holds(part, contact) for part in condition["all"])
+        return all(holds(part, contact, history) for part in condition["all"])
     if "any" in condition:
-        return any(holds(part, contact) for part in condition["any"])
-    return not holds(condition["not"], contact)
+        return any(holds(part, contact, history) for part in condition["any"])
+    return not holds(condition["not"], contact, history)
 
 
 def check_where(where: Any, where_name: str = "where") -> None:

@@ -23,7 +23,7 @@ class Result:
 def _record(event: Event, owner: str, t: Tables, now: datetime, settings: Settings) -> None:
     t.events(
         contact_id=owner,
-        at_id=f"{event.occurred_at}#{event.event_id}",
+        at_id=f"{now.isoformat()}#{event.event_id}",  # when parcours recorded it, on the one clock
         type=event.type,
         source=event.source,
         properties={"topic": event.topic, **event.properties},

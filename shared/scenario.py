@@ -52,6 +52,12 @@ class SetAttribute:
 
 
 @dataclass(frozen=True)
+class AddScore:
+    id: str
+    points: int
+
+
+@dataclass(frozen=True)
 class ListChange:
     id: str
     list: str
@@ -104,7 +110,7 @@ class Exit:
     """Leaves the scenario here (the execution succeeds)."""
 
 
-Step = SendEmail | Wait | WaitUntil | SetAttribute | ListChange | If | Split | WaitForEvent | Exit
+Step = SendEmail | Wait | WaitUntil | SetAttribute | AddScore | ListChange | If | Split | WaitForEvent | Exit
 ACTIONS = (
     "send_email",
     "wait",
@@ -113,6 +119,7 @@ ACTIONS = (
     "if",
     "split",
     "set_attribute",
+    "add_score",
     "add_to_list",
     "remove_from_list",
     "exit",
@@ -406,6 +413,13 @@ class _StepReader:
             if not NAME.match(name) or name in PROFILE_FIELDS or name in COUNTERS:
                 raise reader.fail(spec["name"], "a custom attribute name is like plan_type (not a profile field)")
             return SetAttribute(id=step_id, name=name, value=_plain(spec["value"])), elapsed
+        if kind == "add_score":
+            fields = reader.mapping(item, "an add_score step", ("id", "add_score"), ("id", "add_score"))
+            step_id = self._id(fields["id"])
+            points = fields["add_score"].value
+            if isinstance(points, bool) or not isinstance(points, int) or points == 0:
+                raise reader.fail(fields["add_score"], "add_score takes a whole number of points, e.g. 10 or -5")
+            return AddScore(step_id, points), elapsed
         if kind in ("add_to_list", "remove_from_list"):
             fields = reader.mapping(item, f"an {kind} step", ("id", kind), ("id", kind))
             step_id = self._id(fields["id"])
@@ -416,9 +430,10 @@ class _StepReader:
         if kind == "if":
             fields = reader.mapping(item, "an if step", ("id", "if", "then", "else"), ("id", "if", "then"))
             step_id = self._id(fields["id"])
-            condition = _plain(fields["if"])
             try:
+                condition = _durations(_plain(fields["if"]))
                 check(condition, "if")
+                _events_known(condition)
             except ConditionError as error:
                 raise reader.fail(fields["if"], str(error)) from None
             then, after_then = self.steps(fields["then"], "then", elapsed)
@@ -443,6 +458,32 @@ class _StepReader:
         if sum(v.percent for v in variants) != 100:
             raise reader.fail(fields["split"], f"the percents add up to {sum(v.percent for v in variants)}, not 100")
         return Split(id=step_id, variants=tuple(variants)), max(ends)
+
+
+def _durations(condition: Any) -> Any:
+    """Behaviour conditions say `within: 180d`; the compiled condition carries seconds."""
+    if isinstance(condition, list):
+        return [_durations(part) for part in condition]
+    if not isinstance(condition, dict):
+        return condition
+    converted = {key: _durations(value) for key, value in condition.items()}
+    if "within" in converted and isinstance(converted["within"], str):
+        seconds = parse_duration(converted["within"])
+        if seconds is None or seconds <= 0:
+            raise ConditionError(f"within {converted['within']!r} is not a duration such as 30d")
+        converted["within"] = seconds
+    return converted
+
+
+def _events_known(condition: Any) -> None:
+    if isinstance(condition, list):
+        for part in condition:
+            _events_known(part)
+    elif isinstance(condition, dict):
+        if "event" in condition and condition["event"] not in KNOWN_EVENTS:
+            raise ConditionError(f"unknown event {condition['event']!r}; known events: {', '.join(KNOWN_EVENTS)}")
+        for value in condition.values():
+            _events_known(value)
 
 
 def _steps(reader: _Reader, at: _Located, templates_dir: Path | None) -> tuple[Step, ...]:

@@ -61,6 +61,7 @@ class ContactModel(Model):
     attributes = MapAttribute[str, Any](default=dict)  # custom attributes, set by sources and scenarios
     lists = UnicodeSetAttribute(null=True)  # static list membership (names)
     orders_count = NumberAttribute(default=0)
+    score = NumberAttribute(default=0)
     total_spent = NumberAttribute(default=0)
     last_order_at = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()

@@ -31,7 +31,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     elif action == "await":
         result = actions.await_event(event, settings, settings.clock().now())
     elif action == "evaluate":
-        result = actions.evaluate(event, settings)
+        result = actions.evaluate(event, settings, settings.clock().now())
+    elif action == "add_score":
+        result = actions.add_score(event, settings)
     elif action == "set_attribute":
         result = actions.set_attribute(event, settings)
     elif action in ("add_to_list", "remove_from_list"):

@@ -144,6 +144,22 @@ steps:
         ("  - id: x\n    if: {consent: email}\n    then:\n      - wait: 200d\n  - wait: 200d\n", 10, "a year or more"),
         ("  - id: x\n    wait_for: {event: order.placed, timeout: 1d}\n", 6, "on_event, on_timeout or both"),
         ("  - id: x\n    wait_until: {time: 10:00}\n", 7, "in quotes"),
+        (
+            "  - id: x\n    if: {event: order.placed, at_least: 2, within: soon}\n    then: [{exit: true}]\n",
+            7,
+            "not a duration",
+        ),
+        (
+            "  - id: x\n    if: {event: order.shipped, at_least: 2, within: 30d}\n    then: [{exit: true}]\n",
+            7,
+            "unknown event",
+        ),
+        (
+            "  - id: x\n    if: {event: order.placed, at_least: 2}\n    then: [{exit: true}]\n",
+            7,
+            "a behaviour condition is",
+        ),
+        ("  - id: x\n    add_score: 0\n", 7, "whole number of points"),
         ("  - id: x\n    wait_until: {time: '25:00'}\n", 7, "not a time of day"),
         ("  - id: x\n    wait_until: {time: '10:00', weekdays: [monday]}\n", 7, "weekdays is a list of mon"),
         (
