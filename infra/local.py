@@ -14,6 +14,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import sys
@@ -358,15 +359,37 @@ class LocalRuntime:
         if method == "GET" and url.path == "/_local/outbox.html":
             self._reply(request, 200, {"content-type": "text/html; charset=utf-8"}, outbox_page(self.outbox()))
             return
-        function = self.routes.get((method, url.path))
-        if function is None:
+        match = self._route(method, url.path)
+        if match is None:
             self._reply(request, 404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
             return
-        status, headers, payload = self._call_route(function, request, method, url.path, url.query, body)
+        function, route_key, parameters = match
+        status, headers, payload = self._call_route(
+            function, request, method, url.path, url.query, body, route_key, parameters
+        )
         self._reply(request, status, headers, payload)
 
+    def _route(self, method: str, path: str) -> tuple[str, str, dict[str, str]] | None:
+        """The function, route key and path parameters of a request, as API Gateway matches `/a/{id}/b`."""
+        for (route_method, route_path), function in self.routes.items():
+            if route_method != method:
+                continue
+            pattern = "^" + re.sub(r"\\\{([A-Za-z0-9_]+)\\\}", r"(?P<\1>[^/]+)", re.escape(route_path)) + "$"
+            found = re.match(pattern, path)
+            if found:
+                return function, f"{method} {route_path}", found.groupdict()
+        return None
+
     def _call_route(
-        self, function: str, request: BaseHTTPRequestHandler, method: str, path: str, query: str, body: bytes
+        self,
+        function: str,
+        request: BaseHTTPRequestHandler,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        route_key: str,
+        parameters: dict[str, str],
     ) -> tuple[int, dict[str, str], bytes]:
         """API Gateway HTTP API, payload format 2.0: the event it builds and the answer it makes of the result."""
         import boto3
@@ -380,8 +403,9 @@ class LocalRuntime:
             text_body = None
         event = {
             "version": "2.0",
-            "routeKey": f"{method} {path}",
+            "routeKey": route_key,
             "rawPath": path,
+            "pathParameters": parameters or None,
             "rawQueryString": query,
             "headers": headers,
             "queryStringParameters": dict(parse_qsl(query)) or None,
@@ -397,7 +421,7 @@ class LocalRuntime:
                     "userAgent": headers.get("user-agent", ""),
                 },
                 "requestId": str(uuid.uuid4()),
-                "routeKey": f"{method} {path}",
+                "routeKey": route_key,
                 "stage": "$default",
                 "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
                 "timeEpoch": int(time.time() * 1000),

@@ -19,7 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared import clients, enrolments
 from shared.conditions import matches
 from shared.consent import refusal_for_marketing_email
-from shared.events import Event
+from shared.events import SCENARIO_REQUESTED, Event
 from shared.settings import Settings
 from shared.storage import ContactModel, EnrolmentModel, Tables, tables
 
@@ -180,3 +180,8 @@ def resume_waiting(event: Event, contact: ContactModel, settings: Settings) -> l
         enrolments.stop_waiting(enrolment)
         outcomes.append(Outcome(enrolment.scenario, enrolment.key.partition("#")[2], started=False, reason=reason))
     return outcomes
+
+
+def api_startable(entries: tuple[Entry, ...]) -> set[str]:
+    """The scenarios `trigger: {api: true}` lets callers start."""
+    return {entry.scenario for entry in entries if entry.trigger_event == SCENARIO_REQUESTED}

@@ -2,8 +2,8 @@
 
 Catalogue (this increment): `contact.subscribed` (a new contact signed up), `contact.updated`,
 `checkout.started` / `checkout.updated` (a checkout, abandoned until an order follows: recovery URL and items),
-`order.placed`, `order.paid`, and `unrecognised` (a verified delivery whose topic parcours does not act on:
-recorded, no effect).
+`order.placed`, `order.paid`, `scenario.requested` (an explicit start through the API), and `unrecognised`
+(a verified delivery whose topic parcours does not act on: recorded, no effect).
 """
 
 from __future__ import annotations
@@ -18,8 +18,17 @@ CHECKOUT_STARTED = "checkout.started"
 CHECKOUT_UPDATED = "checkout.updated"
 ORDER_PLACED = "order.placed"
 ORDER_PAID = "order.paid"
+SCENARIO_REQUESTED = "scenario.requested"  # an explicit start through the API (`trigger: {api: true}`)
 UNRECOGNISED = "unrecognised"
-CATALOGUE = (CONTACT_SUBSCRIBED, CONTACT_UPDATED, CHECKOUT_STARTED, CHECKOUT_UPDATED, ORDER_PLACED, ORDER_PAID)
+CATALOGUE = (
+    CONTACT_SUBSCRIBED,
+    CONTACT_UPDATED,
+    CHECKOUT_STARTED,
+    CHECKOUT_UPDATED,
+    ORDER_PLACED,
+    ORDER_PAID,
+    SCENARIO_REQUESTED,
+)
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import clients, shopify
 from shared.clock import Clock
-from shared.events import Event
+from shared.events import SCENARIO_REQUESTED, ConsentFacts, ContactFacts, Event, normalise_email
 from shared.settings import Settings
 from shared.signatures import verify_shopify
 
@@ -66,3 +67,64 @@ def enqueue(event: Event, settings: Settings) -> str:
     except (ClientError, BotoCoreError) as error:
         raise QueueUnavailable(type(error).__name__) from error
     return answer["MessageId"]
+
+
+def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock: Clock) -> Event:
+    """An explicit start (`POST /v1/scenarios/{scenario}/start`): who, with which properties, consent if given.
+
+    Body: {"email": ..., "first_name", "last_name", "locale", "properties": {...},
+           "consent": {"state": "granted", "level": "confirmed_opt_in", "at": ISO 8601}, "request_id": ...}
+    """
+    if scenario not in known:
+        raise Rejected(
+            404,
+            f"no scenario {scenario!r} can be started through the API; such scenarios: "
+            f"{', '.join(sorted(known)) or 'none'}",
+        )
+    if len(raw_body) > MAX_BODY_BYTES:
+        raise Rejected(413, f"body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw_body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Rejected(400, f"body is not JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise Rejected(400, "body must be a JSON object")
+    email = normalise_email(body.get("email"))
+    if email is None:
+        raise Rejected(400, "field email is missing or not an email address")
+    properties = body.get("properties", {})
+    if not isinstance(properties, dict):
+        raise Rejected(400, "field properties must be an object")
+    now = clock.now().isoformat()
+    consent = None
+    if "consent" in body:
+        given = body["consent"]
+        if not isinstance(given, dict) or given.get("state") not in ("granted", "denied"):
+            raise Rejected(400, "field consent must be {state: granted|denied, level, at}")
+        level = given.get("level")
+        if level not in (None, "single_opt_in", "confirmed_opt_in"):
+            raise Rejected(400, "field consent.level must be single_opt_in or confirmed_opt_in")
+        consent = ConsentFacts(given["state"], level, str(given.get("at") or now), "api:scenario-start")
+    texts = {}
+    for name in ("first_name", "last_name", "locale", "request_id"):
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            raise Rejected(400, f"field {name} must be text")
+        texts[name] = value.strip() or None if isinstance(value, str) else None
+    request_id = texts["request_id"] or uuid.uuid4().hex
+    return Event(
+        event_id=f"api#{scenario}#{request_id}",
+        type=SCENARIO_REQUESTED,
+        source="api",
+        topic=f"scenarios/{scenario}/start",
+        occurred_at=now,
+        received_at=now,
+        contact=ContactFacts(
+            email=email,
+            first_name=texts["first_name"],
+            last_name=texts["last_name"],
+            locale=texts["locale"],
+            email_consent=consent,
+        ),
+        properties={**properties, "scenario": scenario},
+    )

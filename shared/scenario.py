@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 
 from shared.conditions import COUNTERS, LIST_NAME, NAME, PROFILE_FIELDS, ConditionError, check, check_where
-from shared.events import CATALOGUE
+from shared.events import CATALOGUE, SCENARIO_REQUESTED
 from shared.moments import WEEKDAYS
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -239,12 +239,20 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         if "category" in root
         else "marketing"
     )
-    trigger = reader.mapping(root["trigger"], "trigger", ("event", "where"), ("event",))
-    event = reader.text(trigger["event"], "trigger.event")
-    if event not in KNOWN_EVENTS:
-        raise reader.fail(trigger["event"], f"unknown event {event!r}; known events: {', '.join(KNOWN_EVENTS)}")
-    where = _plain(trigger["where"]) if "where" in trigger else None
-    if where is not None:
+    trigger = reader.mapping(root["trigger"], "trigger", ("event", "where", "api"), ())
+    where: dict[str, Any] | None
+    if ("event" in trigger) == ("api" in trigger):
+        raise reader.fail(root["trigger"], "a trigger is either `event: ...` or `api: true` (started through the API)")
+    if "api" in trigger:
+        if trigger["api"].value is not True or "where" in trigger:
+            raise reader.fail(trigger["api"], "write `api: true`, without `where`")
+        event, where = SCENARIO_REQUESTED, {"scenario": scenario_id}
+    else:
+        event = reader.text(trigger["event"], "trigger.event")
+        if event not in KNOWN_EVENTS:
+            raise reader.fail(trigger["event"], f"unknown event {event!r}; known events: {', '.join(KNOWN_EVENTS)}")
+        where = _plain(trigger["where"]) if "where" in trigger else None
+    if where is not None and "api" not in trigger:
         try:
             check_where(where, "trigger.where")
         except ConditionError as error:

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import ingestion, secrets
+from shared import dispatch, ingestion, secrets
 from shared.settings import get_settings
 
 logger = Logger()
@@ -51,6 +51,25 @@ def shopify() -> Response[dict[str, Any]]:
     logger.info("webhook accepted", extra={"source": "shopify", "topic": event.topic, "type": event.type})
     metrics.add_metric(name="WebhookAccepted", unit=MetricUnit.Count, value=1)
     return _answer(202, status="accepted", event_id=event.event_id, type=event.type)
+
+
+@app.post("/v1/scenarios/<scenario>/start")
+def start_scenario(scenario: str) -> Response[dict[str, Any]]:
+    """An explicit start, for callers the operator allowed (IAM-authorised in AWS)."""
+    settings = get_settings()
+    try:
+        event = ingestion.receive_start_request(
+            scenario, _raw_body(), dispatch.api_startable(dispatch.catalogue()), settings.clock()
+        )
+    except ingestion.Rejected as rejected:
+        return _answer(rejected.status, error=rejected.reason)
+    try:
+        ingestion.enqueue(event, settings)
+    except ingestion.QueueUnavailable:
+        logger.exception("queue unavailable", extra={"source": "api"})
+        return _answer(503, error="temporarily unavailable, retry later")
+    metrics.add_metric(name="ScenarioStartRequested", unit=MetricUnit.Count, value=1)
+    return _answer(202, status="accepted", event_id=event.event_id, scenario=scenario)
 
 
 @logger.inject_lambda_context

@@ -31,4 +31,4 @@ def test_graph_prints_mermaid_and_writes_the_svg(tmp_path: Path, capsys: pytest.
 
 def test_graph_of_an_unknown_scenario_names_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph", "nope"]) == 2
-    assert "known: abandoned-cart, loyalty, post-purchase, welcome" in capsys.readouterr().err
+    assert "known: abandoned-cart, loyalty, onboarding, post-purchase, welcome" in capsys.readouterr().err
