@@ -11,7 +11,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import dispatch, ingestion, secrets
-from shared.settings import get_settings
+from shared.events import Event
+from shared.settings import Settings, get_settings
 
 logger = Logger()
 metrics = Metrics()
@@ -29,6 +30,24 @@ def _answer(code: int, **fields: Any) -> Response[dict[str, Any]]:
     return Response(status_code=code, content_type=content_types.APPLICATION_JSON, body=fields)
 
 
+def _accept(event: Event, settings: Settings, metric: str, **answer: Any) -> Response[dict[str, Any]]:
+    """Queues the event durably, then answers 202; 503 (the sender retries) when the queue refused it."""
+    try:
+        ingestion.enqueue(event, settings)
+    except ingestion.QueueUnavailable:
+        logger.exception("queue unavailable", extra={"source": event.source})
+        return _answer(503, error="temporarily unavailable, retry later")
+    logger.info("event accepted", extra={"source": event.source, "topic": event.topic, "type": event.type})
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    return _answer(202, status="accepted", event_id=event.event_id, **answer)
+
+
+def _refuse(source: str, rejected: ingestion.Rejected) -> Response[dict[str, Any]]:
+    logger.warning("request refused", extra={"source": source, "status": rejected.status, "reason": rejected.reason})
+    metrics.add_metric(name="RequestRefused", unit=MetricUnit.Count, value=1)
+    return _answer(rejected.status, error=rejected.reason)
+
+
 @app.post("/webhooks/shopify")
 def shopify() -> Response[dict[str, Any]]:
     settings = get_settings()
@@ -37,39 +56,20 @@ def shopify() -> Response[dict[str, Any]]:
     try:
         event = ingestion.receive_shopify(_raw_body(), headers, secret, settings.clock())
     except ingestion.Rejected as rejected:
-        logger.warning(
-            "webhook rejected",
-            extra={"source": "shopify", "status": rejected.status, "reason": rejected.reason},
-        )
-        metrics.add_metric(name="WebhookRejected", unit=MetricUnit.Count, value=1)
-        return _answer(rejected.status, error=rejected.reason)
-    try:
-        ingestion.enqueue(event, settings)
-    except ingestion.QueueUnavailable:
-        logger.exception("queue unavailable", extra={"source": "shopify"})
-        return _answer(503, error="temporarily unavailable, retry later")
-    logger.info("webhook accepted", extra={"source": "shopify", "topic": event.topic, "type": event.type})
-    metrics.add_metric(name="WebhookAccepted", unit=MetricUnit.Count, value=1)
-    return _answer(202, status="accepted", event_id=event.event_id, type=event.type)
+        return _refuse("shopify", rejected)
+    return _accept(event, settings, "WebhookAccepted", type=event.type)
 
 
 @app.post("/v1/scenarios/<scenario>/start")
 def start_scenario(scenario: str) -> Response[dict[str, Any]]:
     """An explicit start, for callers the operator allowed (IAM-authorised in AWS)."""
     settings = get_settings()
+    startable = dispatch.api_startable(dispatch.catalogue())
     try:
-        event = ingestion.receive_start_request(
-            scenario, _raw_body(), dispatch.api_startable(dispatch.catalogue()), settings.clock()
-        )
+        event = ingestion.receive_start_request(scenario, _raw_body(), startable, settings.clock())
     except ingestion.Rejected as rejected:
-        return _answer(rejected.status, error=rejected.reason)
-    try:
-        ingestion.enqueue(event, settings)
-    except ingestion.QueueUnavailable:
-        logger.exception("queue unavailable", extra={"source": "api"})
-        return _answer(503, error="temporarily unavailable, retry later")
-    metrics.add_metric(name="ScenarioStartRequested", unit=MetricUnit.Count, value=1)
-    return _answer(202, status="accepted", event_id=event.event_id, scenario=scenario)
+        return _refuse("api", rejected)
+    return _accept(event, settings, "ScenarioStartRequested", scenario=scenario)
 
 
 @logger.inject_lambda_context
