@@ -8,7 +8,8 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from shared import conditions, enrolments, moments
+from shared import conditions, enrolments, ingestion, moments
+from shared.events import LIST_JOINED, LIST_LEFT, SCORE_CHANGED, ContactFacts, Event
 from shared.settings import Settings
 from shared.storage import ContactModel, EventModel, StorageError, get_or_none, tables
 
@@ -42,24 +43,56 @@ def evaluate(payload: dict[str, Any], settings: Settings, now: datetime) -> dict
     return {"value": conditions.holds(condition, contact, history)}
 
 
-def add_score(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def add_score(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
     points = conditions.whole(_field(payload, "points"))
     if points is None:
         raise InvalidAction(f"add_score: points must be a whole number, not {payload.get('points')!r}")
-    return _update(settings, str(_field(payload, "contact_id")), [ContactModel.score.add(points)])
+    contact_id = str(_field(payload, "contact_id"))
+    contact = _update(settings, contact_id, [ContactModel.score.add(points)])
+    if contact is None:
+        return {"status": "skipped", "reason": "contact not found"}
+    new = int(contact.score)
+    _emit(SCORE_CHANGED, contact_id, {"old": new - points, "new": new, "points": points}, payload, settings, now)
+    return {"status": "done", "score": new}
 
 
-def _update(settings: Settings, contact_id: str, actions: list[Any]) -> dict[str, Any]:
-    model = tables(settings).contacts
+def _update(settings: Settings, contact_id: str, actions: list[Any], condition: Any = None) -> ContactModel | None:
+    """The contact after the update; None when it no longer exists (or `condition` does not hold)."""
+    contact = tables(settings).contacts(contact_id=contact_id)
+    required = ContactModel.contact_id.exists()
     try:
-        model(contact_id=contact_id).update(actions=actions, condition=ContactModel.contact_id.exists())
+        contact.update(actions=actions, condition=required if condition is None else required & condition)
     except UpdateError as error:
         if error.cause_response_code == "ConditionalCheckFailedException":
-            return {"status": "skipped", "reason": "contact not found"}
+            return None
         raise StorageError(str(error)) from error
     except PynamoDBException as error:
         raise StorageError(str(error)) from error
-    return {"status": "done"}
+    return contact
+
+
+def _emit(
+    event_type: str,
+    contact_id: str,
+    properties: dict[str, Any],
+    payload: dict[str, Any],
+    settings: Settings,
+    now: datetime,
+) -> None:
+    """An event about the contact, for scenarios to start on; named after (execution, step), so a retried Task
+    emits it once (the queue and the processing both deduplicate on the event id)."""
+    origin = f"{payload.get('execution', 'direct')}#{payload.get('step', '')}"
+    event = Event(
+        event_id=f"parcours#{event_type}#{origin}",
+        type=event_type,
+        source="parcours",
+        topic=f"{payload.get('scenario')}/{payload.get('step')}",
+        occurred_at=now.isoformat(),
+        received_at=now.isoformat(),
+        contact=ContactFacts(contact_id=contact_id),
+        properties=properties,
+    )
+    ingestion.enqueue(event, settings)
 
 
 def await_event(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
@@ -94,14 +127,27 @@ def set_attribute(payload: dict[str, Any], settings: Settings) -> dict[str, Any]
     name = str(_field(payload, "name"))
     if not conditions.NAME.match(name) or name in conditions.PROFILE_FIELDS or name in conditions.COUNTERS:
         raise InvalidAction(f"set_attribute: {name!r} is not a custom attribute name")
-    return _update(
+    updated = _update(
         settings, str(_field(payload, "contact_id")), [ContactModel.attributes[name].set(payload.get("value"))]
     )
+    return {"status": "done"} if updated is not None else {"status": "skipped", "reason": "contact not found"}
 
 
-def change_list(payload: dict[str, Any], settings: Settings, add: bool) -> dict[str, Any]:
+def change_list(payload: dict[str, Any], settings: Settings, add: bool, now: datetime) -> dict[str, Any]:
+    """Adds or removes a list; only a real change is emitted (list.joined / list.left) for scenarios."""
     name = str(_field(payload, "list"))
     if not conditions.LIST_NAME.match(name):
         raise InvalidAction(f"{name!r} is not a list name")
-    action = ContactModel.lists.add({name}) if add else ContactModel.lists.delete({name})
-    return _update(settings, str(_field(payload, "contact_id")), [action])
+    contact_id = str(_field(payload, "contact_id"))
+    if add:
+        changed = _update(settings, contact_id, [ContactModel.lists.add({name})], ~ContactModel.lists.contains(name))
+    else:
+        changed = _update(settings, contact_id, [ContactModel.lists.delete({name})], ContactModel.lists.contains(name))
+    if changed is None:
+        exists = get_or_none(tables(settings).contacts, contact_id) is not None
+        return {
+            "status": "unchanged" if exists else "skipped",
+            "reason": "no change" if exists else "contact not found",
+        }
+    _emit(LIST_JOINED if add else LIST_LEFT, contact_id, {"list": name}, payload, settings, now)
+    return {"status": "done"}

@@ -152,7 +152,13 @@ class _Linker:
         self.states: dict[str, Any] = {}
 
     def base(self, step_id: str, action: str) -> dict[str, Any]:
-        return {"action": action, "scenario": self.scenario.id, "step": step_id, "contact_id.$": "$.contact_id"}
+        return {
+            "action": action,
+            "scenario": self.scenario.id,
+            "step": step_id,
+            "contact_id.$": "$.contact_id",
+            "execution.$": "$$.Execution.Id",
+        }
 
     def link(self, nodes: list[_Node], after: str) -> str:
         """Emits the states of `nodes`, the last going to `after`; returns the first state's name."""

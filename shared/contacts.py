@@ -40,6 +40,8 @@ def _parse(timestamp: str | None) -> datetime | None:
 
 def upsert(facts: ContactFacts, tables: Tables, now: datetime) -> ContactModel | None:
     """The contact these facts describe, created or updated; None when nothing identifies anyone."""
+    if facts.contact_id is not None:  # parcours' own event about a contact it knows: nothing to update
+        return get_or_none(tables.contacts, facts.contact_id)
     keys = identity_keys(facts)
     if not keys:
         return None

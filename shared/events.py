@@ -2,8 +2,9 @@
 
 Catalogue (this increment): `contact.subscribed` (a new contact signed up), `contact.updated`,
 `checkout.started` / `checkout.updated` (a checkout, abandoned until an order follows: recovery URL and items),
-`order.placed`, `order.paid`, `scenario.requested` (an explicit start through the API), and `unrecognised`
-(a verified delivery whose topic parcours does not act on: recorded, no effect).
+`order.placed`, `order.paid`, `scenario.requested` (an explicit start through the API), `list.joined` /
+`list.left` / `score.changed` (emitted by parcours' own actions), and `unrecognised` (a verified delivery whose
+topic parcours does not act on: recorded, no effect).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ CHECKOUT_UPDATED = "checkout.updated"
 ORDER_PLACED = "order.placed"
 ORDER_PAID = "order.paid"
 SCENARIO_REQUESTED = "scenario.requested"  # an explicit start through the API (`trigger: {api: true}`)
+LIST_JOINED = "list.joined"  # emitted by parcours itself when a scenario adds a contact to a list
+LIST_LEFT = "list.left"
+SCORE_CHANGED = "score.changed"  # properties old, new, points: `where: {old: {lt: 50}, new: {gte: 50}}` crosses 50
 UNRECOGNISED = "unrecognised"
 CATALOGUE = (
     CONTACT_SUBSCRIBED,
@@ -28,6 +32,9 @@ CATALOGUE = (
     ORDER_PLACED,
     ORDER_PAID,
     SCENARIO_REQUESTED,
+    LIST_JOINED,
+    LIST_LEFT,
+    SCORE_CHANGED,
 )
 
 
@@ -48,6 +55,7 @@ class ContactFacts:
     last_name: str | None = None
     locale: str | None = None
     source_id: str | None = None  # e.g. "shopify#7281290"
+    contact_id: str | None = None  # parcours' own id, on the events parcours emits about a known contact
     email_consent: ConsentFacts | None = None
     updated_at: str | None = None
 
@@ -88,6 +96,8 @@ class Event:
                 return "email#" + self.contact.email
             if self.contact.source_id:
                 return self.contact.source_id
+            if self.contact.contact_id:
+                return "contact#" + self.contact.contact_id
         return "source#" + self.source
 
 

@@ -33,11 +33,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     elif action == "evaluate":
         result = actions.evaluate(event, settings, settings.clock().now())
     elif action == "add_score":
-        result = actions.add_score(event, settings)
+        result = actions.add_score(event, settings, settings.clock().now())
     elif action == "set_attribute":
         result = actions.set_attribute(event, settings)
     elif action in ("add_to_list", "remove_from_list"):
-        result = actions.change_list(event, settings, add=action == "add_to_list")
+        result = actions.change_list(event, settings, action == "add_to_list", settings.clock().now())
     else:
         raise actions.InvalidAction(f"unknown action {action!r}")
     logger.info(

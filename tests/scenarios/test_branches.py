@@ -60,6 +60,13 @@ def test_a_complete_profile_gets_tips_then_its_variant_then_the_updates(
     contact = store.contacts.get(contact_id, consistent_read=True)
     assert contact.attributes.as_dict() == {"onboarded": True}
     assert not contact.lists  # added, then removed by the second if
+    # Each change went through the queue as an event other scenarios can start on, into the contact's history
+    history = local.wait_for(
+        lambda: sorted(e.type for e in store.events.query(contact_id) if e.source == "parcours"),
+        lambda types: len(types) == 2,
+        seconds=10,
+    )
+    assert history == ["list.joined", "list.left"]
 
 
 def test_a_contact_erased_mid_scenario_is_skipped_by_every_action(

@@ -1,0 +1,93 @@
+"""Scenario actions that change the contact emit what they changed, once, for other scenarios to start on."""
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+
+from shared import actions, contacts, dispatch, processing
+from shared.clock import Clock
+from shared.events import Event
+from shared.settings import Settings
+from shared.storage import Consent, tables
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(aws: dict[str, str]) -> Settings:
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    url = sqs.create_queue(QueueName="parcours-events.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    settings = Settings.from_environ({**aws, "PARCOURS_QUEUE_URL": url})
+    contact = tables(settings).contacts(contact_id="c1", email="c@example.com", created_at=NOW, updated_at=NOW)
+    contact.email_consent = Consent(state="granted", level="single_opt_in", source="test", at=NOW)
+    contact.save()
+    return settings
+
+
+def queued(settings: Settings) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    messages = sqs.receive_message(QueueUrl=settings.queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def payload(**fields: Any) -> dict[str, Any]:
+    return {"scenario": "loyalty", "step": "vip", "contact_id": "c1", "execution": "arn:x:exec", **fields}
+
+
+def test_joining_a_list_emits_list_joined_once(settings: Settings) -> None:
+    assert actions.change_list(payload(list="vip"), settings, True, NOW) == {"status": "done"}
+    assert actions.change_list(payload(list="vip", step="again"), settings, True, NOW)["status"] == "unchanged"
+    [event] = queued(settings)
+    assert (event["type"], event["properties"], event["contact"]["contact_id"]) == (
+        "list.joined",
+        {"list": "vip"},
+        "c1",
+    )
+
+
+def test_leaving_a_list_one_is_not_in_changes_nothing(settings: Settings) -> None:
+    assert actions.change_list(payload(list="vip"), settings, False, NOW)["status"] == "unchanged"
+    assert queued(settings) == []
+
+
+def test_a_missing_contact_is_skipped_without_an_event(settings: Settings) -> None:
+    assert actions.change_list(payload(list="vip", contact_id="gone"), settings, True, NOW)["status"] == "skipped"
+    assert actions.add_score(payload(points=5, contact_id="gone"), settings, NOW)["status"] == "skipped"
+    assert queued(settings) == []
+
+
+def test_score_changes_carry_old_and_new_so_a_trigger_can_ask_for_a_crossing(settings: Settings) -> None:
+    actions.add_score(payload(points=45, step="a"), settings, NOW)
+    actions.add_score(payload(points=10, step="b"), settings, NOW)
+    events = queued(settings)
+    assert [e["properties"] for e in events] == [
+        {"old": 0, "new": 45, "points": 45},
+        {"old": 45, "new": 55, "points": 10},
+    ]
+    crossing = dispatch.Entry(
+        "lead-nurturing", "score.changed", "none", "never", None, {"old": {"lt": 50}, "new": {"gte": 50}}
+    )
+    boto3.client("stepfunctions", region_name="eu-west-3").create_state_machine(
+        name="parcours-lead-nurturing",
+        roleArn="arn:aws:iam::123456789012:role/r",
+        definition=json.dumps({"StartAt": "D", "States": {"D": {"Type": "Succeed"}}}),
+    )
+    outcomes = []
+    for body in events:
+        event = Event.from_dict(body)
+        assert event.contact is not None
+        contact = contacts.upsert(event.contact, tables(settings), NOW)
+        assert contact is not None
+        outcomes += dispatch.start_matching(event, contact, settings, (crossing,), NOW)
+    assert [o.started for o in outcomes] == [True]  # only the second change crosses 50
+
+
+def test_an_event_about_a_known_contact_is_recorded_in_its_history(settings: Settings) -> None:
+    actions.change_list(payload(list="vip"), settings, True, NOW)
+    [body] = queued(settings)
+    result = processing.process(Event.from_dict(body), settings, Clock())
+    assert result.contact_id == "c1"
+    assert [e.type for e in tables(settings).events.query("c1")] == ["list.joined"]
