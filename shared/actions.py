@@ -1,4 +1,4 @@
-"""The non-sending Tasks of a scenario: evaluate a condition, update the contact. Each answers a small dict."""
+"""The Tasks of a scenario (send, evaluate, wait planning, contact updates). Each answers a small dict."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from shared import conditions, enrolments, ingestion, moments
+from shared import conditions, enrolments, ingestion, moments, secrets, sending
 from shared.events import LIST_JOINED, LIST_LEFT, SCORE_CHANGED, ContactFacts, Event
 from shared.settings import Settings
 from shared.storage import ContactModel, EventModel, StorageError, get_or_none, tables
@@ -151,3 +151,25 @@ def change_list(payload: dict[str, Any], settings: Settings, add: bool, now: dat
         }
     _emit(LIST_JOINED if add else LIST_LEFT, contact_id, {"list": name}, payload, settings, now)
     return {"status": "done"}
+
+
+def perform(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Runs the Task the state machine asked for (its `action`)."""
+    action = payload.get("action")
+    now = settings.clock().now()
+    if action == "send_email":
+        link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
+        return sending.send_email(sending.SendRequest.from_payload(payload), settings, settings.clock(), link_secret)
+    if action == "plan_wait":
+        return plan_wait(payload, settings, now)
+    if action == "await":
+        return await_event(payload, settings, now)
+    if action == "evaluate":
+        return evaluate(payload, settings, now)
+    if action == "add_score":
+        return add_score(payload, settings, now)
+    if action == "set_attribute":
+        return set_attribute(payload, settings)
+    if action in ("add_to_list", "remove_from_list"):
+        return change_list(payload, settings, action == "add_to_list", now)
+    raise InvalidAction(f"unknown action {action!r}")

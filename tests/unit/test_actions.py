@@ -91,3 +91,12 @@ def test_an_event_about_a_known_contact_is_recorded_in_its_history(settings: Set
     result = processing.process(Event.from_dict(body), settings, Clock())
     assert result.contact_id == "c1"
     assert [e.type for e in tables(settings).events.query("c1")] == ["list.joined"]
+
+
+def test_an_action_the_compiler_never_writes_is_refused_by_name(settings: Settings) -> None:
+    with pytest.raises(actions.InvalidAction, match="unknown action 'teleport'"):
+        actions.perform(payload(action="teleport"), settings)
+
+
+def test_perform_routes_to_the_action_asked_for(settings: Settings) -> None:
+    assert actions.perform(payload(action="add_score", points=3), settings) == {"status": "done", "score": 3}
