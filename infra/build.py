@@ -30,9 +30,13 @@ def compile_all(scenarios_dir: Path = SCENARIOS, templates_dir: Path = TEMPLATES
     loaded = {}
     files = {}
     for path in sorted(scenarios_dir.glob("*.yaml")):
+        if path.name == scenario.DECLARATIONS:
+            continue
         model = scenario.load(path, templates_dir)
         loaded[model.id] = model
         files[f"scenarios/compiled/{model.id}.asl.json"] = compiler.to_json(compiler.compile_scenario(model))
+    declared = scenario.load_declarations(scenarios_dir / scenario.DECLARATIONS)
+    scenario.check_references(list(loaded.values()), declared, scenarios_dir)
     catalogue = {model.id: compiler.catalogue_entry(model) for model in loaded.values()}
     files["scenarios/compiled/catalogue.json"] = json.dumps(catalogue, indent=2, sort_keys=True) + "\n"
     return Compiled(loaded, files)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import yaml
 
 from shared.conditions import COUNTERS, LIST_NAME, NAME, PROFILE_FIELDS, ConditionError, check, check_where
-from shared.events import CATALOGUE, SCENARIO_REQUESTED
+from shared.events import CATALOGUE, LIST_JOINED, LIST_LEFT, SCENARIO_REQUESTED
 from shared.moments import WEEKDAYS
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -127,6 +127,17 @@ ACTIONS = (
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A list or custom attribute a scenario reads or writes, where it is written (for the cross-file check)."""
+
+    kind: Literal["list", "attribute"]
+    name: str
+    writes: bool
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
 class Scenario:
     id: str
     name: str
@@ -139,6 +150,7 @@ class Scenario:
     re_entry: str = "never"  # never | always | after:<seconds>
     goal_event: str | None = None
     trigger_where: dict[str, Any] | None = None
+    references: tuple[Reference, ...] = ()
 
 
 class _Located:
@@ -273,7 +285,10 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
             raise reader.fail(goal["event"], f"unknown event {goal_event!r}; known events: {', '.join(KNOWN_EVENTS)}")
         if goal_event == event:
             raise reader.fail(goal["event"], "the goal is the trigger itself: every contact would leave at once")
-    steps = _steps(reader, root["steps"], templates_dir)
+    step_reader = _StepReader(reader, templates_dir)
+    steps = step_reader.steps(root["steps"], "steps")[0]
+    if event in (LIST_JOINED, LIST_LEFT) and "where" in trigger:
+        step_reader.reads_in(trigger["where"], ("list",))
     return Scenario(
         id=scenario_id,
         name=reader.text(root["name"], "name"),
@@ -286,6 +301,7 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         re_entry=re_entry,
         goal_event=goal_event,
         trigger_where=where,
+        references=tuple(step_reader.references),
     )
 
 
@@ -314,6 +330,28 @@ class _StepReader:
         self.reader = reader
         self.templates_dir = templates_dir
         self.seen: set[str] = set()
+        self.references: list[Reference] = []
+
+    def refer(self, kind: Literal["list", "attribute"], at: _Located, writes: bool) -> None:
+        name = at.value
+        if isinstance(name, str) and (kind == "list" or name not in PROFILE_FIELDS + COUNTERS):
+            self.references.append(Reference(kind, name, writes, at.line, at.column))
+
+    def reads_in(self, at: _Located, keys: tuple[str, ...]) -> None:
+        """Every list (or, with `attribute`, every custom attribute) a condition or filter names, with its place."""
+        if isinstance(at.value, list):
+            for item in at.value:
+                self.reads_in(item, keys)
+        elif isinstance(at.value, dict):
+            for key, value in at.value.items():
+                if key in keys and isinstance(value.value, dict):  # a trigger filter: {list: {equals|in: ...}}
+                    for test, expected in value.value.items():
+                        for item in expected.value if test == "in" and isinstance(expected.value, list) else [expected]:
+                            self.refer("list", item, writes=False)
+                elif key in keys:
+                    self.refer("attribute" if key == "attribute" else "list", value, writes=False)
+                else:
+                    self.reads_in(value, keys)
 
     def steps(self, at: _Located, what: str, elapsed: int = 0) -> tuple[tuple[Step, ...], int]:
         """The steps, and the time waited by the end of the longest path through them."""
@@ -420,6 +458,7 @@ class _StepReader:
             name = reader.text(spec["name"], "set_attribute.name")
             if not NAME.match(name) or name in PROFILE_FIELDS or name in COUNTERS:
                 raise reader.fail(spec["name"], "a custom attribute name is like plan_type (not a profile field)")
+            self.refer("attribute", spec["name"], writes=True)
             return SetAttribute(id=step_id, name=name, value=_plain(spec["value"])), elapsed
         if kind == "add_score":
             fields = reader.mapping(item, "an add_score step", ("id", "add_score"), ("id", "add_score"))
@@ -434,6 +473,7 @@ class _StepReader:
             list_name = reader.text(fields[kind], kind)
             if not LIST_NAME.match(list_name):
                 raise reader.fail(fields[kind], "a list name is lower-case letters, digits and dashes")
+            self.refer("list", fields[kind], writes=kind == "add_to_list")
             return ListChange(id=step_id, list=list_name, add=kind == "add_to_list"), elapsed
         if kind == "if":
             fields = reader.mapping(item, "an if step", ("id", "if", "then", "else"), ("id", "if", "then"))
@@ -444,6 +484,7 @@ class _StepReader:
                 _events_known(condition)
             except ConditionError as error:
                 raise reader.fail(fields["if"], str(error)) from None
+            self.reads_in(fields["if"], ("in_list", "not_in_list", "attribute"))
             then, after_then = self.steps(fields["then"], "then", elapsed)
             otherwise, after_else = self.steps(fields["else"], "else", elapsed) if "else" in fields else ((), elapsed)
             return If(id=step_id, condition=condition, then=then, otherwise=otherwise), max(after_then, after_else)
@@ -494,5 +535,61 @@ def _events_known(condition: Any) -> None:
             _events_known(value)
 
 
-def _steps(reader: _Reader, at: _Located, templates_dir: Path | None) -> tuple[Step, ...]:
-    return _StepReader(reader, templates_dir).steps(at, "steps")[0]
+DECLARATIONS = "declarations.yaml"
+
+
+@dataclass(frozen=True)
+class Declarations:
+    """Lists and custom attributes filled outside the scenarios (sources, imports, the admin API)."""
+
+    lists: frozenset[str]
+    attributes: frozenset[str]
+
+
+def load_declarations(path: Path) -> Declarations:
+    """Reads scenarios/declarations.yaml (absent: nothing declared); mistakes name file, line and column."""
+    if not path.exists():
+        return Declarations(frozenset(), frozenset())
+    name = _shown(path)
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise ScenarioError(name, line, column, f"not valid YAML: {error.problem}") from None
+    if node is None:
+        return Declarations(frozenset(), frozenset())
+    reader = _Reader(name)
+    root = reader.mapping(_locate(node, name), "the declarations", ("lists", "attributes"), ())
+    found: dict[str, frozenset[str]] = {}
+    for section, pattern in (("lists", LIST_NAME), ("attributes", NAME)):
+        at = root.get(section)
+        if at is None or at.value is None:
+            found[section] = frozenset()
+            continue
+        entries = reader.mapping(at, section, tuple(at.value) if isinstance(at.value, dict) else (), ())
+        for key, value in entries.items():
+            if not pattern.match(key):
+                raise reader.fail(value, f"{key!r} is not a {section[:-1]} name")
+            if not isinstance(value.value, str) or not value.value.strip():
+                raise reader.fail(value, f"say what {key!r} holds and who fills it, in a sentence")
+        found[section] = frozenset(entries)
+    return Declarations(found["lists"], found["attributes"])
+
+
+def check_references(scenarios: list[Scenario], declared: Declarations, scenarios_dir: Path) -> None:
+    """A list or custom attribute read somewhere must be written by some scenario or declared: a typo in a
+    list name would otherwise make a branch silently never taken."""
+    written = {(r.kind, r.name) for s in scenarios for r in s.references if r.writes}
+    written |= {("list", name) for name in declared.lists} | {("attribute", name) for name in declared.attributes}
+    for scenario in scenarios:
+        for ref in scenario.references:
+            if not ref.writes and (ref.kind, ref.name) not in written:
+                filler = "adds contacts to it" if ref.kind == "list" else "sets it"
+                raise ScenarioError(
+                    _shown(scenarios_dir / scenario.source),
+                    ref.line,
+                    ref.column,
+                    f"{ref.kind} {ref.name!r} is read here but no scenario {filler}; fix the name, or declare it "
+                    f"under `{ref.kind}s:` in {_shown(scenarios_dir / DECLARATIONS)} if something else fills it",
+                )

@@ -229,3 +229,105 @@ def test_a_trigger_filter_is_checked(tmp_path: Path, where: str, words: str) -> 
     error = error_for(tmp_path, text)
     assert words in error.message
     assert error.line == 5
+
+
+READER = """\
+id: reader
+name: Reader
+trigger:
+  event: {trigger}
+steps:
+  - id: check
+    if: {condition}
+    then:
+      - id: e1
+        send_email: welcome/1-welcome
+"""
+WRITER = """\
+id: writer
+name: Writer
+trigger:
+  event: order.placed
+steps:
+  - id: mark
+    set_attribute: {name: plan_type, value: pro}
+  - id: vip
+    add_to_list: vip
+"""
+
+
+def compile_dir(tmp_path: Path, files: dict[str, str]) -> None:
+    from infra import build
+
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    build.compile_all(tmp_path, TEMPLATES)
+
+
+@pytest.mark.parametrize(
+    ("condition", "trigger", "line", "column", "words"),
+    [
+        ("{in_list: vjp}", "contact.subscribed", 7, 19, "list 'vjp' is read here but no scenario adds contacts"),
+        ("{not_in_list: vjp}", "contact.subscribed", 7, 23, "list 'vjp'"),
+        ("{attribute: plan_typ, equals: pro}", "contact.subscribed", 7, 21, "attribute 'plan_typ' is read here"),
+        ("{any: [{consent: email}, {in_list: vjp}]}", "contact.subscribed", 7, 44, "list 'vjp'"),
+        ("{consent: email}\n  where: {list: vjp}", "list.joined", 5, 17, "list 'vjp'"),
+        ("{consent: email}\n  where: {list: {in: [vip, vjp]}}", "list.joined", 5, 28, "list 'vjp'"),
+    ],
+)
+def test_a_list_or_attribute_that_nothing_fills_is_refused_where_it_is_read(
+    tmp_path: Path, condition: str, trigger: str, line: int, column: int, words: str
+) -> None:
+    text = READER.format(condition="{consent: email}", trigger=trigger)
+    if "\n" in condition:  # a trigger filter: goes under the trigger, the condition stays simple
+        text = text.replace(f"event: {trigger}\n", f"event: {trigger}\n{condition.split(chr(10))[1]}\n")
+    else:
+        text = text.replace("if: {consent: email}", f"if: {condition}")
+    with pytest.raises(ScenarioError) as caught:
+        compile_dir(tmp_path, {"reader.yaml": text, "writer.yaml": WRITER})
+    assert words in caught.value.message
+    assert "declarations.yaml" in caught.value.message
+    assert (caught.value.path.endswith("reader.yaml"), caught.value.line, caught.value.column) == (True, line, column)
+
+
+def test_removing_from_a_list_nothing_fills_is_refused(tmp_path: Path) -> None:
+    text = WRITER.replace("add_to_list: vip", "remove_from_list: vjp")
+    with pytest.raises(ScenarioError) as caught:
+        compile_dir(tmp_path, {"writer.yaml": text})
+    assert (caught.value.line, "list 'vjp'" in caught.value.message) == (9, True)
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        "{in_list: vip}",  # another scenario adds contacts to it
+        "{attribute: plan_type, equals: pro}",  # another scenario sets it
+        "{in_list: newsletter}",  # declared
+        "{attribute: birthday, exists: true}",  # declared
+        "{attribute: first_name, exists: true}",  # a profile field
+        "{attribute: orders_count, in: [1, 2]}",  # a counter
+    ],
+)
+def test_a_list_or_attribute_filled_somewhere_is_accepted(tmp_path: Path, condition: str) -> None:
+    declarations = "lists:\n  newsletter: the monthly newsletter, imported\nattributes:\n  birthday: ISO date\n"
+    reader = READER.format(condition=condition, trigger="contact.subscribed")
+    compile_dir(tmp_path, {"reader.yaml": reader, "writer.yaml": WRITER, "declarations.yaml": declarations})
+
+
+@pytest.mark.parametrize(
+    ("declarations", "line", "words"),
+    [
+        ("lists:\n  Nouveautés: new products\n", 2, "'Nouveautés' is not a list name"),
+        ("attributes:\n  birthday:\n", 2, "say what 'birthday' holds"),
+        ("lists: [vip]\n", 1, "lists must be a mapping"),
+        ("segments:\n  vip: x\n", 2, "unknown key 'segments'"),
+    ],
+)
+def test_mistakes_in_the_declarations_are_reported_where_they_are(
+    tmp_path: Path, declarations: str, line: int, words: str
+) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        compile_dir(tmp_path, {"writer.yaml": WRITER, "declarations.yaml": declarations})
+    assert words in caught.value.message
+    assert caught.value.path.endswith("declarations.yaml")
+    assert caught.value.line == line
