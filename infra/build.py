@@ -25,13 +25,16 @@ class Compiled:
         return json.loads(self.files[f"scenarios/compiled/{scenario_id}.asl.json"])  # type: ignore[no-any-return]
 
 
+def scenario_files(scenarios_dir: Path = SCENARIOS) -> list[Path]:
+    """The scenario files of a folder: every YAML file but the declarations."""
+    return [path for path in sorted(scenarios_dir.glob("*.yaml")) if path.name != scenario.DECLARATIONS]
+
+
 def compile_all(scenarios_dir: Path = SCENARIOS, templates_dir: Path = TEMPLATES) -> Compiled:
     """Every scenario validated and compiled; raises ScenarioError for the first problem found."""
     loaded = {}
     files = {}
-    for path in sorted(scenarios_dir.glob("*.yaml")):
-        if path.name == scenario.DECLARATIONS:
-            continue
+    for path in scenario_files(scenarios_dir):
         model = scenario.load(path, templates_dir)
         loaded[model.id] = model
         files[f"scenarios/compiled/{model.id}.asl.json"] = compiler.to_json(compiler.compile_scenario(model))

@@ -7,12 +7,13 @@ import jsonschema
 import pytest
 import yaml
 
+from infra import build
 from shared.events import CATALOGUE
 from tests.conftest import ROOT
 
 SCHEMA = json.loads((ROOT / "scenarios" / "schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
-SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml")) + sorted((ROOT / "tests/fixtures/scenarios").glob("*.yaml"))
+SCENARIOS = build.scenario_files() + build.scenario_files(ROOT / "tests/fixtures/scenarios")
 
 
 def test_the_schema_is_a_valid_json_schema() -> None:
