@@ -1,6 +1,6 @@
 import xml.etree.ElementTree as ET
 
-from infra import graph
+from infra import build, graph
 from shared import compiler
 from shared.scenario import load
 from tests.conftest import ROOT
@@ -44,3 +44,8 @@ def test_a_wait_for_step_is_drawn_with_its_event_and_timeout_branches() -> None:
     text = graph.mermaid(waiting)
     assert text.count("-->|event|") == 1
     assert text.count("-->|timeout|") == 1
+
+
+def test_the_readme_shows_the_onboarding_graph_as_it_is_compiled_now() -> None:
+    drawn = graph.mermaid(build.compile_all().definition("onboarding"))
+    assert f"```mermaid\n{drawn}```" in (ROOT / "README.md").read_text(encoding="utf-8")
