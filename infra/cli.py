@@ -12,10 +12,14 @@ from shared.scenario import ScenarioError
 
 
 def _local(args: argparse.Namespace) -> int:
-    from infra.local import LocalRuntime
+    from infra.local import LocalRuntime, LocalRuntimeError
 
-    runtime = LocalRuntime(port=args.port, time_scale=args.time_scale)
-    runtime.start()
+    try:
+        runtime = LocalRuntime(port=args.port, time_scale=args.time_scale, crm_url=args.crm_url)
+        runtime.start()
+    except LocalRuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"parcours local: API on {runtime.api_url} (time x{args.time_scale:g})", flush=True)
     print(f"AWS_ENDPOINT_URL={runtime.aws_endpoint}", flush=True)
     print(f"outbox: {runtime.api_url}/_local/outbox.html", flush=True)
@@ -84,7 +88,11 @@ def _test(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{len(cases)} journey(s) from {len(files)} file(s)", flush=True)
-    outcomes = journeys.run_all(cases, validation.SAMPLE_CONTEXT["trigger"]["properties"])
+    try:
+        outcomes = journeys.run_all(cases, validation.SAMPLE_CONTEXT["trigger"]["properties"])
+    except journeys.JourneyFileError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     for outcome in outcomes:
         mark = "ok  " if outcome.passed else "FAIL"
         print(f"{mark} {outcome.case.file}: {outcome.case.name}")
@@ -124,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     local = commands.add_parser("local", help="run the whole stack on this machine (moto, no Docker)")
     local.add_argument("--port", type=int, default=3000)
     local.add_argument("--time-scale", type=_positive, default=1.0, help="simulated seconds per real second")
+    local.add_argument(
+        "--crm-url",
+        help="where notify_crm steps POST (default $PARCOURS_CRM_URL, else they skip); signs with $PARCOURS_CRM_SECRET",
+    )
     local.set_defaults(run=_local)
     comp = commands.add_parser("compile", help="compile scenarios/*.yaml into scenarios/compiled/")
     comp.add_argument("--check", action="store_true", help="fail if the compiled files are not up to date")

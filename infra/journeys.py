@@ -1,4 +1,4 @@
-"""Journey tests (`parcours test`): given a contact and events at simulated times, expect which emails go out,
+"""Journey tests (`parcours test`): given a contact and events at simulated times, expect which messages go out,
 when, and how the contact leaves the scenario. They run the real state machines in the local runtime.
 
 A file `scenarios/tests/<scenario>.test.yaml`:
@@ -7,6 +7,7 @@ A file `scenarios/tests/<scenario>.test.yaml`:
     cases:
       - name: an order stops the reminders
         contact: {first_name: Camille, locale: fr, consent: granted}   # consent: granted | denied | none
+        # optional, for send_sms steps: phone: "+33612345678", sms_consent: granted (the default)
         events:
           - {at: 0h, event: checkout.started}                        # properties: default samples, or yours
           - {at: 30h, event: order.placed}
@@ -16,10 +17,11 @@ A file `scenarios/tests/<scenario>.test.yaml`:
           ends: converted                     # completed | converted | running | not_entered
           lists: [clients-fideles]            # the contact's lists at the end (optional)
 
-Times are simulated. Handlers take real milliseconds, which the compressed clock counts too: a send is on time
-within the larger of 5 % of `at` and what a real second is worth at the file's `time_scale` (default 43200,
-a day in 2 s; a file whose events are minutes apart sets a slower one, e.g. `time_scale: 10800`). Each time scale
-gets its own `parcours local` process; the cases of a file run side by side.
+`sent` and `not_sent` name send steps, email or SMS. Times are simulated. Handlers take real milliseconds,
+which the compressed clock counts too: a send is on time within the larger of 5 % of `at` and what a real second
+is worth at the file's `time_scale` (default 43200, a day in 2 s; a file whose events are minutes apart sets a
+slower one, e.g. `time_scale: 10800`). Each time scale gets its own `parcours local` process; the cases of a
+file run side by side (so each case that gives a phone number gives its own: SMS are told apart by number).
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ from typing import Any
 
 import yaml
 
-from shared.events import CATALOGUE, ConsentFacts, ContactFacts, Event
+from shared.events import CATALOGUE, ConsentFacts, ContactFacts, Event, normalise_phone
 from shared.ingestion import group_and_dedup_ids
 from shared.scenario import parse_duration
 
 TESTS = Path(__file__).resolve().parent.parent / "scenarios" / "tests"
 ENDINGS = ("completed", "converted", "running", "not_entered")
+CONSENTS = ("granted", "denied", "none")
 DEFAULT_SCALE = 43200.0
 
 
@@ -116,6 +119,14 @@ def load(path: Path, scenarios: dict[str, Any]) -> list[Case]:
         if not isinstance(raw, dict) or set(raw) - {"name", "contact", "events", "expect"} or "name" not in raw:
             raise JourneyFileError(f"{here}: a case has name, contact, events and expect")
         here = f"{where}, case {raw['name']!r}"
+        contact = raw.get("contact") or {}
+        if not isinstance(contact, dict):
+            raise JourneyFileError(f"{here}: contact is a mapping, e.g. {{first_name: Camille, consent: granted}}")
+        for key in ("consent", "sms_consent"):
+            if contact.get(key, "granted") not in CONSENTS:
+                raise JourneyFileError(f"{here}: contact {key} is one of {', '.join(CONSENTS)}")
+        if "phone" in contact and not isinstance(contact["phone"], str):
+            raise JourneyFileError(f'{here}: contact phone is a text in E.164, e.g. "+33612345678" (quoted)')
         events = []
         for event in raw.get("events") or []:
             if not isinstance(event, dict) or event.get("event") not in CATALOGUE:
@@ -145,7 +156,7 @@ def load(path: Path, scenarios: dict[str, Any]) -> list[Case]:
                 where,
                 scenario,
                 str(raw["name"]),
-                dict(raw.get("contact") or {}),
+                dict(contact),
                 tuple(sorted(events)),
                 sent,
                 tuple(expect.get("not_sent") or []),
@@ -183,6 +194,17 @@ def run_all(cases: list[Case], sample_properties: dict[str, Any]) -> list[Outcom
     """Starts a `parcours local` per time scale and runs its cases there; outcomes in the cases' order."""
     from infra.localprocess import RunningLocal
 
+    phones: dict[tuple[float, str], Case] = {}  # one runtime per time scale
+    for case in cases:
+        phone = case.contact.get("phone")
+        if phone is None:
+            continue
+        other = phones.setdefault((case.time_scale, str(phone)), case)
+        if other is not case:
+            raise JourneyFileError(
+                f"{case.file}, case {case.name!r}: phone {phone} is also the phone of {other.file}, case "
+                f"{other.name!r}; cases run side by side and their SMS are told apart by number: give each its own"
+            )
     results: dict[int, Outcome] = {}
     for scale in sorted({case.time_scale for case in cases}, reverse=True):
         group = [case for case in cases if case.time_scale == scale]
@@ -230,6 +252,8 @@ def _play(outcome: Outcome, target: Target) -> None:
     sqs = target.client("sqs")
     email = f"journey.{uuid.uuid4().hex[:12]}@example.com"
     consent = case.contact.get("consent", "granted")
+    sms_consent = case.contact.get("sms_consent", "granted")
+    phone = normalise_phone(case.contact.get("phone"))  # as a source maps it: anything not E.164 is dropped
     real_start = time.monotonic()
     simulated_start = datetime.now(UTC)  # refined below from the first email's simulated Date
     for at, event_type, properties in case.events:
@@ -241,6 +265,12 @@ def _play(outcome: Outcome, target: Target) -> None:
             last_name=case.contact.get("last_name"),
             locale=case.contact.get("locale"),
             email_consent=None if consent == "none" else ConsentFacts(consent, "single_opt_in", now, "journey"),
+            phone=phone,
+            sms_consent=(
+                None
+                if sms_consent == "none" or phone is None
+                else ConsentFacts(sms_consent, "single_opt_in", now, "journey")
+            ),
         )
         event = Event(
             event_id=f"journey#{uuid.uuid4().hex}",
@@ -259,7 +289,7 @@ def _play(outcome: Outcome, target: Target) -> None:
         if at == case.events[0][0]:
             simulated_start = _simulated_now(target)
     _sleep_until(real_start + case.horizon() / target.time_scale)
-    messages = [m for m in _outbox(target, email) if m["scenario"] == case.scenario]
+    messages = [m for m in _outbox(target, email, phone) if m["scenario"] == case.scenario]
     sent = {m["step"]: datetime.fromisoformat(m["sent_at"]) for m in messages}
     for expected in case.sent:
         if expected.step not in sent:
@@ -291,9 +321,10 @@ def _simulated_now(target: Target) -> datetime:
         return datetime.fromisoformat(json.loads(response.read())["now"])
 
 
-def _outbox(target: Target, email: str) -> list[dict[str, Any]]:
+def _outbox(target: Target, email: str, phone: str | None) -> list[dict[str, Any]]:
+    """The case's messages: emails to its address, SMS to its number."""
     with urllib.request.urlopen(f"{target.api_url}/_local/outbox", timeout=10) as response:
-        return [m for m in json.loads(response.read()) if m["to"] == email]
+        return [m for m in json.loads(response.read()) if (m["channel"], m["to"]) in (("email", email), ("sms", phone))]
 
 
 def _ending(target: Target, ids: dict[str, str], email: str, scenario: str) -> str:

@@ -3,12 +3,14 @@
 What AWS would do and moto does not is done here, and only that: running Lambda handlers (moto's Docker-less
 Lambda returns a canned answer), serving the HTTP API routes (moto skips AWS::ApiGatewayV2), applying
 DefinitionSubstitutions, creating the SES configuration set moto's CloudFormation skips, verifying the sender's
-domain (an operator's one-time step in AWS), and scaling time for Wait states along with the one clock.
+domain (an operator's one-time step in AWS), keeping the attributes of published SMS (moto drops them; the outbox
+shows the sender id), and scaling time for Wait states along with the one clock.
 """
 
 from __future__ import annotations
 
 import base64
+import heapq
 import html
 import importlib
 import json
@@ -25,6 +27,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from email import message_from_string
 from email.message import Message
 from email.utils import parseaddr, parsedate_to_datetime
@@ -44,6 +47,14 @@ LOCAL_PARAMETERS = {
     "SenderEmail": "bonjour@boutique.example",
     "SenderName": "La Boutique",
     "PostalAddress": "12 rue des Artisans, 75011 Paris, France",
+}
+
+
+# Settings that are template parameters in AWS, taken from the environment locally.
+ENVIRONMENT_PARAMETERS = {
+    "PARCOURS_CRM_URL": "CrmEndpointUrl",
+    "PARCOURS_SMS_SENDER_ID": "SmsSenderId",
+    "PARCOURS_SMS_STOP_TEXT": "SmsStopText",
 }
 
 
@@ -81,17 +92,26 @@ class LocalRuntime:
         time_scale: float = 1.0,
         host: str = "127.0.0.1",
         environ: dict[str, str] | None = None,
+        crm_url: str | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port()
         self.time_scale = time_scale
         self.environ = dict(os.environ if environ is None else environ)
+        if crm_url:
+            self.environ["PARCOURS_CRM_URL"] = crm_url
+        if self.environ.get("PARCOURS_CRM_URL") and not self.environ.get("PARCOURS_CRM_SECRET"):
+            raise LocalRuntimeError(
+                "a CRM URL needs PARCOURS_CRM_SECRET in the environment: the CRM checks the signature with it"
+            )
         self.clock = Clock(scale=time_scale, epoch=time.time())
         self.moto_port = free_port()
         self.routes: dict[tuple[str, str], str] = {}  # (method, path) -> function name
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._server: Any = None
         self._http: ThreadingHTTPServer | None = None
+        self._sends_table = ""
+        self._sms_attributes: dict[str, dict[str, Any]] = {}  # SNS message id -> the attributes it was sent with
 
     @property
     def api_url(self) -> str:
@@ -151,6 +171,7 @@ class LocalRuntime:
 
     def _patch_moto(self) -> None:
         from moto.awslambda_simple.models import LambdaSimpleBackend
+        from moto.sns.models import SNSBackend
         from moto.stepfunctions.models import StateMachine
         from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
@@ -201,6 +222,15 @@ class LocalRuntime:
             # TimeoutSeconds of a task (a wait_for step) lasts as long as the same Wait would.
             env.stack.append(runtime.clock.real_seconds(timeout._eval_seconds(env=env)))
 
+        publish_as_moto_does = SNSBackend.publish
+
+        def publish(backend: Any, message: str, arn: str | None, phone_number: str | None = None, **kwargs: Any) -> str:
+            message_id: str = publish_as_moto_does(backend, message, arn, phone_number=phone_number, **kwargs)
+            if phone_number:
+                runtime._sms_attributes[message_id] = dict(kwargs.get("message_attributes") or {})
+            return message_id
+
+        setattr(SNSBackend, "publish", publish)  # noqa: B010
         setattr(Timeout, "_eval_body", timeout_body)  # noqa: B010
         setattr(LambdaSimpleBackend, "invoke", invoke)  # noqa: B010 (monkeypatching moto, on purpose)
         setattr(WaitFunction, "_wait_interval", wait_interval)  # noqa: B010
@@ -221,6 +251,9 @@ class LocalRuntime:
             override = self.environ.get(f"PARCOURS_LOCAL_{name.upper()}")
             if override:
                 parameters[name] = override
+        for variable, name in ENVIRONMENT_PARAMETERS.items():
+            if self.environ.get(variable):
+                parameters[name] = self.environ[variable]
         translated = samtemplate.translate(samtemplate.for_local(sam, definitions), parameters)
         cloudformation = boto3.client("cloudformation", region_name=REGION)
         cloudformation.create_stack(
@@ -237,6 +270,7 @@ class LocalRuntime:
             for r in cloudformation.describe_stack_resources(StackName=STACK)["StackResources"]
             if r.get("LogicalResourceId")  # moto lists the resource types it skipped without names
         }
+        self._sends_table = physical["SendsTable"]
         self._complete_skipped_resources(translated, parameters["SenderEmail"])
         self._configure_handlers(translated, physical)
         for route in samtemplate.http_routes(sam):
@@ -285,6 +319,7 @@ class LocalRuntime:
             "PARCOURS_WOOCOMMERCE_SECRET",
             "PARCOURS_GENERIC_SECRET",
             "PARCOURS_WRITE_KEY",
+            "PARCOURS_CRM_SECRET",
         ):
             if self.environ.get(name):
                 merged[name] = self.environ[name]
@@ -460,12 +495,44 @@ class LocalRuntime:
     def outbox(self) -> list[dict[str, Any]]:
         """Every message SES and SNS accepted, oldest first (the local runtime contract's shape)."""
         from moto.ses.models import ses_backends
+        from moto.sns.models import sns_backends
 
-        return [
+        emails = [
             _email_entry(message.raw_data)
             for message in list(ses_backends[ACCOUNT][REGION].sent_messages)
             if hasattr(message, "raw_data")
         ]
+        published = list(sns_backends[ACCOUNT][REGION].sms_messages.items())
+        if not published:
+            return emails
+        records = self._sms_records()
+        texts = [
+            _sms_entry(phone, text, records[message_id], self._sms_attributes.get(message_id, {}))
+            for message_id, (phone, text) in published
+            if message_id in records  # recorded as sent a moment after SNS accepted it
+        ]
+        # Each list is already oldest first; merged on the simulated time each message was sent.
+        return list(heapq.merge(emails, texts, key=lambda entry: entry["sent_at"] or ""))
+
+    def _sms_records(self) -> dict[str, dict[str, Any]]:
+        """The send records of SMS (scenario, step, when), by SNS message id: moto keeps only number and text."""
+        import boto3
+
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        records: dict[str, dict[str, Any]] = {}
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=self._sends_table,
+            FilterExpression="channel = :sms AND attribute_exists(message_id)",
+            ExpressionAttributeValues={":sms": {"S": "sms"}},
+            ConsistentRead=True,
+        ):
+            for item in page["Items"]:
+                records[item["message_id"]["S"]] = {
+                    "scenario": item["scenario"]["S"],
+                    "step": item["step"]["S"],
+                    "sent_at": item["sent_at"]["S"] if "sent_at" in item else None,
+                }
+        return records
 
 
 def _part(message: Message, subtype: str) -> str | None:
@@ -501,14 +568,39 @@ def _email_entry(raw: str) -> dict[str, Any]:
     }
 
 
+def _sms_entry(phone: str, text: str, record: dict[str, Any], attributes: dict[str, Any]) -> dict[str, Any]:
+    sender = attributes.get("AWS.SNS.SMS.SenderID", {}).get("Value")
+    sent_at = record["sent_at"]
+    return {
+        "channel": "sms",
+        "to": phone,
+        "from": sender,
+        "subject": None,
+        "text": text,
+        "html": None,
+        "headers": {},
+        "scenario": record["scenario"],
+        "step": record["step"],
+        "sent_at": datetime.fromisoformat(sent_at).isoformat() if sent_at else None,
+    }
+
+
 def outbox_page(messages: list[dict[str, Any]]) -> bytes:
     rows = []
     for number, item in enumerate(reversed(messages), start=1):
-        rows.append(
-            "<details><summary>"
-            f"<b>{html.escape(item['subject'] or '')}</b> → {html.escape(item['to'] or '')} · "
+        summary = (
+            f" → {html.escape(item['to'] or '')} · "
             f"{html.escape(item['scenario'] or '')}/{html.escape(item['step'] or '')} · "
             f"{html.escape(item['sent_at'] or '')}</summary>"
+        )
+        if item["channel"] == "sms":
+            rows.append(
+                f"<details><summary><b>SMS</b> from {html.escape(item['from'] or '(no sender id)')}{summary}"
+                f"<pre style='white-space:pre-wrap'>{html.escape(item['text'] or '')}</pre></details>"
+            )
+            continue
+        rows.append(
+            f"<details><summary><b>{html.escape(item['subject'] or '')}</b>{summary}"
             f"<iframe title='message {number}' sandbox srcdoc=\"{html.escape(item['html'] or '', quote=True)}\" "
             "style='width:100%;height:480px;border:1px solid #ccc'></iframe>"
             f"<pre>{html.escape(json.dumps(item['headers'], indent=1, ensure_ascii=False))}</pre></details>"

@@ -23,9 +23,10 @@ T = TypeVar("T")
 
 
 class RunningLocal:
-    def __init__(self, time_scale: float, secret: str) -> None:
+    def __init__(self, time_scale: float, secret: str, environ: dict[str, str] | None = None) -> None:
         self.time_scale = time_scale
         self.secret = secret
+        self.environ = dict(environ or {})  # e.g. PARCOURS_CRM_URL and PARCOURS_CRM_SECRET, for the functions
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}"
         self.aws_endpoint = ""
@@ -33,7 +34,7 @@ class RunningLocal:
         self.output: list[str] = []
 
     def start(self, timeout: float = 60) -> None:
-        env = {**os.environ, "PARCOURS_SHOPIFY_SECRET": self.secret, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.environ, "PARCOURS_SHOPIFY_SECRET": self.secret, "PYTHONUNBUFFERED": "1"}
         env.pop("AWS_ENDPOINT_URL", None)
         self.process = subprocess.Popen(
             [

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.build import TEMPLATES, Compiled
-from shared.templates import LOCALES, TemplateProblem, render_email
+from shared.templates import LOCALES, TemplateProblem, render_email, render_sms
 
 SAMPLE_CONTEXT: dict[str, Any] = {
     "contact": {"first_name": "Camille", "last_name": "Martin", "email": "camille@example.com"},
@@ -31,8 +31,15 @@ SAMPLE_CONTEXT: dict[str, Any] = {
 }
 
 
+SMS_CONTEXT: dict[str, Any] = {
+    **{key: value for key, value in SAMPLE_CONTEXT.items() if key != "unsubscribe_url"},
+    "contact": {**SAMPLE_CONTEXT["contact"], "phone": "+33612345678"},
+}
+
+
 def templates(compiled: Compiled, root: Path = TEMPLATES) -> list[str]:
-    """Renders every message template in every locale (with and without a first name); lists the problems."""
+    """Renders every message template (email and SMS) in every locale, with and without a first name; lists the
+    problems."""
     problems = []
     names = sorted(
         {p.relative_to(root / "email").as_posix().rsplit(".", 2)[0] for p in (root / "email").rglob("*.html")}
@@ -45,6 +52,19 @@ def templates(compiled: Compiled, root: Path = TEMPLATES) -> list[str]:
             for context in (SAMPLE_CONTEXT, {**SAMPLE_CONTEXT, "first_name": None}):
                 try:
                     render_email(name, locale, context, root)
+                except TemplateProblem as problem:
+                    problems.append(f"templates/{problem}")
+                    break
+    sms = root / "sms"
+    names = sorted({p.relative_to(sms).as_posix().rsplit(".", 2)[0] for p in sms.rglob("*.txt")})
+    for name in names:
+        for locale in LOCALES:
+            if not (sms / f"{name}.{locale}.txt").is_file():
+                problems.append(f"templates/sms/{name}.{locale}.txt: missing (other locales fall back to it)")
+                continue
+            for context in (SMS_CONTEXT, {**SMS_CONTEXT, "first_name": None}):
+                try:
+                    render_sms(name, locale, context, root)
                 except TemplateProblem as problem:
                     problems.append(f"templates/{problem}")
                     break

@@ -8,7 +8,7 @@ from typing import Any
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from shared import conditions, enrolments, ingestion, moments, secrets, sending
+from shared import conditions, crm, enrolments, ingestion, moments, secrets, sending, sms
 from shared.events import LIST_JOINED, LIST_LEFT, SCORE_CHANGED, ContactFacts, Event
 from shared.settings import Settings
 from shared.storage import ContactModel, EventModel, StorageError, get_or_none, tables
@@ -153,6 +153,10 @@ def change_list(payload: dict[str, Any], settings: Settings, add: bool, now: dat
     return {"status": "done"}
 
 
+def _crm_secret(settings: Settings) -> str:
+    return secrets.resolve(settings.crm_secret, settings.crm_secret_parameter, "CRM signing secret")
+
+
 def perform(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Runs the Task the state machine asked for (its `action`)."""
     action = payload.get("action")
@@ -160,6 +164,10 @@ def perform(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
     if action == "send_email":
         link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
         return sending.send_email(sending.SendRequest.from_payload(payload), settings, settings.clock(), link_secret)
+    if action == "send_sms":
+        return sms.send_sms(sms.SmsRequest.from_payload(payload), settings, settings.clock())
+    if action == "notify_crm":
+        return crm.notify(payload, settings, now, lambda: _crm_secret(settings))
     if action == "plan_wait":
         return plan_wait(payload, settings, now)
     if action == "await":

@@ -9,6 +9,7 @@ import boto3
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client
+    from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_stepfunctions import SFNClient
 
@@ -28,3 +29,7 @@ def sesv2(region: str) -> SESV2Client:
 
 def stepfunctions(region: str) -> SFNClient:
     return _client("stepfunctions", region)  # type: ignore[no-any-return]
+
+
+def sns(region: str) -> SNSClient:
+    return _client("sns", region)  # type: ignore[no-any-return]

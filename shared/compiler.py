@@ -1,7 +1,10 @@
 """Scenario model -> Amazon States Language. Pure and deterministic: same scenario, same bytes.
 
 Transitions per step kind (Standard workflows bill each one):
-  send_email, set_attribute, add_score, add/remove_from_list 1 (one Task; a send re-checks consent itself)
+  send_email, send_sms                                        1 (one Task re-checks consent, suppression, the
+                                                                 goal (and SNS's opt-out list), then sends once)
+  notify_crm                                                  1 (one Task POSTs the signed notification)
+  set_attribute, add_score, add/remove_from_list              1 (one Task)
   wait                                                        1 (one Wait state, never polls)
   if                                                          2 (a Task evaluates the condition now, a Choice)
   split                                                       1 (a Choice on the contact's stable bucket)
@@ -22,8 +25,10 @@ from shared.scenario import (
     Exit,
     If,
     ListChange,
+    NotifyCrm,
     Scenario,
     SendEmail,
+    SendSms,
     SetAttribute,
     Split,
     Step,
@@ -41,7 +46,8 @@ RETRYABLE = [
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
-    "SendDeferred",
+    "SendDeferred",  # SES or SNS busy: nothing went out
+    "CrmDeferred",  # the CRM unreachable, too slow, 429 or 5xx
 ]
 
 
@@ -103,6 +109,10 @@ class _Planner:
                 elapsed = None
             elif isinstance(step, SendEmail):
                 nodes.append(_Node(step, self.unique(f"Send email {step.id}"), variant))
+            elif isinstance(step, SendSms):
+                nodes.append(_Node(step, self.unique(f"Send SMS {step.id}"), variant))
+            elif isinstance(step, NotifyCrm):
+                nodes.append(_Node(step, self.unique(f"Notify CRM {step.id}"), variant))
             elif isinstance(step, SetAttribute):
                 nodes.append(_Node(step, self.unique(f"Set {step.name} ({step.id})"), variant))
             elif isinstance(step, AddScore):
@@ -184,6 +194,24 @@ class _Linker:
             if node.variant:
                 payload["variant"] = node.variant
             comment = f"Renders {step.template} and sends it once, after re-checking consent and suppression."
+            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
+        elif isinstance(step, SendSms):
+            payload = {
+                **self.base(step.id, "send_sms"),
+                "template": step.template,
+                "category": self.scenario.category,
+                "trigger.$": "$.trigger",
+            }
+            if node.variant:
+                payload["variant"] = node.variant
+            comment = (
+                f"Renders the SMS {step.template} and sends it once through SNS, after re-checking the number, "
+                "consent, suppression, the goal and SNS's opt-out list."
+            )
+            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
+        elif isinstance(step, NotifyCrm):
+            payload = {**self.base(step.id, "notify_crm"), "type": step.type, "trigger.$": "$.trigger"}
+            comment = f"POSTs a signed {step.type} notification about the contact to the CRM (skipped if none)."
             self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, SetAttribute):
             payload = {**self.base(step.id, "set_attribute"), "name": step.name, "value": step.value}

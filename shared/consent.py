@@ -1,8 +1,9 @@
-"""Who may receive marketing: prior consent, never suppressed (REQUIREMENTS.md, Privacy)."""
+"""Who may receive marketing: prior consent per channel (email, SMS), never suppressed (REQUIREMENTS.md, Privacy)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from shared.events import ConsentFacts
 from shared.storage import Consent, ContactModel
@@ -17,20 +18,27 @@ def from_facts(facts: ConsentFacts) -> Consent:
     )
 
 
-def record(contact: ContactModel, facts: ConsentFacts, *, by_the_person: bool = False) -> bool:
-    """Applies a consent statement, kept in the history; True if it changed.
+Channel = Literal["email", "sms"]
+_FIELDS = {"email": ("email_consent", "consent_history"), "sms": ("sms_consent", "sms_consent_history")}
+
+
+def record(
+    contact: ContactModel, facts: ConsentFacts, *, by_the_person: bool = False, channel: Channel = "email"
+) -> bool:
+    """Applies a consent statement for a channel, kept in that channel's history; True if it changed.
 
     A source's statement older than the stored one is ignored (late delivery); the person's own action (an
-    unsubscribe link) always applies.
+    unsubscribe link, a STOP reply) always applies.
     """
+    current_field, history_field = _FIELDS[channel]
     new = from_facts(facts)
-    current = contact.email_consent
+    current = getattr(contact, current_field)
     if current is not None and (current.state, current.level) == (new.state, new.level):
         return False
     if current is not None and current.at > new.at and not by_the_person:
         return False  # an older statement arriving late never overrides a newer one
-    contact.email_consent = new
-    contact.consent_history = [*(contact.consent_history or []), new]
+    setattr(contact, current_field, new)
+    setattr(contact, history_field, [*(getattr(contact, history_field) or []), new])
     return True
 
 
@@ -45,4 +53,18 @@ def refusal_for_marketing_email(contact: ContactModel | None) -> str | None:
     consent = contact.email_consent
     if consent is None or consent.state != "granted":
         return "no marketing consent"
+    return None
+
+
+def refusal_for_marketing_sms(contact: ContactModel | None) -> str | None:
+    """Why this contact may not get a marketing SMS now (prior SMS opt-in, never suppressed), or None if it may."""
+    if contact is None:
+        return "contact not found"
+    if not contact.phone:
+        return "no phone number"
+    if contact.suppressed:
+        return "contact suppressed"
+    consent = contact.sms_consent
+    if consent is None or consent.state != "granted":
+        return "no SMS marketing consent"
     return None

@@ -58,7 +58,7 @@ def upsert(facts: ContactFacts, tables: Tables, now: datetime) -> ContactModel |
         and source_updated < contact.source_updated_at
     )
     if not stale:
-        for name in ("email", "first_name", "last_name", "locale"):
+        for name in ("email", "first_name", "last_name", "locale", "phone"):
             value = getattr(facts, name)
             if value is not None:
                 setattr(contact, name, value)
@@ -70,6 +70,8 @@ def upsert(facts: ContactFacts, tables: Tables, now: datetime) -> ContactModel |
             contact.source_updated_at = source_updated
     if facts.email_consent is not None:
         consent.record(contact, facts.email_consent)
+    if facts.sms_consent is not None:
+        consent.record(contact, facts.sms_consent, channel="sms")
     contact.updated_at = now
     contact.save()
     for key in keys:

@@ -10,6 +10,7 @@ topic parcours does not act on: recorded, no effect).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -58,6 +59,8 @@ class ContactFacts:
     contact_id: str | None = None  # parcours' own id, on the events parcours emits about a known contact
     email_consent: ConsentFacts | None = None
     updated_at: str | None = None
+    phone: str | None = None  # E.164 only (see normalise_phone); anything else is dropped by the source mapping
+    sms_consent: ConsentFacts | None = None
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,13 @@ class Event:
         facts = None
         if contact is not None:
             consent = contact.get("email_consent")
+            sms_consent = contact.get("sms_consent")
             facts = ContactFacts(
-                **{**contact, "email_consent": ConsentFacts(**consent) if consent else None},
+                **{
+                    **contact,
+                    "email_consent": ConsentFacts(**consent) if consent else None,
+                    "sms_consent": ConsentFacts(**sms_consent) if sms_consent else None,
+                },
             )
         return cls(**{**data, "contact": facts})
 
@@ -109,3 +117,17 @@ def normalise_email(raw: object) -> str | None:
     if not local or not domain or "." not in domain or " " in email:
         return None
     return email
+
+
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")  # ITU-T E.164: + country code, at most 15 digits in all
+
+
+def normalise_phone(raw: object) -> str | None:
+    """`+33 6 12-34.56.78` or `0033612345678` -> `+33612345678`; None for anything that is not E.164 (a national
+    number such as 06 12 34 56 78 says nothing of its country: never guessed)."""
+    if not isinstance(raw, str):
+        return None
+    phone = re.sub(r"[\s.\-()/]", "", raw)
+    if phone.startswith("00"):
+        phone = "+" + phone[2:]
+    return phone if E164.match(phone) else None

@@ -39,6 +39,20 @@ class SendEmail:
 
 
 @dataclass(frozen=True)
+class SendSms:
+    id: str
+    template: str  # templates/sms/<template>.<locale>.txt
+
+
+@dataclass(frozen=True)
+class NotifyCrm:
+    """POSTs a signed notification of this type (a slug such as `qualified`) to the configured CRM."""
+
+    id: str
+    type: str
+
+
+@dataclass(frozen=True)
 class Wait:
     seconds: int
     text: str  # as written, e.g. "2d"
@@ -110,7 +124,20 @@ class Exit:
     """Leaves the scenario here (the execution succeeds)."""
 
 
-Step = SendEmail | Wait | WaitUntil | SetAttribute | AddScore | ListChange | If | Split | WaitForEvent | Exit
+Step = (
+    SendEmail
+    | SendSms
+    | NotifyCrm
+    | Wait
+    | WaitUntil
+    | SetAttribute
+    | AddScore
+    | ListChange
+    | If
+    | Split
+    | WaitForEvent
+    | Exit
+)
 ACTIONS = (
     "send_email",
     "wait",
@@ -122,6 +149,8 @@ ACTIONS = (
     "add_score",
     "add_to_list",
     "remove_from_list",
+    "send_sms",
+    "notify_crm",
     "exit",
 )
 
@@ -451,6 +480,26 @@ class _StepReader:
                     f"no email template {template!r}: expected templates/email/{template}.<locale>.html",
                 )
             return SendEmail(id=step_id, template=template), elapsed
+        if kind == "send_sms":
+            fields = reader.mapping(item, "a send_sms step", ("id", "send_sms"), ("id", "send_sms"))
+            step_id = self._id(fields["id"])
+            template = reader.text(fields["send_sms"], "send_sms")
+            if self.templates_dir is not None and not any((self.templates_dir / "sms").glob(f"{template}.*.txt")):
+                raise reader.fail(
+                    fields["send_sms"],
+                    f"no SMS template {template!r}: expected templates/sms/{template}.<locale>.txt",
+                )
+            return SendSms(id=step_id, template=template), elapsed
+        if kind == "notify_crm":
+            fields = reader.mapping(item, "a notify_crm step", ("id", "notify_crm"), ("id", "notify_crm"))
+            step_id = self._id(fields["id"])
+            value = fields["notify_crm"].value
+            if not isinstance(value, str) or not SLUG.match(value):
+                raise reader.fail(
+                    fields["notify_crm"],
+                    "notify_crm takes the notification type: lower-case letters, digits and dashes, e.g. qualified",
+                )
+            return NotifyCrm(id=step_id, type=value), elapsed
         if kind == "set_attribute":
             fields = reader.mapping(item, "a set_attribute step", ("id", "set_attribute"), ("id", "set_attribute"))
             step_id = self._id(fields["id"])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
 from shared.clock import Clock
+
+SENDER_ID = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9-]{1,11}$")  # what SNS accepts as AWS.SNS.SMS.SenderID
 
 
 class ConfigurationError(RuntimeError):
@@ -39,6 +42,15 @@ class Settings:
     shopify_secret_parameter: str | None
     link_secret: str | None
     link_secret_parameter: str | None
+    # SMS (REQUIREMENTS.md, SMS out): the sender id shown on phones, if any, and the opt-out mention every
+    # marketing SMS ends with (a French short code such as "STOP au 36xxx" is the provider's; the default names
+    # the STOP keyword SNS honours on replies).
+    sms_sender_id: str | None = None
+    sms_stop_text: str = "STOP : répondez STOP"
+    # The CRM notified by notify_crm steps (none: those steps are skipped) and its signing secret.
+    crm_url: str | None = None
+    crm_secret: str | None = None
+    crm_secret_parameter: str | None = None
 
     def clock(self) -> Clock:
         return Clock(scale=self.time_scale, epoch=self.clock_epoch)
@@ -64,6 +76,14 @@ class Settings:
         locale = env.get("PARCOURS_DEFAULT_LOCALE", "fr")
         if locale not in ("fr", "en"):
             raise ConfigurationError(f"PARCOURS_DEFAULT_LOCALE must be fr or en, got {locale!r}")
+        crm_url = env.get("PARCOURS_CRM_URL", "").strip() or None
+        if crm_url is not None and not crm_url.startswith(("https://", "http://")):
+            raise ConfigurationError(f"PARCOURS_CRM_URL must be an http(s) URL, got {crm_url!r}")
+        sender_id = env.get("PARCOURS_SMS_SENDER_ID", "").strip() or None
+        if sender_id is not None and not SENDER_ID.match(sender_id):
+            raise ConfigurationError(
+                f"PARCOURS_SMS_SENDER_ID must be 1 to 11 letters, digits or hyphens with a letter, got {sender_id!r}"
+            )
         return cls(
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or need("AWS_REGION"),
             contacts_table=need("PARCOURS_CONTACTS_TABLE"),
@@ -88,6 +108,11 @@ class Settings:
             shopify_secret_parameter=env.get("PARCOURS_SHOPIFY_SECRET_PARAMETER") or None,
             link_secret=env.get("PARCOURS_LINK_SECRET") or None,
             link_secret_parameter=env.get("PARCOURS_LINK_SECRET_PARAMETER") or None,
+            sms_sender_id=sender_id,
+            sms_stop_text=env.get("PARCOURS_SMS_STOP_TEXT", "").strip() or cls.sms_stop_text,
+            crm_url=crm_url,
+            crm_secret=env.get("PARCOURS_CRM_SECRET") or None,
+            crm_secret_parameter=env.get("PARCOURS_CRM_SECRET_PARAMETER") or None,
         )
 
 

@@ -18,6 +18,7 @@ from shared.events import (
     ContactFacts,
     Event,
     normalise_email,
+    normalise_phone,
 )
 
 TOPICS = {
@@ -64,6 +65,19 @@ def consent_from_customer(customer: Mapping[str, Any], topic: str, fallback_at: 
             source=source,
         )
     return None
+
+
+def sms_consent_from_customer(customer: Mapping[str, Any], topic: str, fallback_at: str) -> ConsentFacts | None:
+    """Reads `sms_marketing_consent` (same states as email); None when the payload says nothing (often null)."""
+    block = customer.get("sms_marketing_consent")
+    if not isinstance(block, Mapping) or not isinstance(block.get("state"), str):
+        return None
+    return ConsentFacts(
+        state=_CONSENT_STATES.get(block["state"], "unknown"),
+        level=block.get("opt_in_level") if isinstance(block.get("opt_in_level"), str) else None,
+        at=block.get("consent_updated_at") or customer.get("updated_at") or fallback_at,
+        source=f"shopify:{topic}",
+    )
 
 
 def _text(value: object) -> str | None:
@@ -115,6 +129,8 @@ def _customer_facts(customer: Mapping[str, Any], topic: str, received: str) -> C
         source_id=_source_id(customer.get("id")),
         email_consent=consent_from_customer(customer, topic, received),
         updated_at=_text(customer.get("updated_at")),
+        phone=normalise_phone(customer.get("phone")),
+        sms_consent=sms_consent_from_customer(customer, topic, received),
     )
 
 

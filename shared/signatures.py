@@ -18,3 +18,33 @@ def verify_shopify(raw_body: bytes, header: str | None, secret: str) -> bool:
         return False
     expected = shopify_signature(raw_body, secret)
     return hmac.compare_digest(expected.encode(), header.strip().encode())
+
+
+TOLERANCE = 300  # seconds between the signature's timestamp and the receiver's clock (replays are refused)
+
+
+def timestamped_signature(raw_body: bytes, secret: str, timestamp: int) -> str:
+    """The Stripe pattern: `t=<unix>,v1=<hex HMAC-SHA256 over "{t}.{raw body}">`."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw_body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_timestamped(
+    raw_body: bytes, header: str | None, secrets: list[str], now: float, tolerance: int = TOLERANCE
+) -> bool:
+    """True when a `v1` matches one of the secrets (rotation: old and new) and `t` is within the tolerance."""
+    if not header or not any(secrets):
+        return False
+    parts = [part.strip().partition("=") for part in header.split(",")]
+    stamps = [value for key, _, value in parts if key == "t"]
+    given = [value for key, _, value in parts if key == "v1"]
+    if len(stamps) != 1 or not stamps[0].isdigit() or not given:
+        return False
+    timestamp = int(stamps[0])
+    if abs(now - timestamp) > tolerance:
+        return False
+    for secret in filter(None, secrets):
+        expected = timestamped_signature(raw_body, secret, timestamp).rpartition("v1=")[2]
+        if any(hmac.compare_digest(expected.encode(), candidate.encode()) for candidate in given):
+            return True
+    return False

@@ -56,7 +56,10 @@ class ContactModel(Model):
     locale = UnicodeAttribute(null=True)
     source_ids = MapAttribute[str, Any](null=True)
     email_consent = Consent(null=True)
-    consent_history = ListAttribute(of=Consent, default=list)
+    consent_history = ListAttribute(of=Consent, default=list)  # email consent statements, oldest first
+    phone = UnicodeAttribute(null=True)  # E.164 (+ country code, at most 15 digits), normalised on the way in
+    sms_consent = Consent(null=True)
+    sms_consent_history = ListAttribute(of=Consent, null=True)  # SMS consent statements, oldest first
     suppressed = BooleanAttribute(default=False)
     attributes = MapAttribute[str, Any](default=dict)  # custom attributes, set by sources and scenarios
     lists = UnicodeSetAttribute(null=True)  # static list membership (names)

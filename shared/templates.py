@@ -1,7 +1,8 @@
-"""Email templates written by marketers: Jinja2's sandbox, autoescaped, one file per message and locale.
+"""Templates written by marketers: Jinja2's sandbox, one file per message and locale.
 
-A message file `templates/email/<name>.<locale>.html` extends a layout and fills the blocks `subject`,
-`preheader` and `body`; the text part is derived from the HTML.
+An email `templates/email/<name>.<locale>.html` (autoescaped) extends a layout and fills the blocks `subject`,
+`preheader` and `body`; the text part is derived from the HTML. An SMS `templates/sms/<name>.<locale>.txt` is
+plain text (not escaped: nothing renders it as HTML).
 """
 
 from __future__ import annotations
@@ -45,13 +46,27 @@ def environment(root: Path = DEFAULT_ROOT) -> SandboxedEnvironment:
     )
 
 
-def template_name(name: str, locale: str, root: Path = DEFAULT_ROOT) -> str:
+@lru_cache(maxsize=4)
+def text_environment(root: Path = DEFAULT_ROOT) -> SandboxedEnvironment:
+    """For SMS: the same sandbox without HTML escaping (an apostrophe must stay an apostrophe on a phone)."""
+    return SandboxedEnvironment(
+        loader=FileSystemLoader(str(root)),
+        autoescape=False,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def template_name(name: str, locale: str, root: Path = DEFAULT_ROOT, kind: str = "email") -> str:
     """The file for this locale, falling back to the other shipped locale."""
+    suffix = "txt" if kind == "sms" else "html"
     for candidate in (locale, *[other for other in LOCALES if other != locale]):
-        path = f"email/{name}.{candidate}.html"
+        path = f"{kind}/{name}.{candidate}.{suffix}"
         if (root / path).is_file():
             return path
-    raise TemplateProblem(f"no email template {name!r} in any locale ({', '.join(LOCALES)})")
+    what = "SMS" if kind == "sms" else kind
+    raise TemplateProblem(f"no {what} template {name!r} in any locale ({', '.join(LOCALES)})")
 
 
 class _TextExtractor(HTMLParser):
@@ -120,6 +135,31 @@ def render_email(name: str, locale: str, context: dict[str, Any], root: Path = D
     )
 
 
+@dataclass(frozen=True)
+class RenderedSms:
+    text: str
+    locale: str
+
+
+def render_sms(name: str, locale: str, context: dict[str, Any], root: Path = DEFAULT_ROOT) -> RenderedSms:
+    """The SMS text, stripped, with its lines joined as written; errors name the file and line."""
+    path = template_name(name, locale, root, kind="sms")
+    context = {**context, "locale": path.split(".")[-2]}
+    try:
+        text = text_environment(root).get_template(path).render(context).strip()
+    except TemplateSyntaxError as error:
+        raise TemplateProblem(f"{path}:{error.lineno}: {error.message}") from None
+    except TemplateNotFound as error:
+        raise TemplateProblem(f"{path}: includes a missing template {error.name!r}") from None
+    except TemplateError as error:
+        raise TemplateProblem(f"{path}:{_line_of(error)}: {error}") from None
+    except Exception as error:  # a template calling something wrongly: still the marketer's file and line
+        raise TemplateProblem(f"{path}:{_line_of(error)}: {type(error).__name__}: {error}") from None
+    if not text:
+        raise TemplateProblem(f"{path}: the SMS is empty")
+    return RenderedSms(text=text, locale=context["locale"])
+
+
 def _block(template: Template, name: str, context: Context) -> str:
     if name not in template.blocks:
         return ""
@@ -134,7 +174,7 @@ def _line_of(error: BaseException) -> str:
     tb = error.__traceback__
     line = "?"
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename.endswith(".html"):
+        if tb.tb_frame.f_code.co_filename.endswith((".html", ".txt")):
             line = str(tb.tb_lineno)
         tb = tb.tb_next
     return line

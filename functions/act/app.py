@@ -19,8 +19,9 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = actions.perform(event, get_settings())
-    if event.get("action") == "send_email":
-        metrics.add_metric(name=f"Email{result['status'].capitalize()}", unit=MetricUnit.Count, value=1)
+    kind = {"send_email": "Email", "send_sms": "Sms", "notify_crm": "Crm"}.get(str(event.get("action")))
+    if kind is not None:
+        metrics.add_metric(name=f"{kind}{result['status'].capitalize()}", unit=MetricUnit.Count, value=1)
     logger.info(
         "scenario step",
         extra={
