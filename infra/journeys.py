@@ -199,7 +199,7 @@ def run_all(cases: list[Case], sample_properties: dict[str, Any]) -> list[Outcom
         phone = case.contact.get("phone")
         if phone is None:
             continue
-        other = phones.setdefault((case.time_scale, str(phone)), case)
+        other = phones.setdefault((case.time_scale, normalise_phone(phone) or str(phone)), case)
         if other is not case:
             raise JourneyFileError(
                 f"{case.file}, case {case.name!r}: phone {phone} is also the phone of {other.file}, case "

@@ -123,11 +123,11 @@ E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")  # ITU-T E.164: + country code, at mo
 
 
 def normalise_phone(raw: object) -> str | None:
-    """`+33 6 12-34.56.78` or `0033612345678` -> `+33612345678`; None for anything that is not E.164 (a national
-    number such as 06 12 34 56 78 says nothing of its country: never guessed)."""
+    """`+33 6 12-34.56.78`, `+33 (0)6 12 34 56 78` or `0033612345678` -> `+33612345678`; None for anything that is
+    not E.164 (a national number such as 06 12 34 56 78 says nothing of its country: never guessed)."""
     if not isinstance(raw, str):
         return None
-    phone = re.sub(r"[\s.\-()/]", "", raw)
+    phone = re.sub(r"[\s.\-()/]", "", raw.replace("(0)", ""))  # (0): the trunk prefix, dialled only at home
     if phone.startswith("00"):
         phone = "+" + phone[2:]
     return phone if E164.match(phone) else None

@@ -5,7 +5,21 @@ from hypothesis import strategies as st
 
 from infra import build, samtemplate
 from shared import compiler
-from shared.scenario import Exit, If, ListChange, Scenario, SendEmail, SetAttribute, Split, Step, Variant, Wait, load
+from shared.scenario import (
+    Exit,
+    If,
+    ListChange,
+    NotifyCrm,
+    Scenario,
+    SendEmail,
+    SendSms,
+    SetAttribute,
+    Split,
+    Step,
+    Variant,
+    Wait,
+    load,
+)
 from tests.conftest import ROOT
 
 
@@ -130,6 +144,8 @@ leaf = st.one_of(
     st.builds(lambda: SendEmail(id=_id(), template="welcome/1-welcome")),
     st.builds(lambda: SetAttribute(id=_id(), name="plan", value=1)),
     st.builds(lambda add: ListChange(id=_id(), list="vip", add=add), st.booleans()),
+    st.builds(lambda: SendSms(id=_id(), template="abandoned-cart/1-reminder")),
+    st.builds(lambda: NotifyCrm(id=_id(), type="qualified")),
 )
 
 
@@ -208,3 +224,29 @@ def test_wait_until_plans_the_seconds_then_waits_on_them() -> None:
     assert plan["Next"] == "Wait until 10:00 mon,tue,wed,thu,fri (morning)"
     wait = definition["States"][plan["Next"]]
     assert wait == {"Type": "Wait", "SecondsPath": "$.plan.seconds", "Next": "Send email hello"}
+
+
+def test_an_sms_and_a_crm_notification_are_one_task_each_with_retries() -> None:
+    definition = compiler.compile_scenario(load(ROOT / "tests/fixtures/scenarios/sms-and-crm.yaml", ROOT / "templates"))
+    states = definition["States"]
+    assert list(states) == ["Send SMS s1-reminder", "Notify CRM handoff", "Done", "Step failed"]
+    sms = states["Send SMS s1-reminder"]
+    assert sms["Parameters"]["Payload"] == {
+        "action": "send_sms",
+        "scenario": "sms-and-crm",
+        "step": "s1-reminder",
+        "contact_id.$": "$.contact_id",
+        "execution.$": "$$.Execution.Id",
+        "template": "abandoned-cart/1-reminder",
+        "category": "marketing",
+        "trigger.$": "$.trigger",
+    }
+    assert sms["Next"] == "Notify CRM handoff"
+    crm = states["Notify CRM handoff"]
+    assert crm["Parameters"]["Payload"]["action"] == "notify_crm"
+    assert crm["Parameters"]["Payload"]["type"] == "qualified"
+    assert crm["Parameters"]["Payload"]["execution.$"] == "$$.Execution.Id"  # the delivery id's half
+    assert crm["Next"] == "Done"
+    for state in (sms, crm):
+        assert {"SendDeferred", "CrmDeferred", "Lambda.ServiceException"} <= set(state["Retry"][0]["ErrorEquals"])
+        assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Step failed"}]

@@ -81,3 +81,21 @@ def test_orders_are_counted_with_the_amount_spent(aws: dict[str, str]) -> None:
     assert stored.orders_count == 2
     assert round(stored.total_spent, 2) == 69.80
     assert contact.orders_count == 2  # the object in hand is refreshed for the scenarios it starts
+
+
+def test_a_phone_and_sms_consent_are_kept_with_their_own_history(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    granted = ConsentFacts("granted", "single_opt_in", "2026-11-24T08:00:00+00:00", "shopify:customers/create")
+    contacts.upsert(replace(FACTS, phone="+33612345678", sms_consent=granted), t, NOW)
+    denied = ConsentFacts("denied", None, "2026-11-25T08:00:00+00:00", "shopify:customers/update")
+    contact = contacts.upsert(replace(FACTS, sms_consent=denied), t, NOW)
+    assert contact is not None
+    stored = t.contacts.get(contact.contact_id)
+    assert stored.phone == "+33612345678"  # facts without a phone keep the known one
+    assert stored.sms_consent.state == "denied"
+    assert [(c.state, c.source) for c in stored.sms_consent_history] == [
+        ("granted", "shopify:customers/create"),
+        ("denied", "shopify:customers/update"),
+    ]
+    assert stored.email_consent.state == "granted"  # SMS consent is another channel's
+    assert [c.state for c in stored.consent_history] == ["granted"]

@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 
 from infra import build, journeys
+from shared.scenario import load as load_scenario
+from tests.conftest import ROOT
 
 COMPILED = build.compile_all()
 GOOD = """\
@@ -46,6 +48,9 @@ def test_a_journey_file_loads_with_times_in_seconds(tmp_path: Path) -> None:
         (("  - name: subscribes\n", "  - nom: subscribes\n"), "a case has name"),
         (("      ends: completed\n", "      ends: completed\n      colour: blue\n"), "unknown expectation colour"),
         (("    events:\n      - {at: 0h, event: contact.subscribed}\n", "    events: []\n"), "no events"),
+        (("consent: granted}", "consent: granted, sms_consent: yes}"), "contact sms_consent is one of granted"),
+        (("consent: granted}", "consent: granted, phone: 33612345678}"), "contact phone is a text in E.164"),
+        (("contact: {first_name: Camille, consent: granted}", "contact: [Camille]"), "contact is a mapping"),
     ],
 )
 def test_each_mistake_names_the_file_and_the_case(tmp_path: Path, change: tuple[str, str], words: str) -> None:
@@ -58,3 +63,41 @@ def test_each_mistake_names_the_file_and_the_case(tmp_path: Path, change: tuple[
 def test_every_shipped_journey_file_loads() -> None:
     cases = [c for path in sorted(journeys.TESTS.glob("*.test.yaml")) for c in journeys.load(path, COMPILED.scenarios)]
     assert {case.scenario for case in cases} == set(COMPILED.scenarios)
+
+
+SMS_SCENARIO = """\
+scenario: sms-and-crm
+cases:
+  - name: gets the SMS
+    contact: {first_name: Camille, consent: granted, phone: "+33 6 12 34 56 78", sms_consent: granted}
+    events:
+      - {at: 0h, event: checkout.started}
+    expect:
+      sent: [{step: s1-reminder, at: 0h}]
+  - name: no SMS without consent
+    contact: {first_name: Camille, phone: "+33612345679", sms_consent: none}
+    events:
+      - {at: 0h, event: checkout.started}
+    expect:
+      not_sent: [s1-reminder]
+"""
+
+
+def sms_cases(tmp_path: Path, text: str = SMS_SCENARIO) -> list[journeys.Case]:
+    fixture = load_scenario(ROOT / "tests/fixtures/scenarios/sms-and-crm.yaml", ROOT / "templates")
+    path = tmp_path / "sms-and-crm.test.yaml"
+    path.write_text(text)
+    return journeys.load(path, {fixture.id: fixture})
+
+
+def test_sms_steps_are_send_steps_and_a_contact_may_have_a_phone_and_sms_consent(tmp_path: Path) -> None:
+    first, second = sms_cases(tmp_path)
+    assert first.sent == (journeys.Expected("s1-reminder", 0),)
+    assert first.contact["sms_consent"] == "granted"
+    assert second.not_sent == ("s1-reminder",)
+
+
+def test_two_cases_side_by_side_with_the_same_phone_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    cases = sms_cases(tmp_path, SMS_SCENARIO.replace("+33612345679", "+33612345678"))  # written otherwise
+    with pytest.raises(journeys.JourneyFileError, match=r"case 'no SMS without consent': phone .* is also the phone"):
+        journeys.run_all(cases, {})

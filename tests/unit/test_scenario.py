@@ -4,7 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from shared.scenario import Exit, If, ListChange, ScenarioError, SendEmail, SetAttribute, Split, Wait, load
+from shared.scenario import (
+    Exit,
+    If,
+    ListChange,
+    NotifyCrm,
+    ScenarioError,
+    SendEmail,
+    SendSms,
+    SetAttribute,
+    Split,
+    Wait,
+    load,
+)
 from tests.conftest import ROOT
 
 TEMPLATES = ROOT / "templates"
@@ -182,6 +194,14 @@ steps:
             9,
             "used twice",
         ),
+        ("  - id: x\n    send_sms: abandoned-cart/9-nope\n", 7, "no SMS template 'abandoned-cart/9-nope'"),
+        ("  - id: x\n    send_sms: welcome/1-welcome\n", 7, "expected templates/sms/welcome/1-welcome.<locale>.txt"),
+        ("  - id: x\n    send_sms: [a]\n", 7, "send_sms must be a non-empty text"),
+        ("  - id: x\n    notify_crm: Qualified Lead\n", 7, "notify_crm takes the notification type"),
+        ("  - id: x\n    notify_crm: {type: qualified}\n", 7, "notify_crm takes the notification type"),
+        ("  - id: x\n    notify_crm: 5\n", 7, "notify_crm takes the notification type"),
+        ("  - notify_crm: qualified\n", 6, "needs the key 'id'"),
+        ("  - id: x\n    notify_crm: qualified\n    url: https://crm.example\n", 8, "unknown key 'url'"),
     ],
 )
 def test_each_kind_of_mistake_in_branches_and_actions_is_reported(
@@ -190,6 +210,21 @@ def test_each_kind_of_mistake_in_branches_and_actions_is_reported(
     error = error_for(tmp_path, BRANCHY.format(steps=steps))
     assert words in error.message
     assert error.line == line
+
+
+def test_sms_and_crm_steps_load_with_their_column(tmp_path: Path) -> None:
+    steps = "  - id: s1-reminder\n    send_sms: abandoned-cart/1-reminder\n"
+    text = BRANCHY.format(steps=steps + "  - id: handoff\n    notify_crm: qualified\n")
+    scenario = load(write(tmp_path, text), TEMPLATES)
+    assert scenario.steps == (
+        SendSms(id="s1-reminder", template="abandoned-cart/1-reminder"),
+        NotifyCrm(id="handoff", type="qualified"),
+    )
+    error = error_for(tmp_path, text.replace("abandoned-cart/1-reminder", "abandoned-cart/2-nope"))
+    assert (error.line, error.column) == (7, 15)
+    assert str(error).endswith("test.yaml:7:15: " + error.message)
+    error = error_for(tmp_path, text.replace("notify_crm: qualified", "notify_crm: Qualified!"))
+    assert (error.line, error.column) == (9, 17)
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,8 @@ def test_every_scenario_the_loader_accepts_matches_the_schema(path: Path) -> Non
         ("    send_email: welcome/2-value", "    send_email: welcome/2-value\n    wait: 1d"),
         ("  event: contact.subscribed", "  event: order.teleported"),
         ("  consent: email", "  consent: sometimes"),
+        ("    send_email: welcome/2-value", "    notify_crm: Qualified Lead"),
+        ("    send_email: welcome/2-value", "    send_sms: welcome/2-value\n    wait: 1d"),
     ],
 )
 def test_mistakes_the_loader_refuses_are_flagged_by_the_schema_too(change: tuple[str, str]) -> None:

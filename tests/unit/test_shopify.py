@@ -106,9 +106,45 @@ def test_an_invalid_email_is_dropped_rather_than_stored() -> None:
     assert event.contact_key() == "shopify#5"
 
 
-def test_the_envelope_survives_the_queue_unchanged() -> None:
-    event = shopify.to_event(headers(), sample_json("shopify/customers-create.json"), NOW)
+@pytest.mark.parametrize("sample", ["shopify/customers-create.json", "shopify/customers-create-sms.json"])
+def test_the_envelope_survives_the_queue_unchanged(sample: str) -> None:
+    event = shopify.to_event(headers(), sample_json(sample), NOW)
     assert Event.from_json(event.to_json()) == event
+
+
+def test_a_customer_s_phone_is_kept_in_e164_with_its_sms_consent_proof() -> None:
+    event = shopify.to_event(headers(), sample_json("shopify/customers-create-sms.json"), NOW)
+    assert event.contact is not None
+    assert event.contact.phone == "+33698765432"
+    consent = event.contact.sms_consent
+    assert consent is not None
+    assert (consent.state, consent.level, consent.source) == ("granted", "single_opt_in", "shopify:customers/create")
+    assert consent.at == "2026-11-24T09:20:00+01:00"
+
+
+def test_without_an_sms_consent_block_nothing_is_said_about_sms_consent() -> None:
+    # The sample's sms_marketing_consent is null, as Shopify sends it for most customers.
+    event = shopify.to_event(headers(), sample_json("shopify/customers-create.json"), NOW)
+    assert event.contact is not None
+    assert event.contact.phone == "+33612345678"
+    assert event.contact.sms_consent is None
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"), [("subscribed", "granted"), ("unsubscribed", "denied"), ("pending", "unknown")]
+)
+def test_sms_consent_states_map_like_email_ones(state: str, expected: str) -> None:
+    customer = {"id": 5, "phone": "+33612345678", "sms_marketing_consent": {"state": state}}
+    event = shopify.to_event(headers(), customer, NOW)
+    assert event.contact is not None
+    assert event.contact.sms_consent is not None
+    assert event.contact.sms_consent.state == expected
+
+
+def test_a_phone_that_is_not_e164_is_dropped_rather_than_stored() -> None:
+    event = shopify.to_event(headers(), {"id": 5, "phone": "06 12 34 56 78"}, NOW)
+    assert event.contact is not None
+    assert event.contact.phone is None
 
 
 def test_an_abandoned_checkout_carries_its_recovery_link_and_products_but_grants_no_consent() -> None:

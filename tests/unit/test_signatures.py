@@ -1,4 +1,4 @@
-from shared.signatures import shopify_signature, verify_shopify
+from shared.signatures import shopify_signature, timestamped_signature, verify_shopify, verify_timestamped
 from tests.conftest import sample
 
 BODY = sample("shopify/customers-create.json")
@@ -31,3 +31,24 @@ def test_missing_or_empty_signature_or_secret_is_refused() -> None:
 def test_the_header_is_the_base64_hmac_sha256_of_the_raw_body() -> None:
     # Known answer computed independently: printf 'hello' | openssl dgst -sha256 -hmac key -binary | base64
     assert shopify_signature(b"hello", "key") == "kwezuRXvtRcf8U2MtV+8x5jGwO8UVtZt7RpqpyOli3s="
+
+
+def test_a_timestamped_signature_is_hex_hmac_over_timestamp_dot_body() -> None:
+    import hashlib
+    import hmac
+
+    expected = hmac.new(b"crm-secret", b"1700000000." + BODY, hashlib.sha256).hexdigest()
+    assert timestamped_signature(BODY, "crm-secret", 1700000000) == f"t=1700000000,v1={expected}"
+
+
+def test_a_timestamped_signature_verifies_with_its_secret_within_five_minutes_only() -> None:
+    header = timestamped_signature(BODY, "crm-secret", 1700000000)
+    assert verify_timestamped(BODY, header, ["crm-secret"], now=1700000000 + 300)
+    assert verify_timestamped(BODY, header, ["old-secret", "crm-secret"], now=1700000000)  # rotation
+    assert not verify_timestamped(BODY, header, ["another-secret"], now=1700000000)
+    assert not verify_timestamped(BODY, header, ["crm-secret"], now=1700000000 + 301)
+    assert not verify_timestamped(BODY + b" ", header, ["crm-secret"], now=1700000000)
+    assert not verify_timestamped(BODY, header.replace("t=1700000000", "t=1700000001"), ["crm-secret"], 1700000000)
+    assert not verify_timestamped(BODY, "v1=abc", ["crm-secret"], now=1700000000)
+    assert not verify_timestamped(BODY, None, ["crm-secret"], now=1700000000)
+    assert not verify_timestamped(BODY, header, [""], now=1700000000)

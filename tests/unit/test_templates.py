@@ -4,7 +4,7 @@ from typing import Any
 import pytest
 
 from infra import build, validation
-from shared.templates import TemplateProblem, html_to_text, render_email
+from shared.templates import TemplateProblem, html_to_text, render_email, render_sms
 from tests.conftest import ROOT
 
 CONTEXT: dict[str, Any] = {**validation.SAMPLE_CONTEXT}
@@ -104,3 +104,60 @@ def test_validation_names_the_broken_template_and_a_missing_locale(tmp_path: Pat
     problems = validation.templates(build.compile_all(), root)
     assert problems[0].startswith("templates/email/broken.fr.html:2: ")
     assert problems[1] == "templates/email/broken.en.html: missing (other locales fall back to it)"
+
+
+SMS_CONTEXT: dict[str, Any] = {**validation.SMS_CONTEXT}
+
+
+@pytest.mark.parametrize(
+    ("locale", "start"),
+    [("fr", "La Boutique : Camille, votre panier vous attend."), ("en", "La Boutique: Camille, your cart is waiting.")],
+)
+def test_the_cart_sms_renders_in_both_locales_as_plain_text(locale: str, start: str) -> None:
+    sms = render_sms("abandoned-cart/1-reminder", locale, SMS_CONTEXT)
+    assert sms.text.startswith(start)
+    assert sms.text.endswith("https://boutique.example/checkouts/recover?key=sample")
+    assert sms.locale == locale
+
+
+def sms_root(tmp_path: Path, body: str, locales: tuple[str, ...] = ("fr", "en")) -> Path:
+    (tmp_path / "sms").mkdir()
+    for locale in locales:
+        (tmp_path / "sms" / f"broken.{locale}.txt").write_text(body)
+    return tmp_path
+
+
+def test_an_sms_is_not_html_escaped(tmp_path: Path) -> None:
+    root = sms_root(tmp_path, "{{ first_name }} & co: l'offre <3\n")
+    sms = render_sms("broken", "fr", {**SMS_CONTEXT, "first_name": "D'Artagnan"}, root)
+    assert sms.text == "D'Artagnan & co: l'offre <3"
+
+
+def test_an_sms_falls_back_to_the_other_locale(tmp_path: Path) -> None:
+    root = sms_root(tmp_path, "Hello\n", locales=("en",))
+    assert render_sms("broken", "fr", SMS_CONTEXT, root).locale == "en"
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ("Bonjour\n{{ coupon_code }}\n", r"sms/broken\.fr\.txt:2: 'coupon_code' is undefined"),
+        ("Bonjour\n\n{% if %}\n", r"sms/broken\.fr\.txt:3: "),
+        ("{{ first_name.__class__.__mro__ }}", r"sms/broken\.fr\.txt:1: .*(unsafe|undefined)"),
+        ("{# nothing #}\n", r"sms/broken\.fr\.txt: the SMS is empty"),
+    ],
+)
+def test_an_sms_template_error_names_the_file_and_line(tmp_path: Path, body: str, where: str) -> None:
+    with pytest.raises(TemplateProblem, match=where):
+        render_sms("broken", "fr", SMS_CONTEXT, sms_root(tmp_path, body))
+
+
+def test_validation_renders_sms_templates_and_names_the_broken_one_and_a_missing_locale(tmp_path: Path) -> None:
+    root = broken(tmp_path, '{% extends "layouts/email.html" %}\n{% block subject %}Hi{% endblock %}\n')
+    (root / "sms" / "cart").mkdir(parents=True)
+    (root / "sms" / "cart" / "1-reminder.fr.txt").write_text("Votre panier\n{{ trigger.properties.nope }}\n")
+    problems = validation.templates(build.compile_all(), root)
+    assert problems == [
+        "templates/sms/cart/1-reminder.fr.txt:2: 'dict object' has no attribute 'nope'",
+        "templates/sms/cart/1-reminder.en.txt: missing (other locales fall back to it)",
+    ]

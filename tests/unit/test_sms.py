@@ -1,0 +1,277 @@
+"""send_sms steps against moto's SNS: who gets an SMS, what it says, how it is typed, and that it goes out once."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from moto.sns.models import sns_backends
+
+from shared import clients, enrolments, sms
+from shared.clock import Clock
+from shared.events import normalise_phone
+from shared.mailer import SendDeferred, SendRefused
+from shared.settings import Settings
+from shared.storage import Consent, tables
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+PHONE = "+33612345678"
+OPTED_OUT = "+33612345699"  # moto's SNS lists every number ending in 99 as opted out
+EXECUTION = "arn:aws:states:eu-west-3:123456789012:execution:parcours-abandoned-cart:x"
+TRIGGER = {"type": "checkout.started", "properties": {"recovery_url": "https://boutique.example/r/1"}}
+
+
+@pytest.fixture
+def settings(aws: dict[str, str]) -> Settings:
+    return Settings.from_environ(aws)
+
+
+@pytest.fixture
+def published(aws: dict[str, str]) -> Iterator[list[dict[str, Any]]]:
+    """The Publish calls as the SNS client made them (moto keeps the number and text, not the attributes)."""
+    calls: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        calls.append(dict(params))
+
+    events = clients.sns("eu-west-3").meta.events
+    events.register("provide-client-params.sns.Publish", record, unique_id="test-sms-published")
+    yield calls
+    events.unregister("provide-client-params.sns.Publish", unique_id="test-sms-published")
+
+
+def delivered() -> list[tuple[str, str]]:
+    return list(sns_backends["123456789012"]["eu-west-3"].sms_messages.values())
+
+
+def add_contact(settings: Settings, sms_consent: str | None = "granted", **fields: Any) -> None:
+    contact = tables(settings).contacts(
+        contact_id="c1",
+        email="camille@example.com",
+        first_name="Camille",
+        locale="fr",
+        created_at=NOW,
+        updated_at=NOW,
+        **{"phone": PHONE, **fields},
+    )
+    if sms_consent:
+        contact.sms_consent = Consent(state=sms_consent, level="single_opt_in", source="test", at=NOW)
+    contact.save()
+
+
+def request(**overrides: Any) -> sms.SmsRequest:
+    payload = {
+        "scenario": "abandoned-cart",
+        "step": "s1-reminder",
+        "template": "abandoned-cart/1-reminder",
+        "category": "marketing",
+        "execution": EXECUTION,
+        "contact_id": "c1",
+        "trigger": TRIGGER,
+        **overrides,
+    }
+    return sms.SmsRequest.from_payload(payload)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+33612345678", "+33612345678"),
+        ("+33 6 12 34 56 78", "+33612345678"),
+        ("+33 (0)6 12 34 56 78", "+33612345678"),  # the trunk 0, dialled only from within the country
+        ("+1 (415) 555-0100", "+14155550100"),
+        ("0033612345678", "+33612345678"),
+        ("+1 415 555 0100", "+14155550100"),
+        ("+123456789012345", "+123456789012345"),  # 15 digits: the most E.164 allows
+        ("+1234567890123456", None),  # 16 digits
+        ("06 12 34 56 78", None),  # national: which country?
+        ("+0612345678", None),  # no country code starts with 0
+        ("+3", None),
+        ("+33 6 12 AB 56 78", None),
+        ("", None),
+        (None, None),
+        (33612345678, None),
+    ],
+)
+def test_only_e164_numbers_are_kept_after_removing_spacing(raw: object, expected: str | None) -> None:
+    assert normalise_phone(raw) == expected
+
+
+def test_a_consenting_contact_gets_the_sms_once_even_if_the_task_is_retried(
+    settings: Settings, published: list[dict[str, Any]]
+) -> None:
+    add_contact(settings)
+    first = sms.send_sms(request(), settings, Clock())
+    again = sms.send_sms(request(), settings, Clock())
+    assert first["status"] == "sent"
+    assert again == {"status": "duplicate", "reason": "this step was already sent for this execution"}
+    [(to, text)] = delivered()
+    assert to == PHONE
+    assert text.startswith("La Boutique : Camille, votre panier vous attend.")
+    assert "https://boutique.example/r/1" in text
+    record = tables(settings).sends.get(sms_send_id())
+    assert (record.channel, record.status, record.message_id) == ("sms", "sent", first["message_id"])
+
+
+def sms_send_id(execution: str = EXECUTION, step: str = "s1-reminder") -> str:
+    from shared.outbox import send_id
+
+    return send_id(execution, step)
+
+
+def test_the_same_step_in_another_execution_is_another_sms(settings: Settings) -> None:
+    add_contact(settings)
+    sms.send_sms(request(), settings, Clock())
+    sms.send_sms(request(execution=EXECUTION + "-again"), settings, Clock())
+    assert len(delivered()) == 2
+
+
+def test_a_marketing_sms_is_promotional_and_ends_with_the_stop_mention(
+    settings: Settings, published: list[dict[str, Any]]
+) -> None:
+    add_contact(settings)
+    sms.send_sms(request(), settings, Clock())
+    [(_, text)] = delivered()
+    assert text.endswith("\nSTOP : répondez STOP")
+    assert text.count("STOP") == 2  # the keyword, named once
+    [call] = published
+    assert call["MessageAttributes"] == {"AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Promotional"}}
+
+
+def test_the_stop_mention_and_the_sender_id_come_from_the_settings(
+    aws: dict[str, str], published: list[dict[str, Any]]
+) -> None:
+    settings = Settings.from_environ(
+        {**aws, "PARCOURS_SMS_STOP_TEXT": "STOP au 36180", "PARCOURS_SMS_SENDER_ID": "Boutique"}
+    )
+    add_contact(settings)
+    sms.send_sms(request(), settings, Clock())
+    [(_, text)] = delivered()
+    assert text.endswith("\nSTOP au 36180")
+    assert published[0]["MessageAttributes"]["AWS.SNS.SMS.SenderID"] == {
+        "DataType": "String",
+        "StringValue": "Boutique",
+    }
+
+
+def test_a_template_that_already_ends_with_the_stop_mention_gets_it_once() -> None:
+    assert sms.with_stop_mention("Hello\nSTOP au 36180\n", "STOP au 36180") == "Hello\nSTOP au 36180"
+    assert sms.with_stop_mention("Hello", "STOP au 36180") == "Hello\nSTOP au 36180"
+
+
+def test_a_transactional_sms_needs_no_sms_consent_is_transactional_and_has_no_stop_mention(
+    settings: Settings, published: list[dict[str, Any]]
+) -> None:
+    add_contact(settings, sms_consent=None)
+    assert sms.send_sms(request(category="transactional"), settings, Clock())["status"] == "sent"
+    [(_, text)] = delivered()
+    assert "STOP" not in text
+    assert published[0]["MessageAttributes"]["AWS.SNS.SMS.SMSType"]["StringValue"] == "Transactional"
+
+
+@pytest.mark.parametrize(
+    ("category", "consent", "fields", "reason"),
+    [
+        ("marketing", None, {}, "no SMS marketing consent"),
+        ("marketing", "denied", {}, "no SMS marketing consent"),
+        ("marketing", "unknown", {}, "no SMS marketing consent"),
+        ("marketing", "granted", {"suppressed": True}, "contact suppressed"),
+        ("transactional", None, {"suppressed": True}, "contact suppressed"),
+        ("marketing", "granted", {"phone": None}, "no phone number"),
+        ("transactional", None, {"phone": None}, "no phone number"),
+        (
+            "marketing",
+            "granted",
+            {"phone": "06 12 34 56 78"},
+            "phone number not in E.164 format (+ country code, at most 15 digits)",
+        ),
+        (
+            "transactional",
+            None,
+            {"phone": "+33612345678901234"},
+            "phone number not in E.164 format (+ country code, at most 15 digits)",
+        ),
+    ],
+)
+def test_an_sms_that_may_not_go_is_skipped_with_its_reason(
+    settings: Settings, category: str, consent: str | None, fields: dict[str, Any], reason: str
+) -> None:
+    add_contact(settings, consent, **fields)
+    assert sms.send_sms(request(category=category), settings, Clock()) == {"status": "skipped", "reason": reason}
+    assert delivered() == []
+
+
+def test_a_contact_erased_since_the_scenario_started_is_skipped(settings: Settings) -> None:
+    assert sms.send_sms(request(), settings, Clock()) == {"status": "skipped", "reason": "contact not found"}
+
+
+def test_a_goal_reached_meanwhile_stops_the_sms(settings: Settings) -> None:
+    add_contact(settings)
+    t = tables(settings)
+    enrolments.record(t, "c1", "abandoned-cart", EXECUTION, NOW)
+    enrolments.close(enrolments.of(t, "c1", "abandoned-cart")[0], "order.placed", NOW)
+    assert sms.send_sms(request(), settings, Clock()) == {"status": "skipped", "reason": "goal reached"}
+    assert delivered() == []
+
+
+@pytest.mark.parametrize("category", ["marketing", "transactional"])
+def test_a_number_on_the_sns_opt_out_list_is_skipped_and_the_opt_out_mirrored_on_the_contact(
+    settings: Settings, category: str
+) -> None:
+    add_contact(settings, phone=OPTED_OUT)
+    result = sms.send_sms(request(category=category), settings, Clock())
+    assert result == {"status": "skipped", "reason": "the number opted out of SMS (SNS opt-out list)"}
+    assert delivered() == []
+    contact = tables(settings).contacts.get("c1", consistent_read=True)
+    assert (contact.sms_consent.state, contact.sms_consent.source) == ("denied", "sns:opt-out")
+    assert [c.source for c in contact.sms_consent_history] == ["sns:opt-out"]
+    assert contact.email_consent is None  # email consent is another channel's
+    # Once mirrored, a later step changes nothing more.
+    sms.send_sms(request(category=category, step="s2"), settings, Clock())
+    assert len(tables(settings).contacts.get("c1", consistent_read=True).sms_consent_history) == 1
+
+
+class _BusySns:
+    def publish(self, **_: Any) -> None:
+        raise ClientError({"Error": {"Code": "Throttled", "Message": "slow down"}}, "Publish")
+
+
+class _RefusingSns:
+    def publish(self, **_: Any) -> None:
+        raise ClientError({"Error": {"Code": "InvalidParameter", "Message": "no"}}, "Publish")
+
+
+def test_sns_throttling_is_retryable_and_a_refusal_is_not() -> None:
+    with pytest.raises(SendDeferred):
+        sms.publish(_BusySns(), PHONE, "hi", "Promotional", None)  # type: ignore[arg-type]
+    with pytest.raises(SendRefused):
+        sms.publish(_RefusingSns(), PHONE, "hi", "Promotional", None)  # type: ignore[arg-type]
+
+
+def test_a_refused_publish_releases_the_claim_so_a_retry_can_send(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_contact(settings)
+    real = sms.publish
+
+    def refuse(*args: Any) -> str:
+        raise SendDeferred("Throttled")
+
+    monkeypatch.setattr(sms, "publish", refuse)
+    with pytest.raises(SendDeferred):
+        sms.send_sms(request(), settings, Clock())
+    monkeypatch.setattr(sms, "publish", real)
+    assert sms.send_sms(request(), settings, Clock())["status"] == "sent"
+
+
+def test_an_incomplete_payload_names_the_missing_field() -> None:
+    with pytest.raises(sms.InvalidSmsRequest, match="contact_id"):
+        sms.SmsRequest.from_payload({"scenario": "s", "step": "s1", "template": "t", "execution": "x"})
+
+
+def test_a_malformed_sender_id_is_a_configuration_error(aws: dict[str, str]) -> None:
+    from shared.settings import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="PARCOURS_SMS_SENDER_ID"):
+        Settings.from_environ({**aws, "PARCOURS_SMS_SENDER_ID": "La Boutique Paris"})
