@@ -88,14 +88,34 @@ def aws(aws_credentials: None, environ: dict[str, str]) -> Iterator[dict[str, st
 
 TIME_SCALE = 43200.0  # one simulated day every two seconds, as in the demo
 SHOPIFY_SECRET = "test-shopify-secret"
+CRM_SECRET = "test-crm-secret"
+SMS_SENDER_ID = "Boutique"
 
 
 @pytest.fixture(scope="session")
-def local() -> Iterator[Any]:
-    """One `parcours local` process for the session's scenario and end-to-end tests."""
+def crm() -> Iterator[Any]:
+    """The CRM the session's runtime notifies: a real HTTP server on 127.0.0.1 (tests/crm_receiver.py)."""
+    from tests.crm_receiver import CrmReceiver
+
+    receiver = CrmReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def local(crm: Any) -> Iterator[Any]:
+    """One `parcours local` process for the session's scenario and end-to-end tests, its CRM pointed at `crm`."""
     from infra.localprocess import RunningLocal
 
-    runtime = RunningLocal(time_scale=TIME_SCALE, secret=SHOPIFY_SECRET)
+    runtime = RunningLocal(
+        time_scale=TIME_SCALE,
+        secret=SHOPIFY_SECRET,
+        environ={
+            "PARCOURS_CRM_URL": crm.url,
+            "PARCOURS_CRM_SECRET": CRM_SECRET,
+            "PARCOURS_SMS_SENDER_ID": SMS_SENDER_ID,
+        },
+    )
     runtime.start()
     yield runtime
     runtime.stop()

@@ -1,0 +1,112 @@
+"""send_sms and notify_crm compiled from a fixture and executed by moto's Step Functions interpreter against the
+deployed act function: the SMS lands in the local outbox, a real HTTP server receives the CRM's signed POST."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from infra.localprocess import RunningLocal
+from shared.outbox import send_id
+from shared.storage import Consent, Tables
+from tests.conftest import CRM_SECRET, SMS_SENDER_ID
+from tests.crm_receiver import CrmReceiver
+from tests.scenarios.conftest import add_contact, deploy_fixture, entered_states, finished, start
+
+TRIGGER = {
+    "type": "checkout.started",
+    "event_id": "t",
+    "properties": {"recovery_url": "https://boutique.example/r/1"},
+}
+
+
+@pytest.fixture(scope="module")
+def machine(local: RunningLocal) -> str:
+    return deploy_fixture(local, "sms-and-crm")
+
+
+@pytest.fixture
+def receiver(crm: CrmReceiver) -> CrmReceiver:
+    crm.reset()
+    return crm
+
+
+def phone() -> str:
+    return f"+336{uuid.uuid4().int % 10**7:07d}0"  # never ending in 99, which moto's SNS lists as opted out
+
+
+def contact(store: Tables, number: str, sms_consent: str | None = "granted") -> str:
+    consent = Consent(state=sms_consent, level="single_opt_in", source="test", at=datetime.now(UTC))
+    fields: dict[str, Any] = {"phone": number, "first_name": "Camille"}
+    if sms_consent:
+        fields["sms_consent"] = consent
+    return add_contact(store, f"sms.{uuid.uuid4().hex[:8]}@example.com", **fields)
+
+
+def test_the_sms_goes_out_once_and_the_crm_receives_one_signed_post(
+    local: RunningLocal, store: Tables, machine: str, receiver: CrmReceiver
+) -> None:
+    number = phone()
+    contact_id = contact(store, number)
+    execution = start(local, machine, contact_id, trigger=TRIGGER)
+    assert finished(local, execution)["status"] == "SUCCEEDED"
+    assert entered_states(local, execution) == ["Send SMS s1-reminder", "Notify CRM handoff", "Done"]
+    [message] = local.outbox(to=number)
+    sent_at = message.pop("sent_at")
+    assert datetime.fromisoformat(sent_at) > datetime.now(UTC)  # simulated time runs ahead
+    assert message == {
+        "channel": "sms",
+        "to": number,
+        "from": SMS_SENDER_ID,
+        "subject": None,
+        "text": "La Boutique : Camille, votre panier vous attend. Reprenez votre commande : "
+        "https://boutique.example/r/1\nSTOP : répondez STOP",
+        "html": None,
+        "headers": {},
+        "scenario": "sms-and-crm",
+        "step": "s1-reminder",
+    }
+    [received] = receiver.received
+    assert received.verifies_with(CRM_SECRET)
+    assert not received.verifies_with("another-secret")
+    assert received.headers["x-parcours-delivery"] == send_id(execution, "handoff")
+    body = received.json()
+    assert (body["type"], body["scenario"], body["step"]) == ("qualified", "sms-and-crm", "handoff")
+    assert (body["contact"]["contact_id"], body["contact"]["phone"]) == (contact_id, number)
+    assert body["trigger"] == {"type": "checkout.started", "properties": TRIGGER["properties"]}
+
+
+def test_a_contact_without_sms_consent_gets_no_sms_and_the_crm_is_still_notified(
+    local: RunningLocal, store: Tables, machine: str, receiver: CrmReceiver
+) -> None:
+    number = phone()
+    execution = start(local, machine, contact(store, number, sms_consent=None), trigger=TRIGGER)
+    assert finished(local, execution)["status"] == "SUCCEEDED"
+    assert local.outbox(to=number) == []
+    assert len(receiver.received) == 1
+
+
+def test_a_crm_answering_503_is_retried_by_the_task_with_the_same_delivery_id(
+    local: RunningLocal, store: Tables, machine: str, receiver: CrmReceiver
+) -> None:
+    receiver.answer(503)
+    number = phone()
+    execution = start(local, machine, contact(store, number), trigger=TRIGGER)
+    assert finished(local, execution, seconds=60)["status"] == "SUCCEEDED"
+    first, retry = receiver.received
+    assert first.headers["x-parcours-delivery"] == retry.headers["x-parcours-delivery"] == send_id(execution, "handoff")
+    assert retry.verifies_with(CRM_SECRET)
+    assert len(local.outbox(to=number)) == 1  # the SMS before it was not sent again
+
+
+def test_a_crm_refusing_with_400_fails_the_step_without_retrying(
+    local: RunningLocal, store: Tables, machine: str, receiver: CrmReceiver
+) -> None:
+    receiver.answer(400)
+    execution = start(local, machine, contact(store, phone()), trigger=TRIGGER)
+    assert finished(local, execution)["status"] == "FAILED"
+    assert entered_states(local, execution)[-2:] == ["Notify CRM handoff", "Step failed"]
+    assert len(receiver.received) == 1
