@@ -32,3 +32,20 @@ def test_graph_prints_mermaid_and_writes_the_svg(tmp_path: Path, capsys: pytest.
 def test_graph_of_an_unknown_scenario_names_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["graph", "nope"]) == 2
     assert "known: abandoned-cart, loyalty, onboarding, post-purchase, welcome" in capsys.readouterr().err
+
+
+def test_local_with_a_crm_url_but_no_signing_secret_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PARCOURS_CRM_SECRET", raising=False)
+    assert main(["local", "--crm-url", "http://127.0.0.1:9/crm"]) == 2
+    assert "a CRM URL needs PARCOURS_CRM_SECRET" in capsys.readouterr().err
+
+
+def test_the_crm_url_may_come_from_the_environment_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.local import LocalRuntime, LocalRuntimeError
+
+    with pytest.raises(LocalRuntimeError, match="PARCOURS_CRM_SECRET"):
+        LocalRuntime(environ={"PARCOURS_CRM_URL": "http://127.0.0.1:9/crm"})
+    runtime = LocalRuntime(environ={"PARCOURS_CRM_SECRET": "s"}, crm_url="http://127.0.0.1:9/crm")
+    assert runtime.environ["PARCOURS_CRM_URL"] == "http://127.0.0.1:9/crm"
