@@ -9,6 +9,7 @@ answer was lost posts again with the same delivery id.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import re
 import time
@@ -93,7 +94,7 @@ def post(url: str, raw: bytes, headers: dict[str, str], timeout: float = TIMEOUT
             status = int(response.status)
     except urllib.error.HTTPError as error:
         status = int(error.code)
-    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as error:  # timeouts, resets, garbled answers
         raise CrmDeferred(f"CRM unreachable: {type(error).__name__}") from error
     if 200 <= status < 300:
         return status

@@ -201,3 +201,22 @@ def test_the_body_is_compact_json_with_non_ascii_kept(settings: Settings, receiv
     raw = receiver.received[0].body
     assert "Zoé".encode() in raw
     assert json.loads(raw)["contact"]["first_name"] == "Zoé"
+
+
+def test_a_garbled_answer_is_retried() -> None:
+    import socket
+    import threading
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+
+        def answer_nonsense() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+        threading.Thread(target=answer_nonsense, daemon=True).start()
+        with pytest.raises(crm.CrmDeferred, match="unreachable"):
+            crm.post(f"http://127.0.0.1:{server.getsockname()[1]}/x", b"{}", {})
