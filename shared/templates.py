@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateNotFound, TemplateSyntaxError
 from jinja2.runtime import Context
@@ -58,7 +58,7 @@ def text_environment(root: Path = DEFAULT_ROOT) -> SandboxedEnvironment:
     )
 
 
-def template_name(name: str, locale: str, root: Path = DEFAULT_ROOT, kind: str = "email") -> str:
+def template_name(name: str, locale: str, root: Path = DEFAULT_ROOT, kind: Literal["email", "sms"] = "email") -> str:
     """The file for this locale, falling back to the other shipped locale."""
     suffix = "txt" if kind == "sms" else "html"
     for candidate in (locale, *[other for other in LOCALES if other != locale]):
@@ -142,7 +142,7 @@ class RenderedSms:
 
 
 def render_sms(name: str, locale: str, context: dict[str, Any], root: Path = DEFAULT_ROOT) -> RenderedSms:
-    """The SMS text, stripped, with its lines joined as written; errors name the file and line."""
+    """The SMS text as written, without surrounding blank lines; errors name the file and line."""
     path = template_name(name, locale, root, kind="sms")
     context = {**context, "locale": path.split(".")[-2]}
     try:
