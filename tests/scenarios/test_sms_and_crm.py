@@ -19,7 +19,7 @@ from tests.scenarios.conftest import add_contact, deploy_fixture, entered_states
 TRIGGER = {
     "type": "checkout.started",
     "event_id": "t",
-    "properties": {"recovery_url": "https://boutique.example/r/1"},
+    "properties": {"recovery_url": "https://boutique.example/r/1", "lines": [], "currency": "EUR"},
 }
 
 
@@ -38,22 +38,31 @@ def phone() -> str:
     return f"+336{uuid.uuid4().int % 10**7:07d}0"  # never ending in 99, which moto's SNS lists as opted out
 
 
-def contact(store: Tables, number: str, sms_consent: str | None = "granted") -> str:
+def contact(store: Tables, number: str, sms_consent: str | None = "granted", email: str | None = None) -> str:
     consent = Consent(state=sms_consent, level="single_opt_in", source="test", at=datetime.now(UTC))
     fields: dict[str, Any] = {"phone": number, "first_name": "Camille"}
     if sms_consent:
         fields["sms_consent"] = consent
-    return add_contact(store, f"sms.{uuid.uuid4().hex[:8]}@example.com", **fields)
+    return add_contact(store, email or f"sms.{uuid.uuid4().hex[:8]}@example.com", **fields)
 
 
 def test_the_sms_goes_out_once_and_the_crm_receives_one_signed_post(
     local: RunningLocal, store: Tables, machine: str, receiver: CrmReceiver
 ) -> None:
-    number = phone()
-    contact_id = contact(store, number)
+    number, address = phone(), f"sms.{uuid.uuid4().hex[:8]}@example.com"
+    contact_id = contact(store, number, email=address)
     execution = start(local, machine, contact_id, trigger=TRIGGER)
     assert finished(local, execution)["status"] == "SUCCEEDED"
-    assert entered_states(local, execution) == ["Send SMS s1-reminder", "Notify CRM handoff", "Done"]
+    assert entered_states(local, execution) == [
+        "Send SMS s1-reminder",
+        "Send email e1-reminder",
+        "Notify CRM handoff",
+        "Done",
+    ]
+    # The outbox lists both channels together, oldest first: the SMS before the email sent after it.
+    ours = [m for m in local.outbox() if m["to"] in (address, number)]
+    assert [m["channel"] for m in ours] == ["sms", "email"]
+    assert datetime.fromisoformat(ours[0]["sent_at"]) <= datetime.fromisoformat(ours[1]["sent_at"])
     [message] = local.outbox(to=number)
     sent_at = message.pop("sent_at")
     assert datetime.fromisoformat(sent_at) > datetime.now(UTC)  # simulated time runs ahead

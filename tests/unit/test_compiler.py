@@ -229,7 +229,13 @@ def test_wait_until_plans_the_seconds_then_waits_on_them() -> None:
 def test_an_sms_and_a_crm_notification_are_one_task_each_with_retries() -> None:
     definition = compiler.compile_scenario(load(ROOT / "tests/fixtures/scenarios/sms-and-crm.yaml", ROOT / "templates"))
     states = definition["States"]
-    assert list(states) == ["Send SMS s1-reminder", "Notify CRM handoff", "Done", "Step failed"]
+    assert list(states) == [
+        "Send SMS s1-reminder",
+        "Send email e1-reminder",
+        "Notify CRM handoff",
+        "Done",
+        "Step failed",
+    ]
     sms = states["Send SMS s1-reminder"]
     assert sms["Parameters"]["Payload"] == {
         "action": "send_sms",
@@ -241,7 +247,7 @@ def test_an_sms_and_a_crm_notification_are_one_task_each_with_retries() -> None:
         "category": "marketing",
         "trigger.$": "$.trigger",
     }
-    assert sms["Next"] == "Notify CRM handoff"
+    assert sms["Next"] == "Send email e1-reminder"
     crm = states["Notify CRM handoff"]
     assert crm["Parameters"]["Payload"]["action"] == "notify_crm"
     assert crm["Parameters"]["Payload"]["type"] == "qualified"
