@@ -92,6 +92,12 @@ def entered_states(local: RunningLocal, execution: str) -> list[str]:
     return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
 
+def machine(local: RunningLocal, scenario_id: str) -> str:
+    """The ARN of a shipped scenario's state machine, as template.yaml deployed it."""
+    logical_id = "".join(part.capitalize() for part in scenario_id.split("-")) + "StateMachine"
+    return local.physical_ids()[logical_id]
+
+
 def deploy_fixture(local: RunningLocal, name: str) -> str:
     """A fixture scenario from tests/fixtures/scenarios, deployed beside the stack's state machines and wired to
     its act function, as template.yaml wires the shipped ones."""

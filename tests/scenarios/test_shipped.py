@@ -17,7 +17,7 @@ from infra import build, validation
 from infra.localprocess import RunningLocal
 from shared.scenario import Scenario, SendEmail, Wait
 from shared.storage import Tables
-from tests.scenarios.conftest import add_contact, entered_states, finished, stack_tables, start
+from tests.scenarios.conftest import add_contact, entered_states, finished, machine, stack_tables, start
 
 COMPILED = build.compile_all()
 # Straight series of ten days or less: every state runs for a consenting contact (longer ones, such as the 60 days
@@ -35,11 +35,6 @@ class Run:
     scenario: Scenario
     email: str
     execution: str
-
-
-def machine(local: RunningLocal, scenario_id: str) -> str:
-    logical_id = "".join(part.capitalize() for part in scenario_id.split("-")) + "StateMachine"
-    return local.physical_ids()[logical_id]
 
 
 @pytest.fixture(scope="module")
