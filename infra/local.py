@@ -32,6 +32,7 @@ from email import message_from_string
 from email.message import Message
 from email.utils import parseaddr, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -173,6 +174,7 @@ class LocalRuntime:
         from moto.awslambda_simple.models import LambdaSimpleBackend
         from moto.sns.models import SNSBackend
         from moto.stepfunctions.models import StateMachine
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
         from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
             WaitFunction,
@@ -234,6 +236,10 @@ class LocalRuntime:
         setattr(Timeout, "_eval_body", timeout_body)  # noqa: B010
         setattr(LambdaSimpleBackend, "invoke", invoke)  # noqa: B010 (monkeypatching moto, on purpose)
         setattr(WaitFunction, "_wait_interval", wait_interval)  # noqa: B010
+        # A Task's Retry interval (2 s, then 4 s...) is simulated time too: unscaled, one retry would last a
+        # simulated day and push every later step of the journey.
+        scaled_time = SimpleNamespace(sleep=lambda seconds: time.sleep(runtime.clock.real_seconds(seconds)))
+        setattr(retrier_decl, "time", scaled_time)  # noqa: B010
         setattr(StateMachine, "create_from_cloudformation_json", classmethod(create_state_machine))  # noqa: B010
 
     # ---- deployment -------------------------------------------------------------------------------------------
