@@ -2,9 +2,11 @@
 
 What AWS would do and moto does not is done here, and only that: running Lambda handlers (moto's Docker-less
 Lambda returns a canned answer), serving the HTTP API routes (moto skips AWS::ApiGatewayV2), applying
-DefinitionSubstitutions, creating the SES configuration set moto's CloudFormation skips, verifying the sender's
-domain (an operator's one-time step in AWS), keeping the attributes of published SMS (moto drops them; the outbox
-shows the sender id), and scaling time for Wait states along with the one clock.
+DefinitionSubstitutions, creating the SES configuration set and the SNS subscriptions moto's CloudFormation skips,
+delivering SNS messages to subscribed functions (moto's SNS calls its Docker Lambda), keeping the tags of each
+sent email (moto's SESv2 drops them) for the SES events the local route `/_local/ses-event` publishes, verifying
+the sender's domain (an operator's one-time step in AWS), keeping the attributes of published SMS (moto drops them;
+the outbox shows the sender id), and scaling time for Wait states along with the one clock.
 """
 
 from __future__ import annotations
@@ -113,6 +115,8 @@ class LocalRuntime:
         self._http: ThreadingHTTPServer | None = None
         self._sends_table = ""
         self._sms_attributes: dict[str, dict[str, Any]] = {}  # SNS message id -> the attributes it was sent with
+        self.ses_sends: dict[str, dict[str, Any]] = {}  # SES message id -> {tags, configuration_set}
+        self.email_events_topic: str | None = None  # where the configuration set publishes SES events
 
     @property
     def api_url(self) -> str:
@@ -172,6 +176,7 @@ class LocalRuntime:
 
     def _patch_moto(self) -> None:
         from moto.awslambda_simple.models import LambdaSimpleBackend
+        from moto.sesv2.responses import SESV2Response
         from moto.sns.models import SNSBackend
         from moto.stepfunctions.models import StateMachine
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -192,6 +197,42 @@ class LocalRuntime:
             response_headers: dict[str, Any],
         ) -> bytes:
             return runtime._invoke(backend, function_name, body, response_headers)
+
+        def send_sns_message(
+            backend: Any, function_name: str, message: str, subject: str | None = None, qualifier: Any = None
+        ) -> None:
+            # moto's SNS hands the message to its Docker Lambda; Lambda would run the subscribed handler.
+            record = {
+                "EventVersion": "1.0",
+                "EventSource": "aws:sns",
+                "EventSubscriptionArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:local-subscription",
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": str(uuid.uuid4()),
+                    "TopicArn": runtime.email_events_topic or "",
+                    "Subject": subject,
+                    "Message": message,
+                    "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                    "SignatureVersion": "1",
+                    "Signature": "local",
+                    "SigningCertUrl": "",
+                    "UnsubscribeUrl": "",
+                    "MessageAttributes": {},
+                },
+            }
+            runtime._invoke(backend, function_name, json.dumps({"Records": [record]}), {})
+
+        original_send_email = SESV2Response.send_email
+
+        def send_email(response: Any) -> str:
+            # SES keeps a message's tags and configuration set for the events it publishes about it.
+            answer: str = original_send_email(response)
+            params = json.loads(response.body)
+            runtime.ses_sends[json.loads(answer)["MessageId"]] = {
+                "tags": {tag["Name"]: tag["Value"] for tag in params.get("EmailTags") or []},
+                "configuration_set": params.get("ConfigurationSetName"),
+            }
+            return answer
 
         def wait_interval(wait_function: Any, env: Any, wait_seconds: int) -> None:
             deadline = time.monotonic() + runtime.clock.real_seconds(wait_seconds)
@@ -235,6 +276,8 @@ class LocalRuntime:
         setattr(SNSBackend, "publish", publish)  # noqa: B010
         setattr(Timeout, "_eval_body", timeout_body)  # noqa: B010
         setattr(LambdaSimpleBackend, "invoke", invoke)  # noqa: B010 (monkeypatching moto, on purpose)
+        setattr(LambdaSimpleBackend, "send_sns_message", send_sns_message)  # noqa: B010
+        setattr(SESV2Response, "send_email", send_email)  # noqa: B010
         setattr(WaitFunction, "_wait_interval", wait_interval)  # noqa: B010
         # A Task's Retry interval (2 s, then 4 s...) is simulated time too: unscaled, one retry would last a
         # simulated day and push every later step of the journey.
@@ -277,18 +320,30 @@ class LocalRuntime:
             if r.get("LogicalResourceId")  # moto lists the resource types it skipped without names
         }
         self._sends_table = physical["SendsTable"]
-        self._complete_skipped_resources(translated, parameters["SenderEmail"])
+        self._complete_skipped_resources(translated, parameters["SenderEmail"], physical)
         self._configure_handlers(translated, physical)
         for route in samtemplate.http_routes(sam):
             self.routes[(route.method, route.path)] = physical[route.function]
 
-    def _complete_skipped_resources(self, translated: dict[str, Any], sender: str) -> None:
+    def _complete_skipped_resources(self, translated: dict[str, Any], sender: str, physical: dict[str, str]) -> None:
         import boto3
 
         sesv2 = boto3.client("sesv2", region_name=REGION)
+        sns = boto3.client("sns", region_name=REGION)
+        lambda_client = boto3.client("lambda", region_name=REGION)
         for resource in translated["Resources"].values():
+            props = resource.get("Properties", {})
             if resource["Type"] == "AWS::SES::ConfigurationSet":
                 sesv2.create_configuration_set(ConfigurationSetName=f"{STACK}-email")
+            elif resource["Type"] == "AWS::SES::ConfigurationSetEventDestination":
+                self.email_events_topic = physical[props["EventDestination"]["SnsDestination"]["TopicARN"]["Ref"]]
+            elif resource["Type"] == "AWS::SNS::Subscription" and props.get("Protocol") == "lambda":
+                topic = physical[props["TopicArn"]["Ref"]]
+                function = physical[props["Endpoint"]["Fn::GetAtt"][0]]
+                arn = lambda_client.get_function(FunctionName=function)["Configuration"]["FunctionArn"]
+                known = sns.list_subscriptions_by_topic(TopicArn=topic)["Subscriptions"]
+                if not any(sub["Endpoint"] == arn for sub in known):
+                    sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=arn)
         # In AWS the operator verifies the sending domain once (DKIM records); locally we do it for them.
         boto3.client("ses", region_name=REGION).verify_domain_identity(Domain=sender.partition("@")[2])
 
@@ -397,6 +452,10 @@ class LocalRuntime:
             now = {"now": self.clock.now().isoformat(), "time_scale": self.time_scale}
             self._reply(request, 200, {"content-type": "application/json"}, json.dumps(now).encode())
             return
+        if method == "POST" and url.path == "/_local/ses-event":
+            status, answer = self.ses_event(body)
+            self._reply(request, status, {"content-type": "application/json"}, json.dumps(answer).encode())
+            return
         if method == "GET" and url.path == "/_local/outbox.html":
             self._reply(request, 200, {"content-type": "text/html; charset=utf-8"}, outbox_page(self.outbox()))
             return
@@ -504,7 +563,7 @@ class LocalRuntime:
         from moto.sns.models import sns_backends
 
         emails = [
-            _email_entry(message.raw_data)
+            {**_email_entry(message.raw_data), "message_id": message.id}
             for message in list(ses_backends[ACCOUNT][REGION].sent_messages)
             if hasattr(message, "raw_data")
         ]
@@ -539,6 +598,63 @@ class LocalRuntime:
                     "sent_at": item["sent_at"]["S"] if "sent_at" in item else None,
                 }
         return records
+
+    # ---- SES events -------------------------------------------------------------------------------------------
+    def ses_event(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """`POST /_local/ses-event` {message_id | to + step, type: open | click, link}: what SES publishes when
+        the recipient opens the message or clicks a link, published on the configuration set's topic."""
+        import boto3
+
+        try:
+            request = json.loads(body or b"{}")
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return 400, {"error": "body is not JSON"}
+        if not isinstance(request, dict) or request.get("type") not in ("open", "click"):
+            return 400, {"error": "type must be open or click"}
+        if request["type"] == "click" and not isinstance(request.get("link"), str):
+            return 400, {"error": "a click needs the link clicked"}
+        sent = [
+            entry
+            for entry in self.outbox()
+            if entry["channel"] == "email"
+            and (
+                entry["message_id"] == request.get("message_id")
+                or (entry["to"] == request.get("to") and entry["step"] == request.get("step"))
+            )
+        ]
+        if not sent:
+            return 404, {"error": "no message sent with that message_id, or to that address at that step"}
+        entry = sent[-1]
+        send = self.ses_sends.get(entry["message_id"], {"tags": {}, "configuration_set": None})
+        if send["configuration_set"] is None or self.email_events_topic is None:
+            return 409, {"error": "the message was sent without a configuration set: SES publishes no event"}
+        now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        ses_type = "Open" if request["type"] == "open" else "Click"
+        detail: dict[str, Any] = {"ipAddress": "127.0.0.1", "timestamp": now, "userAgent": "parcours local"}
+        if ses_type == "Click":
+            detail.update({"link": request["link"], "linkTags": {}})
+        tags = {
+            "ses:configuration-set": [send["configuration_set"]],
+            "ses:from-domain": [parseaddr(entry["from"] or "")[1].partition("@")[2]],
+            **{name: [value] for name, value in send["tags"].items()},
+        }
+        event = {
+            "eventType": ses_type,
+            "mail": {
+                "timestamp": entry["sent_at"],
+                "source": parseaddr(entry["from"] or "")[1],
+                "sendingAccountId": ACCOUNT,
+                "messageId": entry["message_id"],
+                "destination": [entry["to"]],
+                "headersTruncated": False,
+                "tags": tags,
+            },
+            ses_type.lower(): detail,
+        }
+        published = boto3.client("sns", region_name=REGION).publish(
+            TopicArn=self.email_events_topic, Message=json.dumps(event)
+        )
+        return 202, {"published": published["MessageId"], "message_id": entry["message_id"], "type": ses_type}
 
 
 def _part(message: Message, subtype: str) -> str | None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from datetime import time as dtime
 from typing import Any
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from shared import conditions, crm, enrolments, ingestion, moments, secrets, sending, sms
+from shared import conditions, crm, enrolments, ingestion, moments, outbox, secrets, sending, sms
 from shared.events import LIST_JOINED, LIST_LEFT, SCORE_CHANGED, ContactFacts, Event
 from shared.settings import Settings
 from shared.storage import ContactModel, EventModel, StorageError, get_or_none, tables
@@ -33,14 +33,30 @@ def evaluate(payload: dict[str, Any], settings: Settings, now: datetime) -> dict
     t = tables(settings)
     contact_id = str(_field(payload, "contact_id"))
     contact = get_or_none(t.contacts, contact_id, consistent=True)
+    execution = str(payload.get("execution", ""))
 
-    def history(event_type: str, within: int) -> int:
-        """One bounded query of the contact's own recent events (never a scan)."""
-        since = (now - timedelta(seconds=within)).isoformat()
-        recent = t.events.query(contact_id, EventModel.at_id >= since, filter_condition=EventModel.type == event_type)
-        return sum(1 for _ in recent)
+    def history(event_type: str, since: datetime, where: dict[str, Any] | None) -> int:
+        """One bounded query of the contact's own events since a moment (never a scan)."""
+        recent = t.events.query(
+            contact_id, EventModel.at_id >= since.isoformat(), filter_condition=EventModel.type == event_type
+        )
+        return sum(1 for event in recent if conditions.matches(where, event.properties or {}))
 
-    return {"value": conditions.holds(condition, contact, history)}
+    def sent(step: str) -> tuple[str, datetime] | None:
+        """This execution's send at `step`, read by its key."""
+        record = get_or_none(t.sends, outbox.send_id(execution, step), consistent=True)
+        if record is None or record.message_id is None or record.sent_at is None:
+            return None
+        return str(record.message_id), record.sent_at
+
+    facts = conditions.Facts(
+        now=now,
+        default_timezone=settings.default_timezone,
+        scenario=str(payload.get("scenario", "")),
+        history=history,
+        sent=sent,
+    )
+    return {"value": conditions.holds(condition, contact, facts)}
 
 
 def add_score(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
@@ -157,6 +173,22 @@ def _crm_secret(settings: Settings) -> str:
     return secrets.resolve(settings.crm_secret, settings.crm_secret_parameter, "CRM signing secret")
 
 
+def leave(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
+    """A capped scenario's last Task (on the way to Done or to Step failed): closes the enrolment as finished and
+    frees the contact's place, once (a retry, or a goal that stopped it first, frees nothing more)."""
+    freed = enrolments.finish(
+        tables(settings),
+        str(_field(payload, "contact_id")),
+        str(_field(payload, "scenario")),
+        str(_field(payload, "execution")),
+        None,
+        now,
+        capped=True,
+        region=settings.region,
+    )
+    return {"status": "done" if freed else "unchanged"}
+
+
 def perform(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Runs the Task the state machine asked for (its `action`)."""
     action = payload.get("action")
@@ -180,4 +212,6 @@ def perform(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
         return set_attribute(payload, settings)
     if action in ("add_to_list", "remove_from_list"):
         return change_list(payload, settings, action == "add_to_list", now)
+    if action == "leave":
+        return leave(payload, settings, now)
     raise InvalidAction(f"unknown action {action!r}")

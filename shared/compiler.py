@@ -12,6 +12,9 @@ Transitions per step kind (Standard workflows bill each one):
   wait_for                                                    1 (a Task holding a task token until the event
                                                                  or its timeout; nothing polls)
   exit, and the end of the steps                              1 (the Succeed state)
+  entry cap (`entry: {cap: N}`)                               +1 per execution: a final "Leave" Task before
+                                                                 the end (also on the failure path) frees the
+                                                                 contact's place and closes the enrolment
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from shared.scenario import (
 ACT_FUNCTION = "${ActFunctionArn}"  # filled by the template's DefinitionSubstitutions
 DONE = "Done"
 FAILED = "Step failed"
+LEAVE = "Leave"  # capped scenarios only: frees the contact's place, then Done
+LEAVE_FAILED = "Leave after a failure"  # ... then Step failed
 
 RETRYABLE = [
     "Lambda.ServiceException",
@@ -79,7 +84,7 @@ class _Node:
 
 class _Planner:
     def __init__(self) -> None:
-        self.names: set[str] = {DONE, FAILED}
+        self.names: set[str] = {DONE, FAILED, LEAVE, LEAVE_FAILED}
 
     def unique(self, name: str) -> str:
         while name in self.names:
@@ -142,7 +147,13 @@ RETRY = [{"ErrorEquals": RETRYABLE, "IntervalSeconds": 2, "MaxAttempts": 6, "Bac
 CATCH_ALL = {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": FAILED}
 
 
-def _task(payload: dict[str, Any], next_state: str, comment: str, result: dict[str, str]) -> dict[str, Any]:
+def _task(
+    payload: dict[str, Any],
+    next_state: str,
+    comment: str,
+    result: dict[str, str],
+    catch: dict[str, Any] = CATCH_ALL,
+) -> dict[str, Any]:
     return {
         "Type": "Task",
         "Comment": comment,
@@ -151,7 +162,7 @@ def _task(payload: dict[str, Any], next_state: str, comment: str, result: dict[s
         "ResultSelector": result,
         "ResultPath": "$.last",
         "Retry": RETRY,
-        "Catch": [CATCH_ALL],
+        "Catch": [catch],
         "Next": next_state,
     }
 
@@ -160,6 +171,22 @@ class _Linker:
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         self.states: dict[str, Any] = {}
+        capped = scenario.entry_cap is not None
+        self.end = LEAVE if capped else DONE  # where the steps and every exit lead
+        self.catch = {**CATCH_ALL, "Next": LEAVE_FAILED} if capped else CATCH_ALL
+
+    def task(self, payload: dict[str, Any], following: str, comment: str, result: dict[str, str]) -> dict[str, Any]:
+        return _task(payload, following, comment, result, self.catch)
+
+    def leave_states(self) -> None:
+        """A capped scenario's last Task, on the way to Done and to Step failed: frees the place, once."""
+        if self.end != LEAVE:
+            return
+        comment = "Frees the contact's place in the capped scenario and closes the enrolment as finished."
+        for name, following in ((LEAVE, DONE), (LEAVE_FAILED, FAILED)):
+            state = _task(self.base("leave", "leave"), following, comment, {"status.$": "$.Payload.status"})
+            state["ResultPath"] = "$.left"
+            self.states[name] = state
 
     def base(self, step_id: str, action: str) -> dict[str, Any]:
         return {
@@ -180,7 +207,7 @@ class _Linker:
     def emit(self, node: _Node, following: str) -> str:
         step = node.step
         if isinstance(step, Exit):
-            return DONE
+            return self.end
         if isinstance(step, Wait):
             self.states[node.name] = {"Type": "Wait", "Seconds": step.seconds, "Next": following}
         elif isinstance(step, SendEmail):
@@ -194,7 +221,7 @@ class _Linker:
             if node.variant:
                 payload["variant"] = node.variant
             comment = f"Renders {step.template} and sends it once, after re-checking consent and suppression."
-            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
+            self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, SendSms):
             payload = {
                 **self.base(step.id, "send_sms"),
@@ -208,29 +235,29 @@ class _Linker:
                 f"Renders the SMS {step.template} and sends it once through SNS, after re-checking the number, "
                 "consent, suppression, the goal and SNS's opt-out list."
             )
-            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
+            self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, NotifyCrm):
             payload = {**self.base(step.id, "notify_crm"), "type": step.type, "trigger.$": "$.trigger"}
             comment = f"POSTs a signed {step.type} notification about the contact to the CRM (skipped if none)."
-            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
+            self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, SetAttribute):
             payload = {**self.base(step.id, "set_attribute"), "name": step.name, "value": step.value}
             comment = f"Sets the contact's attribute {step.name}."
-            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
+            self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, AddScore):
             payload = {**self.base(step.id, "add_score"), "points": step.points}
             comment = f"Adds {step.points} points to the contact's score, atomically."
-            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
+            self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, ListChange):
             action = "add_to_list" if step.add else "remove_from_list"
             payload = {**self.base(step.id, action), "list": step.list}
             comment = f"{'Adds the contact to' if step.add else 'Removes the contact from'} the list {step.list}."
-            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
+            self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, If):
             then_first = self.link(node.branches[0], following)
             else_first = self.link(node.branches[1], following)
             payload = {**self.base(step.id, "evaluate"), "condition": step.condition}
-            self.states[node.check] = _task(
+            self.states[node.check] = self.task(
                 payload,
                 node.name,
                 f"Evaluates the condition of {step.id} on the contact as it is now.",
@@ -244,7 +271,7 @@ class _Linker:
             return node.check
         elif isinstance(step, WaitUntil):
             payload = {**self.base(step.id, "plan_wait"), "time": step.at, "weekdays": list(step.weekdays)}
-            self.states[node.check] = _task(
+            self.states[node.check] = self.task(
                 payload,
                 node.name,
                 f"Works out how long until {step.at} in the contact's time zone.",
@@ -273,7 +300,7 @@ class _Linker:
                 "Retry": RETRY,
                 "Catch": [
                     {"ErrorEquals": ["States.Timeout"], "ResultPath": "$.timeout", "Next": timeout_first},
-                    CATCH_ALL,
+                    self.catch,
                 ],
                 "Next": event_first,
             }
@@ -290,7 +317,8 @@ class _Linker:
 def compile_scenario(scenario: Scenario) -> dict[str, Any]:
     nodes = _Planner().plan(scenario.steps, 0, None)
     linker = _Linker(scenario)
-    start = linker.link(nodes, DONE)
+    start = linker.link(nodes, linker.end)
+    linker.leave_states()
     states = {name: linker.states[name] for name in _order(start, linker.states)}
     states[DONE] = {"Type": "Succeed"}
     if any(state["Type"] == "Task" for state in states.values()):  # Step Functions refuses unreachable states
@@ -332,7 +360,11 @@ def catalogue_entry(scenario: Scenario) -> dict[str, Any]:
     """What the process function needs to start this scenario, without reading YAML at run time."""
     return {
         "trigger": {"event": scenario.trigger_event, "where": scenario.trigger_where},
-        "entry": {"consent": scenario.entry_consent, "re_entry": scenario.re_entry},
+        "entry": {
+            "consent": scenario.entry_consent,
+            "re_entry": scenario.re_entry,
+            **({"cap": scenario.entry_cap} if scenario.entry_cap is not None else {}),
+        },
         "goal": {"event": scenario.goal_event} if scenario.goal_event else None,
         "category": scenario.category,
     }

@@ -7,8 +7,17 @@ Forms (JSON once compiled):
   {"attribute": NAME, "in": [VALUES]}           ... is one of VALUES
   {"in_list": LIST} / {"not_in_list": LIST}     list membership
   {"event": TYPE, "at_least": N, "within": S}   behaviour: N or more such events in the last S seconds
-                                                (also "at_most"; read from the contact's own history)
+                                                (also "at_most"; read from the contact's own history;
+                                                optional "where": a filter on the events' properties)
+  {"age": {"gte": 18}}                          whole years since the custom attribute `birthday` (ISO
+                                                date), today in the contact's time zone; also gt, lt, lte,
+                                                equals. No or malformed birthday: does not hold
+  {"opened": STEP} / {"clicked": STEP}          the contact opened / clicked the email this execution sent
+                                                at send step STEP (SES feedback, email.opened / .clicked)
   {"all": [...]}, {"any": [...]}, {"not": {...}}
+
+Each behaviour, opened or clicked condition costs one bounded query of the contact's own history (a key range
+from a start time, never a scan); opened and clicked also read this execution's send record by key.
 """
 
 from __future__ import annotations
@@ -16,16 +25,23 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Protocol
 
 from shared.consent import refusal_for_marketing_email
+from shared.events import EMAIL_CLICKED, EMAIL_OPENED
+from shared.moments import zone
 from shared.storage import ContactModel
 
 PROFILE_FIELDS = ("email", "first_name", "last_name", "locale")
 COUNTERS = ("orders_count", "total_spent", "score")  # kept on the contact, read in O(1)
-COMPARISONS = ("equals", "not_equals", "gt", "gte", "lt", "lte", "in", "exists")
+COMPARISONS = ("equals", "not_equals", "gt", "gte", "lt", "lte", "in", "exists", "contains")
+AGE_TESTS = ("equals", "gt", "gte", "lt", "lte")
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+STEP_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+MESSAGE_EVENTS = {"opened": EMAIL_OPENED, "clicked": EMAIL_CLICKED}
 
 
 class ConditionError(ValueError):
@@ -55,14 +71,34 @@ def check(condition: Any, where: str = "condition") -> None:
         if not isinstance(condition["event"], str) or not condition["event"]:
             raise ConditionError(f"{where}: event names an event type such as order.placed")
         bounds = keys & {"at_least", "at_most"}
-        if len(bounds) != 1 or keys - {"event", "at_least", "at_most", "within"} or "within" not in keys:
-            raise ConditionError(f"{where}: a behaviour condition is {{event, at_least or at_most, within}}")
+        if len(bounds) != 1 or keys - {"event", "at_least", "at_most", "within", "where"} or "within" not in keys:
+            raise ConditionError(
+                f"{where}: a behaviour condition is {{event, at_least or at_most, within}} and optionally where"
+            )
+        if "where" in keys:
+            check_where(condition["where"], f"{where}.where")
         count = whole(condition[next(iter(bounds))])
         if count is None or count < 0:
             raise ConditionError(f"{where}: {next(iter(bounds))} is a whole number")
         within = whole(condition["within"])
         if within is None or within <= 0:
             raise ConditionError(f"{where}: within is a duration")
+    elif keys == {"age"}:
+        test = condition["age"]
+        if not isinstance(test, dict) or len(test) != 1 or next(iter(test)) not in AGE_TESTS:
+            raise ConditionError(
+                f"{where}: age takes exactly one of {', '.join(AGE_TESTS)} and a number of years, e.g. {{gte: 18}}"
+            )
+        years = whole(next(iter(test.values())))
+        if years is None or years < 0:
+            raise ConditionError(
+                f"{where}: age compares with a whole number of years, not {next(iter(test.values()))!r}"
+            )
+    elif keys in ({"opened"}, {"clicked"}):
+        kind = next(iter(keys))
+        step = condition[kind]
+        if not isinstance(step, str) or not STEP_ID.match(step):
+            raise ConditionError(f"{where}: {kind} names a send step of this scenario, e.g. {{{kind}: e1-welcome}}")
     elif keys in ({"in_list"}, {"not_in_list"}):
         list_name = condition[next(iter(keys))]
         if not isinstance(list_name, str) or not LIST_NAME.match(list_name):
@@ -78,7 +114,7 @@ def check(condition: Any, where: str = "condition") -> None:
     else:
         raise ConditionError(
             f"{where}: unknown condition with keys {', '.join(sorted(keys))}; "
-            "use consent, attribute, in_list, not_in_list, all, any or not"
+            "use consent, attribute, age, event, opened, clicked, in_list, not_in_list, all, any or not"
         )
 
 
@@ -98,16 +134,73 @@ def attribute(contact: ContactModel, name: str) -> Any:
     return custom.get(name)
 
 
-History = Callable[[str, int], int]  # (event type, within seconds) -> how many the contact did
+class History(Protocol):
+    """How many of the contact's events of a type, recorded since a moment, match a property filter."""
+
+    def __call__(self, event_type: str, since: datetime, where: dict[str, Any] | None) -> int: ...
 
 
-def holds(condition: dict[str, Any], contact: ContactModel | None, history: History | None = None) -> bool:
+Sent = Callable[[str], tuple[str, datetime] | None]  # send step id -> (SES message id, sent at), this execution
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a condition may read besides the contact: the evaluation's now and the contact's own records."""
+
+    now: datetime
+    default_timezone: str = "UTC"
+    scenario: str = ""
+    history: History | None = None
+    sent: Sent | None = None
+
+
+def age(birthday: Any, today: date) -> int | None:
+    """Whole years lived by `today`; None for no birthday, a malformed one or one in the future.
+
+    Someone born on 29 February turns a year older on 1 March in common years.
+    """
+    if not isinstance(birthday, str):
+        return None
+    try:
+        born = date.fromisoformat(birthday.strip())
+    except ValueError:
+        return None
+    if born > today:
+        return None
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def _local_today(contact: ContactModel, facts: Facts) -> date:
+    timezone = attribute(contact, "timezone")
+    return facts.now.astimezone(zone(timezone if isinstance(timezone, str) else None, facts.default_timezone)).date()
+
+
+def holds(condition: dict[str, Any], contact: ContactModel | None, facts: Facts | None = None) -> bool:
     """True if the contact meets the condition; a contact that no longer exists meets none."""
     if contact is None:
         return False
     if "event" in condition:
-        done = history(condition["event"], int(condition["within"])) if history is not None else 0
+        done = 0
+        if facts is not None and facts.history is not None:
+            since = facts.now - timedelta(seconds=int(condition["within"]))
+            done = facts.history(condition["event"], since, condition.get("where"))
         return bool(done >= condition["at_least"] if "at_least" in condition else done <= condition["at_most"])
+    if "age" in condition:
+        if facts is None:
+            return False
+        years = age(attribute(contact, "birthday"), _local_today(contact, facts))
+        op, expected = next(iter(condition["age"].items()))
+        return years is not None and _compare(op, years, expected)
+    if "opened" in condition or "clicked" in condition:
+        kind = "opened" if "opened" in condition else "clicked"
+        if facts is None or facts.sent is None or facts.history is None:
+            return False
+        sent = facts.sent(condition[kind])
+        if sent is None:  # never sent in this execution (skipped, or not reached yet)
+            return False
+        message_id, sent_at = sent
+        where = {"message_id": message_id, "scenario": facts.scenario, "step": condition[kind]}
+        return facts.history(MESSAGE_EVENTS[kind], sent_at, where) >= 1
     if "consent" in condition:
         return refusal_for_marketing_email(contact) is None
     if "attribute" in condition:
@@ -122,10 +215,10 @@ def holds(condition: dict[str, Any], contact: ContactModel | None, history: Hist
     if "not_in_list" in condition:
         return condition["not_in_list"] not in (contact.lists or set())
     if "all" in condition:
-        return all(holds(part, contact, history) for part in condition["all"])
+        return all(holds(part, contact, facts) for part in condition["all"])
     if "any" in condition:
-        return any(holds(part, contact, history) for part in condition["any"])
-    return not holds(condition["not"], contact, history)
+        return any(holds(part, contact, facts) for part in condition["any"])
+    return not holds(condition["not"], contact, facts)
 
 
 def check_where(where: Any, where_name: str = "where") -> None:
@@ -145,6 +238,11 @@ def check_where(where: Any, where_name: str = "where") -> None:
                 raise ConditionError(f"{where_name}.{name}: in takes a list of values")
             if op == "exists" and not isinstance(value, bool):
                 raise ConditionError(f"{where_name}.{name}: exists is true or false")
+            if op == "contains" and (not isinstance(value, str) or not value):
+                raise ConditionError(
+                    f"{where_name}.{name}: contains looks for a text (case sensitive), not {value!r}; "
+                    "quote it if YAML reads it as something else"
+                )
 
 
 def _number(value: Any) -> float | None:
@@ -166,6 +264,8 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
         return not _compare("equals", actual, expected)
     if op == "in":
         return actual in expected
+    if op == "contains":  # text in text, case sensitive: /Pricing is not /pricing
+        return isinstance(actual, str) and isinstance(expected, str) and expected in actual
     left, right = _number(actual), _number(expected)
     if left is None or right is None:
         return False

@@ -2,6 +2,11 @@
 
 One execution per (scenario, contact, trigger event), started once; each start is recorded as an enrolment,
 so that a goal finds the contact's running executions in one query, and re-entry rules can be kept.
+
+Entry cap (`entry: {cap: N}`): a per-scenario counter counts a contact in (a conditional increment, so concurrent
+starts never pass N) before its execution starts; the execution's final Leave Task, or a goal stopping it, counts
+it out. A contact refused because the scenario is full is not queued nor retried: it enters on a later trigger
+event if there is room then (and re-entry allows it).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ class Entry:
     re_entry: str  # never | always | after:<seconds>
     goal_event: str | None
     where: dict[str, Any] | None = None
+    cap: int | None = None  # at most this many contacts in the scenario at once
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ def catalogue(path: Path = CATALOGUE) -> tuple[Entry, ...]:
             re_entry=spec["entry"].get("re_entry", "never"),
             goal_event=(spec.get("goal") or {}).get("event"),
             where=spec["trigger"].get("where"),
+            cap=spec["entry"].get("cap"),
         )
         for name, spec in sorted(data.items())
     )
@@ -104,19 +111,37 @@ def start_matching(
         if refusal is not None:
             outcomes.append(Outcome(entry.scenario, name, started=False, reason=refusal))
             continue
-        outcomes.append(_start(entry.scenario, name, event, contact, settings, t, now))
+        capped = entry.cap is not None
+        if entry.cap is not None and not enrolments.take_place(t, entry.scenario, entry.cap):
+            outcomes.append(Outcome(entry.scenario, name, started=False, reason="entry cap reached"))
+            continue
+        outcomes.append(_start(entry.scenario, name, event, contact, settings, t, now, capped=capped))
     return outcomes
 
 
 def _start(
-    scenario: str, name: str, event: Event, contact: ContactModel, settings: Settings, t: Tables, now: datetime
+    scenario: str,
+    name: str,
+    event: Event,
+    contact: ContactModel,
+    settings: Settings,
+    t: Tables,
+    now: datetime,
+    *,
+    capped: bool = False,
 ) -> Outcome:
+    """Starts the execution. In a capped scenario the contact already holds a place: the enrolment is recorded
+    first (the execution's Leave Task must find it, however fast it ends), and both are undone if the start fails.
+    """
     execution_input = {
         "contact_id": contact.contact_id,
         "bucket": bucket(scenario, contact.contact_id),
         "trigger": {"type": event.type, "event_id": event.event_id, "properties": event.properties},
     }
     arn = settings.state_machine_prefix + scenario
+    execution_arn = arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    if capped:
+        enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
     try:
         answer = clients.stepfunctions(settings.region).start_execution(
             stateMachineArn=arn, name=name, input=json.dumps(execution_input, sort_keys=True)
@@ -125,14 +150,23 @@ def _start(
         reason = "trigger matched"
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+            _undo_place(t, contact.contact_id, scenario, execution_arn, capped)
             raise DispatchError(f"{scenario}: {error.response.get('Error', {}).get('Code')}") from error
-        # Started by an earlier attempt that failed before recording it: record it now.
-        execution_arn = arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        # Started by an earlier attempt that failed before recording it: record it now (in a capped scenario
+        # that attempt gave its place back, so this one keeps the place it took; the Leave Task frees it).
         reason = "already started for this event"
     except BotoCoreError as error:
+        _undo_place(t, contact.contact_id, scenario, execution_arn, capped)
         raise DispatchError(f"{scenario}: {type(error).__name__}") from error
-    enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
+    if not capped:
+        enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
     return Outcome(scenario, name, started=reason == "trigger matched", reason=reason)
+
+
+def _undo_place(t: Tables, contact_id: str, scenario: str, execution_arn: str, capped: bool) -> None:
+    if capped:
+        enrolments.forget(t, contact_id, scenario, execution_arn)
+        enrolments.give_place_back(t, scenario)
 
 
 def stop_on_goals(
@@ -156,7 +190,19 @@ def stop_on_goals(
                 if error.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "ResourceNotFound"):
                     raise DispatchError(f"{entry.scenario}: {error.response.get('Error', {}).get('Code')}") from error
                 running = False
-            enrolments.close(enrolment, event.type if running else None, now)
+            if entry.cap is None:
+                enrolments.close(enrolment, event.type if running else None, now)
+            else:  # frees the contact's place, unless its Leave Task did already
+                enrolments.finish(
+                    t,
+                    contact.contact_id,
+                    entry.scenario,
+                    enrolment.execution_arn,
+                    event.type if running else None,
+                    now,
+                    capped=True,
+                    region=settings.region,
+                )
             reason = f"goal {event.type} reached" if running else "had already finished"
             outcomes.append(Outcome(entry.scenario, enrolment.key.partition("#")[2], started=False, reason=reason))
     return outcomes

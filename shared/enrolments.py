@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from shared.storage import EnrolmentModel, Tables, get_or_none
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DeleteError, PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from shared.storage import EnrolmentModel, ScenarioCounterModel, StorageError, Tables, get_or_none
 
 KEEP = timedelta(days=400)  # longer than any execution
 
@@ -72,3 +77,100 @@ def waiting_for(t: Tables, contact_id: str, event: str) -> list[EnrolmentModel]:
 
 def stop_waiting(enrolment: EnrolmentModel) -> None:
     enrolment.update(actions=[EnrolmentModel.waiting_event.remove(), EnrolmentModel.task_token.remove()])
+
+
+# ---- entry cap: how many contacts are in a capped scenario right now (exact, never above the cap) ----------------
+def _counter(t: Tables, scenario: str) -> ScenarioCounterModel:
+    return t.counters(contact_id=f"_scenario#{scenario}", key="running")
+
+
+def running(t: Tables, scenario: str) -> int:
+    counter = get_or_none(t.counters, f"_scenario#{scenario}", range_key="running", consistent=True)
+    return int(counter.running) if counter is not None else 0
+
+
+def take_place(t: Tables, scenario: str, cap: int) -> bool:
+    """Counts one more contact in, only if fewer than `cap` are in (one conditional write: concurrent starts
+    never pass the cap). False when it is full."""
+    field = ScenarioCounterModel.running
+    try:
+        _counter(t, scenario).update(actions=[field.add(1)], condition=field.does_not_exist() | (field < cap))
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise StorageError(str(error)) from error
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+    return True
+
+
+def give_place_back(t: Tables, scenario: str) -> None:
+    """Undoes take_place when the start did not happen; never below zero."""
+    field = ScenarioCounterModel.running
+    try:
+        _counter(t, scenario).update(actions=[field.add(-1)], condition=field > 0)
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise StorageError(str(error)) from error
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+
+
+def forget(t: Tables, contact_id: str, scenario: str, execution_arn: str) -> None:
+    """Removes an enrolment recorded for a start that did not happen."""
+    try:
+        t.enrolments(contact_id=contact_id, key=key(scenario, execution_arn)).delete()
+    except (DeleteError, PynamoDBException) as error:
+        raise StorageError(str(error)) from error
+
+
+@cache
+def _connection(region: str) -> Connection:
+    return Connection(region=region)
+
+
+def finish(
+    t: Tables,
+    contact_id: str,
+    scenario: str,
+    execution_arn: str,
+    converted_by: str | None,
+    now: datetime,
+    *,
+    capped: bool,
+    region: str,
+) -> bool:
+    """Closes an active enrolment (converted by a goal, or finished) and, for a capped scenario, frees its place in
+    the same transaction, so a retried Task or a goal racing the end frees it once. False when it was not active
+    (closed already, or never recorded: an execution started by hand takes no place)."""
+    enrolment = t.enrolments(contact_id=contact_id, key=key(scenario, execution_arn))
+    actions: list[Any] = [
+        EnrolmentModel.status.set("converted" if converted_by else "finished"),
+        EnrolmentModel.ended_at.set(now),
+    ]
+    if converted_by:
+        actions.append(EnrolmentModel.goal_event.set(converted_by))
+    active = EnrolmentModel.status == "active"
+    if capped:
+        try:
+            with TransactWrite(connection=_connection(region)) as transaction:
+                transaction.update(enrolment, actions=actions, condition=active)
+                field = ScenarioCounterModel.running
+                transaction.update(_counter(t, scenario), actions=[field.add(-1)], condition=field > 0)
+            return True
+        except TransactWriteError as error:
+            reasons = error.cancellation_reasons
+            if not reasons:
+                raise StorageError(str(error)) from error
+            if reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+                return False  # not active
+            # Active, but the counter was already at zero (the contact entered before the cap existed): close it.
+    try:
+        enrolment.update(actions=actions, condition=active)
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise StorageError(str(error)) from error
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+    return True

@@ -3,8 +3,9 @@
 Catalogue (this increment): `contact.subscribed` (a new contact signed up), `contact.updated`,
 `checkout.started` / `checkout.updated` (a checkout, abandoned until an order follows: recovery URL and items),
 `order.placed`, `order.paid`, `scenario.requested` (an explicit start through the API), `list.joined` /
-`list.left` / `score.changed` (emitted by parcours' own actions), and `unrecognised` (a verified delivery whose
-topic parcours does not act on: recorded, no effect).
+`list.left` / `score.changed` (emitted by parcours' own actions), `email.opened` / `email.clicked` (SES
+feedback on a message a scenario sent), `page.viewed` (a page the contact visited), and `unrecognised` (a
+verified delivery whose topic parcours does not act on: recorded, no effect).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ SCENARIO_REQUESTED = "scenario.requested"  # an explicit start through the API (
 LIST_JOINED = "list.joined"  # emitted by parcours itself when a scenario adds a contact to a list
 LIST_LEFT = "list.left"
 SCORE_CHANGED = "score.changed"  # properties old, new, points: `where: {old: {lt: 50}, new: {gte: 50}}` crosses 50
+EMAIL_OPENED = "email.opened"  # properties scenario, step, variant, message_id (from the SES message tags)
+EMAIL_CLICKED = "email.clicked"  # the same, and link
+PAGE_VIEWED = "page.viewed"  # properties url, path, title, referrer
 UNRECOGNISED = "unrecognised"
 CATALOGUE = (
     CONTACT_SUBSCRIBED,
@@ -36,6 +40,9 @@ CATALOGUE = (
     LIST_JOINED,
     LIST_LEFT,
     SCORE_CHANGED,
+    EMAIL_OPENED,
+    EMAIL_CLICKED,
+    PAGE_VIEWED,
 )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
@@ -12,6 +14,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared import clients
 from shared.templates import RenderedEmail
 
+if TYPE_CHECKING:
+    from mypy_boto3_sesv2.type_defs import MessageTagTypeDef
+
 # SES answers these when it is busy; the Task retries them (SendDeferred is in compiler.RETRYABLE).
 _RETRYABLE_CODES = {
     "TooManyRequestsException",
@@ -19,6 +24,14 @@ _RETRYABLE_CODES = {
     "ThrottlingException",
     "ServiceUnavailable",
 }
+
+
+_TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]")
+
+
+def tag_value(text: str) -> str:
+    """SES message tag values allow only [A-Za-z0-9_-.@] (at most 256): anything else becomes `_`."""
+    return _TAG_UNSAFE.sub("_", text)[:256] or "_"
 
 
 class SendDeferred(RuntimeError):
@@ -39,6 +52,14 @@ class Envelope:
     scenario: str
     step: str
     sent_at: datetime
+    variant: str | None = None
+    contact_id: str = ""
+
+    def tags(self) -> list[MessageTagTypeDef]:
+        """What SES hands back with every event about the message (opens, clicks, bounces): enough to map it to
+        the contact and to the scenario's step and variant."""
+        tags = {"scenario": self.scenario, "step": self.step, "variant": self.variant, "contact": self.contact_id}
+        return [{"Name": name, "Value": tag_value(value)} for name, value in tags.items() if value]
 
 
 def build_message(envelope: Envelope, email: RenderedEmail) -> EmailMessage:
@@ -65,10 +86,7 @@ def send(message: EmailMessage, envelope: Envelope, region: str, configuration_s
             Destination={"ToAddresses": [envelope.to]},
             Content={"Raw": {"Data": message.as_bytes()}},
             ConfigurationSetName=configuration_set,
-            EmailTags=[
-                {"Name": "scenario", "Value": envelope.scenario},
-                {"Name": "step", "Value": envelope.step},
-            ],
+            EmailTags=envelope.tags(),
         )
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")

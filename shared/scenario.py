@@ -180,6 +180,7 @@ class Scenario:
     goal_event: str | None = None
     trigger_where: dict[str, Any] | None = None
     references: tuple[Reference, ...] = ()
+    entry_cap: int | None = None  # at most this many contacts in the scenario at once
 
 
 class _Located:
@@ -300,12 +301,19 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
             raise reader.fail(trigger["where"], str(error)) from None
     entry_consent = "email" if category == "marketing" else "none"
     re_entry = "never"
+    entry_cap = None
     if "entry" in root:
-        entry = reader.mapping(root["entry"], "entry", ("consent", "re_entry"), ())
+        entry = reader.mapping(root["entry"], "entry", ("consent", "re_entry", "cap"), ())
         if "consent" in entry:
             entry_consent = reader.choice(entry["consent"], "entry.consent", ("email", "none"))
         if "re_entry" in entry:
             re_entry = _re_entry(reader, entry["re_entry"])
+        if "cap" in entry:
+            entry_cap = entry["cap"].value
+            if isinstance(entry_cap, bool) or not isinstance(entry_cap, int) or entry_cap <= 0:
+                raise reader.fail(
+                    entry["cap"], "entry.cap is how many contacts may be in the scenario at once: a whole number > 0"
+                )
     goal_event = None
     if "goal" in root:
         goal = reader.mapping(root["goal"], "goal", ("event",), ("event",))
@@ -316,6 +324,7 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
             raise reader.fail(goal["event"], "the goal is the trigger itself: every contact would leave at once")
     step_reader = _StepReader(reader, templates_dir)
     steps = step_reader.steps(root["steps"], "steps")[0]
+    step_reader.check_message_references()
     if event in (LIST_JOINED, LIST_LEFT) and "where" in trigger:
         step_reader.reads_in(trigger["where"], ("list",))
     return Scenario(
@@ -331,6 +340,7 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         goal_event=goal_event,
         trigger_where=where,
         references=tuple(step_reader.references),
+        entry_cap=entry_cap,
     )
 
 
@@ -360,6 +370,8 @@ class _StepReader:
         self.templates_dir = templates_dir
         self.seen: set[str] = set()
         self.references: list[Reference] = []
+        self.kinds: dict[str, str] = {}  # step id -> its kind (send_email, if, ...)
+        self.conditions: list[_Located] = []  # every `if`, for the references checked once all steps are known
 
     def refer(self, kind: Literal["list", "attribute"], at: _Located, writes: bool) -> None:
         name = at.value
@@ -404,12 +416,31 @@ class _StepReader:
         self.seen.add(step_id)
         return step_id
 
+    def check_message_references(self) -> None:
+        """`opened: ID` / `clicked: ID` name a send_email step of this scenario (anywhere in it)."""
+        sends = sorted(step_id for step_id, kind in self.kinds.items() if kind == "send_email")
+        for at in self.conditions:
+            for kind, ref in _keyed(at, ("opened", "clicked")):
+                if ref.value not in self.kinds:
+                    raise self.reader.fail(
+                        ref,
+                        f"{kind}: no step {ref.value!r} in this scenario; send steps: {', '.join(sends) or 'none'}",
+                    )
+                if self.kinds[ref.value] != "send_email":
+                    raise self.reader.fail(
+                        ref,
+                        f"{kind}: step {ref.value!r} is a {self.kinds[ref.value]} step; only what a send_email "
+                        f"step sent is {kind} (send steps: {', '.join(sends) or 'none'})",
+                    )
+
     def step(self, item: _Located, elapsed: int) -> tuple[Step, int]:
         reader = self.reader
         kinds = [key for key in ACTIONS if isinstance(item.value, dict) and key in item.value]
         if len(kinds) != 1:
             raise reader.fail(item, f"each step is a mapping with one of: {', '.join(ACTIONS)}")
         kind = kinds[0]
+        if isinstance(item.value, dict) and "id" in item.value and isinstance(item.value["id"].value, str):
+            self.kinds.setdefault(item.value["id"].value.strip(), kind)
         if kind == "wait":
             fields = reader.mapping(item, "a wait step", ("wait",), ("wait",))
             text = str(fields["wait"].value)
@@ -534,6 +565,9 @@ class _StepReader:
             except ConditionError as error:
                 raise reader.fail(fields["if"], str(error)) from None
             self.reads_in(fields["if"], ("in_list", "not_in_list", "attribute"))
+            for _, test in _keyed(fields["if"], ("age",)):  # age reads the custom attribute birthday
+                self.refer("attribute", _Located("birthday", test.line, test.column), writes=False)
+            self.conditions.append(fields["if"])
             then, after_then = self.steps(fields["then"], "then", elapsed)
             otherwise, after_else = self.steps(fields["else"], "else", elapsed) if "else" in fields else ((), elapsed)
             return If(id=step_id, condition=condition, then=then, otherwise=otherwise), max(after_then, after_else)
@@ -642,3 +676,18 @@ def check_references(scenarios: list[Scenario], declared: Declarations, scenario
                     f"{ref.kind} {ref.name!r} is read here but no scenario {filler}; fix the name, or declare it "
                     f"under `{ref.kind}s:` in {_shown(scenarios_dir / DECLARATIONS)} if something else fills it",
                 )
+
+
+def _keyed(at: _Located, keys: tuple[str, ...]) -> list[tuple[str, _Located]]:
+    """The values of these keys anywhere in a condition (`opened`, `clicked`, `age`), with where each was written."""
+    found: list[tuple[str, _Located]] = []
+    if isinstance(at.value, dict):
+        for key, value in at.value.items():
+            if key in keys:
+                found.append((key, value))
+            else:
+                found += _keyed(value, keys)
+    elif isinstance(at.value, list):
+        for item in at.value:
+            found += _keyed(item, keys)
+    return found

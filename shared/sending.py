@@ -26,6 +26,7 @@ class SendRequest:
     execution: str
     contact_id: str
     trigger: dict[str, Any]
+    variant: str | None = None  # the split variant the step is in
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> SendRequest:
@@ -38,6 +39,7 @@ class SendRequest:
                 execution=str(payload["execution"]),
                 contact_id=str(payload["contact_id"]),
                 trigger=dict(payload.get("trigger") or {}),
+                variant=str(payload["variant"]) if payload.get("variant") else None,
             )
         except KeyError as missing:
             raise InvalidRequest(f"send_email payload lacks the field {missing.args[0]}") from None
@@ -85,6 +87,8 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
         scenario=request.scenario,
         step=request.step,
         sent_at=now,
+        variant=request.variant,
+        contact_id=contact.contact_id,
     )
     rendered = render_email(request.template, contact.locale or settings.default_locale, context)
     message = mailer.build_message(envelope, rendered)

@@ -134,6 +134,18 @@ class EnrolmentModel(Model):
     expires_at = TTLAttribute(null=True)
 
 
+class ScenarioCounterModel(Model):
+    """How many contacts are in a capped scenario now: one item per scenario, kept in the enrolments table under
+    a partition no contact has (contact ids never start with `_`)."""
+
+    class Meta:
+        table_name = "unbound"
+
+    contact_id = UnicodeAttribute(hash_key=True)  # "_scenario#" + scenario id
+    key = UnicodeAttribute(range_key=True)  # "running"
+    running = NumberAttribute(default=0)
+
+
 M = TypeVar("M", bound=Model)
 
 
@@ -149,6 +161,7 @@ class Tables:
     events: type[EventModel]
     sends: type[SendModel]
     enrolments: type[EnrolmentModel]
+    counters: type[ScenarioCounterModel]  # in the enrolments table
 
 
 @lru_cache(maxsize=4)
@@ -159,6 +172,7 @@ def _tables(contacts: str, identities: str, events: str, sends: str, enrolments:
         events=_bind(EventModel, events, region),
         sends=_bind(SendModel, sends, region),
         enrolments=_bind(EnrolmentModel, enrolments, region),
+        counters=_bind(ScenarioCounterModel, enrolments, region),
     )
 
 

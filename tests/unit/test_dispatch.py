@@ -122,6 +122,8 @@ def test_buckets_are_stable_and_spread() -> None:
         ({"total": {"lte": "59.80"}}, True),
         ({"order_name": {"exists": True}}, True),
         ({"coupon": {"exists": True}}, False),
+        ({"order_name": {"contains": "#10"}}, True),
+        ({"order_name": {"contains": "#99"}}, False),
     ],
 )
 def test_a_trigger_filter_on_event_properties_decides_who_enters(

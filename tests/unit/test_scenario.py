@@ -202,6 +202,21 @@ steps:
         ("  - id: x\n    notify_crm: 5\n", 7, "notify_crm takes the notification type"),
         ("  - notify_crm: qualified\n", 6, "needs the key 'id'"),
         ("  - id: x\n    notify_crm: qualified\n    url: https://crm.example\n", 8, "unknown key 'url'"),
+        ("  - id: x\n    if: {age: {over: 18}}\n    then: [{exit: true}]\n", 7, "age takes exactly one of equals"),
+        ("  - id: x\n    if: {age: {gte: adult}}\n    then: [{exit: true}]\n", 7, "whole number of years"),
+        (
+            "  - id: x\n    if: {event: page.viewed, where: {path: {contains: 5}}, at_least: 1, within: 30d}\n"
+            "    then: [{exit: true}]\n",
+            7,
+            "contains looks for a text (case sensitive), not 5",
+        ),
+        ("  - id: x\n    if: {opened: E1}\n    then: [{exit: true}]\n", 7, "opened names a send step"),
+        ("  - id: x\n    if: {opened: e9}\n    then: [{exit: true}]\n", 7, "opened: no step 'e9' in this scenario"),
+        (
+            "  - id: x\n    if: {clicked: x}\n    then: [{exit: true}]\n",
+            7,
+            "clicked: step 'x' is a if step; only what a send_email step sent is clicked",
+        ),
     ],
 )
 def test_each_kind_of_mistake_in_branches_and_actions_is_reported(
@@ -234,6 +249,9 @@ def test_sms_and_crm_steps_load_with_their_column(tmp_path: Path) -> None:
         ("goal:\n  event: contact.subscribed\n", 12, "the goal is the trigger"),
         ("entry:\n  re_entry: sometimes\n", 12, "write never, always, or after"),
         ("entry:\n  re_entry: after soon\n", 12, "write never, always, or after"),
+        ("entry:\n  cap: 0\n", 12, "entry.cap is how many contacts may be in the scenario at once"),
+        ("entry:\n  cap: lots\n", 12, "a whole number > 0"),
+        ("entry:\n  cap: 10.5\n", 12, "a whole number > 0"),
     ],
 )
 def test_goals_and_re_entry_are_checked(tmp_path: Path, addition: str, line: int, words: str) -> None:
@@ -255,6 +273,7 @@ def test_goal_and_re_entry_are_read(tmp_path: Path) -> None:
         ("{total: {gt: lots}}", "compares with a number"),
         ("[total]", "maps event properties"),
         ("{currency: {in: EUR}}", "takes a list"),
+        ("{currency: {contains: 5}}", "contains looks for a text"),
     ],
 )
 def test_a_trigger_filter_is_checked(tmp_path: Path, where: str, words: str) -> None:
@@ -366,3 +385,58 @@ def test_mistakes_in_the_declarations_are_reported_where_they_are(
     assert words in caught.value.message
     assert caught.value.path.endswith("declarations.yaml")
     assert caught.value.line == line
+
+
+OPENS = """\
+id: test
+name: Test
+trigger:
+  event: contact.subscribed
+steps:
+  - id: e1
+    send_email: welcome/1-welcome
+  - wait: 2d
+  - id: read-it
+    if:
+      any:
+        - opened: e1
+        - clicked: {ref}
+    then:
+      - id: e2
+        send_email: welcome/2-value
+"""
+
+
+@pytest.mark.parametrize(
+    ("ref", "words"),
+    [
+        ("e3", "clicked: no step 'e3' in this scenario; send steps: e1, e2"),
+        ("read-it", "clicked: step 'read-it' is a if step"),
+    ],
+)
+def test_opened_and_clicked_name_a_send_step_of_the_scenario_where_written(
+    tmp_path: Path, ref: str, words: str
+) -> None:
+    error = error_for(tmp_path, OPENS.format(ref=ref))
+    assert words in error.message
+    assert (error.line, error.column) == (13, 20)
+
+
+def test_opened_clicked_age_visits_and_a_cap_load(tmp_path: Path) -> None:
+    text = OPENS.format(ref="e2").replace(
+        "        - clicked: e2\n",
+        "        - clicked: e2\n        - age: {gte: 18}\n"
+        "        - {event: page.viewed, where: {path: {contains: /pricing}}, at_least: 1, within: 30d}\n",
+    )
+    scenario = load(write(tmp_path, text + "entry:\n  cap: 1000\n"), TEMPLATES)
+    branch = scenario.steps[2]
+    assert isinstance(branch, If)
+    assert branch.condition == {
+        "any": [
+            {"opened": "e1"},
+            {"clicked": "e2"},
+            {"age": {"gte": 18}},
+            {"event": "page.viewed", "where": {"path": {"contains": "/pricing"}}, "at_least": 1, "within": 30 * 86400},
+        ]
+    }
+    assert scenario.entry_cap == 1000

@@ -1,0 +1,31 @@
+"""SES events through SNS -> opens and clicks as events on the queue (bounces and complaints: issue 5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared import feedback
+from shared.settings import get_settings
+
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@event_source(data_class=SNSEvent)
+def lambda_handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    outcomes = [feedback.handle(record.sns.message, settings, settings.clock().now()) for record in event.records]
+    for outcome in outcomes:
+        # Only the type and what became of it: the SES message names the recipient, which is not logged.
+        logger.info(
+            "ses event", extra={"ses_type": outcome.ses_type, "status": outcome.status, "reason": outcome.reason}
+        )
+        metrics.add_metric(name=f"SesEvent{outcome.status.capitalize()}", unit=MetricUnit.Count, value=1)
+    return {"queued": sum(1 for outcome in outcomes if outcome.status == "queued"), "received": len(outcomes)}
