@@ -98,14 +98,14 @@ def machine(local: RunningLocal, scenario_id: str) -> str:
     return local.physical_ids()[logical_id]
 
 
-def deploy_fixture(local: RunningLocal, name: str) -> str:
+def deploy_fixture(local: RunningLocal, name: str, machine_name: str | None = None) -> str:
     """A fixture scenario from tests/fixtures/scenarios, deployed beside the stack's state machines and wired to
-    its act function, as template.yaml wires the shipped ones."""
+    its act function, as template.yaml wires the shipped ones (under `machine_name` when dispatch must find it)."""
     ids = local.physical_ids()
     sfn = local.client("stepfunctions")
     act = local.client("lambda").get_function(FunctionName=ids["ActFunction"])["Configuration"]["FunctionArn"]
     model = scenario.load(ROOT / "tests" / "fixtures" / "scenarios" / f"{name}.yaml", TEMPLATES)
     definition = compiler.to_json(compiler.compile_scenario(model)).replace(compiler.ACT_FUNCTION, act)
     role = sfn.describe_state_machine(stateMachineArn=ids["WelcomeStateMachine"])["roleArn"]
-    machine_name = f"parcours-{name}-{uuid.uuid4().hex[:8]}"
+    machine_name = machine_name or f"parcours-{name}-{uuid.uuid4().hex[:8]}"
     return str(sfn.create_state_machine(name=machine_name, definition=definition, roleArn=role)["stateMachineArn"])

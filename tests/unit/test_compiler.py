@@ -181,7 +181,10 @@ step_lists: st.SearchStrategy[list[Any]] = st.recursive(
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
     steps = _with_exit(list(draw(step_lists)), draw(st.booleans()))
-    return Scenario("generated", "Generated", "", "marketing", "contact.subscribed", "email", steps, "generated.yaml")
+    cap = draw(st.one_of(st.none(), st.integers(min_value=1, max_value=10**6)))
+    return Scenario(
+        "generated", "Generated", "", "marketing", "contact.subscribed", "email", steps, "generated.yaml", entry_cap=cap
+    )
 
 
 @given(scenarios())
@@ -256,3 +259,30 @@ def test_an_sms_and_a_crm_notification_are_one_task_each_with_retries() -> None:
     for state in (sms, crm):
         assert {"SendDeferred", "CrmDeferred", "Lambda.ServiceException"} <= set(state["Retry"][0]["ErrorEquals"])
         assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Step failed"}]
+
+
+def _targets(state: dict[str, Any]) -> list[str]:
+    return [
+        *[state[key] for key in ("Next", "Default") if key in state],
+        *[choice["Next"] for choice in state.get("Choices", [])],
+        *[catch["Next"] for catch in state.get("Catch", [])],
+    ]
+
+
+def test_a_capped_scenario_frees_the_place_on_every_way_out_with_one_more_task() -> None:
+    capped = load(ROOT / "tests/fixtures/scenarios/capped.yaml", ROOT / "templates")
+    states = compiler.compile_scenario(capped)["States"]
+    leave, after_failure = states["Leave"], states["Leave after a failure"]
+    for name, state in states.items():
+        if name not in ("Leave", "Leave after a failure"):
+            assert not {"Done", "Step failed"} & set(_targets(state)), name  # the exit step included
+    assert (leave["Next"], after_failure["Next"]) == ("Done", "Step failed")
+    for state in (leave, after_failure):
+        assert state["Parameters"]["Payload"]["action"] == "leave"
+        assert state["Parameters"]["Payload"]["execution.$"] == "$$.Execution.Id"
+        assert state["ResultPath"] == "$.left"  # keeps $.error for the execution history
+        assert [catch["Next"] for catch in state["Catch"]] == ["Step failed"]  # never loops
+    assert compiler.catalogue_entry(capped)["entry"]["cap"] == 2
+    uncapped = compiler.compile_scenario(welcome())["States"]
+    assert "Leave" not in uncapped
+    assert "cap" not in compiler.catalogue_entry(welcome())["entry"]

@@ -18,8 +18,8 @@ def contact(**fields: Any) -> ContactModel:
 def test_behaviour_counts_come_from_the_history_asked_for_the_window() -> None:
     asked: list[tuple[str, datetime, dict[str, Any] | None]] = []
 
-    def history(event: str, since: datetime, where: dict[str, Any] | None) -> int:
-        asked.append((event, since, where))
+    def history(event_type: str, since: datetime, where: dict[str, Any] | None) -> int:
+        asked.append((event_type, since, where))
         return 2
 
     facts = Facts(now=NOW, history=history)

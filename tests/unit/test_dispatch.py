@@ -1,6 +1,8 @@
 """Starting and stopping scenarios from events: re-entry rules, goals, the enrolment records."""
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import boto3
@@ -134,3 +136,74 @@ def test_a_trigger_filter_on_event_properties_decides_who_enters(
         event("orders/create", "orders-create.json", "e1"), contact, settings, (big_orders,), NOW
     )
     assert bool(outcomes) == starts
+
+
+CAPPED = dispatch.Entry("post-purchase", "order.placed", "email", "always", "order.paid", cap=3)
+
+
+def contacts(settings: Settings, count: int) -> list[ContactModel]:
+    made = []
+    for number in range(count):
+        contact = tables(settings).contacts(
+            contact_id=f"k{number}", email=f"k{number}@example.com", created_at=NOW, updated_at=NOW
+        )
+        contact.email_consent = Consent(state="granted", level="single_opt_in", source="test", at=NOW)
+        contact.save()
+        made.append(contact)
+    return made
+
+
+def test_concurrent_starts_never_let_more_contacts_in_than_the_cap(settings: Settings) -> None:
+    people = contacts(settings, 12)
+    ready = threading.Barrier(len(people))
+
+    def enter(contact: ContactModel) -> dispatch.Outcome:
+        order = event("orders/create", "orders-create.json", f"order-{contact.contact_id}")
+        ready.wait()  # all at once
+        [outcome] = dispatch.start_matching(order, contact, settings, (CAPPED,), NOW)
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=len(people)) as pool:
+        outcomes = list(pool.map(enter, people))
+    assert sum(outcome.started for outcome in outcomes) == 3
+    assert {outcome.reason for outcome in outcomes if not outcome.started} == {"entry cap reached"}
+    assert enrolments.running(tables(settings), "post-purchase") == 3
+    refused = [person for person, outcome in zip(people, outcomes, strict=True) if not outcome.started]
+    assert all(enrolments.of(tables(settings), p.contact_id, "post-purchase") == [] for p in refused)
+
+
+def test_a_goal_that_stops_a_capped_execution_frees_its_place_once(settings: Settings) -> None:
+    first, second, third = contacts(settings, 3)[:3]
+    one_place = dispatch.Entry("post-purchase", "order.placed", "email", "always", "order.paid", cap=1)
+    enter = [
+        dispatch.start_matching(
+            event("orders/create", "orders-create.json", f"o-{c.contact_id}"), c, settings, (one_place,), NOW
+        )[0]
+        for c in (first, second)
+    ]
+    assert [o.reason for o in enter] == ["trigger matched", "entry cap reached"]
+
+    paid = event("orders/paid", "orders-create.json", "paid-1")
+    [stopped] = dispatch.stop_on_goals(paid, first, settings, (one_place,), NOW)
+    assert stopped.reason == "goal order.paid reached"
+    assert enrolments.running(tables(settings), "post-purchase") == 0
+    assert enrolments.of(tables(settings), first.contact_id, "post-purchase")[0].status == "converted"
+    # the execution's Leave Task, arriving late (the stop raced it), frees nothing more
+    arn = enrolments.of(tables(settings), first.contact_id, "post-purchase")[0].execution_arn
+    assert not enrolments.finish(
+        tables(settings), first.contact_id, "post-purchase", arn, None, NOW, capped=True, region="eu-west-3"
+    )
+    assert enrolments.running(tables(settings), "post-purchase") == 0
+
+    [admitted] = dispatch.start_matching(
+        event("orders/create", "orders-create.json", "o-third"), third, settings, (one_place,), NOW
+    )
+    assert admitted.started
+
+
+def test_a_start_step_functions_refuses_gives_the_place_back(settings: Settings, contact: ContactModel) -> None:
+    missing = dispatch.Entry("no-such-machine", "order.placed", "email", "always", None, cap=1)
+    with pytest.raises(dispatch.DispatchError):
+        dispatch.start_matching(event("orders/create", "orders-create.json", "e1"), contact, settings, (missing,), NOW)
+    assert enrolments.running(tables(settings), "no-such-machine") == 0
+    assert enrolments.of(tables(settings), "c1", "no-such-machine") == []

@@ -1,3 +1,4 @@
+import dataclasses
 from datetime import UTC, datetime
 
 from shared import links, mailer
@@ -50,3 +51,16 @@ def test_the_message_has_text_and_html_parts_the_sender_and_the_simulated_date()
     assert message["Date"] == "Tue, 24 Nov 2026 09:00:00 +0000"
     assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
     assert (message["X-Parcours-Scenario"], message["X-Parcours-Step"]) == ("welcome", "e1-welcome")
+
+
+def test_ses_tags_map_every_event_back_to_the_contact_step_and_variant_in_the_characters_ses_allows() -> None:
+    tagged = dataclasses.replace(envelope(), variant="b", contact_id="c0ffee", step="e1 welcome/été")
+    assert tagged.tags() == [
+        {"Name": "scenario", "Value": "welcome"},
+        {"Name": "step", "Value": "e1_welcome__t_"},
+        {"Name": "variant", "Value": "b"},
+        {"Name": "contact", "Value": "c0ffee"},
+    ]
+    assert [tag["Name"] for tag in envelope().tags()] == ["scenario", "step"]  # no variant, no contact: not tagged
+    assert mailer.tag_value("a.b@c-d_e") == "a.b@c-d_e"
+    assert len(mailer.tag_value("x" * 300)) == 256

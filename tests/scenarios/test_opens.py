@@ -1,0 +1,85 @@
+"""`opened`: a real open (POST /_local/ses-event -> the stack's SNS topic -> feedback -> queue -> process) decides
+the branch, read from the contact's own history when the condition is reached."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+import pytest
+
+from infra import validation
+from infra.localprocess import RunningLocal
+from shared.storage import Tables
+from tests.scenarios.conftest import add_contact, deploy_fixture, entered_states, finished, start
+
+TRIGGER = validation.SAMPLE_CONTEXT["trigger"]  # what the templates of the fixture's emails read
+
+
+@pytest.fixture(scope="module")
+def opens(local: RunningLocal) -> str:
+    return deploy_fixture(local, "opens")
+
+
+def ses_event(local: RunningLocal, **request: Any) -> tuple[int, dict[str, Any]]:
+    http = urllib.request.Request(
+        f"{local.api_url}/_local/ses-event",
+        data=json.dumps(request).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(http, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def sent_steps(local: RunningLocal, email: str) -> list[str]:
+    return [message["step"] for message in local.outbox(to=email)]
+
+
+def history(store: Tables, contact_id: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(event.type, event.properties or {}) for event in store.events.query(contact_id)]
+
+
+def test_an_open_of_the_first_email_takes_the_opened_branch(local: RunningLocal, store: Tables, opens: str) -> None:
+    # Given a contact who received the first email of the scenario
+    email = f"reader.{uuid.uuid4().hex[:8]}@example.com"
+    contact_id = add_contact(store, email)
+    execution = start(local, opens, contact_id, trigger=TRIGGER)
+    local.wait_for(lambda: sent_steps(local, email), lambda steps: "hello" in steps, seconds=10)
+
+    # When they open it (SES publishes the Open event on the configuration set's topic)
+    status, answer = ses_event(local, to=email, step="hello", type="open")
+    assert (status, answer["type"]) == (202, "Open")
+
+    # Then the open is in their history, mapped back to the scenario and step by the message tags ...
+    [properties] = [p for k, p in history(store, contact_id) if k == "email.opened"]
+    assert properties["scenario"] == "opens"
+    assert properties["step"] == "hello"
+    assert properties["message_id"] == answer["message_id"]
+    # ... and when the wait ends, the condition reads it
+    assert finished(local, execution)["status"] == "SUCCEEDED"
+    assert entered_states(local, execution)[-3:] == ["read-it?", "Send email more", "Done"]
+    assert sent_steps(local, email) == ["hello", "more"]
+
+
+def test_without_an_open_the_other_branch_runs(local: RunningLocal, store: Tables, opens: str) -> None:
+    email = f"silent.{uuid.uuid4().hex[:8]}@example.com"
+    contact_id = add_contact(store, email)
+    execution = start(local, opens, contact_id, trigger=TRIGGER)
+    local.wait_for(lambda: sent_steps(local, email), lambda steps: "hello" in steps, seconds=10)
+    assert finished(local, execution)["status"] == "SUCCEEDED"
+    assert entered_states(local, execution)[-3:] == ["read-it?", "Send email again", "Done"]
+    assert sent_steps(local, email) == ["hello", "again"]
+    assert [kind for kind, _ in history(store, contact_id)] == []
+
+
+def test_the_local_route_refuses_what_ses_would_never_publish(local: RunningLocal) -> None:
+    assert ses_event(local, to="nobody@example.com", step="hello", type="open")[0] == 404
+    assert ses_event(local, to="nobody@example.com", step="hello", type="bounce")[0] == 400
+    assert ses_event(local, message_id="x", type="click")[0] == 400  # a click needs its link
