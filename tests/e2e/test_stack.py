@@ -30,8 +30,16 @@ def test_the_stack_is_created_with_every_resource_moto_supports(local: RunningLo
         "WelcomeStateMachine",
         "EmailEventsTopic",
         "ProcessFunctionQueue",
+        "FeedbackFunction",
     ):
         assert ids.get(logical_id), f"{logical_id} was not created"
+
+
+def test_the_feedback_function_is_subscribed_to_the_topic_ses_publishes_email_events_on(local: RunningLocal) -> None:
+    ids = local.physical_ids()
+    feedback = local.client("lambda").get_function(FunctionName=ids["FeedbackFunction"])["Configuration"]
+    subscriptions = local.client("sns").list_subscriptions_by_topic(TopicArn=ids["EmailEventsTopic"])["Subscriptions"]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [("lambda", feedback["FunctionArn"])]
 
 
 def test_the_events_queue_is_fifo_with_a_dead_letter_queue(local: RunningLocal) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 import pytest
 
-from shared import actions, contacts, dispatch, processing
+from shared import actions, contacts, dispatch, enrolments, processing
 from shared.clock import Clock
 from shared.events import Event
 from shared.settings import Settings
@@ -100,3 +100,17 @@ def test_an_action_the_compiler_never_writes_is_refused_by_name(settings: Settin
 
 def test_perform_routes_to_the_action_asked_for(settings: Settings) -> None:
     assert actions.perform(payload(action="add_score", points=3), settings) == {"status": "done", "score": 3}
+
+
+def test_leaving_a_capped_scenario_frees_the_place_once_even_if_the_task_is_retried(settings: Settings) -> None:
+    t = tables(settings)
+    execution = "arn:aws:states:eu-west-3:123456789012:execution:parcours-loyalty:x"
+    assert enrolments.take_place(t, "loyalty", 5)
+    enrolments.record(t, "c1", "loyalty", execution, NOW)
+    leave = payload(action="leave", step="leave", execution=execution)
+    assert actions.perform(leave, settings) == {"status": "done"}
+    assert actions.perform(leave, settings) == {"status": "unchanged"}  # the retry
+    assert enrolments.running(t, "loyalty") == 0
+    assert [e.status for e in enrolments.of(t, "c1", "loyalty")] == ["finished"]
+    started_by_hand = payload(action="leave", step="leave", execution="arn:x:not-dispatched")
+    assert actions.perform(started_by_hand, settings) == {"status": "unchanged"}  # took no place, frees none

@@ -40,9 +40,28 @@ def test_every_scenario_the_loader_accepts_matches_the_schema(path: Path) -> Non
         ("  consent: email", "  consent: sometimes"),
         ("    send_email: welcome/2-value", "    notify_crm: Qualified Lead"),
         ("    send_email: welcome/2-value", "    send_sms: welcome/2-value\n    wait: 1d"),
+        ("  consent: email", "  consent: email\n  cap: 0"),
+        ("  - wait: 2d", "  - id: x\n    if: {age: {over: 18}}\n    then: [{exit: true}]\n  - wait: 2d"),
+        ("  - wait: 2d", "  - id: x\n    if: {opened: E1}\n    then: [{exit: true}]\n  - wait: 2d"),
+        (
+            "  - wait: 2d",
+            "  - id: x\n    if: {event: page.viewed, where: {path: {contains: 5}}, at_least: 1, within: 1d}\n"
+            "    then: [{exit: true}]\n  - wait: 2d",
+        ),
     ],
 )
 def test_mistakes_the_loader_refuses_are_flagged_by_the_schema_too(change: tuple[str, str]) -> None:
     text = (ROOT / "scenarios" / "welcome.yaml").read_text()
     assert change[0] in text
     assert list(VALIDATOR.iter_errors(yaml.safe_load(text.replace(*change)))) != []
+
+
+def test_age_clicks_visits_and_a_cap_match_the_schema() -> None:
+    text = (ROOT / "scenarios" / "welcome.yaml").read_text()
+    text = text.replace("  consent: email", "  consent: email\n  cap: 1000").replace(
+        "  - wait: 2d",
+        "  - id: x\n    if:\n      any:\n        - age: {gte: 18}\n        - clicked: e1-welcome\n"
+        "        - {event: page.viewed, where: {path: {contains: /pricing}}, at_least: 1, within: 30d}\n"
+        "    then: [{exit: true}]\n  - wait: 2d",
+    )
+    assert [error.message for error in VALIDATOR.iter_errors(yaml.safe_load(text))] == []
