@@ -4,6 +4,7 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import pytest
@@ -153,6 +154,24 @@ def contacts(settings: Settings, count: int) -> list[ContactModel]:
     return made
 
 
+@pytest.fixture
+def atomic_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies a conditional write to an item atomically; moto checks and writes without a lock, so two
+    threads can both pass a condition. The lock gives moto the guarantee AWS gives, nothing more."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.Lock()
+    for name in ("update_item", "put_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def serialised(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, serialised)
+
+
+@pytest.mark.usefixtures("atomic_writes")
 def test_concurrent_starts_never_let_more_contacts_in_than_the_cap(settings: Settings) -> None:
     people = contacts(settings, 12)
     ready = threading.Barrier(len(people))
