@@ -39,8 +39,18 @@ def edges(definition: dict[str, Any]) -> list[Edge]:
 
 
 def _drawn(definition: dict[str, Any]) -> list[str]:
-    targets = {edge.target for edge in edges(definition)}
-    return [name for name in definition["States"] if name == definition["StartAt"] or name in targets]
+    """The states on the drawn paths from the start (the failure path, a capped scenario's "Leave after a failure"
+    then "Step failed", is said in words instead)."""
+    outgoing: dict[str, list[str]] = {}
+    for edge in edges(definition):
+        outgoing.setdefault(edge.source, []).append(edge.target)
+    seen, todo = set(), [definition["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(outgoing.get(name, []))
+    return [name for name in definition["States"] if name in seen]
 
 
 def mermaid(definition: dict[str, Any]) -> str:

@@ -49,3 +49,13 @@ def test_a_wait_for_step_is_drawn_with_its_event_and_timeout_branches() -> None:
 def test_the_readme_shows_the_onboarding_graph_as_it_is_compiled_now() -> None:
     drawn = graph.mermaid(build.compile_all().definition("onboarding"))
     assert f"```mermaid\n{drawn}```" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_a_capped_scenario_draws_its_leave_task_and_keeps_the_failure_path_in_words() -> None:
+    capped = compiler.compile_scenario(load(ROOT / "tests/fixtures/scenarios/capped.yaml", ROOT / "templates"))
+    text = graph.mermaid(capped)
+    assert '"Leave"' in text
+    assert "Leave after a failure" not in text
+    assert "Step failed" not in text
+    root = ET.fromstring(graph.svg(capped, "Two at a time"))
+    assert len(root.findall("{http://www.w3.org/2000/svg}rect")) == len(capped["States"]) - 2
