@@ -440,3 +440,5 @@ def test_opened_clicked_age_visits_and_a_cap_load(tmp_path: Path) -> None:
         ]
     }
     assert scenario.entry_cap == 1000
+    # age reads the custom attribute birthday: `parcours validate` wants it filled or declared
+    assert [(r.kind, r.name, r.writes, r.line) for r in scenario.references] == [("attribute", "birthday", False, 14)]
