@@ -62,6 +62,11 @@ def test_an_open_of_the_first_email_takes_the_opened_branch(local: RunningLocal,
     assert properties["scenario"] == "opens"
     assert properties["step"] == "hello"
     assert properties["message_id"] == answer["message_id"]
+    # (a click goes the same way, with its link)
+    link = "https://boutique.example/pricing"
+    assert ses_event(local, message_id=answer["message_id"], type="click", link=link)[0] == 202
+    [click] = [p for k, p in history(store, contact_id) if k == "email.clicked"]
+    assert (click["step"], click["link"]) == ("hello", link)
     # ... and when the wait ends, the condition reads it
     assert finished(local, execution)["status"] == "SUCCEEDED"
     assert entered_states(local, execution)[-3:] == ["read-it?", "Send email more", "Done"]
