@@ -685,7 +685,7 @@ def _keyed(at: _Located, keys: tuple[str, ...]) -> list[tuple[str, _Located]]:
         for key, value in at.value.items():
             if key in keys:
                 found.append((key, value))
-            else:
+            elif key != "where":  # an event filter names event properties, not conditions
                 found += _keyed(value, keys)
     elif isinstance(at.value, list):
         for item in at.value:

@@ -428,6 +428,7 @@ def test_opened_clicked_age_visits_and_a_cap_load(tmp_path: Path) -> None:
         "        - clicked: e2\n        - age: {gte: 18}\n"
         "        - {event: page.viewed, where: {path: {contains: /pricing}}, at_least: 1, within: 30d}\n",
     )
+    text = text.replace("{path: {contains: /pricing}}", "{path: {contains: /pricing}, opened: {exists: true}}")
     scenario = load(write(tmp_path, text + "entry:\n  cap: 1000\n"), TEMPLATES)
     branch = scenario.steps[2]
     assert isinstance(branch, If)
@@ -436,7 +437,12 @@ def test_opened_clicked_age_visits_and_a_cap_load(tmp_path: Path) -> None:
             {"opened": "e1"},
             {"clicked": "e2"},
             {"age": {"gte": 18}},
-            {"event": "page.viewed", "where": {"path": {"contains": "/pricing"}}, "at_least": 1, "within": 30 * 86400},
+            {
+                "event": "page.viewed",
+                "where": {"path": {"contains": "/pricing"}, "opened": {"exists": True}},  # a property, not a step
+                "at_least": 1,
+                "within": 30 * 86400,
+            },
         ]
     }
     assert scenario.entry_cap == 1000
