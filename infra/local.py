@@ -65,6 +65,18 @@ class LocalRuntimeError(RuntimeError):
     """The local stack could not be created; the message says which resource or step failed."""
 
 
+def _instant(value: Any) -> float | None:
+    """A UNIX timestamp from what moto puts in the context object (a datetime or ISO 8601 text)."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -115,6 +127,9 @@ class LocalRuntime:
         self._http: ThreadingHTTPServer | None = None
         self._sends_table = ""
         self._sms_attributes: dict[str, dict[str, Any]] = {}  # SNS message id -> the attributes it was sent with
+        self._timelines: dict[
+            str, float | None
+        ] = {}  # execution id -> simulated instant its next fixed Wait counts from
         self.ses_sends: dict[str, dict[str, Any]] = {}  # SES message id -> {tags, configuration_set}
         self.email_events_topic: str | None = None  # where the configuration set publishes SES events
 
@@ -181,6 +196,9 @@ class LocalRuntime:
         from moto.stepfunctions.models import StateMachine
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
         from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.seconds import (
+            Seconds as WaitSeconds,
+        )
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
             WaitFunction,
         )
@@ -235,7 +253,24 @@ class LocalRuntime:
             return answer
 
         def wait_interval(wait_function: Any, env: Any, wait_seconds: int) -> None:
-            deadline = time.monotonic() + runtime.clock.real_seconds(wait_seconds)
+            # A fixed Wait counts from where the execution's own timeline stands (its start, then each Wait's
+            # end), not from now: the real milliseconds its Tasks took, magnified by the time scale, would
+            # otherwise pile up step after step (AWS's milliseconds are nothing next to days). A Wait worked out
+            # by a Task (wait_until) or after a wait_for counts from now.
+            execution = env.states.context_object.context_object_data["Execution"]
+            now = runtime.clock.timestamp()
+            timelines = runtime._timelines
+            if isinstance(wait_function, WaitSeconds):
+                if execution["Id"] in timelines:
+                    origin = timelines[execution["Id"]]
+                else:
+                    started = _instant(execution.get("StartTime"))
+                    origin = None if started is None else runtime.clock.simulated(started)
+                target = (now if origin is None else origin) + wait_seconds
+            else:
+                target = now + wait_seconds
+            timelines[execution["Id"]] = target
+            deadline = time.monotonic() + runtime.clock.real_seconds(max(0.0, target - now))
             while env.is_running():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -262,7 +297,10 @@ class LocalRuntime:
             )
 
         def timeout_body(timeout: Any, env: Any) -> None:
-            # TimeoutSeconds of a task (a wait_for step) lasts as long as the same Wait would.
+            # TimeoutSeconds of a task (a wait_for step) lasts as long as the same Wait would. The execution's
+            # timeline restarts when the wait ends: the event may come at any time.
+            if not timeout.is_default_value():  # only wait_for steps set one; every other Task has the default
+                runtime._timelines[env.states.context_object.context_object_data["Execution"]["Id"]] = None
             env.stack.append(runtime.clock.real_seconds(timeout._eval_seconds(env=env)))
 
         publish_as_moto_does = SNSBackend.publish

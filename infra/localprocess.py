@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -99,6 +100,11 @@ class RunningLocal:
         with urllib.request.urlopen(f"{self.api_url}/_local/outbox", timeout=10) as response:
             messages: list[dict[str, Any]] = json.loads(response.read())
         return [m for m in messages if to is None or m["to"] == to]
+
+    def now(self) -> datetime:
+        """The runtime's simulated now (the clock its handlers read)."""
+        with urllib.request.urlopen(f"{self.api_url}/_local/clock", timeout=10) as response:
+            return datetime.fromisoformat(json.loads(response.read())["now"])
 
     def wait_for(self, probe: Callable[[], T], done: Callable[[T], bool], seconds: float) -> T:
         deadline = time.monotonic() + seconds

@@ -15,7 +15,10 @@ class Clock:
     epoch: float = 0.0
 
     def timestamp(self) -> float:
-        real = time.time()
+        return self.simulated(time.time())
+
+    def simulated(self, real: float) -> float:
+        """The simulated instant of a real one (UNIX timestamps)."""
         if self.scale == 1.0:
             return real
         return self.epoch + (real - self.epoch) * self.scale
