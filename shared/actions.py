@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from shared import conditions, crm, enrolments, ingestion, moments, outbox, secrets, sending, sms
-from shared.events import LIST_JOINED, LIST_LEFT, SCORE_CHANGED, ContactFacts, Event
+from shared import conditions, consent, crm, dates, enrolments, ingestion, moments, outbox, secrets, sending, sms
+from shared.events import LIST_JOINED, LIST_LEFT, SCORE_CHANGED, ConsentFacts, ContactFacts, Event
 from shared.settings import Settings
 from shared.storage import ContactModel, EventModel, StorageError, get_or_none, tables
 
 
 class InvalidAction(ValueError):
     """A payload the compiler would never produce: a field is missing or malformed."""
+
+
+class MomentBeyondExecution(ValueError):
+    """A wait_until date lies past the execution's first year, which Step Functions does not wait for."""
+
+
+EXECUTION_LIMIT = timedelta(days=365)
 
 
 def _field(payload: dict[str, Any], name: str) -> Any:
@@ -126,27 +133,96 @@ def await_event(payload: dict[str, Any], settings: Settings, now: datetime) -> d
 
 
 def plan_wait(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
-    """Seconds from now until the step's local time of day, for the Wait state that follows."""
+    """Seconds from now until the step's moment in the contact's time zone, for the Wait state that follows.
+
+    The moment is the next local time of day (on allowed weekdays), or that time on a day: the date trigger's
+    day (`date`), or a date attribute's day or next anniversary (`attribute`, `yearly`) plus `offset_days`.
+    A moment already past gives 0 seconds: the execution continues at once."""
     at = str(_field(payload, "time"))
+    try:
+        hour, minute = (int(part) for part in at.split(":"))
+        local_time = dtime(hour, minute)
+    except ValueError:
+        raise InvalidAction(f"plan_wait: time {at!r}") from None
     weekdays = tuple(payload.get("weekdays") or ())
     if any(day not in moments.WEEKDAYS for day in weekdays):
         raise InvalidAction(f"plan_wait: weekdays {weekdays!r}")
     contact = get_or_none(tables(settings).contacts, str(_field(payload, "contact_id")))
-    timezone = conditions.attribute(contact, "timezone") if contact is not None else None
+    timezone = conditions.attribute(contact, dates.TIMEZONE) if contact is not None else None
     tz = moments.zone(timezone if isinstance(timezone, str) else None, settings.default_timezone)
-    hour, minute = (int(part) for part in at.split(":"))
-    target = moments.next_moment(now, dtime(hour, minute), weekdays, tz)
+    if "date" in payload:
+        day = moments.parse_date(payload["date"])
+        if day is None:
+            raise InvalidAction(f"plan_wait: date {payload['date']!r} is not YYYY-MM-DD")
+        target = moments.on_day(day, local_time, tz)
+    elif "attribute" in payload:
+        original = _date_of(contact, str(payload["attribute"]))
+        if original is None:  # no such date on this contact: nothing to wait for
+            return {"seconds": 0, "until": now.isoformat()}
+        offset = conditions.whole(payload.get("offset_days", 0)) or 0
+        if payload.get("yearly"):
+            target = moments.next_anniversary(original, offset, local_time, tz, now)
+        else:
+            target = moments.on_day(original + timedelta(days=offset), local_time, tz)
+        _within_execution(target, payload.get("started"))
+    else:
+        target = moments.next_moment(now, local_time, weekdays, tz)
     return {"seconds": max(0, round((target - now).total_seconds())), "until": target.isoformat()}
+
+
+def _date_of(contact: ContactModel | None, name: str) -> date | None:
+    if contact is None:
+        return None
+    if name == dates.CREATED_AT:
+        return contact.created_at.date() if contact.created_at is not None else None
+    return moments.parse_date(conditions.attribute(contact, name))
+
+
+def _within_execution(target: datetime, started: object) -> None:
+    if not isinstance(started, str):
+        return
+    try:
+        start = datetime.fromisoformat(started.replace("Z", "+00:00"))
+    except ValueError:
+        return
+    if target - start >= EXECUTION_LIMIT:
+        raise MomentBeyondExecution(
+            f"the moment {target.date().isoformat()} is a year or more after the execution started"
+        )
+
+
+def unsubscribe(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
+    """Withdraws marketing email consent; the proof names the scenario and step, and joins the history."""
+    channel = _field(payload, "channel")
+    if channel != "email":
+        raise InvalidAction(f"unsubscribe: unknown channel {channel!r}")
+    t = tables(settings)
+    contact = get_or_none(t.contacts, str(_field(payload, "contact_id")), consistent=True)
+    if contact is None:
+        return {"status": "skipped", "reason": "contact not found"}
+    source = f"scenario:{_field(payload, 'scenario')}/{_field(payload, 'step')}"
+    statement = ConsentFacts(state="denied", level=None, at=now.isoformat(), source=source)
+    if not consent.record(contact, statement):
+        return {"status": "unchanged", "reason": "no marketing consent to withdraw"}
+    contact.updated_at = now
+    contact.save()
+    return {"status": "done"}
 
 
 def set_attribute(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
     name = str(_field(payload, "name"))
     if not conditions.NAME.match(name) or name in conditions.PROFILE_FIELDS or name in conditions.COUNTERS:
         raise InvalidAction(f"set_attribute: {name!r} is not a custom attribute name")
-    updated = _update(
-        settings, str(_field(payload, "contact_id")), [ContactModel.attributes[name].set(payload.get("value"))]
-    )
-    return {"status": "done"} if updated is not None else {"status": "skipped", "reason": "contact not found"}
+    value = payload.get("value")
+    updated = _update(settings, str(_field(payload, "contact_id")), [ContactModel.attributes[name].set(value)])
+    if updated is None:
+        return {"status": "skipped", "reason": "contact not found"}
+    held = set(updated.date_keys or ())
+    if name == dates.TIMEZONE or moments.parse_date(value) is not None or any(k.startswith(f"{name}#") for k in held):
+        keys = dates.reindex(updated, tables(settings))  # a date (or the time zone) changed: keep the index
+        if keys != held:
+            updated.update(actions=[ContactModel.date_keys.set(keys) if keys else ContactModel.date_keys.remove()])
+    return {"status": "done"}
 
 
 def change_list(payload: dict[str, Any], settings: Settings, add: bool, now: datetime) -> dict[str, Any]:
@@ -208,6 +284,8 @@ def perform(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
         return evaluate(payload, settings, now)
     if action == "add_score":
         return add_score(payload, settings, now)
+    if action == "unsubscribe":
+        return unsubscribe(payload, settings, now)
     if action == "set_attribute":
         return set_attribute(payload, settings)
     if action in ("add_to_list", "remove_from_list"):

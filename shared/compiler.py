@@ -8,7 +8,9 @@ Transitions per step kind (Standard workflows bill each one):
   wait                                                        1 (one Wait state, never polls)
   if                                                          2 (a Task evaluates the condition now, a Choice)
   split                                                       1 (a Choice on the contact's stable bucket)
-  wait_until                                                  2 (a Task works out the seconds, a Wait on them)
+  wait_until (a time of day, a date, an anniversary)          2 (a Task works out the seconds, a Wait on them)
+  unsubscribe                                                 1 (one Task)
+  a date trigger's leading wait                               2 (the same as wait_until: until the day's time)
   wait_for                                                    1 (a Task holding a task token until the event
                                                                  or its timeout; nothing polls)
   exit, and the end of the steps                              1 (the Succeed state)
@@ -35,9 +37,11 @@ from shared.scenario import (
     SetAttribute,
     Split,
     Step,
+    Unsubscribe,
     Wait,
     WaitForEvent,
     WaitUntil,
+    WaitUntilDate,
 )
 
 ACT_FUNCTION = "${ActFunctionArn}"  # filled by the template's DefinitionSubstitutions
@@ -112,6 +116,25 @@ class _Planner:
                 )
                 nodes.append(node)
                 elapsed = None
+            elif isinstance(step, WaitUntilDate):
+                offset = f" {step.offset_days:+d}d" if step.offset_days else ""
+                what = (
+                    "the trigger's day"
+                    if step.attribute is None
+                    else f"{step.attribute}'s anniversary"
+                    if step.yearly
+                    else step.attribute
+                )
+                node = _Node(
+                    step,
+                    self.unique(f"Wait until {what}{offset} {step.at} ({step.id})"),
+                    variant,
+                    check=self.unique(f"Plan {step.id}"),
+                )
+                nodes.append(node)
+                elapsed = None
+            elif isinstance(step, Unsubscribe):
+                nodes.append(_Node(step, self.unique(f"Unsubscribe from {step.channel} ({step.id})"), variant))
             elif isinstance(step, SendEmail):
                 nodes.append(_Node(step, self.unique(f"Send email {step.id}"), variant))
             elif isinstance(step, SendSms):
@@ -280,6 +303,27 @@ class _Linker:
             self.states[node.check]["ResultPath"] = "$.plan"
             self.states[node.name] = {"Type": "Wait", "SecondsPath": "$.plan.seconds", "Next": following}
             return node.check
+        elif isinstance(step, WaitUntilDate):
+            payload = {**self.base(step.id, "plan_wait"), "time": step.at}
+            if step.attribute is None:
+                payload["date.$"] = "$.trigger.properties.date"  # the day the daily run found, offset included
+            else:
+                payload.update({"attribute": step.attribute, "yearly": step.yearly, "offset_days": step.offset_days})
+            payload["started.$"] = "$$.Execution.StartTime"
+            what = "the trigger's day" if step.attribute is None else step.attribute
+            self.states[node.check] = _task(
+                payload,
+                node.name,
+                f"Works out how long until {step.at} on {what} in the contact's time zone (now if already past).",
+                {"seconds.$": "$.Payload.seconds", "until.$": "$.Payload.until"},
+            )
+            self.states[node.check]["ResultPath"] = "$.plan"
+            self.states[node.name] = {"Type": "Wait", "SecondsPath": "$.plan.seconds", "Next": following}
+            return node.check
+        elif isinstance(step, Unsubscribe):
+            payload = {**self.base(step.id, "unsubscribe"), "channel": step.channel}
+            comment = f"Withdraws the contact's marketing {step.channel} consent, recording this step as the source."
+            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, WaitForEvent):
             event_first = self.link(node.branches[0], following)
             timeout_first = self.link(node.branches[1], following)
@@ -314,8 +358,16 @@ class _Linker:
         return node.name
 
 
+def leading_steps(scenario: Scenario) -> tuple[Step, ...]:
+    """A date trigger's executions start by waiting for the local time on the day the daily run found."""
+    if scenario.trigger_date is None:
+        return scenario.steps
+    trigger = scenario.trigger_date
+    return (WaitUntilDate("on-the-day", None, False, trigger.offset_days, trigger.at), *scenario.steps)
+
+
 def compile_scenario(scenario: Scenario) -> dict[str, Any]:
-    nodes = _Planner().plan(scenario.steps, 0, None)
+    nodes = _Planner().plan(leading_steps(scenario), 0, None)
     linker = _Linker(scenario)
     start = linker.link(nodes, linker.end)
     linker.leave_states()
@@ -365,6 +417,14 @@ def catalogue_entry(scenario: Scenario) -> dict[str, Any]:
             "re_entry": scenario.re_entry,
             **({"cap": scenario.entry_cap} if scenario.entry_cap is not None else {}),
         },
-        "goal": {"event": scenario.goal_event} if scenario.goal_event else None,
+        "goal": _goal(scenario),
         "category": scenario.category,
     }
+
+
+def _goal(scenario: Scenario) -> dict[str, Any] | None:
+    if not scenario.goal_events:
+        return None
+    if len(scenario.goal_events) == 1:
+        return {"event": scenario.goal_events[0]}
+    return {"event": scenario.goal_events[0], "events": list(scenario.goal_events)}

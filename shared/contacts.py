@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-from shared import consent
+from pynamodb.exceptions import UpdateError
+
+from shared import consent, dates
+from shared.conditions import COUNTERS, NAME, PROFILE_FIELDS
 from shared.events import ContactFacts
-from shared.storage import AlreadyExists, ContactModel, IdentityModel, Tables, create_new, get_or_none
+from shared.storage import (
+    AlreadyExists,
+    ContactModel,
+    IdentityModel,
+    StorageError,
+    Tables,
+    create_new,
+    get_or_none,
+)
 
 
 def identity_keys(facts: ContactFacts) -> list[str]:
@@ -47,8 +59,10 @@ def upsert(facts: ContactFacts, tables: Tables, now: datetime) -> ContactModel |
         return None
     contact_id, known_key = _find(keys, tables)
     contact: ContactModel
+    created = contact_id is None
     if contact_id is None:
         contact = tables.contacts(contact_id=uuid.uuid4().hex, created_at=now, updated_at=now)
+        engaged(contact, now)  # a signup counts as engagement: silence is counted from it
     else:
         contact = tables.contacts.get(contact_id)
     source_updated = _parse(facts.updated_at)
@@ -68,6 +82,12 @@ def upsert(facts: ContactFacts, tables: Tables, now: datetime) -> ContactModel |
             contact.source_ids = {**known, source: native_id}
         if source_updated is not None:
             contact.source_updated_at = source_updated
+    given = custom_attributes(facts.attributes)
+    if given and not stale:
+        known_attributes = contact.attributes.as_dict() if contact.attributes is not None else {}
+        contact.attributes = {**known_attributes, **given}
+    if created or (given and not stale):
+        dates.keep_keys(contact, dates.reindex(contact, tables))
     if facts.email_consent is not None:
         consent.record(contact, facts.email_consent)
     if facts.sms_consent is not None:
@@ -80,6 +100,35 @@ def upsert(facts: ContactFacts, tables: Tables, now: datetime) -> ContactModel |
         with contextlib.suppress(AlreadyExists):
             create_new(tables.identities(identity=key, contact_id=contact.contact_id), IdentityModel.identity)
     return contact
+
+
+def custom_attributes(given: dict[str, Any] | None) -> dict[str, Any]:
+    """The custom attributes a source may set: named like plan_type, never a profile field or a counter."""
+    return {
+        name: value
+        for name, value in (given or {}).items()
+        if isinstance(name, str) and NAME.match(name) and name not in PROFILE_FIELDS and name not in COUNTERS
+    }
+
+
+def engaged(contact: ContactModel, at: datetime) -> None:
+    """Moves the contact's engagement day (signup, open, click) on the unsaved contact."""
+    contact.last_engaged_at = at
+    contact.engaged_on = at.astimezone(UTC).date().isoformat()
+
+
+def record_engagement(contact: ContactModel, at: datetime) -> None:
+    """An open or a click: the contact leaves the inactivity index's old day for today's (atomic, never back)."""
+    day = at.astimezone(UTC).date().isoformat()
+    try:
+        contact.update(
+            actions=[ContactModel.last_engaged_at.set(at), ContactModel.engaged_on.set(day)],
+            condition=ContactModel.last_engaged_at.does_not_exist() | (ContactModel.last_engaged_at <= at),
+        )
+    except UpdateError as error:
+        if error.cause_response_code != "ConditionalCheckFailedException":
+            raise StorageError(str(error)) from error
+        # A later engagement is already recorded (events out of order): keep it.
 
 
 def record_order(contact: ContactModel, total: object, at: datetime) -> None:

@@ -44,6 +44,7 @@ class Entry:
     goal_event: str | None
     where: dict[str, Any] | None = None
     cap: int | None = None  # at most this many contacts in the scenario at once
+    goal_events: tuple[str, ...] = ()  # any of them reaches the goal (goal_event is the first)
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,16 @@ def catalogue(path: Path = CATALOGUE) -> tuple[Entry, ...]:
             goal_event=(spec.get("goal") or {}).get("event"),
             where=spec["trigger"].get("where"),
             cap=spec["entry"].get("cap"),
+            goal_events=_goal_events(spec.get("goal")),
         )
         for name, spec in sorted(data.items())
     )
+
+
+def _goal_events(goal: dict[str, Any] | None) -> tuple[str, ...]:
+    if not goal:
+        return ()
+    return tuple(str(event) for event in goal.get("events") or [goal["event"]])
 
 
 def execution_name(scenario: str, contact_id: str, event_id: str) -> str:
@@ -177,7 +185,7 @@ def stop_on_goals(
     sfn = clients.stepfunctions(settings.region)
     outcomes = []
     for entry in entries:
-        if entry.goal_event != event.type:
+        if event.type not in (entry.goal_events or (entry.goal_event,)):
             continue
         for enrolment in enrolments.of(t, contact.contact_id, entry.scenario):
             if enrolment.status != "active":

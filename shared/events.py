@@ -4,7 +4,8 @@ Catalogue (this increment): `contact.subscribed` (a new contact signed up), `con
 `checkout.started` / `checkout.updated` (a checkout, abandoned until an order follows: recovery URL and items),
 `order.placed`, `order.paid`, `scenario.requested` (an explicit start through the API), `list.joined` /
 `list.left` / `score.changed` (emitted by parcours' own actions), `email.opened` / `email.clicked` (SES
-feedback on a message a scenario sent), `page.viewed` (a page the contact visited), and `unrecognised` (a
+feedback on a message a scenario sent; they also keep the contact's engagement day), `page.viewed` (a page the
+contact visited), `date.reached` / `contact.inactive` (emitted by the daily schedule), and `unrecognised` (a
 verified delivery whose topic parcours does not act on: recorded, no effect).
 """
 
@@ -26,8 +27,10 @@ LIST_JOINED = "list.joined"  # emitted by parcours itself when a scenario adds a
 LIST_LEFT = "list.left"
 SCORE_CHANGED = "score.changed"  # properties old, new, points: `where: {old: {lt: 50}, new: {gte: 50}}` crosses 50
 EMAIL_OPENED = "email.opened"  # properties scenario, step, variant, message_id (from the SES message tags)
-EMAIL_CLICKED = "email.clicked"  # the same, and link
+EMAIL_CLICKED = "email.clicked"  # the same, and link; an open or a click moves the contact's engagement day
 PAGE_VIEWED = "page.viewed"  # properties url, path, title, referrer
+DATE_REACHED = "date.reached"  # the daily schedule: attribute, date, time, offset_days, anniversary, years, moment
+CONTACT_INACTIVE = "contact.inactive"  # the daily schedule: days, since (no open, click nor signup since that day)
 UNRECOGNISED = "unrecognised"
 CATALOGUE = (
     CONTACT_SUBSCRIBED,
@@ -43,7 +46,10 @@ CATALOGUE = (
     EMAIL_OPENED,
     EMAIL_CLICKED,
     PAGE_VIEWED,
+    DATE_REACHED,
+    CONTACT_INACTIVE,
 )
+SCHEDULED = (DATE_REACHED, CONTACT_INACTIVE)  # written as `trigger: {date: ...}` / `{inactive: ...}`, not `event:`
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class ContactFacts:
     updated_at: str | None = None
     phone: str | None = None  # E.164 only (see normalise_phone); anything else is dropped by the source mapping
     sms_consent: ConsentFacts | None = None
+    attributes: dict[str, Any] | None = None  # custom attributes (birthday, timezone, ...), merged into the contact
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,16 @@
-"""The next allowed moment: a time of day on allowed weekdays, in the contact's time zone (DST included)."""
+"""Moments in the contact's time zone (DST included): the next allowed time of day on allowed weekdays, a date
+attribute's day at a time of day, its yearly anniversary (29 February falls on 28 February in other years), and
+the day windows of the daily schedule."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+import calendar
+import re
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def zone(name: str | None, default: str) -> ZoneInfo:
@@ -30,3 +35,68 @@ def next_moment(now: datetime, at: time, weekdays: tuple[str, ...], tz: ZoneInfo
         if day.weekday() in allowed and candidate >= local:
             return candidate
     raise ValueError("no allowed weekday")  # unreachable: `allowed` is never empty
+
+
+def parse_date(value: object) -> date | None:
+    """An ISO calendar date (YYYY-MM-DD) as a date attribute holds it; None for anything else."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not ISO_DATE.match(value.strip()):
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        return None
+
+
+def anniversary(original: date, year: int) -> date:
+    """The original's month and day in `year`; 29 February falls on 28 February in the other years."""
+    if (original.month, original.day) == (2, 29) and not calendar.isleap(year):
+        return date(year, 2, 28)
+    return original.replace(year=year)
+
+
+def on_day(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """`at` o'clock on a local day (a time skipped by a DST jump resolves forward)."""
+    return datetime.combine(day, at, tzinfo=tz)
+
+
+def next_anniversary(original: date, offset_days: int, at: time, tz: ZoneInfo, now: datetime) -> datetime:
+    """The first yearly occurrence (anniversary + offset, at local time `at`) whose local day is today or later.
+
+    Today's occurrence is returned even when its time has passed: the caller continues at once rather than wait
+    a year (which Step Functions would not allow anyway)."""
+    today = now.astimezone(tz).date()
+    for year in range(today.year - 2, today.year + 3):
+        day = anniversary(original, year) + timedelta(days=offset_days)
+        if day >= today:
+            return on_day(day, at, tz)
+    raise ValueError("no anniversary within two years")  # unreachable: offsets are under a year
+
+
+def day_window(moment: datetime) -> tuple[datetime, datetime]:
+    """The UTC day holding `moment`: what one daily run covers. Consecutive days tile time, so every local
+    moment falls in exactly one run's window, whatever the time zone or DST."""
+    start = datetime.combine(moment.astimezone(UTC).date(), time(0), tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def local_days(window_start: datetime) -> tuple[date, ...]:
+    """The local days whose times of day can fall in the UTC day starting at `window_start` (zones run from
+    UTC-12 to UTC+14): the day before, the day itself and the day after."""
+    day = window_start.astimezone(UTC).date()
+    return (day - timedelta(days=1), day, day + timedelta(days=1))
+
+
+def month_days(anniversary_day: date) -> tuple[str, ...]:
+    """The MM-DD of the dates whose anniversary falls on `anniversary_day`: 28 February also takes the 29th in a
+    year without one."""
+    found: tuple[str, ...] = (f"{anniversary_day.month:02d}-{anniversary_day.day:02d}",)
+    if (anniversary_day.month, anniversary_day.day) == (2, 28) and not calendar.isleap(anniversary_day.year):
+        found += ("02-29",)
+    return found
+
+
+def inactive_since(run_day: date, days: int) -> date:
+    """The engagement day of contacts who, on `run_day`, have been silent for exactly `days` days."""
+    return run_day - timedelta(days=days)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from shared import contacts, dispatch
 from shared.clock import Clock
-from shared.events import ORDER_PLACED, UNRECOGNISED, Event
+from shared.events import EMAIL_CLICKED, EMAIL_OPENED, ORDER_PLACED, UNRECOGNISED, Event
 from shared.settings import Settings
 from shared.storage import Tables, tables
 
@@ -45,6 +45,8 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
     _record(event, contact.contact_id, t, now, settings)
     if event.type == ORDER_PLACED:
         contacts.record_order(contact, event.properties.get("total"), now)
+    if event.type in (EMAIL_OPENED, EMAIL_CLICKED):
+        contacts.record_engagement(contact, now)  # moves the contact in the inactivity index
     entries = dispatch.catalogue()
     # Goals first: an order ends the abandoned-cart series before it starts the post-purchase one.
     outcomes = dispatch.stop_on_goals(event, contact, settings, entries, now)

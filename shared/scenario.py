@@ -13,11 +13,20 @@ from typing import Any, Literal
 import yaml
 
 from shared.conditions import COUNTERS, LIST_NAME, NAME, PROFILE_FIELDS, ConditionError, check, check_where
-from shared.events import CATALOGUE, LIST_JOINED, LIST_LEFT, SCENARIO_REQUESTED
+from shared.events import (
+    CATALOGUE,
+    CONTACT_INACTIVE,
+    DATE_REACHED,
+    LIST_JOINED,
+    LIST_LEFT,
+    SCENARIO_REQUESTED,
+    SCHEDULED,
+)
 from shared.moments import WEEKDAYS
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
+DAY_OFFSET = re.compile(r"^([+-]?)(\d+)\s*(d|w)$")
 TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 ONE_YEAR = 365 * 86400
@@ -120,6 +129,35 @@ class WaitUntil:
 
 
 @dataclass(frozen=True)
+class WaitUntilDate:
+    """Waits until a day at a local time of day: a date attribute's day (`yearly`: its next anniversary) plus an
+    offset in days; with no attribute, the day a date trigger's event names (the leading wait of such scenarios)."""
+
+    id: str
+    attribute: str | None
+    yearly: bool
+    offset_days: int
+    at: str  # "HH:MM"
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    """Withdraws the contact's marketing consent for the channel, with the scenario and step as its source."""
+
+    id: str
+    channel: str  # email
+
+
+@dataclass(frozen=True)
+class DateTrigger:
+    """A date attribute's yearly anniversary (plus an offset in days) at a local time of day."""
+
+    attribute: str
+    at: str
+    offset_days: int = 0
+
+
+@dataclass(frozen=True)
 class Exit:
     """Leaves the scenario here (the execution succeeds)."""
 
@@ -130,12 +168,14 @@ Step = (
     | NotifyCrm
     | Wait
     | WaitUntil
+    | WaitUntilDate
     | SetAttribute
     | AddScore
     | ListChange
     | If
     | Split
     | WaitForEvent
+    | Unsubscribe
     | Exit
 )
 ACTIONS = (
@@ -151,6 +191,7 @@ ACTIONS = (
     "remove_from_list",
     "send_sms",
     "notify_crm",
+    "unsubscribe",
     "exit",
 )
 
@@ -177,10 +218,13 @@ class Scenario:
     steps: tuple[Step, ...]
     source: str
     re_entry: str = "never"  # never | always | after:<seconds>
-    goal_event: str | None = None
+    goal_event: str | None = None  # the first of goal_events
     trigger_where: dict[str, Any] | None = None
     references: tuple[Reference, ...] = ()
     entry_cap: int | None = None  # at most this many contacts in the scenario at once
+    trigger_date: DateTrigger | None = None  # date triggers: the daily schedule emits date.reached
+    inactive_days: int | None = None  # inactivity triggers: the daily schedule emits contact.inactive
+    goal_events: tuple[str, ...] = ()
 
 
 class _Located:
@@ -281,11 +325,39 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         if "category" in root
         else "marketing"
     )
-    trigger = reader.mapping(root["trigger"], "trigger", ("event", "where", "api"), ())
+    trigger = reader.mapping(
+        root["trigger"], "trigger", ("event", "where", "api", "date", "time", "offset", "inactive"), ()
+    )
     where: dict[str, Any] | None
-    if ("event" in trigger) == ("api" in trigger):
-        raise reader.fail(root["trigger"], "a trigger is either `event: ...` or `api: true` (started through the API)")
-    if "api" in trigger:
+    date_trigger: DateTrigger | None = None
+    inactive_days: int | None = None
+    if sum(1 for kind in ("event", "api", "date", "inactive") if kind in trigger) != 1:
+        raise reader.fail(
+            root["trigger"],
+            "a trigger is one of `event: ...`, `api: true` (started through the API), "
+            '`date: birthday` with `time: "10:00"`, or `inactive: 90d`',
+        )
+    for extra in ("time", "offset"):
+        if extra in trigger and "date" not in trigger:
+            raise reader.fail(trigger[extra], f"`{extra}` goes with a date trigger (`date: birthday`)")
+    if "where" in trigger and "event" not in trigger:
+        raise reader.fail(trigger["where"], "`where` filters an event trigger's properties")
+    if "date" in trigger:
+        attribute = _date_attribute(reader, trigger["date"], "trigger.date")
+        if "time" not in trigger:
+            raise reader.fail(root["trigger"], 'a date trigger needs `time`, e.g. time: "10:00" (local time)')
+        at = _time_of_day(reader, trigger["time"])
+        offset = _day_offset(reader, trigger["offset"]) if "offset" in trigger else 0
+        date_trigger = DateTrigger(attribute, at, offset)
+        event, where = DATE_REACHED, {"attribute": attribute, "offset_days": offset, "time": at}
+    elif "inactive" in trigger:
+        text = str(trigger["inactive"].value)
+        seconds = parse_duration(text)
+        if seconds is None or seconds <= 0 or seconds % 86400:
+            raise reader.fail(trigger["inactive"], f"inactive {text!r}: write a number of days or weeks, e.g. 90d")
+        inactive_days = seconds // 86400
+        event, where = CONTACT_INACTIVE, {"days": inactive_days}
+    elif "api" in trigger:
         if trigger["api"].value is not True or "where" in trigger:
             raise reader.fail(trigger["api"], "write `api: true`, without `where`")
         event, where = SCENARIO_REQUESTED, {"scenario": scenario_id}
@@ -293,14 +365,21 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         event = reader.text(trigger["event"], "trigger.event")
         if event not in KNOWN_EVENTS:
             raise reader.fail(trigger["event"], f"unknown event {event!r}; known events: {', '.join(KNOWN_EVENTS)}")
+        if event in SCHEDULED:
+            raise reader.fail(
+                trigger["event"],
+                f'{event} comes from the daily schedule: write `date: birthday` with `time: "10:00"`, '
+                "or `inactive: 90d`",
+            )
         where = _plain(trigger["where"]) if "where" in trigger else None
-    if where is not None and "api" not in trigger:
+    if where is not None and "event" in trigger:
         try:
             check_where(where, "trigger.where")
         except ConditionError as error:
             raise reader.fail(trigger["where"], str(error)) from None
     entry_consent = "email" if category == "marketing" else "none"
-    re_entry = "never"
+    # A date comes back every year and a silence can follow each re-engagement: both come again by default.
+    re_entry = "always" if date_trigger is not None or inactive_days is not None else "never"
     entry_cap = None
     if "entry" in root:
         entry = reader.mapping(root["entry"], "entry", ("consent", "re_entry", "cap"), ())
@@ -314,19 +393,27 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
                 raise reader.fail(
                     entry["cap"], "entry.cap is how many contacts may be in the scenario at once: a whole number > 0"
                 )
-    goal_event = None
+    goal_events: list[str] = []
     if "goal" in root:
         goal = reader.mapping(root["goal"], "goal", ("event",), ("event",))
-        goal_event = reader.text(goal["event"], "goal.event")
-        if goal_event not in KNOWN_EVENTS:
-            raise reader.fail(goal["event"], f"unknown event {goal_event!r}; known events: {', '.join(KNOWN_EVENTS)}")
-        if goal_event == event:
-            raise reader.fail(goal["event"], "the goal is the trigger itself: every contact would leave at once")
+        listed = goal["event"].value if isinstance(goal["event"].value, list) else [goal["event"]]
+        if not listed:
+            raise reader.fail(goal["event"], "goal.event is an event, or a list of events (any of them)")
+        for item in listed:
+            goal_event = reader.text(item, "goal.event")
+            if goal_event not in KNOWN_EVENTS:
+                raise reader.fail(item, f"unknown event {goal_event!r}; known events: {', '.join(KNOWN_EVENTS)}")
+            if goal_event == event:
+                raise reader.fail(item, "the goal is the trigger itself: every contact would leave at once")
+            goal_events.append(goal_event)
     step_reader = _StepReader(reader, templates_dir)
-    steps = step_reader.steps(root["steps"], "steps")[0]
+    # A date trigger's executions first wait up to a day for the local moment.
+    steps = step_reader.steps(root["steps"], "steps", 86400 if date_trigger is not None else 0)[0]
     step_reader.check_message_references()
     if event in (LIST_JOINED, LIST_LEFT) and "where" in trigger:
         step_reader.reads_in(trigger["where"], ("list",))
+    if date_trigger is not None:
+        step_reader.refer("attribute", trigger["date"], writes=False)
     return Scenario(
         id=scenario_id,
         name=reader.text(root["name"], "name"),
@@ -337,11 +424,43 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         steps=steps,
         source=path.name,
         re_entry=re_entry,
-        goal_event=goal_event,
+        goal_event=goal_events[0] if goal_events else None,
         trigger_where=where,
         references=tuple(step_reader.references),
         entry_cap=entry_cap,
+        trigger_date=date_trigger,
+        inactive_days=inactive_days,
+        goal_events=tuple(goal_events),
     )
+
+
+def _date_attribute(reader: _Reader, at: _Located, what: str) -> str:
+    name = reader.text(at, what)
+    if not NAME.match(name) or name in PROFILE_FIELDS or name in COUNTERS:
+        raise reader.fail(
+            at, f"{what} {name!r}: name a custom attribute holding a date (YYYY-MM-DD), such as birthday, or created_at"
+        )
+    return name
+
+
+def _time_of_day(reader: _Reader, at: _Located) -> str:
+    value = at.value
+    if isinstance(value, int):
+        raise reader.fail(at, 'write the time in quotes, e.g. time: "10:00" (YAML reads 10:00 as a number)')
+    if not isinstance(value, str) or not TIME_OF_DAY.match(value):
+        raise reader.fail(at, f'time {value!r} is not a time of day such as "10:00"')
+    return value
+
+
+def _day_offset(reader: _Reader, at: _Located) -> int:
+    text = str(at.value).strip()
+    match = DAY_OFFSET.match(text)
+    if not match:
+        raise reader.fail(at, f"offset {text!r} is not a number of days: write e.g. -7d (a week before), 1d, 2w")
+    days = int(match.group(2)) * (7 if match.group(3) == "w" else 1)
+    if days >= 365:
+        raise reader.fail(at, f"offset {text!r}: an offset is under a year")
+    return -days if match.group(1) == "-" else days
 
 
 def _re_entry(reader: _Reader, at: _Located) -> str:
@@ -375,7 +494,7 @@ class _StepReader:
 
     def refer(self, kind: Literal["list", "attribute"], at: _Located, writes: bool) -> None:
         name = at.value
-        if isinstance(name, str) and (kind == "list" or name not in PROFILE_FIELDS + COUNTERS):
+        if isinstance(name, str) and (kind == "list" or name not in (*PROFILE_FIELDS, *COUNTERS, "created_at")):
             self.references.append(Reference(kind, name, writes, at.line, at.column))
 
     def reads_in(self, at: _Located, keys: tuple[str, ...]) -> None:
@@ -455,14 +574,23 @@ class _StepReader:
         if kind == "wait_until":
             fields = reader.mapping(item, "a wait_until step", ("id", "wait_until"), ("id", "wait_until"))
             step_id = self._id(fields["id"])
-            spec = reader.mapping(fields["wait_until"], "wait_until", ("time", "weekdays"), ("time",))
-            at = spec["time"].value
-            if isinstance(at, int):
-                raise reader.fail(
-                    spec["time"], 'write the time in quotes, e.g. time: "10:00" (YAML reads 10:00 as a number)'
-                )
-            if not isinstance(at, str) or not TIME_OF_DAY.match(at):
-                raise reader.fail(spec["time"], f'time {at!r} is not a time of day such as "10:00"')
+            spec = reader.mapping(
+                fields["wait_until"], "wait_until", ("time", "weekdays", "date", "anniversary", "offset"), ("time",)
+            )
+            at = _time_of_day(reader, spec["time"])
+            if "date" in spec or "anniversary" in spec:
+                if "date" in spec and "anniversary" in spec:
+                    raise reader.fail(fields["wait_until"], "wait_until takes `date` or `anniversary`, not both")
+                if "weekdays" in spec:
+                    raise reader.fail(spec["weekdays"], "weekdays do not go with a date: the date is the day")
+                yearly = "anniversary" in spec
+                attribute = _date_attribute(reader, spec["anniversary" if yearly else "date"], "wait_until date")
+                offset = _day_offset(reader, spec["offset"]) if "offset" in spec else 0
+                self.refer("attribute", spec["anniversary" if yearly else "date"], writes=False)
+                # How long is known only at run time; the plan refuses a moment past the execution's year.
+                return WaitUntilDate(step_id, attribute, yearly, offset, at), elapsed
+            if "offset" in spec:
+                raise reader.fail(spec["offset"], "offset goes with `date` or `anniversary`")
             days: tuple[str, ...] = ()
             if "weekdays" in spec:
                 raw = _plain(spec["weekdays"])
@@ -547,6 +675,11 @@ class _StepReader:
             if isinstance(points, bool) or not isinstance(points, int) or points == 0:
                 raise reader.fail(fields["add_score"], "add_score takes a whole number of points, e.g. 10 or -5")
             return AddScore(step_id, points), elapsed
+        if kind == "unsubscribe":
+            fields = reader.mapping(item, "an unsubscribe step", ("id", "unsubscribe"), ("id", "unsubscribe"))
+            step_id = self._id(fields["id"])
+            channel = reader.choice(fields["unsubscribe"], "unsubscribe", ("email",))
+            return Unsubscribe(step_id, channel), elapsed
         if kind in ("add_to_list", "remove_from_list"):
             fields = reader.mapping(item, f"an {kind} step", ("id", kind), ("id", kind))
             step_id = self._id(fields["id"])

@@ -25,6 +25,7 @@ class Settings:
     events_table: str
     sends_table: str
     enrolments_table: str
+    dates_table: str
     idempotency_table: str
     queue_url: str
     state_machine_prefix: str
@@ -91,6 +92,7 @@ class Settings:
             events_table=need("PARCOURS_EVENTS_TABLE"),
             sends_table=need("PARCOURS_SENDS_TABLE"),
             enrolments_table=need("PARCOURS_ENROLMENTS_TABLE"),
+            dates_table=need("PARCOURS_DATES_TABLE"),
             idempotency_table=need("PARCOURS_IDEMPOTENCY_TABLE"),
             queue_url=need("PARCOURS_QUEUE_URL"),
             state_machine_prefix=need("PARCOURS_STATE_MACHINE_PREFIX"),

@@ -22,6 +22,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from shared.settings import Settings
@@ -43,6 +44,16 @@ class Consent(MapAttribute[str, Any]):
     source = UnicodeAttribute()  # e.g. shopify:customers/create
     wording = UnicodeAttribute(null=True)
     at = UTCDateTimeAttribute()
+
+
+class EngagedOnIndex(GlobalSecondaryIndex["ContactModel"]):
+    """Contacts by the day they last opened, clicked or signed up: the inactivity run reads one day of it."""
+
+    class Meta:
+        index_name = "engaged_on"
+        projection = KeysOnlyProjection()
+
+    engaged_on = UnicodeAttribute(hash_key=True)
 
 
 class ContactModel(Model):
@@ -70,6 +81,22 @@ class ContactModel(Model):
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     source_updated_at = UTCDateTimeAttribute(null=True)
+    last_engaged_at = UTCDateTimeAttribute(null=True)  # last open, click or signup
+    engaged_on = UnicodeAttribute(null=True)  # its UTC day, YYYY-MM-DD: the key of the engaged_on index
+    date_keys = UnicodeSetAttribute(null=True)  # the contact's entries in the dates table (shared.dates)
+    by_engagement = EngagedOnIndex()
+
+
+class DateIndexModel(Model):
+    """Who has a date attribute (birthday, created_at, ...) on a month-day: the daily run queries, never scans."""
+
+    class Meta:
+        table_name = "unbound"
+
+    key = UnicodeAttribute(hash_key=True)  # attribute + "#" + MM-DD, e.g. birthday#03-15
+    contact_id = UnicodeAttribute(range_key=True)
+    date = UnicodeAttribute()  # the attribute's ISO date, YYYY-MM-DD
+    timezone = UnicodeAttribute(null=True)  # the contact's timezone attribute, for the local moment
 
 
 class IdentityModel(Model):
@@ -162,10 +189,13 @@ class Tables:
     sends: type[SendModel]
     enrolments: type[EnrolmentModel]
     counters: type[ScenarioCounterModel]  # in the enrolments table
+    dates: type[DateIndexModel]
 
 
 @lru_cache(maxsize=4)
-def _tables(contacts: str, identities: str, events: str, sends: str, enrolments: str, region: str) -> Tables:
+def _tables(
+    contacts: str, identities: str, events: str, sends: str, enrolments: str, dates: str, region: str
+) -> Tables:
     return Tables(
         contacts=_bind(ContactModel, contacts, region),
         identities=_bind(IdentityModel, identities, region),
@@ -173,6 +203,7 @@ def _tables(contacts: str, identities: str, events: str, sends: str, enrolments:
         sends=_bind(SendModel, sends, region),
         enrolments=_bind(EnrolmentModel, enrolments, region),
         counters=_bind(ScenarioCounterModel, enrolments, region),
+        dates=_bind(DateIndexModel, dates, region),
     )
 
 
@@ -183,6 +214,7 @@ def tables(settings: Settings) -> Tables:
         settings.events_table,
         settings.sends_table,
         settings.enrolments_table,
+        settings.dates_table,
         settings.region,
     )
 

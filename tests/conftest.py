@@ -31,6 +31,7 @@ def environ() -> dict[str, str]:
         "PARCOURS_EVENTS_TABLE": "events",
         "PARCOURS_SENDS_TABLE": "sends",
         "PARCOURS_ENROLMENTS_TABLE": "enrolments",
+        "PARCOURS_DATES_TABLE": "dates",
         "PARCOURS_IDEMPOTENCY_TABLE": "idempotency",
         "PARCOURS_QUEUE_URL": "https://sqs.eu-west-3.amazonaws.com/123456789012/parcours-events.fifo",
         "PARCOURS_STATE_MACHINE_PREFIX": "arn:aws:states:eu-west-3:123456789012:stateMachine:parcours-",
@@ -60,6 +61,7 @@ TABLE_VARIABLES = {
     "EventsTable": "PARCOURS_EVENTS_TABLE",
     "SendsTable": "PARCOURS_SENDS_TABLE",
     "EnrolmentsTable": "PARCOURS_ENROLMENTS_TABLE",
+    "DatesTable": "PARCOURS_DATES_TABLE",
     "IdempotencyTable": "PARCOURS_IDEMPOTENCY_TABLE",
 }
 
@@ -77,11 +79,15 @@ def aws(aws_credentials: None, environ: dict[str, str]) -> Iterator[dict[str, st
         resources = samtemplate.load()["Resources"]
         for logical_id, variable in TABLE_VARIABLES.items():
             props = resources[logical_id]["Properties"]
+            indexes = (
+                {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in props else {}
+            )
             dynamodb.create_table(
                 TableName=environ[variable],
                 KeySchema=props["KeySchema"],
                 AttributeDefinitions=props["AttributeDefinitions"],
                 BillingMode=props["BillingMode"],
+                **indexes,
             )
         yield environ
 

@@ -36,6 +36,7 @@ def stack_tables(local: RunningLocal, monkeypatch: pytest.MonkeyPatch) -> Tables
         "PARCOURS_EVENTS_TABLE": ids["EventsTable"],
         "PARCOURS_SENDS_TABLE": ids["SendsTable"],
         "PARCOURS_ENROLMENTS_TABLE": ids["EnrolmentsTable"],
+        "PARCOURS_DATES_TABLE": ids["DatesTable"],
         "PARCOURS_IDEMPOTENCY_TABLE": ids["IdempotencyTable"],
         **{
             name: "unused"
