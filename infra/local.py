@@ -29,7 +29,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_string
 from email.message import Message
 from email.utils import parseaddr, parsedate_to_datetime
@@ -122,6 +122,8 @@ class LocalRuntime:
         self.clock = Clock(scale=time_scale, epoch=time.time())
         self.moto_port = free_port()
         self.routes: dict[tuple[str, str], str] = {}  # (method, path) -> function name
+        self.schedules: list[tuple[str, samtemplate.DailySchedule]] = []  # (function name, when)
+        self._stopping = threading.Event()
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._server: Any = None
         self._http: ThreadingHTTPServer | None = None
@@ -147,8 +149,10 @@ class LocalRuntime:
         self._patch_moto()
         self._deploy()
         self._serve()
+        threading.Thread(target=self._play_schedules, name="parcours-scheduler", daemon=True).start()
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -362,6 +366,7 @@ class LocalRuntime:
         self._configure_handlers(translated, physical)
         for route in samtemplate.http_routes(sam):
             self.routes[(route.method, route.path)] = physical[route.function]
+        self.schedules = [(physical[s.function], s) for s in samtemplate.daily_schedules(sam)]
 
     def _complete_skipped_resources(self, translated: dict[str, Any], sender: str, physical: dict[str, str]) -> None:
         import boto3
@@ -459,6 +464,37 @@ class LocalRuntime:
             ).encode()
         return json.dumps(result).encode()
 
+    # ---- EventBridge Scheduler --------------------------------------------------------------------------------
+    def _play_schedules(self) -> None:
+        """Invokes each scheduled function once per simulated day at its UTC time, on the scaled clock, with the
+        scheduled time as EventBridge Scheduler passes it. A run that falls behind is caught up, day by day."""
+        if not self.schedules:
+            return
+        now = self.clock.now()
+        due: list[tuple[datetime, str]] = []
+        for function, when in self.schedules:
+            moment = now.replace(hour=when.hour, minute=when.minute, second=0, microsecond=0)
+            due.append((moment if moment > now else moment + timedelta(days=1), function))
+        while not self._stopping.is_set():
+            due.sort()
+            moment, function = due[0]
+            wait = self.clock.real_seconds((moment - self.clock.now()).total_seconds())
+            if wait > 0 and self._stopping.wait(wait):
+                return
+            try:
+                self.run_schedule(function, moment)
+            except Exception as error:  # the scheduler retries in AWS; locally, say so and go on to the next day
+                print(f"scheduled run of {function} at {moment.isoformat()}: {error}", file=sys.stderr)
+            due[0] = (moment + timedelta(days=1), function)
+
+    def run_schedule(self, function: str, moment: datetime) -> Any:
+        import boto3
+
+        answer = boto3.client("lambda", region_name=REGION).invoke(
+            FunctionName=function, Payload=json.dumps({"time": moment.astimezone(UTC).isoformat()}).encode()
+        )
+        return json.loads(answer["Payload"].read() or b"null")
+
     # ---- HTTP API ---------------------------------------------------------------------------------------------
     def _serve(self) -> None:
         runtime = self
@@ -493,6 +529,10 @@ class LocalRuntime:
         if method == "POST" and url.path == "/_local/ses-event":
             status, answer = self.ses_event(body)
             self._reply(request, status, {"content-type": "application/json"}, json.dumps(answer).encode())
+            return
+        if method == "POST" and url.path == "/_local/schedule":
+            reports = [self.run_schedule(function, self.clock.now()) for function, _ in self.schedules]
+            self._reply(request, 200, {"content-type": "application/json"}, json.dumps(reports).encode())
             return
         if method == "GET" and url.path == "/_local/outbox.html":
             self._reply(request, 200, {"content-type": "text/html; charset=utf-8"}, outbox_page(self.outbox()))

@@ -84,6 +84,33 @@ def http_routes(template: dict[str, Any]) -> list[Route]:
     return routes
 
 
+@dataclass(frozen=True)
+class DailySchedule:
+    function: str  # logical id
+    hour: int  # UTC
+    minute: int
+
+
+DAILY_CRON = re.compile(r"^cron\((\d{1,2}) (\d{1,2}) \* \* \? \*\)$")
+
+
+def daily_schedules(template: dict[str, Any]) -> list[DailySchedule]:
+    """The functions' ScheduleV2 events, which the local runtime plays (only daily crons, in UTC, exist)."""
+    found = []
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for name, event in (resource["Properties"].get("Events") or {}).items():
+            if event["Type"] != "ScheduleV2":
+                continue
+            props = event["Properties"]
+            match = DAILY_CRON.match(str(props.get("ScheduleExpression", "")))
+            if not match or props.get("ScheduleExpressionTimezone", "UTC") != "UTC":
+                raise ValueError(f"{logical_id}.{name}: the local runtime plays daily cron(M H * * ? *) in UTC only")
+            found.append(DailySchedule(logical_id, int(match.group(2)), int(match.group(1))))
+    return found
+
+
 def state_machines(template: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] == "AWS::Serverless::StateMachine":

@@ -127,7 +127,7 @@ class _Planner:
                 )
                 node = _Node(
                     step,
-                    self.unique(f"Wait until {what}{offset} {step.at} ({step.id})"),
+                    self.unique(f"Wait until {step.at} on {what}{offset} ({step.id})"),
                     variant,
                     check=self.unique(f"Plan {step.id}"),
                 )
@@ -309,7 +309,7 @@ class _Linker:
                 payload["date.$"] = "$.trigger.properties.date"  # the day the daily run found, offset included
             else:
                 payload.update({"attribute": step.attribute, "yearly": step.yearly, "offset_days": step.offset_days})
-            payload["started.$"] = "$$.Execution.StartTime"
+                payload["started.$"] = "$$.Execution.StartTime"  # a moment past the execution's year is refused
             what = "the trigger's day" if step.attribute is None else step.attribute
             self.states[node.check] = _task(
                 payload,
@@ -363,7 +363,8 @@ def leading_steps(scenario: Scenario) -> tuple[Step, ...]:
     if scenario.trigger_date is None:
         return scenario.steps
     trigger = scenario.trigger_date
-    return (WaitUntilDate("on-the-day", None, False, trigger.offset_days, trigger.at), *scenario.steps)
+    # The offset is in the day the daily run found already.
+    return (WaitUntilDate("on-the-day", None, False, 0, trigger.at), *scenario.steps)
 
 
 def compile_scenario(scenario: Scenario) -> dict[str, Any]:
