@@ -8,6 +8,7 @@ A file `scenarios/tests/<scenario>.test.yaml`:
       - name: an order stops the reminders
         contact: {first_name: Camille, locale: fr, consent: granted}   # consent: granted | denied | none
         # optional, for send_sms steps: phone: "+33612345678", sms_consent: granted (the default)
+        # attributes: {birthday: J+2, timezone: Asia/Tokyo}   # J+N: the date N days after the start, locally
         events:
           - {at: 0h, event: checkout.started}                        # properties: default samples, or yours
           - {at: 30h, event: order.placed}
@@ -16,6 +17,11 @@ A file `scenarios/tests/<scenario>.test.yaml`:
           not_sent: [e3-offer]
           ends: converted                     # completed | converted | running | not_entered
           lists: [clients-fideles]            # the contact's lists at the end (optional)
+          consent: granted                    # the contact's marketing consent at the end (optional)
+
+A send can also be expected at a local time on a day: `{step: e1, day: J+2, time: "10:00"}` (J+0 is the day of
+the first event in the contact's `timezone` attribute, else Europe/Paris). The local runtime's daily schedule
+runs during the journey (once per simulated day at 00:05 UTC), so date and inactivity triggers play out too.
 
 `sent` and `not_sent` name send steps, email or SMS. Times are simulated. Handlers take real milliseconds,
 which the compressed clock counts too: a send is on time within the larger of 5 % of `at` and what a real second
@@ -27,6 +33,7 @@ file run side by side (so each case that gives a phone number gives its own: SMS
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.request
@@ -34,11 +41,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from shared import moments
 from shared.events import CATALOGUE, ConsentFacts, ContactFacts, Event, normalise_phone
 from shared.ingestion import group_and_dedup_ids
 from shared.scenario import parse_duration
@@ -46,7 +55,10 @@ from shared.scenario import parse_duration
 TESTS = Path(__file__).resolve().parent.parent / "scenarios" / "tests"
 ENDINGS = ("completed", "converted", "running", "not_entered")
 CONSENTS = ("granted", "denied", "none")
+ENDING_CONSENTS = ("granted", "denied")  # `expect: consent:`, the contact's marketing consent at the end
 DEFAULT_SCALE = 43200.0
+DEFAULT_TIMEZONE = "Europe/Paris"  # the deployment's default in `parcours local`
+RELATIVE_DAY = re.compile(r"^J([+-]\d+)$")
 
 
 class JourneyFileError(ValueError):
@@ -57,6 +69,16 @@ class JourneyFileError(ValueError):
 class Expected:
     step: str
     at: int | None  # simulated seconds after the first event
+    on_day: int | None = None  # or: on the local day J+N ...
+    local_time: str | None = None  # ... at this local time of day
+
+    def offset(self, start: datetime, day_zero: datetime, tz_name: str | None) -> int | None:
+        """Seconds after `start` this send is expected at; J+0 is the local day of `day_zero`."""
+        if self.on_day is None or self.local_time is None:
+            return self.at
+        tz = moments.zone(tz_name, DEFAULT_TIMEZONE)
+        day = day_zero.astimezone(tz).date() + timedelta(days=self.on_day)
+        return round((moments.on_day(day, dtime.fromisoformat(self.local_time), tz) - start).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -71,11 +93,17 @@ class Case:
     ends: str | None
     lists: tuple[str, ...] | None = None
     time_scale: float = DEFAULT_SCALE
+    consent: str | None = None
 
     def horizon(self) -> float:
         """How long (simulated) to watch: past the last event and the last expected send, with a margin."""
-        moments = [at for at, _, _ in self.events] + [e.at or 0 for e in self.sent]
-        return max(moments) + max(86400.0, 6 * self.time_scale)
+        times = [at for at, _, _ in self.events]
+        times += [(e.on_day + 1) * 86400 if e.on_day is not None else e.at or 0 for e in self.sent]
+        return max(times) + max(86400.0, 6 * self.time_scale)
+
+    def timezone(self) -> str | None:
+        zone = (self.contact.get("attributes") or {}).get("timezone")
+        return zone if isinstance(zone, str) else None
 
     def slack(self, at: int) -> float:
         return max(0.05 * at, 1.0 * self.time_scale, 3600.0)
@@ -135,10 +163,12 @@ def load(path: Path, scenarios: dict[str, Any]) -> list[Case]:
         if not events:
             raise JourneyFileError(f"{here}: no events: what happens to the contact?")
         expect = raw.get("expect") or {}
-        sent = tuple(
-            Expected(item["step"], _duration(item["at"], here) if "at" in item else None)
-            for item in expect.get("sent") or []
-        )
+        sent = tuple(_expected(item, here) for item in expect.get("sent") or [])
+        attributes = (raw.get("contact") or {}).get("attributes")
+        if attributes is not None and not (
+            isinstance(attributes, dict) and all(isinstance(k, str) for k in attributes)
+        ):
+            raise JourneyFileError(f"{here}: contact attributes map names to values, e.g. {{birthday: J+2}}")
         for step in [e.step for e in sent] + list(expect.get("not_sent") or []):
             if step not in steps:
                 raise JourneyFileError(f"{here}: {scenario} has no send step {step!r}; it has {', '.join(steps)}")
@@ -148,7 +178,10 @@ def load(path: Path, scenarios: dict[str, Any]) -> list[Case]:
         lists = expect.get("lists")
         if lists is not None and not (isinstance(lists, list) and all(isinstance(n, str) for n in lists)):
             raise JourneyFileError(f"{here}: lists is a list of list names")
-        unknown = set(expect) - {"sent", "not_sent", "ends", "lists"}
+        consent = expect.get("consent")
+        if consent is not None and consent not in ENDING_CONSENTS:
+            raise JourneyFileError(f"{here}: consent is one of {', '.join(ENDING_CONSENTS)}")
+        unknown = set(expect) - {"sent", "not_sent", "ends", "lists", "consent"}
         if unknown:
             raise JourneyFileError(f"{here}: unknown expectation {', '.join(sorted(unknown))}")
         cases.append(
@@ -163,9 +196,33 @@ def load(path: Path, scenarios: dict[str, Any]) -> list[Case]:
                 ends,
                 tuple(sorted(lists)) if lists is not None else None,
                 float(scale),
+                consent,
             )
         )
     return cases
+
+
+def _expected(item: Any, here: str) -> Expected:
+    if not isinstance(item, dict) or "step" not in item or set(item) - {"step", "at", "day", "time"}:
+        raise JourneyFileError(f"{here}: each expected send is {{step, at}} or {{step, day: J+N, time: HH:MM}}")
+    if "day" not in item:
+        return Expected(item["step"], _duration(item["at"], here) if "at" in item else None)
+    day = RELATIVE_DAY.match(str(item["day"]))
+    local_time = item.get("time")
+    if day is None or not isinstance(local_time, str) or not re.match(r"^\d{2}:\d{2}$", local_time):
+        raise JourneyFileError(f'{here}: write `day: J+2, time: "10:00"` (a local day and time of day)')
+    return Expected(item["step"], None, int(day.group(1)), local_time)
+
+
+def resolve_attributes(attributes: dict[str, Any], start: datetime) -> dict[str, Any]:
+    """`J+N` values become the ISO date N days after `start`, in the contact's time zone."""
+    zone = attributes.get("timezone")
+    tz = moments.zone(zone if isinstance(zone, str) else None, DEFAULT_TIMEZONE)
+    resolved = {}
+    for name, value in attributes.items():
+        day = RELATIVE_DAY.match(value) if isinstance(value, str) else None
+        resolved[name] = (start.astimezone(tz).date() + timedelta(days=int(day.group(1)))).isoformat() if day else value
+    return resolved
 
 
 def _send_ids(steps: Any) -> list[str]:
@@ -255,7 +312,9 @@ def _play(outcome: Outcome, target: Target) -> None:
     sms_consent = case.contact.get("sms_consent", "granted")
     phone = normalise_phone(case.contact.get("phone"))  # as a source maps it: anything not E.164 is dropped
     real_start = time.monotonic()
-    simulated_start = datetime.now(UTC)  # refined below from the first email's simulated Date
+    day_zero = _simulated_now(target)  # J+0, for dates; the offsets count from when the first event is sent
+    simulated_start = day_zero
+    attributes = resolve_attributes(dict(case.contact.get("attributes") or {}), day_zero) or None
     for at, event_type, properties in case.events:
         _sleep_until(real_start + at / target.time_scale)
         now = datetime.now(UTC).isoformat()
@@ -271,6 +330,7 @@ def _play(outcome: Outcome, target: Target) -> None:
                 if sms_consent == "none" or phone is None
                 else ConsentFacts(sms_consent, "single_opt_in", now, "journey")
             ),
+            attributes=attributes,
         )
         event = Event(
             event_id=f"journey#{uuid.uuid4().hex}",
@@ -292,12 +352,13 @@ def _play(outcome: Outcome, target: Target) -> None:
     messages = [m for m in _outbox(target, email, phone) if m["scenario"] == case.scenario]
     sent = {m["step"]: datetime.fromisoformat(m["sent_at"]) for m in messages}
     for expected in case.sent:
+        expected_at = expected.offset(simulated_start, day_zero, case.timezone())
         if expected.step not in sent:
             outcome.problems.append(f"expected {expected.step} to be sent; sent: {', '.join(sent) or 'nothing'}")
-        elif expected.at is not None:
+        elif expected_at is not None:
             offset = (sent[expected.step] - simulated_start).total_seconds()
-            if abs(offset - expected.at) > case.slack(expected.at):
-                outcome.problems.append(f"{expected.step} sent at {_human(offset)}, expected at {_human(expected.at)}")
+            if abs(offset - expected_at) > case.slack(expected_at):
+                outcome.problems.append(f"{expected.step} sent at {_human(offset)}, expected at {_human(expected_at)}")
     for step in case.not_sent:
         if step in sent:
             outcome.problems.append(f"{step} was sent, expected not to be")
@@ -305,6 +366,10 @@ def _play(outcome: Outcome, target: Target) -> None:
         ending = _ending(target, ids, email, case.scenario)
         if ending.partition(" ")[0] != case.ends:
             outcome.problems.append(f"expected the contact to end {case.ends}, it is {ending}")
+    if case.consent is not None:
+        state = _consent(target, ids, email)
+        if state != case.consent:
+            outcome.problems.append(f"expected marketing consent {case.consent}, it is {state}")
     if case.lists is not None:
         lists = _lists(target, ids, email)
         if lists != case.lists:
@@ -362,6 +427,18 @@ def _lists(target: Target, ids: dict[str, str], email: str) -> tuple[str, ...]:
         TableName=ids["ContactsTable"], Key={"contact_id": identity["Item"]["contact_id"]}, ConsistentRead=True
     )["Item"]
     return tuple(sorted(contact.get("lists", {}).get("SS", [])))
+
+
+def _consent(target: Target, ids: dict[str, str], email: str) -> str | None:
+    dynamodb = target.client("dynamodb")
+    identity = dynamodb.get_item(TableName=ids["IdentitiesTable"], Key={"identity": {"S": f"email#{email}"}})
+    if "Item" not in identity:
+        return None
+    contact = dynamodb.get_item(
+        TableName=ids["ContactsTable"], Key={"contact_id": identity["Item"]["contact_id"]}, ConsistentRead=True
+    )["Item"]
+    state = contact.get("email_consent", {}).get("M", {}).get("state", {}).get("S")
+    return str(state) if state is not None else None
 
 
 def _human(seconds: float) -> str:
