@@ -278,17 +278,18 @@ def run_all(cases: list[Case], sample_properties: dict[str, Any]) -> list[Outcom
 
 
 def _warm_up(target: Target) -> None:
-    """One event through the queue before the cases start: the process function's first invocation (imports,
-    clients) costs a real second, which is days at the scales inactivity journeys use."""
+    """A first invocation of the process and act functions before the cases start: a cold one (imports,
+    clients) costs a real second, which is days at the scales inactivity journeys use. Neither changes anything:
+    an unrecognised event is only recorded, and a wait is planned for no one."""
+    ids = _physical(target)
     now = datetime.now(UTC).isoformat()
     event = Event(f"journey#warm-up#{uuid.uuid4().hex}", UNRECOGNISED, "journey", "warm-up", now, now)
     group, dedup = group_and_dedup_ids(event)
     target.client("sqs").send_message(
-        QueueUrl=_physical(target)["EventsQueue"],
-        MessageBody=event.to_json(),
-        MessageGroupId=group,
-        MessageDeduplicationId=dedup,
+        QueueUrl=ids["EventsQueue"], MessageBody=event.to_json(), MessageGroupId=group, MessageDeduplicationId=dedup
     )
+    plan = {"action": "plan_wait", "scenario": "warm-up", "step": "warm-up", "contact_id": "warm-up", "time": "10:00"}
+    target.client("lambda").invoke(FunctionName=ids["ActFunction"], Payload=json.dumps(plan).encode())
 
 
 def run(cases: list[Case], target: Target) -> list[Outcome]:

@@ -1,9 +1,20 @@
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.moments import next_moment, zone
+from shared.moments import (
+    anniversary,
+    day_window,
+    inactive_since,
+    local_days,
+    month_days,
+    next_anniversary,
+    next_moment,
+    on_day,
+    parse_date,
+    zone,
+)
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -35,3 +46,124 @@ def test_an_unknown_zone_falls_back_to_the_default() -> None:
     assert zone("Mars/Olympus_Mons", "Europe/Paris") == PARIS
     assert zone(None, "Europe/Paris") == PARIS
     assert zone("America/Montreal", "Europe/Paris") == ZoneInfo("America/Montreal")
+
+
+# ---- dates: anniversaries, the daily run's window, inactivity ----------------------------------------------------
+TOKYO = ZoneInfo("Asia/Tokyo")  # UTC+9
+LOS_ANGELES = ZoneInfo("America/Los_Angeles")  # UTC-8 in winter
+KIRITIMATI = ZoneInfo("Pacific/Kiritimati")  # UTC+14, the earliest day on Earth
+
+
+@pytest.mark.parametrize(
+    ("original", "year", "expected"),
+    [
+        (date(1990, 3, 15), 2026, date(2026, 3, 15)),
+        (date(2000, 2, 29), 2026, date(2026, 2, 28)),  # no 29 February in 2026: the 28th
+        (date(2000, 2, 29), 2028, date(2028, 2, 29)),
+        (date(1999, 2, 28), 2028, date(2028, 2, 28)),  # the 28th stays the 28th in a leap year
+        (date(1990, 12, 31), 2026, date(2026, 12, 31)),
+    ],
+)
+def test_the_anniversary_of_a_date(original: date, year: int, expected: date) -> None:
+    assert anniversary(original, year) == expected
+
+
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        (date(2026, 3, 15), ("03-15",)),
+        (date(2026, 2, 28), ("02-28", "02-29")),  # non-leap year: the 29th's anniversary is the 28th
+        (date(2028, 2, 28), ("02-28",)),
+        (date(2028, 2, 29), ("02-29",)),
+    ],
+)
+def test_the_month_days_read_for_an_anniversary_day(day: date, expected: tuple[str, ...]) -> None:
+    assert month_days(day) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1990-03-15", date(1990, 3, 15)),
+        (" 2000-02-29 ", date(2000, 2, 29)),
+        ("2001-02-29", None),  # no such day
+        ("15/03/1990", None),
+        ("1990-03-15T10:00:00", None),
+        (19900315, None),
+        (None, None),
+    ],
+)
+def test_a_date_attribute_is_an_iso_calendar_date(text: object, expected: date | None) -> None:
+    assert parse_date(text) == expected
+
+
+def test_the_next_anniversary_is_today_even_past_its_time_then_next_year() -> None:
+    birthday = date(1990, 11, 24)
+    # 24 November 2026, 08:00 in Paris: today at 10:00
+    assert next_anniversary(birthday, 0, time(10), PARIS, datetime(2026, 11, 24, 7, tzinfo=UTC)) == datetime(
+        2026, 11, 24, 10, tzinfo=PARIS
+    )
+    # 15:00 in Paris the same day: still today's (the caller continues at once), never a year later
+    assert next_anniversary(birthday, 0, time(10), PARIS, datetime(2026, 11, 24, 14, tzinfo=UTC)) == datetime(
+        2026, 11, 24, 10, tzinfo=PARIS
+    )
+    # the day after: next year
+    assert next_anniversary(birthday, 0, time(10), PARIS, datetime(2026, 11, 25, 9, tzinfo=UTC)) == datetime(
+        2027, 11, 24, 10, tzinfo=PARIS
+    )
+    # a week before the birthday, the day after that week-before moment: next year's week-before
+    assert next_anniversary(birthday, -7, time(10), PARIS, datetime(2026, 11, 18, 9, tzinfo=UTC)) == datetime(
+        2027, 11, 17, 10, tzinfo=PARIS
+    )
+
+
+def test_a_leap_day_birthday_comes_on_28_february_in_other_years() -> None:
+    leap = date(2000, 2, 29)
+    assert next_anniversary(leap, 0, time(10), PARIS, datetime(2027, 1, 1, tzinfo=UTC)) == datetime(
+        2027, 2, 28, 10, tzinfo=PARIS
+    )
+    assert next_anniversary(leap, 0, time(10), PARIS, datetime(2028, 1, 1, tzinfo=UTC)) == datetime(
+        2028, 2, 29, 10, tzinfo=PARIS
+    )
+
+
+def test_the_local_moment_is_where_the_contact_lives() -> None:
+    day = date(2026, 11, 24)
+    assert on_day(day, time(10), TOKYO) == datetime(2026, 11, 24, 1, tzinfo=UTC)
+    assert on_day(day, time(10), LOS_ANGELES) == datetime(2026, 11, 24, 18, tzinfo=UTC)
+    assert on_day(day, time(10), KIRITIMATI) == datetime(2026, 11, 23, 20, tzinfo=UTC)  # the day before, in UTC
+
+
+@pytest.mark.parametrize("tz", [PARIS, TOKYO, LOS_ANGELES, KIRITIMATI, ZoneInfo("Pacific/Pago_Pago")])
+def test_every_local_moment_falls_in_exactly_one_daily_window(tz: ZoneInfo) -> None:
+    """Whatever the zone, each day's 10:00 is emitted by exactly one run (no miss, no second one), DST included."""
+    for offset in range(0, 400, 3):
+        day = date(2026, 1, 1) + timedelta(days=offset)
+        moment = on_day(day, time(10), tz)
+        runs = []
+        for run_day in (day - timedelta(days=2), day - timedelta(days=1), day, day + timedelta(days=1)):
+            start, end = day_window(datetime(run_day.year, run_day.month, run_day.day, 0, 5, tzinfo=UTC))
+            if day in local_days(start) and start <= moment < end:
+                runs.append(run_day)
+        assert len(runs) == 1, (day, runs)
+        assert moment >= datetime.combine(runs[0], time(0), tzinfo=UTC)  # emitted at or before its moment's day
+
+
+def test_the_daily_window_is_the_utc_day_of_the_run() -> None:
+    assert day_window(datetime(2026, 11, 24, 0, 5, tzinfo=UTC)) == (
+        datetime(2026, 11, 24, tzinfo=UTC),
+        datetime(2026, 11, 25, tzinfo=UTC),
+    )
+    # a late run (a retry at 23:00) still covers its own day
+    assert day_window(datetime(2026, 11, 24, 23, 0, tzinfo=PARIS))[0] == datetime(2026, 11, 24, tzinfo=UTC)
+    assert local_days(datetime(2026, 11, 24, tzinfo=UTC)) == (
+        date(2026, 11, 23),
+        date(2026, 11, 24),
+        date(2026, 11, 25),
+    )
+
+
+def test_inactivity_counts_whole_days_back_from_the_run() -> None:
+    assert inactive_since(date(2026, 11, 24), 90) == date(2026, 8, 26)
+    assert inactive_since(date(2026, 3, 1), 1) == date(2026, 2, 28)
+    assert inactive_since(date(2028, 3, 1), 1) == date(2028, 2, 29)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from shared.scenario import (
+    DateTrigger,
     Exit,
     If,
     ListChange,
@@ -14,7 +15,9 @@ from shared.scenario import (
     SendSms,
     SetAttribute,
     Split,
+    Unsubscribe,
     Wait,
+    WaitUntilDate,
     load,
 )
 from tests.conftest import ROOT
@@ -448,3 +451,113 @@ def test_opened_clicked_age_visits_and_a_cap_load(tmp_path: Path) -> None:
     assert scenario.entry_cap == 1000
     # age reads the custom attribute birthday: `parcours validate` wants it filled or declared
     assert [(r.kind, r.name, r.writes, r.line) for r in scenario.references] == [("attribute", "birthday", False, 14)]
+
+
+DATED = """\
+id: test
+name: Test
+trigger:
+{trigger}
+steps:
+  - id: e1
+    send_email: welcome/1-welcome
+"""
+
+
+def test_a_date_trigger_loads_with_its_local_time_and_yearly_re_entry(tmp_path: Path) -> None:
+    text = DATED.format(trigger='  date: birthday\n  time: "10:00"\n  offset: -7d')
+    scenario = load(write(tmp_path, text), TEMPLATES)
+    assert scenario.trigger_event == "date.reached"
+    assert scenario.trigger_date == DateTrigger("birthday", "10:00", -7)
+    assert scenario.trigger_where == {"attribute": "birthday", "offset_days": -7, "time": "10:00"}
+    assert scenario.re_entry == "always"
+
+
+def test_an_inactivity_trigger_loads_in_days(tmp_path: Path) -> None:
+    scenario = load(write(tmp_path, DATED.format(trigger="  inactive: 13w")), TEMPLATES)
+    assert (scenario.trigger_event, scenario.inactive_days, scenario.re_entry) == ("contact.inactive", 91, "always")
+    assert scenario.trigger_where == {"days": 91}
+
+
+def test_date_waits_unsubscribe_and_a_goal_of_several_events_load(tmp_path: Path) -> None:
+    steps = (
+        '  - id: w1\n    wait_until: {date: renewal_date, offset: -7d, time: "10:00"}\n'
+        '  - id: w2\n    wait_until: {anniversary: created_at, time: "09:30"}\n'
+        "  - id: bye\n    unsubscribe: email\n"
+    )
+    text = BRANCHY.format(steps=steps) + "goal:\n  event: [email.opened, email.clicked]\n"
+    scenario = load(write(tmp_path, text), TEMPLATES)
+    assert scenario.steps == (
+        WaitUntilDate("w1", "renewal_date", False, -7, "10:00"),
+        WaitUntilDate("w2", "created_at", True, 0, "09:30"),
+        Unsubscribe("bye", "email"),
+    )
+    assert scenario.goal_events == ("email.opened", "email.clicked")
+    assert scenario.goal_event == "email.opened"
+
+
+@pytest.mark.parametrize(
+    ("trigger", "line", "column", "words"),
+    [
+        ("  date: birthday", 4, 3, "a date trigger needs `time`"),
+        ('  date: birthday\n  time: "25:00"', 5, 9, "not a time of day"),
+        ("  date: birthday\n  time: 10:00", 5, 9, "in quotes"),
+        ('  date: first_name\n  time: "10:00"', 4, 9, "name a custom attribute holding a date"),
+        ('  date: Birth Day\n  time: "10:00"', 4, 9, "name a custom attribute holding a date"),
+        ('  date: birthday\n  time: "10:00"\n  offset: a week before', 6, 11, "not a number of days"),
+        ('  date: birthday\n  time: "10:00"\n  offset: -3h', 6, 11, "not a number of days"),
+        ('  date: birthday\n  time: "10:00"\n  offset: 400d', 6, 11, "under a year"),
+        ('  date: birthday\n  time: "10:00"\n  inactive: 90d', 4, 3, "a trigger is one of"),
+        ('  event: contact.subscribed\n  time: "10:00"', 5, 9, "goes with a date trigger"),
+        ("  inactive: 90d\n  where: {days: 90}", 5, 10, "filters an event trigger"),
+        ("  inactive: soon", 4, 13, "write a number of days or weeks"),
+        ("  inactive: 36h", 4, 13, "write a number of days or weeks"),
+        ("  inactive: 0d", 4, 13, "write a number of days or weeks"),
+        ("  event: date.reached", 4, 10, "comes from the daily schedule"),
+        ("  event: contact.inactive", 4, 10, "comes from the daily schedule"),
+        ("  {}", 4, 3, "a trigger is one of"),
+    ],
+)
+def test_each_kind_of_mistake_in_a_date_or_inactivity_trigger_is_reported(
+    tmp_path: Path, trigger: str, line: int, column: int, words: str
+) -> None:
+    error = error_for(tmp_path, DATED.format(trigger=trigger))
+    assert words in error.message
+    assert (error.line, error.column) == (line, column)
+
+
+@pytest.mark.parametrize(
+    ("steps", "line", "words"),
+    [
+        ('  - id: x\n    wait_until: {date: renewal_date, anniversary: birthday, time: "10:00"}\n', 7, "not both"),
+        ('  - id: x\n    wait_until: {date: renewal_date, weekdays: [mon], time: "10:00"}\n', 7, "weekdays do not go"),
+        ('  - id: x\n    wait_until: {date: email, time: "10:00"}\n', 7, "name a custom attribute holding a date"),
+        ('  - id: x\n    wait_until: {date: renewal_date, offset: soon, time: "10:00"}\n', 7, "not a number of days"),
+        ('  - id: x\n    wait_until: {offset: -7d, time: "10:00"}\n', 7, "offset goes with `date` or `anniversary`"),
+        ("  - id: x\n    wait_until: {anniversary: birthday}\n", 7, "needs the key 'time'"),
+        ("  - id: x\n    wait_until: {anniversary: birthday, time: 10:00}\n", 7, "in quotes"),
+        ("  - id: x\n    unsubscribe: sms\n", 7, "unsubscribe must be one of email"),
+        ("  - id: x\n    unsubscribe: email\n    channel: email\n", 8, "unknown key 'channel'"),
+        ("  - unsubscribe: email\n", 6, "needs the key 'id'"),
+    ],
+)
+def test_each_kind_of_mistake_in_date_waits_and_unsubscribe_is_reported(
+    tmp_path: Path, steps: str, line: int, words: str
+) -> None:
+    error = error_for(tmp_path, BRANCHY.format(steps=steps))
+    assert words in error.message
+    assert error.line == line
+
+
+@pytest.mark.parametrize(
+    ("goal", "words"),
+    [
+        ("goal:\n  event: []\n", "a list of events"),
+        ("goal:\n  event: [email.opened, order.shipped]\n", "unknown event 'order.shipped'"),
+        ("goal:\n  event: [email.opened, contact.subscribed]\n", "the goal is the trigger"),
+    ],
+)
+def test_a_goal_of_several_events_is_checked(tmp_path: Path, goal: str, words: str) -> None:
+    error = error_for(tmp_path, VALID.format(name="test") + goal)
+    assert words in error.message
+    assert error.line == 12

@@ -65,3 +65,30 @@ def test_age_clicks_visits_and_a_cap_match_the_schema() -> None:
         "    then: [{exit: true}]\n  - wait: 2d",
     )
     assert [error.message for error in VALIDATOR.iter_errors(yaml.safe_load(text))] == []
+
+
+@pytest.mark.parametrize(
+    ("scenario", "change"),
+    [
+        ("birthday", ('  time: "10:00"\n', "")),  # a date trigger needs its time
+        ("birthday", ("  date: birthday\n", "  date: birthday\n  inactive: 90d\n")),
+        ("birthday", ("  date: birthday\n", "  date: birthday\n  offset: a week\n")),
+        ("re-engagement", ("  inactive: 90d", "  inactive: 90d\n  time: '10:00'")),
+        ("re-engagement", ("unsubscribe: email", "unsubscribe: sms")),
+        ("re-engagement", ('      time: "10:00"\n', '      time: "10:00"\n      offset: -7d\n')),
+        ("re-engagement", ("event: [email.opened, email.clicked]", "event: [email.opened, email.teleported]")),
+    ],
+)
+def test_mistakes_in_dates_and_inactivity_are_flagged_by_the_schema(scenario: str, change: tuple[str, str]) -> None:
+    text = (ROOT / "scenarios" / f"{scenario}.yaml").read_text()
+    assert change[0] in text
+    assert list(VALIDATOR.iter_errors(yaml.safe_load(text.replace(*change)))) != []
+
+
+def test_date_waits_are_described_by_the_schema() -> None:
+    step = {"id": "w", "wait_until": {"date": "renewal_date", "offset": "-7d", "time": "10:00"}}
+    yearly = {"id": "w", "wait_until": {"anniversary": "birthday", "time": "10:00"}}
+    both = {"id": "w", "wait_until": {"anniversary": "birthday", "date": "renewal_date", "time": "10:00"}}
+    document = {"id": "x", "name": "X", "trigger": {"event": "contact.subscribed"}}
+    assert list(VALIDATOR.iter_errors({**document, "steps": [step, {**yearly, "id": "v"}]})) == []
+    assert list(VALIDATOR.iter_errors({**document, "steps": [both]})) != []
