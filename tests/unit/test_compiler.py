@@ -16,8 +16,10 @@ from shared.scenario import (
     SetAttribute,
     Split,
     Step,
+    Unsubscribe,
     Variant,
     Wait,
+    WaitUntilDate,
     load,
 )
 from tests.conftest import ROOT
@@ -146,6 +148,8 @@ leaf = st.one_of(
     st.builds(lambda add: ListChange(id=_id(), list="vip", add=add), st.booleans()),
     st.builds(lambda: SendSms(id=_id(), template="abandoned-cart/1-reminder")),
     st.builds(lambda: NotifyCrm(id=_id(), type="qualified")),
+    st.builds(lambda: Unsubscribe(id=_id(), channel="email")),
+    st.builds(lambda yearly: WaitUntilDate(_id(), "birthday", yearly, -7, "10:00"), st.booleans()),
 )
 
 
@@ -286,3 +290,59 @@ def test_a_capped_scenario_frees_the_place_on_every_way_out_with_one_more_task()
     uncapped = compiler.compile_scenario(welcome())["States"]
     assert "Leave" not in uncapped
     assert "cap" not in compiler.catalogue_entry(welcome())["entry"]
+
+
+def test_a_date_trigger_starts_by_waiting_for_its_day_then_the_steps_follow() -> None:
+    definition = compiler.compile_scenario(load(ROOT / "scenarios/birthday.yaml", ROOT / "templates"))
+    assert definition["StartAt"] == "Plan on-the-day"
+    plan = definition["States"]["Plan on-the-day"]
+    assert plan["Parameters"]["Payload"] == {
+        "action": "plan_wait",
+        "scenario": "birthday",
+        "step": "on-the-day",
+        "contact_id.$": "$.contact_id",
+        "execution.$": "$$.Execution.Id",
+        "time": "10:00",
+        "date.$": "$.trigger.properties.date",
+    }
+    wait = definition["States"][plan["Next"]]
+    assert wait == {"Type": "Wait", "SecondsPath": "$.plan.seconds", "Next": "Send email e1-birthday-offer"}
+    entry = compiler.catalogue_entry(load(ROOT / "scenarios/birthday.yaml", ROOT / "templates"))
+    assert entry["trigger"] == {
+        "event": "date.reached",
+        "where": {"attribute": "birthday", "offset_days": 0, "time": "10:00"},
+    }
+    assert entry["entry"]["re_entry"] == "always"
+
+
+def test_re_engagement_unsubscribes_in_one_task_and_stops_on_an_open_or_a_click() -> None:
+    scenario = load(ROOT / "scenarios/re-engagement.yaml", ROOT / "templates")
+    states = compiler.compile_scenario(scenario)["States"]
+    goodbye = states["Unsubscribe from email (goodbye)"]
+    assert goodbye["Parameters"]["Payload"]["action"] == "unsubscribe"
+    assert goodbye["Parameters"]["Payload"]["channel"] == "email"
+    assert goodbye["Next"] == "Done"
+    entry = compiler.catalogue_entry(scenario)
+    assert entry["goal"] == {"event": "email.opened", "events": ["email.opened", "email.clicked"]}
+    assert entry["trigger"] == {"event": "contact.inactive", "where": {"days": 90}}
+    # transitions for a silent contact: plan + wait, E1, wait, E2, wait, unsubscribe, the end
+    assert len([name for name in states if name not in ("Done", "Step failed")]) + 1 == 8
+
+
+def test_a_date_wait_plans_from_the_attribute_and_refuses_a_moment_past_the_year() -> None:
+    scenario = Scenario(
+        "renewal",
+        "Renewal",
+        "",
+        "marketing",
+        "contact.subscribed",
+        "email",
+        (WaitUntilDate("before", "renewal_date", False, -7, "10:00"),),
+        "renewal.yaml",
+    )
+    states = compiler.compile_scenario(scenario)["States"]
+    payload = states["Plan before"]["Parameters"]["Payload"]
+    assert payload["attribute"] == "renewal_date"
+    assert (payload["yearly"], payload["offset_days"], payload["time"]) == (False, -7, "10:00")
+    assert payload["started.$"] == "$$.Execution.StartTime"
+    assert "Wait until 10:00 on renewal_date -7d (before)" in states

@@ -1,5 +1,6 @@
 """Journey files: every mistake named with the file and the case."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,11 @@ def test_a_journey_file_loads_with_times_in_seconds(tmp_path: Path) -> None:
         (("consent: granted}", "consent: granted, sms_consent: yes}"), "contact sms_consent is one of granted"),
         (("consent: granted}", "consent: granted, phone: 33612345678}"), "contact phone is a text in E.164"),
         (("contact: {first_name: Camille, consent: granted}", "contact: [Camille]"), "contact is a mapping"),
+        (("{step: e1-welcome, at: 0h}", "{step: e1-welcome, on: J+2, time: '10:00'}"), "each expected send is"),
+        (("{step: e1-welcome, at: 0h}", "{step: e1-welcome, day: tomorrow, time: '10:00'}"), "write `day: J+2"),
+        (("{step: e1-welcome, at: 0h}", "{step: e1-welcome, day: J+2}"), "write `day: J+2"),
+        (("      ends: completed\n", "      ends: completed\n      consent: maybe\n"), "consent is one of"),
+        (("consent: granted}", "consent: granted, attributes: [birthday]}"), "contact attributes map names"),
     ],
 )
 def test_each_mistake_names_the_file_and_the_case(tmp_path: Path, change: tuple[str, str], words: str) -> None:
@@ -101,3 +107,19 @@ def test_two_cases_side_by_side_with_the_same_phone_are_refused_before_anything_
     cases = sms_cases(tmp_path, SMS_SCENARIO.replace("+33612345679", "+33612345678"))  # written otherwise
     with pytest.raises(journeys.JourneyFileError, match=r"case 'no SMS without consent': phone .* is also the phone"):
         journeys.run_all(cases, {})
+
+
+def test_dates_relative_to_the_start_and_sends_at_a_local_time_on_a_day(tmp_path: Path) -> None:
+    text = GOOD.replace("consent: granted}", "consent: granted, attributes: {birthday: J+2, timezone: Asia/Tokyo}}")
+    text = text.replace("{step: e1-welcome, at: 0h}", "{step: e1-welcome, day: J+2, time: '10:00'}")
+    [case] = load(tmp_path, text)
+    assert case.sent == (journeys.Expected("e1-welcome", None, 2, "10:00"),)
+    assert case.timezone() == "Asia/Tokyo"
+    start = datetime(2026, 11, 24, 16, 0, tzinfo=UTC)  # already 25 November in Tokyo
+    assert journeys.resolve_attributes(case.contact["attributes"], start) == {
+        "birthday": "2026-11-27",
+        "timezone": "Asia/Tokyo",
+    }
+    # 27 November 10:00 in Tokyo is 01:00 UTC, 57 hours after the start
+    assert case.sent[0].offset(start, start, case.timezone()) == 57 * 3600
+    assert case.horizon() >= 3 * 86400

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from pynamodb.connection.base import Connection
 
+from infra import samtemplate
 from shared import actions, clients, contacts, dispatch, processing, schedule
 from shared.clock import Clock
 from shared.events import ConsentFacts, ContactFacts, Event
@@ -329,3 +330,12 @@ def test_unsubscribe_withdraws_consent_with_the_scenario_as_its_proof_once(setti
     assert (
         actions.unsubscribe({**payload, "contact_id": "gone", "channel": "email"}, settings, now)["status"] == "skipped"
     )
+
+
+def test_the_local_runtime_plays_the_templates_daily_schedule() -> None:
+    template = samtemplate.load()
+    assert samtemplate.daily_schedules(template) == [samtemplate.DailySchedule("ScheduleFunction", 0, 5)]
+    daily = template["Resources"]["ScheduleFunction"]["Properties"]["Events"]["Daily"]["Properties"]
+    daily["ScheduleExpression"] = "rate(1 hour)"
+    with pytest.raises(ValueError, match=r"daily cron\(M H \* \* \? \*\) in UTC only"):
+        samtemplate.daily_schedules(template)
