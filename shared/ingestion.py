@@ -73,6 +73,7 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
     """An explicit start (`POST /v1/scenarios/{scenario}/start`): who, with which properties, consent if given.
 
     Body: {"email": ..., "first_name", "last_name", "locale", "properties": {...},
+           "attributes": {"birthday": "1990-03-15", "timezone": "Europe/Paris", ...},
            "consent": {"state": "granted", "level": "confirmed_opt_in", "at": ISO 8601}, "request_id": ...}
     """
     if scenario not in known:
@@ -95,6 +96,9 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
     properties = body.get("properties", {})
     if not isinstance(properties, dict):
         raise Rejected(400, "field properties must be an object")
+    attributes = body.get("attributes")
+    if attributes is not None and not isinstance(attributes, dict):
+        raise Rejected(400, "field attributes must be an object of custom attributes, e.g. {birthday: YYYY-MM-DD}")
     now = clock.now().isoformat()
     consent = None
     if "consent" in body:
@@ -125,6 +129,7 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
             last_name=texts["last_name"],
             locale=texts["locale"],
             email_consent=consent,
+            attributes=attributes or None,
         ),
         properties={**properties, "scenario": scenario},
     )
