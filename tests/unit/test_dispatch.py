@@ -4,6 +4,7 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -226,3 +227,28 @@ def test_a_start_step_functions_refuses_gives_the_place_back(settings: Settings,
         dispatch.start_matching(event("orders/create", "orders-create.json", "e1"), contact, settings, (missing,), NOW)
     assert enrolments.running(tables(settings), "no-such-machine") == 0
     assert enrolments.of(tables(settings), "c1", "no-such-machine") == []
+
+
+def test_any_event_of_a_goal_list_stops_the_scenario_and_the_catalogue_reads_the_list(
+    settings: Settings, contact: ContactModel, tmp_path: Path
+) -> None:
+    path = tmp_path / "catalogue.json"
+    path.write_text(
+        json.dumps(
+            {
+                "abandoned-cart": {
+                    "trigger": {"event": "checkout.started", "where": None},
+                    "entry": {"consent": "email", "re_entry": "always"},
+                    "goal": {"event": "email.opened", "events": ["email.opened", "email.clicked"]},
+                    "category": "marketing",
+                }
+            }
+        )
+    )
+    [entry] = dispatch.catalogue(path)
+    assert entry.goal_events == ("email.opened", "email.clicked")
+    dispatch.start_matching(event("checkouts/create", "checkouts-create.json", "e1"), contact, settings, (entry,), NOW)
+    click = Event("ses#1", "email.clicked", "ses", "feedback", NOW.isoformat(), NOW.isoformat())
+    [stopped] = dispatch.stop_on_goals(click, contact, settings, (entry,), NOW)
+    assert stopped.reason == "goal email.clicked reached"
+    assert enrolments.of(tables(settings), "c1", "abandoned-cart")[0].goal_event == "email.clicked"
