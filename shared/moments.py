@@ -74,18 +74,25 @@ def next_anniversary(original: date, offset_days: int, at: time, tz: ZoneInfo, n
     raise ValueError("no anniversary within two years")  # unreachable: offsets are under a year
 
 
-def day_window(moment: datetime) -> tuple[datetime, datetime]:
-    """The UTC day holding `moment`: what one daily run covers. Consecutive days tile time, so every local
-    moment falls in exactly one run's window, whatever the time zone or DST."""
-    start = datetime.combine(moment.astimezone(UTC).date(), time(0), tzinfo=UTC)
+def daily_window(scheduled: datetime) -> tuple[datetime, datetime]:
+    """The 24 hours from a daily run's scheduled time: what that run emits. Runs scheduled a day apart tile time,
+    so every local moment falls in exactly one run's window, whatever the time zone or DST; a retried run keeps
+    its scheduled time, hence its window."""
+    start = scheduled.astimezone(UTC)
     return start, start + timedelta(days=1)
 
 
-def local_days(window_start: datetime) -> tuple[date, ...]:
-    """The local days whose times of day can fall in the UTC day starting at `window_start` (zones run from
-    UTC-12 to UTC+14): the day before, the day itself and the day after."""
-    day = window_start.astimezone(UTC).date()
-    return (day - timedelta(days=1), day, day + timedelta(days=1))
+def local_days(start: datetime, end: datetime) -> tuple[date, ...]:
+    """The local days whose times of day can fall in [start, end): zones run from UTC-12 to UTC+14, so a local
+    day's moments lie between its UTC midnight minus 14 hours and plus 36 hours. Three days for a 24-hour window."""
+    first = (start - timedelta(days=2)).date()
+    found = []
+    for offset in range(5):
+        day = first + timedelta(days=offset)
+        midnight = datetime.combine(day, time(0), tzinfo=UTC)
+        if midnight - timedelta(hours=14) < end and midnight + timedelta(hours=36) > start:
+            found.append(day)
+    return tuple(found)
 
 
 def month_days(anniversary_day: date) -> tuple[str, ...]:

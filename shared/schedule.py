@@ -2,10 +2,11 @@
 
 It queues, as ordinary events that dispatch matches like any trigger:
 - `date.reached` for every date trigger (attribute, offset, time of day) and every contact whose local moment
-  falls in the run's UTC day: the execution then waits for that moment, so 10:00 is 10:00 where the contact
-  lives, in zones ahead of UTC as well as behind. UTC days tile time, so each moment belongs to one run only.
+  falls in the 24 hours from the run's scheduled time: the execution then waits for that moment, so 10:00 is
+  10:00 where the contact lives, in zones ahead of UTC as well as behind. Runs a day apart tile time, so each
+  moment belongs to one run only.
 - `contact.inactive` for every inactivity trigger (N days) and every contact whose engagement day (last open,
-  click or signup) was exactly N days before the run's day.
+  click or signup, a UTC day) was exactly N days before the run's UTC day.
 
 It reads the dates table and the contacts' engaged_on index, page by page, never the whole contacts table, and
 queues in batches of ten. Event ids name (trigger, contact, day): a second run of the same day changes nothing.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -101,7 +102,7 @@ class _Outbox:
 
 def scheduled_time(event: dict[str, Any], now: datetime) -> datetime:
     """The moment the run is for: the scheduler's `time` when given (a late or retried run still covers its own
-    day), else now."""
+    window), else now."""
     given = event.get("time")
     if isinstance(given, str):
         try:
@@ -114,14 +115,15 @@ def scheduled_time(event: dict[str, Any], now: datetime) -> datetime:
 
 
 def run(settings: Settings, moment: datetime, now: datetime, entries: Iterable[dispatch.Entry] | None = None) -> Report:
-    """Queues the day's date.reached and contact.inactive events; `moment` picks the UTC day."""
+    """Queues the date.reached events of the 24 hours from `moment` (the scheduled time) and the contact.inactive
+    events of its UTC day."""
     todo = work(dispatch.catalogue() if entries is None else entries)
-    start, end = moments.day_window(moment)
+    start, end = moments.daily_window(moment)
     report = Report(day=start.date().isoformat())
     outbox = _Outbox(settings)
     t = tables(settings)
     for (attribute, offset), times in todo.dates.items():
-        for local_day in moments.local_days(start):
+        for local_day in moments.local_days(start, end):
             anniversary_day = local_day - timedelta(days=offset)
             for month_day in moments.month_days(anniversary_day):
                 for item in t.dates.query(f"{attribute}#{month_day}"):
@@ -143,7 +145,7 @@ def run(settings: Settings, moment: datetime, now: datetime, entries: Iterable[d
                                 "date": local_day.isoformat(),
                                 "anniversary": anniversary_day.isoformat(),
                                 "years": years,
-                                "moment": local.astimezone(start.tzinfo).isoformat(),
+                                "moment": local.astimezone(UTC).isoformat(),
                             }
                             key = f"{attribute}#{offset:+d}#{at}#{item.contact_id}#{local_day.isoformat()}"
                             outbox.add(_event(DATE_REACHED, key, item.contact_id, properties, now))

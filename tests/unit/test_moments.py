@@ -5,7 +5,7 @@ import pytest
 
 from shared.moments import (
     anniversary,
-    day_window,
+    daily_window,
     inactive_since,
     local_days,
     month_days,
@@ -135,32 +135,30 @@ def test_the_local_moment_is_where_the_contact_lives() -> None:
 
 
 @pytest.mark.parametrize("tz", [PARIS, TOKYO, LOS_ANGELES, KIRITIMATI, ZoneInfo("Pacific/Pago_Pago")])
-def test_every_local_moment_falls_in_exactly_one_daily_window(tz: ZoneInfo) -> None:
-    """Whatever the zone, each day's 10:00 is emitted by exactly one run (no miss, no second one), DST included."""
+@pytest.mark.parametrize("at", [time(0, 0), time(0, 4), time(10, 0), time(23, 59)])
+def test_every_local_moment_falls_in_exactly_one_daily_window(tz: ZoneInfo, at: time) -> None:
+    """Whatever the zone and the time of day, each day's moment is emitted by exactly one run (no miss, no second
+    one), DST included, and that run comes before the moment: the execution waits for it."""
     for offset in range(0, 400, 3):
         day = date(2026, 1, 1) + timedelta(days=offset)
-        moment = on_day(day, time(10), tz)
+        moment = on_day(day, at, tz)
         runs = []
         for run_day in (day - timedelta(days=2), day - timedelta(days=1), day, day + timedelta(days=1)):
-            start, end = day_window(datetime(run_day.year, run_day.month, run_day.day, 0, 5, tzinfo=UTC))
-            if day in local_days(start) and start <= moment < end:
-                runs.append(run_day)
+            start, end = daily_window(datetime(run_day.year, run_day.month, run_day.day, 0, 5, tzinfo=UTC))
+            if day in local_days(start, end) and start <= moment < end:
+                runs.append(start)
         assert len(runs) == 1, (day, runs)
-        assert moment >= datetime.combine(runs[0], time(0), tzinfo=UTC)  # emitted at or before its moment's day
+        assert runs[0] <= moment < runs[0] + timedelta(hours=24)
 
 
-def test_the_daily_window_is_the_utc_day_of_the_run() -> None:
-    assert day_window(datetime(2026, 11, 24, 0, 5, tzinfo=UTC)) == (
-        datetime(2026, 11, 24, tzinfo=UTC),
-        datetime(2026, 11, 25, tzinfo=UTC),
-    )
-    # a late run (a retry at 23:00) still covers its own day
-    assert day_window(datetime(2026, 11, 24, 23, 0, tzinfo=PARIS))[0] == datetime(2026, 11, 24, tzinfo=UTC)
-    assert local_days(datetime(2026, 11, 24, tzinfo=UTC)) == (
-        date(2026, 11, 23),
-        date(2026, 11, 24),
-        date(2026, 11, 25),
-    )
+def test_the_daily_window_is_the_24_hours_from_the_scheduled_time() -> None:
+    scheduled = datetime(2026, 11, 24, 0, 5, tzinfo=UTC)
+    assert daily_window(scheduled) == (scheduled, datetime(2026, 11, 25, 0, 5, tzinfo=UTC))
+    days = (date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25))
+    assert local_days(*daily_window(scheduled)) == days
+    # run on demand in the afternoon: the window reaches into the day after tomorrow's early zones
+    afternoon = daily_window(datetime(2026, 11, 24, 15, tzinfo=UTC))
+    assert local_days(*afternoon) == (date(2026, 11, 24), date(2026, 11, 25), date(2026, 11, 26))
 
 
 def test_inactivity_counts_whole_days_back_from_the_run() -> None:

@@ -237,15 +237,17 @@ def test_a_leap_day_birthday_is_celebrated_on_28_february_and_signups_from_the_f
     assert events == {(leap, "birthday", 27), (old, "created_at", 2)}
 
 
-def test_a_second_run_of_the_same_day_queues_the_same_event_ids(settings: Settings) -> None:
+def test_a_retried_or_extra_run_queues_the_same_event_ids(settings: Settings) -> None:
     t = tables(settings)
     person(t, "paris@example.com", datetime(2026, 5, 1, tzinfo=UTC), birthday="1990-11-24")
     schedule.run(settings, RUN, RUN, (BIRTHDAY,))
     first = [e["event_id"] for e in queued(settings)]
-    later = RUN + timedelta(hours=20)  # a retry late in the day covers the same day
-    schedule.run(settings, later, later, (BIRTHDAY,))
-    assert [e["event_id"] for e in queued(settings)] == first
     assert len(first) == 1
+    schedule.run(settings, RUN, RUN + timedelta(hours=3), (BIRTHDAY,))  # the scheduler's retry: same scheduled time
+    assert [e["event_id"] for e in queued(settings)] == first
+    extra = RUN + timedelta(hours=2)  # a run on demand: its window overlaps; the event is the same one
+    schedule.run(settings, extra, extra, (BIRTHDAY,))
+    assert [e["event_id"] for e in queued(settings)] == first
 
 
 def test_the_scheduler_time_picks_the_day_and_events_go_in_batches_of_ten(
