@@ -561,3 +561,27 @@ def test_a_goal_of_several_events_is_checked(tmp_path: Path, goal: str, words: s
     error = error_for(tmp_path, VALID.format(name="test") + goal)
     assert words in error.message
     assert error.line == 12
+
+
+@pytest.mark.parametrize(
+    ("trigger", "steps", "line", "column"),
+    [
+        ('  date: wedding_day\n  time: "10:00"', "  - id: e1\n    send_email: welcome/1-welcome\n", 4, 9),
+        (
+            "  event: contact.subscribed",
+            '  - id: w\n    wait_until: {anniversary: wedding_day, time: "10:00"}\n',
+            7,
+            31,
+        ),
+    ],
+)
+def test_a_date_read_by_a_trigger_or_a_wait_must_be_filled_or_declared(
+    tmp_path: Path, trigger: str, steps: str, line: int, column: int
+) -> None:
+    text = f"id: dated\nname: Dated\ntrigger:\n{trigger}\nsteps:\n{steps}"
+    with pytest.raises(ScenarioError) as caught:
+        compile_dir(tmp_path, {"dated.yaml": text})
+    assert "attribute 'wedding_day' is read here but no scenario sets it" in caught.value.message
+    assert (caught.value.line, caught.value.column) == (line, column)
+    # created_at is every contact's: never a missing reference
+    compile_dir(tmp_path, {"dated.yaml": text.replace("wedding_day", "created_at")})
