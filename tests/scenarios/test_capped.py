@@ -41,6 +41,7 @@ def settings(local: RunningLocal, store: Tables, capped: str) -> Iterator[Settin
         "PARCOURS_EVENTS_TABLE": ids["EventsTable"],
         "PARCOURS_SENDS_TABLE": ids["SendsTable"],
         "PARCOURS_ENROLMENTS_TABLE": ids["EnrolmentsTable"],
+        "PARCOURS_DATES_TABLE": ids["DatesTable"],
         "PARCOURS_IDEMPOTENCY_TABLE": ids["IdempotencyTable"],
         "PARCOURS_QUEUE_URL": ids["EventsQueue"],
         "PARCOURS_STATE_MACHINE_PREFIX": capped.removesuffix("capped"),
