@@ -23,11 +23,12 @@ A send can also be expected at a local time on a day: `{step: e1, day: J+2, time
 the first event in the contact's `timezone` attribute, else Europe/Paris). The local runtime's daily schedule
 runs during the journey (once per simulated day at 00:05 UTC), so date and inactivity triggers play out too.
 
-`sent` and `not_sent` name send steps, email or SMS. Times are simulated. Handlers take real milliseconds,
-which the compressed clock counts too: a send is on time within the larger of 5 % of `at` and what a real second
-is worth at the file's `time_scale` (default 43200, a day in 2 s; a file whose events are minutes apart sets a
-slower one, e.g. `time_scale: 10800`). Each time scale gets its own `parcours local` process; the cases of a
-file run side by side (so each case that gives a phone number gives its own: SMS are told apart by number).
+`sent` and `not_sent` name send steps, email or SMS. Times are simulated and count from when parcours processed the
+first event. Handlers take real milliseconds, which the compressed clock counts too: a send is on time within the
+larger of 5 % of `at` and what a real second is worth at the file's `time_scale` (default 43200, a day in 2 s; a
+file whose events are minutes apart sets a slower one, e.g. `time_scale: 10800`). Each time scale gets its own
+`parcours local` process; the cases of a file run side by side (so each case that gives a phone number gives its
+own: SMS are told apart by number).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from typing import Any
 import yaml
 
 from shared import moments
-from shared.events import CATALOGUE, UNRECOGNISED, ConsentFacts, ContactFacts, Event, normalise_phone
+from shared.events import CATALOGUE, ConsentFacts, ContactFacts, Event, normalise_phone
 from shared.ingestion import group_and_dedup_ids
 from shared.scenario import parse_duration
 
@@ -269,27 +270,11 @@ def run_all(cases: list[Case], sample_properties: dict[str, Any]) -> list[Outcom
         local.start()
         try:
             target = Target(local.api_url, local.client, scale, sample_properties)
-            _warm_up(target)
             for case, outcome in zip(group, run(group, target), strict=True):
                 results[id(case)] = outcome
         finally:
             local.stop()
     return [results[id(case)] for case in cases]
-
-
-def _warm_up(target: Target) -> None:
-    """A first invocation of the process and act functions before the cases start: a cold one (imports,
-    clients) costs a real second, which is days at the scales inactivity journeys use. Neither changes anything:
-    an unrecognised event is only recorded, and a wait is planned for no one."""
-    ids = _physical(target)
-    now = datetime.now(UTC).isoformat()
-    event = Event(f"journey#warm-up#{uuid.uuid4().hex}", UNRECOGNISED, "journey", "warm-up", now, now)
-    group, dedup = group_and_dedup_ids(event)
-    target.client("sqs").send_message(
-        QueueUrl=ids["EventsQueue"], MessageBody=event.to_json(), MessageGroupId=group, MessageDeduplicationId=dedup
-    )
-    plan = {"action": "plan_wait", "scenario": "warm-up", "step": "warm-up", "contact_id": "warm-up", "time": "10:00"}
-    target.client("lambda").invoke(FunctionName=ids["ActFunction"], Payload=json.dumps(plan).encode())
 
 
 def run(cases: list[Case], target: Target) -> list[Outcome]:
@@ -327,12 +312,13 @@ def _play(outcome: Outcome, target: Target) -> None:
     consent = case.contact.get("consent", "granted")
     sms_consent = case.contact.get("sms_consent", "granted")
     phone = normalise_phone(case.contact.get("phone"))  # as a source maps it: anything not E.164 is dropped
-    real_start = time.monotonic()
-    day_zero = _simulated_now(target)  # J+0, for dates; the offsets count from when the first event is sent
+    day_zero = _simulated_now(target)  # J+0, for dates; the offsets count from when the first event is processed
     simulated_start = day_zero
+    first_at = case.events[0][0]
     attributes = resolve_attributes(dict(case.contact.get("attributes") or {}), day_zero) or None
-    for at, event_type, properties in case.events:
-        _sleep_until(real_start + at / target.time_scale)
+    for index, (at, event_type, properties) in enumerate(case.events):
+        if index:
+            _sleep_until_simulated(target, simulated_start + timedelta(seconds=at - first_at))
         now = datetime.now(UTC).isoformat()
         facts = ContactFacts(
             email=email,
@@ -362,9 +348,11 @@ def _play(outcome: Outcome, target: Target) -> None:
         sqs.send_message(
             QueueUrl=ids["EventsQueue"], MessageBody=event.to_json(), MessageGroupId=group, MessageDeduplicationId=dedup
         )
-        if at == case.events[0][0]:
-            simulated_start = _simulated_now(target)
-    _sleep_until(real_start + case.horizon() / target.time_scale)
+        if not index:
+            # Offsets count from when parcours processed the first event (its time in the contact's history),
+            # not from when it was queued: a slow first delivery must not shift every later expectation.
+            simulated_start = _processed_at(target, ids, email) or _simulated_now(target)
+    _sleep_until_simulated(target, simulated_start + timedelta(seconds=case.horizon() - first_at))
     messages = [m for m in _outbox(target, email, phone) if m["scenario"] == case.scenario]
     sent = {m["step"]: datetime.fromisoformat(m["sent_at"]) for m in messages}
     for expected in case.sent:
@@ -392,8 +380,25 @@ def _play(outcome: Outcome, target: Target) -> None:
             outcome.problems.append(f"expected lists {list(case.lists)}, the contact is in {list(lists)}")
 
 
-def _sleep_until(moment: float) -> None:
-    time.sleep(max(0.0, moment - time.monotonic()))
+def _sleep_until_simulated(target: Target, moment: datetime) -> None:
+    """Sleeps until the runtime's clock reads `moment`, checking it now and then."""
+    while (left := (moment - _simulated_now(target)).total_seconds()) > 0:
+        time.sleep(min(0.5, left / target.time_scale))
+
+
+def _processed_at(target: Target, ids: dict[str, str], email: str) -> datetime | None:
+    """When the processing recorded the contact's first event, on the runtime's clock."""
+    dynamodb = target.client("dynamodb")
+    identity = dynamodb.get_item(TableName=ids["IdentitiesTable"], Key={"identity": {"S": f"email#{email}"}})
+    if "Item" not in identity:
+        return None
+    first = dynamodb.query(
+        TableName=ids["EventsTable"],
+        KeyConditionExpression="contact_id = :c",
+        ExpressionAttributeValues={":c": identity["Item"]["contact_id"]},
+        Limit=1,
+    )["Items"]
+    return datetime.fromisoformat(first[0]["at_id"]["S"].partition("#")[0]) if first else None
 
 
 def _simulated_now(target: Target) -> datetime:

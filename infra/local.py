@@ -12,6 +12,7 @@ the outbox shows the sender id), and scaling time for Wait states along with the
 from __future__ import annotations
 
 import base64
+import dataclasses
 import heapq
 import html
 import importlib
@@ -367,6 +368,47 @@ class LocalRuntime:
         for route in samtemplate.http_routes(sam):
             self.routes[(route.method, route.path)] = physical[route.function]
         self.schedules = [(physical[s.function], s) for s in samtemplate.daily_schedules(sam)]
+        self._warm_up(compiled, physical)
+
+    def _warm_up(self, compiled: build.Compiled, physical: dict[str, str]) -> None:
+        """Pays the functions' first-call costs (clients, compiled templates, first requests) before anything
+        runs. A cold start costs about a real second, which the time scale turns into hours or days; in AWS it is
+        a second against days. Nothing changes: an unrecognised event is only recorded, a wait is planned for no
+        one, and the templates are rendered with sample data."""
+        import boto3
+
+        from infra import validation
+        from shared import clients, dispatch, storage
+        from shared.events import UNRECOGNISED, Event
+        from shared.ingestion import group_and_dedup_ids
+        from shared.settings import get_settings
+
+        validation.templates(compiled)  # fills the template caches the act function renders from
+        for client in (clients.sqs, clients.sesv2, clients.stepfunctions, clients.sns):
+            client(REGION)
+        dispatch.catalogue()
+        t = storage.tables(get_settings())
+        for table in dataclasses.fields(t):  # each model opens its own connection on its first request
+            next(iter(getattr(t, table.name).query("warm-up", limit=1)), None)
+        now = self.clock.now().isoformat()
+        event = Event(f"local#warm-up#{uuid.uuid4().hex}", UNRECOGNISED, "local", "warm-up", now, now)
+        group, dedup = group_and_dedup_ids(event)
+        boto3.client("sqs", region_name=REGION).send_message(
+            QueueUrl=physical["EventsQueue"],
+            MessageBody=event.to_json(),
+            MessageGroupId=group,
+            MessageDeduplicationId=dedup,
+        )
+        plan = {
+            "action": "plan_wait",
+            "scenario": "warm-up",
+            "step": "warm-up",
+            "contact_id": "warm-up",
+            "time": "10:00",
+        }
+        boto3.client("lambda", region_name=REGION).invoke(
+            FunctionName=physical["ActFunction"], Payload=json.dumps(plan).encode()
+        )
 
     def _complete_skipped_resources(self, translated: dict[str, Any], sender: str, physical: dict[str, str]) -> None:
         import boto3
