@@ -552,6 +552,17 @@ class _StepReader:
                         f"step sent is {kind} (send steps: {', '.join(sends) or 'none'})",
                     )
 
+    def _send(self, item: _Located, kind: str, folder: str, suffix: str) -> tuple[str, str]:
+        """A send step's id and template, the template checked for in templates/<folder>/."""
+        fields = self.reader.mapping(item, f"a {kind} step", ("id", kind), ("id", kind))
+        step_id = self._id(fields["id"])
+        template = self.reader.text(fields[kind], kind)
+        if self.templates_dir is not None and not any((self.templates_dir / folder).glob(f"{template}.*.{suffix}")):
+            what = "SMS" if folder == "sms" else folder
+            expected = f"templates/{folder}/{template}.<locale>.{suffix}"
+            raise self.reader.fail(fields[kind], f"no {what} template {template!r}: expected {expected}")
+        return step_id, template
+
     def step(self, item: _Located, elapsed: int) -> tuple[Step, int]:
         reader = self.reader
         kinds = [key for key in ACTIONS if isinstance(item.value, dict) and key in item.value]
@@ -630,24 +641,10 @@ class _StepReader:
                 raise reader.fail(fields["exit"], "write `exit: true` to leave the scenario here")
             return Exit(), elapsed
         if kind == "send_email":
-            fields = reader.mapping(item, "a send_email step", ("id", "send_email"), ("id", "send_email"))
-            step_id = self._id(fields["id"])
-            template = reader.text(fields["send_email"], "send_email")
-            if self.templates_dir is not None and not any((self.templates_dir / "email").glob(f"{template}.*.html")):
-                raise reader.fail(
-                    fields["send_email"],
-                    f"no email template {template!r}: expected templates/email/{template}.<locale>.html",
-                )
+            step_id, template = self._send(item, kind, "email", "html")
             return SendEmail(id=step_id, template=template), elapsed
         if kind == "send_sms":
-            fields = reader.mapping(item, "a send_sms step", ("id", "send_sms"), ("id", "send_sms"))
-            step_id = self._id(fields["id"])
-            template = reader.text(fields["send_sms"], "send_sms")
-            if self.templates_dir is not None and not any((self.templates_dir / "sms").glob(f"{template}.*.txt")):
-                raise reader.fail(
-                    fields["send_sms"],
-                    f"no SMS template {template!r}: expected templates/sms/{template}.<locale>.txt",
-                )
+            step_id, template = self._send(item, kind, "sms", "txt")
             return SendSms(id=step_id, template=template), elapsed
         if kind == "notify_crm":
             fields = reader.mapping(item, "a notify_crm step", ("id", "notify_crm"), ("id", "notify_crm"))

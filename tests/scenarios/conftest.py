@@ -28,6 +28,11 @@ def stack_tables(local: RunningLocal, monkeypatch: pytest.MonkeyPatch) -> Tables
     monkeypatch.setenv("AWS_ENDPOINT_URL", local.aws_endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    return tables(stack_settings(local))
+
+
+def stack_settings(local: RunningLocal, **overrides: str) -> Settings:
+    """Settings naming the stack's tables and queue, as the functions get them (what tests do not use: unused)."""
     ids = local.physical_ids()
     environ = {
         "AWS_REGION": "eu-west-3",
@@ -38,10 +43,10 @@ def stack_tables(local: RunningLocal, monkeypatch: pytest.MonkeyPatch) -> Tables
         "PARCOURS_ENROLMENTS_TABLE": ids["EnrolmentsTable"],
         "PARCOURS_DATES_TABLE": ids["DatesTable"],
         "PARCOURS_IDEMPOTENCY_TABLE": ids["IdempotencyTable"],
+        "PARCOURS_QUEUE_URL": ids["EventsQueue"],
         **{
             name: "unused"
             for name in (
-                "PARCOURS_QUEUE_URL",
                 "PARCOURS_STATE_MACHINE_PREFIX",
                 "PARCOURS_FROM_ADDRESS",
                 "PARCOURS_CONFIGURATION_SET",
@@ -50,8 +55,9 @@ def stack_tables(local: RunningLocal, monkeypatch: pytest.MonkeyPatch) -> Tables
                 "PARCOURS_POSTAL_ADDRESS",
             )
         },
+        **overrides,
     }
-    return tables(Settings.from_environ(environ))
+    return Settings.from_environ(environ)
 
 
 def add_contact(store: Tables, email: str, consent: str | None = "granted", **fields: Any) -> str:

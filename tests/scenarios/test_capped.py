@@ -20,7 +20,7 @@ from shared.events import CHECKOUT_STARTED, Event
 from shared.settings import Settings
 from shared.storage import Tables, tables
 from tests.conftest import ROOT
-from tests.scenarios.conftest import add_contact, deploy_fixture, entered_states, finished
+from tests.scenarios.conftest import add_contact, deploy_fixture, entered_states, finished, stack_settings
 
 CART = validation.SAMPLE_CONTEXT["trigger"]["properties"]  # what the fixture's emails read
 
@@ -33,31 +33,8 @@ def capped(local: RunningLocal) -> str:
 @pytest.fixture
 def settings(local: RunningLocal, store: Tables, capped: str) -> Iterator[Settings]:
     """Dispatch as the process function runs it, against the local stack."""
-    ids = local.physical_ids()
-    environ = {
-        "AWS_REGION": "eu-west-3",
-        "PARCOURS_CONTACTS_TABLE": ids["ContactsTable"],
-        "PARCOURS_IDENTITIES_TABLE": ids["IdentitiesTable"],
-        "PARCOURS_EVENTS_TABLE": ids["EventsTable"],
-        "PARCOURS_SENDS_TABLE": ids["SendsTable"],
-        "PARCOURS_ENROLMENTS_TABLE": ids["EnrolmentsTable"],
-        "PARCOURS_DATES_TABLE": ids["DatesTable"],
-        "PARCOURS_IDEMPOTENCY_TABLE": ids["IdempotencyTable"],
-        "PARCOURS_QUEUE_URL": ids["EventsQueue"],
-        "PARCOURS_STATE_MACHINE_PREFIX": capped.removesuffix("capped"),
-        **{
-            name: "unused"
-            for name in (
-                "PARCOURS_FROM_ADDRESS",
-                "PARCOURS_CONFIGURATION_SET",
-                "PARCOURS_PUBLIC_BASE_URL",
-                "PARCOURS_SENDER_NAME",
-                "PARCOURS_POSTAL_ADDRESS",
-            )
-        },
-    }
     clients._client.cache_clear()  # clients made for the local endpoint only
-    yield Settings.from_environ(environ)
+    yield stack_settings(local, PARCOURS_STATE_MACHINE_PREFIX=capped.removesuffix("capped"))
     clients._client.cache_clear()
 
 
