@@ -11,7 +11,7 @@ from pynamodb.exceptions import PynamoDBException, UpdateError
 from shared import conditions, consent, crm, dates, enrolments, ingestion, moments, outbox, secrets, sending, sms
 from shared.events import LIST_JOINED, LIST_LEFT, SCORE_CHANGED, ConsentFacts, ContactFacts, Event
 from shared.settings import Settings
-from shared.storage import ContactModel, EventModel, StorageError, get_or_none, tables
+from shared.storage import ContactModel, StorageError, get_or_none, tables
 
 
 class InvalidAction(ValueError):
@@ -42,13 +42,6 @@ def evaluate(payload: dict[str, Any], settings: Settings, now: datetime) -> dict
     contact = get_or_none(t.contacts, contact_id, consistent=True)
     execution = str(payload.get("execution", ""))
 
-    def history(event_type: str, since: datetime, where: dict[str, Any] | None) -> int:
-        """One bounded query of the contact's own events since a moment (never a scan)."""
-        recent = t.events.query(
-            contact_id, EventModel.at_id >= since.isoformat(), filter_condition=EventModel.type == event_type
-        )
-        return sum(1 for event in recent if conditions.matches(where, event.properties or {}))
-
     def sent(step: str) -> tuple[str, datetime] | None:
         """This execution's send at `step`, read by its key."""
         record = get_or_none(t.sends, outbox.send_id(execution, step), consistent=True)
@@ -60,7 +53,7 @@ def evaluate(payload: dict[str, Any], settings: Settings, now: datetime) -> dict
         now=now,
         default_timezone=settings.default_timezone,
         scenario=str(payload.get("scenario", "")),
-        history=history,
+        history=conditions.history_of(t.events, contact_id),
         sent=sent,
     )
     return {"value": conditions.holds(condition, contact, facts)}

@@ -417,6 +417,7 @@ def catalogue_entry(scenario: Scenario) -> dict[str, Any]:
             "consent": scenario.entry_consent,
             "re_entry": scenario.re_entry,
             **({"cap": scenario.entry_cap} if scenario.entry_cap is not None else {}),
+            **({"if": scenario.entry_condition} if scenario.entry_condition is not None else {}),
         },
         "goal": _goal(scenario),
         "category": scenario.category,

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from shared.consent import refusal_for_marketing_email
 from shared.events import EMAIL_CLICKED, EMAIL_OPENED
 from shared.moments import zone
-from shared.storage import ContactModel
+from shared.storage import ContactModel, EventModel
 
 PROFILE_FIELDS = ("email", "first_name", "last_name", "locale")
 COUNTERS = ("orders_count", "total_spent", "score")  # kept on the contact, read in O(1)
@@ -141,6 +141,18 @@ class History(Protocol):
 
 
 Sent = Callable[[str], tuple[str, datetime] | None]  # send step id -> (SES message id, sent at), this execution
+
+
+def history_of(events: type[EventModel], contact_id: str) -> History:
+    """The contact's history as conditions read it: one bounded query of its own events since a moment."""
+
+    def count(event_type: str, since: datetime, where: dict[str, Any] | None) -> int:
+        recent = events.query(
+            contact_id, EventModel.at_id >= since.isoformat(), filter_condition=EventModel.type == event_type
+        )
+        return sum(1 for event in recent if matches(where, event.properties or {}))
+
+    return count
 
 
 @dataclass(frozen=True)

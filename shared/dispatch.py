@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import clients, enrolments
-from shared.conditions import matches
+from shared.conditions import Facts, history_of, holds, matches
 from shared.consent import refusal_for_marketing_email
 from shared.events import SCENARIO_REQUESTED, Event
 from shared.settings import Settings
@@ -45,6 +45,7 @@ class Entry:
     where: dict[str, Any] | None = None
     cap: int | None = None  # at most this many contacts in the scenario at once
     goal_events: tuple[str, ...] = ()  # any of them reaches the goal (goal_event is the first)
+    condition: dict[str, Any] | None = None  # entry.if, on the contact as it is when the trigger matches
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ def catalogue(path: Path = CATALOGUE) -> tuple[Entry, ...]:
             where=spec["trigger"].get("where"),
             cap=spec["entry"].get("cap"),
             goal_events=_goal_events(spec.get("goal")),
+            condition=spec["entry"].get("if"),
         )
         for name, spec in sorted(data.items())
     )
@@ -116,6 +118,11 @@ def start_matching(
             continue
         refusal = refusal_for_marketing_email(contact) if entry.consent == "email" else None
         refusal = refusal or _re_entry_refusal(entry, past, now)
+        if refusal is None and entry.condition is not None:
+            facts = Facts(
+                now=now, default_timezone=settings.default_timezone, history=history_of(t.events, contact.contact_id)
+            )
+            refusal = None if holds(entry.condition, contact, facts) else "entry condition not met (entry.if)"
         if refusal is not None:
             outcomes.append(Outcome(entry.scenario, name, started=False, reason=refusal))
             continue

@@ -225,6 +225,7 @@ class Scenario:
     trigger_date: DateTrigger | None = None  # date triggers: the daily schedule emits date.reached
     inactive_days: int | None = None  # inactivity triggers: the daily schedule emits contact.inactive
     goal_events: tuple[str, ...] = ()
+    entry_condition: dict[str, Any] | None = None  # entry.if: checked on the contact when the trigger matches
 
 
 class _Located:
@@ -382,7 +383,7 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
     re_entry = "always" if date_trigger is not None or inactive_days is not None else "never"
     entry_cap = None
     if "entry" in root:
-        entry = reader.mapping(root["entry"], "entry", ("consent", "re_entry", "cap"), ())
+        entry = reader.mapping(root["entry"], "entry", ("consent", "re_entry", "cap", "if"), ())
         if "consent" in entry:
             entry_consent = reader.choice(entry["consent"], "entry.consent", ("email", "none"))
         if "re_entry" in entry:
@@ -393,6 +394,17 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
                 raise reader.fail(
                     entry["cap"], "entry.cap is how many contacts may be in the scenario at once: a whole number > 0"
                 )
+    entry_condition = None
+    if "entry" in root and "if" in root["entry"].value:
+        entry_if = root["entry"].value["if"]
+        try:
+            entry_condition = _durations(_plain(entry_if))
+            check(entry_condition, "entry.if")
+            _events_known(entry_condition)
+        except ConditionError as error:
+            raise reader.fail(entry_if, str(error)) from None
+        for _, test in _keyed(entry_if, ("opened", "clicked")):
+            raise reader.fail(test, "opened and clicked read this scenario's own emails: none is sent before entry")
     goal_events: list[str] = []
     if "goal" in root:
         goal = reader.mapping(root["goal"], "goal", ("event",), ("event",))
@@ -414,6 +426,8 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         step_reader.reads_in(trigger["where"], ("list",))
     if date_trigger is not None:
         step_reader.refer("attribute", trigger["date"], writes=False)
+    if entry_condition is not None:
+        step_reader.reads_condition(root["entry"].value["if"])
     return Scenario(
         id=scenario_id,
         name=reader.text(root["name"], "name"),
@@ -431,6 +445,7 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         trigger_date=date_trigger,
         inactive_days=inactive_days,
         goal_events=tuple(goal_events),
+        entry_condition=entry_condition,
     )
 
 
@@ -496,6 +511,12 @@ class _StepReader:
         name = at.value
         if isinstance(name, str) and (kind == "list" or name not in (*PROFILE_FIELDS, *COUNTERS, "created_at")):
             self.references.append(Reference(kind, name, writes, at.line, at.column))
+
+    def reads_condition(self, at: _Located) -> None:
+        """The lists and custom attributes a condition reads, for the cross-file reference check."""
+        self.reads_in(at, ("in_list", "not_in_list", "attribute"))
+        for _, test in _keyed(at, ("age",)):  # age reads the custom attribute birthday
+            self.refer("attribute", _Located("birthday", test.line, test.column), writes=False)
 
     def reads_in(self, at: _Located, keys: tuple[str, ...]) -> None:
         """Every list (or, with `attribute`, every custom attribute) a condition or filter names, with its place."""
@@ -694,9 +715,7 @@ class _StepReader:
                 _events_known(condition)
             except ConditionError as error:
                 raise reader.fail(fields["if"], str(error)) from None
-            self.reads_in(fields["if"], ("in_list", "not_in_list", "attribute"))
-            for _, test in _keyed(fields["if"], ("age",)):  # age reads the custom attribute birthday
-                self.refer("attribute", _Located("birthday", test.line, test.column), writes=False)
+            self.reads_condition(fields["if"])
             self.conditions.append(fields["if"])
             then, after_then = self.steps(fields["then"], "then", elapsed)
             otherwise, after_else = self.steps(fields["else"], "else", elapsed) if "else" in fields else ((), elapsed)

@@ -252,3 +252,29 @@ def test_any_event_of_a_goal_list_stops_the_scenario_and_the_catalogue_reads_the
     [stopped] = dispatch.stop_on_goals(click, contact, settings, (entry,), NOW)
     assert stopped.reason == "goal email.clicked reached"
     assert enrolments.of(tables(settings), "c1", "abandoned-cart")[0].goal_event == "email.clicked"
+
+
+@pytest.mark.parametrize(
+    ("condition", "enters"),
+    [
+        ({"in_list": "vip"}, True),
+        ({"not_in_list": "vip"}, False),
+        ({"all": [{"attribute": "orders_count", "equals": 0}, {"consent": "email"}]}, True),
+        ({"event": "checkout.started", "at_least": 1, "within": 86400}, True),  # the checkout it was just sent
+        ({"event": "order.placed", "at_least": 1, "within": 86400}, False),
+    ],
+)
+def test_the_entry_condition_decides_who_enters(
+    settings: Settings, contact: ContactModel, condition: dict[str, Any], enters: bool
+) -> None:
+    # Given a contact in the vip list with no order, whose checkout is in its history
+    contact.update(actions=[ContactModel.lists.add({"vip"})])
+    tables(settings).events(contact_id="c1", at_id=f"{NOW.isoformat()}#e1", type="checkout.started", source="t").save()
+    only_some = dispatch.Entry("abandoned-cart", "checkout.started", "email", "always", None, condition=condition)
+    # When the checkout's event is dispatched
+    checkout = event("checkouts/create", "checkouts-create.json", "e1")
+    [outcome] = dispatch.start_matching(checkout, contact, settings, (only_some,), NOW + timedelta(minutes=1))
+    # Then the contact enters only if the condition holds, and is told why not otherwise
+    assert outcome.started is enters
+    assert enters or outcome.reason == "entry condition not met (entry.if)"
+    assert len(enrolments.of(tables(settings), "c1", "abandoned-cart")) == (1 if enters else 0)

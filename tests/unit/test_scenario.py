@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.compiler import catalogue_entry
 from shared.scenario import (
     DateTrigger,
     Exit,
@@ -585,3 +586,35 @@ def test_a_date_read_by_a_trigger_or_a_wait_must_be_filled_or_declared(
     assert (caught.value.line, caught.value.column) == (line, column)
     # created_at is every contact's: never a missing reference
     compile_dir(tmp_path, {"dated.yaml": text.replace("wedding_day", "created_at")})
+
+
+def test_an_entry_condition_is_read_and_goes_to_the_catalogue(tmp_path: Path) -> None:
+    text = VALID.format(name="test") + "entry:\n  if: {event: order.placed, at_most: 0, within: 180d}\n"
+    scenario = load(write(tmp_path, text), TEMPLATES)
+    assert scenario.entry_condition == {"event": "order.placed", "at_most": 0, "within": 180 * 86400}
+    assert catalogue_entry(scenario)["entry"]["if"] == scenario.entry_condition
+
+
+@pytest.mark.parametrize(
+    ("entry_if", "line", "words"),
+    [
+        ("{colour: blue}", 12, "entry.if: unknown condition with keys colour"),
+        ("{event: order.shipped, at_least: 1, within: 30d}", 12, "unknown event"),
+        ("{event: order.placed, at_least: 1, within: soon}", 12, "not a duration"),
+        ("{opened: e1}", 12, "none is sent before entry"),
+    ],
+)
+def test_a_wrong_entry_condition_is_reported_where_it_is(tmp_path: Path, entry_if: str, line: int, words: str) -> None:
+    error = error_for(tmp_path, VALID.format(name="test") + f"entry:\n  if: {entry_if}\n")
+    assert words in error.message
+    assert error.line == line
+
+
+def test_a_list_an_entry_condition_reads_must_be_filled_somewhere(tmp_path: Path) -> None:
+    reader = (
+        READER.format(condition="{consent: email}", trigger="contact.subscribed") + "entry:\n  if: {in_list: vjp}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        compile_dir(tmp_path, {"reader.yaml": reader, "writer.yaml": WRITER})
+    assert "list 'vjp' is read here" in caught.value.message
+    assert (caught.value.line, caught.value.column) == (12, 17)
