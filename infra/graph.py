@@ -22,15 +22,18 @@ def edges(definition: dict[str, Any]) -> list[Edge]:
     found = []
     for name, state in definition["States"].items():
         if state["Type"] == "Choice":
-            low = 0
+            low, default = 0, "no"
             for choice in state["Choices"]:
                 if "BooleanEquals" in choice:
                     found.append(Edge(name, choice["Next"], "yes"))
+                elif "NumericEquals" in choice:  # a choose step's case
+                    found.append(Edge(name, choice["Next"], f"case {int(choice['NumericEquals']) + 1}"))
+                    default = "else"
                 else:
                     bound = int(choice["NumericLessThan"])
                     found.append(Edge(name, choice["Next"], f"{bound - low}%"))
-                    low = bound
-            found.append(Edge(name, state["Default"], "no" if low == 0 else f"{100 - low}%"))
+                    low, default = bound, f"{100 - bound}%"
+            found.append(Edge(name, state["Default"], default))
         elif "Next" in state:
             timeouts = [c["Next"] for c in state.get("Catch", []) if c["ErrorEquals"] == ["States.Timeout"]]
             found.append(Edge(name, state["Next"], "event" if timeouts else ""))

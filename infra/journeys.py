@@ -233,8 +233,8 @@ def _send_ids(steps: Any) -> list[str]:
             found.append(step.id)
         for attribute in ("then", "otherwise", "on_event", "on_timeout"):
             found += _send_ids(getattr(step, attribute, ()))
-        for variant in getattr(step, "variants", ()):
-            found += _send_ids(variant.steps)
+        for branch in (*getattr(step, "variants", ()), *getattr(step, "cases", ())):
+            found += _send_ids(branch.steps)
     return found
 
 

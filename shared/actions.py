@@ -32,9 +32,14 @@ def _field(payload: dict[str, Any], name: str) -> Any:
 
 
 def evaluate(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
-    condition = _field(payload, "condition")
+    """`condition`: whether it holds; `conditions` (a choose step): the index of the first that holds, or -1."""
+    several = "conditions" in payload
+    checked = _field(payload, "conditions") if several else [_field(payload, "condition")]
     try:
-        conditions.check(condition)
+        if not isinstance(checked, list) or not checked:
+            raise conditions.ConditionError("conditions is a non-empty list")
+        for condition in checked:
+            conditions.check(condition)
     except conditions.ConditionError as error:
         raise InvalidAction(str(error)) from None
     t = tables(settings)
@@ -56,7 +61,11 @@ def evaluate(payload: dict[str, Any], settings: Settings, now: datetime) -> dict
         history=conditions.history_of(t.events, contact_id),
         sent=sent,
     )
-    return {"value": conditions.holds(condition, contact, facts)}
+    if not several:
+        return {"value": conditions.holds(checked[0], contact, facts)}
+    return {
+        "value": next((i for i, condition in enumerate(checked) if conditions.holds(condition, contact, facts)), -1)
+    }
 
 
 def add_score(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Transitions per step kind (Standard workflows bill each one):
   set_attribute, add_score, add/remove_from_list              1 (one Task)
   wait                                                        1 (one Wait state, never polls)
   if                                                          2 (a Task evaluates the condition now, a Choice)
+  choose                                                      2 (a Task finds the first case that holds, a Choice)
   split                                                       1 (a Choice on the contact's stable bucket)
   wait_until (a time of day, a date, an anniversary)          2 (a Task works out the seconds, a Wait on them)
   unsubscribe                                                 1 (one Task)
@@ -27,6 +28,7 @@ from typing import Any
 
 from shared.scenario import (
     AddScore,
+    Choose,
     Exit,
     If,
     ListChange,
@@ -151,6 +153,11 @@ class _Planner:
             elif isinstance(step, If):
                 node = _Node(step, self.unique(f"{step.id}?"), variant, check=self.unique(f"Check {step.id}"))
                 node.branches = [self.plan(step.then, elapsed, variant), self.plan(step.otherwise, elapsed, variant)]
+                nodes.append(node)
+            elif isinstance(step, Choose):
+                node = _Node(step, self.unique(f"{step.id}?"), variant, check=self.unique(f"Check {step.id}"))
+                branches = [case.steps for case in step.cases] + [step.otherwise]
+                node.branches = [self.plan(steps, elapsed, variant) for steps in branches]
                 nodes.append(node)
             elif isinstance(step, WaitForEvent):
                 node = _Node(step, self.unique(f"Wait for {step.event} ({step.id})"), variant)
@@ -290,6 +297,24 @@ class _Linker:
                 "Type": "Choice",
                 "Choices": [{"Variable": "$.last.value", "BooleanEquals": True, "Next": then_first}],
                 "Default": else_first,
+            }
+            return node.check
+        elif isinstance(step, Choose):
+            firsts = [self.link(branch, following) for branch in node.branches]
+            payload = {**self.base(step.id, "evaluate"), "conditions": [case.condition for case in step.cases]}
+            self.states[node.check] = self.task(
+                payload,
+                node.name,
+                f"Finds the first case of {step.id} whose condition holds for the contact now (-1: none).",
+                {"value.$": "$.Payload.value"},
+            )
+            self.states[node.name] = {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.last.value", "NumericEquals": index, "Next": first}
+                    for index, first in enumerate(firsts[:-1])
+                ],
+                "Default": firsts[-1],
             }
             return node.check
         elif isinstance(step, WaitUntil):

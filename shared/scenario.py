@@ -96,6 +96,21 @@ class If:
 
 
 @dataclass(frozen=True)
+class Case:
+    condition: dict[str, Any]
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Choose:
+    """A multi-way branch: the first case whose condition holds, else `otherwise`; one evaluation for all."""
+
+    id: str
+    cases: tuple[Case, ...]
+    otherwise: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
 class Variant:
     name: str
     percent: int
@@ -164,6 +179,7 @@ class Exit:
 
 Step = (
     SendEmail
+    | Choose
     | SendSms
     | NotifyCrm
     | Wait
@@ -184,6 +200,7 @@ ACTIONS = (
     "wait_until",
     "wait_for",
     "if",
+    "choose",
     "split",
     "set_attribute",
     "add_score",
@@ -512,6 +529,18 @@ class _StepReader:
         if isinstance(name, str) and (kind == "list" or name not in (*PROFILE_FIELDS, *COUNTERS, "created_at")):
             self.references.append(Reference(kind, name, writes, at.line, at.column))
 
+    def condition(self, at: _Located, what: str) -> dict[str, Any]:
+        """A branch's condition, checked, with the lists, attributes and messages it reads recorded."""
+        try:
+            condition: dict[str, Any] = _durations(_plain(at))
+            check(condition, what)
+            _events_known(condition)
+        except ConditionError as error:
+            raise self.reader.fail(at, str(error)) from None
+        self.reads_condition(at)
+        self.conditions.append(at)
+        return condition
+
     def reads_condition(self, at: _Located) -> None:
         """The lists and custom attributes a condition reads, for the cross-file reference check."""
         self.reads_in(at, ("in_list", "not_in_list", "attribute"))
@@ -709,17 +738,24 @@ class _StepReader:
         if kind == "if":
             fields = reader.mapping(item, "an if step", ("id", "if", "then", "else"), ("id", "if", "then"))
             step_id = self._id(fields["id"])
-            try:
-                condition = _durations(_plain(fields["if"]))
-                check(condition, "if")
-                _events_known(condition)
-            except ConditionError as error:
-                raise reader.fail(fields["if"], str(error)) from None
-            self.reads_condition(fields["if"])
-            self.conditions.append(fields["if"])
+            condition = self.condition(fields["if"], "if")
             then, after_then = self.steps(fields["then"], "then", elapsed)
             otherwise, after_else = self.steps(fields["else"], "else", elapsed) if "else" in fields else ((), elapsed)
             return If(id=step_id, condition=condition, then=then, otherwise=otherwise), max(after_then, after_else)
+        if kind == "choose":
+            fields = reader.mapping(item, "a choose step", ("id", "choose", "else"), ("id", "choose"))
+            step_id = self._id(fields["id"])
+            if not isinstance(fields["choose"].value, list) or not fields["choose"].value:
+                raise reader.fail(fields["choose"], "choose is a list of cases, each {if: CONDITION, then: [...]}")
+            cases, ends = [], []
+            for index, case_at in enumerate(fields["choose"].value):
+                case = reader.mapping(case_at, f"case {index + 1} of choose", ("if", "then"), ("if", "then"))
+                condition = self.condition(case["if"], f"choose[{index}].if")
+                steps, end = self.steps(case["then"], "then", elapsed)
+                cases.append(Case(condition, steps))
+                ends.append(end)
+            otherwise, after_else = self.steps(fields["else"], "else", elapsed) if "else" in fields else ((), elapsed)
+            return Choose(step_id, tuple(cases), otherwise), max([*ends, after_else])
         fields = reader.mapping(item, "a split step", ("id", "split"), ("id", "split"))
         step_id = self._id(fields["id"])
         if not isinstance(fields["split"].value, dict) or len(fields["split"].value) < 2:

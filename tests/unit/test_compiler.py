@@ -6,6 +6,8 @@ from hypothesis import strategies as st
 from infra import build, samtemplate
 from shared import compiler
 from shared.scenario import (
+    Case,
+    Choose,
     Exit,
     If,
     ListChange,
@@ -166,6 +168,13 @@ step_lists: st.SearchStrategy[list[Any]] = st.recursive(
                 lambda c, t, e: If(id=_id(), condition={"consent": "email"}, then=tuple(t), otherwise=tuple(e)),
                 st.none(),
                 inner,
+                st.one_of(st.just([]), inner),
+            ),
+            st.builds(
+                lambda cases, e: Choose(
+                    id=_id(), cases=tuple(Case({"in_list": "vip"}, tuple(c)) for c in cases), otherwise=tuple(e)
+                ),
+                st.lists(inner, min_size=1, max_size=3),
                 st.one_of(st.just([]), inner),
             ),
             st.builds(

@@ -6,6 +6,7 @@ import pytest
 
 from shared.compiler import catalogue_entry
 from shared.scenario import (
+    Choose,
     DateTrigger,
     Exit,
     If,
@@ -618,3 +619,39 @@ def test_a_list_an_entry_condition_reads_must_be_filled_somewhere(tmp_path: Path
         compile_dir(tmp_path, {"reader.yaml": reader, "writer.yaml": WRITER})
     assert "list 'vjp' is read here" in caught.value.message
     assert (caught.value.line, caught.value.column) == (12, 17)
+
+
+def test_a_choose_step_reads_its_cases_in_order(tmp_path: Path) -> None:
+    scenario = load(ROOT / "tests" / "fixtures" / "scenarios" / "choosing.yaml", TEMPLATES)
+    segment = scenario.steps[0]
+    assert isinstance(segment, Choose)
+    assert [case.condition for case in segment.cases] == [
+        {"in_list": "vip"},
+        {"attribute": "orders_count", "in": [1, 2, 3]},
+    ]
+    assert [step.id for case in segment.cases for step in case.steps if isinstance(step, SendEmail)] == [
+        "e-vip",
+        "e-buyer",
+    ]
+    assert [step.id for step in segment.otherwise if isinstance(step, SendEmail)] == ["e-others"]
+
+
+@pytest.mark.parametrize(
+    ("steps", "line", "words"),
+    [
+        ("  - id: x\n    choose: {if: {consent: email}}\n", 7, "choose is a list of cases"),
+        ("  - id: x\n    choose: []\n", 7, "choose is a list of cases"),
+        ("  - id: x\n    choose:\n      - if: {consent: email}\n", 8, "case 1 of choose needs the key 'then'"),
+        ("  - id: x\n    choose:\n      - {if: {colour: blue}, then: [{exit: true}]}\n", 8, "choose[0].if: unknown"),
+        ("  - id: x\n    choose:\n      - {if: {consent: email}, then: [{exit: true}], when: 1}\n", 8, "unknown key"),
+        (
+            "  - id: x\n    choose:\n      - {if: {consent: email}, then: [{exit: true}]}\n    otherwise: []\n",
+            9,
+            "unknown",
+        ),
+    ],
+)
+def test_each_kind_of_mistake_in_a_choose_step_is_reported(tmp_path: Path, steps: str, line: int, words: str) -> None:
+    error = error_for(tmp_path, BRANCHY.format(steps=steps))
+    assert words in error.message
+    assert error.line == line
