@@ -450,8 +450,11 @@ def catalogue_entry(scenario: Scenario) -> dict[str, Any]:
 
 
 def _goal(scenario: Scenario) -> dict[str, Any] | None:
-    if not scenario.goal_events:
-        return None
-    if len(scenario.goal_events) == 1:
-        return {"event": scenario.goal_events[0]}
-    return {"event": scenario.goal_events[0], "events": list(scenario.goal_events)}
+    goal: dict[str, Any] = {}
+    if scenario.goal_events:
+        goal["event"] = scenario.goal_events[0]
+    if len(scenario.goal_events) > 1:
+        goal["events"] = list(scenario.goal_events)
+    if scenario.goal_condition is not None:
+        goal["if"] = scenario.goal_condition
+    return goal or None

@@ -46,6 +46,7 @@ class Entry:
     cap: int | None = None  # at most this many contacts in the scenario at once
     goal_events: tuple[str, ...] = ()  # any of them reaches the goal (goal_event is the first)
     condition: dict[str, Any] | None = None  # entry.if, on the contact as it is when the trigger matches
+    goal_condition: dict[str, Any] | None = None  # goal.if, checked whenever an event about the contact is processed
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ def catalogue(path: Path = CATALOGUE) -> tuple[Entry, ...]:
             cap=spec["entry"].get("cap"),
             goal_events=_goal_events(spec.get("goal")),
             condition=spec["entry"].get("if"),
+            goal_condition=(spec.get("goal") or {}).get("if"),
         )
         for name, spec in sorted(data.items())
     )
@@ -78,7 +80,7 @@ def catalogue(path: Path = CATALOGUE) -> tuple[Entry, ...]:
 def _goal_events(goal: dict[str, Any] | None) -> tuple[str, ...]:
     if not goal:
         return ()
-    return tuple(str(event) for event in goal.get("events") or [goal["event"]])
+    return tuple(str(event) for event in goal.get("events") or ([goal["event"]] if "event" in goal else []))
 
 
 def execution_name(scenario: str, contact_id: str, event_id: str) -> str:
@@ -118,11 +120,10 @@ def start_matching(
             continue
         refusal = refusal_for_marketing_email(contact) if entry.consent == "email" else None
         refusal = refusal or _re_entry_refusal(entry, past, now)
-        if refusal is None and entry.condition is not None:
-            facts = Facts(
-                now=now, default_timezone=settings.default_timezone, history=history_of(t.events, contact.contact_id)
-            )
-            refusal = None if holds(entry.condition, contact, facts) else "entry condition not met (entry.if)"
+        if refusal is None and entry.condition is not None and not _meets(entry.condition, contact, settings, t, now):
+            refusal = "entry condition not met (entry.if)"
+        if refusal is None and _meets(entry.goal_condition, contact, settings, t, now):
+            refusal = "goal already reached (goal.if)"
         if refusal is not None:
             outcomes.append(Outcome(entry.scenario, name, started=False, reason=refusal))
             continue
@@ -184,6 +185,17 @@ def _undo_place(t: Tables, contact_id: str, scenario: str, execution_arn: str, c
         enrolments.give_place_back(t, scenario)
 
 
+GOAL_CONDITION = "goal.if"  # what a conversion by the goal's condition (not an event) is recorded as
+
+
+def _meets(
+    condition: dict[str, Any] | None, contact: ContactModel, settings: Settings, t: Tables, now: datetime
+) -> bool:
+    """An entry or goal condition on the contact as it is now (its history read in one bounded query)."""
+    facts = Facts(now=now, default_timezone=settings.default_timezone, history=history_of(t.events, contact.contact_id))
+    return condition is not None and holds(condition, contact, facts)
+
+
 def stop_on_goals(
     event: Event, contact: ContactModel, settings: Settings, entries: tuple[Entry, ...], now: datetime
 ) -> list[Outcome]:
@@ -192,33 +204,38 @@ def stop_on_goals(
     sfn = clients.stepfunctions(settings.region)
     outcomes = []
     for entry in entries:
-        if event.type not in (entry.goal_events or (entry.goal_event,)):
+        by_event = event.type in (entry.goal_events or (entry.goal_event,))
+        if not by_event and entry.goal_condition is None:
             continue
-        for enrolment in enrolments.of(t, contact.contact_id, entry.scenario):
-            if enrolment.status != "active":
-                continue
+        active = [e for e in enrolments.of(t, contact.contact_id, entry.scenario) if e.status == "active"]
+        if not active:
+            continue
+        if not by_event and not _meets(entry.goal_condition, contact, settings, t, now):
+            continue
+        cause = event.type if by_event else GOAL_CONDITION
+        for enrolment in active:
             try:
                 running = sfn.describe_execution(executionArn=enrolment.execution_arn)["status"] == "RUNNING"
                 if running:
-                    sfn.stop_execution(executionArn=enrolment.execution_arn, error="GoalReached", cause=event.type)
+                    sfn.stop_execution(executionArn=enrolment.execution_arn, error="GoalReached", cause=cause)
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "ResourceNotFound"):
                     raise DispatchError(f"{entry.scenario}: {error.response.get('Error', {}).get('Code')}") from error
                 running = False
             if entry.cap is None:
-                enrolments.close(enrolment, event.type if running else None, now)
+                enrolments.close(enrolment, cause if running else None, now)
             else:  # frees the contact's place, unless its Leave Task did already
                 enrolments.finish(
                     t,
                     contact.contact_id,
                     entry.scenario,
                     enrolment.execution_arn,
-                    event.type if running else None,
+                    cause if running else None,
                     now,
                     capped=True,
                     region=settings.region,
                 )
-            reason = f"goal {event.type} reached" if running else "had already finished"
+            reason = f"goal {cause} reached" if running else "had already finished"
             outcomes.append(Outcome(entry.scenario, enrolment.key.partition("#")[2], started=False, reason=reason))
     return outcomes
 

@@ -243,6 +243,7 @@ class Scenario:
     inactive_days: int | None = None  # inactivity triggers: the daily schedule emits contact.inactive
     goal_events: tuple[str, ...] = ()
     entry_condition: dict[str, Any] | None = None  # entry.if: checked on the contact when the trigger matches
+    goal_condition: dict[str, Any] | None = None  # goal.if: met, the contact leaves (checked on each of its events)
 
 
 class _Located:
@@ -413,21 +414,20 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
                 )
     entry_condition = None
     if "entry" in root and "if" in root["entry"].value:
-        entry_if = root["entry"].value["if"]
-        try:
-            entry_condition = _durations(_plain(entry_if))
-            check(entry_condition, "entry.if")
-            _events_known(entry_condition)
-        except ConditionError as error:
-            raise reader.fail(entry_if, str(error)) from None
-        for _, test in _keyed(entry_if, ("opened", "clicked")):
-            raise reader.fail(test, "opened and clicked read this scenario's own emails: none is sent before entry")
+        entry_condition = _entry_or_goal_condition(reader, root["entry"].value["if"], "entry.if")
     goal_events: list[str] = []
+    goal_condition = None
     if "goal" in root:
-        goal = reader.mapping(root["goal"], "goal", ("event",), ("event",))
-        listed = goal["event"].value if isinstance(goal["event"].value, list) else [goal["event"]]
-        if not listed:
-            raise reader.fail(goal["event"], "goal.event is an event, or a list of events (any of them)")
+        goal = reader.mapping(root["goal"], "goal", ("event", "if"), ())
+        if not goal:
+            raise reader.fail(root["goal"], "a goal is `event: ...` (or a list of events), `if: CONDITION`, or both")
+        if "if" in goal:
+            goal_condition = _entry_or_goal_condition(reader, goal["if"], "goal.if")
+        listed: list[_Located] = []
+        if "event" in goal:
+            listed = goal["event"].value if isinstance(goal["event"].value, list) else [goal["event"]]
+            if not listed:
+                raise reader.fail(goal["event"], "goal.event is an event, or a list of events (any of them)")
         for item in listed:
             goal_event = reader.text(item, "goal.event")
             if goal_event not in KNOWN_EVENTS:
@@ -445,6 +445,8 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         step_reader.refer("attribute", trigger["date"], writes=False)
     if entry_condition is not None:
         step_reader.reads_condition(root["entry"].value["if"])
+    if goal_condition is not None:
+        step_reader.reads_condition(root["goal"].value["if"])
     return Scenario(
         id=scenario_id,
         name=reader.text(root["name"], "name"),
@@ -463,7 +465,21 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         inactive_days=inactive_days,
         goal_events=tuple(goal_events),
         entry_condition=entry_condition,
+        goal_condition=goal_condition,
     )
+
+
+def _entry_or_goal_condition(reader: _Reader, at: _Located, what: str) -> dict[str, Any]:
+    """A condition on the contact outside the steps (no message of the scenario to have opened)."""
+    try:
+        condition: dict[str, Any] = _durations(_plain(at))
+        check(condition, what)
+        _events_known(condition)
+    except ConditionError as error:
+        raise reader.fail(at, str(error)) from None
+    for _, test in _keyed(at, ("opened", "clicked")):
+        raise reader.fail(test, f"{what}: opened and clicked read a message of the execution; there is none here")
+    return condition
 
 
 def _date_attribute(reader: _Reader, at: _Located, what: str) -> str:

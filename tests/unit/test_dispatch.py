@@ -278,3 +278,30 @@ def test_the_entry_condition_decides_who_enters(
     assert outcome.started is enters
     assert enters or outcome.reason == "entry condition not met (entry.if)"
     assert len(enrolments.of(tables(settings), "c1", "abandoned-cart")) == (1 if enters else 0)
+
+
+def test_a_goal_condition_met_by_any_later_event_stops_the_execution_as_a_conversion(
+    settings: Settings, contact: ContactModel
+) -> None:
+    # Given a contact in a scenario whose goal is to become a customer (a list), not yet in it
+    until_customer = dispatch.Entry(
+        "abandoned-cart", "checkout.started", "email", "always", None, goal_condition={"in_list": "customers"}
+    )
+    checkout = event("checkouts/create", "checkouts-create.json", "e1")
+    [started] = dispatch.start_matching(checkout, contact, settings, (until_customer,), NOW)
+    assert started.started
+    # When an event comes while the condition does not hold, nothing stops
+    assert dispatch.stop_on_goals(checkout, contact, settings, (until_customer,), NOW) == []
+    # Then once the contact joined the list, the next event about it ends the execution as a conversion
+    contact.update(actions=[ContactModel.lists.add({"customers"})])
+    update = event("checkouts/update", "checkouts-create.json", "e2")
+    [stopped] = dispatch.stop_on_goals(update, contact, settings, (until_customer,), NOW)
+    assert stopped.reason == "goal goal.if reached"
+    [enrolment] = enrolments.of(tables(settings), "c1", "abandoned-cart")
+    assert (enrolment.status, enrolment.goal_event) == ("converted", "goal.if")
+    assert status(settings, enrolment.execution_arn) == "ABORTED"
+    # and a contact who already meets the goal does not enter again
+    [refused] = dispatch.start_matching(
+        event("checkouts/create", "checkouts-create.json", "e3"), contact, settings, (until_customer,), NOW
+    )
+    assert (refused.started, refused.reason) == (False, "goal already reached (goal.if)")

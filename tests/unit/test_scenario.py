@@ -602,7 +602,7 @@ def test_an_entry_condition_is_read_and_goes_to_the_catalogue(tmp_path: Path) ->
         ("{colour: blue}", 12, "entry.if: unknown condition with keys colour"),
         ("{event: order.shipped, at_least: 1, within: 30d}", 12, "unknown event"),
         ("{event: order.placed, at_least: 1, within: soon}", 12, "not a duration"),
-        ("{opened: e1}", 12, "none is sent before entry"),
+        ("{opened: e1}", 12, "there is none here"),
     ],
 )
 def test_a_wrong_entry_condition_is_reported_where_it_is(tmp_path: Path, entry_if: str, line: int, words: str) -> None:
@@ -653,5 +653,26 @@ def test_a_choose_step_reads_its_cases_in_order(tmp_path: Path) -> None:
 )
 def test_each_kind_of_mistake_in_a_choose_step_is_reported(tmp_path: Path, steps: str, line: int, words: str) -> None:
     error = error_for(tmp_path, BRANCHY.format(steps=steps))
+    assert words in error.message
+    assert error.line == line
+
+
+def test_a_goal_can_be_a_condition_with_or_without_events(tmp_path: Path) -> None:
+    text = VALID.format(name="test") + "goal:\n  if: {in_list: customers}\n"
+    scenario = load(write(tmp_path, text), TEMPLATES)
+    assert (scenario.goal_condition, scenario.goal_events) == ({"in_list": "customers"}, ())
+    assert catalogue_entry(scenario)["goal"] == {"if": {"in_list": "customers"}}
+
+
+@pytest.mark.parametrize(
+    ("goal", "line", "words"),
+    [
+        ("goal: {}\n", 11, "a goal is `event: ...`"),
+        ("goal:\n  if: {opened: e1}\n", 12, "goal.if: opened and clicked"),
+        ("goal:\n  if: {colour: blue}\n", 12, "goal.if: unknown condition"),
+    ],
+)
+def test_a_wrong_goal_is_reported_where_it_is(tmp_path: Path, goal: str, line: int, words: str) -> None:
+    error = error_for(tmp_path, VALID.format(name="test") + goal)
     assert words in error.message
     assert error.line == line
