@@ -275,7 +275,7 @@ def perform(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
         link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
         return sending.send_email(sending.SendRequest.from_payload(payload), settings, settings.clock(), link_secret)
     if action == "send_sms":
-        return sms.send_sms(sms.SmsRequest.from_payload(payload), settings, settings.clock())
+        return sms.send_sms(sms.request_from(payload), settings, settings.clock())
     if action == "notify_crm":
         return crm.notify(payload, settings, now, lambda: _crm_secret(settings))
     if action == "plan_wait":

@@ -29,7 +29,7 @@ class SendRequest:
     variant: str | None = None  # the split variant the step is in
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> SendRequest:
+    def from_payload(cls, payload: dict[str, Any], action: str = "send_email") -> SendRequest:
         try:
             return cls(
                 scenario=str(payload["scenario"]),
@@ -42,7 +42,7 @@ class SendRequest:
                 variant=str(payload["variant"]) if payload.get("variant") else None,
             )
         except KeyError as missing:
-            raise InvalidRequest(f"send_email payload lacks the field {missing.args[0]}") from None
+            raise InvalidRequest(f"{action} payload lacks the field {missing.args[0]}") from None
 
 
 def _refusal(request: SendRequest, contact: ContactModel | None) -> str | None:

@@ -4,7 +4,6 @@ step) like an email."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from shared import clients, consent, enrolments, outbox
 from shared.clock import Clock
 from shared.events import E164
 from shared.mailer import SendDeferred, SendRefused
+from shared.sending import InvalidRequest, SendRequest
 from shared.settings import Settings
 from shared.storage import Consent, ContactModel, StorageError, Tables, get_or_none, tables
 from shared.templates import render_sms
@@ -37,37 +37,12 @@ _RETRYABLE_CODES = {
 }
 
 
-class InvalidSmsRequest(ValueError):
-    """The state machine sent a payload this function does not understand (a compiler bug)."""
-
-
-@dataclass(frozen=True)
-class SmsRequest:
-    scenario: str
-    step: str
-    template: str
-    category: str
-    execution: str
-    contact_id: str
-    trigger: dict[str, Any]
-
-    @classmethod
-    def from_payload(cls, payload: dict[str, Any]) -> SmsRequest:
-        try:
-            request = cls(
-                scenario=str(payload["scenario"]),
-                step=str(payload["step"]),
-                template=str(payload["template"]),
-                category=str(payload.get("category", "marketing")),
-                execution=str(payload["execution"]),
-                contact_id=str(payload["contact_id"]),
-                trigger=dict(payload.get("trigger") or {}),
-            )
-        except KeyError as missing:
-            raise InvalidSmsRequest(f"send_sms payload lacks the field {missing.args[0]}") from None
-        if request.category not in SMS_TYPES:
-            raise InvalidSmsRequest(f"send_sms category {request.category!r}")
-        return request
+def request_from(payload: dict[str, Any]) -> SendRequest:
+    """The send_sms Task's payload: the same fields as an email's, with a category that names an SMS type."""
+    request = SendRequest.from_payload(payload, action="send_sms")
+    if request.category not in SMS_TYPES:
+        raise InvalidRequest(f"send_sms category {request.category!r}")
+    return request
 
 
 def with_stop_mention(text: str, stop_text: str) -> str:
@@ -76,7 +51,7 @@ def with_stop_mention(text: str, stop_text: str) -> str:
     return text if text.endswith(stop_text) else f"{text}\n{stop_text}"
 
 
-def _refusal(request: SmsRequest, contact: ContactModel | None) -> str | None:
+def _refusal(request: SendRequest, contact: ContactModel | None) -> str | None:
     if contact is None:
         return "contact not found"
     if not contact.phone:
@@ -136,7 +111,7 @@ def publish(sns: SNSClient, phone: str, text: str, sms_type: str, sender_id: str
     return answer["MessageId"]
 
 
-def send_sms(request: SmsRequest, settings: Settings, clock: Clock) -> dict[str, str]:
+def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str, str]:
     """Sends the step's SMS at most once; answers sent, skipped (with the reason) or duplicate.
 
     The reasons never carry the number: they are logged.

@@ -12,6 +12,7 @@ from shared import clients, enrolments, sms
 from shared.clock import Clock
 from shared.events import normalise_phone
 from shared.mailer import SendDeferred, SendRefused
+from shared.sending import InvalidRequest, SendRequest
 from shared.settings import Settings
 from shared.storage import Consent, tables
 
@@ -60,7 +61,7 @@ def add_contact(settings: Settings, sms_consent: str | None = "granted", **field
     contact.save()
 
 
-def request(**overrides: Any) -> sms.SmsRequest:
+def request(**overrides: Any) -> SendRequest:
     payload = {
         "scenario": "abandoned-cart",
         "step": "s1-reminder",
@@ -71,7 +72,7 @@ def request(**overrides: Any) -> sms.SmsRequest:
         "trigger": TRIGGER,
         **overrides,
     }
-    return sms.SmsRequest.from_payload(payload)
+    return sms.request_from(payload)
 
 
 @pytest.mark.parametrize(
@@ -266,8 +267,12 @@ def test_a_refused_publish_releases_the_claim_so_a_retry_can_send(
 
 
 def test_an_incomplete_payload_names_the_missing_field() -> None:
-    with pytest.raises(sms.InvalidSmsRequest, match="contact_id"):
-        sms.SmsRequest.from_payload({"scenario": "s", "step": "s1", "template": "t", "execution": "x"})
+    with pytest.raises(InvalidRequest, match="send_sms payload lacks the field contact_id"):
+        sms.request_from({"scenario": "s", "step": "s1", "template": "t", "execution": "x"})
+    with pytest.raises(InvalidRequest, match="send_sms category 'promo'"):
+        sms.request_from(
+            {"scenario": "s", "step": "s1", "template": "t", "execution": "x", "contact_id": "c", "category": "promo"}
+        )
 
 
 def test_a_malformed_sender_id_is_a_configuration_error(aws: dict[str, str]) -> None:
