@@ -316,15 +316,21 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def load(path: Path, templates_dir: Path | None = None) -> Scenario:
-    """Reads and validates one scenario file; ScenarioError names file, line and column."""
-    name = _shown(path)
+def _compose(path: Path, name: str) -> yaml.Node | None:
+    """The file's YAML tree, with places; a YAML mistake is a ScenarioError at its line and column."""
     try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        node: yaml.Node | None = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise ScenarioError(name, line, column, f"not valid YAML: {error.problem}") from None
+    return node
+
+
+def load(path: Path, templates_dir: Path | None = None) -> Scenario:
+    """Reads and validates one scenario file; ScenarioError names file, line and column."""
+    name = _shown(path)
+    node = _compose(path, name)
     if node is None:
         raise ScenarioError(name, 1, 1, "the file is empty; a scenario needs id, name, trigger and steps")
     reader = _Reader(name)
@@ -835,12 +841,7 @@ def load_declarations(path: Path) -> Declarations:
     if not path.exists():
         return Declarations(frozenset(), frozenset())
     name = _shown(path)
-    try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise ScenarioError(name, line, column, f"not valid YAML: {error.problem}") from None
+    node = _compose(path, name)
     if node is None:
         return Declarations(frozenset(), frozenset())
     reader = _Reader(name)
