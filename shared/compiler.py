@@ -208,6 +208,18 @@ class _Linker:
     def task(self, payload: dict[str, Any], following: str, comment: str, result: dict[str, str]) -> dict[str, Any]:
         return _task(payload, following, comment, result, self.catch)
 
+    def plan_then_wait(self, node: _Node, payload: dict[str, Any], moment: str, following: str) -> str:
+        """A Task that works out the seconds until a moment, then a Wait on them (wait_until's two states)."""
+        self.states[node.check] = self.task(
+            payload,
+            node.name,
+            f"Works out how long until {moment}.",
+            {"seconds.$": "$.Payload.seconds", "until.$": "$.Payload.until"},
+        )
+        self.states[node.check]["ResultPath"] = "$.plan"
+        self.states[node.name] = {"Type": "Wait", "SecondsPath": "$.plan.seconds", "Next": following}
+        return node.check
+
     def leave_states(self) -> None:
         """A capped scenario's last Task, on the way to Done and to Step failed: frees the place, once."""
         if self.end != LEAVE:
@@ -319,15 +331,7 @@ class _Linker:
             return node.check
         elif isinstance(step, WaitUntil):
             payload = {**self.base(step.id, "plan_wait"), "time": step.at, "weekdays": list(step.weekdays)}
-            self.states[node.check] = self.task(
-                payload,
-                node.name,
-                f"Works out how long until {step.at} in the contact's time zone.",
-                {"seconds.$": "$.Payload.seconds", "until.$": "$.Payload.until"},
-            )
-            self.states[node.check]["ResultPath"] = "$.plan"
-            self.states[node.name] = {"Type": "Wait", "SecondsPath": "$.plan.seconds", "Next": following}
-            return node.check
+            return self.plan_then_wait(node, payload, f"{step.at} in the contact's time zone", following)
         elif isinstance(step, WaitUntilDate):
             payload = {**self.base(step.id, "plan_wait"), "time": step.at}
             if step.attribute is None:
@@ -336,19 +340,12 @@ class _Linker:
                 payload.update({"attribute": step.attribute, "yearly": step.yearly, "offset_days": step.offset_days})
                 payload["started.$"] = "$$.Execution.StartTime"  # a moment past the execution's year is refused
             what = "the trigger's day" if step.attribute is None else step.attribute
-            self.states[node.check] = _task(
-                payload,
-                node.name,
-                f"Works out how long until {step.at} on {what} in the contact's time zone (now if already past).",
-                {"seconds.$": "$.Payload.seconds", "until.$": "$.Payload.until"},
-            )
-            self.states[node.check]["ResultPath"] = "$.plan"
-            self.states[node.name] = {"Type": "Wait", "SecondsPath": "$.plan.seconds", "Next": following}
-            return node.check
+            moment = f"{step.at} on {what} in the contact's time zone (now if already past)"
+            return self.plan_then_wait(node, payload, moment, following)
         elif isinstance(step, Unsubscribe):
             payload = {**self.base(step.id, "unsubscribe"), "channel": step.channel}
             comment = f"Withdraws the contact's marketing {step.channel} consent, recording this step as the source."
-            self.states[node.name] = _task(payload, following, comment, {"status.$": "$.Payload.status"})
+            self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, WaitForEvent):
             event_first = self.link(node.branches[0], following)
             timeout_first = self.link(node.branches[1], following)
