@@ -31,9 +31,17 @@ class QueueUnavailable(RuntimeError):
     """SQS did not take the event: answer 5xx so the source retries."""
 
 
-def receive_shopify(raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock) -> Event:
+def check_body(raw_body: bytes, headers: Mapping[str, str], accepted: tuple[str, ...] = ("application/json",)) -> None:
+    """Size and media type, checked before the signature: 413 and 415 name what the route takes."""
     if len(raw_body) > MAX_BODY_BYTES:
         raise Rejected(413, f"body is larger than {MAX_BODY_BYTES} bytes")
+    media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type not in accepted:
+        raise Rejected(415, f"Content-Type must be {' or '.join(accepted)}, got {media_type or 'none'!r}")
+
+
+def receive_shopify(raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock) -> Event:
+    check_body(raw_body, headers)
     if not verify_shopify(raw_body, headers.get("x-shopify-hmac-sha256"), secret):
         raise Rejected(401, "invalid or missing X-Shopify-Hmac-Sha256 signature")
     try:

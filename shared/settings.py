@@ -43,6 +43,14 @@ class Settings:
     shopify_secret_parameter: str | None
     link_secret: str | None
     link_secret_parameter: str | None
+    # The other sources' secrets: WooCommerce's webhook secret, the generic webhooks' secrets (comma-separated: the
+    # new one and the old one during a rotation) and the tracking API's write key. Unset: that route answers 401.
+    woocommerce_secret: str | None = None
+    woocommerce_secret_parameter: str | None = None
+    generic_secret: str | None = None
+    generic_secret_parameter: str | None = None
+    write_key: str | None = None
+    write_key_parameter: str | None = None
     # SMS (REQUIREMENTS.md, SMS out): the sender id shown on phones, if any, and the opt-out mention every
     # marketing SMS ends with (a French short code such as "STOP au 36xxx" is the provider's; the default names
     # the STOP keyword SNS honours on replies).
@@ -110,6 +118,12 @@ class Settings:
             shopify_secret_parameter=env.get("PARCOURS_SHOPIFY_SECRET_PARAMETER") or None,
             link_secret=env.get("PARCOURS_LINK_SECRET") or None,
             link_secret_parameter=env.get("PARCOURS_LINK_SECRET_PARAMETER") or None,
+            woocommerce_secret=env.get("PARCOURS_WOOCOMMERCE_SECRET") or None,
+            woocommerce_secret_parameter=env.get("PARCOURS_WOOCOMMERCE_SECRET_PARAMETER") or None,
+            generic_secret=env.get("PARCOURS_GENERIC_SECRET") or None,
+            generic_secret_parameter=env.get("PARCOURS_GENERIC_SECRET_PARAMETER") or None,
+            write_key=env.get("PARCOURS_WRITE_KEY") or None,
+            write_key_parameter=env.get("PARCOURS_WRITE_KEY_PARAMETER") or None,
             sms_sender_id=sender_id,
             sms_stop_text=env.get("PARCOURS_SMS_STOP_TEXT", "").strip() or cls.sms_stop_text,
             crm_url=crm_url,

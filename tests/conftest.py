@@ -94,6 +94,9 @@ def aws(aws_credentials: None, environ: dict[str, str]) -> Iterator[dict[str, st
 
 TIME_SCALE = 43200.0  # one simulated day every two seconds, as in the demo
 SHOPIFY_SECRET = "test-shopify-secret"
+WOOCOMMERCE_SECRET = "test-woocommerce-secret"
+GENERIC_SECRETS = ("test-generic-secret-new", "test-generic-secret-old")  # a rotation in progress
+WRITE_KEY = "test-write-key"
 CRM_SECRET = "test-crm-secret"
 SMS_SENDER_ID = "Boutique"
 
@@ -120,6 +123,9 @@ def local(crm: Any) -> Iterator[Any]:
             "PARCOURS_CRM_URL": crm.url,
             "PARCOURS_CRM_SECRET": CRM_SECRET,
             "PARCOURS_SMS_SENDER_ID": SMS_SENDER_ID,
+            "PARCOURS_WOOCOMMERCE_SECRET": WOOCOMMERCE_SECRET,
+            "PARCOURS_GENERIC_SECRET": ",".join(GENERIC_SECRETS),
+            "PARCOURS_WRITE_KEY": WRITE_KEY,
         },
     )
     runtime.start()

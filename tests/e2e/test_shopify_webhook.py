@@ -120,12 +120,23 @@ def test_an_unknown_topic_is_accepted_and_recorded_without_effect(local: Running
 
 
 def test_a_binary_body_is_base64_encoded_by_the_api_and_still_verifies(local: RunningLocal) -> None:
-    email = unique_email("binary")
-    body = customer(email)
+    # Given a signed body that is not UTF-8 (the API passes it on base64-encoded)
+    body = customer(unique_email("binary")).replace(b"Camille", b"Camille \xe9")
+    headers = shopify_headers(body, "customers/create", SHOPIFY_SECRET, uuid.uuid4().hex)
+
+    # Then the signature verifies over the decoded bytes (no 401), and the body is refused as not JSON
+    answer = post(f"{local.api_url}/webhooks/shopify", body, headers)
+    assert answer.status == 400
+    assert "not JSON" in answer.body["error"]
+
+
+def test_a_body_not_declared_as_json_is_415(local: RunningLocal) -> None:
+    body = customer(unique_email("xml"))
     headers = shopify_headers(body, "customers/create", SHOPIFY_SECRET, uuid.uuid4().hex)
     headers["Content-Type"] = "application/octet-stream"
-    assert post(f"{local.api_url}/webhooks/shopify", body, headers).status == 202
-    assert identity_exists(local, email)
+    answer = post(f"{local.api_url}/webhooks/shopify", body, headers)
+    assert answer.status == 415
+    assert "application/json" in answer.body["error"]
 
 
 def test_an_unknown_route_is_404(local: RunningLocal) -> None:

@@ -17,6 +17,7 @@ BODY = sample("shopify/customers-create.json")
 
 def headers(body: bytes, signature: str | None = None) -> dict[str, str]:
     return {
+        "content-type": "application/json",
         "x-shopify-topic": "customers/create",
         "x-shopify-event-id": "evt-42",
         "x-shopify-hmac-sha256": signature if signature is not None else shopify_signature(body, SECRET),
@@ -34,6 +35,21 @@ def test_a_bad_or_missing_signature_is_401(signature: str) -> None:
         ingestion.receive_shopify(BODY, headers(BODY, signature), SECRET, Clock())
     assert rejected.value.status == 401
     assert "X-Shopify-Hmac-Sha256" in rejected.value.reason
+
+
+@pytest.mark.parametrize("content_type", ["", "text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_declared_json_is_415(content_type: str) -> None:
+    with pytest.raises(ingestion.Rejected) as rejected:
+        ingestion.receive_shopify(BODY, {**headers(BODY), "content-type": content_type}, SECRET, Clock())
+    assert rejected.value.status == 415
+    assert "application/json" in rejected.value.reason
+
+
+def test_a_json_content_type_with_a_charset_is_accepted() -> None:
+    event = ingestion.receive_shopify(
+        BODY, {**headers(BODY), "content-type": "application/json; charset=utf-8"}, SECRET, Clock()
+    )
+    assert event.type == CONTACT_SUBSCRIBED
 
 
 def test_the_signature_is_checked_before_the_body_is_parsed() -> None:
