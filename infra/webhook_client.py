@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.signatures import shopify_signature
+from shared.signatures import shopify_signature, timestamped_signature
 
 
 @dataclass(frozen=True)
@@ -57,3 +58,13 @@ def post_shopify(api_url: str, topic: str, body: bytes, secret: str, event_id: s
 def get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=30) as response:
         return json.loads(response.read())
+
+
+def post_generic(api_url: str, body: bytes, secret: str, at: float | None = None) -> Answer:
+    """A site's own event, signed the Stripe way (`X-Parcours-Signature: t=...,v1=...`) at `at` (default now)."""
+    timestamp = int(time.time() if at is None else at)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Parcours-Signature": timestamped_signature(body, secret, timestamp),
+    }
+    return post(f"{api_url}/webhooks/generic", body, headers)

@@ -14,6 +14,7 @@ def from_facts(facts: ConsentFacts) -> Consent:
         state=facts.state,
         level=facts.level,
         source=facts.source,
+        wording=facts.wording,
         at=datetime.fromisoformat(facts.at.replace("Z", "+00:00")),
     )
 

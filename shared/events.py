@@ -28,7 +28,12 @@ LIST_LEFT = "list.left"
 SCORE_CHANGED = "score.changed"  # properties old, new, points: `where: {old: {lt: 50}, new: {gte: 50}}` crosses 50
 EMAIL_OPENED = "email.opened"  # properties scenario, step, variant, message_id (from the SES message tags)
 EMAIL_CLICKED = "email.clicked"  # the same, and link; an open or a click moves the contact's engagement day
+EMAIL_DELIVERED = "email.delivered"  # the same properties as email.opened
+EMAIL_BOUNCED = "email.bounced"  # and bounce_type (Permanent | Transient | Undetermined), bounce_subtype
+EMAIL_COMPLAINED = "email.complained"  # and feedback_type (abuse, ...) when the mailbox provider says
 PAGE_VIEWED = "page.viewed"  # properties url, path, title, referrer
+FORM_SUBMITTED = "form.submitted"  # properties form (its name) and what the site passes
+TRACK = "track"  # a custom event: property event names it (`where: {event: "Ebook Downloaded"}`)
 DATE_REACHED = "date.reached"  # the daily schedule: attribute, date, time, offset_days, anniversary, years, moment
 CONTACT_INACTIVE = "contact.inactive"  # the daily schedule: days, since (no open, click nor signup since that day)
 UNRECOGNISED = "unrecognised"
@@ -45,7 +50,12 @@ CATALOGUE = (
     SCORE_CHANGED,
     EMAIL_OPENED,
     EMAIL_CLICKED,
+    EMAIL_DELIVERED,
+    EMAIL_BOUNCED,
+    EMAIL_COMPLAINED,
     PAGE_VIEWED,
+    FORM_SUBMITTED,
+    TRACK,
     DATE_REACHED,
     CONTACT_INACTIVE,
 )
@@ -60,6 +70,7 @@ class ConsentFacts:
     level: str | None
     at: str  # ISO 8601
     source: str
+    wording: str | None = None  # the text or version of the form the person agreed to, when the source says
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,13 @@
-"""SES events (published to SNS) -> events on the queue. This increment acts on opens and clicks, which conditions
-read (`opened`, `clicked`, behaviour on `email.opened` / `email.clicked`).
+"""SES events (published to SNS) -> events on the queue: deliveries, opens, clicks, bounces and complaints become
+`email.*` events about the contact (conditions read `opened`, `clicked`; behaviour conditions any of them).
 
 SES event publishing sends `{"eventType": "Open" | "Click" | ..., "mail": {"messageId", "tags": {name: [value]},
 ...}, "open": {"timestamp", ...} | "click": {"timestamp", "link", ...}}`; the older notification shape says
 `notificationType` instead of `eventType`: both are read. The message tags parcours sets on every send (scenario,
 step, variant, contact) map the event back to the contact and the step.
 
-Bounces, complaints, deliveries, rejects and the other types are not acted on yet (issue 5 handles them): they are
-ignored here, counted by the handler, and nothing is recorded.
+Suppressing the address on a permanent bounce or a complaint is issue 5's; rejects, rendering failures and delivery
+delays are ignored here, counted by the handler, and nothing is recorded.
 """
 
 from __future__ import annotations
@@ -18,10 +18,24 @@ from datetime import datetime
 from typing import Any
 
 from shared import ingestion
-from shared.events import EMAIL_CLICKED, EMAIL_OPENED, ContactFacts, Event
+from shared.events import (
+    EMAIL_BOUNCED,
+    EMAIL_CLICKED,
+    EMAIL_COMPLAINED,
+    EMAIL_DELIVERED,
+    EMAIL_OPENED,
+    ContactFacts,
+    Event,
+)
 from shared.settings import Settings
 
-TYPES = {"Open": (EMAIL_OPENED, "open"), "Click": (EMAIL_CLICKED, "click")}  # SES type -> event, detail key
+TYPES = {  # SES type -> event, detail key
+    "Delivery": (EMAIL_DELIVERED, "delivery"),
+    "Open": (EMAIL_OPENED, "open"),
+    "Click": (EMAIL_CLICKED, "click"),
+    "Bounce": (EMAIL_BOUNCED, "bounce"),
+    "Complaint": (EMAIL_COMPLAINED, "complaint"),
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,11 @@ def to_event(message: Any, received_at: datetime) -> Outcome:
     }
     if event_type == EMAIL_CLICKED:
         properties["link"] = detail.get("link") if isinstance(detail.get("link"), str) else None
+    if event_type == EMAIL_BOUNCED:
+        properties["bounce_type"] = detail.get("bounceType")
+        properties["bounce_subtype"] = detail.get("bounceSubType")
+    if event_type == EMAIL_COMPLAINED:
+        properties["feedback_type"] = detail.get("complaintFeedbackType")
     event = Event(
         # The same SES event delivered twice by SNS has the same id: the queue and the processing drop the copy.
         event_id=f"ses#{message_id}#{ses_type}#{timestamp}",

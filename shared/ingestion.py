@@ -9,11 +9,11 @@ from collections.abc import Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import clients, shopify
+from shared import clients, generic, shopify
 from shared.clock import Clock
 from shared.events import SCENARIO_REQUESTED, ConsentFacts, ContactFacts, Event, normalise_email
 from shared.settings import Settings
-from shared.signatures import verify_shopify
+from shared.signatures import verify_shopify, verify_timestamped
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -51,6 +51,27 @@ def receive_shopify(raw_body: bytes, headers: Mapping[str, str], secret: str, cl
     try:
         return shopify.to_event(headers, payload, clock.now())
     except shopify.ShopifyPayloadError as error:
+        raise Rejected(400, str(error)) from None
+
+
+def receive_generic(
+    raw_body: bytes, headers: Mapping[str, str], secrets: list[str], clock: Clock, wall_time: float
+) -> Event:
+    """A site's own signed event (shared/generic.py documents the shape); any secret of a rotation verifies.
+
+    The replay window is measured on the wall clock (`wall_time`), which the sender's timestamp comes from: the
+    local runtime's compressed clock runs days ahead of it.
+    """
+    check_body(raw_body, headers)
+    if not verify_timestamped(raw_body, headers.get("x-parcours-signature"), secrets, wall_time):
+        raise Rejected(401, "invalid, missing or expired X-Parcours-Signature (t=<unix>,v1=<hex>, within 300 s of now)")
+    try:
+        payload = json.loads(raw_body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Rejected(400, f"body is not JSON: {error}") from None
+    try:
+        return generic.to_event(payload, clock.now())
+    except generic.GenericPayloadError as error:
         raise Rejected(400, str(error)) from None
 
 

@@ -44,7 +44,7 @@ class Settings:
     link_secret: str | None
     link_secret_parameter: str | None
     # The other sources' secrets: WooCommerce's webhook secret, the generic webhooks' secrets (comma-separated: the
-    # new one and the old one during a rotation) and the tracking API's write key. Unset: that route answers 401.
+    # new one and the old one during a rotation) and the tracking API's write key. Unset: that route answers 503.
     woocommerce_secret: str | None = None
     woocommerce_secret_parameter: str | None = None
     generic_secret: str | None = None

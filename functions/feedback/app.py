@@ -1,4 +1,4 @@
-"""SES events through SNS -> opens and clicks as events on the queue (bounces and complaints: issue 5)."""
+"""SES events through SNS -> email.delivered, opened, clicked, bounced and complained events on the queue."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -12,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import dispatch, ingestion, secrets
 from shared.events import Event
-from shared.settings import Settings, get_settings
+from shared.settings import ConfigurationError, Settings, get_settings
 
 logger = Logger()
 metrics = Metrics()
@@ -48,6 +49,13 @@ def _refuse(source: str, rejected: ingestion.Rejected) -> Response[dict[str, Any
     return _answer(rejected.status, error=rejected.reason)
 
 
+@app.exception_handler(ConfigurationError)  # type: ignore[untyped-decorator]
+def not_configured(error: ConfigurationError) -> Response[dict[str, Any]]:
+    """A source whose secret is not set: the operator's to fix; the sender retries meanwhile."""
+    logger.error("source not configured", extra={"reason": str(error)})
+    return _answer(503, error=f"not configured: {error}")
+
+
 @app.post("/webhooks/shopify")
 def shopify() -> Response[dict[str, Any]]:
     settings = get_settings()
@@ -57,6 +65,19 @@ def shopify() -> Response[dict[str, Any]]:
         event = ingestion.receive_shopify(_raw_body(), headers, secret, settings.clock())
     except ingestion.Rejected as rejected:
         return _refuse("shopify", rejected)
+    return _accept(event, settings, "WebhookAccepted", type=event.type)
+
+
+@app.post("/webhooks/generic")
+def generic_webhook() -> Response[dict[str, Any]]:
+    settings = get_settings()
+    headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
+    configured = secrets.resolve(settings.generic_secret, settings.generic_secret_parameter, "generic webhook secret")
+    rotation = [secret.strip() for secret in configured.split(",") if secret.strip()]
+    try:
+        event = ingestion.receive_generic(_raw_body(), headers, rotation, settings.clock(), time.time())
+    except ingestion.Rejected as rejected:
+        return _refuse("generic", rejected)
     return _accept(event, settings, "WebhookAccepted", type=event.type)
 
 

@@ -1,4 +1,4 @@
-"""SES events (through SNS) become email.opened / email.clicked on the queue, once, mapped by the message tags."""
+"""SES events (through SNS) become email.* events on the queue, once, mapped by the message tags."""
 
 import json
 from datetime import UTC, datetime
@@ -70,17 +70,46 @@ def test_a_click_in_the_notification_shape_becomes_email_clicked_with_its_link()
 
 
 @pytest.mark.parametrize(
+    ("message", "event_type", "extra"),
+    [
+        (published("Delivery", {"timestamp": "2026-11-24T08:00:02.000Z"}), "email.delivered", {}),
+        (
+            published("Bounce", {"bounceType": "Permanent", "bounceSubType": "General"}, key="notificationType"),
+            "email.bounced",
+            {"bounce_type": "Permanent", "bounce_subtype": "General"},
+        ),
+        (published("Complaint", {"complaintFeedbackType": "abuse"}), "email.complained", {"feedback_type": "abuse"}),
+    ],
+)
+def test_deliveries_bounces_and_complaints_become_events_about_the_contact(
+    message: Any, event_type: str, extra: dict[str, Any]
+) -> None:
+    event = feedback.to_event(message, NOW).event
+    assert event is not None
+    assert event.type == event_type
+    assert event.contact is not None
+    assert event.contact.contact_id == "c0ffee"
+    assert event.properties == {
+        "scenario": "welcome",
+        "step": "e1-welcome",
+        "variant": "b",
+        "message_id": "0102019a-msg",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
     ("message", "reason"),
     [
-        (published("Bounce", {"bounceType": "Permanent"}), "not acted on yet"),
-        (published("Complaint", {}, key="notificationType"), "not acted on yet"),
-        (published("Delivery", {}), "not acted on yet"),
+        (published("Reject", {"reason": "Bad content"}), "not acted on yet"),
+        (published("Rendering Failure", {}), "not acted on yet"),
+        (published("DeliveryDelay", {}), "not acted on yet"),
         ({**OPEN, "mail": {**OPEN["mail"], "tags": {"scenario": ["welcome"]}}}, "no contact tag"),
         ({**OPEN, "mail": {"tags": TAGS}}, "no mail.messageId"),
         (["not", "an", "event"], "not an SES event"),
     ],
 )
-def test_what_is_not_an_open_or_a_click_of_a_parcours_message_is_ignored(message: Any, reason: str) -> None:
+def test_what_is_not_feedback_on_a_parcours_message_is_ignored(message: Any, reason: str) -> None:
     outcome = feedback.to_event(message, NOW)
     assert (outcome.status, outcome.event) == ("ignored", None)
     assert reason in outcome.reason
