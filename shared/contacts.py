@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,17 @@ from pynamodb.exceptions import UpdateError
 
 from shared import consent, dates
 from shared.conditions import COUNTERS, NAME, PROFILE_FIELDS
-from shared.events import ContactFacts
+from shared.events import (
+    CHECKOUT_STARTED,
+    CHECKOUT_UPDATED,
+    CONTACT_SUBSCRIBED,
+    FORM_SUBMITTED,
+    ORDER_PAID,
+    ORDER_PLACED,
+    PAGE_VIEWED,
+    TRACK,
+    ContactFacts,
+)
 from shared.storage import (
     AlreadyExists,
     ContactModel,
@@ -50,8 +61,47 @@ def _parse(timestamp: str | None) -> datetime | None:
         return None
 
 
-def upsert(facts: ContactFacts, tables: Tables, now: datetime) -> ContactModel | None:
-    """The contact these facts describe, created or updated; None when nothing identifies anyone."""
+MAX_PAGES = 50  # distinct paths counted per contact: enough for "pages of interest", bounded item size
+# What the person did themselves (a shop's admin editing a customer is not the person being seen).
+_SEEN = (
+    CONTACT_SUBSCRIBED,
+    CHECKOUT_STARTED,
+    CHECKOUT_UPDATED,
+    ORDER_PLACED,
+    ORDER_PAID,
+    PAGE_VIEWED,
+    FORM_SUBMITTED,
+    TRACK,
+)
+
+
+def note_activity(contact: ContactModel, event_type: str, properties: Mapping[str, Any], at: datetime) -> None:
+    """The counters an event moves on the unsaved contact (saved with it: no extra request per event)."""
+    if event_type in _SEEN:
+        contact.last_seen_at = at
+    if event_type in (CHECKOUT_STARTED, CHECKOUT_UPDATED) and not properties.get("completed"):
+        contact.last_cart_at = at
+        url = properties.get("recovery_url")
+        contact.last_cart_url = url if isinstance(url, str) else contact.last_cart_url
+    path = properties.get("path")
+    if event_type == PAGE_VIEWED and isinstance(path, str) and path:
+        path = path[:200]
+        pages = contact.pages.as_dict() if contact.pages is not None else {}
+        if path in pages or len(pages) < MAX_PAGES:
+            contact.pages = {**pages, path: int(pages.get(path, 0)) + 1}
+
+
+def upsert(
+    facts: ContactFacts,
+    tables: Tables,
+    now: datetime,
+    event_type: str | None = None,
+    properties: Mapping[str, Any] | None = None,
+) -> ContactModel | None:
+    """The contact these facts describe, created or updated; None when nothing identifies anyone.
+
+    With the event's type and properties, the counters it moves are saved in the same write (note_activity).
+    """
     if facts.contact_id is not None:  # parcours' own event about a contact it knows: nothing to update
         return get_or_none(tables.contacts, facts.contact_id)
     keys = identity_keys(facts)
@@ -92,6 +142,8 @@ def upsert(facts: ContactFacts, tables: Tables, now: datetime) -> ContactModel |
         consent.record(contact, facts.email_consent)
     if facts.sms_consent is not None:
         consent.record(contact, facts.sms_consent, channel="sms")
+    if event_type is not None:
+        note_activity(contact, event_type, properties or {}, now)
     contact.updated_at = now
     contact.save()
     for key in keys:
@@ -117,12 +169,13 @@ def engaged(contact: ContactModel, at: datetime) -> None:
     contact.engaged_on = at.astimezone(UTC).date().isoformat()
 
 
-def record_engagement(contact: ContactModel, at: datetime) -> None:
+def record_engagement(contact: ContactModel, at: datetime, clicked: bool = False) -> None:
     """An open or a click: the contact leaves the inactivity index's old day for today's (atomic, never back)."""
     day = at.astimezone(UTC).date().isoformat()
+    last = ContactModel.last_clicked_at if clicked else ContactModel.last_opened_at
     try:
         contact.update(
-            actions=[ContactModel.last_engaged_at.set(at), ContactModel.engaged_on.set(day)],
+            actions=[ContactModel.last_engaged_at.set(at), ContactModel.engaged_on.set(day), last.set(at)],
             condition=ContactModel.last_engaged_at.does_not_exist() | (ContactModel.last_engaged_at <= at),
         )
     except UpdateError as error:
@@ -142,5 +195,6 @@ def record_order(contact: ContactModel, total: object, at: datetime) -> None:
             ContactModel.orders_count.add(1),
             ContactModel.total_spent.add(amount),
             ContactModel.last_order_at.set(at),
+            ContactModel.first_order_at.set(ContactModel.first_order_at | at),
         ]
     )

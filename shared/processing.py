@@ -38,7 +38,7 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         # Accepted and kept (a source's own bucket), but nothing acts on it.
         _record(event, f"_unattributed#{event.source}", t, now, settings)
         return Result(event.event_id, None, recorded=True)
-    contact = contacts.upsert(event.contact, t, now)
+    contact = contacts.upsert(event.contact, t, now, event.type, event.properties)
     if contact is None:
         _record(event, f"_unattributed#{event.source}", t, now, settings)
         return Result(event.event_id, None, recorded=True)
@@ -46,7 +46,7 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
     if event.type == ORDER_PLACED:
         contacts.record_order(contact, event.properties.get("total"), now)
     if event.type in (EMAIL_OPENED, EMAIL_CLICKED):
-        contacts.record_engagement(contact, now)  # moves the contact in the inactivity index
+        contacts.record_engagement(contact, now, clicked=event.type == EMAIL_CLICKED)  # and the inactivity index
     entries = dispatch.catalogue()
     # Goals first: an order ends the abandoned-cart series before it starts the post-purchase one.
     outcomes = dispatch.stop_on_goals(event, contact, settings, entries, now)

@@ -78,6 +78,13 @@ class ContactModel(Model):
     score = NumberAttribute(default=0)
     total_spent = NumberAttribute(default=0)
     last_order_at = UTCDateTimeAttribute(null=True)
+    first_order_at = UTCDateTimeAttribute(null=True)
+    last_cart_at = UTCDateTimeAttribute(null=True)  # the last checkout started or updated, finished or not
+    last_cart_url = UnicodeAttribute(null=True)  # its recovery link, for a reminder sent from another scenario
+    last_opened_at = UTCDateTimeAttribute(null=True)
+    last_clicked_at = UTCDateTimeAttribute(null=True)
+    last_seen_at = UTCDateTimeAttribute(null=True)  # the person's last own action: a visit, a form, a cart, an order
+    pages = MapAttribute[str, Any](null=True)  # pages of interest: path -> views, the first MAX_PAGES paths
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     source_updated_at = UTCDateTimeAttribute(null=True)

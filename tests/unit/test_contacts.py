@@ -1,5 +1,5 @@
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from shared import contacts
 from shared.consent import refusal_for_marketing_email
@@ -81,6 +81,66 @@ def test_orders_are_counted_with_the_amount_spent(aws: dict[str, str]) -> None:
     assert stored.orders_count == 2
     assert round(stored.total_spent, 2) == 69.80
     assert contact.orders_count == 2  # the object in hand is refreshed for the scenarios it starts
+    assert stored.first_order_at == NOW
+
+
+def test_the_first_order_time_stays_and_the_last_order_time_moves(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    contact = contacts.upsert(FACTS, t, NOW)
+    assert contact is not None
+    later = NOW + timedelta(days=30)
+    contacts.record_order(contact, "12", NOW)
+    contacts.record_order(contact, "15", later)
+    stored = t.contacts.get(contact.contact_id)
+    assert (stored.first_order_at, stored.last_order_at) == (NOW, later)
+
+
+def test_an_event_moves_its_counters_in_the_same_write_as_the_contact(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    # Given a contact who views two pages, one of them twice, then leaves a cart
+    contacts.upsert(FACTS, t, NOW, "page.viewed", {"path": "/tarifs", "url": "https://boutique.example/tarifs"})
+    contacts.upsert(FACTS, t, NOW, "page.viewed", {"path": "/tarifs"})
+    contacts.upsert(FACTS, t, NOW, "page.viewed", {"path": "/carnets"})
+    later = NOW + timedelta(hours=1)
+    contact = contacts.upsert(
+        FACTS, t, later, "checkout.started", {"completed": False, "recovery_url": "https://boutique.example/r/1"}
+    )
+    assert contact is not None
+    stored = t.contacts.get(contact.contact_id)
+    # Then the pages of interest are counted, and the cart and the last visit are kept
+    assert stored.pages.as_dict() == {"/tarifs": 2, "/carnets": 1}
+    assert (stored.last_cart_at, stored.last_cart_url) == (later, "https://boutique.example/r/1")
+    assert stored.last_seen_at == later
+
+
+def test_a_shop_editing_a_customer_is_not_the_person_being_seen(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    contact = contacts.upsert(FACTS, t, NOW, "contact.updated", {})
+    assert contact is not None
+    assert t.contacts.get(contact.contact_id).last_seen_at is None
+
+
+def test_the_pages_of_interest_are_bounded(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    for n in range(contacts.MAX_PAGES + 5):
+        contact = contacts.upsert(FACTS, t, NOW, "page.viewed", {"path": f"/p/{n}"})
+    contact = contacts.upsert(FACTS, t, NOW, "page.viewed", {"path": "/p/0"})
+    assert contact is not None
+    pages = t.contacts.get(contact.contact_id).pages.as_dict()
+    assert len(pages) == contacts.MAX_PAGES
+    assert pages["/p/0"] == 2  # a known path still counts
+    assert "/p/52" not in pages
+
+
+def test_opens_and_clicks_keep_their_own_last_time(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    contact = contacts.upsert(FACTS, t, NOW)
+    assert contact is not None
+    contacts.record_engagement(contact, NOW + timedelta(hours=1))
+    contacts.record_engagement(contact, NOW + timedelta(hours=2), clicked=True)
+    stored = t.contacts.get(contact.contact_id)
+    assert stored.last_opened_at == NOW + timedelta(hours=1)
+    assert stored.last_clicked_at == NOW + timedelta(hours=2)
 
 
 def test_a_phone_and_sms_consent_are_kept_with_their_own_history(aws: dict[str, str]) -> None:
