@@ -37,6 +37,9 @@ TRACK = "track"  # a custom event: property event names it (`where: {event: "Ebo
 DATE_REACHED = "date.reached"  # the daily schedule: attribute, date, time, offset_days, anniversary, years, moment
 CONTACT_INACTIVE = "contact.inactive"  # the daily schedule: days, since (no open, click nor signup since that day)
 UNRECOGNISED = "unrecognised"
+# A shop's GDPR request (Shopify's mandatory compliance topics): recorded apart with ids only, counted and alarmed
+# for the operator; no scenario acts on it (not in the catalogue).
+COMPLIANCE_REQUESTED = "compliance.requested"
 CATALOGUE = (
     CONTACT_SUBSCRIBED,
     CONTACT_UPDATED,

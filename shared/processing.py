@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from shared import contacts, dispatch
 from shared.clock import Clock
-from shared.events import EMAIL_CLICKED, EMAIL_OPENED, ORDER_PLACED, UNRECOGNISED, Event
+from shared.events import COMPLIANCE_REQUESTED, EMAIL_CLICKED, EMAIL_OPENED, ORDER_PLACED, UNRECOGNISED, Event
 from shared.settings import Settings
 from shared.storage import Tables, tables
 
@@ -17,6 +17,7 @@ class Result:
     event_id: str
     contact_id: str | None
     recorded: bool
+    compliance: bool = False  # a shop's GDPR request, for the operator (counted and alarmed by the handler)
     outcomes: list[dispatch.Outcome] = field(default_factory=list)
 
 
@@ -34,6 +35,9 @@ def _record(event: Event, owner: str, t: Tables, now: datetime, settings: Settin
 def process(event: Event, settings: Settings, clock: Clock) -> Result:
     t = tables(settings)
     now = clock.now()
+    if event.type == COMPLIANCE_REQUESTED:
+        _record(event, f"_compliance#{event.source}", t, now, settings)
+        return Result(event.event_id, None, recorded=True, compliance=True)
     if event.type == UNRECOGNISED or event.contact is None:
         # Accepted and kept (a source's own bucket), but nothing acts on it.
         _record(event, f"_unattributed#{event.source}", t, now, settings)

@@ -9,6 +9,7 @@ from typing import Any
 from shared.events import (
     CHECKOUT_STARTED,
     CHECKOUT_UPDATED,
+    COMPLIANCE_REQUESTED,
     CONTACT_SUBSCRIBED,
     CONTACT_UPDATED,
     ORDER_PAID,
@@ -28,6 +29,10 @@ TOPICS = {
     "checkouts/update": CHECKOUT_UPDATED,
     "orders/create": ORDER_PLACED,
     "orders/paid": ORDER_PAID,
+    # The mandatory compliance topics: a customer's data export or erasure, a shop's erasure 48 h after uninstall.
+    "customers/data_request": COMPLIANCE_REQUESTED,
+    "customers/redact": COMPLIANCE_REQUESTED,
+    "shop/redact": COMPLIANCE_REQUESTED,
 }
 MAX_LINES = 20  # enough for any email's product block; keeps the queued event far below 256 KiB
 
@@ -104,6 +109,8 @@ def to_event(headers: Mapping[str, str], payload: Any, received_at: datetime) ->
     elif event_type in (CHECKOUT_STARTED, CHECKOUT_UPDATED, ORDER_PLACED, ORDER_PAID):
         contact = _buyer_facts(payload, topic, received)
         properties.update(_purchase(payload, event_type))
+    elif event_type == COMPLIANCE_REQUESTED:
+        properties.update(_compliance(payload))
     return Event(
         event_id=f"shopify#{delivery_id}",
         type=event_type,
@@ -190,3 +197,16 @@ def _purchase(payload: Mapping[str, Any], event_type: str) -> dict[str, Any]:
         properties["order_name"] = _text(payload.get("name"))
         properties["status_url"] = _text(payload.get("order_status_url"))
     return properties
+
+
+def _compliance(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """Ids only (the payload also names the customer's email and phone, which are not copied into the record)."""
+    customer = _mapping(payload.get("customer"))
+    orders = payload.get("orders_requested") or payload.get("orders_to_redact") or []
+    request = _mapping(payload.get("data_request"))
+    return {
+        "shop_id": payload.get("shop_id"),
+        "customer_id": customer.get("id"),
+        "orders": [order for order in orders if isinstance(order, int | str)] if isinstance(orders, list) else [],
+        "data_request_id": request.get("id"),
+    }

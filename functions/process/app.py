@@ -37,6 +37,11 @@ def _handle_once() -> Callable[..., dict[str, Any]]:
     @idempotent_function(data_keyword_argument="event", persistence_store=store, config=idempotency)  # type: ignore[untyped-decorator]
     def handle(event: dict[str, Any]) -> dict[str, Any]:
         result = processing.process(Event.from_dict(event), settings, settings.clock())
+        if result.compliance:
+            logger.warning(
+                "compliance request recorded: export or erase within 30 days", extra={"topic": event["topic"]}
+            )
+            metrics.add_metric(name="ComplianceRequestReceived", unit=MetricUnit.Count, value=1)
         return {
             "contact_id": result.contact_id,
             "scenarios": [{"scenario": o.scenario, "started": o.started, "reason": o.reason} for o in result.outcomes],

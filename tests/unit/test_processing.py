@@ -69,6 +69,19 @@ def test_an_unrecognised_topic_is_recorded_without_effect(settings: Settings) ->
     assert executions() == []
 
 
+def test_a_shop_s_erasure_request_is_recorded_apart_for_the_operator_and_touches_no_contact(
+    settings: Settings,
+) -> None:
+    processing.process(shopify_event("customers-create.json"), settings, Clock())
+    result = processing.process(shopify_event("customers-redact.json", "customers/redact", "evt-2"), settings, Clock())
+    assert result.compliance
+    assert result.contact_id is None
+    [request] = tables(settings).events.query("_compliance#shopify")
+    assert request.properties["topic"] == "customers/redact"
+    assert request.properties["customer_id"] == 7281290412345
+    assert tables(settings).contacts.count() == 1  # the customer is still there: erasure is the operator's act
+
+
 def test_execution_names_are_deterministic_and_allowed_by_step_functions() -> None:
     name = dispatch.execution_name("abandoned-cart", "0" * 32, "shopify#" + "x" * 200)
     assert name == dispatch.execution_name("abandoned-cart", "0" * 32, "shopify#" + "x" * 200)

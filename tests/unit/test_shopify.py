@@ -189,3 +189,45 @@ def test_a_cart_of_hundreds_of_lines_keeps_the_first_twenty() -> None:
     event = shopify.to_event(headers("checkouts/update"), payload, NOW)
     assert len(event.properties["lines"]) == 20
     assert len(event.to_json()) < 16 * 1024
+
+
+@pytest.mark.parametrize(
+    ("topic", "sample", "customer_id", "orders"),
+    [
+        ("customers/data_request", "customers-data_request.json", 7281290412345, [299938, 280263]),
+        ("customers/redact", "customers-redact.json", 7281290412345, [299938, 280263]),
+        ("shop/redact", "shop-redact.json", None, []),
+    ],
+)
+def test_a_compliance_topic_is_a_request_for_the_operator_holding_ids_only(
+    topic: str, sample: str, customer_id: int | None, orders: list[int]
+) -> None:
+    event = shopify.to_event(headers(topic), sample_json(f"shopify/{sample}"), NOW)
+    assert event.type == "compliance.requested"
+    assert event.contact is None  # no contact is created or touched by the request itself
+    assert event.properties["customer_id"] == customer_id
+    assert event.properties["orders"] == orders
+    assert "camille" not in json.dumps(event.properties).lower()  # the email in the payload is not copied
+
+
+@pytest.mark.parametrize(
+    ("topic", "sample", "expected"),
+    [
+        ("customers/update", "customers-update.json", "contact.updated"),
+        ("checkouts/update", "checkouts-update.json", "checkout.updated"),
+        ("orders/paid", "orders-paid.json", "order.paid"),
+    ],
+)
+def test_each_sample_payload_maps_to_its_catalogue_event(topic: str, sample: str, expected: str) -> None:
+    event = shopify.to_event(headers(topic), sample_json(f"shopify/{sample}"), NOW)
+    assert event.type == expected
+    assert event.contact is not None
+    assert event.contact.email == "camille.martin@example.com"
+
+
+def test_a_customer_update_that_unsubscribes_denies_consent() -> None:
+    event = shopify.to_event(headers("customers/update"), sample_json("shopify/customers-update.json"), NOW)
+    assert event.contact is not None
+    assert event.contact.email_consent is not None
+    assert event.contact.email_consent.state == "denied"
+    assert event.contact.updated_at == "2026-12-02T18:40:10+01:00"  # what stale deliveries are compared with
