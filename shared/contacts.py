@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import UpdateError
+from pynamodb.exceptions import PynamoDBException, UpdateError
 
 from shared import consent, dates
 from shared.conditions import COUNTERS, NAME, PROFILE_FIELDS
@@ -35,12 +35,23 @@ from shared.storage import (
 
 
 def identity_keys(facts: ContactFacts) -> list[str]:
+    """The identities a contact is known by: email, the source's own id, the phone (E.164)."""
     keys = []
     if facts.email:
         keys.append("email#" + facts.email)
     if facts.source_id:
         keys.append(facts.source_id)
+    if facts.phone:
+        keys.append("phone#" + facts.phone)
     return keys
+
+
+ANONYMOUS_OWNER = "_anonymous#"  # the events table's owner of an unidentified visitor's events
+MAX_MERGED_EVENTS = 200  # an anonymous visitor's most recent events copied into the contact on identify
+
+
+def anonymous_key(anonymous_id: str) -> str:
+    return "anonymous#" + anonymous_id
 
 
 def _find(keys: list[str], tables: Tables) -> tuple[str | None, str | None]:
@@ -106,8 +117,16 @@ def upsert(
         return get_or_none(tables.contacts, facts.contact_id)
     keys = identity_keys(facts)
     if not keys:
-        return None
-    contact_id, known_key = _find(keys, tables)
+        if facts.anonymous_id is None:
+            return None
+        # An anonymous visitor: its own contact once an identify merged it, else no one (no contact is created).
+        contact_id, known_key = _find([anonymous_key(facts.anonymous_id)], tables)
+        if contact_id is None:
+            return None
+    else:
+        # A household may share a phone: it finds a contact only when the facts carry no email nor source id.
+        strong = [key for key in keys if not key.startswith("phone#")]
+        contact_id, known_key = _find(strong or keys, tables)
     contact: ContactModel
     created = contact_id is None
     if contact_id is None:
@@ -151,7 +170,45 @@ def upsert(
             continue
         with contextlib.suppress(AlreadyExists):
             create_new(tables.identities(identity=key, contact_id=contact.contact_id), IdentityModel.identity)
+    if keys and facts.anonymous_id is not None:
+        merge_anonymous(facts.anonymous_id, contact.contact_id, tables)
     return contact
+
+
+def merge_anonymous(anonymous_id: str, contact_id: str, tables: Tables) -> bool:
+    """Makes an anonymous visitor this contact: its later events go to the contact (found by `anonymous#<id>`),
+    and its most recent recorded events are copied into the contact's history, so behaviour conditions count the
+    page views made before the identify. An anonymous id stays with the first contact it was merged into (a shared
+    computer does not join two people). True if it was merged now.
+
+    One read when already merged; else one bounded query of the visitor's events, their copy, and the identity
+    written last (a retry after a failed copy copies again: same keys, nothing doubles).
+    """
+    key = anonymous_key(anonymous_id)
+    if get_or_none(tables.identities, key) is not None:
+        return False
+    owner = ANONYMOUS_OWNER + anonymous_id
+    try:
+        recent = list(tables.events.query(owner, scan_index_forward=False, limit=MAX_MERGED_EVENTS))
+        with tables.events.batch_write() as batch:
+            for event in recent:
+                batch.save(
+                    tables.events(
+                        contact_id=contact_id,
+                        at_id=event.at_id,
+                        type=event.type,
+                        source=event.source,
+                        properties=event.properties,
+                        expires_at=event.expires_at,
+                    )
+                )
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+    try:
+        create_new(tables.identities(identity=key, contact_id=contact_id), IdentityModel.identity)
+    except AlreadyExists:
+        return False  # merged into another contact meanwhile: it keeps the visitor
+    return True
 
 
 def custom_attributes(given: dict[str, Any] | None) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Catalogue (this increment): `contact.subscribed` (a new contact signed up), `con
 `order.placed`, `order.paid`, `scenario.requested` (an explicit start through the API), `list.joined` /
 `list.left` / `score.changed` (emitted by parcours' own actions), `email.opened` / `email.clicked` (SES
 feedback on a message a scenario sent; they also keep the contact's engagement day), `page.viewed` (a page the
-contact visited), `date.reached` / `contact.inactive` (emitted by the daily schedule), and `unrecognised` (a
+contact visited), `form.submitted` (a form sent on the site), `track` (any other tracking-API event: its name in the
+property `event`), `date.reached` / `contact.inactive` (emitted by the daily schedule), and `unrecognised` (a
 verified delivery whose topic parcours does not act on: recorded, no effect).
 """
 
@@ -89,6 +90,9 @@ class ContactFacts:
     phone: str | None = None  # E.164 only (see normalise_phone); anything else is dropped by the source mapping
     sms_consent: ConsentFacts | None = None
     attributes: dict[str, Any] | None = None  # custom attributes (birthday, timezone, ...), merged into the contact
+    # A tracking visitor's anonymousId: alone, it finds a contact only once an identify merged it (shared.contacts);
+    # beside an email, phone or source id, it is merged into that contact.
+    anonymous_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,13 @@ class Event:
         return cls.from_dict(json.loads(body))
 
     def contact_key(self) -> str:
-        """What groups this event's messages on the FIFO queue: one contact's events stay in order."""
+        """What groups this event's messages on the FIFO queue: one contact's events stay in order.
+
+        A tracked visitor's messages are grouped by its anonymousId, so the page views it made before an identify
+        are processed before the identify that merges them (and those after it, after)."""
         if self.contact is not None:
+            if self.contact.anonymous_id:
+                return "anonymous#" + self.contact.anonymous_id
             if self.contact.email:
                 return "email#" + self.contact.email
             if self.contact.source_id:

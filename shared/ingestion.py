@@ -6,6 +6,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -14,6 +15,9 @@ from shared.clock import Clock
 from shared.events import SCENARIO_REQUESTED, ConsentFacts, ContactFacts, Event, normalise_email
 from shared.settings import Settings
 from shared.signatures import verify_shopify, verify_timestamped
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -96,6 +100,40 @@ def enqueue(event: Event, settings: Settings) -> str:
     except (ClientError, BotoCoreError) as error:
         raise QueueUnavailable(type(error).__name__) from error
     return answer["MessageId"]
+
+
+SQS_BATCH = 10  # SendMessageBatch's limits: 10 messages, 256 KiB in all
+SQS_BATCH_BYTES = 256 * 1024
+
+
+def enqueue_all(events: list[Event], settings: Settings) -> None:
+    """Sends events in SendMessageBatch calls; QueueUnavailable if SQS refused any of them. The sender then
+    retries the whole request: those already queued are dropped by SQS's deduplication (and by the processor's
+    idempotency after its 5-minute window)."""
+    chunks: list[list[SendMessageBatchRequestEntryTypeDef]] = [[]]
+    size = 0
+    for index, event in enumerate(events):
+        group, dedup = group_and_dedup_ids(event)
+        body = event.to_json()
+        length = len(body.encode("utf-8"))
+        if len(chunks[-1]) == SQS_BATCH or (chunks[-1] and size + length > SQS_BATCH_BYTES):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(
+            {"Id": str(index), "MessageBody": body, "MessageGroupId": group, "MessageDeduplicationId": dedup}
+        )
+        size += length
+    sqs = clients.sqs(settings.region)
+    for entries in chunks:
+        if not entries:
+            continue
+        try:
+            answer = sqs.send_message_batch(QueueUrl=settings.queue_url, Entries=entries)
+        except (ClientError, BotoCoreError) as error:
+            raise QueueUnavailable(type(error).__name__) from error
+        failed = answer.get("Failed") or []
+        if failed:
+            raise QueueUnavailable(f"{len(failed)} of {len(entries)} messages refused: {failed[0].get('Code')}")
 
 
 def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock: Clock) -> Event:

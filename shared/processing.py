@@ -19,6 +19,8 @@ class Result:
     recorded: bool
     compliance: bool = False  # a shop's GDPR request, for the operator (counted and alarmed by the handler)
     outcomes: list[dispatch.Outcome] = field(default_factory=list)
+    # Nothing in it identifies anyone (no email, phone, source id nor anonymous id): kept, and counted by a metric.
+    unidentified: bool = False
 
 
 def _record(event: Event, owner: str, t: Tables, now: datetime, settings: Settings) -> None:
@@ -41,11 +43,15 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
     if event.type == UNRECOGNISED or event.contact is None:
         # Accepted and kept (a source's own bucket), but nothing acts on it.
         _record(event, f"_unattributed#{event.source}", t, now, settings)
-        return Result(event.event_id, None, recorded=True)
+        return Result(event.event_id, None, recorded=True, unidentified=event.type != UNRECOGNISED)
     contact = contacts.upsert(event.contact, t, now, event.type, event.properties)
+    if contact is None and event.contact.anonymous_id is not None:
+        # A visitor not identified yet: kept under its anonymous id, copied to the contact on its identify.
+        _record(event, contacts.ANONYMOUS_OWNER + event.contact.anonymous_id, t, now, settings)
+        return Result(event.event_id, None, recorded=True)
     if contact is None:
         _record(event, f"_unattributed#{event.source}", t, now, settings)
-        return Result(event.event_id, None, recorded=True)
+        return Result(event.event_id, None, recorded=True, unidentified=True)
     _record(event, contact.contact_id, t, now, settings)
     if event.type == ORDER_PLACED:
         contacts.record_order(contact, event.properties.get("total"), now)

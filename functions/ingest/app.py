@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import dispatch, ingestion, secrets
+from shared import dispatch, ingestion, secrets, tracking
 from shared.events import Event
 from shared.settings import ConfigurationError, Settings, get_settings
 
@@ -79,6 +79,45 @@ def generic_webhook() -> Response[dict[str, Any]]:
     except ingestion.Rejected as rejected:
         return _refuse("generic", rejected)
     return _accept(event, settings, "WebhookAccepted", type=event.type)
+
+
+def _track(call: str) -> Response[dict[str, Any]]:
+    """Segment's tracking API: 200 {"success": true} once every message of the request is queued."""
+    settings = get_settings()
+    headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
+    write_key = secrets.resolve(settings.write_key, settings.write_key_parameter, "tracking write key")
+    try:
+        events = tracking.receive(call, _raw_body(), headers, write_key, settings.clock().now())
+    except ingestion.Rejected as rejected:
+        return _refuse(tracking.SOURCE, rejected)
+    try:
+        ingestion.enqueue_all(events, settings)
+    except ingestion.QueueUnavailable:
+        logger.exception("queue unavailable", extra={"source": tracking.SOURCE, "messages": len(events)})
+        return _answer(503, success=False, error="temporarily unavailable, retry later")
+    logger.info("tracking accepted", extra={"call": call, "messages": len(events)})
+    metrics.add_metric(name="TrackingMessageAccepted", unit=MetricUnit.Count, value=len(events))
+    return _answer(200, success=True, event_ids=[event.event_id for event in events])
+
+
+@app.post("/v1/identify")
+def track_identify() -> Response[dict[str, Any]]:
+    return _track("identify")
+
+
+@app.post("/v1/track")
+def track_track() -> Response[dict[str, Any]]:
+    return _track("track")
+
+
+@app.post("/v1/page")
+def track_page() -> Response[dict[str, Any]]:
+    return _track("page")
+
+
+@app.post("/v1/batch")
+def track_batch() -> Response[dict[str, Any]]:
+    return _track("batch")
 
 
 @app.post("/v1/scenarios/<scenario>/start")

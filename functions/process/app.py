@@ -44,6 +44,7 @@ def _handle_once() -> Callable[..., dict[str, Any]]:
             metrics.add_metric(name="ComplianceRequestReceived", unit=MetricUnit.Count, value=1)
         return {
             "contact_id": result.contact_id,
+            "unidentified": result.unidentified,
             "scenarios": [{"scenario": o.scenario, "started": o.started, "reason": o.reason} for o in result.outcomes],
         }
 
@@ -55,6 +56,8 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
     result = _handle_once()(event=body)
     logger.info("event processed", extra={"event_id": body.get("event_id"), "type": body.get("type"), **result})
     metrics.add_metric(name="EventProcessed", unit=MetricUnit.Count, value=1)
+    if result.get("unidentified"):  # accepted and recorded, but no email, phone nor id: no contact
+        metrics.add_metric(name="EventWithoutIdentity", unit=MetricUnit.Count, value=1)
     return result
 
 
