@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.error
@@ -53,6 +54,20 @@ def shopify_headers(
 
 def post_shopify(api_url: str, topic: str, body: bytes, secret: str, event_id: str) -> Answer:
     return post(f"{api_url}/webhooks/shopify", body, shopify_headers(body, topic, secret, event_id))
+
+
+def tracking_headers(write_key: str | None) -> dict[str, str]:
+    """What Segment's libraries send: JSON, and the write key as the HTTP Basic user with an empty password."""
+    headers = {"Content-Type": "application/json"}
+    if write_key is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+    return headers
+
+
+def post_tracking(api_url: str, path: str, body: dict[str, Any] | bytes, write_key: str | None) -> Answer:
+    """POSTs to the tracking API, e.g. `post_tracking(url, "/v1/page", {"anonymousId": ...}, key)`."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return post(f"{api_url}{path}", raw, tracking_headers(write_key))
 
 
 def get_json(url: str) -> Any:

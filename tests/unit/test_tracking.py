@@ -190,7 +190,8 @@ def test_identify_maps_traits_to_the_contact() -> None:
         "timezone": "Europe/Paris",
         "birthday": "1990-03-15",
     }
-    assert facts.email_consent is None and facts.sms_consent is None  # newsletter: true grants nothing
+    assert facts.email_consent is None
+    assert facts.sms_consent is None
     assert "203.0.113.9" not in event.to_json()
 
 
@@ -213,7 +214,8 @@ def test_identify_reads_consent_only_in_its_documented_shape() -> None:
     )
     assert event.contact is not None
     email, sms = event.contact.email_consent, event.contact.sms_consent
-    assert email is not None and sms is not None
+    assert email is not None
+    assert sms is not None
     assert (email.state, email.level, email.at, email.source) == (
         "granted",
         "confirmed_opt_in",
@@ -336,7 +338,9 @@ def test_a_track_is_attributed_to_the_user_id_or_an_email_in_context_traits_else
             ]
         },
     )
-    assert by_user.contact is not None and by_email.contact is not None and anonymous.contact is not None
+    assert by_user.contact is not None
+    assert by_email.contact is not None
+    assert anonymous.contact is not None
     assert (by_user.contact.source_id, by_user.contact.anonymous_id) == ("segment#42", None)
     assert (by_email.contact.email, by_email.contact.anonymous_id) == ("b@example.com", None)
     assert (anonymous.contact.source_id, anonymous.contact.email, anonymous.contact.anonymous_id) == (None, None, "a1")
@@ -385,7 +389,8 @@ def test_a_batch_shares_its_context_with_every_message() -> None:
             "batch": [{"type": "identify", "userId": "u1", "context": {"timezone": "Europe/Paris"}}],
         },
     )
-    assert event.contact is not None and event.contact.attributes is not None
+    assert event.contact is not None
+    assert event.contact.attributes is not None
     assert (event.contact.locale, event.contact.attributes["timezone"]) == ("en", "Europe/Paris")
 
 
@@ -418,7 +423,7 @@ class PartlyFailingSqs:
     def __init__(self) -> None:
         self.calls: list[int] = []
 
-    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:  # noqa: N803
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, str]]) -> dict[str, Any]:
         self.calls.append(len(Entries))
         if len(self.calls) == 2:
             return {

@@ -35,7 +35,9 @@ def test_a_contact_is_found_by_phone_in_e164_and_by_the_tracking_user_id(aws: di
     first = contacts.upsert(ContactFacts(source_id="segment#user-42", phone="+33612345678"), t, NOW)
     by_phone = contacts.upsert(ContactFacts(phone="+33612345678", first_name="Camille"), t, NOW)
     by_user = contacts.upsert(ContactFacts(source_id="segment#user-42"), t, NOW)
-    assert first is not None and by_phone is not None and by_user is not None
+    assert first is not None
+    assert by_phone is not None
+    assert by_user is not None
     assert first.contact_id == by_phone.contact_id == by_user.contact_id
     assert t.identities.get("phone#+33612345678").contact_id == first.contact_id
     assert t.contacts.count() == 1
@@ -46,7 +48,8 @@ def test_the_email_wins_over_a_shared_phone(aws: dict[str, str]) -> None:
     t = tables(Settings.from_environ(aws))
     parent = contacts.upsert(ContactFacts(email="parent@example.com", phone="+33612345678"), t, NOW)
     child = contacts.upsert(ContactFacts(email="child@example.com", phone="+33612345678"), t, NOW)
-    assert parent is not None and child is not None
+    assert parent is not None
+    assert child is not None
     assert parent.contact_id != child.contact_id
 
 
@@ -88,7 +91,8 @@ def test_an_anonymous_id_stays_with_the_first_contact_it_was_merged_into(setting
     process(settings, "page", {"anonymousId": "shared-pc", "properties": {"path": "/a"}})
     first = process(settings, "identify", {"anonymousId": "shared-pc", "userId": "alice"})
     second = process(settings, "identify", {"anonymousId": "shared-pc", "userId": "bob"})
-    assert first.contact_id is not None and second.contact_id is not None
+    assert first.contact_id is not None
+    assert second.contact_id is not None
     assert first.contact_id != second.contact_id
     t = tables(settings)
     assert t.identities.get("anonymous#shared-pc").contact_id == first.contact_id
