@@ -290,6 +290,14 @@ def test_a_trigger_filter_is_checked(tmp_path: Path, where: str, words: str) -> 
     assert error.line == 5
 
 
+def test_a_custom_tracking_event_is_a_track_trigger_filtered_by_its_name(tmp_path: Path) -> None:
+    text = VALID.format(name="test").replace(
+        "  event: contact.subscribed\n", '  event: track\n  where: {event: "Ebook Downloaded"}\n'
+    )
+    scenario = load(write(tmp_path, text), TEMPLATES)
+    assert (scenario.trigger_event, scenario.trigger_where) == ("track", {"event": "Ebook Downloaded"})
+
+
 READER = """\
 id: reader
 name: Reader
