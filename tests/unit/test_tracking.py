@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared import ingestion, tracking
+from shared import clients, ingestion, tracking
 from shared.events import Event
 from shared.settings import Settings
 
@@ -437,7 +437,7 @@ def test_a_partial_failure_of_sqs_makes_the_whole_request_unavailable(
     environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sqs = PartlyFailingSqs()
-    monkeypatch.setattr(ingestion.clients, "sqs", lambda region: sqs)
+    monkeypatch.setattr(clients, "sqs", lambda region: sqs)
     events = receive(
         "batch", {"batch": [{"type": "page", "anonymousId": "a", "messageId": f"m{i}"} for i in range(25)]}
     )
@@ -450,7 +450,7 @@ def test_a_partial_failure_of_sqs_makes_the_whole_request_unavailable(
 def test_sqs_batches_stay_under_the_size_limit(environ: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     sqs = PartlyFailingSqs()
     sqs.calls = [0, 0, 0]  # past the failing call
-    monkeypatch.setattr(ingestion.clients, "sqs", lambda region: sqs)
+    monkeypatch.setattr(clients, "sqs", lambda region: sqs)
     monkeypatch.setattr(ingestion, "SQS_BATCH_BYTES", 100_000)
     big = {"type": "page", "anonymousId": "a", "properties": {"pad": "x" * 40_000}}
     events = receive("batch", {"batch": [{**big, "messageId": f"m{i}"} for i in range(5)]})
