@@ -1,0 +1,85 @@
+"""The process handler counts the events that identify no one (EventWithoutIdentity), and only those."""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from shared import tracking
+from shared.clock import Clock
+from shared.events import ContactFacts, Event
+from shared.settings import get_settings
+
+
+@dataclass
+class Context:
+    function_name: str = "process"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-3:123456789012:function:process"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def handler(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {
+        **aws,
+        "POWERTOOLS_METRICS_NAMESPACE": "parcours",
+        "POWERTOOLS_SERVICE_NAME": "parcours",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    from functions.process import app
+
+    app._handle_once.cache_clear()
+    yield app.lambda_handler
+    app._handle_once.cache_clear()
+    get_settings.cache_clear()
+
+
+def sqs_event(*events: Event) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m{index}",
+                "receiptHandle": "r",
+                "body": event.to_json(),
+                "attributes": {"MessageGroupId": "g", "MessageDeduplicationId": f"d{index}"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-3:123456789012:parcours-events.fifo",
+                "awsRegion": "eu-west-3",
+            }
+            for index, event in enumerate(events)
+        ]
+    }
+
+
+def metrics_of(output: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for line in output.splitlines():
+        if line.startswith("{") and "_aws" in line:
+            document = json.loads(line)
+            for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                values[metric["Name"]] = document[metric["Name"]]
+    return values
+
+
+def test_an_event_without_identity_is_counted_and_an_anonymous_visit_is_not(
+    handler: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = Clock().now()
+    nobody = Event(
+        "segment#n", "checkout.started", "tracking", "track", now.isoformat(), now.isoformat(), ContactFacts()
+    )
+    visit = tracking.to_event("page", {"anonymousId": "a1", "properties": {"path": "/"}}, now)
+    answer = handler(sqs_event(nobody, visit), Context())
+    assert answer == {"batchItemFailures": []}
+    metrics = metrics_of(capsys.readouterr().out)
+    assert metrics["EventProcessed"] == [1.0, 1.0]
+    assert metrics["EventWithoutIdentity"] == [1.0]  # the nobody, not the anonymous visitor
