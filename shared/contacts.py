@@ -161,6 +161,7 @@ def upsert(
         consent.record(contact, facts.email_consent)
     if facts.sms_consent is not None:
         consent.record(contact, facts.sms_consent, channel="sms")
+    merging = bool(keys) and facts.anonymous_id is not None and copy_anonymous(facts.anonymous_id, contact, tables)
     if event_type is not None:
         note_activity(contact, event_type, properties or {}, now)
     contact.updated_at = now
@@ -170,31 +171,35 @@ def upsert(
             continue
         with contextlib.suppress(AlreadyExists):
             create_new(tables.identities(identity=key, contact_id=contact.contact_id), IdentityModel.identity)
-    if keys and facts.anonymous_id is not None:
-        merge_anonymous(facts.anonymous_id, contact.contact_id, tables)
+    if merging and facts.anonymous_id is not None:
+        with contextlib.suppress(AlreadyExists):  # merged into another contact meanwhile: it keeps the visitor
+            create_new(
+                tables.identities(identity=anonymous_key(facts.anonymous_id), contact_id=contact.contact_id),
+                IdentityModel.identity,
+            )
     return contact
 
 
-def merge_anonymous(anonymous_id: str, contact_id: str, tables: Tables) -> bool:
-    """Makes an anonymous visitor this contact: its later events go to the contact (found by `anonymous#<id>`),
-    and its most recent recorded events are copied into the contact's history, so behaviour conditions count the
-    page views made before the identify. An anonymous id stays with the first contact it was merged into (a shared
-    computer does not join two people). True if it was merged now.
+def copy_anonymous(anonymous_id: str, contact: ContactModel, tables: Tables) -> bool:
+    """Merges an anonymous visitor into the (unsaved) contact, unless it was merged already: its most recent
+    recorded events are copied into the contact's history and move the contact's counters (pages of interest, last
+    seen), so behaviour conditions count the page views made before the identify. True if the caller must then
+    write the identity `anonymous#<id>` (after the contact: a retry after a failure copies again, under the same
+    keys). An anonymous id stays with the first contact it was merged into (a shared computer joins no two people).
 
-    One read when already merged; else one bounded query of the visitor's events, their copy, and the identity
-    written last (a retry after a failed copy copies again: same keys, nothing doubles).
+    One read when already merged; else one bounded query of the visitor's events and their batched copy.
     """
-    key = anonymous_key(anonymous_id)
-    if get_or_none(tables.identities, key) is not None:
+    if get_or_none(tables.identities, anonymous_key(anonymous_id)) is not None:
         return False
-    owner = ANONYMOUS_OWNER + anonymous_id
     try:
-        recent = list(tables.events.query(owner, scan_index_forward=False, limit=MAX_MERGED_EVENTS))
+        recent = list(
+            tables.events.query(ANONYMOUS_OWNER + anonymous_id, scan_index_forward=False, limit=MAX_MERGED_EVENTS)
+        )
         with tables.events.batch_write() as batch:
-            for event in recent:
+            for event in reversed(recent):  # oldest first: the counters end on the latest
                 batch.save(
                     tables.events(
-                        contact_id=contact_id,
+                        contact_id=contact.contact_id,
                         at_id=event.at_id,
                         type=event.type,
                         source=event.source,
@@ -202,12 +207,11 @@ def merge_anonymous(anonymous_id: str, contact_id: str, tables: Tables) -> bool:
                         expires_at=event.expires_at,
                     )
                 )
+                at = _parse(event.at_id.partition("#")[0])
+                if at is not None:
+                    note_activity(contact, event.type, event.properties or {}, at)
     except PynamoDBException as error:
         raise StorageError(str(error)) from error
-    try:
-        create_new(tables.identities(identity=key, contact_id=contact_id), IdentityModel.identity)
-    except AlreadyExists:
-        return False  # merged into another contact meanwhile: it keeps the visitor
     return True
 
 

@@ -78,7 +78,12 @@ def test_an_anonymous_visitor_is_no_contact_until_identified_then_its_page_views
     ]
     condition = {"event": "page.viewed", "where": {"path": {"contains": "/pricing"}}, "at_least": 1, "within": 86400}
     facts = Facts(now=Clock().now() + timedelta(seconds=1), history=history_of(t.events, contact_id))
-    assert holds(condition, t.contacts.get(contact_id), facts)
+    contact = t.contacts.get(contact_id)
+    assert holds(condition, contact, facts)
+    # ...and the contact's counters include them (pages of interest, last seen)
+    assert contact.pages is not None
+    assert contact.pages.as_dict() == {"/en/home": 1, "/en/pricing": 1}
+    assert contact.last_seen_at is not None
 
     # And a later anonymous page view goes straight to the contact
     later = process(settings, "page", {"anonymousId": "anon-7", "properties": {"path": "/en/checkout"}})
