@@ -281,7 +281,9 @@ def _identify_facts(
         locale=_locale(traits.get("locale")) or _locale(context.get("locale")),
         source_id=f"segment#{user_id}" if user_id else None,
         email_consent=_consent(traits, "email_marketing_consent", occurred, where),
-        updated_at=occurred,
+        # No updated_at: a device's clock must not decide which source's facts are stale (nor freeze the contact
+        # for the shops' webhooks); a visitor's messages are applied in the order its FIFO group keeps.
+        updated_at=None,
         phone=normalise_phone(traits.get("phone")) or normalise_phone(context_traits.get("phone")),
         sms_consent=_consent(traits, "sms_marketing_consent", occurred, where),
         attributes=_attributes(traits, context) or None,

@@ -183,6 +183,7 @@ def test_identify_maps_traits_to_the_contact() -> None:
         "fr",
     )
     assert (facts.source_id, facts.anonymous_id) == ("segment#user-42", "anon-7")
+    assert facts.updated_at is None  # the device's clock never makes another source's facts stale
     assert facts.attributes == {
         "plan_type": "pro",
         "seats": 5,
