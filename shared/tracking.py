@@ -15,6 +15,7 @@ import hmac
 import json
 import math
 import re
+import zlib
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
@@ -101,6 +102,11 @@ def receive(call: str, raw_body: bytes, headers: Mapping[str, str], write_key: s
     check_body(raw_body, headers)
     if not authorised(headers.get("authorization"), write_key):
         raise Rejected(401, "missing or wrong write key: send it as the HTTP Basic user, with an empty password")
+    encoding = headers.get("content-encoding", "").strip().lower()
+    if encoding == "gzip":
+        raw_body = _gunzip(raw_body)
+    elif encoding not in ("", "identity"):
+        raise Rejected(415, f"Content-Encoding must be gzip or none, got {encoding!r}")
     try:
         payload = json.loads(raw_body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -109,6 +115,18 @@ def receive(call: str, raw_body: bytes, headers: Mapping[str, str], write_key: s
         return parse_batch(payload, now) if call == "batch" else [to_event(call, payload, now)]
     except TrackingError as error:
         raise Rejected(400, str(error)) from None
+
+
+def _gunzip(raw_body: bytes) -> bytes:
+    """A gzip body (Segment's libraries may compress), inflated to at most 256 KiB: a bigger one is 413."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        body = inflater.decompress(raw_body, MAX_BODY_BYTES + 1)
+    except zlib.error as error:
+        raise Rejected(400, f"body is not valid gzip: {error}") from None
+    if len(body) > MAX_BODY_BYTES or inflater.unconsumed_tail:
+        raise Rejected(413, f"body is larger than {MAX_BODY_BYTES} bytes once decompressed")
+    return body
 
 
 def parse_batch(payload: Any, now: datetime) -> list[Event]:
@@ -130,8 +148,9 @@ def parse_batch(payload: Any, now: datetime) -> list[Event]:
         call = message.get("type")
         if not isinstance(call, str) or call not in CALLS + UNMAPPED_CALLS:
             raise TrackingError(f"{where}type must be one of identify, track, page (or screen, group, alias)")
-        if shared_context and isinstance(message.get("context", {}), dict):
-            message = {**message, "context": {**shared_context, **message.get("context", {})}}
+        own_context = message.get("context") or {}
+        if shared_context and isinstance(own_context, dict):
+            message = {**message, "context": {**shared_context, **own_context}}
         if sent_at is not None and "sentAt" not in message:
             message = {**message, "sentAt": sent_at}
         events.append(to_event(call, message, now, where))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
 from typing import Any
@@ -199,3 +200,12 @@ def test_a_tracked_signup_without_consent_gets_no_marketing_email(local: Running
     contact_history(local, f"segment#{user}", lambda s: len(s) >= 2)
     local.wait_for(lambda: local.outbox(to=email), bool, seconds=86400 / local.time_scale)  # a simulated day
     assert local.outbox(to=email) == []
+
+
+def test_a_gzip_batch_is_accepted(local: RunningLocal) -> None:
+    user = uuid.uuid4().hex
+    body = json.dumps({"batch": [{"type": "track", "userId": user, "event": "Compressed"}]}).encode()
+    headers = {**tracking_headers(WRITE_KEY), "Content-Encoding": "gzip"}
+    answer = post(f"{local.api_url}/v1/batch", gzip.compress(body), headers)
+    assert answer.status == 200
+    assert contact_history(local, f"segment#{user}", bool) == [("track", "Compressed")]

@@ -1,6 +1,7 @@
 """The Segment-compatible tracking API: auth, validation, and the mapping of each call into the catalogue."""
 
 import base64
+import gzip
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -457,3 +458,19 @@ def test_sqs_batches_stay_under_the_size_limit(environ: dict[str, str], monkeypa
     events = receive("batch", {"batch": [{**big, "messageId": f"m{i}"} for i in range(5)]})
     ingestion.enqueue_all(events, Settings.from_environ(environ))
     assert sqs.calls[3:] == [2, 2, 1]
+
+
+def test_a_gzip_body_is_read_and_bounded_once_inflated() -> None:
+    message = json.dumps({"userId": "u1", "event": "Ebook Downloaded", "messageId": "m1"}).encode()
+    headers = {"content-type": "application/json", "content-encoding": "gzip", "authorization": basic(KEY)}
+    [event] = tracking.receive("track", gzip.compress(message), headers, KEY, NOW)
+    assert event.event_id == "segment#m1"
+    bomb = gzip.compress(json.dumps({"userId": "u1", "event": "x", "pad": "x" * 300_000}).encode())
+    assert len(bomb) < 256 * 1024
+    for body, status in ((bomb, 413), (b"not gzip", 400)):
+        with pytest.raises(ingestion.Rejected) as rejected:
+            tracking.receive("track", body, headers, KEY, NOW)
+        assert rejected.value.status == status
+    with pytest.raises(ingestion.Rejected) as rejected:
+        tracking.receive("track", message, {**headers, "content-encoding": "br"}, KEY, NOW)
+    assert rejected.value.status == 415
