@@ -42,6 +42,8 @@ def _handle_once() -> Callable[..., dict[str, Any]]:
                 "compliance request recorded: export or erase within 30 days", extra={"topic": event["topic"]}
             )
             metrics.add_metric(name="ComplianceRequestReceived", unit=MetricUnit.Count, value=1)
+        if result.unidentified:  # accepted and recorded, but no email, phone nor id: no contact (counted once)
+            metrics.add_metric(name="EventWithoutIdentity", unit=MetricUnit.Count, value=1)
         return {
             "contact_id": result.contact_id,
             "unidentified": result.unidentified,
@@ -56,8 +58,6 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
     result = _handle_once()(event=body)
     logger.info("event processed", extra={"event_id": body.get("event_id"), "type": body.get("type"), **result})
     metrics.add_metric(name="EventProcessed", unit=MetricUnit.Count, value=1)
-    if result.get("unidentified"):  # accepted and recorded, but no email, phone nor id: no contact
-        metrics.add_metric(name="EventWithoutIdentity", unit=MetricUnit.Count, value=1)
     return result
 
 

@@ -83,3 +83,14 @@ def test_an_event_without_identity_is_counted_and_an_anonymous_visit_is_not(
     metrics = metrics_of(capsys.readouterr().out)
     assert metrics["EventProcessed"] == [1.0, 1.0]
     assert metrics["EventWithoutIdentity"] == [1.0]  # the nobody, not the anonymous visitor
+
+
+def test_a_redelivered_event_without_identity_is_counted_once(handler: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    now = Clock().now()
+    nobody = Event(
+        "segment#n2", "form.submitted", "tracking", "track", now.isoformat(), now.isoformat(), ContactFacts()
+    )
+    handler(sqs_event(nobody), Context())
+    assert metrics_of(capsys.readouterr().out)["EventWithoutIdentity"] == [1.0]
+    handler(sqs_event(nobody), Context())
+    assert "EventWithoutIdentity" not in metrics_of(capsys.readouterr().out)
