@@ -183,9 +183,10 @@ def upsert(
 def copy_anonymous(anonymous_id: str, contact: ContactModel, tables: Tables) -> bool:
     """Merges an anonymous visitor into the (unsaved) contact, unless it was merged already: its most recent
     recorded events are copied into the contact's history and move the contact's counters (pages of interest, last
-    seen), so behaviour conditions count the page views made before the identify. True if the caller must then
-    write the identity `anonymous#<id>` (after the contact: a retry after a failure copies again, under the same
-    keys). An anonymous id stays with the first contact it was merged into (a shared computer joins no two people).
+    seen), so behaviour conditions count the page views made before the identify. True if the caller must then write
+    the identity `anonymous#<id>` (after the contact: a retry after a failure copies again, under the same keys;
+    only a failure between the two would count the pages twice). An anonymous id stays with the first contact it was
+    merged into (a shared computer joins no two people).
 
     One read when already merged; else one bounded query of the visitor's events and their batched copy.
     """
