@@ -7,11 +7,12 @@ import json
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.signatures import shopify_signature, timestamped_signature
+from shared.signatures import shopify_signature, timestamped_signature, woocommerce_signature
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,34 @@ def post_tracking(api_url: str, path: str, body: dict[str, Any] | bytes, write_k
     """POSTs to the tracking API, e.g. `post_tracking(url, "/v1/page", {"anonymousId": ...}, key)`."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return post(f"{api_url}{path}", raw, tracking_headers(write_key))
+
+
+def woocommerce_headers(
+    body: bytes, topic: str, secret: str, webhook_id: str = "14", source: str = "https://boutique.example/"
+) -> dict[str, str]:
+    """As WooCommerce sends them: the delivery id is new at every delivery, retries included."""
+    resource, _, event = topic.partition(".")
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "WooCommerce/9.4.2 Hookshot (WordPress/6.7.1)",
+        "X-WC-Webhook-Source": source,
+        "X-WC-Webhook-Topic": topic,
+        "X-WC-Webhook-Resource": resource,
+        "X-WC-Webhook-Event": event,
+        "X-WC-Webhook-Signature": woocommerce_signature(body, secret),
+        "X-WC-Webhook-ID": webhook_id,
+        "X-WC-Webhook-Delivery-ID": uuid.uuid4().hex,
+    }
+
+
+def post_woocommerce(api_url: str, topic: str, body: bytes, secret: str, webhook_id: str = "14") -> Answer:
+    return post(f"{api_url}/webhooks/woocommerce", body, woocommerce_headers(body, topic, secret, webhook_id))
+
+
+def post_woocommerce_ping(api_url: str, webhook_id: str = "14") -> Answer:
+    """The activation ping: a form body, no signature."""
+    body = f"webhook_id={webhook_id}".encode()
+    return post(f"{api_url}/webhooks/woocommerce", body, {"Content-Type": "application/x-www-form-urlencoded"})
 
 
 def get_json(url: str) -> Any:

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import clients, generic, shopify
+from shared import clients, generic, shopify, woocommerce
 from shared.clock import Clock
 from shared.events import SCENARIO_REQUESTED, ConsentFacts, ContactFacts, Event, normalise_email
 from shared.settings import Settings
-from shared.signatures import verify_shopify, verify_timestamped
+from shared.signatures import verify_shopify, verify_timestamped, verify_woocommerce
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 MAX_BODY_BYTES = 256 * 1024
+FORM = "application/x-www-form-urlencoded"
+_PING = re.compile(rb"webhook_id=[0-9]+")
 
 
 class Rejected(Exception):
@@ -76,6 +79,29 @@ def receive_generic(
     try:
         return generic.to_event(payload, clock.now())
     except generic.GenericPayloadError as error:
+        raise Rejected(400, str(error)) from None
+
+
+def is_woocommerce_ping(raw_body: bytes, headers: Mapping[str, str]) -> bool:
+    """WooCommerce's activation ping: the form body `webhook_id=N`, unsigned. It asks only for a 2xx."""
+    media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media_type == FORM and _PING.fullmatch(raw_body.strip()) is not None
+
+
+def receive_woocommerce(raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock) -> Event | None:
+    """The event of a signed delivery, or None for the activation ping (answer 200, enqueue nothing)."""
+    if len(raw_body) <= MAX_BODY_BYTES and is_woocommerce_ping(raw_body, headers):
+        return None
+    check_body(raw_body, headers)
+    if not verify_woocommerce(raw_body, headers.get("x-wc-webhook-signature"), secret):
+        raise Rejected(401, "invalid or missing X-WC-Webhook-Signature signature")
+    try:
+        payload = json.loads(raw_body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Rejected(400, f"body is not JSON: {error}") from None
+    try:
+        return woocommerce.to_event(headers, payload, clock.now())
+    except woocommerce.WooCommercePayloadError as error:
         raise Rejected(400, str(error)) from None
 
 

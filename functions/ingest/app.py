@@ -68,6 +68,22 @@ def shopify() -> Response[dict[str, Any]]:
     return _accept(event, settings, "WebhookAccepted", type=event.type)
 
 
+@app.post("/webhooks/woocommerce")
+def woocommerce() -> Response[dict[str, Any]]:
+    settings = get_settings()
+    headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
+    secret = secrets.resolve(
+        settings.woocommerce_secret, settings.woocommerce_secret_parameter, "WooCommerce webhook secret"
+    )
+    try:
+        event = ingestion.receive_woocommerce(_raw_body(), headers, secret, settings.clock())
+    except ingestion.Rejected as rejected:
+        return _refuse("woocommerce", rejected)
+    if event is None:  # the activation ping: WooCommerce only needs a 2xx to activate the webhook
+        return _answer(200, status="ping acknowledged")
+    return _accept(event, settings, "WebhookAccepted", type=event.type)
+
+
 @app.post("/webhooks/generic")
 def generic_webhook() -> Response[dict[str, Any]]:
     settings = get_settings()

@@ -8,7 +8,7 @@ from shared import ingestion
 from shared.clock import Clock
 from shared.events import CONTACT_SUBSCRIBED
 from shared.settings import Settings
-from shared.signatures import shopify_signature
+from shared.signatures import shopify_signature, woocommerce_signature
 from tests.conftest import sample
 
 SECRET = "app-secret"
@@ -102,3 +102,87 @@ def test_a_queue_that_refuses_the_event_is_reported_as_unavailable(
     event = ingestion.receive_shopify(BODY, headers(BODY), SECRET, Clock())
     with pytest.raises(ingestion.QueueUnavailable):
         ingestion.enqueue(event, settings)
+
+
+WC_SECRET = "wc-secret"
+WC_ORDER = sample("woocommerce/order-created.json")
+
+
+def wc_headers(body: bytes, signature: str | None = None, **extra: str) -> dict[str, str]:
+    given = {
+        "content-type": "application/json",
+        "x-wc-webhook-topic": "order.created",
+        "x-wc-webhook-id": "14",
+        "x-wc-webhook-delivery-id": "9f2c4e1a7b",
+        "x-wc-webhook-signature": woocommerce_signature(body, WC_SECRET) if signature is None else signature,
+        **extra,
+    }
+    return {name: value for name, value in given.items() if value != "-"}
+
+
+def wc_rejection(body: bytes, given: dict[str, str]) -> ingestion.Rejected:
+    with pytest.raises(ingestion.Rejected) as rejected:
+        ingestion.receive_woocommerce(body, given, WC_SECRET, Clock())
+    return rejected.value
+
+
+def test_a_signed_woocommerce_delivery_is_normalised() -> None:
+    event = ingestion.receive_woocommerce(WC_ORDER, wc_headers(WC_ORDER), WC_SECRET, Clock())
+    assert event is not None
+    assert (event.type, event.event_id) == ("order.placed", "woocommerce#14#727#2026-11-24T10:02:19")
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=UTF-8"]
+)
+def test_the_woocommerce_activation_ping_is_answered_without_an_event(content_type: str) -> None:
+    ping = sample("woocommerce/ping.txt")
+    assert ingestion.receive_woocommerce(ping, {"content-type": content_type}, WC_SECRET, Clock()) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"webhook_id=14&topic=order.created", "application/x-www-form-urlencoded"),
+        (b"webhook_id=", "application/x-www-form-urlencoded"),
+        (b"webhook_id=14", "text/plain"),
+    ],
+)
+def test_a_form_body_that_is_not_the_ping_is_415(body: bytes, content_type: str) -> None:
+    rejected = wc_rejection(body, {"content-type": content_type})
+    assert rejected.status == 415
+    assert "application/json" in rejected.reason
+
+
+@pytest.mark.parametrize(
+    "signature", ["-", "", "bm90IGEgc2lnbmF0dXJl", woocommerce_signature(WC_ORDER, "wrong-secret")]
+)
+def test_a_bad_or_missing_woocommerce_signature_is_401(signature: str) -> None:
+    rejected = wc_rejection(WC_ORDER, wc_headers(WC_ORDER, signature))
+    assert rejected.status == 401
+    assert "X-WC-Webhook-Signature" in rejected.reason
+
+
+def test_a_woocommerce_signature_is_checked_before_the_body_is_parsed() -> None:
+    assert wc_rejection(b"{not json", wc_headers(b"{not json", "forged")).status == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "extra", "status", "reason"),
+    [
+        (b"{not json", {}, 400, "not JSON"),
+        (b"[]", {}, 400, "JSON object"),
+        (WC_ORDER, {"x-wc-webhook-topic": "-"}, 400, "X-WC-Webhook-Topic"),
+        (WC_ORDER, {"x-wc-webhook-id": "-"}, 400, "X-WC-Webhook-ID"),
+        (WC_ORDER, {"content-type": "text/xml"}, 415, "application/json"),
+        (json.dumps({"padding": "x" * (256 * 1024)}).encode(), {}, 413, "larger"),
+        (b"webhook_id=" + b"1" * (256 * 1024), {"content-type": "application/x-www-form-urlencoded"}, 413, "larger"),
+    ],
+    ids=["not-json", "not-an-object", "no-topic", "no-webhook-id", "media-type", "too-large", "too-large-ping"],
+)
+def test_each_bad_woocommerce_delivery_is_refused_by_name(
+    body: bytes, extra: dict[str, str], status: int, reason: str
+) -> None:
+    rejected = wc_rejection(body, wc_headers(body, **extra))
+    assert rejected.status == status
+    assert reason in rejected.reason

@@ -1,4 +1,11 @@
-from shared.signatures import shopify_signature, timestamped_signature, verify_shopify, verify_timestamped
+from shared.signatures import (
+    shopify_signature,
+    timestamped_signature,
+    verify_shopify,
+    verify_timestamped,
+    verify_woocommerce,
+    woocommerce_signature,
+)
 from tests.conftest import sample
 
 BODY = sample("shopify/customers-create.json")
@@ -52,3 +59,19 @@ def test_a_timestamped_signature_verifies_with_its_secret_within_five_minutes_on
     assert not verify_timestamped(BODY, "v1=abc", ["crm-secret"], now=1700000000)
     assert not verify_timestamped(BODY, None, ["crm-secret"], now=1700000000)
     assert not verify_timestamped(BODY, header, [""], now=1700000000)
+
+
+def test_a_woocommerce_signature_is_the_base64_hmac_sha256_of_the_raw_body() -> None:
+    # Known answer computed independently: printf 'hello' | openssl dgst -sha256 -hmac key -binary | base64
+    assert woocommerce_signature(b"hello", "key") == "kwezuRXvtRcf8U2MtV+8x5jGwO8UVtZt7RpqpyOli3s="
+
+
+def test_a_woocommerce_signature_verifies_with_its_secret_over_the_same_bytes_only() -> None:
+    body = sample("woocommerce/order-created.json")
+    signature = woocommerce_signature(body, "wc-secret")
+    assert verify_woocommerce(body, signature, "wc-secret")
+    assert not verify_woocommerce(body, signature, "another-secret")
+    assert not verify_woocommerce(body.replace(b"64.70", b"0.01"), signature, "wc-secret")
+    assert not verify_woocommerce(body, None, "wc-secret")
+    assert not verify_woocommerce(body, "", "wc-secret")
+    assert not verify_woocommerce(body, woocommerce_signature(body, ""), "")
