@@ -201,6 +201,7 @@ def _purchase(order: Mapping[str, Any]) -> dict[str, Any]:
         "lines": lines,
         "order_id": order.get("id"),
         "order_name": f"#{number}" if number else None,
+        "status_url": None,  # the REST order has no customer-facing page (My account needs a login): as Shopify's key
         "status": _text(order.get("status")),
         "paid": is_paid(order),
     }

@@ -5,12 +5,14 @@ from typing import Any
 import boto3
 import pytest
 
+from infra import validation
 from shared import processing, woocommerce
 from shared.clock import Clock
 from shared.events import CONTACT_SUBSCRIBED, CONTACT_UPDATED, ORDER_PAID, ORDER_PLACED, UNRECOGNISED, Event
 from shared.settings import Settings
 from shared.storage import tables
-from tests.conftest import sample_json
+from shared.templates import render_email
+from tests.conftest import ROOT, sample_json
 
 NOW = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
 
@@ -100,6 +102,7 @@ def test_an_order_carries_its_amounts_and_lines_but_no_personal_data() -> None:
     props = event("order.created", "order-created.json").properties
     assert (props["total"], props["currency"], props["order_id"], props["order_name"]) == ("64.70", "EUR", 727, "#727")
     assert (props["status"], props["paid"], props["shop"]) == ("processing", True, "https://boutique.example/")
+    assert props["status_url"] is None  # the templates written for Shopify's orders read it
     assert props["lines"] == [
         {
             "name": "Carnet A5 pointillé",
@@ -324,3 +327,23 @@ def test_an_unrecognised_topic_is_recorded_in_the_source_s_bucket(settings: Sett
     recorded = list(tables(settings).events.query("_unattributed#woocommerce"))
     assert [e.properties["topic"] for e in recorded] == ["product.created"]
     assert tables(settings).contacts.count() == 0
+
+
+ORDER_TEMPLATES = sorted(  # the scenarios an order starts (trigger: order.placed): their emails read the order
+    f"{path.parent.name}/{path.name.removesuffix('.fr.html')}"
+    for folder in ("post-purchase", "loyalty")
+    for path in (ROOT / "templates" / "email" / folder).glob("*.fr.html")
+)
+
+
+@pytest.mark.parametrize("name", ORDER_TEMPLATES)
+@pytest.mark.parametrize("locale", ["fr", "en"])
+def test_the_emails_an_order_starts_render_with_a_woocommerce_order(name: str, locale: str) -> None:
+    placed = event("order.created", "order-created.json")
+    trigger = {"type": placed.type, "event_id": placed.event_id, "properties": placed.properties}
+    email = render_email(name, locale, {**validation.SAMPLE_CONTEXT, "trigger": trigger})
+    assert email.subject
+    if name == "post-purchase/1-thanks":
+        assert "#727" in email.subject
+        assert "Carnet A5 pointillé · Kraft" in email.text
+        assert "14.95 EUR" in email.text
