@@ -347,3 +347,15 @@ def test_the_emails_an_order_starts_render_with_a_woocommerce_order(name: str, l
         assert "#727" in email.subject
         assert "Carnet A5 pointillé · Kraft" in email.text
         assert "14.95 EUR" in email.text
+
+
+def test_a_guest_order_without_email_nor_phone_is_recorded_without_creating_a_contact(settings: Settings) -> None:
+    payload = sample_json("woocommerce/order-created.json")
+    payload["customer_id"] = 0
+    payload["billing"]["email"] = payload["billing"]["phone"] = ""  # keyed in by the shop for a walk-in buyer
+    mapped = woocommerce.to_event(headers(), payload, NOW)
+    assert mapped.contact_key() == "source#woocommerce"
+    result = processing.process(mapped, settings, Clock())
+    assert result.contact_id is None
+    assert [e.type for e in tables(settings).events.query("_unattributed#woocommerce")] == [ORDER_PLACED]
+    assert tables(settings).contacts.count() == 0
