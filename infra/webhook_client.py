@@ -74,7 +74,7 @@ def post_tracking(api_url: str, path: str, body: dict[str, Any] | bytes, write_k
 def woocommerce_headers(
     body: bytes, topic: str, secret: str, webhook_id: str = "14", source: str = "https://boutique.example/"
 ) -> dict[str, str]:
-    """As WooCommerce sends them: the delivery id is new at every delivery, retries included."""
+    """As WooCommerce sends them: the delivery id is new at every delivery."""
     resource, _, event = topic.partition(".")
     return {
         "Content-Type": "application/json",

@@ -103,10 +103,11 @@ def is_paid(order: Mapping[str, Any]) -> bool:
 
 
 def _event_id(event_type: str, webhook_id: str, headers: Mapping[str, str], payload: Mapping[str, Any]) -> str:
-    """The idempotency key. WooCommerce's delivery id changes with every retry, so it cannot serve.
+    """The idempotency key. WooCommerce's delivery id is new at every delivery (one save can deliver a topic
+    twice), so it cannot serve.
 
     A payment is keyed on the order and its payment time: every later `order.updated` of a paid order (completed,
-    a note, a refund) maps to the same `order.paid`, which therefore happens once. Any other delivery is keyed on
+    a note, a partial refund) maps to the same `order.paid`, which therefore happens once. Any other delivery is keyed on
     (webhook, resource, `date_modified_gmt`); a payload without them (`action.*`, `order.deleted`) falls back to
     the delivery id.
     """

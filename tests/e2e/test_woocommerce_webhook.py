@@ -76,7 +76,7 @@ def test_an_opted_in_customer_s_order_starts_the_post_purchase_series_once(local
     order_id = new_customer_id()
     order = resource("order-created.json", email, customer_id, consent="yes", order_id=order_id)
 
-    # When the shop delivers order.created, then delivers it again (a retry: a new delivery id, the same order)
+    # When the shop delivers order.created, then delivers it again (a new delivery id, the same change)
     first = post_woocommerce(local.api_url, "order.created", order, WOOCOMMERCE_SECRET)
     again = post_woocommerce(local.api_url, "order.created", order, WOOCOMMERCE_SECRET)
 

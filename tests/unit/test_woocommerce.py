@@ -212,8 +212,8 @@ def test_an_order_without_the_field_grants_nothing() -> None:
 def test_a_redelivery_has_a_new_delivery_id_but_the_same_event_id() -> None:
     payload = sample_json("woocommerce/order-created.json")
     first = woocommerce.to_event(headers(), payload, NOW)
-    retry = woocommerce.to_event(headers(**{"x-wc-webhook-delivery-id": "0c7d1e"}), payload, NOW)
-    assert first.event_id == retry.event_id == "woocommerce#14#727#2026-11-24T10:02:19"
+    again = woocommerce.to_event(headers(**{"x-wc-webhook-delivery-id": "0c7d1e"}), payload, NOW)
+    assert first.event_id == again.event_id == "woocommerce#14#727#2026-11-24T10:02:19"
 
 
 def test_a_change_of_the_resource_or_another_webhook_is_another_event() -> None:
