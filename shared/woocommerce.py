@@ -107,15 +107,15 @@ def _event_id(event_type: str, webhook_id: str, headers: Mapping[str, str], payl
     twice), so it cannot serve.
 
     A payment is keyed on the order and its payment time: every later `order.updated` of a paid order (completed,
-    a note, a partial refund) maps to the same `order.paid`, which therefore happens once. Any other delivery is keyed on
-    (webhook, resource, `date_modified_gmt`); a payload without them (`action.*`, `order.deleted`) falls back to
-    the delivery id.
+    a note, a partial refund) maps to the same `order.paid`, which therefore happens once. Any other delivery is
+    keyed on (webhook, resource, `date_modified_gmt`, or `date_created_gmt` if never modified); a payload without
+    them (`action.*`, `order.deleted`) falls back to the delivery id.
     """
     resource_id = payload.get("id")
     known = isinstance(resource_id, int | str) and not isinstance(resource_id, bool) and str(resource_id) != ""
     if event_type == ORDER_PAID and known:
         return f"woocommerce#order.paid#{resource_id}#{_text(payload.get('date_paid_gmt') or payload.get('date_paid'))}"
-    modified = _text(payload.get("date_modified_gmt"))
+    modified = _text(payload.get("date_modified_gmt")) or _text(payload.get("date_created_gmt"))  # never modified
     if known and modified:
         return f"woocommerce#{webhook_id}#{resource_id}#{modified}"
     delivery_id = _text(headers.get("x-wc-webhook-delivery-id"))

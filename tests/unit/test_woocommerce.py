@@ -242,6 +242,11 @@ def test_every_later_update_of_a_paid_order_is_the_same_payment() -> None:
     )
 
 
+def test_a_customer_never_modified_is_keyed_on_its_creation() -> None:
+    mapped = event("customer.created", "customer-created.json", date_modified=None, date_modified_gmt=None)
+    assert mapped.event_id == "woocommerce#14#26#2026-11-24T10:01:58"
+
+
 def test_a_payload_without_id_and_date_is_keyed_on_its_delivery() -> None:
     mapped = woocommerce.to_event(
         headers("action.woocommerce_low_stock"), {"action": "woocommerce_low_stock", "arg": 93}, NOW
