@@ -10,7 +10,8 @@
 
 WooCommerce core carries no marketing consent: consent is only read from the order's or customer's `meta_data`
 entry `parcours_marketing_consent` (`yes` / `no`), dated by `parcours_marketing_consent_at`, that a shop adds at
-checkout or on the account page. Without it nothing is said about consent, never granted.
+checkout or on the account page, with `parcours_marketing_consent_wording` (what the box said) if the shop
+keeps it. Without it nothing is said about consent, never granted.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ TOPICS = {
 PAID_STATUSES = ("processing", "completed")
 CONSENT_KEY = "parcours_marketing_consent"
 CONSENT_AT_KEY = "parcours_marketing_consent_at"
+CONSENT_WORDING_KEY = "parcours_marketing_consent_wording"  # the checkbox's text or version: kept with the proof
 MAX_LINES = 20  # as for Shopify: enough for any email's product block, far below 256 KiB on the queue
 
 _CONSENT_VALUES = {
@@ -138,6 +140,7 @@ def consent_from_meta(resource: Mapping[str, Any], topic: str, fallback_at: str)
         level="single_opt_in" if state == "granted" else None,
         at=_gmt(meta.get(CONSENT_AT_KEY)) or fallback_at,
         source=f"woocommerce:{topic}",
+        wording=_text(meta.get(CONSENT_WORDING_KEY)),
     )
 
 

@@ -95,6 +95,7 @@ def test_an_order_is_placed_by_its_billing_contact_with_the_opt_in_the_shop_coll
         "2026-11-24T10:02:11+00:00",
         "woocommerce:order.created",
     )
+    assert consent.wording == "checkout v2: Je souhaite recevoir les nouveautés et offres de la boutique par email"
     assert mapped.occurred_at == "2026-11-24T10:02:19+00:00"
 
 
