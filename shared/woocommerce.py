@@ -108,13 +108,17 @@ def _event_id(event_type: str, webhook_id: str, headers: Mapping[str, str], payl
     """The idempotency key. WooCommerce's delivery id is new at every delivery (one save can deliver a topic
     twice), so it cannot serve.
 
-    A payment is keyed on the order and its payment time: every later `order.updated` of a paid order (completed,
-    a note, a partial refund) maps to the same `order.paid`, which therefore happens once. Any other delivery is
-    keyed on (webhook, resource, `date_modified_gmt`, or `date_created_gmt` if never modified); a payload without
-    them (`action.*`, `order.deleted`) falls back to the delivery id.
+    An order is placed once and a customer created once, whatever the deliveries (`woocommerce#order.placed#<id>`):
+    the order's counters and its scenarios cannot count it twice. A payment is keyed on the order and its payment
+    time: every later `order.updated` of a paid order (completed, a note, a partial refund) maps to the same
+    `order.paid`, which therefore happens once. Any other delivery is keyed on (webhook, resource,
+    `date_modified_gmt`, or `date_created_gmt` if never modified); a payload without them (`action.*`,
+    `order.deleted`) falls back to the delivery id.
     """
     resource_id = payload.get("id")
     known = isinstance(resource_id, int | str) and not isinstance(resource_id, bool) and str(resource_id) != ""
+    if event_type in (ORDER_PLACED, CONTACT_SUBSCRIBED) and known:
+        return f"woocommerce#{event_type}#{resource_id}"
     if event_type == ORDER_PAID and known:
         return f"woocommerce#order.paid#{resource_id}#{_text(payload.get('date_paid_gmt') or payload.get('date_paid'))}"
     modified = _text(payload.get("date_modified_gmt")) or _text(payload.get("date_created_gmt"))  # never modified

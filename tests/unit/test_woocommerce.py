@@ -214,7 +214,24 @@ def test_a_redelivery_has_a_new_delivery_id_but_the_same_event_id() -> None:
     payload = sample_json("woocommerce/order-created.json")
     first = woocommerce.to_event(headers(), payload, NOW)
     again = woocommerce.to_event(headers(**{"x-wc-webhook-delivery-id": "0c7d1e"}), payload, NOW)
-    assert first.event_id == again.event_id == "woocommerce#14#727#2026-11-24T10:02:19"
+    assert first.event_id == again.event_id == "woocommerce#order.placed#727"
+
+
+def test_an_order_is_placed_once_and_a_customer_created_once_whatever_the_deliveries() -> None:
+    # e.g. two order.created webhooks pointing at parcours, or the order saved again between two deliveries
+    order = sample_json("woocommerce/order-created.json")
+    placed = woocommerce.to_event(headers("order.created"), order, NOW)
+    again = woocommerce.to_event(
+        headers("order.created", **{"x-wc-webhook-id": "15"}),
+        {**order, "date_modified_gmt": "2026-11-24T10:03:00"},
+        NOW,
+    )
+    assert placed.event_id == again.event_id == "woocommerce#order.placed#727"
+    customer = sample_json("woocommerce/customer-created.json")
+    assert event("customer.created", "customer-created.json").event_id == "woocommerce#contact.subscribed#26"
+    assert (
+        woocommerce.to_event(headers("customer.updated"), customer, NOW).event_id != "woocommerce#contact.subscribed#26"
+    )
 
 
 def test_a_change_of_the_resource_or_another_webhook_is_another_event() -> None:
@@ -223,7 +240,7 @@ def test_a_change_of_the_resource_or_another_webhook_is_another_event() -> None:
     changed = woocommerce.to_event(
         headers("customer.updated"), {**payload, "date_modified_gmt": "2026-11-25T08:00:00"}, NOW
     )
-    other_hook = woocommerce.to_event(headers("customer.created", **{"x-wc-webhook-id": "15"}), payload, NOW)
+    other_hook = woocommerce.to_event(headers("customer.updated", **{"x-wc-webhook-id": "15"}), payload, NOW)
     assert len({first.event_id, changed.event_id, other_hook.event_id}) == 3
 
 
@@ -244,7 +261,7 @@ def test_every_later_update_of_a_paid_order_is_the_same_payment() -> None:
 
 
 def test_a_customer_never_modified_is_keyed_on_its_creation() -> None:
-    mapped = event("customer.created", "customer-created.json", date_modified=None, date_modified_gmt=None)
+    mapped = event("customer.updated", "customer-created.json", date_modified=None, date_modified_gmt=None)
     assert mapped.event_id == "woocommerce#14#26#2026-11-24T10:01:58"
 
 
