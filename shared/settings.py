@@ -60,6 +60,10 @@ class Settings:
     crm_url: str | None = None
     crm_secret: str | None = None
     crm_secret_parameter: str | None = None
+    # Processing (REQUIREMENTS.md, Processing): where the process function puts what it cannot handle, and the
+    # queue's maxReceiveCount, so a transient failure on its last allowed receive goes there with its reason.
+    dead_letter_queue_url: str | None = None
+    max_receive_count: int = 5
 
     def clock(self) -> Clock:
         return Clock(scale=self.time_scale, epoch=self.clock_epoch)
@@ -93,6 +97,9 @@ class Settings:
             raise ConfigurationError(
                 f"PARCOURS_SMS_SENDER_ID must be 1 to 11 letters, digits or hyphens with a letter, got {sender_id!r}"
             )
+        receives = number("PARCOURS_MAX_RECEIVE_COUNT", "5")
+        if receives < 1 or receives != int(receives):
+            raise ConfigurationError(f"PARCOURS_MAX_RECEIVE_COUNT must be a whole number, 1 or more, got {receives:g}")
         return cls(
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or need("AWS_REGION"),
             contacts_table=need("PARCOURS_CONTACTS_TABLE"),
@@ -129,6 +136,8 @@ class Settings:
             crm_url=crm_url,
             crm_secret=env.get("PARCOURS_CRM_SECRET") or None,
             crm_secret_parameter=env.get("PARCOURS_CRM_SECRET_PARAMETER") or None,
+            dead_letter_queue_url=env.get("PARCOURS_DEAD_LETTER_QUEUE_URL", "").strip() or None,
+            max_receive_count=int(receives),
         )
 
 

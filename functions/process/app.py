@@ -17,13 +17,14 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import processing
+from shared import deadletters, processing
 from shared.events import Event
 from shared.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
-processor = SqsFifoPartialProcessor()
+# Only the failing message's group (its contact) waits for a retry; the other contacts' messages go on.
+processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 # Kept 7 days: Shopify retries for 4 hours, SQS redrives within 14 days of a fix.
 idempotency = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=7 * 24 * 3600)
 
@@ -45,6 +46,8 @@ def _handle_once() -> Callable[..., dict[str, Any]]:
         if result.unidentified:  # accepted and recorded, but no email, phone nor id: no contact (counted once)
             metrics.add_metric(name="EventWithoutIdentity", unit=MetricUnit.Count, value=1)
         return {
+            "event_id": result.event_id,
+            "type": event["type"],
             "contact_id": result.contact_id,
             "unidentified": result.unidentified,
             "scenarios": [{"scenario": o.scenario, "started": o.started, "reason": o.reason} for o in result.outcomes],
@@ -54,9 +57,13 @@ def _handle_once() -> Callable[..., dict[str, Any]]:
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
-    body = record.json_body
-    result = _handle_once()(event=body)
-    logger.info("event processed", extra={"event_id": body.get("event_id"), "type": body.get("type"), **result})
+    outcome = deadletters.consume(record, lambda body: _handle_once()(event=body), get_settings())
+    if outcome.dead_letter is not None:
+        logger.warning("event sent to the dead-letter queue", extra=vars(outcome.dead_letter))
+        metrics.add_metric(name="EventDeadLettered", unit=MetricUnit.Count, value=1)
+        return {}
+    result = outcome.result or {}
+    logger.info("event processed", extra=result)
     metrics.add_metric(name="EventProcessed", unit=MetricUnit.Count, value=1)
     return result
 
