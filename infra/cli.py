@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -116,6 +117,33 @@ def _demo(args: argparse.Namespace) -> int:
     return run(time_scale=args.time_scale, timeout=args.timeout)
 
 
+def _dlq(args: argparse.Namespace) -> int:
+    from infra import deadletters
+
+    try:
+        sqs, cloudformation = deadletters.clients(args.endpoint_url, args.region)
+        at = deadletters.queues(cloudformation, args.stack)
+        letters = deadletters.receive_all(sqs, at.dead_letters)
+    except deadletters.DeadLetterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.action == "list":
+        deadletters.release(sqs, at.dead_letters, letters)
+        print(deadletters.table(letters) if letters else "the dead-letter queue is empty")
+        return 0
+    wanted = set(args.ids or [])
+    chosen = [letter for letter in letters if not wanted or letter.matches(wanted)]
+    deadletters.release(sqs, at.dead_letters, [letter for letter in letters if letter not in chosen])
+    deadletters.redrive(sqs, at, chosen)
+    for letter in chosen:
+        print(f"redriven: {letter.message_id} {letter.event_id or '?'} {letter.type or '?'}")
+    unknown = sorted(wanted - {letter.message_id for letter in chosen} - {letter.event_id for letter in chosen})
+    for name in unknown:
+        print(f"error: no message {name!r} in the dead-letter queue", file=sys.stderr)
+    print(f"{len(chosen)} message(s) sent back to the events queue")
+    return 1 if unknown else 0
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -153,6 +181,17 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--time-scale", type=_positive, default=43200.0, help="43200: a simulated day in 2 s")
     demo.add_argument("--timeout", type=_positive, default=90.0, help="real seconds to wait for the series")
     demo.set_defaults(run=_demo)
+    dlq = commands.add_parser("dlq", help="events the process function could not handle: list them, redrive them")
+    dlq.add_argument("action", choices=["list", "redrive"])
+    dlq.add_argument("--id", dest="ids", action="append", help="redrive only this message or event id (repeatable)")
+    dlq.add_argument("--stack", default="parcours", help="the CloudFormation stack (default parcours)")
+    dlq.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="the AWS endpoint, e.g. the one `parcours local` prints (default $AWS_ENDPOINT_URL, else AWS)",
+    )
+    dlq.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
+    dlq.set_defaults(run=_dlq)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

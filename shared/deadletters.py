@@ -146,7 +146,7 @@ def send(
 ) -> DeadLetter:
     """The message, unchanged, on the DLQ with its reason; deduplicated on its id if sent twice."""
     assert settings.dead_letter_queue_url is not None
-    known = data if data is not None else _best_effort(record.body)
+    known = data if data is not None else best_effort(record.body)
     now: datetime = settings.clock().now()
     letter = DeadLetter(kind, type(error).__name__, known.get("event_id"), known.get("type"))
     attributes = {
@@ -172,7 +172,7 @@ def send(
     return letter
 
 
-def _best_effort(body: str) -> dict[str, str]:
+def best_effort(body: str) -> dict[str, str]:
     """The id, type and source of a message that is not a valid event, when they can be read at all."""
     try:
         data = json.loads(body)
