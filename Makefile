@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.txt requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint typecheck unit compile validate package clean
+.PHONY: setup demo test lint typecheck unit compile validate package bench clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ typecheck: setup
 
 compile: setup
 	$(BIN)/parcours compile
+
+# Figures against baselines measured in the same run (README, "Bench"); printed, never asserted. About 2 minutes.
+bench: setup
+	$(BIN)/python -m infra.bench
 
 package: setup compile
 	$(BIN)/parcours package

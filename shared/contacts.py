@@ -54,13 +54,21 @@ def anonymous_key(anonymous_id: str) -> str:
     return "anonymous#" + anonymous_id
 
 
-def _find(keys: list[str], tables: Tables) -> tuple[str | None, str | None]:
-    """The contact id of the first known identity, and that identity."""
-    for key in keys:
-        identity = get_or_none(tables.identities, key)
-        if identity is not None:
-            return identity.contact_id, key
-    return None, None
+def _find(keys: list[str], tables: Tables) -> tuple[str | None, dict[str, str]]:
+    """The contact id of the first known identity, and every known identity's contact id: one request
+    (BatchGetItem), and no write later for an identity already there."""
+    if len(keys) == 1:
+        identity = get_or_none(tables.identities, keys[0])
+        known = {keys[0]: identity.contact_id} if identity is not None else {}
+    else:
+        try:
+            known = {
+                identity.identity: identity.contact_id
+                for identity in tables.identities.batch_get(list(dict.fromkeys(keys)))
+            }
+        except PynamoDBException as error:
+            raise StorageError(str(error)) from error
+    return next((known[key] for key in keys if key in known), None), known
 
 
 def _parse(timestamp: str | None) -> datetime | None:
@@ -120,13 +128,13 @@ def upsert(
         if facts.anonymous_id is None:
             return None
         # An anonymous visitor: its own contact once an identify merged it, else no one (no contact is created).
-        contact_id, known_key = _find([anonymous_key(facts.anonymous_id)], tables)
+        contact_id, found = _find([anonymous_key(facts.anonymous_id)], tables)
         if contact_id is None:
             return None
     else:
         # A household may share a phone: it finds a contact only when the facts carry no email nor source id.
         strong = [key for key in keys if not key.startswith("phone#")]
-        contact_id, known_key = _find(strong or keys, tables)
+        contact_id, found = _find(strong or keys, tables)
     contact: ContactModel
     created = contact_id is None
     if contact_id is None:
@@ -167,7 +175,7 @@ def upsert(
     contact.updated_at = now
     contact.save()
     for key in keys:
-        if key == known_key:
+        if key in found:  # this contact's, or (first come, first kept) another's
             continue
         with contextlib.suppress(AlreadyExists):
             create_new(tables.identities(identity=key, contact_id=contact.contact_id), IdentityModel.identity)

@@ -106,7 +106,12 @@ def _re_entry_refusal(entry: Entry, past: list[EnrolmentModel], now: datetime) -
 
 
 def start_matching(
-    event: Event, contact: ContactModel, settings: Settings, entries: tuple[Entry, ...], now: datetime
+    event: Event,
+    contact: ContactModel,
+    settings: Settings,
+    entries: tuple[Entry, ...],
+    now: datetime,
+    enrolled: list[EnrolmentModel] | None = None,
 ) -> list[Outcome]:
     t = tables(settings)
     outcomes = []
@@ -114,7 +119,7 @@ def start_matching(
         if entry.trigger_event != event.type or not matches(entry.where, event.properties):
             continue
         name = execution_name(entry.scenario, contact.contact_id, event.event_id)
-        past = enrolments.of(t, contact.contact_id, entry.scenario)
+        past = enrolments.of(t, contact.contact_id, entry.scenario, enrolled)
         if any(enrolment.key == enrolments.key(entry.scenario, name) for enrolment in past):
             outcomes.append(Outcome(entry.scenario, name, started=False, reason="already started for this event"))
             continue
@@ -197,9 +202,16 @@ def _meets(
 
 
 def stop_on_goals(
-    event: Event, contact: ContactModel, settings: Settings, entries: tuple[Entry, ...], now: datetime
+    event: Event,
+    contact: ContactModel,
+    settings: Settings,
+    entries: tuple[Entry, ...],
+    now: datetime,
+    enrolled: list[EnrolmentModel] | None = None,
 ) -> list[Outcome]:
-    """Stops the contact's running executions of every scenario whose goal this event is: a conversion."""
+    """Stops the contact's running executions of every scenario whose goal this event is: a conversion.
+    `enrolled`: the contact's enrolments read once for the event (start_matching and resume_waiting take the same
+    list: closing one here changes its status only, which they do not read), else each scenario's are queried."""
     t = tables(settings)
     sfn = clients.stepfunctions(settings.region)
     outcomes = []
@@ -207,7 +219,7 @@ def stop_on_goals(
         by_event = event.type in (entry.goal_events or (entry.goal_event,))
         if not by_event and entry.goal_condition is None:
             continue
-        active = [e for e in enrolments.of(t, contact.contact_id, entry.scenario) if e.status == "active"]
+        active = [e for e in enrolments.of(t, contact.contact_id, entry.scenario, enrolled) if e.status == "active"]
         if not active:
             continue
         if not by_event and not _meets(entry.goal_condition, contact, settings, t, now):
@@ -240,13 +252,15 @@ def stop_on_goals(
     return outcomes
 
 
-def resume_waiting(event: Event, contact: ContactModel, settings: Settings) -> list[Outcome]:
+def resume_waiting(
+    event: Event, contact: ContactModel, settings: Settings, enrolled: list[EnrolmentModel] | None = None
+) -> list[Outcome]:
     """Resumes the contact's executions waiting for this event (their wait_for steps), with the event."""
     t = tables(settings)
     sfn = clients.stepfunctions(settings.region)
     output = json.dumps({"type": event.type, "event_id": event.event_id, "properties": event.properties})
     outcomes = []
-    for enrolment in enrolments.waiting_for(t, contact.contact_id, event.type):
+    for enrolment in enrolments.waiting_for(t, contact.contact_id, event.type, enrolled):
         try:
             sfn.send_task_success(taskToken=str(enrolment.task_token), output=output)
             reason = f"resumed by {event.type}"

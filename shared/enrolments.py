@@ -19,8 +19,16 @@ def key(scenario: str, execution_arn_or_name: str) -> str:
     return f"{scenario}#{execution_arn_or_name.rsplit(':', 1)[-1]}"
 
 
-def of(t: Tables, contact_id: str, scenario: str) -> list[EnrolmentModel]:
+def of(t: Tables, contact_id: str, scenario: str, enrolled: list[EnrolmentModel] | None = None) -> list[EnrolmentModel]:
+    """The contact's enrolments in this scenario: from `enrolled` (all of them, read once for an event) if given."""
+    if enrolled is not None:
+        return [e for e in enrolled if e.key.startswith(f"{scenario}#")]
     return list(t.enrolments.query(contact_id, EnrolmentModel.key.startswith(f"{scenario}#")))
+
+
+def all_of(t: Tables, contact_id: str) -> list[EnrolmentModel]:
+    """Every enrolment of the contact in one query (a contact has few): an event's dispatch reads them once."""
+    return list(t.enrolments.query(contact_id))
 
 
 def record(t: Tables, contact_id: str, scenario: str, execution_arn: str, now: datetime) -> None:
@@ -70,9 +78,12 @@ def await_event(
     )
 
 
-def waiting_for(t: Tables, contact_id: str, event: str) -> list[EnrolmentModel]:
+def waiting_for(
+    t: Tables, contact_id: str, event: str, enrolled: list[EnrolmentModel] | None = None
+) -> list[EnrolmentModel]:
     """The contact's executions holding a task token for this event (a contact has few enrolments)."""
-    return [e for e in t.enrolments.query(contact_id) if e.waiting_event == event and e.task_token]
+    known = all_of(t, contact_id) if enrolled is None else enrolled
+    return [e for e in known if e.waiting_event == event and e.task_token]
 
 
 def stop_waiting(enrolment: EnrolmentModel) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared import contacts, dispatch
+from shared import contacts, dispatch, enrolments
 from shared.clock import Clock
 from shared.events import COMPLIANCE_REQUESTED, EMAIL_CLICKED, EMAIL_OPENED, ORDER_PLACED, UNRECOGNISED, Event
 from shared.settings import Settings
@@ -59,7 +59,9 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         contacts.record_engagement(contact, now, clicked=event.type == EMAIL_CLICKED)  # and the inactivity index
     entries = dispatch.catalogue()
     # Goals first: an order ends the abandoned-cart series before it starts the post-purchase one.
-    outcomes = dispatch.stop_on_goals(event, contact, settings, entries, now)
-    outcomes += dispatch.resume_waiting(event, contact, settings)
-    outcomes += dispatch.start_matching(event, contact, settings, entries, now)
+    # The contact's enrolments, read once for the three (none to read for a contact this event created).
+    enrolled = [] if contact.created_at == now else enrolments.all_of(t, contact.contact_id)
+    outcomes = dispatch.stop_on_goals(event, contact, settings, entries, now, enrolled)
+    outcomes += dispatch.resume_waiting(event, contact, settings, enrolled)
+    outcomes += dispatch.start_matching(event, contact, settings, entries, now, enrolled)
     return Result(event.event_id, contact.contact_id, recorded=True, outcomes=outcomes)

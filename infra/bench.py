@@ -1,0 +1,297 @@
+"""`make bench`: how fast parcours takes events in, each figure against a baseline measured in the same run.
+
+Figures are printed, never asserted (the machine's load decides the absolute numbers; the ratios travel better):
+  1. events per second through ingest and process in `parcours local`, against bare HTTP requests to it;
+  2. DynamoDB requests per event while processing, against a bare put_item loop (the floor: 1.0);
+  3. the ingest handler's import time (a cold start's share), against `import boto3` plus one client.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "eu-west-3"
+SECRET = secrets.token_urlsafe(24)  # this run's Shopify secret: the runtime and the webhooks share it
+EVENTS = ROOT / "tests" / "events" / "shopify"
+
+
+# ---- 1. events per second -----------------------------------------------------------------------------------
+def throughput(events: int, clients: int) -> tuple[float, float]:
+    """(events/s through ingest and process, bare requests/s to the same runtime).
+
+    The baseline is GET /_local/clock on the same server, from the same number of client threads: it pays what
+    every request pays here (HTTP, the runtime's threads, this Python) and nothing of parcours, so the ratio is
+    what an event costs on top of a request, whatever the machine. The events are new customers without
+    marketing consent: each creates a contact, its identities and its history, and checks every scenario's
+    entry rules, but starts no execution (an execution's emails would compete for the CPU with the next events).
+    """
+    from infra.localprocess import RunningLocal
+    from infra.webhook_client import post_shopify
+
+    runtime = RunningLocal(time_scale=1.0, secret=SECRET)
+    runtime.start()
+    try:
+        template = json.loads((EVENTS / "customers-create-no-consent.json").read_bytes())
+        tag = uuid.uuid4().hex[:8]
+        bodies = [
+            json.dumps({**template, "id": 10**12 + n, "email": f"bench.{tag}.{n}@example.com"}).encode()
+            for n in range(events)
+        ]
+
+        def clock(_: int) -> int:
+            with urllib.request.urlopen(f"{runtime.api_url}/_local/clock", timeout=30) as response:
+                response.read()
+                return int(response.status)
+
+        def deliver(n: int) -> int:
+            return post_shopify(runtime.api_url, "customers/create", bodies[n], SECRET, f"bench-{tag}-{n}").status
+
+        _run(clock, clients, clients)  # warm both paths
+        baseline = events / _run(clock, events, clients, expect=200)
+        started = time.perf_counter()
+        _run(deliver, events, clients, expect=202)
+        identities = runtime.physical_ids()["IdentitiesTable"]
+        dynamodb = runtime.client("dynamodb")
+
+        def known() -> int:
+            return int(dynamodb.scan(TableName=identities, Select="COUNT")["Count"])
+
+        runtime.wait_for(known, lambda count: count >= 2 * events, seconds=120)  # email and Shopify id each
+        rate = events / (time.perf_counter() - started)
+        return rate, baseline
+    finally:
+        runtime.stop()
+
+
+def _run(call: Callable[[int], int], count: int, clients: int, expect: int | None = None) -> float:
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        statuses = Counter(pool.map(call, range(count)))
+    if expect is not None and set(statuses) != {expect}:
+        raise RuntimeError(f"expected every answer to be {expect}, got {dict(statuses)}")
+    return time.perf_counter() - started
+
+
+# ---- 2. DynamoDB requests per event ---------------------------------------------------------------------------
+@contextmanager
+def counting_dynamodb() -> Iterator[Counter[str]]:
+    """Counts DynamoDB API calls by operation, whoever makes them (PynamoDB, Powertools, boto3): every botocore
+    client goes through BaseClient._make_api_call, and the count is taken there, in process, under moto."""
+    from botocore.client import BaseClient
+
+    calls: Counter[str] = Counter()
+    real = getattr(BaseClient, "_make_api_call")  # noqa: B009 (private to botocore: typed stubs omit it)
+
+    def counted(client: Any, operation: str, params: Any) -> Any:
+        if client.meta.service_model.service_name == "dynamodb":
+            calls[operation] += 1
+        return real(client, operation, params)
+
+    setattr(BaseClient, "_make_api_call", counted)  # noqa: B010
+    try:
+        yield calls
+    finally:
+        setattr(BaseClient, "_make_api_call", real)  # noqa: B010
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    topic: str
+    sample: str
+    event_id: str
+
+
+CASES = (
+    Case("new contact (customers/create, welcome starts)", "customers/create", "customers-create.json", "c1"),
+    Case("known contact (customers/create again, new event)", "customers/create", "customers-create.json", "c2"),
+    Case("checkout (checkouts/create, abandoned-cart starts)", "checkouts/create", "checkouts-create.json", "k1"),
+    Case("order (orders/create: goal, counters, post-purchase)", "orders/create", "orders-create.json", "o1"),
+    Case("redelivery (the same order again)", "orders/create", "orders-create.json", "o1"),
+)
+
+
+def dynamodb_requests() -> tuple[list[tuple[str, Counter[str]]], float]:
+    """Per case, the DynamoDB calls of one event through the process handler (idempotency included); and the
+    requests per item of a bare put_item loop counted the same way (1.0: it checks the counter, and is the floor)."""
+    from moto import mock_aws
+
+    from infra import build, samtemplate
+
+    variables = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+        "PARCOURS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/123456789012/parcours-events.fifo",
+        "PARCOURS_STATE_MACHINE_PREFIX": f"arn:aws:states:{REGION}:123456789012:stateMachine:parcours-",
+        "PARCOURS_FROM_ADDRESS": "bonjour@boutique.example",
+        "PARCOURS_CONFIGURATION_SET": "parcours-email",
+        "PARCOURS_PUBLIC_BASE_URL": "https://mail.boutique.example",
+        "PARCOURS_SENDER_NAME": "La Boutique",
+        "PARCOURS_POSTAL_ADDRESS": "12 rue des Artisans, 75011 Paris",
+    }
+    saved = dict(os.environ)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.update(variables)
+    try:
+        return _count_in_moto(mock_aws, build, samtemplate)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _count_in_moto(mock_aws: Any, build: Any, samtemplate: Any) -> tuple[list[tuple[str, Counter[str]]], float]:
+    with mock_aws():
+        import boto3
+
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        resources = samtemplate.load()["Resources"]
+        for logical_id, resource in resources.items():
+            if resource["Type"] != "AWS::DynamoDB::Table":
+                continue
+            props = resource["Properties"]
+            name = f"bench-{logical_id}"
+            dynamodb.create_table(
+                TableName=name,
+                KeySchema=props["KeySchema"],
+                AttributeDefinitions=props["AttributeDefinitions"],
+                BillingMode="PAY_PER_REQUEST",
+                **{k: props[k] for k in ("GlobalSecondaryIndexes",) if k in props},
+            )
+            variable = "PARCOURS_" + _snake(logical_id.removesuffix("Table")).upper() + "_TABLE"
+            os.environ[variable] = name
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        succeed = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
+        for scenario in build.compile_all().scenarios:
+            sfn.create_state_machine(
+                name=f"parcours-{scenario}", definition=succeed, roleArn="arn:aws:iam::123456789012:role/sfn"
+            )
+        from functions.process import app
+        from shared.settings import get_settings
+
+        get_settings.cache_clear()
+        app._handle_once.cache_clear()
+        results = [(case.name, _one(app.lambda_handler, case)) for case in CASES]
+
+        dynamodb.create_table(
+            TableName="bench-floor",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        with counting_dynamodb() as calls:
+            for n in range(100):
+                dynamodb.put_item(TableName="bench-floor", Item={"id": {"S": str(n)}})
+        floor = sum(calls.values()) / 100
+    return results, floor
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+def _one(handler: Callable[..., Any], case: Case) -> Counter[str]:
+    from shared import shopify
+    from shared.ingestion import group_and_dedup_ids
+
+    headers = {"x-shopify-topic": case.topic, "x-shopify-event-id": case.event_id}
+    event = shopify.to_event(headers, json.loads((EVENTS / case.sample).read_bytes()), datetime.now(UTC))
+    group, dedup = group_and_dedup_ids(event)
+    record = {
+        "messageId": uuid.uuid4().hex,
+        "receiptHandle": "bench",
+        "body": event.to_json(),
+        "attributes": {"ApproximateReceiveCount": "1", "MessageGroupId": group, "MessageDeduplicationId": dedup},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:parcours-events.fifo",
+        "awsRegion": REGION,
+    }
+    with counting_dynamodb() as calls:
+        answer = handler({"Records": [record]}, _Context())
+    if answer.get("batchItemFailures"):
+        raise RuntimeError(f"{case.name}: the process function failed the event")
+    return calls
+
+
+class _Context:
+    function_name = "parcours-ProcessFunction"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:parcours-ProcessFunction"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+# ---- 3. import time ---------------------------------------------------------------------------------------
+def import_seconds(code: str, runs: int) -> float:
+    """Best of `runs` fresh interpreters: the least disturbed by the rest of the machine."""
+    timed = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
+    env = {**os.environ, "AWS_DEFAULT_REGION": REGION, "PYTHONDONTWRITEBYTECODE": "0"}
+    times = [
+        float(subprocess.check_output([sys.executable, "-c", timed], cwd=ROOT, env=env, text=True)) for _ in range(runs)
+    ]
+    return min(times)
+
+
+# ---- report -----------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m infra.bench", description=__doc__)
+    parser.add_argument("--events", type=int, default=200, help="webhooks posted for the throughput figure")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
+    parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per import figure")
+    args = parser.parse_args(argv)
+
+    print("3. import time (best of", args.runs, "fresh interpreters)", flush=True)
+    baseline = import_seconds("import boto3; boto3.client('sqs', region_name='eu-west-3')", args.runs)
+    for handler in ("ingest", "process"):
+        handler_time = import_seconds(f"import functions.{handler}.app", args.runs)
+        print(
+            f"   functions.{handler}.app: {handler_time * 1000:.0f} ms = {handler_time / baseline:.2f} x "
+            f"(import boto3 + one client: {baseline * 1000:.0f} ms)"
+        )
+
+    print("2. DynamoDB requests per event (process handler, idempotency included, moto in-process)", flush=True)
+    results, floor = dynamodb_requests()
+    for name, calls in results:
+        breakdown = ", ".join(f"{op} {n}" for op, n in sorted(calls.items(), key=lambda item: (-item[1], item[0])))
+        total = sum(calls.values())
+        print(f"   {total:>2} = {total / floor:.1f} x floor  {name}: {breakdown}")
+    totals = [sum(calls.values()) for _, calls in results]
+    print(f"   mean {statistics.mean(totals):.1f} per event; floor (bare put_item loop): {floor:.1f} per item")
+
+    print(f"1. throughput: {args.events} signed Shopify webhooks, {args.clients} clients, parcours local", flush=True)
+    rate, bare = throughput(args.events, args.clients)
+    print(
+        f"   {rate:.1f} events/s through ingest and process = {rate / bare:.3f} x "
+        f"bare requests to the runtime ({bare:.0f}/s): one event costs {bare / rate:.1f} bare requests"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
