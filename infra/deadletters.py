@@ -32,7 +32,7 @@ class Letter:
     type: str | None
     source: str | None
     reason: str
-    failed_at: str
+    failed_at: str  # the first failure: its first receive on the events queue
     group: str
     body: str
     receipt: str
@@ -102,7 +102,7 @@ def _letter(message: dict[str, Any]) -> Letter:
     system = message.get("Attributes", {})
     if reasons.KIND in given:
         reason = f"{given[reasons.KIND]}: {given.get(reasons.ERROR_TYPE, '?')}: {given.get(reasons.ERROR_MESSAGE, '')}"
-        failed_at = given.get(reasons.FAILED_AT, "")
+        failed_at = given.get(reasons.FIRST_FAILED_AT) or given.get(reasons.FAILED_AT, "")
     else:  # moved by SQS itself (the function timed out or crashed on every receive): no reason was written
         reason = "moved by SQS after its last receive, no reason recorded (see the process function's logs)"
         failed_at = ""
@@ -147,7 +147,7 @@ def redrive(sqs: Any, at: Queues, letters: list[Letter]) -> None:
 
 
 def table(letters: list[Letter]) -> str:
-    rows = [("id", "event", "type", "source", "failed at", "reason")]
+    rows = [("id", "event", "type", "source", "first failed at", "reason")]
     rows += [
         (
             letter.message_id,

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -25,14 +25,15 @@ from shared.settings import Settings
 UNPROCESSABLE = "unprocessable"  # will fail however often it is retried
 RETRIES_EXHAUSTED = "retries-exhausted"  # failed on every receive the queue allows
 
-# The message attributes a dead letter carries (SQS allows 10).
+# The message attributes a dead letter carries (SQS allows 10; these are 10).
 KIND = "parcours.reason"
 ERROR_TYPE = "parcours.error.type"
 ERROR_MESSAGE = "parcours.error.message"
 EVENT_ID = "parcours.event.id"
 EVENT_TYPE = "parcours.event.type"
 EVENT_SOURCE = "parcours.event.source"
-FAILED_AT = "parcours.failed_at"
+FAILED_AT = "parcours.failed_at"  # when it went to the DLQ
+FIRST_FAILED_AT = "parcours.first_failed_at"  # its first receive on the events queue, which failed too
 RECEIVE_COUNT = "parcours.receive_count"
 MESSAGE_ID = "parcours.message_id"  # the message's id on the events queue
 
@@ -157,6 +158,7 @@ def send(
         EVENT_TYPE: letter.event_type,
         EVENT_SOURCE: known.get("source"),
         FAILED_AT: now.isoformat(),
+        FIRST_FAILED_AT: _first_failure(record, now),
         RECEIVE_COUNT: str(record.attributes.approximate_receive_count or 1),
         MESSAGE_ID: record.message_id,
     }
@@ -170,6 +172,14 @@ def send(
         },
     )
     return letter
+
+
+def _first_failure(record: SQSRecord, now: datetime) -> str:
+    receives = int(record.attributes.approximate_receive_count or 1)
+    first = str(record.attributes.get("ApproximateFirstReceiveTimestamp") or "")
+    if receives <= 1 or not first.isdigit():
+        return now.isoformat()  # this receive was the first
+    return datetime.fromtimestamp(int(first) / 1000, UTC).isoformat()
 
 
 def best_effort(body: str) -> dict[str, str]:

@@ -185,6 +185,7 @@ def test_a_transient_failure_on_the_last_receive_goes_to_the_dlq_with_its_reason
     assert letter["parcours.error.type"] == "StorageError"
     assert letter["parcours.error.message"] == "ProvisionedThroughputExceededException: rate exceeded for …"
     assert letter["parcours.receive_count"] == "5"
+    assert letter["parcours.first_failed_at"] == "2026-11-24T09:00:00.001000+00:00"  # its first receive
     assert letter["parcours.event.id"] == "shopify#evt-a"
     assert json.loads(letter["body"])["event_id"] == "shopify#evt-a"
 
@@ -234,3 +235,10 @@ def test_a_valid_event_reads_back_as_itself() -> None:
 
 def test_error_messages_lose_addresses_and_numbers() -> None:
     assert deadletters.scrub("no contact for Anna.B@example.com or +33 6 12 34 56 78") == "no contact for … or …"
+
+
+def test_the_dlq_command_names_a_stack_it_cannot_read(aws: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    from infra import cli
+
+    assert cli.main(["dlq", "list", "--stack", "shop-prod", "--region", "eu-west-3"]) == 2
+    assert "error: cannot read stack 'shop-prod'" in capsys.readouterr().err

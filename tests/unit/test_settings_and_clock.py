@@ -22,7 +22,14 @@ def test_a_missing_variable_is_named(environ: dict[str, str], missing: str) -> N
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PARCOURS_TIME_SCALE", "fast"), ("PARCOURS_TIME_SCALE", "0"), ("PARCOURS_DEFAULT_LOCALE", "de")],
+    [
+        ("PARCOURS_TIME_SCALE", "fast"),
+        ("PARCOURS_TIME_SCALE", "0"),
+        ("PARCOURS_DEFAULT_LOCALE", "de"),
+        ("PARCOURS_MAX_RECEIVE_COUNT", "0"),
+        ("PARCOURS_MAX_RECEIVE_COUNT", "2.5"),
+        ("PARCOURS_MAX_RECEIVE_COUNT", "five"),
+    ],
 )
 def test_a_malformed_variable_is_named(environ: dict[str, str], name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
