@@ -75,6 +75,8 @@ def throughput(events: int, clients: int) -> tuple[float, float]:
 
         runtime.wait_for(known, lambda count: count >= 2 * events, seconds=120)  # email and Shopify id each
         rate = events / (time.perf_counter() - started)
+        # Measured again after: the better of the two is the one the rest of the machine disturbed least.
+        baseline = max(baseline, events / _run(clock, events, clients, expect=200))
         return rate, baseline
     finally:
         runtime.stop()
