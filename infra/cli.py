@@ -127,12 +127,16 @@ def _dlq(args: argparse.Namespace) -> int:
     except deadletters.DeadLetterError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.action == "list":
-        deadletters.release(sqs, at.dead_letters, letters)
-        print(deadletters.table(letters) if letters else "the dead-letter queue is empty")
-        return 0
     wanted = set(args.ids or [])
     chosen = [letter for letter in letters if not wanted or letter.matches(wanted)]
+    if args.action == "list":
+        deadletters.release(sqs, at.dead_letters, letters)
+        print(
+            deadletters.table(chosen)
+            if chosen
+            else "no message in the dead-letter queue" + (" with that id" * bool(wanted))
+        )
+        return 0
     deadletters.release(sqs, at.dead_letters, [letter for letter in letters if letter not in chosen])
     deadletters.redrive(sqs, at, chosen)
     for letter in chosen:
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(run=_demo)
     dlq = commands.add_parser("dlq", help="events the process function could not handle: list them, redrive them")
     dlq.add_argument("action", choices=["list", "redrive"])
-    dlq.add_argument("--id", dest="ids", action="append", help="redrive only this message or event id (repeatable)")
+    dlq.add_argument("--id", dest="ids", action="append", help="only this message or event id (repeatable)")
     dlq.add_argument("--stack", default="parcours", help="the CloudFormation stack (default parcours)")
     dlq.add_argument(
         "--endpoint-url",
