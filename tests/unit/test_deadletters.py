@@ -242,3 +242,17 @@ def test_the_dlq_command_names_a_stack_it_cannot_read(aws: dict[str, str], capsy
 
     assert cli.main(["dlq", "list", "--stack", "shop-prod", "--region", "eu-west-3"]) == 2
     assert "error: cannot read stack 'shop-prod'" in capsys.readouterr().err
+
+
+def test_the_process_function_knows_the_dlq_and_the_receive_count_the_queue_redrives_after() -> None:
+    from infra import samtemplate
+
+    resources = samtemplate.load()["Resources"]
+    process = resources["ProcessFunction"]["Properties"]
+    redrive = resources["EventsQueue"]["Properties"]["RedrivePolicy"]
+    assert process["Environment"]["Variables"]["PARCOURS_MAX_RECEIVE_COUNT"] == redrive["maxReceiveCount"]
+    assert process["Environment"]["Variables"]["PARCOURS_DEAD_LETTER_QUEUE_URL"] == {"Ref": "EventsDeadLetterQueue"}
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["EventsDeadLetterQueue", "Arn"]}
+    assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["EventsDeadLetterQueue", "QueueName"]}}} in process[
+        "Policies"
+    ]
