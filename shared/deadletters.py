@@ -136,7 +136,7 @@ def consume(record: SQSRecord, handle: Callable[[dict[str, Any]], dict[str, Any]
     try:
         return Outcome(result=handle(data))
     except Exception as error:
-        last = int(record.attributes.approximate_receive_count or 1) >= settings.max_receive_count
+        last = _receives(record) >= settings.max_receive_count
         if not last or settings.dead_letter_queue_url is None:
             raise
         return Outcome(dead_letter=send(record, RETRIES_EXHAUSTED, error, data, settings))
@@ -159,7 +159,7 @@ def send(
         EVENT_SOURCE: known.get("source"),
         FAILED_AT: now.isoformat(),
         FIRST_FAILED_AT: _first_failure(record, now),
-        RECEIVE_COUNT: str(record.attributes.approximate_receive_count or 1),
+        RECEIVE_COUNT: str(_receives(record)),
         MESSAGE_ID: record.message_id,
     }
     clients.sqs(settings.region).send_message(
@@ -174,8 +174,13 @@ def send(
     return letter
 
 
+def _receives(record: SQSRecord) -> int:
+    count = str(record.attributes.get("ApproximateReceiveCount") or "1")
+    return int(count) if count.isdigit() else 1
+
+
 def _first_failure(record: SQSRecord, now: datetime) -> str:
-    receives = int(record.attributes.approximate_receive_count or 1)
+    receives = _receives(record)
     first = str(record.attributes.get("ApproximateFirstReceiveTimestamp") or "")
     if receives <= 1 or not first.isdigit():
         return now.isoformat()  # this receive was the first
