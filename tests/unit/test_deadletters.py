@@ -256,3 +256,19 @@ def test_the_process_function_knows_the_dlq_and_the_receive_count_the_queue_redr
     assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["EventsDeadLetterQueue", "QueueName"]}}} in process[
         "Policies"
     ]
+
+
+def test_a_message_sqs_moved_itself_lists_with_its_event_and_no_reason(aws: dict[str, str]) -> None:
+    from infra import deadletters as dlq
+
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    url = sqs.create_queue(QueueName="parcours-events-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    event = subscribed("anna@example.com", "evt-a")
+    sqs.send_message(QueueUrl=url, MessageBody=event.to_json(), MessageGroupId="g-a", MessageDeduplicationId="d-a")
+
+    [letter] = dlq.receive_all(sqs, url)
+
+    assert (letter.event_id, letter.type, letter.source) == ("shopify#evt-a", "contact.subscribed", "shopify")
+    assert letter.reason.startswith("moved by SQS after its last receive, no reason recorded")
+    assert letter.failed_at.startswith(str(datetime.now(UTC).year))  # when it reached the DLQ
+    assert "anna" not in dlq.table([letter])
