@@ -46,7 +46,9 @@ def handler(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[An
         **aws,
         "PARCOURS_DEAD_LETTER_QUEUE_URL": dlq,
         "PARCOURS_MAX_RECEIVE_COUNT": "5",
-        "POWERTOOLS_METRICS_DISABLED": "true",
+        # As the template sets them; read when the module is first imported, by whichever test comes first.
+        "POWERTOOLS_METRICS_NAMESPACE": "parcours",
+        "POWERTOOLS_SERVICE_NAME": "parcours",
     }.items():
         monkeypatch.setenv(name, value)
     from functions.process import app
