@@ -54,9 +54,9 @@ def anonymous_key(anonymous_id: str) -> str:
     return "anonymous#" + anonymous_id
 
 
-def _find(keys: list[str], tables: Tables) -> tuple[str | None, dict[str, str]]:
-    """The contact id of the first known identity, and every known identity's contact id: one request
-    (BatchGetItem), and no write later for an identity already there."""
+def _find(keys: list[str], tables: Tables, deciding: list[str] | None = None) -> tuple[str | None, dict[str, str]]:
+    """The contact id of the first known identity among `deciding` (default: all), and every known identity's
+    contact id: one request (BatchGetItem), and no write later for an identity already there."""
     if len(keys) == 1:
         identity = get_or_none(tables.identities, keys[0])
         known = {keys[0]: identity.contact_id} if identity is not None else {}
@@ -68,7 +68,7 @@ def _find(keys: list[str], tables: Tables) -> tuple[str | None, dict[str, str]]:
             }
         except PynamoDBException as error:
             raise StorageError(str(error)) from error
-    return next((known[key] for key in keys if key in known), None), known
+    return next((known[key] for key in (deciding or keys) if key in known), None), known
 
 
 def _parse(timestamp: str | None) -> datetime | None:
@@ -134,7 +134,7 @@ def upsert(
     else:
         # A household may share a phone: it finds a contact only when the facts carry no email nor source id.
         strong = [key for key in keys if not key.startswith("phone#")]
-        contact_id, found = _find(strong or keys, tables)
+        contact_id, found = _find(keys, tables, deciding=strong or keys)
     contact: ContactModel
     created = contact_id is None
     if contact_id is None:
