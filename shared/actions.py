@@ -11,7 +11,7 @@ from pynamodb.exceptions import PynamoDBException, UpdateError
 from shared import conditions, consent, crm, dates, enrolments, ingestion, moments, outbox, secrets, sending, sms
 from shared.events import LIST_JOINED, LIST_LEFT, SCORE_CHANGED, ConsentFacts, ContactFacts, Event
 from shared.settings import Settings
-from shared.storage import ContactModel, StorageError, get_or_none, tables
+from shared.storage import ContactModel, StorageError, get_or_none, save_changes, tables
 
 
 class InvalidAction(ValueError):
@@ -202,12 +202,13 @@ def unsubscribe(payload: dict[str, Any], settings: Settings, now: datetime) -> d
     contact = get_or_none(t.contacts, str(_field(payload, "contact_id")), consistent=True)
     if contact is None:
         return {"status": "skipped", "reason": "contact not found"}
+    before = contact.serialize()
     source = f"scenario:{_field(payload, 'scenario')}/{_field(payload, 'step')}"
     statement = ConsentFacts(state="denied", level=None, at=now.isoformat(), source=source)
     if not consent.record(contact, statement):
         return {"status": "unchanged", "reason": "no marketing consent to withdraw"}
     contact.updated_at = now
-    contact.save()
+    save_changes(contact, before)
     return {"status": "done"}
 
 

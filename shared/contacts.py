@@ -31,6 +31,7 @@ from shared.storage import (
     Tables,
     create_new,
     get_or_none,
+    save_changes,
 )
 
 
@@ -137,11 +138,13 @@ def upsert(
         contact_id, found = _find(keys, tables, deciding=strong or keys)
     contact: ContactModel
     created = contact_id is None
+    before = None  # as read: only what changes is written (a scenario may be updating this contact meanwhile)
     if contact_id is None:
         contact = tables.contacts(contact_id=uuid.uuid4().hex, created_at=now, updated_at=now)
         engaged(contact, now)  # a signup counts as engagement: silence is counted from it
     else:
         contact = tables.contacts.get(contact_id)
+        before = contact.serialize()
     source_updated = _parse(facts.updated_at)
     stale = (
         source_updated is not None
@@ -173,7 +176,7 @@ def upsert(
     if event_type is not None:
         note_activity(contact, event_type, properties or {}, now)
     contact.updated_at = now
-    contact.save()
+    save_changes(contact, before)
     for key in keys:
         if key in found:  # this contact's, or (first come, first kept) another's
             continue

@@ -22,6 +22,7 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException
+from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
@@ -234,6 +235,32 @@ def create_new(item: Model, key_attribute: Any) -> None:
         if error.cause_response_code == "ConditionalCheckFailedException":
             raise AlreadyExists(type(item).__name__) from None
         raise StorageError(str(error)) from error
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+
+
+def save_changes(item: Model, before: dict[str, Any] | None) -> None:
+    """Writes only the attributes that differ from `before` (the item's `serialize()` when it was read), so a
+    concurrent update of other attributes (a scenario adding a score or a list) is kept; a new item (`before` None)
+    is created only if absent. No request when nothing changed."""
+    try:
+        if before is None:
+            hash_key = next(a for a in item.get_attributes().values() if a.is_hash_key)
+            create_new(item, hash_key)
+            return
+        after = item.serialize()
+        actions: list[Action] = []
+        for name, attribute in item.get_attributes().items():
+            if attribute.is_hash_key or attribute.is_range_key:
+                continue
+            old, new = before.get(attribute.attr_name), after.get(attribute.attr_name)
+            if old == new:
+                continue
+            actions.append(attribute.remove() if new is None else attribute.set(getattr(item, name)))
+        if actions:
+            item.update(actions=actions)
+    except AlreadyExists:
+        raise
     except PynamoDBException as error:
         raise StorageError(str(error)) from error
 

@@ -8,7 +8,7 @@ from shared import consent, links
 from shared.clock import Clock
 from shared.events import ConsentFacts
 from shared.settings import Settings
-from shared.storage import get_or_none, tables
+from shared.storage import get_or_none, save_changes, tables
 
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 
@@ -37,10 +37,11 @@ def unsubscribe(link: LinkHolder, source: str, settings: Settings, clock: Clock)
     contact = get_or_none(t.contacts, link.contact_id, consistent=True)
     if contact is None:
         return False  # erased already: nothing left to mail
+    before = contact.serialize()
     now = clock.now()
     statement = ConsentFacts(state="denied", level=None, at=now.isoformat(), source=source)
     changed = consent.record(contact, statement, by_the_person=True)
     if changed:
         contact.updated_at = now
-        contact.save()
+        save_changes(contact, before)
     return changed

@@ -5,7 +5,7 @@ from shared import contacts
 from shared.consent import refusal_for_marketing_email
 from shared.events import ConsentFacts, ContactFacts
 from shared.settings import Settings
-from shared.storage import tables
+from shared.storage import ContactModel, save_changes, tables
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 FACTS = ContactFacts(
@@ -159,3 +159,34 @@ def test_a_phone_and_sms_consent_are_kept_with_their_own_history(aws: dict[str, 
     ]
     assert stored.email_consent.state == "granted"  # SMS consent is another channel's
     assert [c.state for c in stored.consent_history] == ["granted"]
+
+
+def test_a_source_update_keeps_what_a_scenario_wrote_meanwhile(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    contact = contacts.upsert(FACTS, t, NOW)
+    assert contact is not None
+    # Given the process function has read the contact for a source's event
+    seen = t.contacts.get(contact.contact_id)
+    before = seen.serialize()
+    # When a scenario's step adds points and a list meanwhile
+    t.contacts.get(contact.contact_id).update(
+        actions=[ContactModel.score.add(15), ContactModel.lists.add({"sales-qualified"})]
+    )
+    # and the source's change is then saved
+    seen.first_name = "Camille-Rose"
+    save_changes(seen, before)
+    # Then both are kept
+    stored = t.contacts.get(contact.contact_id)
+    assert stored.first_name == "Camille-Rose"
+    assert (stored.score, stored.lists) == (15, {"sales-qualified"})
+
+
+def test_a_contact_removed_attribute_is_removed(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    contact = contacts.upsert(replace(FACTS, phone="+33612345678"), t, NOW)
+    assert contact is not None
+    seen = t.contacts.get(contact.contact_id)
+    before = seen.serialize()
+    seen.phone = None
+    save_changes(seen, before)
+    assert t.contacts.get(contact.contact_id).phone is None
