@@ -66,6 +66,10 @@ CATALOGUE = (
 SCHEDULED = (DATE_REACHED, CONTACT_INACTIVE)  # written as `trigger: {date: ...}` / `{inactive: ...}`, not `event:`
 
 
+class PayloadError(ValueError):
+    """A verified delivery that is not the source's documented shape; the message names the header or field."""
+
+
 @dataclass(frozen=True)
 class ConsentFacts:
     """What a source said about marketing consent; absent facts never grant consent."""

@@ -35,6 +35,7 @@ from shared.events import (
     ConsentFacts,
     ContactFacts,
     Event,
+    PayloadError,
     normalise_email,
     normalise_phone,
 )
@@ -55,7 +56,7 @@ SOURCE_TYPES = (
 MAX_ID = 200
 
 
-class GenericPayloadError(ValueError):
+class GenericPayloadError(PayloadError):
     """A signed delivery that does not follow the documented shape; names the field."""
 
 

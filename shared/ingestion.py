@@ -6,14 +6,14 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import clients, generic, shopify, woocommerce
 from shared.clock import Clock
-from shared.events import SCENARIO_REQUESTED, ConsentFacts, ContactFacts, Event, normalise_email
+from shared.events import SCENARIO_REQUESTED, ConsentFacts, ContactFacts, Event, PayloadError, normalise_email
 from shared.settings import Settings
 from shared.signatures import verify_shopify, verify_timestamped, verify_woocommerce
 
@@ -47,18 +47,23 @@ def check_body(raw_body: bytes, headers: Mapping[str, str], accepted: tuple[str,
         raise Rejected(415, f"Content-Type must be {' or '.join(accepted)}, got {media_type or 'none'!r}")
 
 
-def receive_shopify(raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock) -> Event:
-    check_body(raw_body, headers)
-    if not verify_shopify(raw_body, headers.get("x-shopify-hmac-sha256"), secret):
-        raise Rejected(401, "invalid or missing X-Shopify-Hmac-Sha256 signature")
+def _decode(raw_body: bytes, to_event: Callable[[Any], Event]) -> Event:
+    """The event of a verified body: 400 naming the problem when it is not JSON or not the source's shape."""
     try:
         payload = json.loads(raw_body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise Rejected(400, f"body is not JSON: {error}") from None
     try:
-        return shopify.to_event(headers, payload, clock.now())
-    except shopify.ShopifyPayloadError as error:
+        return to_event(payload)
+    except PayloadError as error:
         raise Rejected(400, str(error)) from None
+
+
+def receive_shopify(raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock) -> Event:
+    check_body(raw_body, headers)
+    if not verify_shopify(raw_body, headers.get("x-shopify-hmac-sha256"), secret):
+        raise Rejected(401, "invalid or missing X-Shopify-Hmac-Sha256 signature")
+    return _decode(raw_body, lambda payload: shopify.to_event(headers, payload, clock.now()))
 
 
 def receive_generic(
@@ -72,14 +77,7 @@ def receive_generic(
     check_body(raw_body, headers)
     if not verify_timestamped(raw_body, headers.get("x-parcours-signature"), secrets, wall_time):
         raise Rejected(401, "invalid, missing or expired X-Parcours-Signature (t=<unix>,v1=<hex>, within 300 s of now)")
-    try:
-        payload = json.loads(raw_body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise Rejected(400, f"body is not JSON: {error}") from None
-    try:
-        return generic.to_event(payload, clock.now())
-    except generic.GenericPayloadError as error:
-        raise Rejected(400, str(error)) from None
+    return _decode(raw_body, lambda payload: generic.to_event(payload, clock.now()))
 
 
 def is_woocommerce_ping(raw_body: bytes, headers: Mapping[str, str]) -> bool:
@@ -95,14 +93,7 @@ def receive_woocommerce(raw_body: bytes, headers: Mapping[str, str], secret: str
     check_body(raw_body, headers)
     if not verify_woocommerce(raw_body, headers.get("x-wc-webhook-signature"), secret):
         raise Rejected(401, "invalid or missing X-WC-Webhook-Signature signature")
-    try:
-        payload = json.loads(raw_body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise Rejected(400, f"body is not JSON: {error}") from None
-    try:
-        return woocommerce.to_event(headers, payload, clock.now())
-    except woocommerce.WooCommercePayloadError as error:
-        raise Rejected(400, str(error)) from None
+    return _decode(raw_body, lambda payload: woocommerce.to_event(headers, payload, clock.now()))
 
 
 def group_and_dedup_ids(event: Event) -> tuple[str, str]:

@@ -18,6 +18,7 @@ from shared.events import (
     ConsentFacts,
     ContactFacts,
     Event,
+    PayloadError,
     normalise_email,
     normalise_phone,
 )
@@ -46,7 +47,7 @@ _CONSENT_STATES = {
 }
 
 
-class ShopifyPayloadError(ValueError):
+class ShopifyPayloadError(PayloadError):
     """The delivery is signed but not a usable Shopify webhook; names the header or field."""
 
 

@@ -30,6 +30,7 @@ from shared.events import (
     ConsentFacts,
     ContactFacts,
     Event,
+    PayloadError,
     normalise_email,
     normalise_phone,
 )
@@ -56,7 +57,7 @@ _CONSENT_VALUES = {
 }
 
 
-class WooCommercePayloadError(ValueError):
+class WooCommercePayloadError(PayloadError):
     """The delivery is signed but not a usable WooCommerce webhook; names the header or field."""
 
 
