@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
+from pynamodb.expressions.update import Action
 
 from shared import consent, dates
 from shared.conditions import COUNTERS, NAME, PROFILE_FIELDS
@@ -176,7 +177,10 @@ def upsert(
     if event_type is not None:
         note_activity(contact, event_type, properties or {}, now)
     contact.updated_at = now
-    save_changes(contact, before)
+    counters = []
+    if event_type == ORDER_PLACED:
+        counters = _count_order(contact, (properties or {}).get("total"), now, new=before is None)
+    save_changes(contact, before, counters)
     for key in keys:
         if key in found:  # this contact's, or (first come, first kept) another's
             continue
@@ -257,17 +261,23 @@ def record_engagement(contact: ContactModel, at: datetime, clicked: bool = False
         # A later engagement is already recorded (events out of order): keep it.
 
 
-def record_order(contact: ContactModel, total: object, at: datetime) -> None:
-    """Keeps the order counters behaviour conditions read (atomic: concurrent orders both count)."""
+def _amount(total: object) -> float:
     try:
-        amount = float(str(total)) if total is not None else 0.0
+        return float(str(total)) if total is not None else 0.0
     except ValueError:
-        amount = 0.0
-    contact.update(
-        actions=[
-            ContactModel.orders_count.add(1),
-            ContactModel.total_spent.add(amount),
-            ContactModel.last_order_at.set(at),
-            ContactModel.first_order_at.set(ContactModel.first_order_at | at),
-        ]
-    )
+        return 0.0
+
+
+def _count_order(contact: ContactModel, total: object, at: datetime, new: bool) -> list[Action]:
+    """An order's counters: set on a new contact, else atomic additions in the contact's one update (two
+    concurrent orders both count)."""
+    amount = _amount(total)
+    if new:
+        contact.orders_count, contact.total_spent, contact.last_order_at, contact.first_order_at = 1, amount, at, at
+        return []
+    return [
+        ContactModel.orders_count.add(1),
+        ContactModel.total_spent.add(amount),
+        ContactModel.last_order_at.set(at),
+        ContactModel.first_order_at.set(ContactModel.first_order_at | at),
+    ]

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from shared import contacts, dispatch, enrolments
 from shared.clock import Clock
-from shared.events import COMPLIANCE_REQUESTED, EMAIL_CLICKED, EMAIL_OPENED, ORDER_PLACED, UNRECOGNISED, Event
+from shared.events import COMPLIANCE_REQUESTED, EMAIL_CLICKED, EMAIL_OPENED, UNRECOGNISED, Event
 from shared.settings import Settings
 from shared.storage import Tables, tables
 
@@ -53,8 +53,6 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         _record(event, f"_unattributed#{event.source}", t, now, settings)
         return Result(event.event_id, None, recorded=True, unidentified=True)
     _record(event, contact.contact_id, t, now, settings)
-    if event.type == ORDER_PLACED:
-        contacts.record_order(contact, event.properties.get("total"), now)
     if event.type in (EMAIL_OPENED, EMAIL_CLICKED):
         contacts.record_engagement(contact, now, clicked=event.type == EMAIL_CLICKED)  # and the inactivity index
     entries = dispatch.catalogue()

@@ -239,17 +239,18 @@ def create_new(item: Model, key_attribute: Any) -> None:
         raise StorageError(str(error)) from error
 
 
-def save_changes(item: Model, before: dict[str, Any] | None) -> None:
+def save_changes(item: Model, before: dict[str, Any] | None, also: list[Action] | None = None) -> None:
     """Writes only the attributes that differ from `before` (the item's `serialize()` when it was read), so a
     concurrent update of other attributes (a scenario adding a score or a list) is kept; a new item (`before` None)
-    is created only if absent. No request when nothing changed."""
+    is created only if absent. `also`: atomic actions on attributes left unchanged in hand (counters), in the same
+    request. No request when nothing changed."""
     try:
         if before is None:
             hash_key = next(a for a in item.get_attributes().values() if a.is_hash_key)
             create_new(item, hash_key)
             return
         after = item.serialize()
-        actions: list[Action] = []
+        actions: list[Action] = list(also or [])
         for name, attribute in item.get_attributes().items():
             if attribute.is_hash_key or attribute.is_range_key:
                 continue

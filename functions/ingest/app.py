@@ -27,6 +27,11 @@ def _raw_body() -> bytes:
     return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
 
 
+def _headers() -> dict[str, str]:
+    """Header names lower-cased, as HTTP APIs deliver them (and as the local runtime must too)."""
+    return {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
+
+
 def _answer(code: int, **fields: Any) -> Response[dict[str, Any]]:
     return Response(status_code=code, content_type=content_types.APPLICATION_JSON, body=fields)
 
@@ -59,10 +64,9 @@ def not_configured(error: ConfigurationError) -> Response[dict[str, Any]]:
 @app.post("/webhooks/shopify")
 def shopify() -> Response[dict[str, Any]]:
     settings = get_settings()
-    headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
     secret = secrets.resolve(settings.shopify_secret, settings.shopify_secret_parameter, "Shopify webhook secret")
     try:
-        event = ingestion.receive_shopify(_raw_body(), headers, secret, settings.clock())
+        event = ingestion.receive_shopify(_raw_body(), _headers(), secret, settings.clock())
     except ingestion.Rejected as rejected:
         return _refuse("shopify", rejected)
     return _accept(event, settings, "WebhookAccepted", type=event.type)
@@ -71,12 +75,11 @@ def shopify() -> Response[dict[str, Any]]:
 @app.post("/webhooks/woocommerce")
 def woocommerce() -> Response[dict[str, Any]]:
     settings = get_settings()
-    headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
     secret = secrets.resolve(
         settings.woocommerce_secret, settings.woocommerce_secret_parameter, "WooCommerce webhook secret"
     )
     try:
-        event = ingestion.receive_woocommerce(_raw_body(), headers, secret, settings.clock())
+        event = ingestion.receive_woocommerce(_raw_body(), _headers(), secret, settings.clock())
     except ingestion.Rejected as rejected:
         return _refuse("woocommerce", rejected)
     if event is None:  # the activation ping: WooCommerce only needs a 2xx to activate the webhook
@@ -87,11 +90,10 @@ def woocommerce() -> Response[dict[str, Any]]:
 @app.post("/webhooks/generic")
 def generic_webhook() -> Response[dict[str, Any]]:
     settings = get_settings()
-    headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
     configured = secrets.resolve(settings.generic_secret, settings.generic_secret_parameter, "generic webhook secret")
     rotation = [secret.strip() for secret in configured.split(",") if secret.strip()]
     try:
-        event = ingestion.receive_generic(_raw_body(), headers, rotation, settings.clock(), time.time())
+        event = ingestion.receive_generic(_raw_body(), _headers(), rotation, settings.clock(), time.time())
     except ingestion.Rejected as rejected:
         return _refuse("generic", rejected)
     return _accept(event, settings, "WebhookAccepted", type=event.type)
@@ -100,10 +102,9 @@ def generic_webhook() -> Response[dict[str, Any]]:
 def _track(call: str) -> Response[dict[str, Any]]:
     """Segment's tracking API: 200 {"success": true} once every message of the request is queued."""
     settings = get_settings()
-    headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
     write_key = secrets.resolve(settings.write_key, settings.write_key_parameter, "tracking write key")
     try:
-        events = tracking.receive(call, _raw_body(), headers, write_key, settings.clock().now())
+        events = tracking.receive(call, _raw_body(), _headers(), write_key, settings.clock().now())
     except ingestion.Rejected as rejected:
         return _refuse(tracking.SOURCE, rejected)
     try:

@@ -73,10 +73,9 @@ def test_facts_that_identify_no_one_create_no_contact(aws: dict[str, str]) -> No
 
 def test_orders_are_counted_with_the_amount_spent(aws: dict[str, str]) -> None:
     t = tables(Settings.from_environ(aws))
-    contact = contacts.upsert(FACTS, t, NOW)
+    contacts.upsert(FACTS, t, NOW, "order.placed", {"total": "59.80"})  # a new contact's first order
+    contact = contacts.upsert(FACTS, t, NOW, "order.placed", {"total": "10"})
     assert contact is not None
-    contacts.record_order(contact, "59.80", NOW)
-    contacts.record_order(contact, "10", NOW)
     stored = t.contacts.get(contact.contact_id)
     assert stored.orders_count == 2
     assert round(stored.total_spent, 2) == 69.80
@@ -86,11 +85,10 @@ def test_orders_are_counted_with_the_amount_spent(aws: dict[str, str]) -> None:
 
 def test_the_first_order_time_stays_and_the_last_order_time_moves(aws: dict[str, str]) -> None:
     t = tables(Settings.from_environ(aws))
-    contact = contacts.upsert(FACTS, t, NOW)
-    assert contact is not None
     later = NOW + timedelta(days=30)
-    contacts.record_order(contact, "12", NOW)
-    contacts.record_order(contact, "15", later)
+    contacts.upsert(FACTS, t, NOW, "order.placed", {"total": "12"})
+    contact = contacts.upsert(FACTS, t, later, "order.placed", {"total": "15"})
+    assert contact is not None
     stored = t.contacts.get(contact.contact_id)
     assert (stored.first_order_at, stored.last_order_at) == (NOW, later)
 
