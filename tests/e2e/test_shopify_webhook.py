@@ -151,3 +151,27 @@ def test_the_outbox_page_lists_what_was_sent(local: RunningLocal) -> None:
         assert response.headers["content-type"].startswith("text/html")
     assert page.startswith("<!doctype html>")
     assert "Outbox (" in page
+
+
+def test_a_checkout_without_email_nor_customer_is_recorded_but_creates_no_contact(local: RunningLocal) -> None:
+    # Given a guest checkout before the buyer typed an email
+    payload = json.loads(sample("shopify/checkouts-create.json"))
+    payload["email"] = None
+    payload["customer"] = None
+    event_id = uuid.uuid4().hex
+
+    # When Shopify delivers it
+    answer = post_shopify(local.api_url, "checkouts/create", json.dumps(payload).encode(), SHOPIFY_SECRET, event_id)
+
+    # Then it is accepted and kept in the source's own bucket, and no one is created nor mailed
+    assert (answer.status, answer.body["type"]) == (202, "checkout.started")
+
+    def recorded() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = local.client("dynamodb").query(
+            TableName=local.physical_ids()["EventsTable"],
+            KeyConditionExpression="contact_id = :k",
+            ExpressionAttributeValues={":k": {"S": "_unattributed#shopify"}},
+        )["Items"]
+        return [item for item in items if item["at_id"]["S"].endswith(f"#shopify#{event_id}")]
+
+    assert len(local.wait_for(recorded, lambda items: len(items) == 1, seconds=10)) == 1
