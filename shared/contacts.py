@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 
 from shared import consent, dates
 from shared.conditions import COUNTERS, NAME, PROFILE_FIELDS
@@ -118,13 +119,19 @@ def upsert(
     now: datetime,
     event_type: str | None = None,
     properties: Mapping[str, Any] | None = None,
+    history: Callable[[str], Model] | None = None,
 ) -> ContactModel | None:
     """The contact these facts describe, created or updated; None when nothing identifies anyone.
 
     With the event's type and properties, the counters it moves are saved in the same write (note_activity).
+    With `history` (the event's record for a contact id), the record is written with the contact, in one
+    transaction when the contact changes: a contact never shows an event its history lacks.
     """
     if facts.contact_id is not None:  # parcours' own event about a contact it knows: nothing to update
-        return get_or_none(tables.contacts, facts.contact_id)
+        known = get_or_none(tables.contacts, facts.contact_id)
+        if known is not None and history is not None:
+            history(known.contact_id).save()
+        return known
     keys = identity_keys(facts)
     if not keys:
         if facts.anonymous_id is None:
@@ -180,7 +187,7 @@ def upsert(
     counters = []
     if event_type == ORDER_PLACED:
         counters = _count_order(contact, (properties or {}).get("total"), now, new=before is None)
-    save_changes(contact, before, counters)
+    save_changes(contact, before, counters, [history(contact.contact_id)] if history is not None else [])
     for key in keys:
         if key in found:  # this contact's, or (first come, first kept) another's
             continue

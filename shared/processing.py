@@ -9,7 +9,7 @@ from shared import contacts, dispatch, enrolments
 from shared.clock import Clock
 from shared.events import COMPLIANCE_REQUESTED, EMAIL_CLICKED, EMAIL_OPENED, UNRECOGNISED, Event
 from shared.settings import Settings
-from shared.storage import Tables, tables
+from shared.storage import EventModel, Tables, tables
 
 
 @dataclass(frozen=True)
@@ -23,15 +23,19 @@ class Result:
     unidentified: bool = False
 
 
-def _record(event: Event, owner: str, t: Tables, now: datetime, settings: Settings) -> None:
-    t.events(
+def _history(event: Event, owner: str, t: Tables, now: datetime, settings: Settings) -> EventModel:
+    return t.events(
         contact_id=owner,
         at_id=f"{now.isoformat()}#{event.event_id}",  # when parcours recorded it, on the one clock
         type=event.type,
         source=event.source,
         properties={"topic": event.topic, **event.properties},
         expires_at=now + timedelta(days=settings.event_retention_days),
-    ).save()
+    )
+
+
+def _record(event: Event, owner: str, t: Tables, now: datetime, settings: Settings) -> None:
+    _history(event, owner, t, now, settings).save()
 
 
 def process(event: Event, settings: Settings, clock: Clock) -> Result:
@@ -44,7 +48,14 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         # Accepted and kept (a source's own bucket), but nothing acts on it.
         _record(event, f"_unattributed#{event.source}", t, now, settings)
         return Result(event.event_id, None, recorded=True, unidentified=event.type != UNRECOGNISED)
-    contact = contacts.upsert(event.contact, t, now, event.type, event.properties)
+    contact = contacts.upsert(
+        event.contact,
+        t,
+        now,
+        event.type,
+        event.properties,
+        history=lambda owner: _history(event, owner, t, now, settings),  # written with the contact
+    )
     if contact is None and event.contact.anonymous_id is not None:
         # A visitor not identified yet: kept under its anonymous id, copied to the contact on its identify.
         _record(event, contacts.ANONYMOUS_OWNER + event.contact.anonymous_id, t, now, settings)
@@ -52,7 +63,6 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
     if contact is None:
         _record(event, f"_unattributed#{event.source}", t, now, settings)
         return Result(event.event_id, None, recorded=True, unidentified=True)
-    _record(event, contact.contact_id, t, now, settings)
     if event.type in (EMAIL_OPENED, EMAIL_CLICKED):
         contacts.record_engagement(contact, now, clicked=event.type == EMAIL_CLICKED)  # and the inactivity index
     entries = dispatch.catalogue()

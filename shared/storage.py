@@ -6,6 +6,7 @@ import time.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -21,10 +22,12 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from shared.settings import Settings
 
@@ -239,31 +242,57 @@ def create_new(item: Model, key_attribute: Any) -> None:
         raise StorageError(str(error)) from error
 
 
-def save_changes(item: Model, before: dict[str, Any] | None, also: list[Action] | None = None) -> None:
+def save_changes(
+    item: Model, before: dict[str, Any] | None, also: list[Action] | None = None, with_items: Sequence[Model] = ()
+) -> None:
     """Writes only the attributes that differ from `before` (the item's `serialize()` when it was read), so a
     concurrent update of other attributes (a scenario adding a score or a list) is kept; a new item (`before` None)
     is created only if absent. `also`: atomic actions on attributes left unchanged in hand (counters), in the same
-    request. No request when nothing changed."""
+    request (which then refreshes the item). `with_items`: other items written in the same transaction (an event's
+    history record with its contact: one request, both or neither)."""
+    hash_key = next(a for a in item.get_attributes().values() if a.is_hash_key)
     try:
-        if before is None:
-            hash_key = next(a for a in item.get_attributes().values() if a.is_hash_key)
+        if before is None and not with_items:
             create_new(item, hash_key)
             return
-        after = item.serialize()
         actions: list[Action] = list(also or [])
-        for name, attribute in item.get_attributes().items():
-            if attribute.is_hash_key or attribute.is_range_key:
-                continue
-            old, new = before.get(attribute.attr_name), after.get(attribute.attr_name)
-            if old == new:
-                continue
-            actions.append(attribute.remove() if new is None else attribute.set(getattr(item, name)))
-        if actions:
-            item.update(actions=actions)
+        if before is not None:
+            after = item.serialize()
+            for name, attribute in item.get_attributes().items():
+                if attribute.is_hash_key or attribute.is_range_key:
+                    continue
+                old, new = before.get(attribute.attr_name), after.get(attribute.attr_name)
+                if old != new:
+                    actions.append(attribute.remove() if new is None else attribute.set(getattr(item, name)))
+        writes_item = before is None or bool(actions)
+        if not (with_items and writes_item) or also:
+            if actions:
+                item.update(actions=actions)  # returns the item as stored: counters refreshed in hand
+            for other in with_items:
+                other.save()
+            return
+        with TransactWrite(connection=_connection(item.Meta.region)) as transaction:
+            if before is None:
+                transaction.save(item, condition=hash_key.does_not_exist())
+            elif actions:
+                transaction.update(item, actions=actions)
+            for other in with_items:
+                transaction.save(other)
+    except TransactWriteError as error:
+        reasons = error.cancellation_reasons or []
+        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+            raise AlreadyExists(type(item).__name__) from None
+        raise StorageError(str(error)) from error
     except AlreadyExists:
         raise
     except PynamoDBException as error:
         raise StorageError(str(error)) from error
+
+
+@lru_cache(maxsize=4)
+def _connection(region: str) -> Connection:
+    """The connection transactions go through (models keep their own), made once per container."""
+    return Connection(region=region)
 
 
 def get_or_none(model: type[M], key: str, *, range_key: str | None = None, consistent: bool = False) -> M | None:

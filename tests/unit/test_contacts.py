@@ -1,6 +1,8 @@
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from shared import contacts
 from shared.consent import refusal_for_marketing_email
 from shared.events import ConsentFacts, ContactFacts
@@ -188,3 +190,32 @@ def test_a_contact_removed_attribute_is_removed(aws: dict[str, str]) -> None:
     seen.phone = None
     save_changes(seen, before)
     assert t.contacts.get(contact.contact_id).phone is None
+
+
+def test_a_contact_and_its_event_record_are_written_together_or_not_at_all(aws: dict[str, str]) -> None:
+    from shared.storage import EventModel, StorageError, _bind
+
+    t = tables(Settings.from_environ(aws))
+    known = contacts.upsert(FACTS, t, NOW)
+    assert known is not None
+    nowhere = _bind(EventModel, "no-such-table", "eu-west-3")  # the record's write is bound to fail
+
+    def history(owner: str) -> EventModel:
+        return nowhere(contact_id=owner, at_id=f"{NOW.isoformat()}#e1", type="page.viewed", source="tracking")
+
+    # When the record cannot be written, the contact's change is not written either
+    with pytest.raises(StorageError):
+        contacts.upsert(replace(FACTS, first_name="Camille-Rose"), t, NOW, "page.viewed", {"path": "/"}, history)
+    assert t.contacts.get(known.contact_id).first_name == "Camille"
+    # And a record that can be written lands with the contact's change
+    ok = contacts.upsert(
+        replace(FACTS, first_name="Camille-Rose"),
+        t,
+        NOW,
+        "page.viewed",
+        {"path": "/"},
+        lambda owner: t.events(contact_id=owner, at_id=f"{NOW.isoformat()}#e2", type="page.viewed", source="x"),
+    )
+    assert ok is not None
+    assert t.contacts.get(known.contact_id).first_name == "Camille-Rose"
+    assert [e.at_id for e in t.events.query(known.contact_id)] == [f"{NOW.isoformat()}#e2"]
