@@ -28,3 +28,10 @@ def test_a_handler_module_imports_no_build_or_test_tooling(handler: str) -> None
     heavy = [name for name in loaded if name.split(".")[0] in TOOLING or name in TOOLING]
     assert heavy == []
     assert f"functions.{handler}.app" in loaded
+
+
+def test_the_ingest_handler_does_not_load_the_storage_layer() -> None:
+    """It only verifies and enqueues: PynamoDB and the scenario dispatch are the process function's cold start."""
+    code = "import json, sys; import functions.ingest.app; print(json.dumps(sorted(sys.modules)))"
+    loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], cwd=ROOT, text=True))
+    assert [name for name in loaded if name.split(".")[0] == "pynamodb" or name == "shared.dispatch"] == []
