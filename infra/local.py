@@ -721,18 +721,23 @@ class LocalRuntime:
 
     # ---- SES events -------------------------------------------------------------------------------------------
     def ses_event(self, body: bytes) -> tuple[int, dict[str, Any]]:
-        """`POST /_local/ses-event` {message_id | to + step, type: open | click, link}: what SES publishes when
-        the recipient opens the message or clicks a link, published on the configuration set's topic."""
+        """`POST /_local/ses-event` {message_id | to + step, type: open | click | delivery | bounce | complaint,
+        link (click), bounce_type (bounce: Permanent, the default, Transient or Undetermined)}: what SES publishes
+        when the message is delivered, bounces, is reported as spam, opened or clicked, on the configuration set's
+        topic (the event publishing shape, with the message's tags and its recipient)."""
         import boto3
 
         try:
             request = json.loads(body or b"{}")
         except (UnicodeDecodeError, json.JSONDecodeError):
             return 400, {"error": "body is not JSON"}
-        if not isinstance(request, dict) or request.get("type") not in ("open", "click"):
-            return 400, {"error": "type must be open or click"}
+        if not isinstance(request, dict) or request.get("type") not in SES_EVENT_TYPES:
+            return 400, {"error": f"type must be one of {', '.join(SES_EVENT_TYPES)}"}
         if request["type"] == "click" and not isinstance(request.get("link"), str):
             return 400, {"error": "a click needs the link clicked"}
+        bounce_type = request.get("bounce_type", "Permanent")
+        if request["type"] == "bounce" and bounce_type not in BOUNCE_SUBTYPES:
+            return 400, {"error": f"bounce_type must be one of {', '.join(BOUNCE_SUBTYPES)}"}
         sent = [
             entry
             for entry in self.outbox()
@@ -749,10 +754,8 @@ class LocalRuntime:
         if send["configuration_set"] is None or self.email_events_topic is None:
             return 409, {"error": "the message was sent without a configuration set: SES publishes no event"}
         now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        ses_type = "Open" if request["type"] == "open" else "Click"
-        detail: dict[str, Any] = {"ipAddress": "127.0.0.1", "timestamp": now, "userAgent": "parcours local"}
-        if ses_type == "Click":
-            detail.update({"link": request["link"], "linkTags": {}})
+        ses_type, detail_key = SES_EVENT_TYPES[request["type"]]
+        detail = _ses_detail(ses_type, request, entry["to"], now)
         tags = {
             "ses:configuration-set": [send["configuration_set"]],
             "ses:from-domain": [parseaddr(entry["from"] or "")[1].partition("@")[2]],
@@ -769,12 +772,71 @@ class LocalRuntime:
                 "headersTruncated": False,
                 "tags": tags,
             },
-            ses_type.lower(): detail,
+            detail_key: detail,
         }
         published = boto3.client("sns", region_name=REGION).publish(
             TopicArn=self.email_events_topic, Message=json.dumps(event)
         )
         return 202, {"published": published["MessageId"], "message_id": entry["message_id"], "type": ses_type}
+
+
+SES_EVENT_TYPES = {  # the route's type -> SES eventType, and the key of its detail
+    "open": ("Open", "open"),
+    "click": ("Click", "click"),
+    "delivery": ("Delivery", "delivery"),
+    "bounce": ("Bounce", "bounce"),
+    "complaint": ("Complaint", "complaint"),
+}
+BOUNCE_SUBTYPES = {"Permanent": "General", "Transient": "MailboxFull", "Undetermined": "Undetermined"}
+
+
+def _ses_detail(ses_type: str, request: dict[str, Any], to: str, now: str) -> dict[str, Any]:
+    """The event's detail as SES writes it (docs: "Contents of event data that Amazon SES publishes to SNS")."""
+    feedback_id = f"local-{uuid.uuid4().hex}"
+    if ses_type == "Open":
+        return {"ipAddress": "127.0.0.1", "timestamp": now, "userAgent": "parcours local"}
+    if ses_type == "Click":
+        return {
+            "ipAddress": "127.0.0.1",
+            "timestamp": now,
+            "userAgent": "parcours local",
+            "link": request["link"],
+            "linkTags": {},
+        }
+    if ses_type == "Delivery":
+        return {
+            "timestamp": now,
+            "processingTimeMillis": 512,
+            "recipients": [to],
+            "smtpResponse": "250 2.6.0 Message received",
+            "reportingMTA": "local.parcours",
+        }
+    if ses_type == "Bounce":
+        bounce_type = request.get("bounce_type", "Permanent")
+        permanent = bounce_type == "Permanent"
+        return {
+            "bounceType": bounce_type,
+            "bounceSubType": BOUNCE_SUBTYPES[bounce_type],
+            "bouncedRecipients": [
+                {
+                    "emailAddress": to,
+                    "action": "failed",
+                    "status": "5.1.1" if permanent else "4.2.2",
+                    "diagnosticCode": f"smtp; {'550 5.1.1' if permanent else '452 4.2.2'} <{to}> local bounce",
+                }
+            ],
+            "timestamp": now,
+            "feedbackId": feedback_id,
+            "reportingMTA": "dsn; local.parcours",
+        }
+    return {
+        "complainedRecipients": [{"emailAddress": to}],
+        "timestamp": now,
+        "feedbackId": feedback_id,
+        "userAgent": "parcours local",
+        "complaintFeedbackType": "abuse",
+        "arrivalDate": now,
+    }
 
 
 def _part(message: Message, subtype: str) -> str | None:

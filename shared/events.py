@@ -4,10 +4,11 @@ Catalogue (this increment): `contact.subscribed` (a new contact signed up), `con
 `checkout.started` / `checkout.updated` (a checkout, abandoned until an order follows: recovery URL and items),
 `order.placed`, `order.paid`, `scenario.requested` (an explicit start through the API), `list.joined` /
 `list.left` / `score.changed` (emitted by parcours' own actions), `email.opened` / `email.clicked` (SES
-feedback on a message a scenario sent; they also keep the contact's engagement day), `page.viewed` (a page the
-contact visited), `form.submitted` (a form sent on the site), `track` (any other tracking-API event: its name in the
-property `event`), `date.reached` / `contact.inactive` (emitted by the daily schedule), and `unrecognised` (a
-verified delivery whose topic parcours does not act on: recorded, no effect).
+feedback on a message a scenario sent; they also keep the contact's engagement day), `email.delivered`,
+`email.bounced`, `email.complained`, `email.rejected`, `email.rendering_failed` (the other SES feedback),
+`page.viewed` (a page the contact visited), `form.submitted` (a form sent on the site), `track` (any other
+tracking-API event: its name in the property `event`), `date.reached` / `contact.inactive` (emitted by the daily
+schedule), and `unrecognised` (a verified delivery whose topic parcours does not act on: recorded, no effect).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ EMAIL_CLICKED = "email.clicked"  # the same, and link; an open or a click moves 
 EMAIL_DELIVERED = "email.delivered"  # the same properties as email.opened
 EMAIL_BOUNCED = "email.bounced"  # and bounce_type (Permanent | Transient | Undetermined), bounce_subtype
 EMAIL_COMPLAINED = "email.complained"  # and feedback_type (abuse, ...) when the mailbox provider says
+EMAIL_REJECTED = "email.rejected"  # SES refused the accepted message (a virus): and reason
+EMAIL_RENDERING_FAILED = "email.rendering_failed"  # SES could not render it: and template_name, error
 PAGE_VIEWED = "page.viewed"  # properties url, path, title, referrer
 FORM_SUBMITTED = "form.submitted"  # properties form (its name) and what the site passes
 TRACK = "track"  # a custom event: property event names it (`where: {event: "Ebook Downloaded"}`)
@@ -57,6 +60,8 @@ CATALOGUE = (
     EMAIL_DELIVERED,
     EMAIL_BOUNCED,
     EMAIL_COMPLAINED,
+    EMAIL_REJECTED,
+    EMAIL_RENDERING_FAILED,
     PAGE_VIEWED,
     FORM_SUBMITTED,
     TRACK,

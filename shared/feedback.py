@@ -6,28 +6,33 @@ SES event publishing sends `{"eventType": "Open" | "Click" | ..., "mail": {"mess
 `notificationType` instead of `eventType`: both are read. The message tags parcours sets on every send (scenario,
 step, variant, contact) map the event back to the contact and the step.
 
-Suppressing the address on a permanent bounce or a complaint is issue 5's; rejects, rendering failures and delivery
-delays are ignored here, counted by the handler, and nothing is recorded.
+Bounces, complaints and deliveries first decide the address's suppression (shared.suppression), synchronously,
+then are queued like the rest. A reject (SES found a virus) or a rendering failure reached nobody: each becomes an
+event in the contact's history (`email.rejected`, `email.rendering_failed`), counted by the handler's `EmailFailed`
+metric, which an alarm watches. Delivery delays are ignored (SES keeps trying; a bounce follows if it gives up).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from shared import ingestion
+from shared import ingestion, suppression
 from shared.events import (
     EMAIL_BOUNCED,
     EMAIL_CLICKED,
     EMAIL_COMPLAINED,
     EMAIL_DELIVERED,
     EMAIL_OPENED,
+    EMAIL_REJECTED,
+    EMAIL_RENDERING_FAILED,
     ContactFacts,
     Event,
 )
 from shared.settings import Settings
+from shared.storage import tables
 
 TYPES = {  # SES type -> event, detail key
     "Delivery": (EMAIL_DELIVERED, "delivery"),
@@ -35,7 +40,10 @@ TYPES = {  # SES type -> event, detail key
     "Click": (EMAIL_CLICKED, "click"),
     "Bounce": (EMAIL_BOUNCED, "bounce"),
     "Complaint": (EMAIL_COMPLAINED, "complaint"),
+    "Reject": (EMAIL_REJECTED, "reject"),
+    "Rendering Failure": (EMAIL_RENDERING_FAILED, "failure"),
 }
+FAILURES = ("Reject", "Rendering Failure")  # SES accepted the message, then nothing reached the recipient
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class Outcome:
     ses_type: str
     reason: str
     event: Event | None = None
+    suppression: suppression.Decision | None = None  # for bounces, complaints and deliveries
 
 
 def _tag(mail: dict[str, Any], name: str) -> str | None:
@@ -59,7 +68,7 @@ def to_event(message: Any, received_at: datetime) -> Outcome:
         return Outcome("ignored", "?", "not an SES event")
     ses_type = str(message.get("eventType") or message.get("notificationType") or "?")
     if ses_type not in TYPES:
-        return Outcome("ignored", ses_type, "not acted on yet")
+        return Outcome("ignored", ses_type, "not acted on")
     event_type, detail_key = TYPES[ses_type]
     mail: dict[str, Any] = message["mail"] if isinstance(message.get("mail"), dict) else {}
     detail: dict[str, Any] = message[detail_key] if isinstance(message.get(detail_key), dict) else {}
@@ -83,6 +92,11 @@ def to_event(message: Any, received_at: datetime) -> Outcome:
         properties["bounce_subtype"] = detail.get("bounceSubType")
     if event_type == EMAIL_COMPLAINED:
         properties["feedback_type"] = detail.get("complaintFeedbackType")
+    if event_type == EMAIL_REJECTED:
+        properties["reason"] = detail.get("reason")
+    if event_type == EMAIL_RENDERING_FAILED:
+        properties["template_name"] = detail.get("templateName")
+        properties["error"] = str(detail.get("errorMessage") or "")[:500] or None
     event = Event(
         # The same SES event delivered twice by SNS has the same id: the queue and the processing drop the copy.
         event_id=f"ses#{message_id}#{ses_type}#{timestamp}",
@@ -97,13 +111,48 @@ def to_event(message: Any, received_at: datetime) -> Outcome:
     return Outcome("queued", ses_type, event_type, event)
 
 
+def _recipients(message: dict[str, Any], detail_key: str, list_key: str) -> list[object]:
+    """The addresses SES names in the bounce or complaint; the message's destination if it names none."""
+    detail = message.get(detail_key)
+    listed = detail.get(list_key) if isinstance(detail, dict) else None
+    if isinstance(listed, list) and listed:
+        return [entry.get("emailAddress") for entry in listed if isinstance(entry, dict)]
+    mail = message.get("mail")
+    destination = mail.get("destination") if isinstance(mail, dict) else None
+    return list(destination) if isinstance(destination, list) else []
+
+
+def suppress(message: Any, settings: Settings, now: datetime) -> suppression.Decision | None:
+    """What a bounce, complaint or delivery does to the address, decided before anything is queued."""
+    if not isinstance(message, dict):
+        return None
+    ses_type = message.get("eventType") or message.get("notificationType")
+    if ses_type not in ("Bounce", "Complaint", "Delivery"):
+        return None
+    mail: dict[str, Any] = message["mail"] if isinstance(message.get("mail"), dict) else {}
+    contact_id = _tag(mail, "contact")
+    t = tables(settings)
+    if ses_type == "Delivery":
+        return suppression.on_delivery(t, contact_id)
+    if ses_type == "Bounce":
+        bounce = message["bounce"] if isinstance(message.get("bounce"), dict) else {}
+        message_id = str(mail.get("messageId") or bounce.get("feedbackId") or "")
+        recipients = _recipients(message, "bounce", "bouncedRecipients")
+        return suppression.on_bounce(t, contact_id, message_id, recipients, bounce, now)
+    complaint = message["complaint"] if isinstance(message.get("complaint"), dict) else {}
+    recipients = _recipients(message, "complaint", "complainedRecipients")
+    return suppression.on_complaint(t, contact_id, recipients, complaint, now)
+
+
 def handle(raw_message: str, settings: Settings, now: datetime) -> Outcome:
-    """One SNS message: parsed, mapped, queued for processing (QueueUnavailable propagates: SNS retries)."""
+    """One SNS message: the address suppressed if it must be, then mapped and queued for processing
+    (StorageError and QueueUnavailable propagate: SNS retries, and both steps are idempotent)."""
     try:
         message = json.loads(raw_message)
     except (TypeError, json.JSONDecodeError):
         return Outcome("ignored", "?", "not JSON")
-    outcome = to_event(message, now)
+    decision = suppress(message, settings, now)
+    outcome = replace(to_event(message, now), suppression=decision)
     if outcome.event is not None:
         ingestion.enqueue(outcome.event, settings)
     return outcome

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from shared import consent, enrolments, links, mailer, outbox
+from shared import consent, enrolments, links, mailer, outbox, suppression
 from shared.clock import Clock
 from shared.settings import Settings
 from shared.storage import ContactModel, get_or_none, tables
@@ -60,6 +60,8 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
     t = tables(settings)
     contact = get_or_none(t.contacts, request.contact_id, consistent=True)
     refusal = _refusal(request, contact)
+    if refusal is None and contact is not None and suppression.is_suppressed(t, contact.email):
+        refusal = "address suppressed"  # by a bounce or complaint, maybe on a contact since erased
     if refusal is None and enrolments.goal_reached(t, request.contact_id, request.scenario, request.execution):
         refusal = "goal reached"
     if refusal is not None or contact is None or contact.email is None:

@@ -26,6 +26,7 @@ class Settings:
     sends_table: str
     enrolments_table: str
     dates_table: str
+    suppressions_table: str  # hashed addresses never mailed again (shared.suppression)
     idempotency_table: str
     queue_url: str
     state_machine_prefix: str
@@ -108,6 +109,7 @@ class Settings:
             sends_table=need("PARCOURS_SENDS_TABLE"),
             enrolments_table=need("PARCOURS_ENROLMENTS_TABLE"),
             dates_table=need("PARCOURS_DATES_TABLE"),
+            suppressions_table=need("PARCOURS_SUPPRESSIONS_TABLE"),
             idempotency_table=need("PARCOURS_IDEMPOTENCY_TABLE"),
             queue_url=need("PARCOURS_QUEUE_URL"),
             state_machine_prefix=need("PARCOURS_STATE_MACHINE_PREFIX"),

@@ -76,6 +76,10 @@ class ContactModel(Model):
     sms_consent = Consent(null=True)
     sms_consent_history = ListAttribute(of=Consent, null=True)  # SMS consent statements, oldest first
     suppressed = BooleanAttribute(default=False)
+    suppressed_reason = UnicodeAttribute(null=True)  # permanent_bounce:General, complaint:abuse (shared.suppression)
+    suppressed_at = UTCDateTimeAttribute(null=True)
+    transient_bounces = NumberAttribute(null=True)  # soft bounces since the last delivery (shared.suppression)
+    last_bounce_message = UnicodeAttribute(null=True)  # the SES message id last counted: a redelivery counts once
     attributes = MapAttribute[str, Any](default=dict)  # custom attributes, set by sources and scenarios
     lists = UnicodeSetAttribute(null=True)  # static list membership (names)
     orders_count = NumberAttribute(default=0)
@@ -184,6 +188,18 @@ class ScenarioCounterModel(Model):
     running = NumberAttribute(default=0)
 
 
+class SuppressionModel(Model):
+    """An address never mailed again (a hard bounce, a complaint, repeated soft bounces), known only by the SHA-256
+    of its normalised form: it outlives the contact's erasure, and a contact created later with it is not mailed."""
+
+    class Meta:
+        table_name = "unbound"
+
+    address_hash = UnicodeAttribute(hash_key=True)
+    reason = UnicodeAttribute()  # what SES said, never the address: permanent_bounce:General, complaint:abuse, ...
+    suppressed_at = UTCDateTimeAttribute()
+
+
 M = TypeVar("M", bound=Model)
 
 
@@ -201,11 +217,12 @@ class Tables:
     enrolments: type[EnrolmentModel]
     counters: type[ScenarioCounterModel]  # in the enrolments table
     dates: type[DateIndexModel]
+    suppressions: type[SuppressionModel]
 
 
 @lru_cache(maxsize=4)
 def _tables(
-    contacts: str, identities: str, events: str, sends: str, enrolments: str, dates: str, region: str
+    contacts: str, identities: str, events: str, sends: str, enrolments: str, dates: str, suppressions: str, region: str
 ) -> Tables:
     return Tables(
         contacts=_bind(ContactModel, contacts, region),
@@ -215,6 +232,7 @@ def _tables(
         enrolments=_bind(EnrolmentModel, enrolments, region),
         counters=_bind(ScenarioCounterModel, enrolments, region),
         dates=_bind(DateIndexModel, dates, region),
+        suppressions=_bind(SuppressionModel, suppressions, region),
     )
 
 
@@ -226,6 +244,7 @@ def tables(settings: Settings) -> Tables:
         settings.sends_table,
         settings.enrolments_table,
         settings.dates_table,
+        settings.suppressions_table,
         settings.region,
     )
 

@@ -32,6 +32,7 @@ def environ() -> dict[str, str]:
         "PARCOURS_SENDS_TABLE": "sends",
         "PARCOURS_ENROLMENTS_TABLE": "enrolments",
         "PARCOURS_DATES_TABLE": "dates",
+        "PARCOURS_SUPPRESSIONS_TABLE": "suppressions",
         "PARCOURS_IDEMPOTENCY_TABLE": "idempotency",
         "PARCOURS_QUEUE_URL": "https://sqs.eu-west-3.amazonaws.com/123456789012/parcours-events.fifo",
         "PARCOURS_STATE_MACHINE_PREFIX": "arn:aws:states:eu-west-3:123456789012:stateMachine:parcours-",
@@ -62,6 +63,7 @@ TABLE_VARIABLES = {
     "SendsTable": "PARCOURS_SENDS_TABLE",
     "EnrolmentsTable": "PARCOURS_ENROLMENTS_TABLE",
     "DatesTable": "PARCOURS_DATES_TABLE",
+    "SuppressionsTable": "PARCOURS_SUPPRESSIONS_TABLE",
     "IdempotencyTable": "PARCOURS_IDEMPOTENCY_TABLE",
 }
 

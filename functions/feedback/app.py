@@ -1,4 +1,4 @@
-"""SES events through SNS -> email.delivered, opened, clicked, bounced and complained events on the queue."""
+"""SES events through SNS -> hard-bounced and complaining addresses suppressed at once; email.* events queued."""
 
 from __future__ import annotations
 
@@ -24,8 +24,20 @@ def lambda_handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
     outcomes = [feedback.handle(record.sns.message, settings, settings.clock().now()) for record in event.records]
     for outcome in outcomes:
         # Only the type and what became of it: the SES message names the recipient, which is not logged.
+        decision = outcome.suppression
         logger.info(
-            "ses event", extra={"ses_type": outcome.ses_type, "status": outcome.status, "reason": outcome.reason}
+            "ses event",
+            extra={
+                "ses_type": outcome.ses_type,
+                "status": outcome.status,
+                "reason": outcome.reason,
+                "suppression": decision.status if decision else None,
+                "suppression_reason": decision.reason if decision else None,
+            },
         )
         metrics.add_metric(name=f"SesEvent{outcome.status.capitalize()}", unit=MetricUnit.Count, value=1)
+        if decision is not None and decision.status == "suppressed":
+            metrics.add_metric(name="EmailSuppressed", unit=MetricUnit.Count, value=1)
+        if outcome.ses_type in feedback.FAILURES:
+            metrics.add_metric(name="EmailFailed", unit=MetricUnit.Count, value=1)  # EmailFailuresAlarm
     return {"queued": sum(1 for outcome in outcomes if outcome.status == "queued"), "received": len(outcomes)}

@@ -25,6 +25,7 @@ def test_the_stack_is_created_with_every_resource_moto_supports(local: RunningLo
         "IdempotencyTable",
         "EnrolmentsTable",
         "DatesTable",
+        "SuppressionsTable",
         "ScheduleFunction",
         "BirthdayStateMachine",
         "ReEngagementStateMachine",

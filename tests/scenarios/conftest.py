@@ -42,6 +42,7 @@ def stack_settings(local: RunningLocal, **overrides: str) -> Settings:
         "PARCOURS_SENDS_TABLE": ids["SendsTable"],
         "PARCOURS_ENROLMENTS_TABLE": ids["EnrolmentsTable"],
         "PARCOURS_DATES_TABLE": ids["DatesTable"],
+        "PARCOURS_SUPPRESSIONS_TABLE": ids["SuppressionsTable"],
         "PARCOURS_IDEMPOTENCY_TABLE": ids["IdempotencyTable"],
         "PARCOURS_QUEUE_URL": ids["EventsQueue"],
         **{

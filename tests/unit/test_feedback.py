@@ -79,9 +79,18 @@ def test_a_click_in_the_notification_shape_becomes_email_clicked_with_its_link()
             {"bounce_type": "Permanent", "bounce_subtype": "General"},
         ),
         (published("Complaint", {"complaintFeedbackType": "abuse"}), "email.complained", {"feedback_type": "abuse"}),
+        (published("Reject", {"reason": "Bad content"}), "email.rejected", {"reason": "Bad content"}),
+        (
+            {
+                **published("Rendering Failure", {}),
+                "failure": {"templateName": "welcome", "errorMessage": "Attribute 'x' is not present"},
+            },
+            "email.rendering_failed",
+            {"template_name": "welcome", "error": "Attribute 'x' is not present"},
+        ),
     ],
 )
-def test_deliveries_bounces_and_complaints_become_events_about_the_contact(
+def test_deliveries_bounces_complaints_rejects_and_rendering_failures_become_events_about_the_contact(
     message: Any, event_type: str, extra: dict[str, Any]
 ) -> None:
     event = feedback.to_event(message, NOW).event
@@ -101,9 +110,7 @@ def test_deliveries_bounces_and_complaints_become_events_about_the_contact(
 @pytest.mark.parametrize(
     ("message", "reason"),
     [
-        (published("Reject", {"reason": "Bad content"}), "not acted on yet"),
-        (published("Rendering Failure", {}), "not acted on yet"),
-        (published("DeliveryDelay", {}), "not acted on yet"),
+        (published("DeliveryDelay", {}), "not acted on"),
         ({**OPEN, "mail": {**OPEN["mail"], "tags": {"scenario": ["welcome"]}}}, "no contact tag"),
         ({**OPEN, "mail": {"tags": TAGS}}, "no mail.messageId"),
         (["not", "an", "event"], "not an SES event"),
