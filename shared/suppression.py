@@ -15,7 +15,6 @@ as SES reports, before the event is queued: suppression must not wait behind the
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +30,26 @@ from shared.storage import AlreadyExists, ContactModel, StorageError, Tables, cr
 
 TRANSIENT_LIMIT = 3  # soft bounces without a delivery in between before the address is suppressed
 COMPLAINT_SOURCE = "ses:complaint"
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+# SES's documented bounce subtypes and complaint feedback types (RFC 5965): a reason is one of them, or `other`.
+KNOWN_DETAILS = frozenset(
+    {
+        "Undetermined",
+        "General",
+        "NoEmail",
+        "Suppressed",
+        "OnAccountSuppressionList",
+        "MailboxFull",
+        "MessageTooLarge",
+        "ContentRejected",
+        "AttachmentRejected",
+        "abuse",
+        "auth-failure",
+        "fraud",
+        "not-spam",
+        "other",
+        "virus",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -56,10 +74,11 @@ def is_suppressed(t: Tables, address: str | None) -> bool:
 
 
 def reason(kind: str, detail: object) -> str:
-    """`kind:detail` from SES's own vocabulary (bounce subtype, feedback type), stripped to safe characters: SES
-    puts the address in other fields (diagnosticCode), never read here."""
-    text = _UNSAFE.sub("", detail)[:40] if isinstance(detail, str) else ""
-    return f"{kind}:{text or 'unspecified'}"
+    """`kind:detail`, the detail from SES's own vocabulary (bounce subtype, feedback type) or `other`: nothing a
+    mailbox provider wrote freely (the address is in diagnosticCode, never read here) is kept."""
+    if detail is None or detail == "":
+        return f"{kind}:unspecified"
+    return f"{kind}:{detail if isinstance(detail, str) and detail in KNOWN_DETAILS else 'other'}"
 
 
 def _conditional_update(item: ContactModel, actions: list[Action], condition: Condition) -> bool:
@@ -142,7 +161,7 @@ def on_bounce(
         return Decision("repeat")  # this message's bounce was counted already, or the contact is gone
     count = int(item.transient_bounces or 0)
     if count >= TRANSIENT_LIMIT:
-        decision = _suppress(t, contact_id, addresses, reason("transient_bounces", str(count)), now)
+        decision = _suppress(t, contact_id, addresses, f"transient_bounces:{count}", now)
         return Decision(decision.status, decision.reason, count)
     return Decision("counted", None, count)
 
