@@ -86,5 +86,7 @@ def test_without_an_open_the_other_branch_runs(local: RunningLocal, store: Table
 
 def test_the_local_route_refuses_what_ses_would_never_publish(local: RunningLocal) -> None:
     assert ses_event(local, to="nobody@example.com", step="hello", type="open")[0] == 404
-    assert ses_event(local, to="nobody@example.com", step="hello", type="bounce")[0] == 400
+    assert ses_event(local, to="nobody@example.com", step="hello", type="bounce")[0] == 404
+    assert ses_event(local, to="nobody@example.com", step="hello", type="unsubscribe")[0] == 400  # not an SES event
+    assert ses_event(local, to="nobody@example.com", step="hello", type="bounce", bounce_type="Soft")[0] == 400
     assert ses_event(local, message_id="x", type="click")[0] == 400  # a click needs its link
