@@ -287,3 +287,19 @@ def test_the_handler_counts_suppressions_and_failures_and_logs_no_address(
         "email.rejected",
         "email.rendering_failed",
     ]
+
+
+def test_the_template_gives_the_table_its_readers_and_writers_and_alarms_on_the_handlers_metric() -> None:
+    from infra import samtemplate
+
+    resources = samtemplate.load()["Resources"]
+    table = resources["SuppressionsTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    feedback_policies = resources["FeedbackFunction"]["Properties"]["Policies"]
+    assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": "SuppressionsTable"}}} in feedback_policies
+    assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": "ContactsTable"}}} in feedback_policies
+    act_policies = resources["ActFunction"]["Properties"]["Policies"]
+    assert {"DynamoDBReadPolicy": {"TableName": {"Ref": "SuppressionsTable"}}} in act_policies  # checked at send
+    alarm = resources["EmailFailuresAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Threshold"]) == ("parcours", "EmailFailed", 0)
