@@ -97,6 +97,10 @@ def test_one_transient_bounce_does_not_stop_the_series(local: RunningLocal, subs
     contact = contact_item(local, email)
     assert contact.get("suppressed") == {"BOOL": False}
     assert contact["transient_bounces"] == {"N": "1"}
+    # and a delivery of a later email starts the count again
+    status, answer = ses_event(local, to=email, step="e2-value", type="delivery")
+    assert (status, answer["type"]) == (202, "Delivery")
+    assert "transient_bounces" not in contact_item(local, email)
 
 
 def test_the_route_refuses_an_unknown_bounce_type(local: RunningLocal, subscribers: dict[str, str]) -> None:
