@@ -58,13 +58,12 @@ def refusal_for_marketing_email(contact: ContactModel | None) -> str | None:
 
 
 def refusal_for_marketing_sms(contact: ContactModel | None) -> str | None:
-    """Why this contact may not get a marketing SMS now (prior SMS opt-in, never suppressed), or None if it may."""
+    """Why this contact may not get a marketing SMS now (prior SMS opt-in), or None if it may. An email bounce or
+    complaint (`suppressed`) says nothing of the phone; SNS's opt-out list is checked at send time."""
     if contact is None:
         return "contact not found"
     if not contact.phone:
         return "no phone number"
-    if contact.suppressed:
-        return "contact suppressed"
     consent = contact.sms_consent
     if consent is None or consent.state != "granted":
         return "no SMS marketing consent"

@@ -60,9 +60,7 @@ def _refusal(request: SendRequest, contact: ContactModel | None) -> str | None:
         return "phone number not in E.164 format (+ country code, at most 15 digits)"
     if request.category == "marketing":
         return consent.refusal_for_marketing_sms(contact)
-    if contact.suppressed:
-        return "contact suppressed"
-    return None
+    return None  # `suppressed` is the email address's (a bounce, a complaint): the phone answers for itself
 
 
 def _deferred_or_refused(error: ClientError | BotoCoreError) -> Exception:

@@ -177,8 +177,6 @@ def test_a_transactional_sms_needs_no_sms_consent_is_transactional_and_has_no_st
         ("marketing", None, {}, "no SMS marketing consent"),
         ("marketing", "denied", {}, "no SMS marketing consent"),
         ("marketing", "unknown", {}, "no SMS marketing consent"),
-        ("marketing", "granted", {"suppressed": True}, "contact suppressed"),
-        ("transactional", None, {"suppressed": True}, "contact suppressed"),
         ("marketing", "granted", {"phone": None}, "no phone number"),
         ("transactional", None, {"phone": None}, "no phone number"),
         (
@@ -201,6 +199,15 @@ def test_an_sms_that_may_not_go_is_skipped_with_its_reason(
     add_contact(settings, consent, **fields)
     assert sms.send_sms(request(category=category), settings, Clock()) == {"status": "skipped", "reason": reason}
     assert delivered() == []
+
+
+@pytest.mark.parametrize("category", ["marketing", "transactional"])
+def test_a_suppressed_email_address_does_not_stop_the_contact_s_sms(settings: Settings, category: str) -> None:
+    # Given a contact whose email bounced for good, and who agreed to SMS
+    add_contact(settings, "granted", suppressed=True, suppressed_reason="permanent_bounce:General")
+    # Then the SMS still goes: the bounce was the mailbox's, not the phone's
+    assert sms.send_sms(request(category=category), settings, Clock())["status"] == "sent"
+    assert len(delivered()) == 1
 
 
 def test_a_contact_erased_since_the_scenario_started_is_skipped(settings: Settings) -> None:
