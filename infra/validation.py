@@ -28,11 +28,16 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     },
     "sender": {"name": "La Boutique", "postal_address": "12 rue des Artisans, 75011 Paris"},
     "unsubscribe_url": "https://example.com/unsubscribe?t=sample",
+    "preferences_url": "https://example.com/preferences?t=sample",
+    "confirm_url": "https://example.com/confirm?t=sample",
+    "confirm_wording": "I confirm I want to receive marketing emails from La Boutique.",
 }
+
+_EMAIL_ONLY = ("unsubscribe_url", "preferences_url", "confirm_url", "confirm_wording")
 
 
 SMS_CONTEXT: dict[str, Any] = {
-    **{key: value for key, value in SAMPLE_CONTEXT.items() if key != "unsubscribe_url"},
+    **{key: value for key, value in SAMPLE_CONTEXT.items() if key not in _EMAIL_ONLY},
     "contact": {**SAMPLE_CONTEXT["contact"], "phone": "+33612345678"},
 }
 

@@ -2,6 +2,7 @@
 
 Forms (JSON once compiled):
   {"consent": "email"}                          marketing email allowed now (consent, not suppressed)
+  {"consent": "unconfirmed"}                    ... and that consent is not confirmed yet (double opt-in asks it)
   {"attribute": NAME, "exists": true|false}     a profile field or custom attribute is set (non-empty)
   {"attribute": NAME, "equals": VALUE}          ... equals VALUE
   {"attribute": NAME, "in": [VALUES]}           ... is one of VALUES
@@ -54,8 +55,10 @@ def check(condition: Any, where: str = "condition") -> None:
         raise ConditionError(f"{where} must be a mapping such as {{attribute: first_name, exists: true}}")
     keys = set(condition)
     if keys == {"consent"}:
-        if condition["consent"] != "email":
-            raise ConditionError(f"{where}: consent can only be 'email' for now")
+        if condition["consent"] not in ("email", "unconfirmed"):
+            raise ConditionError(
+                f"{where}: consent is 'email' (marketing allowed) or 'unconfirmed' (not confirmed yet)"
+            )
     elif "attribute" in keys:
         name = condition["attribute"]
         tests = keys - {"attribute"}
@@ -214,7 +217,11 @@ def holds(condition: dict[str, Any], contact: ContactModel | None, facts: Facts 
         where = {"message_id": message_id, "scenario": facts.scenario, "step": condition[kind]}
         return facts.history(MESSAGE_EVENTS[kind], sent_at, where) >= 1
     if "consent" in condition:
-        return refusal_for_marketing_email(contact) is None
+        allowed = refusal_for_marketing_email(contact) is None
+        if condition["consent"] == "unconfirmed":
+            given = contact.email_consent if contact is not None else None
+            return allowed and given is not None and given.level != "confirmed_opt_in"
+        return allowed
     if "attribute" in condition:
         value = attribute(contact, condition["attribute"])
         if "exists" in condition:

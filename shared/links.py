@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from urllib.parse import quote
 
 
 def _mac(contact_id: str, scope: str, secret: str) -> str:
@@ -25,3 +26,8 @@ def verify(value: str, secret: str) -> tuple[str, str] | None:
     if not hmac.compare_digest(mac.encode(), _mac(contact_id, scope, secret).encode()):
         return None
     return contact_id, scope
+
+
+def url(base_url: str, path: str, contact_id: str, scope: str, secret: str) -> str:
+    """A signed link to one of the public subscription routes (/unsubscribe, /preferences, /confirm)."""
+    return f"{base_url}{path}?t={quote(token(contact_id, scope, secret))}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from shared import consent, enrolments, links, mailer, outbox, suppression
+from shared import consent, enrolments, links, mailer, outbox, subscriptions, suppression, topics
 from shared.clock import Clock
 from shared.settings import Settings
 from shared.storage import ContactModel, get_or_none, tables
@@ -62,6 +62,8 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
     refusal = _refusal(request, contact)
     if refusal is None and contact is not None and suppression.is_suppressed(t, contact.email):
         refusal = "address suppressed"  # by a bounce or complaint, maybe on a contact since erased
+    if refusal is None and contact is not None:
+        refusal = subscriptions.topic_refusal(contact, topics.topic_of(request.scenario, request.category))
     if refusal is None and enrolments.goal_reached(t, request.contact_id, request.scenario, request.execution):
         refusal = "goal reached"
     if refusal is not None or contact is None or contact.email is None:
@@ -69,6 +71,8 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
     now = clock.now()
     unsubscribe_token = links.token(contact.contact_id, "all", link_secret)
     unsubscribe_url = f"{settings.public_base_url}/unsubscribe?t={quote(unsubscribe_token)}"
+    base, contact_id = settings.public_base_url, contact.contact_id
+    locale = contact.locale or settings.default_locale
     context: dict[str, Any] = {
         "contact": {
             "first_name": contact.first_name,
@@ -79,6 +83,10 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
         "trigger": request.trigger,
         "sender": {"name": settings.sender_name, "postal_address": settings.postal_address},
         "unsubscribe_url": unsubscribe_url,
+        "preferences_url": links.url(base, "/preferences", contact_id, subscriptions.PREFERENCES_SCOPE, link_secret),
+        # for a double opt-in email (scenario confirm-subscription): the link and the sentence it records
+        "confirm_url": links.url(base, "/confirm", contact_id, subscriptions.CONFIRM_SCOPE, link_secret),
+        "confirm_wording": subscriptions.wording(subscriptions.CONFIRM_WORDING, locale, settings.sender_name),
     }
     envelope = mailer.Envelope(
         sender_name=settings.sender_name,
@@ -92,7 +100,7 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
         variant=request.variant,
         contact_id=contact.contact_id,
     )
-    rendered = render_email(request.template, contact.locale or settings.default_locale, context)
+    rendered = render_email(request.template, locale, context)
     message = mailer.build_message(envelope, rendered)
     key = outbox.send_id(request.execution, request.step)
     if not outbox.claim(

@@ -50,6 +50,15 @@ class Consent(MapAttribute[str, Any]):
     at = UTCDateTimeAttribute()
 
 
+class Preferences(MapAttribute[str, Any]):
+    """The preference centre's choices (shared.topics) and where they came from, kept with their history."""
+
+    topics_off = UnicodeSetAttribute(null=True)  # topics the contact turned off
+    frequency = UnicodeAttribute(default="all")  # all | weekly | monthly: stored, not enforced here
+    source = UnicodeAttribute()  # e.g. preferences
+    at = UTCDateTimeAttribute()
+
+
 class EngagedOnIndex(GlobalSecondaryIndex["ContactModel"]):
     """Contacts by the day they last opened, clicked or signed up: the inactivity run reads one day of it."""
 
@@ -80,6 +89,8 @@ class ContactModel(Model):
     suppressed_at = UTCDateTimeAttribute(null=True)
     transient_bounces = NumberAttribute(null=True)  # soft bounces since the last delivery (shared.suppression)
     last_bounce_message = UnicodeAttribute(null=True)  # the SES message id last counted: a redelivery counts once
+    preferences = Preferences(null=True)  # the preference centre's current choices
+    preferences_history = ListAttribute(of=Preferences, null=True)  # every change, oldest first
     attributes = MapAttribute[str, Any](default=dict)  # custom attributes, set by sources and scenarios
     lists = UnicodeSetAttribute(null=True)  # static list membership (names)
     orders_count = NumberAttribute(default=0)

@@ -1,16 +1,21 @@
-"""Unsubscribing from a signed link (RFC 8058): no login, no confirmation for the one-click POST, harmless twice."""
+"""What a signed link lets the person do without logging in: unsubscribe (RFC 8058: no confirmation for the
+one-click POST, harmless twice), choose topics and frequency, resubscribe, confirm a signup (double opt-in)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared import consent, links
+from shared import consent, links, topics
 from shared.clock import Clock
 from shared.events import ConsentFacts
 from shared.settings import Settings
-from shared.storage import get_or_none, save_changes, tables
+from shared.storage import ContactModel, Preferences, get_or_none, save_changes, tables
 
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
+# A token's scope says which route it opens: a link in one email opens only what that link is for.
+UNSUBSCRIBE_SCOPE = "all"
+PREFERENCES_SCOPE = "preferences"
+CONFIRM_SCOPE = "confirm"
 
 
 @dataclass(frozen=True)
@@ -20,10 +25,10 @@ class LinkHolder:
     locale: str
 
 
-def holder(token: str, settings: Settings, link_secret: str) -> LinkHolder | None:
-    """Whose genuine link this is, or None for a forged, edited or truncated token."""
+def holder(token: str, settings: Settings, link_secret: str, scope: str | None = None) -> LinkHolder | None:
+    """Whose genuine link this is, or None for a forged, edited or truncated token (or one of another scope)."""
     verified = links.verify(token, link_secret)
-    if verified is None:
+    if verified is None or (scope is not None and verified[1] != scope):
         return None
     contact_id, scope = verified
     contact = get_or_none(tables(settings).contacts, contact_id)
@@ -40,6 +45,143 @@ def unsubscribe(link: LinkHolder, source: str, settings: Settings, clock: Clock)
     before = contact.serialize()
     now = clock.now()
     statement = ConsentFacts(state="denied", level=None, at=now.isoformat(), source=source)
+    changed = consent.record(contact, statement, by_the_person=True)
+    if changed:
+        contact.updated_at = now
+        save_changes(contact, before)
+    return changed
+
+
+# The text next to the preference centre's resubscribe checkbox and the confirmation email's button: the page and
+# the email show these very strings, and the consent statement records them as its wording (the proof).
+RESUBSCRIBE_WORDING = {
+    "fr": "J'accepte de recevoir à nouveau les emails marketing de {sender}.",
+    "en": "I agree to receive marketing emails from {sender} again.",
+}
+CONFIRM_WORDING = {
+    "fr": "Je confirme vouloir recevoir les emails marketing de {sender}.",
+    "en": "I confirm I want to receive marketing emails from {sender}.",
+}
+
+
+def wording(table: dict[str, str], locale: str, sender: str) -> str:
+    return table.get(locale, table["en"]).format(sender=sender)
+
+
+class PreferencesRefused(ValueError):
+    """A preference form that cannot be applied; the message is for the page (which field is wrong)."""
+
+
+@dataclass(frozen=True)
+class PreferencesView:
+    """What the preference centre shows: which topics are on, the frequency, whether marketing is allowed."""
+
+    topics_on: tuple[str, ...]
+    frequency: str
+    subscribed: bool
+    suppressed: bool
+
+
+def preferences_of(contact: ContactModel | None) -> PreferencesView:
+    prefs = contact.preferences if contact is not None else None
+    off = set(prefs.topics_off or ()) if prefs is not None else set()
+    current = contact.email_consent if contact is not None else None
+    return PreferencesView(
+        topics_on=tuple(topic for topic in topics.TOPICS if topic not in off),
+        frequency=(prefs.frequency if prefs is not None else None) or "all",
+        subscribed=current is not None and current.state == "granted",
+        suppressed=bool(contact is not None and contact.suppressed),
+    )
+
+
+def topic_refusal(contact: ContactModel, topic: str | None) -> str | None:
+    """Why a message of this topic may not go to the contact (turned off in the preference centre), or None."""
+    prefs = contact.preferences
+    if topic is None or prefs is None or topic not in (prefs.topics_off or ()):
+        return None
+    return f"topic {topic} turned off in the preference centre"
+
+
+def read(link: LinkHolder, settings: Settings) -> ContactModel | None:
+    return get_or_none(tables(settings).contacts, link.contact_id, consistent=True)
+
+
+def save_preferences(
+    link: LinkHolder, topics_on: list[str], frequency: str, settings: Settings, clock: Clock
+) -> ContactModel | None:
+    """Stores the chosen topics and frequency with their time and source; None when the contact was erased."""
+    unknown = sorted(set(topics_on) - set(topics.TOPICS))
+    if unknown:
+        raise PreferencesRefused(f"unknown topic {unknown[0]!r}; topics: {', '.join(topics.TOPICS)}")
+    if frequency not in topics.FREQUENCIES:
+        raise PreferencesRefused(f"unknown frequency {frequency!r}; one of {', '.join(topics.FREQUENCIES)}")
+    contact = read(link, settings)
+    if contact is None:
+        return None
+    off = {topic for topic in topics.TOPICS if topic not in topics_on}
+    current = preferences_of(contact)
+    if set(current.topics_on) == set(topics.TOPICS) - off and current.frequency == frequency:
+        return contact  # a repeated submit changes nothing and adds no history
+    before = contact.serialize()
+    now = clock.now()
+    choice = Preferences(topics_off=off or None, frequency=frequency, source="preferences", at=now)
+    contact.preferences = choice
+    contact.preferences_history = [*(contact.preferences_history or []), choice]
+    contact.updated_at = now
+    save_changes(contact, before)
+    return contact
+
+
+def resubscribe(link: LinkHolder, agreed: bool, settings: Settings, clock: Clock) -> bool:
+    """Grants marketing consent again from the preference centre, the checkbox's wording as proof.
+
+    Only the person ticking the box resubscribes (PreferencesRefused otherwise); a suppressed address (bounce,
+    complaint) stays suppressed. True if it changed anything.
+    """
+    if not agreed:
+        raise PreferencesRefused("tick the box to resubscribe")
+    return _grant(link, "single_opt_in", "preferences", RESUBSCRIBE_WORDING, settings, clock)
+
+
+def confirm(link: LinkHolder, settings: Settings, clock: Clock) -> str:
+    """Double opt-in: upgrades a granted single opt-in to confirmed_opt_in, with its proof.
+
+    Answers confirmed, already (a second or scanned GET changes nothing), withdrawn (the person unsubscribed since
+    the email: a link fetched later must not undo that) or erased.
+    """
+    contact = read(link, settings)
+    if contact is None:
+        return "erased"
+    current = contact.email_consent
+    if current is not None and current.state == "granted" and current.level == "confirmed_opt_in":
+        return "already"
+    if current is not None and current.state == "denied":
+        return "withdrawn"
+    _grant(link, "confirmed_opt_in", "double-opt-in", CONFIRM_WORDING, settings, clock, contact)
+    return "confirmed"
+
+
+def _grant(
+    link: LinkHolder,
+    level: str,
+    source: str,
+    wordings: dict[str, str],
+    settings: Settings,
+    clock: Clock,
+    contact: ContactModel | None = None,
+) -> bool:
+    contact = contact or read(link, settings)
+    if contact is None:
+        return False
+    before = contact.serialize()
+    now = clock.now()
+    statement = ConsentFacts(
+        state="granted",
+        level=level,
+        at=now.isoformat(),
+        source=source,
+        wording=wording(wordings, link.locale, settings.sender_name),
+    )
     changed = consent.record(contact, statement, by_the_person=True)
     if changed:
         contact.updated_at = now

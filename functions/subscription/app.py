@@ -1,4 +1,4 @@
-"""Public subscription routes: the unsubscribe page (GET shows, POST acts) and the RFC 8058 one-click POST."""
+"""Public subscription routes: unsubscribe (page + RFC 8058 one-click POST), preference centre, double opt-in."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import secrets, subscriptions
+from shared import secrets, subscriptions, topics
 from shared.settings import Settings, get_settings
 from shared.templates import render_page
 
@@ -33,17 +33,103 @@ def _page(settings: Settings, code: int, state: str, locale: str, token: str = "
     return Response(code, content_types.TEXT_HTML, html, headers={"Cache-Control": "no-store"})
 
 
-def _link(settings: Settings) -> tuple[str, subscriptions.LinkHolder | None]:
+def _link(settings: Settings, scope: str | None = None) -> tuple[str, subscriptions.LinkHolder | None]:
     token = app.current_event.get_query_string_value("t", "") or ""
     link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
-    return token, subscriptions.holder(token, settings, link_secret)
+    return token, subscriptions.holder(token, settings, link_secret, scope)
+
+
+def _preferences_page(
+    settings: Settings, code: int, state: str, link: subscriptions.LinkHolder | None, token: str = ""
+) -> Response[str]:
+    locale = link.locale if link is not None else settings.default_locale
+    view = subscriptions.preferences_of(subscriptions.read(link, settings) if link is not None else None)
+    html = render_page(
+        "preferences",
+        locale,
+        {
+            "state": state,
+            "action": f"/preferences?t={quote(token)}",
+            "topics": topics.TOPICS,
+            "frequencies": topics.FREQUENCIES,
+            "view": view,
+            "resubscribe_wording": subscriptions.wording(
+                subscriptions.RESUBSCRIBE_WORDING, locale, settings.sender_name
+            ),
+            "sender": {"name": settings.sender_name, "postal_address": settings.postal_address},
+        },
+    )
+    return Response(code, content_types.TEXT_HTML, html, headers={"Cache-Control": "no-store"})
+
+
+@app.get("/preferences")
+def preferences() -> Response[str]:
+    """The preference centre: a plain form (no JavaScript) showing the topics, the frequency and the consent."""
+    settings = get_settings()
+    token, link = _link(settings, subscriptions.PREFERENCES_SCOPE)
+    if link is None:
+        return _preferences_page(settings, 403, "invalid", None)
+    return _preferences_page(settings, 200, "form", link, token)
+
+
+@app.post("/preferences")
+def change_preferences() -> Response[str]:
+    """One form, three buttons (`do`): save the topics and frequency, unsubscribe from everything, resubscribe."""
+    settings = get_settings()
+    token, link = _link(settings, subscriptions.PREFERENCES_SCOPE)
+    if link is None:
+        metrics.add_metric(name="PreferencesRefused", unit=MetricUnit.Count, value=1)
+        return _preferences_page(settings, 403, "invalid", None)
+    form = parse_qs(app.current_event.decoded_body or "")
+    do = (form.get("do") or ["save"])[0]
+    now = settings.clock()
+    try:
+        if do == "save":
+            frequency = (form.get("frequency") or ["all"])[0]
+            subscriptions.save_preferences(link, form.get("topic", []), frequency, settings, now)
+            state = "saved"
+        elif do == "unsubscribe":
+            subscriptions.unsubscribe(link, "preferences", settings, now)
+            state = "unsubscribed"
+        elif do == "resubscribe":
+            subscriptions.resubscribe(link, form.get("consent") == ["yes"], settings, now)
+            state = "resubscribed"
+        else:
+            raise subscriptions.PreferencesRefused(f"unknown action {do!r}")
+    except subscriptions.PreferencesRefused as problem:
+        logger.info("preferences refused", extra={"contact_id": link.contact_id, "problem": str(problem)})
+        state = "needs-consent" if do == "resubscribe" else "refused"
+        return _preferences_page(settings, 400, state, link, token)
+    logger.info("preferences", extra={"contact_id": link.contact_id, "do": do})
+    metrics.add_metric(name="PreferencesChanged", unit=MetricUnit.Count, value=1)
+    return _preferences_page(settings, 200, state, link, token)
+
+
+@app.get("/confirm")
+def confirm() -> Response[str]:
+    """Double opt-in: GET records the confirmation (what every confirmation link does); a repeat, or a scanner
+    fetching it again, changes nothing, and it never undoes an unsubscribe made since."""
+    settings = get_settings()
+    _, link = _link(settings, subscriptions.CONFIRM_SCOPE)
+    state = "invalid" if link is None else subscriptions.confirm(link, settings, settings.clock())
+    if link is not None:
+        logger.info("confirm", extra={"contact_id": link.contact_id, "state": state})
+        if state == "confirmed":
+            metrics.add_metric(name="SignupConfirmed", unit=MetricUnit.Count, value=1)
+    html = render_page(
+        "confirm",
+        link.locale if link is not None else settings.default_locale,
+        {"state": state, "sender": {"name": settings.sender_name, "postal_address": settings.postal_address}},
+    )
+    code = {"invalid": 403, "erased": 404}.get(state, 200)
+    return Response(code, content_types.TEXT_HTML, html, headers={"Cache-Control": "no-store"})
 
 
 @app.get("/unsubscribe")
 def show() -> Response[str]:
     """Only shows a page with a button: mail scanners fetch GET links, which must change nothing."""
     settings = get_settings()
-    token, link = _link(settings)
+    token, link = _link(settings, subscriptions.UNSUBSCRIBE_SCOPE)
     if link is None:
         return _page(settings, 403, "invalid", settings.default_locale)
     return _page(settings, 200, "confirm", link.locale, token)
@@ -52,7 +138,7 @@ def show() -> Response[str]:
 @app.post("/unsubscribe")
 def act() -> Response[str]:
     settings = get_settings()
-    _, link = _link(settings)
+    _, link = _link(settings, subscriptions.UNSUBSCRIBE_SCOPE)
     if link is None:
         metrics.add_metric(name="UnsubscribeRefused", unit=MetricUnit.Count, value=1)
         return _page(settings, 403, "invalid", settings.default_locale)

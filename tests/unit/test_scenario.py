@@ -139,7 +139,7 @@ steps:
         ("  - id: x\n    if: {colour: blue}\n    then: [{exit: true}]\n", 7, "unknown condition with keys colour"),
         ("  - id: x\n    if: {attribute: first_name}\n    then: [{exit: true}]\n", 7, "exactly one of exists"),
         ("  - id: x\n    if: {all: []}\n    then: [{exit: true}]\n", 7, "non-empty list of conditions"),
-        ("  - id: x\n    if: {consent: sms}\n    then: [{exit: true}]\n", 7, "consent can only be 'email'"),
+        ("  - id: x\n    if: {consent: sms}\n    then: [{exit: true}]\n", 7, "or 'unconfirmed'"),
         (
             "  - id: x\n    split:\n      a: {percent: 50, steps: [{exit: true}]}\n"
             "      b: {percent: 40, steps: [{exit: true}]}\n",
