@@ -1,3 +1,5 @@
+import email
+import email.policy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -5,7 +7,7 @@ import boto3
 import pytest
 from moto.ses.models import ses_backends
 
-from shared import mailer, sending
+from shared import links, mailer, sending
 from shared.clock import Clock
 from shared.settings import Settings
 from shared.storage import Consent, tables
@@ -104,3 +106,51 @@ def test_when_ses_refuses_nothing_is_recorded_as_sent_so_a_retry_can_send(settin
 def test_an_incomplete_payload_names_the_missing_field() -> None:
     with pytest.raises(sending.InvalidRequest, match="contact_id"):
         sending.SendRequest.from_payload({"scenario": "welcome", "step": "e1", "template": "t", "execution": "x"})
+
+
+def test_a_message_of_a_topic_the_contact_turned_off_is_skipped_with_the_reason(settings: Settings) -> None:
+    from shared.storage import Preferences
+
+    add_contact(settings)
+    contact = tables(settings).contacts.get("c1")
+    contact.update(
+        actions=[
+            tables(settings).contacts.preferences.set(
+                Preferences(topics_off={"cart-reminders"}, frequency="all", source="preferences", at=NOW)
+            )
+        ]
+    )
+    cart = request(scenario="abandoned-cart", step="e1", template="abandoned-cart/1-reminder")
+    assert sending.send_email(cart, settings, Clock(), "secret") == {
+        "status": "skipped",
+        "reason": "topic cart-reminders turned off in the preference centre",
+    }
+    assert sending.send_email(request(), settings, Clock(), "secret")["status"] == "sent"  # welcome: newsletter
+    assert len(sent()) == 1
+    transactional = request(scenario="confirm-subscription", step="confirm", template="confirm-subscription/confirm")
+    turned_off_all = tables(settings).contacts.get("c1")
+    turned_off_all.update(
+        actions=[
+            tables(settings).contacts.preferences.set(
+                Preferences(topics_off={"newsletter", "promotions", "cart-reminders", "tips"}, source="p", at=NOW)
+            )
+        ]
+    )
+    confirm = sending.send_email(
+        sending.SendRequest.from_payload({**transactional.__dict__, "category": "transactional"}),
+        settings,
+        Clock(),
+        "s",
+    )
+    assert confirm["status"] == "sent"  # no topic stops a transactional email
+
+
+def test_every_email_carries_a_preferences_link_to_the_preference_centre(settings: Settings) -> None:
+    add_contact(settings)
+    sending.send_email(request(), settings, Clock(), "secret")
+    message = email.message_from_string(sent()[0].raw_data, policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    link = f"https://mail.boutique.example/preferences?t={links.token('c1', 'preferences', 'secret')}"
+    assert f'<a href="{link}">Gérer mes préférences</a>' in html
+    assert f"Gérer mes préférences ({link})" in text

@@ -1,0 +1,101 @@
+"""The preference centre and double opt-in over HTTP: links taken from received emails, as a person clicks them."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from infra.localprocess import RunningLocal
+from infra.webhook_client import post_generic
+from tests.e2e.test_generic_webhook import NEW, signup, stored_contact
+from tests.e2e.test_scenario_start import start
+from tests.e2e.test_shopify_webhook import unique_email
+from tests.e2e.test_unsubscribe import fetch
+
+
+def link(message: dict[str, Any], path: str) -> str:
+    found = re.search(rf'href="([^"]*{path}\?t=[^"]+)"', message["html"])
+    assert found is not None, f"no {path} link in {message['scenario']}/{message['step']}"
+    return found.group(1)
+
+
+def signed_up(local: RunningLocal, email: str) -> list[dict[str, Any]]:
+    """A site signup that asks for double opt-in (single opt-in consent): the welcome and the confirmation."""
+    body = json.loads(signup(email, properties={"double_opt_in": True}))
+    assert post_generic(local.api_url, json.dumps(body).encode(), NEW).status == 202
+    return local.wait_for(lambda: local.outbox(to=email), lambda m: len(m) >= 2, seconds=30)
+
+
+def test_the_confirmation_link_records_a_confirmed_opt_in_and_a_forged_one_is_refused(local: RunningLocal) -> None:
+    # Given a site signup that asks for double opt-in
+    email = unique_email("confirming")
+    messages = signed_up(local, email)
+    [confirmation] = [m for m in messages if m["scenario"] == "confirm-subscription"]
+    assert stored_contact(local, email)["email_consent"]["M"]["level"]["S"] == "single_opt_in"
+    url = link(confirmation, "/confirm")
+
+    # When a forged or tampered token is used, it is refused and nothing changes
+    contact_id, scope, mac = url.split("t=", 1)[1].split(".")
+    for forged in (f"{contact_id}.{scope}.{mac[:-2]}AA", f"{contact_id}.preferences.{mac}", "nonsense"):
+        status, page = fetch(f"{local.api_url}/confirm?t={forged}")
+        assert status == 403
+        assert "pas valide" in page
+    assert stored_contact(local, email)["email_consent"]["M"]["level"]["S"] == "single_opt_in"
+
+    # When the person clicks the link (and a scanner fetches it again)
+    status, page = fetch(url)
+    assert (status, "inscription est confirmée" in page) == (200, True)
+    assert fetch(url)[0] == 200
+
+    # Then the consent is confirmed once, with its proof
+    contact = stored_contact(local, email)
+    proof = contact["email_consent"]["M"]
+    assert (proof["state"]["S"], proof["level"]["S"], proof["source"]["S"]) == (
+        "granted",
+        "confirmed_opt_in",
+        "double-opt-in",
+    )
+    assert proof["wording"]["S"].startswith("Je confirme vouloir recevoir")
+    assert [c["M"]["level"]["S"] for c in contact["consent_history"]["L"]] == ["single_opt_in", "confirmed_opt_in"]
+
+
+def test_a_topic_turned_off_in_the_preference_centre_is_not_sent_while_another_topic_is(local: RunningLocal) -> None:
+    # Given a subscriber who received the first welcome email (topic newsletter)
+    email = unique_email("choosy")
+    messages = signed_up(local, email)
+    [welcome] = [m for m in messages if m["scenario"] == "welcome"]
+    url = link(welcome, "/preferences")
+    assert "Gérer mes préférences" in welcome["html"]
+
+    # When they open the preference centre from the email and untick the newsletter
+    status, page = fetch(url)
+    assert status == 200
+    assert 'name="topic" value="newsletter" checked' in page
+    form = urlencode({"do": "save", "topic": ["promotions", "cart-reminders", "tips"], "frequency": "monthly"}, True)
+    status, page = fetch(url, form.encode())
+    assert status == 200
+    assert "Vos préférences sont enregistrées." in page
+    assert 'value="newsletter">' in page
+    assert 'value="monthly" checked' in page
+
+    # And the app starts onboarding for them (topic tips), whose second email comes 3 days later
+    assert start(local, "onboarding", {"email": email, "request_id": uuid.uuid4().hex})[0] == 202
+    later = local.wait_for(
+        lambda: local.outbox(to=email),
+        lambda m: sum(1 for x in m if x["scenario"] == "onboarding") >= 2,
+        seconds=5 * 86400 / local.time_scale,
+    )
+
+    # Then the tips were sent, and the welcome series' J+2 email (due before onboarding's J+3) was not
+    assert next(m["step"] for m in later if m["scenario"] == "onboarding") == "e1-welcome"
+    assert len([m for m in later if m["scenario"] == "onboarding"]) == 2
+    assert [m["step"] for m in later if m["scenario"] == "welcome"] == ["e1-welcome"]
+    prefs = stored_contact(local, email)["preferences"]["M"]
+    assert (prefs["topics_off"]["SS"], prefs["frequency"]["S"], prefs["source"]["S"]) == (
+        ["newsletter"],
+        "monthly",
+        "preferences",
+    )

@@ -1,0 +1,258 @@
+"""The preference centre and double opt-in: signed links per scope, each change and its proof, through the
+subscription function's own handler (API Gateway HTTP API events) and the shared functions."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+
+from shared import links, subscriptions
+from shared.clock import Clock
+from shared.consent import refusal_for_marketing_email
+from shared.settings import Settings, get_settings
+from shared.storage import Consent, ContactModel, tables
+
+SECRET = "link-secret"
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Context:
+    function_name: str = "parcours-SubscriptionFunction"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-3:123456789012:function:parcours-SubscriptionFunction"
+    aws_request_id: str = "request-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+@pytest.fixture
+def settings(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    for name, value in {
+        **aws,
+        "PARCOURS_LINK_SECRET": SECRET,
+        "POWERTOOLS_METRICS_NAMESPACE": "parcours",
+        "POWERTOOLS_SERVICE_NAME": "parcours",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    settings = get_settings()
+    contact = tables(settings).contacts(
+        contact_id="c1", email="lou@example.com", locale="en", created_at=NOW, updated_at=NOW
+    )
+    contact.email_consent = Consent(state="granted", level="single_opt_in", source="generic:contact.subscribed", at=NOW)
+    contact.save()
+    yield settings
+    get_settings.cache_clear()
+
+
+def call(method: str, path: str, token: str, form: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The subscription function's answer to an HTTP API (payload 2.0) request, as API Gateway sends it."""
+    from functions.subscription import app
+
+    body = urlencode(form or {}, doseq=True)
+    event = {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": f"t={quote(token)}",
+        "queryStringParameters": {"t": token},
+        "headers": {"content-type": "application/x-www-form-urlencoded"},
+        "requestContext": {"http": {"method": method, "path": path}, "stage": "$default"},
+        "body": body,
+        "isBase64Encoded": False,
+    }
+    answer: dict[str, Any] = app.lambda_handler(event, Context())
+    return answer
+
+
+def stored(settings: Settings) -> ContactModel:
+    return tables(settings).contacts.get("c1", consistent_read=True)
+
+
+def test_the_preference_page_shows_the_topics_in_the_contacts_language(settings: Settings) -> None:
+    answer = call("GET", "/preferences", links.token("c1", "preferences", SECRET))
+    assert answer["statusCode"] == 200
+    html = answer["body"]
+    assert 'lang="en"' in html
+    assert '<form method="post"' in html
+    assert "<script" not in html
+    for topic in ("newsletter", "promotions", "cart-reminders", "tips"):
+        assert f'name="topic" value="{topic}" checked' in html
+    assert 'name="frequency" value="all" checked' in html
+    assert "Unsubscribe from all marketing emails" in html
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [
+        ("GET", "/preferences", "preferences"),
+        ("POST", "/preferences", "preferences"),
+        ("GET", "/confirm", "confirm"),
+        ("GET", "/unsubscribe", "all"),
+        ("POST", "/unsubscribe", "all"),
+    ],
+)
+def test_a_forged_tampered_or_other_scope_token_is_refused_and_changes_nothing(
+    settings: Settings, method: str, path: str, scope: str
+) -> None:
+    genuine = links.token("c1", scope, SECRET)
+    other_scope = "confirm" if scope != "confirm" else "preferences"
+    forged = [
+        genuine[:-2] + ("AA" if not genuine.endswith("AA") else "BB"),  # tampered MAC
+        links.token("c1", scope, "another-secret"),  # signed with another key
+        genuine.replace("c1.", "c2.", 1),  # another contact under the same MAC
+        links.token("c1", other_scope, SECRET),  # a genuine link, for another route
+        "nonsense",
+    ]
+    for token in forged:
+        answer = call(method, path, token, {"do": "unsubscribe", "List-Unsubscribe": "One-Click"})
+        assert answer["statusCode"] == 403, token
+    contact = stored(settings)
+    assert (contact.email_consent.state, contact.email_consent.level) == ("granted", "single_opt_in")
+    assert contact.preferences is None
+
+
+def test_turning_topics_off_and_the_frequency_are_stored_with_their_proof(settings: Settings) -> None:
+    token = links.token("c1", "preferences", SECRET)
+    answer = call("POST", "/preferences", token, {"do": "save", "topic": ["newsletter", "tips"], "frequency": "weekly"})
+    assert answer["statusCode"] == 200
+    assert "Your preferences are saved." in answer["body"]
+    assert 'value="promotions">' in answer["body"]  # shown unticked now
+
+    contact = stored(settings)
+    assert contact.preferences.topics_off == {"promotions", "cart-reminders"}
+    assert (contact.preferences.frequency, contact.preferences.source) == ("weekly", "preferences")
+    assert len(contact.preferences_history) == 1
+    assert refusal_for_marketing_email(contact) is None  # topics off is not an unsubscribe
+    assert subscriptions.topic_refusal(contact, "promotions") == "topic promotions turned off in the preference centre"
+    assert subscriptions.topic_refusal(contact, "newsletter") is None
+    assert subscriptions.topic_refusal(contact, None) is None  # transactional
+
+    # The same form again adds no history; turning a topic back on is another change
+    call("POST", "/preferences", token, {"do": "save", "topic": ["newsletter", "tips"], "frequency": "weekly"})
+    assert len(stored(settings).preferences_history) == 1
+    call(
+        "POST",
+        "/preferences",
+        token,
+        {"do": "save", "topic": ["newsletter", "tips", "promotions"], "frequency": "weekly"},
+    )
+    contact = stored(settings)
+    assert contact.preferences.topics_off == {"cart-reminders"}
+    assert len(contact.preferences_history) == 2
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"do": "save", "topic": ["newsletter", "spam"], "frequency": "all"},
+        {"do": "save", "topic": ["newsletter"], "frequency": "hourly"},
+        {"do": "delete-everything"},
+    ],
+)
+def test_a_crafted_form_is_refused_with_400_and_changes_nothing(settings: Settings, form: dict[str, Any]) -> None:
+    answer = call("POST", "/preferences", links.token("c1", "preferences", SECRET), form)
+    assert answer["statusCode"] == 400
+    assert "could not be saved" in answer["body"]
+    assert stored(settings).preferences is None
+
+
+def test_unsubscribe_from_everything_then_resubscribe_records_each_statement(settings: Settings) -> None:
+    token = links.token("c1", "preferences", SECRET)
+    answer = call("POST", "/preferences", token, {"do": "unsubscribe"})
+    assert answer["statusCode"] == 200
+    assert "no longer receive our marketing emails" in answer["body"]
+    assert "I agree to receive marketing emails from La Boutique again." in answer["body"]  # the resubscribe box
+    assert refusal_for_marketing_email(stored(settings)) == "no marketing consent"
+
+    # Resubscribing needs the box ticked
+    refused = call("POST", "/preferences", token, {"do": "resubscribe"})
+    assert refused["statusCode"] == 400
+    assert "Tick the box" in refused["body"]
+    assert stored(settings).email_consent.state == "denied"
+
+    answer = call("POST", "/preferences", token, {"do": "resubscribe", "consent": "yes"})
+    assert answer["statusCode"] == 200
+    contact = stored(settings)
+    assert refusal_for_marketing_email(contact) is None
+    proof = contact.email_consent
+    assert (proof.state, proof.level, proof.source) == ("granted", "single_opt_in", "preferences")
+    assert proof.wording == "I agree to receive marketing emails from La Boutique again."
+    assert [(c.state, c.source) for c in contact.consent_history] == [
+        ("denied", "preferences"),
+        ("granted", "preferences"),
+    ]
+
+
+def test_resubscribing_does_not_lift_a_suppression(settings: Settings) -> None:
+    contact = stored(settings)
+    contact.update(actions=[ContactModel.suppressed.set(True)])
+    link = subscriptions.LinkHolder("c1", "preferences", "en")
+    subscriptions.unsubscribe(link, "preferences", settings, Clock())
+    subscriptions.resubscribe(link, True, settings, Clock())
+    assert refusal_for_marketing_email(stored(settings)) == "address suppressed"
+    assert (
+        "write to us to reactivate it" in call("GET", "/preferences", links.token("c1", "preferences", SECRET))["body"]
+    )
+
+
+def test_the_confirmation_link_records_confirmed_opt_in_once(settings: Settings) -> None:
+    token = links.token("c1", "confirm", SECRET)
+    first = call("GET", "/confirm", token)
+    assert first["statusCode"] == 200
+    assert "your subscription is confirmed" in first["body"]
+    contact = stored(settings)
+    proof = contact.email_consent
+    assert (proof.state, proof.level, proof.source) == ("granted", "confirmed_opt_in", "double-opt-in")
+    assert proof.wording == "I confirm I want to receive marketing emails from La Boutique."
+    assert proof.at is not None
+
+    # A second click, or a mail scanner fetching the link again, changes nothing
+    again = call("GET", "/confirm", token)
+    assert again["statusCode"] == 200
+    assert len(stored(settings).consent_history) == len(contact.consent_history) == 1
+
+
+def test_a_confirmation_link_fetched_after_an_unsubscribe_does_not_undo_it(settings: Settings) -> None:
+    subscriptions.unsubscribe(subscriptions.LinkHolder("c1", "all", "en"), "unsubscribe:page", settings, Clock())
+    answer = call("GET", "/confirm", links.token("c1", "confirm", SECRET))
+    assert answer["statusCode"] == 200
+    assert "nothing changed" in answer["body"]
+    assert stored(settings).email_consent.state == "denied"
+
+
+def test_the_link_of_an_erased_contact_confirms_nothing(settings: Settings) -> None:
+    assert call("GET", "/confirm", links.token("gone", "confirm", SECRET))["statusCode"] == 404
+    assert tables(settings).contacts.count() == 1
+
+
+@pytest.mark.parametrize("locale", ["fr", "en"])
+@pytest.mark.parametrize("state", ["form", "saved", "unsubscribed", "resubscribed", "needs-consent", "refused"])
+def test_the_preference_page_renders_in_each_state_and_language(settings: Settings, locale: str, state: str) -> None:
+    from shared.templates import render_page
+
+    view = subscriptions.PreferencesView(topics_on=("tips",), frequency="monthly", subscribed=False, suppressed=True)
+    html = render_page(
+        "preferences",
+        locale,
+        {
+            "state": state,
+            "action": "/preferences?t=x&y",
+            "topics": ("newsletter", "tips"),
+            "frequencies": ("all", "monthly"),
+            "view": view,
+            "resubscribe_wording": "WORDING",
+            "sender": {"name": "B", "postal_address": "Paris"},
+        },
+    )
+    assert f'lang="{locale}"' in html
+    assert "/preferences?t=x&amp;y" in html
+    assert 'name="topic" value="tips" checked' in html
+    assert 'value="newsletter">' in html
+    assert 'name="frequency" value="monthly" checked' in html
+    assert "WORDING" in html
