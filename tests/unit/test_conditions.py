@@ -202,3 +202,26 @@ def test_malformed_behaviour_conditions_are_refused(condition: dict[str, object]
 )
 def test_whole_numbers_survive_a_json_round_trip(value: object, expected: int | None) -> None:
     assert whole(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("state", "level", "suppressed", "expected"),
+    [
+        ("granted", "single_opt_in", False, True),
+        ("granted", None, False, True),
+        ("granted", "confirmed_opt_in", False, False),  # confirmed already: nothing to ask
+        ("denied", "single_opt_in", False, False),
+        ("granted", "single_opt_in", True, False),  # a suppressed address is never asked
+        (None, None, False, False),  # no consent at all
+    ],
+)
+def test_unconfirmed_consent_is_a_granted_consent_not_confirmed_yet(
+    state: str | None, level: str | None, suppressed: bool, expected: bool
+) -> None:
+    from shared.storage import Consent
+
+    given = Consent(state=state, level=level, source="generic", at=NOW) if state else None
+    assert holds({"consent": "unconfirmed"}, contact(email_consent=given, suppressed=suppressed)) is expected
+    check({"consent": "unconfirmed"})
+    with pytest.raises(ConditionError, match=r"'email'.*'unconfirmed'"):
+        check({"consent": "confirmed"})
