@@ -69,6 +69,8 @@ def preferences() -> Response[str]:
     token, link = _link(settings, subscriptions.PREFERENCES_SCOPE)
     if link is None:
         return _preferences_page(settings, 403, "invalid", None)
+    if subscriptions.read(link, settings) is None:
+        return _preferences_page(settings, 404, "erased", link)
     return _preferences_page(settings, 200, "form", link, token)
 
 
@@ -80,6 +82,8 @@ def change_preferences() -> Response[str]:
     if link is None:
         metrics.add_metric(name="PreferencesRefused", unit=MetricUnit.Count, value=1)
         return _preferences_page(settings, 403, "invalid", None)
+    if subscriptions.read(link, settings) is None:
+        return _preferences_page(settings, 404, "erased", link)  # nothing left to choose for
     form = parse_qs(app.current_event.decoded_body or "")
     do = (form.get("do") or ["save"])[0]
     now = settings.clock()

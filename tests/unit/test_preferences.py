@@ -229,8 +229,13 @@ def test_a_confirmation_link_fetched_after_an_unsubscribe_does_not_undo_it(setti
     assert stored(settings).email_consent.state == "denied"
 
 
-def test_the_link_of_an_erased_contact_confirms_nothing(settings: Settings) -> None:
+def test_the_link_of_an_erased_contact_confirms_nothing_and_stores_no_preference(settings: Settings) -> None:
     assert call("GET", "/confirm", links.token("gone", "confirm", SECRET))["statusCode"] == 404
+    gone = links.token("gone", "preferences", SECRET)
+    assert call("GET", "/preferences", gone)["statusCode"] == 404
+    answer = call("POST", "/preferences", gone, {"do": "save", "topic": ["tips"], "frequency": "all"})
+    assert answer["statusCode"] == 404
+    assert "ne connaissons plus cette adresse" in answer["body"]  # the default locale: nothing is known of them
     assert tables(settings).contacts.count() == 1
 
 
