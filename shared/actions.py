@@ -6,12 +6,10 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from pynamodb.exceptions import PynamoDBException, UpdateError
-
 from shared import conditions, consent, crm, dates, enrolments, ingestion, moments, outbox, secrets, sending, sms
 from shared.events import LIST_JOINED, LIST_LEFT, SCORE_CHANGED, ConsentFacts, ContactFacts, Event
 from shared.settings import Settings
-from shared.storage import ContactModel, StorageError, get_or_none, save_changes, tables
+from shared.storage import ContactModel, get_or_none, save_changes, tables, update_if
 
 
 class InvalidAction(ValueError):
@@ -85,15 +83,7 @@ def _update(settings: Settings, contact_id: str, actions: list[Any], condition: 
     """The contact after the update; None when it no longer exists (or `condition` does not hold)."""
     contact = tables(settings).contacts(contact_id=contact_id)
     required = ContactModel.contact_id.exists()
-    try:
-        contact.update(actions=actions, condition=required if condition is None else required & condition)
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return None
-        raise StorageError(str(error)) from error
-    except PynamoDBException as error:
-        raise StorageError(str(error)) from error
-    return contact
+    return contact if update_if(contact, actions, required if condition is None else required & condition) else None
 
 
 def _emit(

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import PynamoDBException, UpdateError
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
@@ -34,6 +34,7 @@ from shared.storage import (
     create_new,
     get_or_none,
     save_changes,
+    update_if,
 )
 
 
@@ -257,15 +258,12 @@ def record_engagement(contact: ContactModel, at: datetime, clicked: bool = False
     """An open or a click: the contact leaves the inactivity index's old day for today's (atomic, never back)."""
     day = at.astimezone(UTC).date().isoformat()
     last = ContactModel.last_clicked_at if clicked else ContactModel.last_opened_at
-    try:
-        contact.update(
-            actions=[ContactModel.last_engaged_at.set(at), ContactModel.engaged_on.set(day), last.set(at)],
-            condition=ContactModel.last_engaged_at.does_not_exist() | (ContactModel.last_engaged_at <= at),
-        )
-    except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
-            raise StorageError(str(error)) from error
-        # A later engagement is already recorded (events out of order): keep it.
+    # False when a later engagement is already recorded (events out of order): it is kept.
+    update_if(
+        contact,
+        [ContactModel.last_engaged_at.set(at), ContactModel.engaged_on.set(day), last.set(at)],
+        ContactModel.last_engaged_at.does_not_exist() | (ContactModel.last_engaged_at <= at),
+    )
 
 
 def _amount(total: object) -> float:

@@ -7,10 +7,10 @@ from functools import cache
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DeleteError, PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from shared.storage import EnrolmentModel, ScenarioCounterModel, StorageError, Tables, get_or_none
+from shared.storage import EnrolmentModel, ScenarioCounterModel, StorageError, Tables, get_or_none, update_if
 
 KEEP = timedelta(days=400)  # longer than any execution
 
@@ -104,27 +104,13 @@ def take_place(t: Tables, scenario: str, cap: int) -> bool:
     """Counts one more contact in, only if fewer than `cap` are in (one conditional write: concurrent starts
     never pass the cap). False when it is full."""
     field = ScenarioCounterModel.running
-    try:
-        _counter(t, scenario).update(actions=[field.add(1)], condition=field.does_not_exist() | (field < cap))
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise StorageError(str(error)) from error
-    except PynamoDBException as error:
-        raise StorageError(str(error)) from error
-    return True
+    return update_if(_counter(t, scenario), [field.add(1)], field.does_not_exist() | (field < cap))
 
 
 def give_place_back(t: Tables, scenario: str) -> None:
     """Undoes take_place when the start did not happen; never below zero."""
     field = ScenarioCounterModel.running
-    try:
-        _counter(t, scenario).update(actions=[field.add(-1)], condition=field > 0)
-    except UpdateError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
-            raise StorageError(str(error)) from error
-    except PynamoDBException as error:
-        raise StorageError(str(error)) from error
+    update_if(_counter(t, scenario), [field.add(-1)], field > 0)
 
 
 def forget(t: Tables, contact_id: str, scenario: str, execution_arn: str) -> None:
@@ -176,12 +162,4 @@ def finish(
             if reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
                 return False  # not active
             # Active, but the counter was already at zero (the contact entered before the cap existed): close it.
-    try:
-        enrolment.update(actions=actions, condition=active)
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise StorageError(str(error)) from error
-    except PynamoDBException as error:
-        raise StorageError(str(error)) from error
-    return True
+    return update_if(enrolment, actions, active)

@@ -23,7 +23,8 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
@@ -270,6 +271,20 @@ def create_new(item: Model, key_attribute: Any) -> None:
         raise StorageError(str(error)) from error
     except PynamoDBException as error:
         raise StorageError(str(error)) from error
+
+
+def update_if(item: Model, actions: list[Action], condition: Condition) -> bool:
+    """A conditional update: True when applied, False when the condition did not hold (a lost race, a repeat,
+    a limit reached); any other failure is a StorageError."""
+    try:
+        item.update(actions=actions, condition=condition)
+    except UpdateError as error:
+        if error.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise StorageError(str(error)) from error
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+    return True
 
 
 def save_changes(

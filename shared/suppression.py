@@ -20,13 +20,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, UpdateError
-from pynamodb.expressions.condition import Condition
-from pynamodb.expressions.update import Action
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from shared import consent
 from shared.events import ConsentFacts, normalise_email
-from shared.storage import AlreadyExists, ContactModel, StorageError, Tables, create_new, get_or_none, save_changes
+from shared.storage import (
+    AlreadyExists,
+    ContactModel,
+    StorageError,
+    Tables,
+    create_new,
+    get_or_none,
+    save_changes,
+    update_if,
+)
 
 TRANSIENT_LIMIT = 3  # soft bounces without a delivery in between before the address is suppressed
 COMPLAINT_SOURCE = "ses:complaint"
@@ -81,18 +88,6 @@ def reason(kind: str, detail: object) -> str:
     return f"{kind}:{detail if isinstance(detail, str) and detail in KNOWN_DETAILS else 'other'}"
 
 
-def _conditional_update(item: ContactModel, actions: list[Action], condition: Condition) -> bool:
-    try:
-        item.update(actions=actions, condition=condition)
-    except UpdateError as error:
-        if error.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise StorageError(str(error)) from error
-    except PynamoDBException as error:
-        raise StorageError(str(error)) from error
-    return True
-
-
 def _normalised(addresses: Iterable[object]) -> list[str]:
     return sorted({email for email in map(normalise_email, addresses) if email is not None})
 
@@ -116,7 +111,7 @@ def _flag_contact(t: Tables, contact_id: str, addresses: list[str], why: str, no
     """Sets the contact's `suppressed` (first reason and time kept) if its address is one that bounced."""
     if not addresses:
         return False
-    return _conditional_update(
+    return update_if(
         t.contacts(contact_id=contact_id),
         [
             ContactModel.suppressed.set(True),
@@ -151,7 +146,7 @@ def on_bounce(
     if contact_id is None:
         return Decision("unchanged")  # nobody to count on: a message parcours did not send
     item = t.contacts(contact_id=contact_id)
-    counted = _conditional_update(
+    counted = update_if(
         item,
         [ContactModel.transient_bounces.add(1), ContactModel.last_bounce_message.set(message_id)],
         ContactModel.contact_id.exists()
@@ -206,7 +201,7 @@ def on_delivery(t: Tables, contact_id: str | None) -> Decision:
     if count == 0:
         return Decision("unchanged")
     # Only the count read: a bounce counted meanwhile is not wiped.
-    reset = _conditional_update(
+    reset = update_if(
         t.contacts(contact_id=contact_id),
         [ContactModel.transient_bounces.remove()],
         ContactModel.transient_bounces == count,
