@@ -257,6 +257,7 @@ class _Linker:
                 **self.base(step.id, "send_email"),
                 "template": step.template,
                 "category": self.scenario.category,
+                "topic": self.scenario.topic,
                 "execution.$": "$$.Execution.Id",
                 "trigger.$": "$.trigger",
             }

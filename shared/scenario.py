@@ -23,6 +23,7 @@ from shared.events import (
     SCHEDULED,
 )
 from shared.moments import WEEKDAYS
+from shared.topics import DEFAULT_TOPIC, TOPICS
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
@@ -235,6 +236,7 @@ class Scenario:
     steps: tuple[Step, ...]
     source: str
     re_entry: str = "never"  # never | always | after:<seconds>
+    topic: str | None = DEFAULT_TOPIC  # what the preference centre turns off (None: transactional)
     goal_event: str | None = None  # the first of goal_events
     trigger_where: dict[str, Any] | None = None
     references: tuple[Reference, ...] = ()
@@ -337,7 +339,7 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
     root = reader.mapping(
         _locate(node, name),
         "the scenario",
-        ("id", "name", "description", "category", "trigger", "entry", "goal", "steps"),
+        ("id", "name", "description", "category", "topic", "trigger", "entry", "goal", "steps"),
         ("id", "name", "trigger", "steps"),
     )
     scenario_id = reader.text(root["id"], "id")
@@ -350,6 +352,11 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         if "category" in root
         else "marketing"
     )
+    topic: str | None = DEFAULT_TOPIC if category == "marketing" else None
+    if "topic" in root:
+        if category != "marketing":
+            raise reader.fail(root["topic"], "a transactional scenario has no topic: no preference turns it off")
+        topic = reader.choice(root["topic"], "topic", TOPICS)
     trigger = reader.mapping(
         root["trigger"], "trigger", ("event", "where", "api", "date", "time", "offset", "inactive"), ()
     )
@@ -458,6 +465,7 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         name=reader.text(root["name"], "name"),
         description=reader.text(root["description"], "description") if "description" in root else "",
         category=category,  # type: ignore[arg-type]
+        topic=topic,
         trigger_event=event,
         entry_consent=entry_consent,  # type: ignore[arg-type]
         steps=steps,

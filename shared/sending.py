@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from shared import consent, enrolments, links, mailer, outbox, subscriptions, suppression, topics
+from shared import consent, enrolments, links, mailer, outbox, subscriptions, suppression
 from shared.clock import Clock
 from shared.settings import Settings
 from shared.storage import ContactModel, get_or_none, tables
@@ -27,6 +27,7 @@ class SendRequest:
     contact_id: str
     trigger: dict[str, Any]
     variant: str | None = None  # the split variant the step is in
+    topic: str | None = None  # the scenario's preference-centre topic (marketing only)
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], action: str = "send_email") -> SendRequest:
@@ -40,6 +41,7 @@ class SendRequest:
                 contact_id=str(payload["contact_id"]),
                 trigger=dict(payload.get("trigger") or {}),
                 variant=str(payload["variant"]) if payload.get("variant") else None,
+                topic=str(payload["topic"]) if payload.get("topic") else None,
             )
         except KeyError as missing:
             raise InvalidRequest(f"{action} payload lacks the field {missing.args[0]}") from None
@@ -63,7 +65,7 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
     if refusal is None and contact is not None and suppression.is_suppressed(t, contact.email):
         refusal = "address suppressed"  # by a bounce or complaint, maybe on a contact since erased
     if refusal is None and contact is not None:
-        refusal = subscriptions.topic_refusal(contact, topics.topic_of(request.scenario, request.category))
+        refusal = subscriptions.topic_refusal(contact, request.topic)
     if refusal is None and enrolments.goal_reached(t, request.contact_id, request.scenario, request.execution):
         refusal = "goal reached"
     if refusal is not None or contact is None or contact.email is None:

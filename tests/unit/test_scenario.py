@@ -66,6 +66,7 @@ def test_a_valid_scenario_loads(tmp_path: Path) -> None:
     scenario = load(write(tmp_path, VALID.format(name="test")), TEMPLATES)
     assert scenario.id == "test"
     assert scenario.category == "marketing"
+    assert scenario.topic == "newsletter"  # the default topic of a marketing scenario
 
 
 @pytest.mark.parametrize(
@@ -94,6 +95,13 @@ def test_a_valid_scenario_loads(tmp_path: Path) -> None:
         ("- just\n- a list\n", 1, 1, "must be a mapping"),
         ("id: test\nname: T\ntrigger:\n  event: contact.subscribed\nsteps: []\n", 5, 8, "non-empty list"),
         (VALID.format(name="test").replace("name: Test", "name: Test\ncategory: spam"), 3, 11, "one of marketing"),
+        (VALID.format(name="test").replace("name: Test", "name: Test\ntopic: deals"), 3, 8, "one of newsletter"),
+        (
+            VALID.format(name="test").replace("name: Test", "name: Test\ncategory: transactional\ntopic: tips"),
+            4,
+            8,
+            "a transactional scenario has no topic",
+        ),
     ],
 )
 def test_each_kind_of_mistake_is_reported_where_it_is(

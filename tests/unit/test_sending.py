@@ -25,6 +25,7 @@ def request(**overrides: str) -> sending.SendRequest:
         "step": "e1-welcome",
         "template": "welcome/1-welcome",
         "category": "marketing",
+        "topic": "newsletter",
         "execution": "arn:aws:states:eu-west-3:123456789012:execution:parcours-welcome:x",
         "contact_id": "c1",
         **overrides,
@@ -120,7 +121,7 @@ def test_a_message_of_a_topic_the_contact_turned_off_is_skipped_with_the_reason(
             )
         ]
     )
-    cart = request(scenario="abandoned-cart", step="e1", template="abandoned-cart/1-reminder")
+    cart = request(scenario="abandoned-cart", step="e1", template="abandoned-cart/1-reminder", topic="cart-reminders")
     assert sending.send_email(cart, settings, Clock(), "secret") == {
         "status": "skipped",
         "reason": "topic cart-reminders turned off in the preference centre",
@@ -137,7 +138,7 @@ def test_a_message_of_a_topic_the_contact_turned_off_is_skipped_with_the_reason(
         ]
     )
     confirm = sending.send_email(
-        sending.SendRequest.from_payload({**transactional.__dict__, "category": "transactional"}),
+        sending.SendRequest.from_payload({**transactional.__dict__, "category": "transactional", "topic": None}),
         settings,
         Clock(),
         "s",
