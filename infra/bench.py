@@ -214,6 +214,7 @@ def _snake(name: str) -> str:
 
 
 def _one(handler: Callable[..., Any], case: Case) -> Counter[str]:
+    from infra.local import InvocationContext
     from shared import shopify
     from shared.ingestion import group_and_dedup_ids
 
@@ -231,20 +232,10 @@ def _one(handler: Callable[..., Any], case: Case) -> Counter[str]:
         "awsRegion": REGION,
     }
     with counting_dynamodb() as calls:
-        answer = handler({"Records": [record]}, _Context())
+        answer = handler({"Records": [record]}, InvocationContext.of("parcours-ProcessFunction", timeout=60))
     if answer.get("batchItemFailures"):
         raise RuntimeError(f"{case.name}: the process function failed the event")
     return calls
-
-
-class _Context:
-    function_name = "parcours-ProcessFunction"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:parcours-ProcessFunction"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 # ---- 3. import time ---------------------------------------------------------------------------------------

@@ -388,14 +388,13 @@ def _sleep_until_simulated(target: Target, moment: datetime) -> None:
 
 def _processed_at(target: Target, ids: dict[str, str], email: str) -> datetime | None:
     """When the processing recorded the contact's first event, on the runtime's clock."""
-    dynamodb = target.client("dynamodb")
-    identity = dynamodb.get_item(TableName=ids["IdentitiesTable"], Key={"identity": {"S": f"email#{email}"}})
-    if "Item" not in identity:
+    contact_id = _contact_id(target, ids, email)
+    if contact_id is None:
         return None
-    first = dynamodb.query(
+    first = target.client("dynamodb").query(
         TableName=ids["EventsTable"],
         KeyConditionExpression="contact_id = :c",
-        ExpressionAttributeValues={":c": identity["Item"]["contact_id"]},
+        ExpressionAttributeValues={":c": contact_id},
         Limit=1,
     )["Items"]
     return datetime.fromisoformat(first[0]["at_id"]["S"].partition("#")[0]) if first else None
@@ -414,15 +413,14 @@ def _outbox(target: Target, email: str, phone: str | None) -> list[dict[str, Any
 
 
 def _ending(target: Target, ids: dict[str, str], email: str, scenario: str) -> str:
-    dynamodb = target.client("dynamodb")
-    identity = dynamodb.get_item(TableName=ids["IdentitiesTable"], Key={"identity": {"S": f"email#{email}"}})
-    if "Item" not in identity:
+    contact_id = _contact_id(target, ids, email)
+    if contact_id is None:
         return "not_entered"
-    items = dynamodb.query(
+    items = target.client("dynamodb").query(
         TableName=ids["EnrolmentsTable"],
         KeyConditionExpression="contact_id = :c AND begins_with(#k, :s)",
         ExpressionAttributeNames={"#k": "key"},
-        ExpressionAttributeValues={":c": identity["Item"]["contact_id"], ":s": {"S": f"{scenario}#"}},
+        ExpressionAttributeValues={":c": contact_id, ":s": {"S": f"{scenario}#"}},
     )["Items"]
     if not items:
         return "not_entered"
@@ -439,26 +437,31 @@ def _ending(target: Target, ids: dict[str, str], email: str, scenario: str) -> s
     return ending
 
 
-def _lists(target: Target, ids: dict[str, str], email: str) -> tuple[str, ...]:
-    dynamodb = target.client("dynamodb")
-    identity = dynamodb.get_item(TableName=ids["IdentitiesTable"], Key={"identity": {"S": f"email#{email}"}})
-    if "Item" not in identity:
-        return ()
-    contact = dynamodb.get_item(
-        TableName=ids["ContactsTable"], Key={"contact_id": identity["Item"]["contact_id"]}, ConsistentRead=True
+def _contact_id(target: Target, ids: dict[str, str], email: str) -> dict[str, str] | None:
+    """The contact's id (as DynamoDB returns it) found by its email's identity, or None."""
+    identity = target.client("dynamodb").get_item(
+        TableName=ids["IdentitiesTable"], Key={"identity": {"S": f"email#{email}"}}
+    )
+    return identity["Item"]["contact_id"] if "Item" in identity else None
+
+
+def _contact(target: Target, ids: dict[str, str], email: str) -> dict[str, Any]:
+    """The contact's item as stored (consistent read), or {} when no contact has that email."""
+    contact_id = _contact_id(target, ids, email)
+    if contact_id is None:
+        return {}
+    item: dict[str, Any] = target.client("dynamodb").get_item(
+        TableName=ids["ContactsTable"], Key={"contact_id": contact_id}, ConsistentRead=True
     )["Item"]
-    return tuple(sorted(contact.get("lists", {}).get("SS", [])))
+    return item
+
+
+def _lists(target: Target, ids: dict[str, str], email: str) -> tuple[str, ...]:
+    return tuple(sorted(_contact(target, ids, email).get("lists", {}).get("SS", [])))
 
 
 def _consent(target: Target, ids: dict[str, str], email: str) -> str | None:
-    dynamodb = target.client("dynamodb")
-    identity = dynamodb.get_item(TableName=ids["IdentitiesTable"], Key={"identity": {"S": f"email#{email}"}})
-    if "Item" not in identity:
-        return None
-    contact = dynamodb.get_item(
-        TableName=ids["ContactsTable"], Key={"contact_id": identity["Item"]["contact_id"]}, ConsistentRead=True
-    )["Item"]
-    state = contact.get("email_consent", {}).get("M", {}).get("state", {}).get("S")
+    state = _contact(target, ids, email).get("email_consent", {}).get("M", {}).get("state", {}).get("S")
     return str(state) if state is not None else None
 
 

@@ -85,8 +85,8 @@ def free_port() -> int:
 
 
 @dataclass
-class _Context:
-    """What Lambda passes as `context`, enough for Powertools."""
+class InvocationContext:
+    """What Lambda passes as `context`, enough for Powertools (the runtime's invocations, the bench, the tests)."""
 
     function_name: str
     invoked_function_arn: str
@@ -99,6 +99,16 @@ class _Context:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+    @classmethod
+    def of(cls, function_name: str, timeout: float = 30, memory: int = 512) -> InvocationContext:
+        """A context for the stack's function `function_name`, with `timeout` seconds left from now."""
+        return cls(
+            function_name=function_name,
+            invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}",
+            memory_limit_in_mb=memory,
+            deadline=time.monotonic() + timeout,
+        )
 
 
 class LocalRuntime:
@@ -485,7 +495,7 @@ class LocalRuntime:
         if handler is None:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": "ResourceNotFound", "errorMessage": function_name}).encode()
-        context = _Context(
+        context = InvocationContext(
             function_name=function.function_name,
             invoked_function_arn=function.function_arn,
             memory_limit_in_mb=int(function.memory_size or 128),

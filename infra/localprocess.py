@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import boto3
 
 from infra.local import free_port
+from infra.webhook_client import post
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -100,6 +101,13 @@ class RunningLocal:
         with urllib.request.urlopen(f"{self.api_url}/_local/outbox", timeout=10) as response:
             messages: list[dict[str, Any]] = json.loads(response.read())
         return [m for m in messages if to is None or m["to"] == to]
+
+    def ses_event(self, **request: Any) -> tuple[int, dict[str, Any]]:
+        """`POST /_local/ses-event`: what SES would publish about a sent message (open, click, bounce, ...)."""
+        answer = post(
+            f"{self.api_url}/_local/ses-event", json.dumps(request).encode(), {"Content-Type": "application/json"}
+        )
+        return answer.status, answer.body
 
     def now(self) -> datetime:
         """The runtime's simulated now (the clock its handlers read)."""

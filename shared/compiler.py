@@ -69,6 +69,20 @@ def _duration_label(seconds: int) -> str:
     return f"{seconds}s"
 
 
+def _moment_label(step: WaitUntil | WaitUntilDate) -> str:
+    if isinstance(step, WaitUntil):
+        return step.at + ("" if not step.weekdays else " " + ",".join(step.weekdays))
+    offset = f" {step.offset_days:+d}d" if step.offset_days else ""
+    what = (
+        "the trigger's day"
+        if step.attribute is None
+        else f"{step.attribute}'s anniversary"
+        if step.yearly
+        else step.attribute
+    )
+    return f"{step.at} on {what}{offset}"
+
+
 def _offset_label(seconds: int) -> str:
     if seconds % 86400 == 0:
         return f"J+{seconds // 86400}"
@@ -108,32 +122,10 @@ class _Planner:
                     elapsed += step.seconds
                     label += f" until {_offset_label(elapsed)}"
                 nodes.append(_Node(step, self.unique(label), variant))
-            elif isinstance(step, WaitUntil):
-                days = "" if not step.weekdays else " " + ",".join(step.weekdays)
-                node = _Node(
-                    step,
-                    self.unique(f"Wait until {step.at}{days} ({step.id})"),
-                    variant,
-                    check=self.unique(f"Plan {step.id}"),
-                )
-                nodes.append(node)
-                elapsed = None
-            elif isinstance(step, WaitUntilDate):
-                offset = f" {step.offset_days:+d}d" if step.offset_days else ""
-                what = (
-                    "the trigger's day"
-                    if step.attribute is None
-                    else f"{step.attribute}'s anniversary"
-                    if step.yearly
-                    else step.attribute
-                )
-                node = _Node(
-                    step,
-                    self.unique(f"Wait until {step.at} on {what}{offset} ({step.id})"),
-                    variant,
-                    check=self.unique(f"Plan {step.id}"),
-                )
-                nodes.append(node)
+            elif isinstance(step, WaitUntil | WaitUntilDate):
+                # A plan Task then a Wait: two states, whichever moment is awaited.
+                label = f"Wait until {_moment_label(step)} ({step.id})"
+                nodes.append(_Node(step, self.unique(label), variant, check=self.unique(f"Plan {step.id}")))
                 elapsed = None
             elif isinstance(step, Unsubscribe):
                 nodes.append(_Node(step, self.unique(f"Unsubscribe from {step.channel} ({step.id})"), variant))

@@ -4,10 +4,7 @@ publishes what SES would on the stack's topic (-> SNS -> feedback function), and
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 from functools import partial
 from typing import Any
@@ -26,20 +23,6 @@ FEEDBACK = {  # what each subscriber's first email gets back from their mailbox 
     "complaint": {"type": "complaint"},
     "soft": {"type": "bounce", "bounce_type": "Transient"},
 }
-
-
-def ses_event(local: RunningLocal, **request: Any) -> tuple[int, dict[str, Any]]:
-    http = urllib.request.Request(
-        f"{local.api_url}/_local/ses-event",
-        data=json.dumps(request).encode(),
-        headers={"content-type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(http, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def contact_item(local: RunningLocal, email: str) -> dict[str, Any]:
@@ -61,7 +44,7 @@ def subscribers(local: RunningLocal) -> dict[str, str]:
     for case, email in emails.items():
         [first] = local.wait_for(partial(local.outbox, to=email), lambda m: len(m) >= 1, seconds=20)
         assert first["step"] == "e1-welcome"
-        status, answer = ses_event(local, to=email, step="e1-welcome", **FEEDBACK[case])
+        status, answer = local.ses_event(to=email, step="e1-welcome", **FEEDBACK[case])
         assert (status, answer["message_id"]) == (202, first["message_id"]), answer
     time.sleep(max(0.0, started + 10 * 86400 / local.time_scale - time.monotonic()))  # past J+8
     return emails
@@ -76,7 +59,7 @@ def test_a_permanent_bounce_stops_every_later_email_to_the_address(
     assert contact["suppressed"] == {"BOOL": True}
     assert contact["suppressed_reason"] == {"S": "permanent_bounce:General"}
     # a repeat of the bounce (SNS delivers at least once) is harmless
-    assert ses_event(local, to=email, step="e1-welcome", type="bounce")[0] == 202
+    assert local.ses_event(to=email, step="e1-welcome", type="bounce")[0] == 202
     assert contact_item(local, email)["suppressed_reason"] == {"S": "permanent_bounce:General"}
 
 
@@ -98,12 +81,12 @@ def test_one_transient_bounce_does_not_stop_the_series(local: RunningLocal, subs
     assert contact.get("suppressed") == {"BOOL": False}
     assert contact["transient_bounces"] == {"N": "1"}
     # and a delivery of a later email starts the count again
-    status, answer = ses_event(local, to=email, step="e2-value", type="delivery")
+    status, answer = local.ses_event(to=email, step="e2-value", type="delivery")
     assert (status, answer["type"]) == (202, "Delivery")
     assert "transient_bounces" not in contact_item(local, email)
 
 
 def test_the_route_refuses_an_unknown_bounce_type(local: RunningLocal, subscribers: dict[str, str]) -> None:
-    status, answer = ses_event(local, to=subscribers["soft"], step="e1-welcome", type="bounce", bounce_type="Soft")
+    status, answer = local.ses_event(to=subscribers["soft"], step="e1-welcome", type="bounce", bounce_type="Soft")
     assert status == 400
     assert "bounce_type" in answer["error"]

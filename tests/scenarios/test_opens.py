@@ -3,9 +3,6 @@ the branch, read from the contact's own history when the condition is reached.""
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 import uuid
 from typing import Any
 
@@ -24,20 +21,6 @@ def opens(local: RunningLocal) -> str:
     return deploy_fixture(local, "opens")
 
 
-def ses_event(local: RunningLocal, **request: Any) -> tuple[int, dict[str, Any]]:
-    http = urllib.request.Request(
-        f"{local.api_url}/_local/ses-event",
-        data=json.dumps(request).encode(),
-        headers={"content-type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(http, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 def sent_steps(local: RunningLocal, email: str) -> list[str]:
     return [message["step"] for message in local.outbox(to=email)]
 
@@ -54,7 +37,7 @@ def test_an_open_of_the_first_email_takes_the_opened_branch(local: RunningLocal,
     local.wait_for(lambda: sent_steps(local, email), lambda steps: "hello" in steps, seconds=10)
 
     # When they open it (SES publishes the Open event on the configuration set's topic)
-    status, answer = ses_event(local, to=email, step="hello", type="open")
+    status, answer = local.ses_event(to=email, step="hello", type="open")
     assert (status, answer["type"]) == (202, "Open")
 
     # Then the open is in their history, mapped back to the scenario and step by the message tags ...
@@ -64,7 +47,7 @@ def test_an_open_of_the_first_email_takes_the_opened_branch(local: RunningLocal,
     assert properties["message_id"] == answer["message_id"]
     # (a click goes the same way, with its link)
     link = "https://boutique.example/pricing"
-    assert ses_event(local, message_id=answer["message_id"], type="click", link=link)[0] == 202
+    assert local.ses_event(message_id=answer["message_id"], type="click", link=link)[0] == 202
     [click] = [p for k, p in history(store, contact_id) if k == "email.clicked"]
     assert (click["step"], click["link"]) == ("hello", link)
     # ... and when the wait ends, the condition reads it
@@ -85,8 +68,8 @@ def test_without_an_open_the_other_branch_runs(local: RunningLocal, store: Table
 
 
 def test_the_local_route_refuses_what_ses_would_never_publish(local: RunningLocal) -> None:
-    assert ses_event(local, to="nobody@example.com", step="hello", type="open")[0] == 404
-    assert ses_event(local, to="nobody@example.com", step="hello", type="bounce")[0] == 404
-    assert ses_event(local, to="nobody@example.com", step="hello", type="unsubscribe")[0] == 400  # not an SES event
-    assert ses_event(local, to="nobody@example.com", step="hello", type="bounce", bounce_type="Soft")[0] == 400
-    assert ses_event(local, message_id="x", type="click")[0] == 400  # a click needs its link
+    assert local.ses_event(to="nobody@example.com", step="hello", type="open")[0] == 404
+    assert local.ses_event(to="nobody@example.com", step="hello", type="bounce")[0] == 404
+    assert local.ses_event(to="nobody@example.com", step="hello", type="unsubscribe")[0] == 400  # not an SES event
+    assert local.ses_event(to="nobody@example.com", step="hello", type="bounce", bounce_type="Soft")[0] == 400
+    assert local.ses_event(message_id="x", type="click")[0] == 400  # a click needs its link

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
 
+from infra.local import InvocationContext
 from shared import deadletters, shopify
 from shared.events import Event
 from shared.ingestion import group_and_dedup_ids
@@ -21,17 +21,6 @@ from tests.conftest import sample_json
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 PASS = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
 QUEUE_ARN = "arn:aws:sqs:eu-west-3:123456789012:parcours-events.fifo"
-
-
-@dataclass
-class Context:
-    function_name: str = "parcours-ProcessFunction"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-3:123456789012:function:parcours-ProcessFunction"
-    aws_request_id: str = "request-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 @pytest.fixture
@@ -128,7 +117,7 @@ def test_a_poison_message_goes_to_the_dlq_with_its_reason_and_the_rest_of_the_ba
         queued(subscribed("bruno@example.com", "evt-b"), "m-3"),
     ]
 
-    answer = handler({"Records": batch}, Context())
+    answer = handler({"Records": batch}, InvocationContext.of("parcours-ProcessFunction"))
 
     assert answer["batchItemFailures"] == []
     assert known_emails() == {"anna@example.com", "bruno@example.com"}
@@ -145,7 +134,9 @@ def test_an_event_with_a_field_of_the_wrong_type_is_dead_lettered_with_its_id_ty
     event = json.loads(subscribed("anna@example.com", "evt-a").to_json())
     event["contact"]["email"] = 42
 
-    answer = handler({"Records": [record(json.dumps(event), "m-1", "g-a")]}, Context())
+    answer = handler(
+        {"Records": [record(json.dumps(event), "m-1", "g-a")]}, InvocationContext.of("parcours-ProcessFunction")
+    )
 
     assert answer["batchItemFailures"] == []
     [letter] = dead_letters()
@@ -165,7 +156,7 @@ def test_a_transient_failure_is_retried_by_sqs_and_fails_only_its_own_contact(
     failing_for(anna_first.event_id, monkeypatch)
     batch = [queued(anna_first, "m-1"), queued(anna_then, "m-2"), queued(subscribed("bruno@example.com", "e"), "m-3")]
 
-    answer = handler({"Records": batch}, Context())
+    answer = handler({"Records": batch}, InvocationContext.of("parcours-ProcessFunction"))
 
     # Anna's second event waits behind her first (FIFO order); Bruno's goes on.
     assert answer["batchItemFailures"] == [{"itemIdentifier": "m-1"}, {"itemIdentifier": "m-2"}]
@@ -179,7 +170,7 @@ def test_a_transient_failure_on_the_last_receive_goes_to_the_dlq_with_its_reason
     anna = subscribed("anna@example.com", "evt-a")
     failing_for(anna.event_id, monkeypatch)
 
-    answer = handler({"Records": [queued(anna, "m-1", receives=5)]}, Context())
+    answer = handler({"Records": [queued(anna, "m-1", receives=5)]}, InvocationContext.of("parcours-ProcessFunction"))
 
     assert answer["batchItemFailures"] == []
     [letter] = dead_letters()
@@ -194,8 +185,8 @@ def test_a_transient_failure_on_the_last_receive_goes_to_the_dlq_with_its_reason
 
 def test_a_redelivered_event_is_processed_once(handler: Any) -> None:
     anna = subscribed("anna@example.com", "evt-a")
-    handler({"Records": [queued(anna, "m-1")]}, Context())
-    answer = handler({"Records": [queued(anna, "m-2")]}, Context())
+    handler({"Records": [queued(anna, "m-1")]}, InvocationContext.of("parcours-ProcessFunction"))
+    answer = handler({"Records": [queued(anna, "m-2")]}, InvocationContext.of("parcours-ProcessFunction"))
 
     assert answer["batchItemFailures"] == []
     [contact] = tables(get_settings()).contacts.scan()

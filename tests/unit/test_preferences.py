@@ -2,13 +2,13 @@
 subscription function's own handler (API Gateway HTTP API events) and the shared functions."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
 
+from infra.local import InvocationContext
 from shared import links, subscriptions
 from shared.clock import Clock
 from shared.consent import refusal_for_marketing_email
@@ -20,17 +20,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 
 SECRET = "link-secret"
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-
-
-@dataclass
-class Context:
-    function_name: str = "parcours-SubscriptionFunction"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-3:123456789012:function:parcours-SubscriptionFunction"
-    aws_request_id: str = "request-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
 
 
 @pytest.fixture
@@ -69,7 +58,9 @@ def call(method: str, path: str, token: str, form: dict[str, Any] | None = None)
         "body": body,
         "isBase64Encoded": False,
     }
-    answer: dict[str, Any] = app.lambda_handler(event, Context())
+    answer: dict[str, Any] = app.lambda_handler(
+        event, InvocationContext.of("parcours-SubscriptionFunction", timeout=10)
+    )
     return answer
 
 

@@ -2,26 +2,15 @@
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from infra.local import InvocationContext
 from shared import tracking
 from shared.clock import Clock
 from shared.events import ContactFacts, Event
 from shared.settings import get_settings
-
-
-@dataclass
-class Context:
-    function_name: str = "process"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:eu-west-3:123456789012:function:process"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 @pytest.fixture
@@ -78,7 +67,7 @@ def test_an_event_without_identity_is_counted_and_an_anonymous_visit_is_not(
         "segment#n", "checkout.started", "tracking", "track", now.isoformat(), now.isoformat(), ContactFacts()
     )
     visit = tracking.to_event("page", {"anonymousId": "a1", "properties": {"path": "/"}}, now)
-    answer = handler(sqs_event(nobody, visit), Context())
+    answer = handler(sqs_event(nobody, visit), InvocationContext.of("process"))
     assert answer == {"batchItemFailures": []}
     metrics = metrics_of(capsys.readouterr().out)
     assert metrics["EventProcessed"] == [1.0, 1.0]
@@ -90,7 +79,7 @@ def test_a_redelivered_event_without_identity_is_counted_once(handler: Any, caps
     nobody = Event(
         "segment#n2", "form.submitted", "tracking", "track", now.isoformat(), now.isoformat(), ContactFacts()
     )
-    handler(sqs_event(nobody), Context())
+    handler(sqs_event(nobody), InvocationContext.of("process"))
     assert metrics_of(capsys.readouterr().out)["EventWithoutIdentity"] == [1.0]
-    handler(sqs_event(nobody), Context())
+    handler(sqs_event(nobody), InvocationContext.of("process"))
     assert "EventWithoutIdentity" not in metrics_of(capsys.readouterr().out)

@@ -8,12 +8,13 @@ from typing import Any
 import boto3
 import pytest
 
+from infra.local import InvocationContext
 from shared import feedback, sending, suppression
 from shared.clock import Clock
 from shared.settings import Settings, get_settings
 from shared.storage import Consent, ContactModel, tables
 from tests.unit.test_feedback import TAGS, queued
-from tests.unit.test_process_metrics import Context, metrics_of
+from tests.unit.test_process_metrics import metrics_of
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 ADDRESS = "camille.durand@example.com"
@@ -271,7 +272,10 @@ def test_the_handler_counts_suppressions_and_failures_and_logs_no_address(
     mail = {"timestamp": "2026-11-24T08:00:00.000Z", "messageId": "m9", "destination": [ADDRESS], "tags": TAGS}
     reject = json.dumps({"eventType": "Reject", "mail": mail, "reject": {"reason": "Bad content"}})
     unrendered = json.dumps({"eventType": "Rendering Failure", "mail": mail, "failure": {"errorMessage": "x"}})
-    answer = handler(sns_event(bounce("Permanent"), complaint(), reject, unrendered), Context())
+    answer = handler(
+        sns_event(bounce("Permanent"), complaint(), reject, unrendered),
+        InvocationContext.of("parcours-FeedbackFunction"),
+    )
     assert answer == {"queued": 4, "received": 4}
     output = capsys.readouterr().out
     metrics = metrics_of(output)
