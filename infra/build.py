@@ -26,18 +26,23 @@ class Compiled:
 
 
 def scenario_files(scenarios_dir: Path = SCENARIOS) -> list[Path]:
-    """The scenario files of a folder: every YAML file but the declarations."""
-    return [path for path in sorted(scenarios_dir.glob("*.yaml")) if path.name != scenario.DECLARATIONS]
+    """The scenario files of a folder: every YAML file but the declarations and the sending habits."""
+    return [
+        path
+        for path in sorted(scenarios_dir.glob("*.yaml"))
+        if path.name not in (scenario.DECLARATIONS, scenario.SENDING)
+    ]
 
 
 def compile_all(scenarios_dir: Path = SCENARIOS, templates_dir: Path = TEMPLATES) -> Compiled:
     """Every scenario validated and compiled; raises ScenarioError for the first problem found."""
     loaded = {}
     files = {}
+    policy = scenario.load_sending(scenarios_dir / scenario.SENDING)
     for path in scenario_files(scenarios_dir):
         model = scenario.load(path, templates_dir)
         loaded[model.id] = model
-        files[f"scenarios/compiled/{model.id}.asl.json"] = compiler.to_json(compiler.compile_scenario(model))
+        files[f"scenarios/compiled/{model.id}.asl.json"] = compiler.to_json(compiler.compile_scenario(model, policy))
     declared = scenario.load_declarations(scenarios_dir / scenario.DECLARATIONS)
     scenario.check_references(list(loaded.values()), declared, scenarios_dir)
     catalogue = {model.id: compiler.catalogue_entry(model) for model in loaded.values()}

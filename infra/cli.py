@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from datetime import datetime
 
 from shared.scenario import ScenarioError
 
@@ -16,7 +17,7 @@ def _local(args: argparse.Namespace) -> int:
     from infra.local import LocalRuntime, LocalRuntimeError
 
     try:
-        runtime = LocalRuntime(port=args.port, time_scale=args.time_scale, crm_url=args.crm_url)
+        runtime = LocalRuntime(port=args.port, time_scale=args.time_scale, crm_url=args.crm_url, start_at=args.start)
         runtime.start()
     except LocalRuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -148,6 +149,17 @@ def _dlq(args: argparse.Namespace) -> int:
     return 1 if unknown else 0
 
 
+def _instant(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        example = "2026-11-28T21:30:00+01:00"
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date and time such as {example}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs its UTC offset, e.g. +01:00 or Z")
+    return moment
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -164,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     local = commands.add_parser("local", help="run the whole stack on this machine (moto, no Docker)")
     local.add_argument("--port", type=int, default=3000)
     local.add_argument("--time-scale", type=_positive, default=1.0, help="simulated seconds per real second")
+    local.add_argument(
+        "--start",
+        type=_instant,
+        help="the simulated date and time to begin at, with its offset (e.g. 2026-11-28T21:30:00+01:00); default now",
+    )
     local.add_argument(
         "--crm-url",
         help="where notify_crm steps POST (default $PARCOURS_CRM_URL, else they skip); signs with $PARCOURS_CRM_SECRET",

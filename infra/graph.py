@@ -1,7 +1,9 @@
 """Draws a compiled scenario: Mermaid text (README, pull requests) and a standalone SVG file.
 
 Drawn from the ASL itself, so the picture is what Step Functions runs. Retry and Catch edges are left out: every
-Task may end in "Step failed" after its retries, which the legend says once.
+Task may end in "Step failed" after its retries, which the legend says once. So is a marketing send's loop
+through "Held back?" and its Wait (a send the sending habits defer waits, then tries again): the send is drawn
+going on to its next step, which keeps the picture a tree read top-down.
 """
 
 from __future__ import annotations
@@ -18,9 +20,29 @@ class Edge:
     label: str
 
 
+def _held_back(state: dict[str, Any]) -> bool:
+    choices = state.get("Choices") or []
+    return state["Type"] == "Choice" and len(choices) == 1 and choices[0].get("StringEquals") == "deferred"
+
+
+def folded(definition: dict[str, Any]) -> set[str]:
+    """The states of the held-back loops, not drawn: each send's Choice and its Wait."""
+    states = definition["States"]
+    return {name for name, state in states.items() if _held_back(state)} | {
+        choice["Next"] for state in states.values() if _held_back(state) for choice in state["Choices"]
+    }
+
+
 def edges(definition: dict[str, Any]) -> list[Edge]:
+    states = definition["States"]
+    onward = {name: state["Default"] for name, state in states.items() if _held_back(state)}
+    hidden = folded(definition)
     found = []
-    for name, state in definition["States"].items():
+    for name, state in states.items():
+        if name in hidden:
+            continue
+        if state["Type"] == "Task" and state.get("Next") in onward:
+            state = {**state, "Next": onward[state["Next"]]}
         if state["Type"] == "Choice":
             low, default = 0, "no"
             for choice in state["Choices"]:

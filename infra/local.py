@@ -119,8 +119,10 @@ class LocalRuntime:
         host: str = "127.0.0.1",
         environ: dict[str, str] | None = None,
         crm_url: str | None = None,
+        start_at: datetime | None = None,
     ) -> None:
         self.host = host
+        self.start_at = start_at  # the simulated instant the clock reads when the stack is ready (default: now)
         self.port = port or free_port()
         self.time_scale = time_scale
         self.environ = dict(os.environ if environ is None else environ)
@@ -459,8 +461,11 @@ class LocalRuntime:
                     raise LocalRuntimeError(f"functions disagree on environment variable {key}")
                 merged[key] = value
             handlers[config["FunctionName"]] = config["Handler"]
-        # Simulated time starts now, when the stack is ready, at the real date and time.
-        self.clock = Clock(scale=self.time_scale, epoch=time.time())
+        # Simulated time starts now, when the stack is ready, at the real date and time or at `start_at`.
+        start = None if self.start_at is None else self.start_at.timestamp()
+        self.clock = Clock(scale=self.time_scale, epoch=time.time(), start=start)
+        if start is not None:
+            merged["PARCOURS_CLOCK_START"] = repr(start)
         merged.update(
             {
                 "PARCOURS_TIME_SCALE": repr(self.time_scale),

@@ -25,8 +25,11 @@ T = TypeVar("T")
 
 
 class RunningLocal:
-    def __init__(self, time_scale: float, secret: str, environ: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, time_scale: float, secret: str, environ: dict[str, str] | None = None, start_at: str | None = None
+    ) -> None:
         self.time_scale = time_scale
+        self.start_at = start_at  # `parcours local --start`: the simulated instant to begin at
         self.secret = secret
         self.environ = dict(environ or {})  # e.g. PARCOURS_CRM_URL and PARCOURS_CRM_SECRET, for the functions
         self.port = free_port()
@@ -46,6 +49,7 @@ class RunningLocal:
                 str(self.port),
                 "--time-scale",
                 str(self.time_scale),
+                *(["--start", self.start_at] if self.start_at else []),
             ],
             cwd=ROOT,
             env=env,

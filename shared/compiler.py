@@ -3,6 +3,11 @@
 Transitions per step kind (Standard workflows bill each one):
   send_email, send_sms                                        1 (one Task re-checks consent, suppression, the
                                                                  goal (and SNS's opt-out list), then sends once)
+                                                              +1 in a marketing scenario: a Choice on whether the
+                                                                 sending habits held the message back (caps,
+                                                                 quiet hours, French SMS hours); each deferral
+                                                                 adds 3 (a Wait until the moment the Task named,
+                                                                 the Task again, the Choice again)
   notify_crm                                                  1 (one Task POSTs the signed notification)
   set_attribute, add_score, add/remove_from_list              1 (one Task)
   wait                                                        1 (one Wait state, never polls)
@@ -26,6 +31,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared import pacing
 from shared.scenario import (
     AddScore,
     Choose,
@@ -98,13 +104,23 @@ class _Node:
     step: Step
     name: str
     variant: str | None
-    check: str = ""  # the evaluating Task's name, for `if`
+    check: str = ""  # the evaluating Task's name, for `if`; the held-back Choice's, for a marketing send
+    hold: str = ""  # a marketing send's Wait until the moment its sending habits allow
     branches: list[list[_Node]] = field(default_factory=list)
 
 
 class _Planner:
-    def __init__(self) -> None:
+    def __init__(self, marketing: bool) -> None:
         self.names: set[str] = {DONE, FAILED, LEAVE, LEAVE_FAILED}
+        self.marketing = marketing
+
+    def send(self, step: SendEmail | SendSms, label: str, variant: str | None) -> _Node:
+        """A send's Task; in a marketing scenario also the Choice and the Wait of a send held back."""
+        node = _Node(step, self.unique(label), variant)
+        if self.marketing:
+            node.check = self.unique(f"Held back? ({step.id})")
+            node.hold = self.unique(f"Wait until {step.id} may go")
+        return node
 
     def unique(self, name: str) -> str:
         while name in self.names:
@@ -130,9 +146,9 @@ class _Planner:
             elif isinstance(step, Unsubscribe):
                 nodes.append(_Node(step, self.unique(f"Unsubscribe from {step.channel} ({step.id})"), variant))
             elif isinstance(step, SendEmail):
-                nodes.append(_Node(step, self.unique(f"Send email {step.id}"), variant))
+                nodes.append(self.send(step, f"Send email {step.id}", variant))
             elif isinstance(step, SendSms):
-                nodes.append(_Node(step, self.unique(f"Send SMS {step.id}"), variant))
+                nodes.append(self.send(step, f"Send SMS {step.id}", variant))
             elif isinstance(step, NotifyCrm):
                 nodes.append(_Node(step, self.unique(f"Notify CRM {step.id}"), variant))
             elif isinstance(step, SetAttribute):
@@ -190,8 +206,9 @@ def _task(
 
 
 class _Linker:
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, policy: pacing.Policy) -> None:
         self.scenario = scenario
+        self.policy = policy
         self.states: dict[str, Any] = {}
         capped = scenario.entry_cap is not None
         self.end = LEAVE if capped else DONE  # where the steps and every exit lead
@@ -211,6 +228,24 @@ class _Linker:
         self.states[node.check]["ResultPath"] = "$.plan"
         self.states[node.name] = {"Type": "Wait", "SecondsPath": "$.plan.seconds", "Next": following}
         return node.check
+
+    def send(self, node: _Node, payload: dict[str, Any], channel: str, comment: str, following: str) -> str:
+        """A send Task; in a marketing scenario the sending habits' rules ride in its payload, and when it answers
+        `deferred` a Wait on the seconds it named leads back to it (it decides again then: nothing polls)."""
+        if not node.hold:
+            self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
+            return node.name
+        payload["pacing"] = self.policy.payload(channel, self.scenario.topic, self.scenario.when_capped)
+        comment += " Answers deferred when a cap, quiet hours or the French SMS hours hold it back."
+        result = {"status.$": "$.Payload.status", "answer.$": "$.Payload"}
+        self.states[node.name] = self.task(payload, node.check, comment, result)
+        self.states[node.check] = {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.last.status", "StringEquals": "deferred", "Next": node.hold}],
+            "Default": following,
+        }
+        self.states[node.hold] = {"Type": "Wait", "SecondsPath": "$.last.answer.seconds", "Next": node.name}
+        return node.name
 
     def leave_states(self) -> None:
         """A capped scenario's last Task, on the way to Done and to Step failed: frees the place, once."""
@@ -256,7 +291,7 @@ class _Linker:
             if node.variant:
                 payload["variant"] = node.variant
             comment = f"Renders {step.template} and sends it once, after re-checking consent and suppression."
-            self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
+            return self.send(node, payload, "email", comment, following)
         elif isinstance(step, SendSms):
             payload = {
                 **self.base(step.id, "send_sms"),
@@ -270,7 +305,7 @@ class _Linker:
                 f"Renders the SMS {step.template} and sends it once through SNS, after re-checking the number, "
                 "consent, suppression, the goal and SNS's opt-out list."
             )
-            self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
+            return self.send(node, payload, "sms", comment, following)
         elif isinstance(step, NotifyCrm):
             payload = {**self.base(step.id, "notify_crm"), "type": step.type, "trigger.$": "$.trigger"}
             comment = f"POSTs a signed {step.type} notification about the contact to the CRM (skipped if none)."
@@ -382,9 +417,11 @@ def leading_steps(scenario: Scenario) -> tuple[Step, ...]:
     return (WaitUntilDate("on-the-day", None, False, 0, trigger.at), *scenario.steps)
 
 
-def compile_scenario(scenario: Scenario) -> dict[str, Any]:
-    nodes = _Planner().plan(leading_steps(scenario), 0, None)
-    linker = _Linker(scenario)
+def compile_scenario(scenario: Scenario, policy: pacing.Policy | None = None) -> dict[str, Any]:
+    """`policy`: the deployment's sending habits (scenarios/sending.yaml); None holds back only what the French
+    SMS hours do."""
+    nodes = _Planner(scenario.category == "marketing").plan(leading_steps(scenario), 0, None)
+    linker = _Linker(scenario, policy or pacing.Policy())
     start = linker.link(nodes, linker.end)
     linker.leave_states()
     states = {name: linker.states[name] for name in _order(start, linker.states)}

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from shared import pacing
 from shared.conditions import COUNTERS, LIST_NAME, NAME, PROFILE_FIELDS, ConditionError, check, check_where
 from shared.events import (
     CATALOGUE,
@@ -237,6 +239,7 @@ class Scenario:
     source: str
     re_entry: str = "never"  # never | always | after:<seconds>
     topic: str | None = DEFAULT_TOPIC  # what the preference centre turns off (None: transactional)
+    when_capped: str = "defer"  # a send held by a cap or quiet hours waits (defer) or is dropped (skip)
     goal_event: str | None = None  # the first of goal_events
     trigger_where: dict[str, Any] | None = None
     references: tuple[Reference, ...] = ()
@@ -339,7 +342,7 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
     root = reader.mapping(
         _locate(node, name),
         "the scenario",
-        ("id", "name", "description", "category", "topic", "trigger", "entry", "goal", "steps"),
+        ("id", "name", "description", "category", "topic", "when_capped", "trigger", "entry", "goal", "steps"),
         ("id", "name", "trigger", "steps"),
     )
     scenario_id = reader.text(root["id"], "id")
@@ -357,6 +360,11 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         if category != "marketing":
             raise reader.fail(root["topic"], "a transactional scenario has no topic: no preference turns it off")
         topic = reader.choice(root["topic"], "topic", TOPICS)
+    when_capped = "defer"
+    if "when_capped" in root:
+        if category != "marketing":
+            raise reader.fail(root["when_capped"], "a transactional scenario is never capped nor held back")
+        when_capped = reader.choice(root["when_capped"], "when_capped", pacing.WHEN_CAPPED)
     trigger = reader.mapping(
         root["trigger"], "trigger", ("event", "where", "api", "date", "time", "offset", "inactive"), ()
     )
@@ -466,6 +474,7 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         description=reader.text(root["description"], "description") if "description" in root else "",
         category=category,  # type: ignore[arg-type]
         topic=topic,
+        when_capped=when_capped,
         trigger_event=event,
         entry_consent=entry_consent,  # type: ignore[arg-type]
         steps=steps,
@@ -834,6 +843,7 @@ def _events_known(condition: Any) -> None:
 
 
 DECLARATIONS = "declarations.yaml"
+SENDING = "sending.yaml"
 
 
 @dataclass(frozen=True)
@@ -868,6 +878,50 @@ def load_declarations(path: Path) -> Declarations:
                 raise reader.fail(value, f"say what {key!r} holds and who fills it, in a sentence")
         found[section] = frozenset(entries)
     return Declarations(found["lists"], found["attributes"])
+
+
+def load_sending(path: Path) -> pacing.Policy:
+    """Reads scenarios/sending.yaml, the deployment's sending habits (absent: no caps nor quiet hours, the French
+    SMS hours only); mistakes name file, line and column."""
+    if not path.exists():
+        return pacing.Policy()
+    name = _shown(path)
+    node = _compose(path, name)
+    if node is None:
+        return pacing.Policy()
+    reader = _Reader(name)
+    root = reader.mapping(_locate(node, name), "the sending habits", ("caps", "quiet_hours", "french_sms_hours"), ())
+    caps: list[pacing.Cap] = []
+    listed = root.get("caps")
+    if listed is not None and not isinstance(listed.value, list):
+        raise reader.fail(listed, "caps is a list of `{channel: email, max: 2, per: 1d}` (topic optional)")
+    for item in listed.value if listed is not None else ():
+        cap = reader.mapping(item, "a cap", ("channel", "topic", "max", "per"), ("channel", "max", "per"))
+        channel = reader.choice(cap["channel"], "channel", pacing.CHANNELS)
+        topic = reader.choice(cap["topic"], "topic", TOPICS) if "topic" in cap else None
+        most = cap["max"].value
+        if isinstance(most, bool) or not isinstance(most, int) or most <= 0:
+            raise reader.fail(cap["max"], "max is how many messages the window allows: a whole number > 0")
+        seconds = parse_duration(str(cap["per"].value))
+        if seconds is None or seconds <= 0 or seconds > pacing.KEPT.total_seconds():
+            raise reader.fail(cap["per"], f"per {cap['per'].value!r}: a window such as 1d, 7d or 12h, at most 31d")
+        caps.append(pacing.Cap(channel, most, seconds, topic))
+    quiet: dict[str, pacing.Hours] = {}
+    if "quiet_hours" in root:
+        section = root["quiet_hours"]
+        spans = reader.mapping(section, "quiet_hours", pacing.CHANNELS, ())
+        for channel, at in spans.items():
+            quiet[channel] = _span(reader, at, f"quiet_hours.{channel}")
+    french = _span(reader, root["french_sms_hours"], "french_sms_hours") if "french_sms_hours" in root else None
+    return pacing.Policy(tuple(caps), quiet, french or pacing.FRENCH_SMS_HOURS)
+
+
+def _span(reader: _Reader, at: _Located, what: str) -> pacing.Hours:
+    span = reader.mapping(at, what, ("from", "until"), ("from", "until"))
+    start, end = _time_of_day(reader, span["from"]), _time_of_day(reader, span["until"])
+    if start == end:
+        raise reader.fail(at, f"{what}: from and until are the same time; remove it to hold nothing back")
+    return pacing.Hours(dtime.fromisoformat(start), dtime.fromisoformat(end))
 
 
 def check_references(scenarios: list[Scenario], declared: Declarations, scenarios_dir: Path) -> None:

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from shared import consent, enrolments, links, mailer, outbox, subscriptions, suppression
+from shared import (
+    conditions,
+    consent,
+    dates,
+    enrolments,
+    links,
+    mailer,
+    moments,
+    outbox,
+    pacing,
+    subscriptions,
+    suppression,
+)
 from shared.clock import Clock
 from shared.settings import Settings
-from shared.storage import ContactModel, get_or_none, tables
+from shared.storage import ContactModel, Tables, get_or_none, tables
 from shared.templates import render_email
 
 
@@ -28,6 +42,7 @@ class SendRequest:
     trigger: dict[str, Any]
     variant: str | None = None  # the split variant the step is in
     topic: str | None = None  # the scenario's preference-centre topic (marketing only)
+    pacing: dict[str, Any] | None = None  # the sending habits' rules (marketing only; shared.pacing)
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], action: str = "send_email") -> SendRequest:
@@ -42,6 +57,7 @@ class SendRequest:
                 trigger=dict(payload.get("trigger") or {}),
                 variant=str(payload["variant"]) if payload.get("variant") else None,
                 topic=str(payload["topic"]) if payload.get("topic") else None,
+                pacing=dict(payload["pacing"]) if payload.get("pacing") else None,
             )
         except KeyError as missing:
             raise InvalidRequest(f"{action} payload lacks the field {missing.args[0]}") from None
@@ -55,6 +71,49 @@ def _refusal(request: SendRequest, contact: ContactModel | None) -> str | None:
     if contact.suppressed:
         return "address suppressed"
     return None
+
+
+def held_back(
+    request: SendRequest, channel: str, contact: ContactModel, settings: Settings, now: datetime
+) -> tuple[pacing.Rules | None, dict[str, Any] | None]:
+    """The step's sending-habit rules, and the answer when they hold the message back: `deferred` with the
+    seconds until it may go (the state machine waits, then asks again), or `capped` (skipped by the scenario's
+    rule). None when it may go now."""
+    try:
+        rules = pacing.Rules.from_payload(request.pacing, channel, request.topic)
+    except pacing.PacingError as error:
+        raise InvalidRequest(str(error)) from None
+    if rules is None:
+        return None, None
+    timezone = conditions.attribute(contact, dates.TIMEZONE)
+    decision = pacing.decide(
+        rules,
+        channel=channel,
+        topic=request.topic,
+        log=pacing.log_of(contact),
+        key=outbox.send_id(request.execution, request.step),
+        now=now,
+        tz=moments.zone(timezone if isinstance(timezone, str) else None, settings.default_timezone),
+        frequency=contact.preferences.frequency if contact.preferences is not None else None,
+        phone=contact.phone,
+    )
+    if decision.action == "send":
+        return rules, None
+    if decision.action == "skip" or decision.until is None:
+        return rules, {"status": "capped", "reason": decision.reason or "held back"}
+    seconds = max(1, math.ceil((decision.until - now).total_seconds()))
+    until = decision.until.isoformat()
+    return rules, {"status": "deferred", "reason": decision.reason, "until": until, "seconds": seconds}
+
+
+def record_send(t: Tables, request: SendRequest, channel: str, contact: ContactModel, now: datetime) -> None:
+    """Counts the send against the contact's caps; when another send to the contact was counted since it was
+    read, the claim is given back and the Task retries, deciding again (two scenarios never both squeeze under
+    a cap)."""
+    key = outbox.send_id(request.execution, request.step)
+    if not pacing.record(t, contact, pacing.Sent(now, channel, request.topic, key)):
+        outbox.release(t, key)
+        raise mailer.SendDeferred("another message to this contact was counted meanwhile")
 
 
 def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secret: str) -> dict[str, str]:
@@ -71,6 +130,9 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
     if refusal is not None or contact is None or contact.email is None:
         return {"status": "skipped", "reason": refusal or "no email address"}
     now = clock.now()
+    rules, held = held_back(request, "email", contact, settings, now)
+    if held is not None:
+        return held
     unsubscribe_token = links.token(contact.contact_id, "all", link_secret)
     unsubscribe_url = f"{settings.public_base_url}/unsubscribe?t={quote(unsubscribe_token)}"
     base, contact_id = settings.public_base_url, contact.contact_id
@@ -115,6 +177,8 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
         now=now,
     ):
         return {"status": "duplicate", "reason": "this step was already sent for this execution"}
+    if rules is not None:
+        record_send(t, request, "email", contact, now)
     try:
         message_id = mailer.send(message, envelope, settings.region, settings.configuration_set)
     except (mailer.SendDeferred, mailer.SendRefused):

@@ -65,9 +65,10 @@ class Settings:
     # queue's maxReceiveCount, so a transient failure on its last allowed receive goes there with its reason.
     dead_letter_queue_url: str | None = None
     max_receive_count: int = 5
+    clock_start: float | None = None  # the local runtime's simulated start, when it begins on a chosen day
 
     def clock(self) -> Clock:
-        return Clock(scale=self.time_scale, epoch=self.clock_epoch)
+        return Clock(scale=self.time_scale, epoch=self.clock_epoch, start=self.clock_start)
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Settings:
@@ -123,6 +124,7 @@ class Settings:
             event_retention_days=int(number("PARCOURS_EVENT_RETENTION_DAYS", "1095")),
             time_scale=scale,
             clock_epoch=number("PARCOURS_CLOCK_EPOCH", "0"),
+            clock_start=number("PARCOURS_CLOCK_START", "0") if env.get("PARCOURS_CLOCK_START") else None,
             shopify_secret=env.get("PARCOURS_SHOPIFY_SECRET") or None,
             shopify_secret_parameter=env.get("PARCOURS_SHOPIFY_SECRET_PARAMETER") or None,
             link_secret=env.get("PARCOURS_LINK_SECRET") or None,

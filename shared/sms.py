@@ -14,7 +14,7 @@ from shared import clients, consent, enrolments, outbox
 from shared.clock import Clock
 from shared.events import E164
 from shared.mailer import SendDeferred, SendRefused
-from shared.sending import InvalidRequest, SendRequest
+from shared.sending import InvalidRequest, SendRequest, held_back, record_send
 from shared.settings import Settings
 from shared.storage import Consent, ContactModel, StorageError, Tables, get_or_none, tables
 from shared.templates import render_sms
@@ -121,6 +121,9 @@ def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str
         refusal = "goal reached"
     if refusal is not None or contact is None or contact.phone is None:
         return {"status": "skipped", "reason": refusal or "no phone number"}
+    rules, held = held_back(request, "sms", contact, settings, clock.now())
+    if held is not None:
+        return held
     sns = clients.sns(settings.region)
     if opted_out(sns, contact.phone):
         mirror_opt_out(t, contact, clock.now())
@@ -151,6 +154,8 @@ def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str
     )
     if not claimed:
         return {"status": "duplicate", "reason": "this step was already sent for this execution"}
+    if rules is not None:
+        record_send(t, request, "sms", contact, clock.now())
     try:
         message_id = publish(sns, contact.phone, text, SMS_TYPES[request.category], settings.sms_sender_id)
     except (SendDeferred, SendRefused):

@@ -55,7 +55,7 @@ class Preferences(MapAttribute[str, Any]):
     """The preference centre's choices (shared.topics) and where they came from, kept with their history."""
 
     topics_off = UnicodeSetAttribute(null=True)  # topics the contact turned off
-    frequency = UnicodeAttribute(default="all")  # all | weekly | monthly: stored, not enforced here
+    frequency = UnicodeAttribute(default="all")  # all | weekly | monthly: one marketing email per period (pacing)
     source = UnicodeAttribute()  # e.g. preferences
     at = UTCDateTimeAttribute()
 
@@ -111,6 +111,8 @@ class ContactModel(Model):
     last_engaged_at = UTCDateTimeAttribute(null=True)  # last open, click or signup
     engaged_on = UnicodeAttribute(null=True)  # its UTC day, YYYY-MM-DD: the key of the engaged_on index
     date_keys = UnicodeSetAttribute(null=True)  # the contact's entries in the dates table (shared.dates)
+    recent_sends = ListAttribute[str](null=True)  # marketing sends of the last 31 days (pacing)
+    sends_recorded = NumberAttribute(null=True)  # how many were ever recorded: the log's version (shared.pacing)
     by_engagement = EngagedOnIndex()
 
 

@@ -1,10 +1,11 @@
+from datetime import time
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra import build, samtemplate
-from shared import compiler
+from infra import build, graph, samtemplate
+from shared import compiler, pacing
 from shared.scenario import (
     Case,
     Choose,
@@ -49,17 +50,76 @@ def test_the_welcome_series_compiles_to_readable_states_in_order() -> None:
     definition = compiler.compile_scenario(welcome())
     assert list(definition["States"]) == [
         "Send email e1-welcome",
+        "Held back? (e1-welcome)",
+        "Wait until e1-welcome may go",
         "Wait 2d until J+2",
         "Send email e2-value",
+        "Held back? (e2-value)",
+        "Wait until e2-value may go",
         "Wait 3d until J+5",
         "Send email e3-social-proof",
+        "Held back? (e3-social-proof)",
+        "Wait until e3-social-proof may go",
         "Wait 3d until J+8",
         "Send email e4-offer",
+        "Held back? (e4-offer)",
+        "Wait until e4-offer may go",
         "Done",
         "Step failed",
     ]
-    waits = [s["Seconds"] for s in definition["States"].values() if s["Type"] == "Wait"]
+    waits = [s["Seconds"] for s in definition["States"].values() if s["Type"] == "Wait" and "Seconds" in s]
     assert waits == [2 * 86400, 3 * 86400, 3 * 86400]
+
+
+def test_a_marketing_send_held_back_waits_the_seconds_it_answered_then_sends_again() -> None:
+    states = compiler.compile_scenario(welcome())["States"]
+    send = states["Send email e2-value"]
+    assert send["Next"] == "Held back? (e2-value)"
+    assert send["ResultSelector"] == {"status.$": "$.Payload.status", "answer.$": "$.Payload"}
+    assert states["Held back? (e2-value)"] == {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.last.status", "StringEquals": "deferred", "Next": "Wait until e2-value may go"}],
+        "Default": "Wait 3d until J+5",
+    }
+    assert states["Wait until e2-value may go"] == {
+        "Type": "Wait",
+        "SecondsPath": "$.last.answer.seconds",
+        "Next": "Send email e2-value",
+    }
+
+
+def test_the_sending_habits_ride_in_each_marketing_send_and_never_in_a_transactional_one() -> None:
+    # Given a policy with caps on both channels, one for promotions only, and quiet hours for SMS
+    policy = pacing.Policy(
+        caps=(
+            pacing.Cap("email", 2, 86400),
+            pacing.Cap("email", 1, 7 * 86400, "promotions"),
+            pacing.Cap("sms", 1, 86400),
+        ),
+        quiet_hours={"sms": pacing.Hours(time(21), time(8))},
+    )
+    # When the welcome series (topic newsletter) compiles, Then its sends carry the email caps that concern it
+    states = compiler.compile_scenario(welcome(), policy)["States"]
+    assert states["Send email e1-welcome"]["Parameters"]["Payload"]["pacing"] == {
+        "caps": [{"max": 2, "seconds": 86400}],
+        "when_capped": "defer",
+    }
+    # And an SMS step carries the SMS rules, the French hours included
+    sms = compiler.compile_scenario(
+        load(ROOT / "tests/fixtures/scenarios/sms-and-crm.yaml", ROOT / "templates"), policy
+    )
+    assert sms["States"]["Send SMS s1-reminder"]["Parameters"]["Payload"]["pacing"] == {
+        "caps": [{"max": 1, "seconds": 86400}],
+        "when_capped": "defer",
+        "quiet_hours": "21:00-08:00",
+        "french_hours": "08:00-20:00",
+    }
+    # And a transactional scenario's send has no rules and no held-back loop
+    confirm = compiler.compile_scenario(load(ROOT / "scenarios/confirm-subscription.yaml", ROOT / "templates"), policy)
+    sends = [state for state in confirm["States"].values() if state["Type"] == "Task"]
+    assert sends
+    assert all("pacing" not in state["Parameters"]["Payload"] for state in sends)
+    assert not any(state["Type"] == "Choice" for state in confirm["States"].values())
 
 
 def test_every_task_retries_lambda_and_throttling_errors_and_catches_the_rest() -> None:
@@ -117,8 +177,8 @@ def test_an_if_checks_the_contact_now_then_chooses_and_both_branches_join_the_ne
         "Choices": [{"Variable": "$.last.value", "BooleanEquals": True, "Next": "Send email tips"}],
         "Default": "Send email reminder",
     }
-    assert states["Send email tips"]["Next"] == "Wait 1d until J+1"
-    assert states["Send email reminder"]["Next"] == "Done"  # exit
+    assert states[states["Send email tips"]["Next"]]["Default"] == "Wait 1d until J+1"
+    assert states[states["Send email reminder"]["Next"]]["Default"] == "Done"  # exit
 
 
 def test_a_split_chooses_on_the_contacts_bucket_by_cumulative_percent_and_tags_the_variant() -> None:
@@ -249,7 +309,7 @@ def test_wait_until_plans_the_seconds_then_waits_on_them() -> None:
 def test_an_sms_and_a_crm_notification_are_one_task_each_with_retries() -> None:
     definition = compiler.compile_scenario(load(ROOT / "tests/fixtures/scenarios/sms-and-crm.yaml", ROOT / "templates"))
     states = definition["States"]
-    assert list(states) == [
+    assert [name for name in states if name not in graph.folded(definition)] == [
         "Send SMS s1-reminder",
         "Send email e1-reminder",
         "Notify CRM handoff",
@@ -266,8 +326,9 @@ def test_an_sms_and_a_crm_notification_are_one_task_each_with_retries() -> None:
         "template": "abandoned-cart/1-reminder",
         "category": "marketing",
         "trigger.$": "$.trigger",
+        "pacing": {"caps": [], "when_capped": "defer", "french_hours": "08:00-20:00"},
     }
-    assert sms["Next"] == "Send email e1-reminder"
+    assert states[sms["Next"]]["Default"] == "Send email e1-reminder"
     crm = states["Notify CRM handoff"]
     assert crm["Parameters"]["Payload"]["action"] == "notify_crm"
     assert crm["Parameters"]["Payload"]["type"] == "qualified"
@@ -338,8 +399,9 @@ def test_re_engagement_unsubscribes_in_one_task_and_stops_on_an_open_or_a_click(
     entry = compiler.catalogue_entry(scenario)
     assert entry["goal"] == {"event": "email.opened", "events": ["email.opened", "email.clicked"]}
     assert entry["trigger"] == {"event": "contact.inactive", "where": {"days": 90}}
-    # transitions for a silent contact: plan + wait, E1, wait, E2, wait, unsubscribe, the end
-    assert len([name for name in states if name not in ("Done", "Step failed")]) + 1 == 8
+    # transitions for a silent contact: plan + wait, E1 + held back?, wait, E2 + held back?, wait, unsubscribe, the end
+    deferrals = [name for name in states if name.endswith("may go")]
+    assert len([name for name in states if name not in ("Done", "Step failed", *deferrals)]) + 1 == 10
 
 
 def test_a_date_wait_plans_from_the_attribute_and_refuses_a_moment_past_the_year() -> None:

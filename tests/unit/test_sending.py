@@ -1,3 +1,4 @@
+import dataclasses
 import email
 import email.policy
 from datetime import UTC, datetime
@@ -7,10 +8,10 @@ import boto3
 import pytest
 from moto.ses.models import ses_backends
 
-from shared import links, mailer, sending
+from shared import links, mailer, outbox, pacing, sending
 from shared.clock import Clock
 from shared.settings import Settings
-from shared.storage import Consent, tables
+from shared.storage import Consent, get_or_none, tables
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -155,3 +156,65 @@ def test_every_email_carries_a_preferences_link_to_the_preference_centre(setting
     link = f"https://mail.boutique.example/preferences?t={links.token('c1', 'preferences', 'secret')}"
     assert f'<a href="{link}">Gérer mes préférences</a>' in html
     assert f"Gérer mes préférences ({link})" in text
+
+
+ONE_A_DAY = {"caps": [{"max": 1, "seconds": 86400}], "when_capped": "defer"}
+
+
+def paced(step: str, execution: str = "arn:...:x", **rules: Any) -> sending.SendRequest:
+    request_ = request(step=step, execution=execution)
+    return dataclasses.replace(request_, pacing={**ONE_A_DAY, **rules})
+
+
+def test_a_second_marketing_email_within_the_cap_s_window_is_deferred_until_the_first_leaves_it(
+    settings: Settings,
+) -> None:
+    # Given a contact who got the welcome email (it is counted on the contact)
+    add_contact(settings)
+    assert sending.send_email(paced("e1-welcome"), settings, Clock(), "secret")["status"] == "sent"
+    [entry] = tables(settings).contacts.get("c1").recent_sends or []
+    assert entry.split("|")[1:3] == ["email", "newsletter"]
+
+    # When another scenario's email is due within the day, under a cap of one a day
+    answer = sending.send_email(paced("e2-value", execution="arn:...:other"), settings, Clock(), "secret")
+
+    # Then it is deferred for (about) a day, nothing is sent nor claimed, and a retry of the first is a duplicate
+    assert answer["status"] == "deferred"
+    assert 86400 - 60 <= answer["seconds"] <= 86400
+    assert answer["reason"] == "frequency cap: 1 email per 1d"
+    assert len(sent()) == 1
+    assert outbox_item(settings, "arn:...:other", "e2-value") is None
+    assert sending.send_email(paced("e1-welcome"), settings, Clock(), "secret")["status"] == "duplicate"
+
+
+def test_a_scenario_that_skips_capped_sends_answers_capped_and_sends_nothing(settings: Settings) -> None:
+    add_contact(settings)
+    sending.send_email(paced("e1-welcome"), settings, Clock(), "secret")
+    answer = sending.send_email(paced("e2-value", when_capped="skip"), settings, Clock(), "secret")
+    assert answer == {"status": "capped", "reason": "frequency cap: 1 email per 1d"}
+    assert len(sent()) == 1
+
+
+def test_a_transactional_email_is_never_held_back_nor_counted(settings: Settings) -> None:
+    add_contact(settings)
+    sending.send_email(paced("e1-welcome"), settings, Clock(), "secret")
+    receipt = request(step="confirm", category="transactional", execution="arn:...:t")
+    assert sending.send_email(receipt, settings, Clock(), "secret")["status"] == "sent"
+    assert len(tables(settings).contacts.get("c1").recent_sends or []) == 1
+
+
+def test_a_send_counted_by_another_task_meanwhile_makes_this_one_retry_and_decide_again(settings: Settings) -> None:
+    # Given the contact as a send Task read it
+    add_contact(settings)
+    t = tables(settings)
+    stale = t.contacts.get("c1")
+    # When another Task counts a send first
+    fresh = t.contacts.get("c1")
+    assert pacing.record(t, fresh, pacing.Sent(NOW, "email", "newsletter", "other-key"))
+    # Then the stale one's count is refused (it re-reads and decides again), and the log holds one entry
+    assert not pacing.record(t, stale, pacing.Sent(NOW, "email", "newsletter", "this-key"))
+    assert len(t.contacts.get("c1").recent_sends or []) == 1
+
+
+def outbox_item(settings: Settings, execution: str, step: str) -> Any:
+    return get_or_none(tables(settings).sends, outbox.send_id(execution, step))

@@ -1,0 +1,98 @@
+"""Sending habits over HTTP against `parcours local`: a capped email waits for its moment, and a marketing SMS to
+a French number outside Monday-Saturday 08:00-20:00 goes out at 08:00 on the next allowed day (simulated)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from infra.localprocess import RunningLocal
+from infra.webhook_client import post_generic, post_shopify
+from tests.conftest import GENERIC_SECRETS, SHOPIFY_SECRET, sample
+from tests.e2e.test_cart_to_order import with_email
+from tests.e2e.test_generic_webhook import signup
+from tests.e2e.test_shopify_webhook import unique_email
+from tests.e2e.test_unsubscribe import fetch
+
+PARIS = ZoneInfo("Europe/Paris")
+# A Thursday evening: the cart's last SMS (H+50) falls on Saturday night, outside the French SMS hours.
+THURSDAY_EVENING = datetime(2026, 11, 26, 19, 0, tzinfo=PARIS)
+MONDAY_8 = datetime(2026, 11, 30, 8, 0, tzinfo=PARIS)
+
+
+def sent_at(message: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(message["sent_at"])
+
+
+def test_an_email_held_back_by_the_contact_s_weekly_choice_goes_out_a_week_after_the_last(
+    local: RunningLocal,
+) -> None:
+    # Given a site signup, welcomed at once (J+0)
+    email = unique_email("weekly")
+    assert post_generic(local.api_url, signup(email), GENERIC_SECRETS[0]).status == 202
+    [first] = local.wait_for(lambda: local.outbox(to=email), bool, seconds=20)
+    assert first["step"] == "e1-welcome"
+
+    # When the person chooses one email a week in the preference centre linked from that email
+    found = re.search(r'href="([^"]*/preferences\?t=[^"]+)"', first["html"])
+    assert found is not None
+    form = b"do=save&topic=newsletter&topic=promotions&topic=cart-reminders&topic=tips&frequency=weekly"
+    assert fetch(found.group(1), form)[0] == 200
+
+    # Then the series' J+2 email is held back, and goes out once a week has passed since the first
+    messages = local.wait_for(lambda: local.outbox(to=email), lambda m: len(m) >= 2, seconds=40)
+    second = messages[1]
+    assert second["step"] == "e2-value"
+    gap = sent_at(second) - sent_at(first)
+    assert timedelta(days=7) <= gap < timedelta(days=7, hours=6)
+
+
+@pytest.fixture(scope="module")
+def thursday_evening() -> Iterator[RunningLocal]:
+    """A runtime whose simulated clock starts on Thursday 26 November 2026 at 19:00 in Paris; an hour passes in
+    half a real second, so the SMS's moment is read to within minutes."""
+    runtime = RunningLocal(
+        time_scale=7200.0,
+        secret=SHOPIFY_SECRET,
+        environ={"PARCOURS_SMS_SENDER_ID": "Boutique"},
+        start_at=THURSDAY_EVENING.isoformat(),
+    )
+    runtime.start()
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+
+
+def sms_customer(email: str, phone: str) -> bytes:
+    payload: dict[str, Any] = json.loads(sample("shopify/customers-create-sms.json"))
+    payload.update({"email": email, "phone": phone, "id": uuid.uuid4().int % 10**13})
+    return json.dumps(payload).encode()
+
+
+def test_a_marketing_sms_due_on_saturday_night_goes_out_on_monday_at_8(thursday_evening: RunningLocal) -> None:
+    local = thursday_evening
+    # Given a Shopify customer who agreed to marketing emails and SMS, with a French mobile number
+    email, phone = unique_email("sms"), f"+336{uuid.uuid4().int % 10**7:07d}1"
+    assert post_shopify(
+        local.api_url, "customers/create", sms_customer(email, phone), SHOPIFY_SECRET, uuid.uuid4().hex
+    ).status
+    # When they leave a checkout on Thursday evening
+    checkout = with_email("checkouts-create.json", email)
+    assert post_shopify(local.api_url, "checkouts/create", checkout, SHOPIFY_SECRET, uuid.uuid4().hex).status == 202
+
+    # Then the three cart emails go out on their days, and the SMS due at H+50 (Saturday after 20:00)
+    # waits for Monday 08:00 Paris time: not Sunday, not Saturday night
+    [sms] = local.wait_for(lambda: local.outbox(to=phone), bool, seconds=90)
+    steps = [m["step"] for m in local.outbox(to=email) if m["scenario"] == "abandoned-cart"]
+    assert steps == ["e1-reminder", "e2-help", "e3-offer"]
+    assert sms["step"] == "s1-last-call"
+    assert MONDAY_8 <= sent_at(sms) < MONDAY_8 + timedelta(minutes=45)
+    assert sms["text"].endswith("STOP : répondez STOP")
