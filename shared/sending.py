@@ -116,7 +116,7 @@ def record_send(t: Tables, request: SendRequest, channel: str, contact: ContactM
         raise mailer.SendDeferred("another message to this contact was counted meanwhile")
 
 
-def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secret: str) -> dict[str, str]:
+def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secret: str) -> dict[str, Any]:
     """Sends the step's email at most once; answers sent, skipped (with the reason) or duplicate."""
     t = tables(settings)
     contact = get_or_none(t.contacts, request.contact_id, consistent=True)

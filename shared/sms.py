@@ -109,7 +109,7 @@ def publish(sns: SNSClient, phone: str, text: str, sms_type: str, sender_id: str
     return answer["MessageId"]
 
 
-def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str, str]:
+def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str, Any]:
     """Sends the step's SMS at most once; answers sent, skipped (with the reason) or duplicate.
 
     The reasons never carry the number: they are logged.
