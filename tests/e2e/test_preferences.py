@@ -80,12 +80,12 @@ def test_a_topic_turned_off_in_the_preference_centre_is_not_sent_while_another_t
     status, page = fetch(url)
     assert status == 200
     assert 'name="topic" value="newsletter" checked' in page
-    form = urlencode({"do": "save", "topic": ["promotions", "cart-reminders", "tips"], "frequency": "monthly"}, True)
+    form = urlencode({"do": "save", "topic": ["promotions", "cart-reminders", "tips"], "frequency": "all"}, True)
     status, page = fetch(url, form.encode())
     assert status == 200
     assert "Vos préférences sont enregistrées." in page
     assert 'value="newsletter">' in page
-    assert 'value="monthly" checked' in page
+    assert 'value="all" checked' in page
 
     # And the app starts onboarding for them (topic tips), whose second email comes 3 days later
     assert start(local, "onboarding", {"email": email, "request_id": uuid.uuid4().hex})[0] == 202
@@ -102,6 +102,6 @@ def test_a_topic_turned_off_in_the_preference_centre_is_not_sent_while_another_t
     prefs = stored_contact(local, email)["preferences"]["M"]
     assert (prefs["topics_off"]["SS"], prefs["frequency"]["S"], prefs["source"]["S"]) == (
         ["newsletter"],
-        "monthly",
+        "all",
         "preferences",
     )

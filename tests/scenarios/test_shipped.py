@@ -70,7 +70,11 @@ def test_the_scenario_runs_every_state_and_sends_every_email_at_its_time(
     sfn = local.client("stepfunctions")
     assert sfn.describe_execution(executionArn=run.execution)["status"] == "SUCCEEDED"
     definition = COMPILED.definition(scenario_id)
-    assert entered_states(local, run.execution) == [name for name in definition["States"] if name != "Step failed"]
+    # Every state but the deferral Waits, entered only when the sending habits hold a send back (the end-to-end
+    # tests of tests/e2e/test_sending_habits run them for welcome and abandoned-cart).
+    assert entered_states(local, run.execution) == [
+        name for name in definition["States"] if name != "Step failed" and not name.endswith(" may go")
+    ]
 
     sends = [step.id for step in run.scenario.steps if isinstance(step, SendEmail)]
     messages = local.outbox(to=run.email)
@@ -97,7 +101,7 @@ def test_the_scenario_runs_every_state_and_sends_every_email_at_its_time(
 @pytest.mark.parametrize(
     ("orders", "steps", "lists"),
     [
-        (1, ["Send email e1-first-order-code"], None),
+        (1, ["Send email e1-first-order-code", "Held back? (e1-first-order-code)"], None),
         (3, ["Add to list clients-fideles (loyal-customer)"], {"clients-fideles"}),
     ],
 )

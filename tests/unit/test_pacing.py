@@ -152,7 +152,7 @@ SHIPPED = Path(__file__).resolve().parents[2] / "scenarios" / "sending.yaml"
 
 def test_the_shipped_sending_habits_are_the_documented_defaults() -> None:
     policy = load_sending(SHIPPED)
-    assert Cap("email", 2, 86400) in policy.caps
+    assert Cap("email", 4, 86400) in policy.caps
     assert Cap("email", 2, 7 * 86400, "promotions") in policy.caps
     assert policy.quiet_hours == {"sms": Hours(time(21), time(8))}
     assert policy.french_sms_hours == Hours(time(8), time(20))
