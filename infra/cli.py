@@ -49,6 +49,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from infra import build, validation
+    from shared.settings import Settings
 
     compiled = build.compile_all()
     problems = validation.templates(compiled)
@@ -56,6 +57,9 @@ def _validate(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     if not problems:
         print(f"{len(compiled.scenarios)} scenario(s) valid: {', '.join(sorted(compiled.scenarios))}")
+    stop_text = os.environ.get("PARCOURS_SMS_STOP_TEXT", "").strip() or Settings.sms_stop_text
+    for cost in validation.sms_costs(compiled, stop_text=stop_text):  # what each SMS costs: informative
+        print(cost.line(), file=sys.stderr if cost.warning else sys.stdout)
     return 1 if problems else 0
 
 

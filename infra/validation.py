@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from infra.build import TEMPLATES, Compiled
+from shared import segments
+from shared.settings import Settings
+from shared.sms import with_stop_mention
 from shared.templates import LOCALES, TemplateProblem, render_email, render_sms
 
 SAMPLE_CONTEXT: dict[str, Any] = {
@@ -74,3 +80,66 @@ def templates(compiled: Compiled, root: Path = TEMPLATES) -> list[str]:
                     problems.append(f"templates/{problem}")
                     break
     return problems
+
+
+MAX_SEGMENTS = 2  # beyond, validate warns: each segment is billed as one SMS
+
+
+@dataclass(frozen=True)
+class SmsCost:
+    """What an SMS template costs once rendered with the sample data (a real name or link may change it)."""
+
+    path: str
+    size: segments.SmsSize
+    stop_mention: bool
+    outside_gsm7: str  # the characters that made it UCS-2
+
+    @property
+    def warning(self) -> bool:
+        return self.size.segments > MAX_SEGMENTS
+
+    def line(self) -> str:
+        unit = "septets" if self.size.encoding == "GSM-7" else "UTF-16 units"
+        plural = "s" if self.size.segments > 1 else ""
+        why = f", because of {self.outside_gsm7}" if self.outside_gsm7 else ""
+        with_stop = ", stop mention included" if self.stop_mention else ""
+        text = f"{self.path}: {self.size.encoding}{why}, {self.size.segments} segment{plural}"
+        text += f" ({self.size.units} {unit}{with_stop})"
+        return f"warning: {text}, more than {MAX_SEGMENTS} segments" if self.warning else text
+
+
+def _sms_payloads(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if node.get("action") == "send_sms":
+            yield node
+        for value in node.values():
+            yield from _sms_payloads(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _sms_payloads(value)
+
+
+def sms_costs(compiled: Compiled, root: Path = TEMPLATES, stop_text: str = Settings.sms_stop_text) -> list[SmsCost]:
+    """Every SMS template's encoding and segment count as it would be published: with the stop mention unless
+    every scenario sending it is transactional. Templates that do not render are left to `templates`."""
+    categories: dict[str, set[str]] = {}
+    for relative, content in compiled.files.items():
+        if relative.endswith(".asl.json"):
+            for payload in _sms_payloads(json.loads(content)):
+                categories.setdefault(str(payload.get("template")), set()).add(str(payload.get("category")))
+    costs = []
+    sms = root / "sms"
+    for path in sorted(sms.rglob("*.txt")):
+        name, locale = path.relative_to(sms).as_posix().rsplit(".", 2)[:2]
+        try:
+            text = render_sms(name, locale, SMS_CONTEXT, root).text
+        except TemplateProblem:
+            continue
+        marketing = categories.get(name, {"marketing"}) != {"transactional"}
+        if marketing:
+            text = with_stop_mention(text, stop_text)
+        outside = ", ".join(
+            repr(c) if c.isprintable() and not c.isspace() else f"U+{ord(c):04X}" for c in segments.outside_gsm7(text)
+        )
+        costs.append(SmsCost(f"templates/sms/{name}.{locale}.txt", segments.size(text), marketing, outside))
+    return costs

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
+from pynamodb.expressions.update import Action
+
 from shared.storage import AlreadyExists, SendModel, Tables, create_new
 
 KEEP = timedelta(days=400)  # longer than any execution (one year)
@@ -38,11 +40,23 @@ def release(tables: Tables, key: str) -> None:
     tables.sends(send_id=key).delete()
 
 
-def mark_sent(tables: Tables, key: str, message_id: str, now: datetime) -> None:
-    tables.sends(send_id=key).update(
-        actions=[
-            SendModel.status.set("sent"),
-            SendModel.message_id.set(message_id),
-            SendModel.sent_at.set(now),
-        ]
-    )
+def mark_sent(
+    tables: Tables,
+    key: str,
+    message_id: str,
+    now: datetime,
+    *,
+    segments: int | None = None,
+    encoding: str | None = None,
+) -> None:
+    """An SMS also records its segment count and encoding: what the operator bills."""
+    actions: list[Action] = [
+        SendModel.status.set("sent"),
+        SendModel.message_id.set(message_id),
+        SendModel.sent_at.set(now),
+    ]
+    if segments is not None:
+        actions.append(SendModel.segments.set(segments))
+    if encoding is not None:
+        actions.append(SendModel.encoding.set(encoding))
+    tables.sends(send_id=key).update(actions=actions)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
-from shared import clients, consent, enrolments, outbox
+from shared import clients, consent, enrolments, outbox, segments
 from shared.clock import Clock
 from shared.events import E164
 from shared.mailer import SendDeferred, SendRefused
@@ -110,7 +110,8 @@ def publish(sns: SNSClient, phone: str, text: str, sms_type: str, sender_id: str
 
 
 def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str, Any]:
-    """Sends the step's SMS at most once; answers sent, skipped (with the reason) or duplicate.
+    """Sends the step's SMS at most once; answers sent (with its encoding and segment count, what it costs),
+    skipped (with the reason) or duplicate.
 
     The reasons never carry the number: they are logged.
     """
@@ -161,5 +162,6 @@ def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str
     except (SendDeferred, SendRefused):
         outbox.release(t, key)  # SNS said no: nothing went out, a retry or a redrive may send
         raise
-    outbox.mark_sent(t, key, message_id, clock.now())
-    return {"status": "sent", "message_id": message_id}
+    cost = segments.size(text)
+    outbox.mark_sent(t, key, message_id, clock.now(), segments=cost.segments, encoding=cost.encoding)
+    return {"status": "sent", "message_id": message_id, "segments": cost.segments, "encoding": cost.encoding}

@@ -167,6 +167,8 @@ class SendModel(Model):
     message_id = UnicodeAttribute(null=True)
     claimed_at = UTCDateTimeAttribute()
     sent_at = UTCDateTimeAttribute(null=True)
+    segments = NumberAttribute(null=True)  # an SMS: how many segments the operator bills
+    encoding = UnicodeAttribute(null=True)  # an SMS: GSM-7 or UCS-2
     attempts = NumberAttribute(default=1)
     expires_at = TTLAttribute(null=True)
 

@@ -22,6 +22,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     kind = {"send_email": "Email", "send_sms": "Sms", "notify_crm": "Crm"}.get(str(event.get("action")))
     if kind is not None:
         metrics.add_metric(name=f"{kind}{result['status'].capitalize()}", unit=MetricUnit.Count, value=1)
+    if "segments" in result:  # what an SMS costs: the operator bills per segment
+        metrics.add_metric(name="SmsSegments", unit=MetricUnit.Count, value=result["segments"])
     logger.info(
         "scenario step",
         extra={

@@ -8,13 +8,15 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.sns.models import sns_backends
 
+from infra.local import InvocationContext
 from shared import clients, enrolments, sms
 from shared.clock import Clock
 from shared.events import normalise_phone
 from shared.mailer import SendDeferred, SendRefused
 from shared.sending import InvalidRequest, SendRequest
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 from shared.storage import Consent, tables
+from tests.unit.test_process_metrics import metrics_of
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 PHONE = "+33612345678"
@@ -50,11 +52,10 @@ def add_contact(settings: Settings, sms_consent: str | None = "granted", **field
     contact = tables(settings).contacts(
         contact_id="c1",
         email="camille@example.com",
-        first_name="Camille",
         locale="fr",
         created_at=NOW,
         updated_at=NOW,
-        **{"phone": PHONE, **fields},
+        **{"phone": PHONE, "first_name": "Camille", **fields},
     )
     if sms_consent:
         contact.sms_consent = Consent(state=sms_consent, level="single_opt_in", source="test", at=NOW)
@@ -113,6 +114,20 @@ def test_a_consenting_contact_gets_the_sms_once_even_if_the_task_is_retried(
     assert "https://boutique.example/r/1" in text
     record = tables(settings).sends.get(sms_send_id())
     assert (record.channel, record.status, record.message_id) == ("sms", "sent", first["message_id"])
+    assert (first["encoding"], first["segments"]) == ("GSM-7", 1)  # é is in GSM-7: one 160-septet segment
+    assert (record.encoding, record.segments) == ("GSM-7", 1)
+
+
+def test_a_name_outside_gsm_7_makes_the_sms_ucs_2_and_its_segments_are_recorded_for_cost(
+    settings: Settings,
+) -> None:
+    add_contact(settings, first_name="Jérôme")  # ô is not in GSM-7: the whole SMS goes as UCS-2, 67 per segment
+    answer = sms.send_sms(request(), settings, Clock())
+    [(_, text)] = delivered()
+    assert 70 < len(text) <= 134
+    assert (answer["encoding"], answer["segments"]) == ("UCS-2", 2)
+    record = tables(settings).sends.get(sms_send_id())
+    assert (record.encoding, record.segments) == ("UCS-2", 2)
 
 
 def sms_send_id(execution: str = EXECUTION, step: str = "s1-reminder") -> str:
@@ -287,3 +302,31 @@ def test_a_malformed_sender_id_is_a_configuration_error(aws: dict[str, str]) -> 
 
     with pytest.raises(ConfigurationError, match="PARCOURS_SMS_SENDER_ID"):
         Settings.from_environ({**aws, "PARCOURS_SMS_SENDER_ID": "La Boutique Paris"})
+
+
+@pytest.fixture
+def act(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {
+        **aws,
+        "POWERTOOLS_METRICS_NAMESPACE": "parcours",
+        "POWERTOOLS_SERVICE_NAME": "parcours",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    from functions.act import app
+
+    yield app.lambda_handler
+    get_settings.cache_clear()
+
+
+def test_the_act_function_counts_the_segments_sent_so_their_cost_can_be_summed(
+    act: Any, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add_contact(settings, first_name="Jérôme")
+    payload = {**request().__dict__, "action": "send_sms"}
+    answer = act(payload, InvocationContext.of("act"))
+    assert (answer["status"], answer["segments"], answer["encoding"]) == ("sent", 2, "UCS-2")
+    metrics = metrics_of(capsys.readouterr().out)
+    assert (metrics["SmsSent"], metrics["SmsSegments"]) == ([1.0], [2.0])
+    act(payload, InvocationContext.of("act"))  # a retried Task: nothing sent, nothing more to pay
+    assert "SmsSegments" not in metrics_of(capsys.readouterr().out)

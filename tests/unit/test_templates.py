@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,52 @@ def test_validation_renders_sms_templates_and_names_the_broken_one_and_a_missing
         "templates/sms/cart/1-reminder.fr.txt:2: 'dict object' has no attribute 'nope'",
         "templates/sms/cart/1-reminder.en.txt: missing (other locales fall back to it)",
     ]
+
+
+def test_validation_reports_each_shipped_sms_encoding_and_segments_with_the_stop_mention() -> None:
+    lines = [cost.line() for cost in validation.sms_costs(build.compile_all())]
+    assert [line.split(":")[0] for line in lines] == [
+        "templates/sms/abandoned-cart/1-reminder.en.txt",
+        "templates/sms/abandoned-cart/1-reminder.fr.txt",
+    ]
+    assert all(", stop mention included)" in line and ": GSM-7, 1 segment (" in line for line in lines)
+
+
+def sms_payload(template: str, category: str) -> str:
+    """A compiled state machine with one send_sms Task, as the compiler writes it."""
+    task = {
+        "Type": "Task",
+        "Parameters": {"Payload": {"action": "send_sms", "template": template, "category": category}},
+    }
+    return json.dumps({"States": {"S": task}})
+
+
+@pytest.mark.parametrize(
+    ("category", "expected"),
+    [
+        ("marketing", "templates/sms/cart.fr.txt: GSM-7, 1 segment (26 septets, stop mention included)"),
+        ("transactional", "templates/sms/cart.fr.txt: GSM-7, 1 segment (5 septets)"),
+    ],
+)
+def test_a_transactional_sms_is_measured_without_the_stop_mention(tmp_path: Path, category: str, expected: str) -> None:
+    root = sms_root(tmp_path, "Merci\n", locales=("fr",))
+    (root / "sms" / "broken.fr.txt").rename(root / "sms" / "cart.fr.txt")
+    compiled = build.Compiled({}, {"scenarios/compiled/x.asl.json": sms_payload("cart", category)})
+    assert [cost.line() for cost in validation.sms_costs(compiled, root)] == [expected]
+
+
+def test_an_sms_over_two_segments_is_a_warning_naming_what_made_it_ucs_2(tmp_path: Path) -> None:
+    root = sms_root(tmp_path, "Votre thé est prêt, l’équipe vous attend. " * 3, locales=("fr",))
+    [cost] = validation.sms_costs(build.compile_all(), root, stop_text="STOP au 36180")
+    assert cost.warning
+    assert cost.line() == (
+        "warning: templates/sms/broken.fr.txt: UCS-2, because of 'ê', '’', 3 segments"
+        " (139 UTF-16 units, stop mention included), more than 2 segments"
+    )
+
+
+def test_validate_prints_the_sms_costs_and_still_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
+    from infra.cli import main
+
+    assert main(["validate"]) == 0
+    assert "templates/sms/abandoned-cart/1-reminder.fr.txt: GSM-7, 1 segment" in capsys.readouterr().out
