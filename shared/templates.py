@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateNotFound, TemplateSyntaxError
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
+
+if TYPE_CHECKING:
+    from css_inline import CSSInliner
 
 LOCALES = ("fr", "en")
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "templates"
@@ -110,6 +113,20 @@ def html_to_text(html: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
+@lru_cache(maxsize=1)
+def _inliner() -> CSSInliner:
+    import css_inline  # here, not at import time: only a function that renders an email pays for it
+
+    # a <link> stylesheet is dropped, never fetched at send time
+    return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+def inline_css(html: str) -> str:
+    """Gmail and Outlook drop or mangle <style>: its rules are copied into each element's style attribute (which
+    wins where both set a property); @media rules stay in a <style> for the clients that honour them."""
+    return _inliner().inline(html)
+
+
 def render_email(name: str, locale: str, context: dict[str, Any], root: Path = DEFAULT_ROOT) -> RenderedEmail:
     path = template_name(name, locale, root)
     context = {**context, "locale": path.split(".")[-2]}
@@ -120,6 +137,7 @@ def render_email(name: str, locale: str, context: dict[str, Any], root: Path = D
         subject = _block(template, "subject", ctx)
         preheader = _block(template, "preheader", ctx)
         html = template.render({**context, "preheader": preheader})
+        inlined = inline_css(html)
     except TemplateSyntaxError as error:
         raise TemplateProblem(f"{error.filename or error.name}:{error.lineno}: {error.message}") from None
     except TemplateNotFound as error:
@@ -131,7 +149,7 @@ def render_email(name: str, locale: str, context: dict[str, Any], root: Path = D
     if not subject:
         raise TemplateProblem(f"{path}: the subject block is missing or empty")
     return RenderedEmail(
-        subject=subject, preheader=preheader, html=html, text=html_to_text(html), locale=context["locale"]
+        subject=subject, preheader=preheader, html=inlined, text=html_to_text(html), locale=context["locale"]
     )
 
 

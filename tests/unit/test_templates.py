@@ -1,4 +1,5 @@
 import json
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +212,72 @@ def test_validate_prints_the_sms_costs_and_still_succeeds(capsys: pytest.Capture
 
     assert main(["validate"]) == 0
     assert "templates/sms/abandoned-cart/1-reminder.fr.txt: GSM-7, 1 segment" in capsys.readouterr().out
+
+
+class _Elements(HTMLParser):
+    """Each element's tag, class and style attribute, and the text of the <style> blocks left."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, str, str]] = []
+        self.styles: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.elements.append((tag, found.get("class") or "", found.get("style") or ""))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_style = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.styles.append(data)
+
+
+def elements(html: str) -> _Elements:
+    parser = _Elements()
+    parser.feed(html)
+    return parser
+
+
+def test_the_layout_s_css_is_inlined_for_mail_clients_and_only_media_queries_stay_in_a_style_block() -> None:
+    email = render_email("welcome/1-welcome", "fr", CONTEXT)
+    found = elements(email.html)
+    footer = [cls for _, cls, _ in found.elements].index("footer")
+    footer_paragraphs = [style for tag, _, style in found.elements[footer:] if tag == "p"]
+    assert len(footer_paragraphs) == 3  # the unsubscribe line, the preferences link, the sender's address
+    assert all("color: #71717a" in style for style in footer_paragraphs)
+    [body] = [style for tag, _, style in found.elements if tag == "body"]
+    assert "font-family: Helvetica, Arial, sans-serif" in body
+    [preheader] = [style for _, cls, style in found.elements if cls == "preheader"]
+    assert "display: none" in preheader
+    [kept] = found.styles  # one <style> left, holding the responsive rules and nothing else
+    assert kept.lstrip().startswith("@media")
+    assert kept.count("@media") == 1
+    assert "#71717a" not in kept
+    assert "Helvetica" not in kept
+
+
+def test_an_inline_style_written_in_a_template_wins_over_the_layout_s_rule(tmp_path: Path) -> None:
+    root = broken(
+        tmp_path,
+        '{% extends "layouts/email.html" %}{% block subject %}Hi{% endblock %}'
+        '{% block footer %}<p style="color: #ff0000">Footer</p>{% endblock %}',
+    )
+    html = render_email("broken", "en", CONTEXT, root).html
+    assert '<p style="color: #ff0000">Footer</p>' in html  # not the footer's grey
+
+
+def test_a_linked_stylesheet_is_never_fetched_and_the_text_part_has_no_css(tmp_path: Path) -> None:
+    root = broken(
+        tmp_path,
+        '{% extends "layouts/email.html" %}{% block subject %}Hi{% endblock %}'
+        '{% block body %}<link rel="stylesheet" href="http://127.0.0.1:9/x.css"><p>Hello</p>{% endblock %}',
+    )
+    email = render_email("broken", "en", CONTEXT, root)
+    assert "<link" not in email.html
+    assert "Hello" in email.text
+    assert "@media" not in email.text
+    assert "color:" not in email.text
