@@ -731,6 +731,8 @@ class LocalRuntime:
                     "scenario": item["scenario"]["S"],
                     "step": item["step"]["S"],
                     "sent_at": item["sent_at"]["S"] if "sent_at" in item else None,
+                    "segments": int(item["segments"]["N"]) if "segments" in item else None,
+                    "encoding": item["encoding"]["S"] if "encoding" in item else None,
                 }
         return records
 
@@ -901,6 +903,8 @@ def _sms_entry(phone: str, text: str, record: dict[str, Any], attributes: dict[s
         "scenario": record["scenario"],
         "step": record["step"],
         "sent_at": datetime.fromisoformat(sent_at).isoformat() if sent_at else None,
+        "segments": record["segments"],  # what the SMS costs
+        "encoding": record["encoding"],
     }
 
 
@@ -914,7 +918,8 @@ def outbox_page(messages: list[dict[str, Any]]) -> bytes:
         )
         if item["channel"] == "sms":
             rows.append(
-                f"<details><summary><b>SMS</b> from {html.escape(item['from'] or '(no sender id)')}{summary}"
+                f"<details><summary><b>SMS</b> ({item['encoding']}, {item['segments']} segment(s)) from "
+                f"{html.escape(item['from'] or '(no sender id)')}{summary}"
                 f"<pre style='white-space:pre-wrap'>{html.escape(item['text'] or '')}</pre></details>"
             )
             continue

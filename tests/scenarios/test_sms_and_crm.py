@@ -81,6 +81,8 @@ def test_the_sms_goes_out_once_and_the_crm_receives_one_signed_post(
         "headers": {},
         "scenario": "sms-and-crm",
         "step": "s1-reminder",
+        "segments": 1,
+        "encoding": "GSM-7",
     }
     [received] = receiver.received
     assert received.verifies_with(CRM_SECRET)
