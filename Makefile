@@ -40,7 +40,7 @@ bench: setup
 
 package: setup compile
 	$(BIN)/parcours package
-	@echo "now: sam build --use-container && sam deploy --guided"
+	@echo "now: sam build && sam deploy --guided"
 
 clean:
 	rm -rf $(VENV) .build .pytest_cache .mypy_cache .ruff_cache

@@ -117,13 +117,15 @@ def html_to_text(html: str) -> str:
 def _inliner() -> CSSInliner:
     import css_inline  # here, not at import time: only a function that renders an email pays for it
 
-    # a <link> stylesheet is dropped, never fetched at send time
-    return css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+    # The <style> block is kept too, for its @media rules (0.11 is the last release with a manylinux2014 arm64 wheel,
+    # which `sam build` can fetch without a container; later ones can keep the @media rules alone). A <link>
+    # stylesheet is dropped, never fetched at send time.
+    return css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
 
 
 def inline_css(html: str) -> str:
     """Gmail and Outlook drop or mangle <style>: its rules are copied into each element's style attribute (which
-    wins where both set a property); @media rules stay in a <style> for the clients that honour them."""
+    wins where both set a property); the <style> block stays for the clients that honour it and its @media rules."""
     return _inliner().inline(html)
 
 
