@@ -3,6 +3,7 @@ tables, executions started and followed through the Step Functions API."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import UTC, datetime
@@ -12,7 +13,7 @@ import pytest
 
 from infra.build import TEMPLATES
 from infra.localprocess import RunningLocal
-from shared import compiler, scenario
+from shared import compiler, pacing, scenario
 from shared.settings import Settings
 from shared.storage import Consent, Tables, tables
 from tests.conftest import ROOT
@@ -106,14 +107,22 @@ def machine(local: RunningLocal, scenario_id: str) -> str:
     return local.physical_ids()[logical_id]
 
 
-def deploy_fixture(local: RunningLocal, name: str, machine_name: str | None = None) -> str:
+def deploy_fixture(
+    local: RunningLocal,
+    name: str,
+    machine_name: str | None = None,
+    policy: pacing.Policy | None = None,
+    **changes: Any,
+) -> str:
     """A fixture scenario from tests/fixtures/scenarios, deployed beside the stack's state machines and wired to
-    its act function, as template.yaml wires the shipped ones (under `machine_name` when dispatch must find it)."""
+    its act function, as template.yaml wires the shipped ones (under `machine_name` when dispatch must find it),
+    compiled with the sending habits `policy`, its model's fields overridden by `changes`."""
     ids = local.physical_ids()
     sfn = local.client("stepfunctions")
     act = local.client("lambda").get_function(FunctionName=ids["ActFunction"])["Configuration"]["FunctionArn"]
     model = scenario.load(ROOT / "tests" / "fixtures" / "scenarios" / f"{name}.yaml", TEMPLATES)
-    definition = compiler.to_json(compiler.compile_scenario(model)).replace(compiler.ACT_FUNCTION, act)
+    model = dataclasses.replace(model, **changes)
+    definition = compiler.to_json(compiler.compile_scenario(model, policy)).replace(compiler.ACT_FUNCTION, act)
     role = sfn.describe_state_machine(stateMachineArn=ids["WelcomeStateMachine"])["roleArn"]
     machine_name = machine_name or f"parcours-{name}-{uuid.uuid4().hex[:8]}"
     return str(sfn.create_state_machine(name=machine_name, definition=definition, roleArn=role)["stateMachineArn"])

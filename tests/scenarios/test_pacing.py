@@ -1,0 +1,54 @@
+"""The sending habits in a running state machine (moto's interpreter): a send held back by a cap waits in a Wait
+state for the moment the Task named, then goes; a scenario that skips drops it and goes on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from infra.localprocess import RunningLocal
+from shared import pacing
+from shared.storage import Tables
+from tests.scenarios.conftest import add_contact, deploy_fixture, entered_states, finished, start
+
+# Days apart: at 43200x a simulated hour is 83 real milliseconds, so a loaded machine's lag stays small beside them.
+TWO_IN_THREE_DAYS = pacing.Policy(caps=(pacing.Cap("email", 2, 3 * 86400),))
+
+
+def sent_at(local: RunningLocal, email: str) -> dict[str, datetime]:
+    return {m["step"]: datetime.fromisoformat(m["sent_at"]) for m in local.outbox(to=email)}
+
+
+def test_a_capped_send_waits_until_the_cap_allows_it_then_the_series_goes_on(
+    local: RunningLocal, store: Tables
+) -> None:
+    # Given a series of three emails a day apart, under a cap of two emails in three days
+    machine = deploy_fixture(local, "paced", policy=TWO_IN_THREE_DAYS)
+    email = f"paced.{uuid.uuid4().hex[:8]}@example.com"
+
+    # When a consenting contact goes through it
+    execution = start(local, machine, add_contact(store, email))
+    assert finished(local, execution)["status"] == "SUCCEEDED"
+
+    # Then the third email, due at J+2, waited until the first left the three-day window, and the series went on
+    times = sent_at(local, email)
+    assert list(times) == ["e1", "e2", "e3"]
+    assert times["e2"] - times["e1"] < timedelta(days=1, hours=12)
+    assert timedelta(days=3) - timedelta(hours=1) <= times["e3"] - times["e1"] < timedelta(days=3, hours=12)
+    states = entered_states(local, execution)
+    assert states.count("Wait until e3 may go") >= 1
+    assert "Wait until e2 may go" not in states
+    assert states[-2:] == ["Set paced_done (after)", "Done"]
+
+
+def test_a_scenario_that_skips_capped_sends_drops_the_third_email_and_goes_on(
+    local: RunningLocal, store: Tables
+) -> None:
+    machine = deploy_fixture(local, "paced", policy=TWO_IN_THREE_DAYS, when_capped="skip")
+    email = f"skipped.{uuid.uuid4().hex[:8]}@example.com"
+    contact_id = add_contact(store, email)
+    execution = start(local, machine, contact_id)
+    assert finished(local, execution)["status"] == "SUCCEEDED"
+    assert list(sent_at(local, email)) == ["e1", "e2"]
+    assert "Wait until e3 may go" not in entered_states(local, execution)
+    assert store.contacts.get(contact_id, consistent_read=True).attributes["paced_done"] is True
