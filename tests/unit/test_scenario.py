@@ -102,6 +102,18 @@ def test_a_valid_scenario_loads(tmp_path: Path) -> None:
             8,
             "a transactional scenario has no topic",
         ),
+        (
+            VALID.format(name="test").replace("name: Test", "name: Test\nwhen_capped: later"),
+            3,
+            14,
+            "one of defer, skip",
+        ),
+        (
+            VALID.format(name="test").replace("name: Test", "name: Test\ncategory: transactional\nwhen_capped: skip"),
+            4,
+            14,
+            "a transactional scenario is never capped",
+        ),
     ],
 )
 def test_each_kind_of_mistake_is_reported_where_it_is(
