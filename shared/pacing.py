@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from dateutil.easter import easter
 
 from shared import moments
-from shared.storage import ContactModel, Tables, update_if
+from shared.storage import ContactModel, Tables, get_or_none, update_if
 
 CHANNELS = ("email", "sms")
 WHEN_CAPPED = ("defer", "skip")
@@ -267,4 +267,21 @@ def record(t: Tables, contact: ContactModel, sent: Sent) -> bool:
             ContactModel.sends_recorded.set((count or 0) + 1),
         ],
         condition,
+    )
+
+
+def forget(t: Tables, contact_id: str, key: str) -> None:
+    """Takes a send that did not go out (SES or SNS refused it) off the contact's log, so it holds back no other
+    message; best effort: if another send is counted at that moment, the entry ages out with the window."""
+    contact = get_or_none(t.contacts, contact_id, consistent=True)
+    if contact is None:
+        return
+    kept = [sent.encode() for sent in log_of(contact) if sent.key != key]
+    if len(kept) == len(contact.recent_sends or ()):
+        return
+    count = contact.sends_recorded or 0
+    update_if(
+        contact,
+        [ContactModel.recent_sends.set(kept), ContactModel.sends_recorded.set(count + 1)],
+        ContactModel.sends_recorded == count,
     )

@@ -116,6 +116,14 @@ def record_send(t: Tables, request: SendRequest, channel: str, contact: ContactM
         raise mailer.SendDeferred("another message to this contact was counted meanwhile")
 
 
+def give_back(t: Tables, key: str, contact_id: str, counted: bool) -> None:
+    """SES or SNS said no and nothing went out: the claim is released (a retry or a redrive may send) and the send
+    no longer counts against the contact's caps."""
+    outbox.release(t, key)
+    if counted:
+        pacing.forget(t, contact_id, key)
+
+
 def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secret: str) -> dict[str, Any]:
     """Sends the step's email at most once; answers sent, skipped (with the reason) or duplicate."""
     t = tables(settings)
@@ -182,7 +190,7 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
     try:
         message_id = mailer.send(message, envelope, settings.region, settings.configuration_set)
     except (mailer.SendDeferred, mailer.SendRefused):
-        outbox.release(t, key)  # SES said no: nothing went out, a retry or a redrive may send
+        give_back(t, key, contact.contact_id, counted=rules is not None)
         raise
     outbox.mark_sent(t, key, message_id, clock.now())
     return {"status": "sent", "message_id": message_id}

@@ -14,7 +14,7 @@ from shared import clients, consent, enrolments, outbox, segments
 from shared.clock import Clock
 from shared.events import E164
 from shared.mailer import SendDeferred, SendRefused
-from shared.sending import InvalidRequest, SendRequest, held_back, record_send
+from shared.sending import InvalidRequest, SendRequest, give_back, held_back, record_send
 from shared.settings import Settings
 from shared.storage import Consent, ContactModel, StorageError, Tables, get_or_none, tables
 from shared.templates import render_sms
@@ -160,7 +160,7 @@ def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str
     try:
         message_id = publish(sns, contact.phone, text, SMS_TYPES[request.category], settings.sms_sender_id)
     except (SendDeferred, SendRefused):
-        outbox.release(t, key)  # SNS said no: nothing went out, a retry or a redrive may send
+        give_back(t, key, contact.contact_id, counted=rules is not None)
         raise
     cost = segments.size(text)
     outbox.mark_sent(t, key, message_id, clock.now(), segments=cost.segments, encoding=cost.encoding)

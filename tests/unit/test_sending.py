@@ -218,3 +218,18 @@ def test_a_send_counted_by_another_task_meanwhile_makes_this_one_retry_and_decid
 
 def outbox_item(settings: Settings, execution: str, step: str) -> Any:
     return get_or_none(tables(settings).sends, outbox.send_id(execution, step))
+
+
+def test_an_email_ses_refuses_does_not_count_against_the_cap(settings: Settings) -> None:
+    # Given SES refusing the first marketing email (the sending domain not verified)
+    add_contact(settings)
+    ses = boto3.client("ses", region_name="eu-west-3")
+    ses.delete_identity(Identity="boutique.example")
+    with pytest.raises(mailer.SendRefused):
+        sending.send_email(paced("e1-welcome"), settings, Clock(), "secret")
+    assert tables(settings).contacts.get("c1").recent_sends == []
+    # When the domain is fixed, Then another scenario's email is not held back by the one that never went out
+    ses.verify_domain_identity(Domain="boutique.example")
+    assert sending.send_email(paced("e2-value", execution="arn:...:other"), settings, Clock(), "secret")["status"] == (
+        "sent"
+    )
