@@ -913,6 +913,8 @@ def load_sending(path: Path) -> pacing.Policy:
         for channel, at in spans.items():
             quiet[channel] = _span(reader, at, f"quiet_hours.{channel}")
     french = _span(reader, root["french_sms_hours"], "french_sms_hours") if "french_sms_hours" in root else None
+    if french is not None and french.end < french.start:
+        raise reader.fail(root["french_sms_hours"], "french_sms_hours is a span within the day: from before until")
     return pacing.Policy(tuple(caps), quiet, french or pacing.FRENCH_SMS_HOURS)
 
 

@@ -172,6 +172,7 @@ def test_the_shipped_sending_habits_are_the_documented_defaults() -> None:
         ("quiet_hours:\n  sms: {from: 21:00, until: '08:00'}\n", 2, "in quotes"),
         ("quiet_hours:\n  sms: {from: '21:00', until: '21:00'}\n", 2, "the same time"),
         ("french_sms_hours: {from: '8h', until: '20:00'}\n", 1, "not a time of day"),
+        ("french_sms_hours: {from: '20:00', until: '08:00'}\n", 1, "within the day"),
         ("limits: []\n", 1, "limits"),
     ],
 )
