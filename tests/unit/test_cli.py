@@ -52,3 +52,11 @@ def test_the_crm_url_may_come_from_the_environment_too(monkeypatch: pytest.Monke
         LocalRuntime(environ={"PARCOURS_CRM_URL": "http://127.0.0.1:9/crm"})
     runtime = LocalRuntime(environ={"PARCOURS_CRM_SECRET": "s"}, crm_url="http://127.0.0.1:9/crm")
     assert runtime.environ["PARCOURS_CRM_URL"] == "http://127.0.0.1:9/crm"
+
+
+@pytest.mark.parametrize(("start", "words"), [("saturday", "ISO date and time"), ("2026-11-28T21:30", "UTC offset")])
+def test_a_start_that_is_not_an_instant_is_refused(start: str, words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["local", "--start", start])
+    assert exit_.value.code == 2
+    assert words in capsys.readouterr().err

@@ -1,4 +1,5 @@
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -45,3 +46,20 @@ def test_a_scaled_clock_starts_at_the_real_time_and_runs_faster() -> None:
     clock = Clock(scale=8640, epoch=epoch)
     assert abs(clock.timestamp() - (epoch + 86400)) < 8640 * 0.5
     assert clock.real_seconds(86400) == 10
+
+
+def test_a_clock_may_begin_on_a_chosen_day_and_run_from_there(environ: dict[str, str]) -> None:
+    # Given the local runtime started ten real seconds ago at x 8640, its clock set to begin on a Saturday evening
+    saturday = datetime(2026, 11, 28, 21, 30, tzinfo=UTC).timestamp()
+    settings = Settings.from_environ(
+        {
+            **environ,
+            "PARCOURS_TIME_SCALE": "8640",
+            "PARCOURS_CLOCK_EPOCH": repr(time.time() - 10),
+            "PARCOURS_CLOCK_START": repr(saturday),
+        }
+    )
+    # Then it reads a simulated day after that evening
+    assert abs(settings.clock().timestamp() - (saturday + 86400)) < 8640 * 0.5
+    # And unscaled, it still starts there
+    assert abs(Clock(epoch=time.time(), start=saturday).timestamp() - saturday) < 1

@@ -1,8 +1,11 @@
 """send_sms steps against moto's SNS: who gets an SMS, what it says, how it is typed, and that it goes out once."""
 
+import dataclasses
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from botocore.exceptions import ClientError
@@ -330,3 +333,31 @@ def test_the_act_function_counts_the_segments_sent_so_their_cost_can_be_summed(
     assert (metrics["SmsSent"], metrics["SmsSegments"]) == ([1.0], [2.0])
     act(payload, InvocationContext.of("act"))  # a retried Task: nothing sent, nothing more to pay
     assert "SmsSegments" not in metrics_of(capsys.readouterr().out)
+
+
+SUNDAY_NOON = datetime(2026, 11, 29, 12, 0, tzinfo=ZoneInfo("Europe/Paris"))
+FRENCH_HOURS = {"caps": [], "when_capped": "skip", "french_hours": "08:00-20:00"}
+
+
+def test_a_marketing_sms_to_a_french_number_on_sunday_waits_for_monday_8_even_in_a_skipping_scenario(
+    settings: Settings, published: list[dict[str, Any]]
+) -> None:
+    add_contact(settings)
+    sunday = Clock(epoch=time.time(), start=SUNDAY_NOON.timestamp())
+    answer = sms.send_sms(dataclasses.replace(request(), pacing=FRENCH_HOURS), settings, sunday)
+    assert answer["status"] == "deferred"
+    assert answer["until"] == "2026-11-30T08:00:00+01:00"
+    assert 20 * 3600 - 5 <= answer["seconds"] <= 20 * 3600
+    assert published == []
+
+
+def test_the_act_function_counts_each_deferral(
+    act: Any, settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_contact(settings)
+    monkeypatch.setenv("PARCOURS_CLOCK_EPOCH", repr(time.time()))
+    monkeypatch.setenv("PARCOURS_CLOCK_START", repr(SUNDAY_NOON.timestamp()))
+    get_settings.cache_clear()
+    payload = {**request().__dict__, "pacing": FRENCH_HOURS, "action": "send_sms"}
+    assert act(payload, InvocationContext.of("act"))["status"] == "deferred"
+    assert metrics_of(capsys.readouterr().out)["SmsDeferred"] == [1.0]
