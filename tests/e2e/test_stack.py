@@ -86,3 +86,17 @@ def test_every_function_has_the_configuration_the_template_gives_it(local: Runni
     assert variables["PARCOURS_CONTACTS_TABLE"] == ids["ContactsTable"]
     assert variables["PARCOURS_QUEUE_URL"] == ids["EventsQueue"]
     assert variables["PARCOURS_PUBLIC_BASE_URL"] == local.api_url
+
+
+def test_the_local_stack_takes_the_path_of_a_domain_already_verified_and_the_runtime_verifies_it(
+    local: RunningLocal,
+) -> None:
+    """moto's CloudFormation cannot create the SES identity whose DKIM tokens the DNS outputs read."""
+    [stack] = local.client("cloudformation").describe_stacks(StackName="parcours")["Stacks"]
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert parameters["ManageSendingDomain"] == "false"
+    outputs = {o["OutputKey"] for o in stack["Outputs"]}
+    assert "ApiUrl" in outputs
+    assert not {"DkimRecord1", "MailFromMxRecord", "DmarcRecord"} & outputs
+    domain = parameters["SenderEmail"].partition("@")[2]
+    assert domain in local.client("ses").list_identities(IdentityType="Domain")["Identities"]
