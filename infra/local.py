@@ -5,8 +5,9 @@ Lambda returns a canned answer), serving the HTTP API routes (moto skips AWS::Ap
 DefinitionSubstitutions, creating the SES configuration set and the SNS subscriptions moto's CloudFormation skips,
 delivering SNS messages to subscribed functions (moto's SNS calls its Docker Lambda), keeping the tags of each
 sent email (moto's SESv2 drops them) for the SES events the local route `/_local/ses-event` publishes, verifying
-the sender's domain (an operator's one-time step in AWS), keeping the attributes of published SMS (moto drops them;
-the outbox shows the sender id), and scaling time for Wait states along with the one clock.
+the sender's domain (in AWS, the stack's identity and the operator's DNS records), keeping the attributes of
+published SMS (moto drops them; the outbox shows the sender id), and scaling time for Wait states along with the
+one clock.
 """
 
 from __future__ import annotations

@@ -142,8 +142,8 @@ def test_with_a_domain_already_verified_the_stack_shows_no_records_nor_reads_the
 @pytest.mark.parametrize(
     ("alarm", "metric", "threshold"),
     [
-        ("ComplaintRateAlarm", "Reputation.ComplaintRate", 0.001),  # Gmail's 0.1%, well before its 0.3%
-        ("BounceRateAlarm", "Reputation.BounceRate", 0.05),  # before SES reviews the account at 10%
+        ("ComplaintRateAlarm", "Reputation.ComplaintRate", 0.001),  # Gmail's 0.1%, well before its 0.3% and SES's 0.5%
+        ("BounceRateAlarm", "Reputation.BounceRate", 0.05),  # where SES starts a review, before it pauses at 10%
     ],
 )
 def test_the_accounts_reputation_is_alarmed_before_gmail_or_ses_act(
