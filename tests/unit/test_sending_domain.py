@@ -99,6 +99,12 @@ def test_the_mail_from_domain_is_under_the_from_domain_so_spf_aligns(template: d
     assert _resolve(mail_from["MailFromDomain"], template, parameters) == "mail.shop.example.co.uk"
     # Without the MX record SES still sends (from amazonses.com) instead of rejecting every message.
     assert mail_from["BehaviorOnMxFailure"] == "USE_DEFAULT_VALUE"
+    # mail.<domain> may already be a CNAME (a web host), which cannot also hold the MX and TXT: another label.
+    parameters["MailFromSubdomain"] = "bounce"
+    assert _resolve(mail_from["MailFromDomain"], template, parameters) == "bounce.shop.example.co.uk"
+    outputs = _outputs(template, parameters)
+    assert outputs["MailFromMxRecord"].startswith("bounce.shop.example.co.uk MX 10 ")
+    assert outputs["MailFromSpfRecord"].startswith("bounce.shop.example.co.uk TXT ")
 
 
 def test_the_identity_is_created_unless_the_operator_says_the_domain_is_already_verified(
