@@ -149,7 +149,7 @@ def test_with_a_domain_already_verified_the_stack_shows_no_records_nor_reads_the
     ("alarm", "metric", "threshold"),
     [
         ("ComplaintRateAlarm", "Reputation.ComplaintRate", 0.001),  # Gmail's 0.1%, well before its 0.3% and SES's 0.5%
-        ("BounceRateAlarm", "Reputation.BounceRate", 0.05),  # where SES starts a review, before it pauses at 10%
+        ("BounceRateAlarm", "Reputation.BounceRate", 0.02),  # AWS's advice: a warning before SES's review at 5%
     ],
 )
 def test_the_accounts_reputation_is_alarmed_before_gmail_or_ses_act(
