@@ -106,14 +106,26 @@ def held_back(
     return rules, {"status": "deferred", "reason": decision.reason, "until": until, "seconds": seconds}
 
 
-def record_send(t: Tables, request: SendRequest, channel: str, contact: ContactModel, now: datetime) -> None:
-    """Counts the send against the contact's caps; when another send to the contact was counted since it was
-    read, the claim is given back and the Task retries, deciding again (two scenarios never both squeeze under
-    a cap)."""
+def count_send(
+    t: Tables, request: SendRequest, channel: str, contact: ContactModel, settings: Settings, now: datetime
+) -> dict[str, Any] | None:
+    """Counts the claimed send against the contact's caps. When another send to the contact was counted since it
+    was read (two scenarios at the same moment), reads the contact again and decides again, so two sends never
+    both squeeze under a cap; answers `deferred` or `capped` when the send is held back after all (the caller
+    gives back its claim), None once counted."""
     key = outbox.send_id(request.execution, request.step)
-    if not pacing.record(t, contact, pacing.Sent(now, channel, request.topic, key)):
-        outbox.release(t, key)
-        raise mailer.SendDeferred("another message to this contact was counted meanwhile")
+    for _ in range(5):
+        if pacing.record(t, contact, pacing.Sent(now, channel, request.topic, key)):
+            return None
+        fresh = get_or_none(t.contacts, contact.contact_id, consistent=True)
+        if fresh is None:
+            return {"status": "skipped", "reason": "contact not found"}
+        contact = fresh
+        held = held_back(request, channel, contact, settings, now)[1]
+        if held is not None:
+            return held
+    outbox.release(t, key)
+    raise mailer.SendDeferred("the contact's send log kept changing")  # the Task retries and decides again
 
 
 def give_back(t: Tables, key: str, contact_id: str, counted: bool) -> None:
@@ -185,8 +197,10 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
         now=now,
     ):
         return {"status": "duplicate", "reason": "this step was already sent for this execution"}
-    if rules is not None:
-        record_send(t, request, "email", contact, now)
+    held = count_send(t, request, "email", contact, settings, now) if rules is not None else None
+    if held is not None:
+        outbox.release(t, key)
+        return held
     try:
         message_id = mailer.send(message, envelope, settings.region, settings.configuration_set)
     except (mailer.SendDeferred, mailer.SendRefused):

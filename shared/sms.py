@@ -14,7 +14,7 @@ from shared import clients, consent, enrolments, outbox, segments
 from shared.clock import Clock
 from shared.events import E164
 from shared.mailer import SendDeferred, SendRefused
-from shared.sending import InvalidRequest, SendRequest, give_back, held_back, record_send
+from shared.sending import InvalidRequest, SendRequest, count_send, give_back, held_back
 from shared.settings import Settings
 from shared.storage import Consent, ContactModel, StorageError, Tables, get_or_none, tables
 from shared.templates import render_sms
@@ -155,8 +155,10 @@ def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str
     )
     if not claimed:
         return {"status": "duplicate", "reason": "this step was already sent for this execution"}
-    if rules is not None:
-        record_send(t, request, "sms", contact, clock.now())
+    held = count_send(t, request, "sms", contact, settings, clock.now()) if rules is not None else None
+    if held is not None:
+        outbox.release(t, key)
+        return held
     try:
         message_id = publish(sns, contact.phone, text, SMS_TYPES[request.category], settings.sms_sender_id)
     except (SendDeferred, SendRefused):

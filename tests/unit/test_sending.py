@@ -216,6 +216,26 @@ def test_a_send_counted_by_another_task_meanwhile_makes_this_one_retry_and_decid
     assert len(t.contacts.get("c1").recent_sends or []) == 1
 
 
+def test_two_sends_at_the_same_moment_never_both_squeeze_under_the_cap(settings: Settings) -> None:
+    # Given a send Task that read the contact (no send yet), under a cap of one a day
+    add_contact(settings)
+    t = tables(settings)
+    stale = t.contacts.get("c1")
+    # When another scenario's send is counted first
+    assert pacing.record(t, t.contacts.get("c1"), pacing.Sent(NOW, "email", "newsletter", "other-key"))
+    # Then this one reads the contact again, decides again, and is deferred rather than counted
+    answer = sending.count_send(t, paced("e2-value"), "email", stale, settings, datetime.now(UTC))
+    assert answer is not None
+    assert answer["status"] == "deferred"
+    assert len(t.contacts.get("c1").recent_sends or []) == 1
+    # And under a cap of three a day, with two already counted, this one is counted too
+    stale = t.contacts.get("c1")
+    assert pacing.record(t, t.contacts.get("c1"), pacing.Sent(NOW, "email", "newsletter", "third-key"))
+    three_a_day = dataclasses.replace(paced("e2-value"), pacing={**ONE_A_DAY, "caps": [{"max": 3, "seconds": 86400}]})
+    assert sending.count_send(t, three_a_day, "email", stale, settings, datetime.now(UTC)) is None
+    assert len(t.contacts.get("c1").recent_sends or []) == 3
+
+
 def outbox_item(settings: Settings, execution: str, step: str) -> Any:
     return get_or_none(tables(settings).sends, outbox.send_id(execution, step))
 
