@@ -164,6 +164,41 @@ def _instant(text: str) -> datetime:
     return moment
 
 
+def _codes(args: argparse.Namespace) -> int:
+    from datetime import UTC
+    from pathlib import Path
+
+    from infra import codes
+    from shared import discounts
+    from shared.storage import StorageError
+
+    try:
+        discounts.check_pool(args.pool)
+        found = None
+        if args.action == "load":
+            if not args.file:
+                print("error: `parcours codes load POOL FILE`: which file?", file=sys.stderr)
+                return 2
+            found = discounts.parse_codes(codes.read(Path(args.file)), args.file)
+        model = codes.table(args.endpoint_url, args.region, args.stack)
+        if found is not None:
+            loaded = discounts.load(model, args.pool, found, datetime.now(UTC))
+            print(
+                f"pool {args.pool}: {loaded.added} code(s) added, {loaded.already} already there; "
+                f"{loaded.total} in the pool"
+            )
+        state = discounts.status(model, args.pool)
+    except discounts.CodesFileError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    except (codes.CodesError, StorageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"pool {args.pool}: {state.total} total, {state.claimed} claimed, {state.free} free")
+    return 0
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -217,6 +252,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     dlq.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
     dlq.set_defaults(run=_dlq)
+    codes = commands.add_parser("codes", help="pools of unique discount codes: load a file of codes, see what is left")
+    codes.add_argument("action", choices=["load", "status"])
+    codes.add_argument("pool", help="the pool's name, as scenarios write it: discount: {pool: NAME}")
+    codes.add_argument("file", nargs="?", help="load: one code per line, or a CSV export (first column)")
+    codes.add_argument("--stack", default="parcours", help="the CloudFormation stack (default parcours)")
+    codes.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="the AWS endpoint, e.g. the one `parcours local` prints (default $AWS_ENDPOINT_URL, else AWS)",
+    )
+    codes.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
+    codes.set_defaults(run=_codes)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,9 +11,12 @@ from typing import Any
 
 from infra.build import TEMPLATES, Compiled
 from shared import segments
+from shared.scenario import Scenario, SendEmail
 from shared.settings import Settings
 from shared.sms import with_stop_mention
 from shared.templates import LOCALES, TemplateProblem, render_email, render_sms
+
+SAMPLE_CODE = "SAMPLE-CODE-10"  # what `discount.code` shows when a step using the template declares a discount
 
 SAMPLE_CONTEXT: dict[str, Any] = {
     "contact": {"first_name": "Camille", "last_name": "Martin", "email": "camille@example.com"},
@@ -37,6 +41,7 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "preferences_url": "https://example.com/preferences?t=sample",
     "confirm_url": "https://example.com/confirm?t=sample",
     "confirm_wording": "I confirm I want to receive marketing emails from La Boutique.",
+    "discount": None,  # as the act function passes it for a step without `discount:`
 }
 
 _EMAIL_ONLY = ("unsubscribe_url", "preferences_url", "confirm_url", "confirm_wording")
@@ -48,24 +53,90 @@ SMS_CONTEXT: dict[str, Any] = {
 }
 
 
+def _send_steps(steps: tuple[Any, ...]) -> Iterator[SendEmail]:
+    """Every send_email step, through branches, cases, variants and waits' outcomes."""
+    for step in steps:
+        if isinstance(step, SendEmail):
+            yield step
+        elif dataclasses.is_dataclass(step):
+            for field in dataclasses.fields(step):
+                value = getattr(step, field.name)
+                if isinstance(value, tuple):
+                    nested = [getattr(item, "steps", item) for item in value]  # a Case or a Variant holds steps
+                    for part in nested:
+                        yield from _send_steps(part if isinstance(part, tuple) else (part,))
+
+
+def _uses(scenarios: dict[str, Scenario]) -> dict[str, list[tuple[str, SendEmail]]]:
+    """Template name -> the send steps using it, with their scenario's file."""
+    found: dict[str, list[tuple[str, SendEmail]]] = {}
+    for model in scenarios.values():
+        for step in _send_steps(model.steps):
+            found.setdefault(step.template, []).append((model.source, step))
+    return found
+
+
+def _renders_with_code(name: str, locale: str, root: Path) -> bool:
+    try:
+        render_email(name, locale, {**SAMPLE_CONTEXT, "discount": {"code": SAMPLE_CODE, "pool": None}}, root)
+    except TemplateProblem:
+        return False
+    return True
+
+
+def _discount_problems(name: str, locale: str, uses: list[tuple[str, SendEmail]], root: Path) -> list[str]:
+    """A template showing `discount` for a step without one (it would fail at send time), and a step giving a
+    code its template never shows (a code claimed for nothing)."""
+    problems = []
+    path = f"templates/email/{name}.{locale}.html"
+    with_code = {**SAMPLE_CONTEXT, "discount": {"code": SAMPLE_CODE, "pool": None}}
+    for source, step in uses:
+        if step.discount is None:
+            try:
+                render_email(name, locale, SAMPLE_CONTEXT, root)
+            except TemplateProblem as problem:
+                where = str(problem).split(": ", 1)[0]
+                problems.append(
+                    f"templates/{where}: uses `discount`, but step {step.id} of scenarios/{source} has no "
+                    "`discount:`; add `discount: {code: ...}` or `discount: {pool: ...}` to that step"
+                )
+        else:
+            rendered = render_email(name, locale, with_code, root)
+            if SAMPLE_CODE not in rendered.html + rendered.subject + rendered.preheader:
+                problems.append(
+                    f"scenarios/{source}: step {step.id} gives a discount code, but {path} never shows "
+                    "{{ discount.code }}"
+                )
+    return problems
+
+
 def templates(compiled: Compiled, root: Path = TEMPLATES) -> list[str]:
-    """Renders every message template (email and SMS) in every locale, with and without a first name; lists the
-    problems."""
+    """Renders every message template (email and SMS) in every locale, with and without a first name, and with a
+    sample discount code where a step using it declares a discount; lists the problems."""
     problems = []
     names = sorted(
         {p.relative_to(root / "email").as_posix().rsplit(".", 2)[0] for p in (root / "email").rglob("*.html")}
     )
+    uses = _uses(compiled.scenarios)
     for name in names:
         for locale in LOCALES:
             if not (root / "email" / f"{name}.{locale}.html").is_file():
                 problems.append(f"templates/email/{name}.{locale}.html: missing (other locales fall back to it)")
                 continue
-            for context in (SAMPLE_CONTEXT, {**SAMPLE_CONTEXT, "first_name": None}):
-                try:
+            used = uses.get(name, [])
+            # A template no step uses yet may show a discount: it is rendered with the sample code.
+            discounted = not used or any(step.discount is not None for _, step in used)
+            sample = (
+                {**SAMPLE_CONTEXT, "discount": {"code": SAMPLE_CODE, "pool": None}} if discounted else SAMPLE_CONTEXT
+            )
+            try:
+                for context in (sample, {**sample, "first_name": None}):
                     render_email(name, locale, context, root)
-                except TemplateProblem as problem:
+            except TemplateProblem as problem:
+                if discounted or not _renders_with_code(name, locale, root):
                     problems.append(f"templates/{problem}")
-                    break
+                    continue
+            problems += _discount_problems(name, locale, used, root)
     sms = root / "sms"
     names = sorted({p.relative_to(sms).as_posix().rsplit(".", 2)[0] for p in sms.rglob("*.txt")})
     for name in names:

@@ -290,6 +290,10 @@ class _Linker:
             }
             if node.variant:
                 payload["variant"] = node.variant
+            if step.discount is not None:  # shared.discounts: a fixed code, or the contact's code from a pool
+                payload["discount"] = (
+                    {"code": step.discount.code} if step.discount.code else {"pool": step.discount.pool}
+                )
             comment = f"Renders {step.template} and sends it once, after re-checking consent and suppression."
             return self.send(node, payload, "email", comment, following)
         elif isinstance(step, SendSms):

@@ -16,7 +16,17 @@ def send_id(execution: str, step: str) -> str:
     return hashlib.sha256(f"{execution}|{step}".encode()).hexdigest()
 
 
-def claim(tables: Tables, key: str, *, scenario: str, step: str, contact_id: str, channel: str, now: datetime) -> bool:
+def claim(
+    tables: Tables,
+    key: str,
+    *,
+    scenario: str,
+    step: str,
+    contact_id: str,
+    channel: str,
+    now: datetime,
+    discount_code: str | None = None,
+) -> bool:
     """True if this call owns the send; False if an earlier attempt already claimed it."""
     record = tables.sends(
         send_id=key,
@@ -26,6 +36,7 @@ def claim(tables: Tables, key: str, *, scenario: str, step: str, contact_id: str
         contact_id=contact_id,
         channel=channel,
         claimed_at=now,
+        discount_code=discount_code,
         expires_at=now + KEEP,
     )
     try:

@@ -45,9 +45,18 @@ class ScenarioError(ValueError):
 
 
 @dataclass(frozen=True)
+class Discount:
+    """A send step's discount code: the same `code` for everyone, or each contact's own from a loaded `pool`."""
+
+    code: str | None = None
+    pool: str | None = None
+
+
+@dataclass(frozen=True)
 class SendEmail:
     id: str
     template: str
+    discount: Discount | None = None
 
 
 @dataclass(frozen=True)
@@ -534,6 +543,27 @@ def _day_offset(reader: _Reader, at: _Located) -> int:
     return -days if match.group(1) == "-" else days
 
 
+DISCOUNT_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # as shared.discounts.CODE, which loads the pools
+
+
+def _discount(reader: _Reader, at: _Located) -> Discount:
+    """`discount: {code: BIENVENUE10}` (everyone the same) or `discount: {pool: welcome-10}` (a code each)."""
+    spec = reader.mapping(at, "discount", ("code", "pool"), ())
+    if len(spec) != 1:
+        raise reader.fail(
+            at, "discount is `{code: BIENVENUE10}` (the same code for everyone) or `{pool: welcome-10}` (a code each)"
+        )
+    if "code" in spec:
+        code = spec["code"].value
+        if not isinstance(code, str) or not DISCOUNT_CODE.match(code):
+            raise reader.fail(spec["code"], f"discount code {code!r}: letters, digits, _ and -, at most 64")
+        return Discount(code=code)
+    pool = spec["pool"].value
+    if not isinstance(pool, str) or not SLUG.match(pool):
+        raise reader.fail(spec["pool"], f"discount pool {pool!r}: lower-case letters, digits and dashes, at most 40")
+    return Discount(pool=pool)
+
+
 def _re_entry(reader: _Reader, at: _Located) -> str:
     text = reader.text(at, "entry.re_entry")
     if text in ("never", "always"):
@@ -641,9 +671,11 @@ class _StepReader:
                         f"step sent is {kind} (send steps: {', '.join(sends) or 'none'})",
                     )
 
-    def _send(self, item: _Located, kind: str, folder: str, suffix: str) -> tuple[str, str]:
+    def _send(
+        self, item: _Located, kind: str, folder: str, suffix: str, extra: tuple[str, ...] = ()
+    ) -> tuple[str, str]:
         """A send step's id and template, the template checked for in templates/<folder>/."""
-        fields = self.reader.mapping(item, f"a {kind} step", ("id", kind), ("id", kind))
+        fields = self.reader.mapping(item, f"a {kind} step", ("id", kind, *extra), ("id", kind))
         step_id = self._id(fields["id"])
         template = self.reader.text(fields[kind], kind)
         if self.templates_dir is not None and not any((self.templates_dir / folder).glob(f"{template}.*.{suffix}")):
@@ -730,8 +762,9 @@ class _StepReader:
                 raise reader.fail(fields["exit"], "write `exit: true` to leave the scenario here")
             return Exit(), elapsed
         if kind == "send_email":
-            step_id, template = self._send(item, kind, "email", "html")
-            return SendEmail(id=step_id, template=template), elapsed
+            step_id, template = self._send(item, kind, "email", "html", ("discount",))
+            discount = _discount(reader, item.value["discount"]) if "discount" in item.value else None
+            return SendEmail(id=step_id, template=template, discount=discount), elapsed
         if kind == "send_sms":
             step_id, template = self._send(item, kind, "sms", "txt")
             return SendSms(id=step_id, template=template), elapsed

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from shared import (
     conditions,
     consent,
+    discounts,
     dates,
     enrolments,
     links,
@@ -43,6 +44,7 @@ class SendRequest:
     variant: str | None = None  # the split variant the step is in
     topic: str | None = None  # the scenario's preference-centre topic (marketing only)
     pacing: dict[str, Any] | None = None  # the sending habits' rules (marketing only; shared.pacing)
+    discount: dict[str, str] | None = None  # the step's discount: {code: X} or {pool: P} (shared.discounts)
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], action: str = "send_email") -> SendRequest:
@@ -58,6 +60,7 @@ class SendRequest:
                 variant=str(payload["variant"]) if payload.get("variant") else None,
                 topic=str(payload["topic"]) if payload.get("topic") else None,
                 pacing=dict(payload["pacing"]) if payload.get("pacing") else None,
+                discount=dict(payload["discount"]) if payload.get("discount") else None,
             )
         except KeyError as missing:
             raise InvalidRequest(f"{action} payload lacks the field {missing.args[0]}") from None
@@ -153,6 +156,7 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
     rules, held = held_back(request, "email", contact, settings, now)
     if held is not None:
         return held
+    discount = discounts.for_send(request, t, now)  # a pool's code: the contact's own, claimed once
     unsubscribe_token = links.token(contact.contact_id, "all", link_secret)
     unsubscribe_url = f"{settings.public_base_url}/unsubscribe?t={quote(unsubscribe_token)}"
     base, contact_id = settings.public_base_url, contact.contact_id
@@ -171,6 +175,7 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
         # for a double opt-in email (scenario confirm-subscription): the link and the sentence it records
         "confirm_url": links.url(base, "/confirm", contact_id, subscriptions.CONFIRM_SCOPE, link_secret),
         "confirm_wording": subscriptions.wording(subscriptions.CONFIRM_WORDING, locale, settings.sender_name),
+        "discount": discount.context() if discount else None,
     }
     envelope = mailer.Envelope(
         sender_name=settings.sender_name,
@@ -195,6 +200,7 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
         contact_id=contact.contact_id,
         channel="email",
         now=now,
+        discount_code=discount.code if discount else None,
     ):
         return {"status": "duplicate", "reason": "this step was already sent for this execution"}
     held = count_send(t, request, "email", contact, settings, now) if rules is not None else None
@@ -207,4 +213,4 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
         give_back(t, key, contact.contact_id, counted=rules is not None)
         raise
     outbox.mark_sent(t, key, message_id, clock.now())
-    return {"status": "sent", "message_id": message_id}
+    return {"status": "sent", "message_id": message_id, **discounts.answer(discount)}

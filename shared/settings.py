@@ -27,6 +27,7 @@ class Settings:
     enrolments_table: str
     dates_table: str
     suppressions_table: str  # hashed addresses never mailed again (shared.suppression)
+    discount_codes_table: str  # pools of unique discount codes (shared.discounts)
     idempotency_table: str
     queue_url: str
     state_machine_prefix: str
@@ -111,6 +112,7 @@ class Settings:
             enrolments_table=need("PARCOURS_ENROLMENTS_TABLE"),
             dates_table=need("PARCOURS_DATES_TABLE"),
             suppressions_table=need("PARCOURS_SUPPRESSIONS_TABLE"),
+            discount_codes_table=need("PARCOURS_DISCOUNT_CODES_TABLE"),
             idempotency_table=need("PARCOURS_IDEMPOTENCY_TABLE"),
             queue_url=need("PARCOURS_QUEUE_URL"),
             state_machine_prefix=need("PARCOURS_STATE_MACHINE_PREFIX"),

@@ -165,6 +165,7 @@ class SendModel(Model):
     contact_id = UnicodeAttribute()
     channel = UnicodeAttribute()
     message_id = UnicodeAttribute(null=True)
+    discount_code = UnicodeAttribute(null=True)  # the code the email carried (shared.discounts), for support
     claimed_at = UTCDateTimeAttribute()
     sent_at = UTCDateTimeAttribute(null=True)
     segments = NumberAttribute(null=True)  # an SMS: how many segments the operator bills
@@ -216,6 +217,27 @@ class SuppressionModel(Model):
     suppressed_at = UTCDateTimeAttribute()
 
 
+class DiscountCodeModel(Model):
+    """A pool of discount codes (shared.discounts), several kinds of item under the pool's partition: `pool` (its
+    counters), `seq#0000000001` (the n-th code loaded), `code#CODE` (a code, and who got it), `contact#ID` (the
+    code a contact got: a second claim answers it again)."""
+
+    class Meta:
+        table_name = "unbound"
+
+    pool = UnicodeAttribute(hash_key=True)
+    key = UnicodeAttribute(range_key=True)
+    code = UnicodeAttribute(null=True)
+    seq = NumberAttribute(null=True)  # the code's place in the pool, in loading order
+    loaded = NumberAttribute(null=True)  # on `pool`: how many codes were loaded
+    claimed = NumberAttribute(null=True)  # on `pool`: how many were handed out (or burnt by a lost race)
+    loaded_at = UTCDateTimeAttribute(null=True)
+    contact_id = UnicodeAttribute(null=True)  # on `code#` and `contact#`: who got it
+    claimed_at = UTCDateTimeAttribute(null=True)
+    scenario = UnicodeAttribute(null=True)
+    execution = UnicodeAttribute(null=True)
+
+
 M = TypeVar("M", bound=Model)
 
 
@@ -234,11 +256,20 @@ class Tables:
     counters: type[ScenarioCounterModel]  # in the enrolments table
     dates: type[DateIndexModel]
     suppressions: type[SuppressionModel]
+    discount_codes: type[DiscountCodeModel]
 
 
 @lru_cache(maxsize=4)
 def _tables(
-    contacts: str, identities: str, events: str, sends: str, enrolments: str, dates: str, suppressions: str, region: str
+    contacts: str,
+    identities: str,
+    events: str,
+    sends: str,
+    enrolments: str,
+    dates: str,
+    suppressions: str,
+    discount_codes: str,
+    region: str,
 ) -> Tables:
     return Tables(
         contacts=_bind(ContactModel, contacts, region),
@@ -249,6 +280,7 @@ def _tables(
         counters=_bind(ScenarioCounterModel, enrolments, region),
         dates=_bind(DateIndexModel, dates, region),
         suppressions=_bind(SuppressionModel, suppressions, region),
+        discount_codes=_bind(DiscountCodeModel, discount_codes, region),
     )
 
 
@@ -261,6 +293,7 @@ def tables(settings: Settings) -> Tables:
         settings.enrolments_table,
         settings.dates_table,
         settings.suppressions_table,
+        settings.discount_codes_table,
         settings.region,
     )
 

@@ -33,6 +33,7 @@ def environ() -> dict[str, str]:
         "PARCOURS_ENROLMENTS_TABLE": "enrolments",
         "PARCOURS_DATES_TABLE": "dates",
         "PARCOURS_SUPPRESSIONS_TABLE": "suppressions",
+        "PARCOURS_DISCOUNT_CODES_TABLE": "discount-codes",
         "PARCOURS_IDEMPOTENCY_TABLE": "idempotency",
         "PARCOURS_QUEUE_URL": "https://sqs.eu-west-3.amazonaws.com/123456789012/parcours-events.fifo",
         "PARCOURS_STATE_MACHINE_PREFIX": "arn:aws:states:eu-west-3:123456789012:stateMachine:parcours-",
@@ -64,6 +65,7 @@ TABLE_VARIABLES = {
     "EnrolmentsTable": "PARCOURS_ENROLMENTS_TABLE",
     "DatesTable": "PARCOURS_DATES_TABLE",
     "SuppressionsTable": "PARCOURS_SUPPRESSIONS_TABLE",
+    "DiscountCodesTable": "PARCOURS_DISCOUNT_CODES_TABLE",
     "IdempotencyTable": "PARCOURS_IDEMPOTENCY_TABLE",
 }
 

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import actions
+from shared import actions, discounts
 from shared.settings import get_settings
 
 logger = Logger()
@@ -18,12 +18,18 @@ metrics = Metrics()
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = actions.perform(event, get_settings())
+    try:
+        result = actions.perform(event, get_settings())
+    except discounts.DiscountPoolEmpty:
+        metrics.add_metric(name="DiscountPoolEmpty", unit=MetricUnit.Count, value=1)  # DiscountPoolEmptyAlarm
+        raise
     kind = {"send_email": "Email", "send_sms": "Sms", "notify_crm": "Crm"}.get(str(event.get("action")))
     if kind is not None:
         metrics.add_metric(name=f"{kind}{result['status'].capitalize()}", unit=MetricUnit.Count, value=1)
     if "segments" in result:  # what an SMS costs: the operator bills per segment
         metrics.add_metric(name="SmsSegments", unit=MetricUnit.Count, value=result["segments"])
+    if result.get("discount_low"):
+        metrics.add_metric(name="DiscountPoolLow", unit=MetricUnit.Count, value=1)  # DiscountPoolLowAlarm
     logger.info(
         "scenario step",
         extra={

@@ -44,6 +44,7 @@ def stack_settings(local: RunningLocal, **overrides: str) -> Settings:
         "PARCOURS_ENROLMENTS_TABLE": ids["EnrolmentsTable"],
         "PARCOURS_DATES_TABLE": ids["DatesTable"],
         "PARCOURS_SUPPRESSIONS_TABLE": ids["SuppressionsTable"],
+        "PARCOURS_DISCOUNT_CODES_TABLE": ids["DiscountCodesTable"],
         "PARCOURS_IDEMPOTENCY_TABLE": ids["IdempotencyTable"],
         "PARCOURS_QUEUE_URL": ids["EventsQueue"],
         **{
