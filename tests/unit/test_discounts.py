@@ -60,7 +60,7 @@ def test_a_large_file_loads_in_several_transactions(pool: type[DiscountCodeModel
 
 
 def test_a_shop_csv_export_with_a_header_and_a_blank_line_gives_its_first_column() -> None:
-    text = "\ufeffCode,Usage count\nWELCOME-AB12,0\n\n\"WELCOME-CD34\",0\n"
+    text = '\ufeffCode,Usage count\nWELCOME-AB12,0\n\n"WELCOME-CD34",0\n'
     assert discounts.parse_codes(text, "codes.csv") == ["WELCOME-AB12", "WELCOME-CD34"]
 
 

@@ -114,6 +114,71 @@ def test_a_valid_scenario_loads(tmp_path: Path) -> None:
             14,
             "a transactional scenario is never capped",
         ),
+        (
+            VALID.format(name="test").replace(
+                "    send_email: welcome/2-value", "    send_email: welcome/2-value\n    discount: {code: BIEN VENUE}"
+            ),
+            11,
+            22,
+            "discount code 'BIEN VENUE': letters, digits, _ and -",
+        ),
+        (
+            VALID.format(name="test").replace(
+                "    send_email: welcome/2-value",
+                "    send_email: welcome/2-value\n    discount: {code: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA}",
+            ),
+            11,
+            22,
+            "at most 64",
+        ),
+        (
+            VALID.format(name="test").replace(
+                "    send_email: welcome/2-value", "    send_email: welcome/2-value\n    discount: {code: X1, pool: y}"
+            ),
+            11,
+            15,
+            "discount is `{code: BIENVENUE10}`",
+        ),
+        (
+            VALID.format(name="test").replace(
+                "    send_email: welcome/2-value", "    send_email: welcome/2-value\n    discount: {}"
+            ),
+            11,
+            15,
+            "discount is `{code: BIENVENUE10}`",
+        ),
+        (
+            VALID.format(name="test").replace(
+                "    send_email: welcome/2-value", "    send_email: welcome/2-value\n    discount: {pool: Welcome 10}"
+            ),
+            11,
+            22,
+            "discount pool 'Welcome 10': lower-case",
+        ),
+        (
+            VALID.format(name="test").replace(
+                "    send_email: welcome/2-value", "    send_email: welcome/2-value\n    discount: {amount: 10}"
+            ),
+            11,
+            24,
+            "unknown key 'amount' in discount",
+        ),
+        (
+            VALID.format(name="test").replace(
+                "    send_email: welcome/2-value", "    send_email: welcome/2-value\n    discount: BIENVENUE10"
+            ),
+            11,
+            15,
+            "discount must be a mapping",
+        ),
+        (
+            VALID.format(name="test").replace(
+                "    send_email: welcome/2-value", "    send_sms: abandoned-cart/1-reminder\n    discount: {code: X1}"
+            ),
+            11,
+            15,
+            "unknown key 'discount' in a send_sms step",
+        ),
     ],
 )
 def test_each_kind_of_mistake_is_reported_where_it_is(
@@ -704,3 +769,21 @@ def test_a_wrong_goal_is_reported_where_it_is(tmp_path: Path, goal: str, line: i
     error = error_for(tmp_path, VALID.format(name="test") + goal)
     assert words in error.message
     assert error.line == line
+
+
+def test_a_send_step_carries_its_fixed_code_or_its_pool_into_the_task_payload(tmp_path: Path) -> None:
+    from shared.compiler import compile_scenario
+    from shared.scenario import Discount, SendEmail
+
+    text = VALID.format(name="test").replace(
+        "    send_email: welcome/1-welcome", "    send_email: welcome/1-welcome\n    discount: {code: BIENVENUE10}"
+    )
+    text = text.replace(
+        "    send_email: welcome/2-value", "    send_email: welcome/2-value\n    discount: {pool: welcome-10}"
+    )
+    scenario = load(write(tmp_path, text), TEMPLATES)
+    assert scenario.steps[0] == SendEmail("e1", "welcome/1-welcome", Discount(code="BIENVENUE10"))
+    assert scenario.steps[2] == SendEmail("e2", "welcome/2-value", Discount(pool="welcome-10"))
+    states = compile_scenario(scenario)["States"]
+    payloads = [state["Parameters"]["Payload"] for state in states.values() if state["Type"] == "Task"]
+    assert [payload["discount"] for payload in payloads] == [{"code": "BIENVENUE10"}, {"pool": "welcome-10"}]

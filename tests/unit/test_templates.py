@@ -278,3 +278,42 @@ def test_a_linked_stylesheet_is_never_fetched_and_the_text_part_has_no_css(tmp_p
     assert "Hello" in email.text
     assert "@media" not in email.text
     assert "color:" not in email.text
+
+
+def scenarios_with(tmp_path: Path, name: str, old: str, new: str) -> Path:
+    """A scenarios folder holding one shipped scenario, changed."""
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    text = (ROOT / "scenarios" / f"{name}.yaml").read_text(encoding="utf-8")
+    assert old in text
+    (folder / f"{name}.yaml").write_text(text.replace(old, new), encoding="utf-8")
+    return folder
+
+
+def test_validation_names_a_template_showing_a_discount_in_a_step_without_one(tmp_path: Path) -> None:
+    folder = scenarios_with(tmp_path, "loyalty", "        discount: {code: MERCI20}\n", "")
+    problems = validation.templates(build.compile_all(folder))
+    assert problems == [
+        f"templates/email/loyalty/1-first-order-code.{locale}.html:3: uses `discount`, but step e1-first-order-code "
+        "of scenarios/loyalty.yaml has no `discount:`; add `discount: {code: ...}` or `discount: {pool: ...}` to "
+        "that step"
+        for locale in ("fr", "en")
+    ]
+
+
+def test_validation_names_a_step_giving_a_code_its_template_never_shows(tmp_path: Path) -> None:
+    old = "    send_email: welcome/2-value\n"
+    folder = scenarios_with(tmp_path, "welcome", old, old + "    discount: {pool: bienvenue}\n")
+    assert validation.templates(build.compile_all(folder)) == [
+        f"scenarios/welcome.yaml: step e2-value gives a discount code, but templates/email/welcome/2-value.{locale}"
+        ".html never shows {{ discount.code }}"
+        for locale in ("fr", "en")
+    ]
+
+
+def test_a_discount_code_renders_where_the_template_shows_it() -> None:
+    rendered = render_email(
+        "abandoned-cart/3-offer", "fr", {**CONTEXT, "discount": {"code": "PANIER-X7", "pool": None}}
+    )
+    assert "<strong>PANIER-X7</strong>" in rendered.html
+    assert "PANIER-X7" in rendered.text
