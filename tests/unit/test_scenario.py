@@ -125,7 +125,7 @@ def test_a_valid_scenario_loads(tmp_path: Path) -> None:
         (
             VALID.format(name="test").replace(
                 "    send_email: welcome/2-value",
-                "    send_email: welcome/2-value\n    discount: {code: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA}",
+                "    send_email: welcome/2-value\n    discount: {code: " + "A" * 65 + "}",
             ),
             11,
             22,
