@@ -60,3 +60,21 @@ def test_a_start_that_is_not_an_instant_is_refused(start: str, words: str, capsy
         main(["local", "--start", start])
     assert exit_.value.code == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["codes", "load", "welcome-10"], "error: `parcours codes load POOL FILE`: which file?"),
+        (
+            ["codes", "status", "Welcome 10"],
+            "error: pool 'Welcome 10': lower-case letters, digits and dashes, at most 40",
+        ),
+        (["codes", "load", "welcome-10", "/nonexistent/codes.csv"], "error: cannot read /nonexistent/codes.csv: "),
+    ],
+)
+def test_codes_refuses_a_missing_file_or_a_bad_pool_name_before_reaching_aws(
+    args: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(args) == 2
+    assert capsys.readouterr().err.startswith(error)
