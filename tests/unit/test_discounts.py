@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto.ses.models import ses_backends
 
-from shared import discounts, outbox, sending
+from shared import discounts, outbox, sending, storage
 from shared.clock import Clock
 from shared.settings import Settings
 from shared.storage import Consent, DiscountCodeModel, tables
@@ -118,7 +118,7 @@ def test_the_claim_records_who_got_the_code_when_and_from_which_execution(pool: 
 def interleaved(monkeypatch: pytest.MonkeyPatch, other: Any) -> None:
     """Runs `other` (a whole claim) in the middle of the next claim, after its counter increment: the race two
     concurrent Tasks would run (moto's in-process DynamoDB is not thread-safe, so the race is played in order)."""
-    real = discounts.get_or_none
+    real = storage.get_or_none
     pending = [other]
 
     def get_or_none(model: Any, key: str, **kwargs: Any) -> Any:
