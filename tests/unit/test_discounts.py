@@ -3,6 +3,8 @@ what a send records (shared/discounts.py, shared/sending.py)."""
 
 import email
 import email.policy
+import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -248,3 +250,58 @@ def test_a_template_showing_a_discount_in_a_step_without_one_fails_to_render(set
     add_contact(settings, "c1", "camille@example.com")
     with pytest.raises(TemplateProblem, match=r"3-offer\.fr\.html:7"):
         send("c1", "e3-offer", None, settings)
+
+
+# ---- the act function's metrics ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def act(settings: Settings, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from shared.settings import get_settings
+
+    for name, value in {
+        **aws,
+        "PARCOURS_LINK_SECRET": "secret",
+        "POWERTOOLS_METRICS_NAMESPACE": "parcours",
+        "POWERTOOLS_SERVICE_NAME": "parcours",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    from functions.act import app
+
+    yield app.lambda_handler
+    get_settings.cache_clear()
+
+
+def metrics_of(output: str) -> list[str]:
+    names = []
+    for line in output.splitlines():
+        if line.startswith("{") and "_aws" in line:
+            document = json.loads(line)
+            names += [metric["Name"] for metric in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+    return names
+
+
+def test_the_act_function_counts_an_empty_pool_and_a_pool_running_low(
+    act: Any, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from infra.local import InvocationContext
+
+    add_contact(settings, "c1", "camille@example.com")
+    add_contact(settings, "c2", "sam@example.com")
+    task = {
+        "action": "send_email",
+        "scenario": "abandoned-cart",
+        "step": "e3-offer",
+        "template": "abandoned-cart/3-offer",
+        "execution": EXECUTION,
+        "trigger": {"properties": {"lines": [], "currency": "EUR", "recovery_url": "https://boutique.example/r"}},
+        "discount": {"pool": "cart-10"},
+    }
+    with pytest.raises(discounts.DiscountPoolEmpty):
+        act({**task, "contact_id": "c1"}, InvocationContext.of("act"))
+    assert "DiscountPoolEmpty" in metrics_of(capsys.readouterr().out)
+    discounts.load(tables(settings).discount_codes, "cart-10", ["CART-AAA", "CART-BBB"], NOW)
+    answer = act({**task, "contact_id": "c2"}, InvocationContext.of("act"))
+    assert (answer["status"], answer["discount_code"], answer["discount_low"]) == ("sent", "CART-AAA", True)
+    assert metrics_of(capsys.readouterr().out) == ["EmailSent", "DiscountPoolLow"]
