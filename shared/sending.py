@@ -11,8 +11,8 @@ from urllib.parse import quote
 from shared import (
     conditions,
     consent,
-    discounts,
     dates,
+    discounts,
     enrolments,
     links,
     mailer,
