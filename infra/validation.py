@@ -97,14 +97,14 @@ def _discount_problems(name: str, locale: str, uses: list[tuple[str, SendEmail]]
             except TemplateProblem as problem:
                 where = str(problem).split(": ", 1)[0]
                 problems.append(
-                    f"templates/{where}: uses `discount`, but step {step.id} of scenarios/{source} has no "
+                    f"templates/{where}: uses `discount`, but step {step.id} (scenarios/{source}:{step.line}) has no "
                     "`discount:`; add `discount: {code: ...}` or `discount: {pool: ...}` to that step"
                 )
         else:
             rendered = render_email(name, locale, with_code, root)
             if SAMPLE_CODE not in rendered.html + rendered.subject + rendered.preheader:
                 problems.append(
-                    f"scenarios/{source}: step {step.id} gives a discount code, but {path} never shows "
+                    f"scenarios/{source}:{step.line}: step {step.id} gives a discount code, but {path} never shows "
                     "{{ discount.code }}"
                 )
     return problems

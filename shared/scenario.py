@@ -6,7 +6,7 @@ Build-time only (the CLI and the tests); no Lambda imports this module.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +57,7 @@ class SendEmail:
     id: str
     template: str
     discount: Discount | None = None
+    line: int = field(default=0, compare=False, repr=False)  # where the step starts, for validate's messages
 
 
 @dataclass(frozen=True)
@@ -764,7 +765,7 @@ class _StepReader:
         if kind == "send_email":
             step_id, template = self._send(item, kind, "email", "html", ("discount",))
             discount = _discount(reader, item.value["discount"]) if "discount" in item.value else None
-            return SendEmail(id=step_id, template=template, discount=discount), elapsed
+            return SendEmail(id=step_id, template=template, discount=discount, line=item.line), elapsed
         if kind == "send_sms":
             step_id, template = self._send(item, kind, "sms", "txt")
             return SendSms(id=step_id, template=template), elapsed

@@ -295,7 +295,7 @@ def test_validation_names_a_template_showing_a_discount_in_a_step_without_one(tm
     problems = validation.templates(build.compile_all(folder))
     assert problems == [
         f"templates/email/loyalty/1-first-order-code.{locale}.html:3: uses `discount`, but step e1-first-order-code "
-        "of scenarios/loyalty.yaml has no `discount:`; add `discount: {code: ...}` or `discount: {pool: ...}` to "
+        "(scenarios/loyalty.yaml:21) has no `discount:`; add `discount: {code: ...}` or `discount: {pool: ...}` to "
         "that step"
         for locale in ("fr", "en")
     ]
@@ -305,7 +305,7 @@ def test_validation_names_a_step_giving_a_code_its_template_never_shows(tmp_path
     old = "    send_email: welcome/2-value\n"
     folder = scenarios_with(tmp_path, "welcome", old, old + "    discount: {pool: bienvenue}\n")
     assert validation.templates(build.compile_all(folder)) == [
-        f"scenarios/welcome.yaml: step e2-value gives a discount code, but templates/email/welcome/2-value.{locale}"
+        f"scenarios/welcome.yaml:19: step e2-value gives a discount code, but templates/email/welcome/2-value.{locale}"
         ".html never shows {{ discount.code }}"
         for locale in ("fr", "en")
     ]
