@@ -173,7 +173,7 @@ def _empty(model: type[DiscountCodeModel], pool: str) -> DiscountPoolEmpty:
         )
     return DiscountPoolEmpty(
         f"discount pool {pool!r} is empty: its {int(counter.loaded)} codes were all handed out; load more with "
-        f"`parcours codes load {pool} FILE`, then redrive the failed executions"
+        f"`parcours codes load {pool} FILE`"
     )
 
 
