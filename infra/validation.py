@@ -26,8 +26,33 @@ SAMPLE_CONTEXT: dict[str, Any] = {
         "event_id": "sample",
         "properties": {
             "lines": [
-                {"name": "Carnet A5 pointillé", "variant": "Kraft", "quantity": 2, "price": "14.95", "product_id": 1},
-                {"name": "Stylo plume", "variant": None, "quantity": 1, "price": "29.90", "product_id": 2},
+                {
+                    "name": "Carnet A5 pointillé",
+                    "variant": "Kraft",
+                    "quantity": 2,
+                    "price": "14.95",
+                    "product_id": 1,
+                    "image": "https://boutique.example/images/carnet-a5-kraft.jpg",
+                    "url": "https://boutique.example/products/carnet-a5",
+                },
+                {
+                    "name": "Stylo plume",
+                    "variant": None,
+                    "quantity": 1,
+                    "price": "29.90",
+                    "product_id": 2,
+                    "image": None,
+                    "url": None,
+                },
+            ],
+            "recommendations": [
+                {
+                    "name": "Recharges d'encre (x6)",
+                    "image": "https://boutique.example/images/recharges.jpg",
+                    "url": "https://boutique.example/products/recharges",
+                    "price": "6.50",
+                },
+                {"name": "Étui en cuir", "image": None, "url": None, "price": None},
             ],
             "total": "59.80",
             "currency": "EUR",
@@ -45,6 +70,21 @@ SAMPLE_CONTEXT: dict[str, Any] = {
 }
 
 _EMAIL_ONLY = ("unsubscribe_url", "preferences_url", "confirm_url", "confirm_wording")
+
+# The other side of every product branch: lines as Shopify sends them (no image, no link), no recommendations.
+BARE_PRODUCTS_CONTEXT: dict[str, Any] = {
+    **SAMPLE_CONTEXT,
+    "trigger": {
+        **SAMPLE_CONTEXT["trigger"],
+        "properties": {
+            **{k: v for k, v in SAMPLE_CONTEXT["trigger"]["properties"].items() if k != "recommendations"},
+            "lines": [
+                {k: v for k, v in line.items() if k not in ("image", "url")}
+                for line in SAMPLE_CONTEXT["trigger"]["properties"]["lines"]
+            ],
+        },
+    },
+}
 
 
 SMS_CONTEXT: dict[str, Any] = {
@@ -111,8 +151,9 @@ def _discount_problems(name: str, locale: str, uses: list[tuple[str, SendEmail]]
 
 
 def templates(compiled: Compiled, root: Path = TEMPLATES) -> list[str]:
-    """Renders every message template (email and SMS) in every locale, with and without a first name, and with a
-    sample discount code where a step using it declares a discount; lists the problems."""
+    """Renders every message template (email and SMS) in every locale, with and without a first name, with a
+    sample discount code where a step using it declares a discount, emails also without product images, links
+    and recommendations; lists the problems."""
     problems = []
     names = sorted(
         {p.relative_to(root / "email").as_posix().rsplit(".", 2)[0] for p in (root / "email").rglob("*.html")}
@@ -130,7 +171,8 @@ def templates(compiled: Compiled, root: Path = TEMPLATES) -> list[str]:
                 {**SAMPLE_CONTEXT, "discount": {"code": SAMPLE_CODE, "pool": None}} if discounted else SAMPLE_CONTEXT
             )
             try:
-                for context in (sample, {**sample, "first_name": None}):
+                bare = {**BARE_PRODUCTS_CONTEXT, **{k: v for k, v in sample.items() if k == "discount"}}
+                for context in (sample, {**sample, "first_name": None}, bare):
                     render_email(name, locale, context, root)
             except TemplateProblem as problem:
                 if discounted or not _renders_with_code(name, locale, root):

@@ -13,6 +13,10 @@ X-Parcours-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{raw body}"> 
                                "at": ISO 8601, "wording": "the text or version of the form the person ticked"},
              "sms_consent": {... the same}},
  "properties": {...}}                   # what scenarios filter on and templates show; no personal data
+
+Two properties are products, cleaned by shared.products (a link or an image that is not http(s) is dropped):
+`lines` [{name, variant, quantity, price, product_id, image, url}] (a cart's or an order's, 20 at most) and
+`recommendations` [{name, image, url, price}] (products the shop suggests, 6 at most).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared import products
 from shared.events import (
     CHECKOUT_STARTED,
     CHECKOUT_UPDATED,
@@ -54,6 +59,14 @@ SOURCE_TYPES = (
     TRACK,
 )
 MAX_ID = 200
+# The catalogue's properties of a purchase, as every shop mapping gives them: a site that leaves one out gets null
+# (lines: []), so templates written for a shop's events read them all.
+PURCHASE_PROPERTIES = {
+    CHECKOUT_STARTED: ("lines", "total", "currency", "checkout_token", "recovery_url"),
+    CHECKOUT_UPDATED: ("lines", "total", "currency", "checkout_token", "recovery_url"),
+    ORDER_PLACED: ("lines", "total", "currency", "order_id", "order_name", "status_url"),
+    ORDER_PAID: ("lines", "total", "currency", "order_id", "order_name", "status_url"),
+}
 
 
 class GenericPayloadError(PayloadError):
@@ -131,6 +144,13 @@ def to_event(payload: Any, received_at: datetime) -> Event:
     properties = payload.get("properties", {})
     if not isinstance(properties, Mapping):
         raise GenericPayloadError("field properties must be an object")
+    try:
+        cleaned = products.clean(properties)
+    except products.ProductError as error:
+        raise GenericPayloadError(f"field {error}") from None
+    for name in PURCHASE_PROPERTIES.get(topic, ()):
+        if cleaned.get(name) is None:
+            cleaned[name] = [] if name == "lines" else None
     received = received_at.isoformat()
     occurred = _text(payload, "occurred_at", "") or received
     known = topic in SOURCE_TYPES
@@ -142,5 +162,5 @@ def to_event(payload: Any, received_at: datetime) -> Event:
         occurred_at=occurred,
         received_at=received,
         contact=_contact(payload.get("contact"), topic, received) if known else None,
-        properties=dict(properties),
+        properties=cleaned,
     )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import clients, generic, shopify, woocommerce
+from shared import clients, generic, products, shopify, woocommerce
 from shared.clock import Clock
 from shared.events import SCENARIO_REQUESTED, ConsentFacts, ContactFacts, Event, PayloadError, normalise_email
 from shared.settings import Settings
@@ -180,6 +180,10 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
     properties = body.get("properties", {})
     if not isinstance(properties, dict):
         raise Rejected(400, "field properties must be an object")
+    try:
+        properties = products.clean(properties)
+    except products.ProductError as error:
+        raise Rejected(400, f"field {error}") from None
     attributes = body.get("attributes")
     if attributes is not None and not isinstance(attributes, dict):
         raise Rejected(400, "field attributes must be an object of custom attributes, e.g. {birthday: YYYY-MM-DD}")

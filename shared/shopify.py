@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared import products
 from shared.events import (
     CHECKOUT_STARTED,
     CHECKOUT_UPDATED,
@@ -175,14 +176,15 @@ def _purchase(payload: Mapping[str, Any], event_type: str) -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     for line in payload.get("line_items") or []:
         if isinstance(line, Mapping) and len(lines) < MAX_LINES:
+            # Shopify's checkout and order line items carry no image nor product URL (nor handle): lines have none.
             lines.append(
-                {
-                    "name": _text(line.get("title")) or _text(line.get("name")) or "",
-                    "variant": _text(line.get("variant_title")),
-                    "quantity": line.get("quantity") if isinstance(line.get("quantity"), int) else 1,
-                    "price": _text(str(line.get("price"))) if line.get("price") is not None else None,
-                    "product_id": line.get("product_id"),
-                }
+                products.line(
+                    name=_text(line.get("title")) or _text(line.get("name")),
+                    variant=line.get("variant_title"),
+                    quantity=line.get("quantity"),
+                    price=line.get("price"),
+                    product_id=line.get("product_id"),
+                )
             )
     properties: dict[str, Any] = {
         "total": _text(str(payload.get("total_price"))) if payload.get("total_price") is not None else None,

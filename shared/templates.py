@@ -18,6 +18,8 @@ from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, T
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
+from shared.products import web_url
+
 if TYPE_CHECKING:
     from css_inline import CSSInliner
 
@@ -40,13 +42,17 @@ class RenderedEmail:
 
 @lru_cache(maxsize=4)
 def environment(root: Path = DEFAULT_ROOT) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    env = SandboxedEnvironment(
         loader=FileSystemLoader(str(root)),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # `{{ url | web_url }}`: an http(s) URL or None. Autoescaping does not make an href safe; the sources already
+    # clean product links (shared.products), this also covers events recorded before they did.
+    env.filters["web_url"] = web_url
+    return env
 
 
 @lru_cache(maxsize=4)
@@ -80,6 +86,7 @@ class _TextExtractor(HTMLParser):
         self.parts: list[str] = []
         self.skip = 0
         self.href: str | None = None
+        self.link_start = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("style", "head", "title"):
@@ -88,6 +95,7 @@ class _TextExtractor(HTMLParser):
             self.parts.append("\n")
         if tag == "a":
             self.href = dict(attrs).get("href")
+            self.link_start = len(self.parts)
         if tag == "li":
             self.parts.append("- ")
 
@@ -95,7 +103,8 @@ class _TextExtractor(HTMLParser):
         if tag in ("style", "head", "title"):
             self.skip -= 1
         if tag == "a" and self.href:
-            self.parts.append(f" ({self.href})")
+            if "".join(self.parts[self.link_start :]).strip():  # a link around an image only says nothing in text
+                self.parts.append(f" ({self.href})")
             self.href = None
         if tag in self.BREAKS:
             self.parts.append("\n")

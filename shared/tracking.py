@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared import products
 from shared.events import (
     CHECKOUT_STARTED,
     CONTACT_SUBSCRIBED,
@@ -376,7 +377,10 @@ def _track(message: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
     name = _text(message.get("event"))
     if name is None:
         raise TrackingError(f"{where}event is required: the event's name, e.g. Order Completed")
-    given = _object(message, "properties", where)
+    try:  # recommended products (or lines) a shop passes with any track: cleaned as every source's
+        given = products.clean(_object(message, "properties", where), f"{where}properties.")
+    except products.ProductError as error:
+        raise TrackingError(str(error)) from None
     event_type = SPEC_EVENTS.get(name, TRACK)
     if event_type in (ORDER_PLACED, CHECKOUT_STARTED):
         kept = {key: value for key, value in given.items() if key != "products"}
@@ -395,15 +399,16 @@ def _purchase(given: dict[str, Any], event_type: str) -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     for product in given.get("products") or []:
         if isinstance(product, dict) and len(lines) < MAX_LINES:
-            quantity = product.get("quantity")
             lines.append(
-                {
-                    "name": _text(product.get("name")) or "",
-                    "variant": _text(product.get("variant")),
-                    "quantity": quantity if isinstance(quantity, int) and not isinstance(quantity, bool) else 1,
-                    "price": _amount(product.get("price")),
-                    "product_id": product.get("product_id") or product.get("sku"),
-                }
+                products.line(
+                    name=product.get("name"),
+                    variant=product.get("variant"),
+                    quantity=product.get("quantity"),
+                    price=product.get("price"),
+                    product_id=product.get("product_id") or product.get("sku"),
+                    image=product.get("image_url"),  # the e-commerce spec's names
+                    url=product.get("url"),
+                )
             )
     total = next((given[name] for name in ("total", "revenue", "value") if given.get(name) is not None), None)
     properties: dict[str, Any] = {"total": _amount(total), "currency": _text(given.get("currency")), "lines": lines}

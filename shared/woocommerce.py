@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from shared import products
 from shared.events import (
     CONTACT_SUBSCRIBED,
     CONTACT_UPDATED,
@@ -224,15 +225,14 @@ def _line(line: Mapping[str, Any], places: int) -> dict[str, Any]:
         name, variant = parent, name[len(parent) + 3 :]
     given = line.get("quantity")
     quantity = given if isinstance(given, int) and not isinstance(given, bool) and given > 0 else 1
-    image = _mapping(line.get("image"))
-    return {
-        "name": name,
-        "variant": variant,
-        "quantity": quantity,
-        "price": _unit_price(line, quantity, places),
-        "product_id": line.get("product_id"),
-        "image": _text(image.get("src")),
-    }
+    return products.line(  # no product URL: the order's line items carry no permalink
+        name=name,
+        variant=variant,
+        quantity=quantity,
+        price=_unit_price(line, quantity, places),
+        product_id=line.get("product_id"),
+        image=_mapping(line.get("image")).get("src"),
+    )
 
 
 def _unit_price(line: Mapping[str, Any], quantity: int, places: int) -> str | None:

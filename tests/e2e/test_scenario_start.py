@@ -47,6 +47,12 @@ def test_an_app_starts_onboarding_for_a_new_account(local: RunningLocal) -> None
         ("welcome", {"email": "a@example.com"}, 404, "such scenarios: onboarding"),
         ("onboarding", {"first_name": "Lou"}, 400, "field email"),
         ("onboarding", {"email": "a@example.com", "properties": [1]}, 400, "field properties"),
+        (
+            "onboarding",
+            {"email": "a@example.com", "properties": {"recommendations": "Gourde"}},
+            400,
+            "field properties.recommendations must be a list of objects",
+        ),
         ("onboarding", {"email": "a@example.com", "attributes": ["1990-03-15"]}, 400, "field attributes"),
         ("onboarding", {"email": "a@example.com", "consent": {"state": "maybe"}}, 400, "field consent"),
         ("onboarding", [1, 2], 400, "JSON object"),

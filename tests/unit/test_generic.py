@@ -120,6 +120,8 @@ def test_a_signature_within_the_tolerance_verifies() -> None:
         ({"contact": {"email_consent": {"state": "granted", "level": "double"}}}, "contact.email_consent.level"),
         ({"contact": {"email_consent": {"state": "granted", "at": "yesterday"}}}, "contact.email_consent.at"),
         ({"contact": {"sms_consent": True}}, "field contact.sms_consent"),
+        ({"properties": {"lines": {"name": "Mug"}}}, "field properties.lines must be a list of objects"),
+        ({"properties": {"recommendations": ["Mug"]}}, "field properties.recommendations[0] must be an object"),
     ],
 )
 def test_a_signed_body_that_breaks_the_shape_is_400_naming_the_field(changes: dict[str, Any], field: str) -> None:
@@ -152,3 +154,97 @@ def test_every_type_a_site_may_send_is_in_the_catalogue() -> None:
     from shared.events import CATALOGUE
 
     assert set(generic.SOURCE_TYPES) <= set(CATALOGUE)
+
+
+def order_with_products() -> dict[str, Any]:
+    """An order as a shop's form or app posts it, with its lines and the products it recommends after it."""
+    return {
+        **sample_json("generic/form-submitted.json"),
+        "type": "order.placed",
+        "properties": {
+            "order_id": "A-1042",
+            "currency": "EUR",
+            "lines": [
+                {
+                    "name": "Carnet A5",
+                    "quantity": 2,
+                    "price": "14.95",
+                    "image": "https://boutique.example/img/carnet.jpg",
+                    "url": "https://boutique.example/p/carnet",
+                }
+            ],
+            "recommendations": [
+                {
+                    "name": "Recharges",
+                    "image": "https://boutique.example/img/recharges.jpg",
+                    "url": "https://boutique.example/p/recharges",
+                    "price": 6.5,
+                },
+                {"name": "Étui <cuir>", "url": "javascript:alert(document.cookie)"},
+                {"image": "https://boutique.example/img/anonymous.jpg"},
+            ]
+            + [{"name": f"Produit {n}"} for n in range(10)],
+        },
+    }
+
+
+def test_an_order_s_lines_and_recommendations_are_cleaned_into_the_documented_shape() -> None:
+    event = receive(json.dumps(order_with_products()).encode())
+    assert event.type == "order.placed"
+    assert event.properties["lines"] == [
+        {
+            "name": "Carnet A5",
+            "variant": None,
+            "quantity": 2,
+            "price": "14.95",
+            "product_id": None,
+            "image": "https://boutique.example/img/carnet.jpg",
+            "url": "https://boutique.example/p/carnet",
+        }
+    ]
+    recommended = event.properties["recommendations"]
+    assert len(recommended) == 6  # the first six with a name; one without a name shows nothing
+    assert recommended[0] == {
+        "name": "Recharges",
+        "image": "https://boutique.example/img/recharges.jpg",
+        "url": "https://boutique.example/p/recharges",
+        "price": "6.5",
+    }
+    assert recommended[1] == {"name": "Étui <cuir>", "image": None, "url": None, "price": None}  # javascript: dropped
+    assert event.properties["order_id"] == "A-1042"  # the other properties as sent
+
+
+def test_the_cross_sell_email_shows_the_recommendations_an_order_event_brought() -> None:
+    from infra.validation import SAMPLE_CONTEXT
+    from shared.templates import render_email
+
+    event = receive(json.dumps(order_with_products()).encode())
+    trigger = {"type": event.type, "event_id": event.event_id, "properties": event.properties}
+    email = render_email("post-purchase/4-cross-sell", "en", {**SAMPLE_CONTEXT, "trigger": trigger})
+    assert "To go with Carnet A5, we chose these for you:" in email.text
+    assert '<a href="https://boutique.example/p/recharges"' in email.html
+    assert 'src="https://boutique.example/img/recharges.jpg"' in email.html
+    assert "6.5 EUR" in email.text
+    assert "Étui &lt;cuir&gt;" in email.html
+    assert "javascript" not in email.html
+    assert "Produit 3" in email.text  # six at most
+    assert "Produit 4" not in email.text
+
+
+def test_an_order_without_the_shop_only_properties_still_renders_the_thank_you_email() -> None:
+    from infra.validation import SAMPLE_CONTEXT
+    from shared.templates import render_email
+
+    payload = {**sample_json("generic/form-submitted.json"), "type": "order.placed", "properties": {"total": "9"}}
+    event = receive(json.dumps(payload).encode())
+    assert event.properties == {
+        "total": "9",
+        "lines": [],
+        "currency": None,
+        "order_id": None,
+        "order_name": None,
+        "status_url": None,  # the catalogue's keys, null when the site does not say: templates read them
+    }
+    trigger = {"type": event.type, "event_id": event.event_id, "properties": event.properties}
+    email = render_email("post-purchase/1-thanks", "fr", {**SAMPLE_CONTEXT, "trigger": trigger})
+    assert email.subject == "Merci pour votre commande !"

@@ -165,6 +165,8 @@ def test_an_abandoned_checkout_carries_its_recovery_link_and_products_but_grants
         "quantity": 2,
         "price": "14.95",
         "product_id": 788032119674292922,
+        "image": None,  # Shopify's checkout and order line items carry no image nor product URL
+        "url": None,
     }
 
 

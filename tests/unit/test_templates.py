@@ -317,3 +317,100 @@ def test_a_discount_code_renders_where_the_template_shows_it() -> None:
     )
     assert "<strong>PANIER-X7</strong>" in rendered.html
     assert "PANIER-X7" in rendered.text
+
+
+class _Tags(HTMLParser):
+    """The <a> and <img> tags of a rendered email, their attributes as given."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.links: list[str | None] = []
+        self.images: list[dict[str, str | None]] = []
+        self.tags: set[str] = set()
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        if tag == "a":
+            self.links.append(dict(attrs).get("href"))
+        if tag == "img":
+            self.images.append(dict(attrs))
+
+
+def cart(*lines: dict[str, Any], **properties: Any) -> dict[str, Any]:
+    trigger = {**CONTEXT["trigger"], "properties": {**CONTEXT["trigger"]["properties"], "lines": list(lines)}}
+    trigger["properties"].update(properties)
+    return {**CONTEXT, "trigger": trigger}
+
+
+CARNET = {
+    "name": "Carnet A5",
+    "variant": "Kraft",
+    "quantity": 2,
+    "price": "14.95",
+    "product_id": 1,
+    "image": "https://boutique.example/img/carnet.jpg",
+    "url": "https://boutique.example/p/carnet",
+}
+
+
+def test_a_cart_line_shows_its_image_and_links_name_and_image_to_the_product() -> None:
+    email = render_email("abandoned-cart/1-reminder", "en", cart(CARNET))
+    tags = _Tags(email.html)
+    [image] = tags.images
+    assert image["src"] == "https://boutique.example/img/carnet.jpg"
+    assert (image["alt"], image["width"], image["height"]) == ("Carnet A5", "80", "80")
+    assert "display:block" in (image["style"] or "")
+    assert tags.links.count("https://boutique.example/p/carnet") == 2  # the image and the name
+    assert "Carnet A5 (https://boutique.example/p/carnet) · Kraft" in email.text  # the image's link adds nothing
+
+
+def test_a_cart_line_without_image_nor_url_renders_as_before() -> None:
+    line = {key: value for key, value in CARNET.items() if key not in ("image", "url")}  # as an older event's
+    email = render_email("abandoned-cart/1-reminder", "fr", cart(line))
+    tags = _Tags(email.html)
+    assert tags.images == []
+    assert "https://boutique.example/p/carnet" not in tags.links
+    assert "Carnet A5 · Kraft\nQuantité 2 14.95 EUR" in email.text
+
+
+def test_a_line_with_an_image_keeps_the_rows_aligned_for_lines_without() -> None:
+    other = {**CARNET, "name": "Stylo", "image": None, "url": None}
+    html = render_email("post-purchase/1-thanks", "en", cart(CARNET, other)).html
+    rows = html.split("<tr>")
+    assert [row.count("<td") for row in rows if "Quantity" in row] == [3, 3]
+
+
+def test_a_product_name_with_html_is_escaped() -> None:
+    email = render_email("post-purchase/1-thanks", "en", cart({**CARNET, "name": '<b onmouseover="x()">Carnet</b>'}))
+    tags = _Tags(email.html)
+    assert "b" not in tags.tags  # no element from the name: it is text
+    assert '&lt;b onmouseover="x()"&gt;Carnet&lt;/b&gt;</a>' in email.html
+    assert tags.images[0]["alt"] == '<b onmouseover="x()">Carnet</b>'  # the quotes escaped: it stays the alt text
+    assert '<b onmouseover="x()">Carnet</b> (https://boutique.example/p/carnet) · Kraft' in email.text
+
+
+def test_a_javascript_link_recorded_before_the_sources_cleaned_it_is_not_rendered() -> None:
+    line = {**CARNET, "url": "javascript:alert(1)", "image": "data:image/svg+xml,<svg onload=alert(1)>"}
+    email = render_email("abandoned-cart/1-reminder", "en", cart(line))
+    assert "javascript:" not in email.html
+    assert "data:image" not in email.html
+    assert "Carnet A5" in email.text
+
+
+@pytest.mark.parametrize(("locale", "link_word"), [("fr", "Découvrir"), ("en", "See it")])
+def test_the_cross_sell_shows_the_recommended_products_in_a_grid(locale: str, link_word: str) -> None:
+    email = render_email("post-purchase/4-cross-sell", locale, CONTEXT)
+    tags = _Tags(email.html)
+    assert [image["src"] for image in tags.images] == ["https://boutique.example/images/recharges.jpg"]
+    assert tags.images[0]["alt"] == "Recharges d'encre (x6)"
+    assert tags.links.count("https://boutique.example/products/recharges") == 3  # image, name, button
+    assert f"{link_word} (https://boutique.example/products/recharges)" in email.text
+    assert "6.50 EUR" in email.text
+    assert "Étui en cuir" in email.text  # no image, no link, no price: its name still shows
+
+
+def test_without_recommendations_the_cross_sell_falls_back_to_its_copy() -> None:
+    email = render_email("post-purchase/4-cross-sell", "en", validation.BARE_PRODUCTS_CONTEXT)
+    assert "Customers who chose Carnet A5 pointillé also like our selection" in email.text
+    assert _Tags(email.html).images == []

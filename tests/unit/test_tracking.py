@@ -287,9 +287,18 @@ def test_an_order_completed_carries_what_the_post_purchase_emails_read() -> None
                 "revenue": 25.0,
                 "currency": "EUR",
                 "products": [
-                    {"product_id": "p1", "name": "Tote bag", "price": 12.5, "quantity": 1, "variant": "blue"},
-                    {"sku": "s2", "name": "Mug", "price": 7.5, "quantity": 2},
+                    {
+                        "product_id": "p1",
+                        "name": "Tote bag",
+                        "price": 12.5,
+                        "quantity": 1,
+                        "variant": "blue",
+                        "image_url": "https://cdn.boutique.example/tote.jpg",
+                        "url": "https://boutique.example/products/tote",
+                    },
+                    {"sku": "s2", "name": "Mug", "price": 7.5, "quantity": 2, "url": "javascript:alert(1)"},
                 ],
+                "recommendations": [{"name": "Gourde", "image_url": "https://cdn.boutique.example/gourde.jpg"}],
             },
         },
     )
@@ -298,8 +307,19 @@ def test_an_order_completed_carries_what_the_post_purchase_emails_read() -> None
     assert event.properties["currency"] == "EUR"
     assert event.properties["order_name"] == "50314b8e9bcf000000000000"
     assert event.properties["lines"] == [
-        {"name": "Tote bag", "variant": "blue", "quantity": 1, "price": "12.5", "product_id": "p1"},
-        {"name": "Mug", "variant": None, "quantity": 2, "price": "7.5", "product_id": "s2"},
+        {
+            "name": "Tote bag",
+            "variant": "blue",
+            "quantity": 1,
+            "price": "12.5",
+            "product_id": "p1",
+            "image": "https://cdn.boutique.example/tote.jpg",
+            "url": "https://boutique.example/products/tote",
+        },
+        {"name": "Mug", "variant": None, "quantity": 2, "price": "7.5", "product_id": "s2", "image": None, "url": None},
+    ]
+    assert event.properties["recommendations"] == [
+        {"name": "Gourde", "image": "https://cdn.boutique.example/gourde.jpg", "url": None, "price": None}
     ]
     assert "products" not in event.properties
 
@@ -474,3 +494,9 @@ def test_a_gzip_body_is_read_and_bounded_once_inflated() -> None:
     with pytest.raises(ingestion.Rejected) as rejected:
         tracking.receive("track", message, {**headers, "content-encoding": "br"}, KEY, NOW)
     assert rejected.value.status == 415
+
+
+def test_recommendations_that_are_not_a_list_of_objects_refuse_the_message_naming_the_field() -> None:
+    message = {"userId": "u1", "event": "Order Completed", "properties": {"recommendations": ["Gourde"]}}
+    with pytest.raises(ingestion.Rejected, match=r"properties\.recommendations\[0\] must be an object"):
+        receive("track", message)

@@ -112,8 +112,17 @@ def test_an_order_carries_its_amounts_and_lines_but_no_personal_data() -> None:
             "price": "14.95",  # 24.92 + 4.98 VAT, per unit: the price the customer saw
             "product_id": 93,
             "image": "https://boutique.example/wp-content/uploads/2026/10/carnet-a5-kraft.jpg",
+            "url": None,  # the order's line items carry no permalink
         },
-        {"name": "Stylo plume", "variant": None, "quantity": 1, "price": "29.90", "product_id": 87, "image": None},
+        {
+            "name": "Stylo plume",
+            "variant": None,
+            "quantity": 1,
+            "price": "29.90",
+            "product_id": 87,
+            "image": None,
+            "url": None,
+        },
     ]
     text = json.dumps(props, ensure_ascii=False)
     for personal in ("camille", "Martin", "République", "69002", "203.0.113.24", "+33", "wc_order_"):
