@@ -28,7 +28,7 @@ def simulated_now(local: RunningLocal) -> datetime:
 @pytest.mark.parametrize(
     ("orders_ago_days", "branch", "score"),
     [
-        ([3, 40], ["Add +25 points (reward)", "Send email vip-mail", "Held back? (vip-mail)"], 25),
+        ([3, 40], ["Add +25 points (reward)", "Send email vip-mail"], 25),
         ([3], ["Add -5 points (nudge)"], -5),
         ([3, 400], ["Add -5 points (nudge)"], -5),
     ],  # the older order is outside the 180 days
