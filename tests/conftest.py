@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,20 @@ def local(crm: Any) -> Iterator[Any]:
     runtime.start()
     yield runtime
     runtime.stop()
+
+
+def handler_of(module: str, environ: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A function's `lambda_handler` with `environ` and Powertools' metrics printed on stdout (read them with
+    tests.unit.test_process_metrics.metrics_of); the settings are built afresh before and after. Yield it from a
+    fixture: `yield from handler_of(...)`."""
+    from shared.settings import get_settings
+
+    for name, value in {
+        **environ,
+        "POWERTOOLS_METRICS_NAMESPACE": "parcours",
+        "POWERTOOLS_SERVICE_NAME": "parcours",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield importlib.import_module(module).lambda_handler
+    get_settings.cache_clear()

@@ -16,6 +16,7 @@ from shared import discounts, outbox, sending, storage
 from shared.clock import Clock
 from shared.settings import Settings
 from shared.storage import Consent, DiscountCodeModel, tables
+from tests.conftest import handler_of
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 EXECUTION = "arn:aws:states:eu-west-3:123456789012:execution:parcours-abandoned-cart:x"
@@ -257,20 +258,7 @@ def test_a_template_showing_a_discount_in_a_step_without_one_fails_to_render(set
 
 @pytest.fixture
 def act(settings: Settings, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from shared.settings import get_settings
-
-    for name, value in {
-        **aws,
-        "PARCOURS_LINK_SECRET": "secret",
-        "POWERTOOLS_METRICS_NAMESPACE": "parcours",
-        "POWERTOOLS_SERVICE_NAME": "parcours",
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    from functions.act import app
-
-    yield app.lambda_handler
-    get_settings.cache_clear()
+    yield from handler_of("functions.act.app", {**aws, "PARCOURS_LINK_SECRET": "secret"}, monkeypatch)
 
 
 def metrics_of(output: str) -> list[str]:

@@ -19,6 +19,7 @@ from shared.mailer import SendDeferred, SendRefused
 from shared.sending import InvalidRequest, SendRequest
 from shared.settings import Settings, get_settings
 from shared.storage import Consent, tables
+from tests.conftest import handler_of
 from tests.unit.test_process_metrics import metrics_of
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -309,17 +310,7 @@ def test_a_malformed_sender_id_is_a_configuration_error(aws: dict[str, str]) -> 
 
 @pytest.fixture
 def act(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        **aws,
-        "POWERTOOLS_METRICS_NAMESPACE": "parcours",
-        "POWERTOOLS_SERVICE_NAME": "parcours",
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    from functions.act import app
-
-    yield app.lambda_handler
-    get_settings.cache_clear()
+    yield from handler_of("functions.act.app", aws, monkeypatch)
 
 
 def test_the_act_function_counts_the_segments_sent_so_their_cost_can_be_summed(

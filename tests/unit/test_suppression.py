@@ -11,8 +11,9 @@ import pytest
 from infra.local import InvocationContext
 from shared import feedback, sending, suppression
 from shared.clock import Clock
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 from shared.storage import Consent, ContactModel, tables
+from tests.conftest import handler_of
 from tests.unit.test_feedback import TAGS, queued
 from tests.unit.test_process_metrics import metrics_of
 
@@ -225,18 +226,7 @@ def test_the_hash_is_of_the_normalised_address(raw: str) -> None:
 
 @pytest.fixture
 def handler(aws: dict[str, str], settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {
-        **aws,
-        "PARCOURS_QUEUE_URL": settings.queue_url,
-        "POWERTOOLS_METRICS_NAMESPACE": "parcours",
-        "POWERTOOLS_SERVICE_NAME": "parcours",
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    from functions.feedback import app
-
-    yield app.lambda_handler
-    get_settings.cache_clear()
+    yield from handler_of("functions.feedback.app", {**aws, "PARCOURS_QUEUE_URL": settings.queue_url}, monkeypatch)
 
 
 def sns_event(*messages: str) -> dict[str, Any]:
