@@ -137,10 +137,17 @@ def recommendations(value: object, field: str = "properties.recommendations") ->
     return kept[:MAX_RECOMMENDATIONS]
 
 
+LINKS = ("recovery_url", "status_url")  # a cart's way back, an order's status page: written into an href
+
+
 def clean(properties: Mapping[str, Any], where: str = "properties.") -> dict[str, Any]:
-    """A site's event properties with their `lines` and `recommendations` (when given) cleaned; the rest as sent.
-    Raises ProductError naming the field when either is not a list of objects."""
+    """A site's event properties with their `lines` and `recommendations` (when given) cleaned, and the links
+    templates put in an href (`recovery_url`, `status_url`) kept only when they are http(s); the rest as sent.
+    Raises ProductError naming the field when `lines` or `recommendations` is not a list of objects."""
     cleaned = dict(properties)
+    for link in LINKS:
+        if link in properties:
+            cleaned[link] = web_url(properties[link])
     if properties.get("lines") is not None:
         cleaned["lines"] = lines(properties["lines"], f"{where}lines")
     if properties.get("recommendations") is not None:

@@ -82,3 +82,10 @@ def test_a_shape_that_is_not_a_list_of_objects_names_the_field(properties: dict[
 
 def test_clean_leaves_other_properties_and_absent_products_alone() -> None:
     assert products.clean({"form": "contact", "lines": None}) == {"form": "contact", "lines": None}
+
+
+def test_a_cart_or_order_link_that_is_not_http_is_dropped_before_any_template_puts_it_in_an_href() -> None:
+    cleaned = products.clean(
+        {"recovery_url": "javascript:alert(1)", "status_url": "https://boutique.example/orders/1", "form": "x"}
+    )
+    assert cleaned == {"recovery_url": None, "status_url": "https://boutique.example/orders/1", "form": "x"}
