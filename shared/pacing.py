@@ -105,7 +105,7 @@ class Rules:
     french_hours: Hours | None = None
 
     @classmethod
-    def from_payload(cls, payload: dict[str, Any] | None, channel: str, topic: str | None) -> Rules | None:
+    def from_payload(cls, payload: dict[str, Any] | None, channel: str) -> Rules | None:
         """None for a transactional step (no `pacing` in its payload)."""
         if not payload:
             return None
@@ -254,20 +254,22 @@ def _span(seconds: int) -> str:
     return f"{seconds // 86400}d" if seconds % 86400 == 0 else f"{seconds // 3600}h"
 
 
-def record(t: Tables, contact: ContactModel, sent: Sent) -> bool:
-    """Adds a send to the contact's log, dropping what is older than any window; False when another send to
-    this contact was recorded since the contact was read (then the caller re-reads and decides again)."""
-    kept = [s.encode() for s in log_of(contact) if s.at > sent.at - KEPT and s.key != sent.key]
+def _rewrite(contact: ContactModel, entries: list[str]) -> bool:
+    """Replaces the contact's log if no other send was counted since it was read (the count is its version)."""
     count = contact.sends_recorded
     condition = ContactModel.sends_recorded.does_not_exist() if count is None else ContactModel.sends_recorded == count
     return update_if(
         contact,
-        [
-            ContactModel.recent_sends.set([*kept, sent.encode()]),
-            ContactModel.sends_recorded.set((count or 0) + 1),
-        ],
+        [ContactModel.recent_sends.set(entries), ContactModel.sends_recorded.set((count or 0) + 1)],
         condition,
     )
+
+
+def record(contact: ContactModel, sent: Sent) -> bool:
+    """Adds a send to the contact's log, dropping what is older than any window; False when another send to
+    this contact was recorded since the contact was read (then the caller re-reads and decides again)."""
+    kept = [s.encode() for s in log_of(contact) if s.at > sent.at - KEPT and s.key != sent.key]
+    return _rewrite(contact, [*kept, sent.encode()])
 
 
 def forget(t: Tables, contact_id: str, key: str) -> None:
@@ -277,11 +279,5 @@ def forget(t: Tables, contact_id: str, key: str) -> None:
     if contact is None:
         return
     kept = [sent.encode() for sent in log_of(contact) if sent.key != key]
-    if len(kept) == len(contact.recent_sends or ()):
-        return
-    count = contact.sends_recorded or 0
-    update_if(
-        contact,
-        [ContactModel.recent_sends.set(kept), ContactModel.sends_recorded.set(count + 1)],
-        ContactModel.sends_recorded == count,
-    )
+    if len(kept) != len(contact.recent_sends or ()):
+        _rewrite(contact, kept)

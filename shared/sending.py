@@ -83,7 +83,7 @@ def held_back(
     seconds until it may go (the state machine waits, then asks again), or `capped` (skipped by the scenario's
     rule). None when it may go now."""
     try:
-        rules = pacing.Rules.from_payload(request.pacing, channel, request.topic)
+        rules = pacing.Rules.from_payload(request.pacing, channel)
     except pacing.PacingError as error:
         raise InvalidRequest(str(error)) from None
     if rules is None:
@@ -118,7 +118,7 @@ def count_send(
     gives back its claim), None once counted."""
     key = outbox.send_id(request.execution, request.step)
     for _ in range(5):
-        if pacing.record(t, contact, pacing.Sent(now, channel, request.topic, key)):
+        if pacing.record(contact, pacing.Sent(now, channel, request.topic, key)):
             return None
         fresh = get_or_none(t.contacts, contact.contact_id, consistent=True)
         if fresh is None:

@@ -122,12 +122,13 @@ def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str
         refusal = "goal reached"
     if refusal is not None or contact is None or contact.phone is None:
         return {"status": "skipped", "reason": refusal or "no phone number"}
-    rules, held = held_back(request, "sms", contact, settings, clock.now())
+    now = clock.now()
+    rules, held = held_back(request, "sms", contact, settings, now)
     if held is not None:
         return held
     sns = clients.sns(settings.region)
     if opted_out(sns, contact.phone):
-        mirror_opt_out(t, contact, clock.now())
+        mirror_opt_out(t, contact, now)
         return {"status": "skipped", "reason": "the number opted out of SMS (SNS opt-out list)"}
     context: dict[str, Any] = {
         "contact": {
@@ -151,11 +152,11 @@ def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str
         step=request.step,
         contact_id=contact.contact_id,
         channel="sms",
-        now=clock.now(),
+        now=now,
     )
     if not claimed:
         return {"status": "duplicate", "reason": "this step was already sent for this execution"}
-    held = count_send(t, request, "sms", contact, settings, clock.now()) if rules is not None else None
+    held = count_send(t, request, "sms", contact, settings, now) if rules is not None else None
     if held is not None:
         outbox.release(t, key)
         return held

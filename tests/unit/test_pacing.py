@@ -128,17 +128,17 @@ def test_france_has_eleven_public_holidays_easter_s_moving_with_it() -> None:
 
 def test_the_compiled_rules_read_back_and_a_malformed_payload_is_refused() -> None:
     policy = pacing.Policy(caps=(Cap("sms", 1, 86400),), quiet_hours={"sms": Hours(time(21), time(8))})
-    rules = Rules.from_payload(policy.payload("sms", "promotions", "skip"), "sms", "promotions")
+    rules = Rules.from_payload(policy.payload("sms", "promotions", "skip"), "sms")
     assert rules == Rules(
         caps=(Cap("sms", 1, 86400),),
         when_capped="skip",
         quiet_hours=Hours(time(21), time(8)),
         french_hours=pacing.FRENCH_SMS_HOURS,
     )
-    assert Rules.from_payload(None, "email", None) is None
+    assert Rules.from_payload(None, "email") is None
     for bad in ({"caps": [{"max": 1}]}, {"caps": [], "when_capped": "later"}, {"caps": [], "quiet_hours": "9-5"}):
         with pytest.raises(pacing.PacingError):
-            Rules.from_payload(bad, "email", None)
+            Rules.from_payload(bad, "email")
 
 
 def test_a_send_log_entry_survives_its_round_trip_and_garbage_is_ignored() -> None:

@@ -210,9 +210,9 @@ def test_a_send_counted_by_another_task_meanwhile_makes_this_one_retry_and_decid
     stale = t.contacts.get("c1")
     # When another Task counts a send first
     fresh = t.contacts.get("c1")
-    assert pacing.record(t, fresh, pacing.Sent(NOW, "email", "newsletter", "other-key"))
+    assert pacing.record(fresh, pacing.Sent(NOW, "email", "newsletter", "other-key"))
     # Then the stale one's count is refused (it re-reads and decides again), and the log holds one entry
-    assert not pacing.record(t, stale, pacing.Sent(NOW, "email", "newsletter", "this-key"))
+    assert not pacing.record(stale, pacing.Sent(NOW, "email", "newsletter", "this-key"))
     assert len(t.contacts.get("c1").recent_sends or []) == 1
 
 
@@ -222,7 +222,7 @@ def test_two_sends_at_the_same_moment_never_both_squeeze_under_the_cap(settings:
     t = tables(settings)
     stale = t.contacts.get("c1")
     # When another scenario's send is counted first
-    assert pacing.record(t, t.contacts.get("c1"), pacing.Sent(NOW, "email", "newsletter", "other-key"))
+    assert pacing.record(t.contacts.get("c1"), pacing.Sent(NOW, "email", "newsletter", "other-key"))
     # Then this one reads the contact again, decides again, and is deferred rather than counted
     answer = sending.count_send(t, paced("e2-value"), "email", stale, settings, datetime.now(UTC))
     assert answer is not None
@@ -230,7 +230,7 @@ def test_two_sends_at_the_same_moment_never_both_squeeze_under_the_cap(settings:
     assert len(t.contacts.get("c1").recent_sends or []) == 1
     # And under a cap of three a day, with two already counted, this one is counted too
     stale = t.contacts.get("c1")
-    assert pacing.record(t, t.contacts.get("c1"), pacing.Sent(NOW, "email", "newsletter", "third-key"))
+    assert pacing.record(t.contacts.get("c1"), pacing.Sent(NOW, "email", "newsletter", "third-key"))
     three_a_day = dataclasses.replace(paced("e2-value"), pacing={**ONE_A_DAY, "caps": [{"max": 3, "seconds": 86400}]})
     assert sending.count_send(t, three_a_day, "email", stale, settings, datetime.now(UTC)) is None
     assert len(t.contacts.get("c1").recent_sends or []) == 3
