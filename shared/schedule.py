@@ -5,18 +5,23 @@ It queues, as ordinary events that dispatch matches like any trigger:
   falls in the 24 hours from the run's scheduled time: the execution then waits for that moment, so 10:00 is
   10:00 where the contact lives, in zones ahead of UTC as well as behind. Runs a day apart tile time, so each
   moment belongs to one run only.
-- `contact.inactive` for every inactivity trigger (N days) and every contact whose engagement day (last open,
+- `contact.inactive` for every inactivity day (N days) and every contact whose engagement day (last open,
   click or signup, a UTC day) was exactly N days before the run's UTC day.
 
-It reads the dates table and the contacts' engaged_on index, page by page, never the whole contacts table, and
-queues in batches of ten. Event ids name (trigger, contact, day): a second run of the same day changes nothing.
+It reads the dates table and the contacts' engaged_on index, never the whole contacts table, and fans out: the
+scheduled invocation only plans (`plan`: one `Page` per index key to read, no read at all) and puts the pages on
+the schedule queue; a page worker (`work_page`) reads ONE page of one key (at most PAGE items), queues its events
+in batches of ten, then puts the next page (the cursor) back on the queue. Keys are read in parallel, each key's
+pages one after the other, and no invocation grows with the number of contacts. Event ids name (trigger,
+contact, day): a second run of the same day, or a page delivered twice, changes nothing.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -24,10 +29,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared import clients, dates, dispatch, moments
 from shared.events import CONTACT_INACTIVE, DATE_REACHED, ContactFacts, Event
 from shared.ingestion import QueueUnavailable, group_and_dedup_ids
-from shared.settings import Settings
+from shared.settings import ConfigurationError, Settings
 from shared.storage import tables
 
 BATCH = 10  # SQS SendMessageBatch's maximum
+PAGE = 1000  # items per page: a Query of the index, its events sent in 100 batches, about a second of work
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ def work(entries: Iterable[dispatch.Entry]) -> Work:
 @dataclass
 class Report:
     day: str
+    pages: int = 0
     items_read: int = 0
     date_events: int = 0
     inactive_events: int = 0
@@ -85,18 +92,7 @@ class _Outbox:
                     "MessageDeduplicationId": dedup,
                 }
             )
-        sqs = clients.sqs(self.settings.region)
-        for _attempt in range(3):
-            try:
-                answer: Any = sqs.send_message_batch(QueueUrl=self.settings.queue_url, Entries=entries)  # type: ignore[arg-type]
-            except (ClientError, BotoCoreError) as error:
-                raise QueueUnavailable(type(error).__name__) from error
-            failed = {item["Id"] for item in answer.get("Failed", [])}
-            entries = [entry for entry in entries if entry["Id"] in failed]
-            if not entries:
-                break
-        if entries:
-            raise QueueUnavailable(f"{len(entries)} event(s) refused by SQS after retries")
+        _send(self.settings, self.settings.queue_url, entries)
         self.pending = []
 
 
@@ -114,51 +110,201 @@ def scheduled_time(event: dict[str, Any], now: datetime) -> datetime:
     return now
 
 
-def run(settings: Settings, moment: datetime, now: datetime, entries: Iterable[dispatch.Entry] | None = None) -> Report:
-    """Queues the date.reached events of the 24 hours from `moment` (the scheduled time) and the contact.inactive
-    events of its UTC day."""
-    todo = work(dispatch.catalogue() if entries is None else entries)
+@dataclass(frozen=True)
+class Page:
+    """One page to read of one index key of one run: a message of the schedule queue, self-contained (the
+    worker reads neither the catalogue nor the clock, so a redelivered page queues the very same events)."""
+
+    kind: str  # "date" (the dates table) or "inactive" (the engaged_on index)
+    key: str  # the dates table's key (attribute#MM-DD) or the engagement day (YYYY-MM-DD)
+    start: str  # the run's window, ISO instants: a date moment is this run's if start <= moment < end
+    end: str
+    now: str  # when the run was planned: the events' occurred_at
+    limit: int  # items per page
+    attribute: str = ""  # date pages: the trigger's attribute, offset and times of day, and the days it is for
+    offset: int = 0
+    times: tuple[str, ...] = ()
+    local_day: str = ""
+    anniversary_day: str = ""
+    days: int = 0  # inactive pages: the inactivity the key stands for
+    cursor: dict[str, Any] | None = None  # DynamoDB's LastEvaluatedKey: where this page starts (None: the first)
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "times": list(self.times)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, body: str) -> Page:
+        try:
+            fields = json.loads(body)
+            if not isinstance(fields, dict) or fields.get("kind") not in ("date", "inactive"):
+                raise ValueError("kind must be date or inactive")
+            return cls(**{**fields, "times": tuple(fields.get("times") or ())})
+        except (ValueError, TypeError) as error:
+            raise InvalidPage(f"not a page of the daily run: {error}") from None
+
+
+class InvalidPage(ValueError):
+    """A message of the schedule queue that is not a page (the DLQ keeps it)."""
+
+
+def plan(todo: Work, moment: datetime, now: datetime, page_size: int | None = None) -> tuple[str, list[Page]]:
+    """The run's day and the first page of every index key it reads: no read, so planning a run for a million
+    contacts costs what it costs for ten."""
     start, end = moments.daily_window(moment)
-    report = Report(day=start.date().isoformat())
-    outbox = _Outbox(settings)
-    t = tables(settings)
+    window: dict[str, Any] = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "now": now.isoformat(),
+        "limit": page_size or PAGE,
+    }
+    pages = []
     for (attribute, offset), times in todo.dates.items():
         for local_day in moments.local_days(start, end):
             anniversary_day = local_day - timedelta(days=offset)
             for month_day in moments.month_days(anniversary_day):
-                for item in t.dates.query(f"{attribute}#{month_day}"):
-                    report.items_read += 1
-                    original = moments.parse_date(item.date)
-                    if original is None or moments.anniversary(original, anniversary_day.year) != anniversary_day:
-                        continue
-                    years = anniversary_day.year - original.year
-                    if years < (1 if attribute == dates.CREATED_AT else 0):
-                        continue  # before the date itself; a signup's first anniversary is a year later
-                    tz = moments.zone(item.timezone, settings.default_timezone)
-                    for at in times:
-                        local = moments.on_day(local_day, time.fromisoformat(at), tz)
-                        if start <= local < end:
-                            properties = {
-                                "attribute": attribute,
-                                "offset_days": offset,
-                                "time": at,
-                                "date": local_day.isoformat(),
-                                "anniversary": anniversary_day.isoformat(),
-                                "years": years,
-                                "moment": local.astimezone(UTC).isoformat(),
-                            }
-                            key = f"{attribute}#{offset:+d}#{at}#{item.contact_id}#{local_day.isoformat()}"
-                            outbox.add(_event(DATE_REACHED, key, item.contact_id, properties, now))
-                            report.date_events += 1
+                pages.append(
+                    Page(
+                        kind="date",
+                        key=f"{attribute}#{month_day}",
+                        attribute=attribute,
+                        offset=offset,
+                        times=times,
+                        local_day=local_day.isoformat(),
+                        anniversary_day=anniversary_day.isoformat(),
+                        **window,
+                    )
+                )
     for days in todo.inactive_days:
         since = moments.inactive_since(start.date(), days).isoformat()
-        for contact in t.contacts.by_engagement.query(since):
+        pages.append(Page(kind="inactive", key=since, days=days, **window))
+    return start.date().isoformat(), pages
+
+
+def read_page(settings: Settings, page: Page, outbox: _Outbox, report: Report) -> Page | None:
+    """Reads one page of the page's key (at most `page.limit` items, from its cursor), adds its events to the
+    outbox; the next page if DynamoDB says there is more."""
+    t = tables(settings)
+    now = datetime.fromisoformat(page.now)
+    report.pages += 1
+    found: Any
+    if page.kind == "date":
+        found = t.dates.query(page.key, limit=page.limit, page_size=page.limit, last_evaluated_key=page.cursor)
+        for item in found:
             report.items_read += 1
-            key = f"{days}#{contact.contact_id}#{since}"
-            outbox.add(_event(CONTACT_INACTIVE, key, contact.contact_id, {"days": days, "since": since}, now))
+            _date_events(settings, page, item, now, outbox, report)
+    else:
+        found = t.contacts.by_engagement.query(
+            page.key, limit=page.limit, page_size=page.limit, last_evaluated_key=page.cursor
+        )
+        for contact in found:
+            report.items_read += 1
+            key = f"{page.days}#{contact.contact_id}#{page.key}"
+            properties = {"days": page.days, "since": page.key}
+            outbox.add(_event(CONTACT_INACTIVE, key, contact.contact_id, properties, now))
             report.inactive_events += 1
+    cursor = found.last_evaluated_key
+    return replace(page, cursor=cursor) if cursor else None
+
+
+def _date_events(settings: Settings, page: Page, item: Any, now: datetime, outbox: _Outbox, report: Report) -> None:
+    start, end = datetime.fromisoformat(page.start), datetime.fromisoformat(page.end)
+    local_day, anniversary_day = date.fromisoformat(page.local_day), date.fromisoformat(page.anniversary_day)
+    original = moments.parse_date(item.date)
+    if original is None or moments.anniversary(original, anniversary_day.year) != anniversary_day:
+        return
+    years = anniversary_day.year - original.year
+    if years < (1 if page.attribute == dates.CREATED_AT else 0):
+        return  # before the date itself; a signup's first anniversary is a year later
+    tz = moments.zone(item.timezone, settings.default_timezone)
+    for at in page.times:
+        local = moments.on_day(local_day, time.fromisoformat(at), tz)
+        if start <= local < end:
+            properties = {
+                "attribute": page.attribute,
+                "offset_days": page.offset,
+                "time": at,
+                "date": local_day.isoformat(),
+                "anniversary": anniversary_day.isoformat(),
+                "years": years,
+                "moment": local.astimezone(UTC).isoformat(),
+            }
+            key = f"{page.attribute}#{page.offset:+d}#{at}#{item.contact_id}#{local_day.isoformat()}"
+            outbox.add(_event(DATE_REACHED, key, item.contact_id, properties, now))
+            report.date_events += 1
+
+
+def run(
+    settings: Settings,
+    moment: datetime,
+    now: datetime,
+    entries: Iterable[dispatch.Entry] | None = None,
+    page_size: int | None = None,
+) -> Report:
+    """The whole run in this process (tests, `POST /_local/schedule`): the plan, each key's pages one after the
+    other. Queues the date.reached events of the 24 hours from `moment` (the scheduled time) and the
+    contact.inactive events of its UTC day."""
+    day, pages = plan(work(dispatch.catalogue() if entries is None else entries), moment, now, page_size)
+    report = Report(day=day)
+    outbox = _Outbox(settings)
+    for first in pages:
+        page: Page | None = first
+        while page is not None:
+            page = read_page(settings, page, outbox, report)
     outbox.flush()
     return report
+
+
+@dataclass
+class Planned:
+    day: str
+    pages: int = 0
+
+
+def fan_out(
+    settings: Settings, moment: datetime, now: datetime, entries: Iterable[dispatch.Entry] | None = None
+) -> Planned:
+    """The scheduled invocation: the first page of every key onto the schedule queue, for the page workers."""
+    day, pages = plan(work(dispatch.catalogue() if entries is None else entries), moment, now)
+    url = _schedule_queue(settings)
+    for first in range(0, len(pages), BATCH):
+        batch = pages[first : first + BATCH]
+        _send(settings, url, [{"Id": str(i), "MessageBody": page.to_json()} for i, page in enumerate(batch)])
+    return Planned(day=day, pages=len(pages))
+
+
+def work_page(settings: Settings, body: str) -> Report:
+    """The page worker: one page read, its events queued, then the next page put back on the schedule queue.
+    Events before the cursor: a worker failing in between is retried on the same page, which queues the same
+    event ids again (the FIFO queue drops them) and only then moves on."""
+    page = Page.from_json(body)
+    report = Report(day=datetime.fromisoformat(page.start).date().isoformat())
+    outbox = _Outbox(settings)
+    following = read_page(settings, page, outbox, report)
+    outbox.flush()
+    if following is not None:
+        _send(settings, _schedule_queue(settings), [{"Id": "0", "MessageBody": following.to_json()}])
+    return report
+
+
+def _schedule_queue(settings: Settings) -> str:
+    if not settings.schedule_queue_url:
+        raise ConfigurationError("environment variable PARCOURS_SCHEDULE_QUEUE_URL is required by the daily run")
+    return settings.schedule_queue_url
+
+
+def _send(settings: Settings, url: str, entries: list[dict[str, Any]]) -> None:
+    """SendMessageBatch, its refused entries sent again (twice at most)."""
+    sqs = clients.sqs(settings.region)
+    for _attempt in range(3):
+        try:
+            answer: Any = sqs.send_message_batch(QueueUrl=url, Entries=entries)  # type: ignore[arg-type]
+        except (ClientError, BotoCoreError) as error:
+            raise QueueUnavailable(type(error).__name__) from error
+        failed = {item["Id"] for item in answer.get("Failed", [])}
+        entries = [entry for entry in entries if entry["Id"] in failed]
+        if not entries:
+            return
+    raise QueueUnavailable(f"{len(entries)} message(s) refused by SQS after retries")
 
 
 def _event(event_type: str, key: str, contact_id: str, properties: dict[str, Any], now: datetime) -> Event:

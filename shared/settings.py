@@ -67,6 +67,7 @@ class Settings:
     dead_letter_queue_url: str | None = None
     max_receive_count: int = 5
     clock_start: float | None = None  # the local runtime's simulated start, when it begins on a chosen day
+    schedule_queue_url: str | None = None  # the daily run's pages (shared.schedule): its two functions only
 
     def clock(self) -> Clock:
         return Clock(scale=self.time_scale, epoch=self.clock_epoch, start=self.clock_start)
@@ -144,6 +145,7 @@ class Settings:
             crm_secret_parameter=env.get("PARCOURS_CRM_SECRET_PARAMETER") or None,
             dead_letter_queue_url=env.get("PARCOURS_DEAD_LETTER_QUEUE_URL", "").strip() or None,
             max_receive_count=int(receives),
+            schedule_queue_url=env.get("PARCOURS_SCHEDULE_QUEUE_URL", "").strip() or None,
         )
 
 

@@ -1,4 +1,5 @@
-"""EventBridge Scheduler, once a day: queues the day's date.reached and contact.inactive events."""
+"""The daily run. `lambda_handler`: EventBridge Scheduler, once a day, plans the run's pages onto the schedule
+queue. `page_handler`: the schedule queue, one page each, queues its date.reached and contact.inactive events."""
 
 from __future__ import annotations
 
@@ -21,8 +22,26 @@ metrics = Metrics()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     now = settings.clock().now()
-    report = schedule.run(settings, schedule.scheduled_time(event, now), now)
-    metrics.add_metric(name="DateEventsQueued", unit=MetricUnit.Count, value=report.date_events)
-    metrics.add_metric(name="InactiveEventsQueued", unit=MetricUnit.Count, value=report.inactive_events)
-    logger.info("daily run", extra=asdict(report))
-    return asdict(report)
+    planned = schedule.fan_out(settings, schedule.scheduled_time(event, now), now)
+    metrics.add_metric(name="SchedulePagesPlanned", unit=MetricUnit.Count, value=planned.pages)
+    logger.info("daily run planned", extra=asdict(planned))
+    return asdict(planned)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def page_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Each record on its own: a failed page is retried (then dead-lettered) alone."""
+    settings = get_settings()
+    failures = []
+    for record in event.get("Records", []):
+        try:
+            report = schedule.work_page(settings, record["body"])
+        except Exception:
+            logger.exception("daily run page failed", extra={"message_id": record["messageId"]})
+            failures.append({"itemIdentifier": record["messageId"]})
+            continue
+        metrics.add_metric(name="DateEventsQueued", unit=MetricUnit.Count, value=report.date_events)
+        metrics.add_metric(name="InactiveEventsQueued", unit=MetricUnit.Count, value=report.inactive_events)
+        logger.info("daily run page", extra=asdict(report))
+    return {"batchItemFailures": failures}
