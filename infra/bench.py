@@ -3,7 +3,9 @@
 Figures are printed, never asserted (the machine's load decides the absolute numbers; the ratios travel better):
   1. events per second through ingest and process in `parcours local`, against bare HTTP requests to it;
   2. DynamoDB requests per event while processing, against a bare put_item loop (the floor: 1.0);
-  3. the ingest handler's import time (a cold start's share), against `import boto3` plus one client.
+  3. the ingest handler's import time (a cold start's share), against `import boto3` plus one client;
+  4. the daily run's contacts per second, paged through the schedule queue one page per invocation, against the
+     same run in one loop in one process (what the daily run was before it fanned out).
 """
 
 from __future__ import annotations
@@ -137,30 +139,60 @@ def dynamodb_requests() -> tuple[list[tuple[str, Counter[str]]], float]:
 
     from infra import build, samtemplate
 
-    variables = {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
-        "PARCOURS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/123456789012/parcours-events.fifo",
-        "PARCOURS_STATE_MACHINE_PREFIX": f"arn:aws:states:{REGION}:123456789012:stateMachine:parcours-",
-        "PARCOURS_FROM_ADDRESS": "bonjour@boutique.example",
-        "PARCOURS_CONFIGURATION_SET": "parcours-email",
-        "PARCOURS_PUBLIC_BASE_URL": "https://mail.boutique.example",
-        "PARCOURS_SENDER_NAME": "La Boutique",
-        "PARCOURS_POSTAL_ADDRESS": "12 rue des Artisans, 75011 Paris",
-    }
+    with _moto_environment():
+        return _count_in_moto(mock_aws, build, samtemplate)
+
+
+MOTO_VARIABLES = {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "ERROR",
+    "PARCOURS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/123456789012/parcours-events.fifo",
+    "PARCOURS_STATE_MACHINE_PREFIX": f"arn:aws:states:{REGION}:123456789012:stateMachine:parcours-",
+    "PARCOURS_FROM_ADDRESS": "bonjour@boutique.example",
+    "PARCOURS_CONFIGURATION_SET": "parcours-email",
+    "PARCOURS_PUBLIC_BASE_URL": "https://mail.boutique.example",
+    "PARCOURS_SENDER_NAME": "La Boutique",
+    "PARCOURS_POSTAL_ADDRESS": "12 rue des Artisans, 75011 Paris",
+}
+
+
+@contextmanager
+def _moto_environment() -> Iterator[None]:
+    """The functions' environment for moto in this process, restored after."""
     saved = dict(os.environ)
     os.environ.pop("AWS_ENDPOINT_URL", None)
     os.environ.pop("AWS_PROFILE", None)
-    os.environ.update(variables)
+    os.environ.update(MOTO_VARIABLES)
     try:
-        return _count_in_moto(mock_aws, build, samtemplate)
+        yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _create_tables(samtemplate: Any) -> None:
+    """The template's tables in moto, their names in the environment as the template passes them."""
+    import boto3
+
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for logical_id, resource in samtemplate.load()["Resources"].items():
+        if resource["Type"] != "AWS::DynamoDB::Table":
+            continue
+        props = resource["Properties"]
+        name = f"bench-{logical_id}"
+        dynamodb.create_table(
+            TableName=name,
+            KeySchema=props["KeySchema"],
+            AttributeDefinitions=props["AttributeDefinitions"],
+            BillingMode="PAY_PER_REQUEST",
+            **{k: props[k] for k in ("GlobalSecondaryIndexes",) if k in props},
+        )
+        variable = "PARCOURS_" + _snake(logical_id.removesuffix("Table")).upper() + "_TABLE"
+        os.environ[variable] = name
 
 
 def _count_in_moto(mock_aws: Any, build: Any, samtemplate: Any) -> tuple[list[tuple[str, Counter[str]]], float]:
@@ -168,21 +200,7 @@ def _count_in_moto(mock_aws: Any, build: Any, samtemplate: Any) -> tuple[list[tu
         import boto3
 
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        resources = samtemplate.load()["Resources"]
-        for logical_id, resource in resources.items():
-            if resource["Type"] != "AWS::DynamoDB::Table":
-                continue
-            props = resource["Properties"]
-            name = f"bench-{logical_id}"
-            dynamodb.create_table(
-                TableName=name,
-                KeySchema=props["KeySchema"],
-                AttributeDefinitions=props["AttributeDefinitions"],
-                BillingMode="PAY_PER_REQUEST",
-                **{k: props[k] for k in ("GlobalSecondaryIndexes",) if k in props},
-            )
-            variable = "PARCOURS_" + _snake(logical_id.removesuffix("Table")).upper() + "_TABLE"
-            os.environ[variable] = name
+        _create_tables(samtemplate)
         sfn = boto3.client("stepfunctions", region_name=REGION)
         succeed = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
         for scenario in build.compile_all().scenarios:
@@ -252,6 +270,72 @@ def import_seconds(codes: dict[str, str], runs: int) -> dict[str, float]:
     return best
 
 
+# ---- 4. the daily run's paging ------------------------------------------------------------------------------
+def daily_run_paging(contacts: int, page: int) -> tuple[float, float, int]:
+    """(contacts/s through the fan-out, contacts/s through the single loop, pages read), moto in-process.
+
+    Every contact is silent for exactly 90 days, so all of them sit on one key of the engaged_on index: the worst
+    case, a key read page after page. The fan-out is the deployed path: the scheduled handler plans, then each
+    message of the schedule queue goes to the page handler, one per invocation (BatchSize 1), as Lambda's event
+    source mapping does. The baseline is `schedule.run`, the same reads and events in one loop in one process:
+    the ratio is what the queue hops between pages cost, whatever the machine."""
+    from moto import mock_aws
+
+    from infra import samtemplate
+
+    with _moto_environment(), mock_aws():
+        return _page_in_moto(samtemplate, contacts, page)
+
+
+def _page_in_moto(samtemplate: Any, contacts: int, page: int) -> tuple[float, float, int]:
+    import boto3
+
+    from functions.schedule import app
+    from infra.local import InvocationContext
+    from shared import dispatch, moments, schedule
+    from shared.settings import get_settings
+    from shared.storage import tables
+
+    _create_tables(samtemplate)
+    sqs = boto3.client("sqs", region_name=REGION)
+    events = sqs.create_queue(QueueName="parcours-events.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    os.environ["PARCOURS_SCHEDULE_QUEUE_URL"] = pages = sqs.create_queue(QueueName="parcours-schedule")["QueueUrl"]
+    get_settings.cache_clear()
+    settings = get_settings()
+    run = datetime(2026, 11, 24, 0, 5, tzinfo=UTC)
+    silent = moments.inactive_since(run.date(), 90)
+    t = tables(settings)
+    with t.contacts.batch_write() as batch:
+        for n in range(contacts):
+            at = datetime(2026, 8, 26, 12, tzinfo=UTC)
+            batch.save(t.contacts(f"bench-{n:07d}", created_at=at, updated_at=at, engaged_on=silent.isoformat()))
+    entries = [dispatch.Entry("bench", "contact.inactive", "email", "always", None, {"days": 90})]
+    original = schedule.PAGE
+    schedule.PAGE = page
+    try:
+        started = time.perf_counter()
+        report = schedule.run(settings, run, run, entries)
+        single = contacts / (time.perf_counter() - started)
+        sqs.purge_queue(QueueUrl=events)
+        started = time.perf_counter()
+        schedule.fan_out(settings, run, run, entries)
+        read = 0
+        while messages := sqs.receive_message(QueueUrl=pages, MaxNumberOfMessages=1).get("Messages"):
+            record = {"messageId": messages[0]["MessageId"], "body": messages[0]["Body"]}
+            answer = app.page_handler({"Records": [record]}, InvocationContext.of("parcours-SchedulePagesFunction"))
+            if answer["batchItemFailures"]:
+                raise RuntimeError("the page handler failed a page")
+            sqs.delete_message(QueueUrl=pages, ReceiptHandle=messages[0]["ReceiptHandle"])
+            read += 1
+        paged = contacts / (time.perf_counter() - started)
+    finally:
+        schedule.PAGE = original
+        get_settings.cache_clear()
+    if report.inactive_events != contacts or read != report.pages:
+        raise RuntimeError(f"the runs disagree: {report} against {read} pages through the queue")
+    return paged, single, read
+
+
 # ---- report -----------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     import argparse
@@ -260,7 +344,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=200, help="webhooks posted for the throughput figure")
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
     parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per import figure")
+    parser.add_argument("--silent", type=int, default=5000, help="contacts the daily run figure finds silent")
+    parser.add_argument("--page", type=int, default=500, help="items per page for the daily run figure")
     args = parser.parse_args(argv)
+
+    print(f"4. the daily run: {args.silent} silent contacts on one engaged_on key, pages of {args.page}", flush=True)
+    paged, single, pages = daily_run_paging(args.silent, args.page)
+    print(
+        f"   {paged:.0f} contacts/s paged through the schedule queue ({pages} pages, one per invocation) = "
+        f"{paged / single:.2f} x the single loop in one process ({single:.0f}/s)"
+    )
 
     print("3. import time (best of", args.runs, "fresh interpreters)", flush=True)
     figures = import_seconds(

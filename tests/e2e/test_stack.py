@@ -65,6 +65,32 @@ def test_the_process_function_consumes_the_queue_reporting_partial_batch_failure
     assert mapping.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
 
 
+def test_the_daily_run_plans_onto_the_schedule_queue_whose_pages_a_worker_reads_one_at_a_time(
+    local: RunningLocal,
+) -> None:
+    ids = local.physical_ids()
+    sqs = local.client("sqs")
+    attributes = sqs.get_queue_attributes(QueueUrl=ids["ScheduleQueue"], AttributeNames=["All"])["Attributes"]
+    assert "FifoQueue" not in attributes  # standard: the events' own ids deduplicate
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"].endswith(":parcours-schedule-dlq")
+    assert int(redrive["maxReceiveCount"]) == 5
+    lam = local.client("lambda")
+    [mapping] = lam.list_event_source_mappings(FunctionName=ids["SchedulePagesFunction"])["EventSourceMappings"]
+    assert mapping["EventSourceArn"].endswith(":parcours-schedule")
+    assert (mapping["BatchSize"], mapping.get("FunctionResponseTypes")) == (1, ["ReportBatchItemFailures"])
+    for function in ("ScheduleFunction", "SchedulePagesFunction"):
+        variables = lam.get_function_configuration(FunctionName=ids[function])["Environment"]["Variables"]
+        assert variables["PARCOURS_SCHEDULE_QUEUE_URL"] == ids["ScheduleQueue"]
+    # the scheduled invocation: its pages are read by the worker as the event source mapping delivers them
+    answer = lam.invoke(FunctionName=ids["ScheduleFunction"], Payload=json.dumps({"time": "2026-06-15T00:05:00Z"}))
+    assert "FunctionError" not in answer
+    planned = json.loads(answer["Payload"].read())
+    assert planned["day"] == "2026-06-15" and planned["pages"] >= 1
+    left = sqs.get_queue_attributes(QueueUrl=ids["ScheduleQueue"], AttributeNames=["All"])["Attributes"]
+    assert (left["ApproximateNumberOfMessages"], left["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
+
+
 def test_the_deployed_state_machine_is_the_compiled_asl_pointed_at_the_act_function(local: RunningLocal) -> None:
     ids = local.physical_ids()
     deployed = json.loads(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -16,7 +16,7 @@ from infra import samtemplate
 from shared import actions, clients, contacts, dispatch, processing, schedule
 from shared.clock import Clock
 from shared.events import ConsentFacts, ContactFacts, Event
-from shared.settings import Settings
+from shared.settings import ConfigurationError, Settings
 from shared.storage import Tables, tables
 
 RUN = datetime(2026, 11, 24, 0, 5, tzinfo=UTC)  # the daily run of Tuesday 24 November 2026
@@ -273,6 +273,75 @@ def test_the_scheduler_time_picks_the_day_and_events_go_in_batches_of_ten(
     assert len(queued(settings)) == 23
     assert schedule.scheduled_time({}, RUN) == RUN
     assert schedule.scheduled_time({"time": "yesterday"}, RUN) == RUN
+
+
+def schedule_queue(settings: Settings) -> Settings:
+    url = boto3.client("sqs", region_name="eu-west-3").create_queue(QueueName="parcours-schedule")["QueueUrl"]
+    return replace(settings, schedule_queue_url=url)
+
+
+def pages_on(settings: Settings) -> list[str]:
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    assert settings.schedule_queue_url is not None
+    bodies: list[str] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=settings.schedule_queue_url, MaxNumberOfMessages=10).get("Messages")
+        if not messages:
+            return bodies
+        for message in messages:
+            bodies.append(message["Body"])
+            sqs.delete_message(QueueUrl=settings.schedule_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_the_scheduled_run_plans_one_page_per_key_and_a_worker_reads_one_page_then_puts_the_next(
+    settings: Settings, calls: Calls
+) -> None:
+    settings = schedule_queue(settings)
+    t = tables(settings)
+    for index in range(23):
+        person(t, f"p{index}@example.com", datetime(2026, 5, 1, tzinfo=UTC), birthday="1990-11-24")
+    calls.made.clear()
+
+    planned = schedule.fan_out(settings, RUN, RUN, (BIRTHDAY, INACTIVE))
+
+    assert calls.made == []  # planning reads nothing
+    assert (planned.day, planned.pages) == ("2026-11-24", 4)
+    plans = [schedule.Page.from_json(body) for body in pages_on(settings)]
+    assert sorted((p.kind, p.key, p.cursor) for p in plans) == [
+        ("date", "birthday#11-23", None),
+        ("date", "birthday#11-24", None),
+        ("date", "birthday#11-25", None),
+        ("inactive", "2026-08-26", None),
+    ]
+    [today] = [replace(p, limit=10) for p in plans if p.key == "birthday#11-24"]
+
+    first = schedule.work_page(settings, today.to_json())
+    assert (first.pages, first.items_read, first.date_events) == (1, 10, 10)
+    assert calls.operations() == ["Query"]
+    [following] = [schedule.Page.from_json(body) for body in pages_on(settings)]
+    assert following.cursor is not None and following.key == today.key
+    ids = [e["event_id"] for e in queued(settings)]
+    assert len(ids) == 10
+    # SQS delivers the first page again (a standard queue may): the same ten event ids, which the FIFO queue drops
+    # within its 5 minutes and the process function's idempotency after
+    again = schedule.work_page(settings, today.to_json())
+    assert again.date_events == 10 and [e["event_id"] for e in queued(settings)] == ids
+    assert [schedule.Page.from_json(body) for body in pages_on(settings)] == [following]
+    second = schedule.work_page(settings, following.to_json())
+    third = [schedule.Page.from_json(body) for body in pages_on(settings)]
+    assert second.date_events == 10 and len(third) == 1
+    last = schedule.work_page(settings, third[0].to_json())
+    assert last.date_events == 3 and pages_on(settings) == []  # no more: no next page
+    assert len(queued(settings)) == 13
+    assert calls.operations() == ["Query"] * 4  # a page, its redelivery, the two next ones
+
+
+def test_a_message_that_is_not_a_page_fails_alone_and_the_run_needs_its_queue(settings: Settings) -> None:
+    for body in ("not json", "[]", '{"kind": "weekly"}', '{"kind": "date", "key": "x", "colour": 1}'):
+        with pytest.raises(schedule.InvalidPage, match="not a page of the daily run"):
+            schedule.work_page(settings, body)
+    with pytest.raises(ConfigurationError, match="PARCOURS_SCHEDULE_QUEUE_URL"):
+        schedule.fan_out(settings, RUN, RUN, (BIRTHDAY,))
 
 
 # ---- the Tasks: date waits and unsubscribe -----------------------------------------------------------------------
