@@ -318,8 +318,8 @@ def _page_in_moto(samtemplate: Any, contacts: int, page: int) -> tuple[float, fl
         send(settings, url, entries)
         if url == events:
             while taken := sqs.receive_message(QueueUrl=events, MaxNumberOfMessages=10).get("Messages"):
-                done = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(taken)]
-                sqs.delete_message_batch(QueueUrl=events, Entries=done)
+                for message in taken:
+                    sqs.delete_message(QueueUrl=events, ReceiptHandle=message["ReceiptHandle"])
 
     schedule.PAGE = page
     setattr(schedule, "_send", consumed)  # noqa: B010
