@@ -16,6 +16,7 @@ import secrets
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -311,12 +312,15 @@ def _page_in_moto(samtemplate: Any, contacts: int, page: int) -> tuple[float, fl
             batch.save(t.contacts(f"bench-{n:07d}", created_at=at, updated_at=at, engaged_on=silent.isoformat()))
     entries = [dispatch.Entry("bench", "contact.inactive", "email", "always", None, {"days": 90})]
     original, send = schedule.PAGE, schedule._send
+    draining = threading.Lock()
 
     def consumed(settings: Any, url: str, entries: list[dict[str, Any]]) -> None:
         # The process function keeps the events queue near empty; moto's SQS grows slower with every message
         # waiting (it counts them on each send), which AWS does not.
         send(settings, url, entries)
-        if url == events:
+        if url != events:
+            return
+        with draining:  # one consumer at a time: the page worker sends its batches from several threads
             while taken := sqs.receive_message(QueueUrl=events, MaxNumberOfMessages=10).get("Messages"):
                 for message in taken:
                     sqs.delete_message(QueueUrl=events, ReceiptHandle=message["ReceiptHandle"])
