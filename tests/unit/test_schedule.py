@@ -410,3 +410,17 @@ def test_the_local_runtime_plays_the_templates_daily_schedule() -> None:
     daily["ScheduleExpression"] = "rate(1 hour)"
     with pytest.raises(ValueError, match=r"daily cron\(M H \* \* \? \*\) in UTC only"):
         samtemplate.daily_schedules(template)
+
+
+def test_the_schedule_queue_outlasts_a_page_and_its_dead_letters_raise_an_alarm() -> None:
+    resources = samtemplate.load()["Resources"]
+    queue = resources["ScheduleQueue"]["Properties"]
+    worker = resources["SchedulePagesFunction"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]  # Lambda's advice: no page read twice at once
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["ScheduleDeadLetterQueue", "Arn"]}
+    assert worker["Events"]["Pages"]["Properties"]["Queue"] == {"Fn::GetAtt": ["ScheduleQueue", "Arn"]}
+    alarm = resources["ScheduleDeadLetterAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["ScheduleDeadLetterQueue", "QueueName"]}
+    # the planner reads nothing: no DynamoDB in its policies
+    planner = resources["ScheduleFunction"]["Properties"]["Policies"]
+    assert not [policy for policy in planner if any(name.startswith("DynamoDB") for name in policy)]
