@@ -86,7 +86,8 @@ def test_the_daily_run_plans_onto_the_schedule_queue_whose_pages_a_worker_reads_
     answer = lam.invoke(FunctionName=ids["ScheduleFunction"], Payload=json.dumps({"time": "2026-06-15T00:05:00Z"}))
     assert "FunctionError" not in answer
     planned = json.loads(answer["Payload"].read())
-    assert planned["day"] == "2026-06-15" and planned["pages"] >= 1
+    assert planned["day"] == "2026-06-15"
+    assert planned["pages"] >= 1
     left = sqs.get_queue_attributes(QueueUrl=ids["ScheduleQueue"], AttributeNames=["All"])["Attributes"]
     assert (left["ApproximateNumberOfMessages"], left["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
 

@@ -38,7 +38,7 @@ class ServerReads:
 
 
 @pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerReads]:
+def reads(monkeypatch: pytest.MonkeyPatch) -> ServerReads:
     from moto.dynamodb.models import DynamoDBBackend
 
     counted = ServerReads()
@@ -72,7 +72,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerReads]:
     monkeypatch.setattr(DynamoDBBackend, "scan", counting_scan)
     monkeypatch.setattr(DynamoDBBackend, "get_item", counting_get_item)
     monkeypatch.setattr(DynamoDBBackend, "execute_statement", counting_statement)
-    yield counted
+    return counted
 
 
 @pytest.fixture

@@ -319,19 +319,23 @@ def test_the_scheduled_run_plans_one_page_per_key_and_a_worker_reads_one_page_th
     assert (first.pages, first.items_read, first.date_events) == (1, 10, 10)
     assert calls.operations() == ["Query"]
     [following] = [schedule.Page.from_json(body) for body in pages_on(settings)]
-    assert following.cursor is not None and following.key == today.key
+    assert following.cursor is not None
+    assert following.key == today.key
     ids = [e["event_id"] for e in queued(settings)]
     assert len(ids) == 10
     # SQS delivers the first page again (a standard queue may): the same ten event ids, which the FIFO queue drops
     # within its 5 minutes and the process function's idempotency after
     again = schedule.work_page(settings, today.to_json())
-    assert again.date_events == 10 and [e["event_id"] for e in queued(settings)] == ids
+    assert again.date_events == 10
+    assert [e["event_id"] for e in queued(settings)] == ids
     assert [schedule.Page.from_json(body) for body in pages_on(settings)] == [following]
     second = schedule.work_page(settings, following.to_json())
     third = [schedule.Page.from_json(body) for body in pages_on(settings)]
-    assert second.date_events == 10 and len(third) == 1
+    assert second.date_events == 10
+    assert len(third) == 1
     last = schedule.work_page(settings, third[0].to_json())
-    assert last.date_events == 3 and pages_on(settings) == []  # no more: no next page
+    assert last.date_events == 3
+    assert pages_on(settings) == []
     assert len(queued(settings)) == 13
     assert calls.operations() == ["Query"] * 4  # a page, its redelivery, the two next ones
 
