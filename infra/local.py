@@ -29,7 +29,7 @@ import time
 import traceback
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email import message_from_string
@@ -382,6 +382,7 @@ class LocalRuntime:
         self._sends_table = physical["SendsTable"]
         self._complete_skipped_resources(translated, parameters["SenderEmail"], physical)
         self._configure_handlers(translated, physical)
+        self._poll_standard_queues(translated, physical)
         for route in samtemplate.http_routes(sam):
             self.routes[(route.method, route.path)] = physical[route.function]
         self.schedules = [(physical[s.function], s) for s in samtemplate.daily_schedules(sam)]
@@ -401,7 +402,7 @@ class LocalRuntime:
         from shared.settings import get_settings
 
         validation.templates(compiled)  # fills the template caches the act function renders from
-        for client in (clients.sqs, clients.sesv2, clients.stepfunctions, clients.sns):
+        for client in (clients.sqs, clients.sesv2, clients.stepfunctions, clients.sns, clients.events):
             client(REGION)
         dispatch.catalogue()
         t = storage.tables(get_settings())
@@ -525,6 +526,78 @@ class LocalRuntime:
                 }
             ).encode()
         return json.dumps(result).encode()
+
+    # ---- SQS event sources on standard queues -----------------------------------------------------------------
+    def _poll_standard_queues(self, translated: dict[str, Any], physical: dict[str, str]) -> None:
+        """Lambda's SQS poller, for the standard queues (the CRM handoff's), whose retries are their point.
+
+        moto's own event source invokes the function while SendMessage is in flight, with a receive count of 1,
+        and deletes every message unless the function raises (it ignores batchItemFailures). That is left as it is
+        for the FIFO events queue (README, How the local runtime maps to AWS); a standard queue's mapping is turned
+        off and polled here instead: real receive counts and attributes, the failed items of the answer left on
+        the queue (they show again when their visibility, which the function may change, runs out), the rest
+        deleted; a function error leaves the whole batch."""
+        import boto3
+
+        lambda_client = boto3.client("lambda", region_name=REGION)
+        resources = translated["Resources"]
+        for resource in resources.values():
+            if resource["Type"] != "AWS::Lambda::EventSourceMapping":
+                continue
+            props = resource["Properties"]
+            source = props.get("EventSourceArn")
+            queue = source.get("Fn::GetAtt", [""])[0] if isinstance(source, dict) else ""
+            if resources.get(queue, {}).get("Type") != "AWS::SQS::Queue":
+                continue
+            if str(resources[queue].get("Properties", {}).get("FifoQueue", "false")).lower() == "true":
+                continue
+            function = physical[props["FunctionName"]["Ref"]]
+            for mapping in lambda_client.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]:
+                lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+            threading.Thread(
+                target=self._poll,
+                args=(physical[queue], function, int(props.get("BatchSize", 10))),
+                name=f"parcours-poller-{queue}",
+                daemon=True,
+            ).start()
+
+    def _poll(self, queue_url: str, function: str, batch_size: int) -> None:
+        import boto3
+
+        sqs = boto3.client("sqs", region_name=REGION)
+        lambda_client = boto3.client("lambda", region_name=REGION)
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        while not self._stopping.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=queue_url,
+                    MaxNumberOfMessages=batch_size,
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                ).get("Messages", [])
+                if not messages:
+                    continue
+                event = {"Records": [_sqs_record(message, queue_arn) for message in messages]}
+                answer = lambda_client.invoke(FunctionName=function, Payload=json.dumps(event).encode())
+                result = json.loads(answer["Payload"].read() or b"null")
+                if answer.get("FunctionError"):
+                    continue  # the whole batch shows again after the queue's visibility timeout
+                failed = {item["itemIdentifier"] for item in (result or {}).get("batchItemFailures") or []}
+                done = [message for message in messages if message["MessageId"] not in failed]
+                for start in range(0, len(done), 10):
+                    sqs.delete_message_batch(
+                        QueueUrl=queue_url,
+                        Entries=[
+                            {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
+                            for n, message in enumerate(done[start : start + 10])
+                        ],
+                    )
+            except Exception as error:  # moto stopping, or a bug here: say so, and go on unless stopping
+                if self._stopping.is_set():
+                    return
+                print(f"polling {queue_url}: {type(error).__name__}: {error}", file=sys.stderr)
+                self._stopping.wait(1)
 
     # ---- EventBridge Scheduler --------------------------------------------------------------------------------
     def _play_schedules(self) -> None:
@@ -820,6 +893,24 @@ SES_EVENT_TYPES = {  # the route's type -> SES eventType, and the key of its det
     "complaint": ("Complaint", "complaint"),
 }
 BOUNCE_SUBTYPES = {"Permanent": "General", "Transient": "MailboxFull", "Undetermined": "Undetermined"}
+
+
+def _sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
+    """A received message as Lambda's SQS event source hands it to a function."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": {
+            name: {"stringValue": value.get("StringValue"), "dataType": value.get("DataType", "String")}
+            for name, value in (message.get("MessageAttributes") or {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
 
 
 def _ses_detail(ses_type: str, request: dict[str, Any], to: str, now: str) -> dict[str, Any]:

@@ -33,3 +33,8 @@ def stepfunctions(region: str) -> SFNClient:
 
 def sns(region: str) -> SNSClient:
     return _client("sns", region)  # type: ignore[no-any-return]
+
+
+def events(region: str) -> Any:
+    """EventBridge (the CRM handoff's `contact.qualified`); no type stubs are pinned for it."""
+    return _client("events", region)

@@ -85,6 +85,18 @@ def body(payload: dict[str, Any], contact: ContactModel, now: datetime) -> bytes
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str).encode()
 
 
+def signed_headers(raw: bytes, secret: str, delivery: str) -> dict[str, str]:
+    """What every POST to the CRM carries: the signature over the exact body and the delivery id to deduplicate on."""
+    # The receiver checks `t` against its own wall clock (replay window): real time, even when the local
+    # runtime compresses the simulated one.
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "parcours",
+        SIGNATURE_HEADER: timestamped_signature(raw, secret, int(time.time())),
+        DELIVERY_HEADER: delivery,
+    }
+
+
 def post(url: str, raw: bytes, headers: dict[str, str], timeout: float = TIMEOUT) -> int:
     """The CRM's 2xx status; CrmDeferred or CrmRefused otherwise."""
     # The settings accept only http(s) URLs: no file: or custom scheme reaches urllib.
@@ -121,16 +133,7 @@ def notify(payload: dict[str, Any], settings: Settings, now: datetime, secret: C
     if contact is None:
         return {"status": "skipped", "reason": "contact not found"}
     raw = body(payload, contact, now)
-    # The receiver checks `t` against its own wall clock (replay window): real time, even when the local
-    # runtime compresses the simulated one.
-    signature = timestamped_signature(raw, secret(), int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "parcours",
-        SIGNATURE_HEADER: signature,
-        DELIVERY_HEADER: delivery,
-    }
-    status = post(settings.crm_url, raw, headers)
+    status = post(settings.crm_url, raw, signed_headers(raw, secret(), delivery))
     record = t.sends(
         send_id=delivery,
         status="sent",

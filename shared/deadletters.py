@@ -158,7 +158,7 @@ def send(
         EVENT_TYPE: letter.event_type,
         EVENT_SOURCE: known.get("source"),
         FAILED_AT: now.isoformat(),
-        FIRST_FAILED_AT: _first_failure(record, now),
+        FIRST_FAILED_AT: first_failure(record, now),
         RECEIVE_COUNT: str(_receives(record)),
         MESSAGE_ID: record.message_id,
     }
@@ -179,7 +179,7 @@ def _receives(record: SQSRecord) -> int:
     return int(count) if count.isdigit() else 1
 
 
-def _first_failure(record: SQSRecord, now: datetime) -> str:
+def first_failure(record: SQSRecord, now: datetime) -> str:
     receives = _receives(record)
     first = str(record.attributes.get("ApproximateFirstReceiveTimestamp") or "")
     if receives <= 1 or not first.isdigit():

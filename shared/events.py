@@ -3,8 +3,10 @@
 Catalogue (this increment): `contact.subscribed` (a new contact signed up), `contact.updated`,
 `checkout.started` / `checkout.updated` (a checkout, abandoned until an order follows: recovery URL and items),
 `order.placed`, `order.paid`, `scenario.requested` (an explicit start through the API), `list.joined` /
-`list.left` / `score.changed` (emitted by parcours' own actions), `email.opened` / `email.clicked` (SES
-feedback on a message a scenario sent; they also keep the contact's engagement day), `email.delivered`,
+`list.left` / `score.changed` (emitted by parcours' own actions), `stage.changed` / `contact.qualified` (emitted
+by the scoring when a contact's lifecycle stage moves forward, and when it becomes a sales-qualified lead),
+`email.opened` / `email.clicked` (SES feedback on a message a scenario sent; they also keep the contact's
+engagement day), `email.delivered`,
 `email.bounced`, `email.complained`, `email.rejected`, `email.rendering_failed` (the other SES feedback),
 `page.viewed` (a page the contact visited), `form.submitted` (a form sent on the site), `track` (any other
 tracking-API event: its name in the property `event`), `date.reached` / `contact.inactive` (emitted by the daily
@@ -28,6 +30,9 @@ SCENARIO_REQUESTED = "scenario.requested"  # an explicit start through the API (
 LIST_JOINED = "list.joined"  # emitted by parcours itself when a scenario adds a contact to a list
 LIST_LEFT = "list.left"
 SCORE_CHANGED = "score.changed"  # properties old, new, points: `where: {old: {lt: 50}, new: {gte: 50}}` crosses 50
+# ... and reason: the scoring rule's id, `decay`, or the add_score step (shared.scoring)
+STAGE_CHANGED = "stage.changed"  # properties old, new, score: the lifecycle stage moved forward (shared.scoring)
+CONTACT_QUALIFIED = "contact.qualified"  # properties score, stage ("sql"), qualified_at (ISO): the lead became SQL
 EMAIL_OPENED = "email.opened"  # properties scenario, step, variant, message_id (from the SES message tags)
 EMAIL_CLICKED = "email.clicked"  # the same, and link; an open or a click moves the contact's engagement day
 EMAIL_DELIVERED = "email.delivered"  # the same properties as email.opened
@@ -55,6 +60,8 @@ CATALOGUE = (
     LIST_JOINED,
     LIST_LEFT,
     SCORE_CHANGED,
+    STAGE_CHANGED,
+    CONTACT_QUALIFIED,
     EMAIL_OPENED,
     EMAIL_CLICKED,
     EMAIL_DELIVERED,

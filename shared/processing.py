@@ -5,9 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared import contacts, dispatch, enrolments
+from shared import contacts, dispatch, enrolments, handoff
 from shared.clock import Clock
-from shared.events import COMPLIANCE_REQUESTED, EMAIL_CLICKED, EMAIL_OPENED, UNRECOGNISED, Event
+from shared.events import (
+    COMPLIANCE_REQUESTED,
+    CONTACT_QUALIFIED,
+    EMAIL_CLICKED,
+    EMAIL_OPENED,
+    UNRECOGNISED,
+    Event,
+)
 from shared.settings import Settings
 from shared.storage import EventModel, Tables, tables
 
@@ -65,6 +72,8 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         return Result(event.event_id, None, recorded=True, unidentified=True)
     if event.type in (EMAIL_OPENED, EMAIL_CLICKED):
         contacts.record_engagement(contact, now, clicked=event.type == EMAIL_CLICKED)  # and the inactivity index
+    if event.type == CONTACT_QUALIFIED:
+        handoff.enqueue(event, contact, settings)  # the CRM handoff and the EventBridge event (functions/handoff)
     entries = dispatch.catalogue()
     # Goals first: an order ends the abandoned-cart series before it starts the post-purchase one.
     # The contact's enrolments, read once for the three (none to read for a contact this event created).

@@ -66,6 +66,13 @@ class Settings:
     # queue's maxReceiveCount, so a transient failure on its last allowed receive goes there with its reason.
     dead_letter_queue_url: str | None = None
     max_receive_count: int = 5
+    # The CRM handoff of qualified leads (shared.handoff): its queue (the process function sends to it), the queue
+    # where a handoff that cannot be delivered waits with its reason, the receives before it goes there, and the
+    # EventBridge bus `contact.qualified` is put on.
+    handoff_queue_url: str | None = None
+    handoff_dead_letter_queue_url: str | None = None
+    handoff_max_receive_count: int = 12
+    event_bus_name: str = "default"
     clock_start: float | None = None  # the local runtime's simulated start, when it begins on a chosen day
     schedule_queue_url: str | None = None  # the daily run's pages (shared.schedule): its two functions only
 
@@ -101,9 +108,15 @@ class Settings:
             raise ConfigurationError(
                 f"PARCOURS_SMS_SENDER_ID must be 1 to 11 letters, digits or hyphens with a letter, got {sender_id!r}"
             )
-        receives = number("PARCOURS_MAX_RECEIVE_COUNT", "5")
-        if receives < 1 or receives != int(receives):
-            raise ConfigurationError(f"PARCOURS_MAX_RECEIVE_COUNT must be a whole number, 1 or more, got {receives:g}")
+
+        def receive_count(name: str, default: str) -> int:
+            receives = number(name, default)
+            if receives < 1 or receives != int(receives):
+                raise ConfigurationError(f"{name} must be a whole number, 1 or more, got {receives:g}")
+            return int(receives)
+
+        receives = receive_count("PARCOURS_MAX_RECEIVE_COUNT", "5")
+        handoff_receives = receive_count("PARCOURS_HANDOFF_MAX_RECEIVE_COUNT", "12")
         return cls(
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or need("AWS_REGION"),
             contacts_table=need("PARCOURS_CONTACTS_TABLE"),
@@ -144,8 +157,12 @@ class Settings:
             crm_secret=env.get("PARCOURS_CRM_SECRET") or None,
             crm_secret_parameter=env.get("PARCOURS_CRM_SECRET_PARAMETER") or None,
             dead_letter_queue_url=env.get("PARCOURS_DEAD_LETTER_QUEUE_URL", "").strip() or None,
-            max_receive_count=int(receives),
+            max_receive_count=receives,
             schedule_queue_url=env.get("PARCOURS_SCHEDULE_QUEUE_URL", "").strip() or None,
+            handoff_queue_url=env.get("PARCOURS_HANDOFF_QUEUE_URL", "").strip() or None,
+            handoff_dead_letter_queue_url=env.get("PARCOURS_HANDOFF_DEAD_LETTER_QUEUE_URL", "").strip() or None,
+            handoff_max_receive_count=handoff_receives,
+            event_bus_name=env.get("PARCOURS_EVENT_BUS_NAME", "").strip() or "default",
         )
 
 

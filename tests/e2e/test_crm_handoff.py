@@ -1,0 +1,173 @@
+"""The CRM handoff over `parcours local`: a contact.qualified event, queued as the scoring queues it, reaches the
+CRM (a real HTTP server) as one signed POST with the documented payload, again later with the same delivery id
+when the CRM answered 503, and an EventBridge rule (created here in moto) receives contact.qualified once."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from infra.localprocess import RunningLocal
+from shared import handoff
+from shared.events import CONTACT_QUALIFIED, PAGE_VIEWED, SCORE_CHANGED, ContactFacts, Event
+from shared.ingestion import group_and_dedup_ids
+from shared.storage import Tables
+from tests.conftest import CRM_SECRET
+from tests.crm_receiver import CrmReceiver, Received
+from tests.scenarios.conftest import add_contact, stack_tables
+
+SECONDS = 30.0  # real seconds to wait for what the runtime does in well under one
+
+
+@pytest.fixture
+def store(local: RunningLocal, monkeypatch: pytest.MonkeyPatch) -> Tables:
+    return stack_tables(local, monkeypatch)
+
+
+@pytest.fixture
+def subscribed(local: RunningLocal) -> Iterator[str]:
+    """A queue behind an EventBridge rule on the default bus, for parcours' contact.qualified events."""
+    sqs = local.client("sqs")
+    events = local.client("events")
+    name = f"crm-subscriber-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": ["parcours"], "detail-type": ["contact.qualified"]}
+    events.put_rule(Name=name, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": arn}])
+    yield url
+    events.remove_targets(Rule=name, Ids=["queue"])
+    events.delete_rule(Name=name)
+
+
+def queue(local: RunningLocal, event_type: str, contact_id: str, properties: dict[str, Any], source: str) -> str:
+    """An event about the contact on the events queue, as shared/actions.py `_emit` puts parcours' own."""
+    now = datetime.now(UTC).isoformat()
+    event = Event(
+        event_id=f"{source}#{event_type}#{uuid.uuid4().hex}",
+        type=event_type,
+        source=source,
+        topic="test",
+        occurred_at=now,
+        received_at=now,
+        contact=ContactFacts(contact_id=contact_id),
+        properties=properties,
+    )
+    group, dedup = group_and_dedup_ids(event)
+    local.client("sqs").send_message(
+        QueueUrl=local.physical_ids()["EventsQueue"],
+        MessageBody=event.to_json(),
+        MessageGroupId=group,
+        MessageDeduplicationId=dedup,
+    )
+    return event.event_id
+
+
+def qualify(local: RunningLocal, contact_id: str, score: int) -> str:
+    properties = {"score": score, "stage": "sql", "qualified_at": "2026-11-24T10:00:00+00:00"}
+    return queue(local, CONTACT_QUALIFIED, contact_id, properties, "parcours")
+
+
+def posts(local: RunningLocal, crm: CrmReceiver, delivery: str, count: int) -> list[Received]:
+    return local.wait_for(lambda: crm.for_delivery(delivery), lambda got: len(got) >= count, SECONDS)
+
+
+def announced(local: RunningLocal, url: str, contact_id: str) -> list[dict[str, Any]]:
+    """The contact.qualified events the subscriber's queue received about the contact (waits a little for one)."""
+    sqs = local.client("sqs")
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        ):
+            body = json.loads(message["Body"])
+            if body["detail"]["contact_id"] == contact_id:
+                found.append(body)
+    return found
+
+
+def test_a_qualified_lead_reaches_the_crm_once_signed_and_eventbridge_once(
+    local: RunningLocal, store: Tables, crm: CrmReceiver, subscribed: str
+) -> None:
+    # Given a lead with some behaviour and two score changes with their reasons in its history
+    email = f"lead.{uuid.uuid4().hex[:8]}@example.com"
+    contact_id = add_contact(store, email, consent=None, score=60, last_name="Martin")
+    queue(local, PAGE_VIEWED, contact_id, {"path": "/blog/guide", "url": "https://boutique.example/blog/guide"}, "test")
+    queue(local, SCORE_CHANGED, contact_id, {"old": 30, "new": 45, "points": 15, "reason": "pricing-viewed"}, "parcours")
+    queue(local, SCORE_CHANGED, contact_id, {"old": 45, "new": 60, "points": 15, "reason": "pricing-viewed"}, "parcours")
+
+    # When the scoring's contact.qualified event is processed
+    event_id = qualify(local, contact_id, 60)
+
+    # Then the CRM receives one POST, signed with the CRM secret, naming its delivery
+    delivery = handoff.delivery_id(event_id)
+    [post] = posts(local, crm, delivery, 1)
+    assert post.verifies_with(CRM_SECRET)
+    assert post.headers["content-type"] == "application/json"
+    # with the documented payload: the moment, the score, the profile, the reasons and the recent behaviour
+    body = post.json()
+    assert {k: body[k] for k in ("type", "version", "delivery", "event_id", "stage", "score", "qualified_at")} == {
+        "type": "contact.qualified",
+        "version": 1,
+        "delivery": delivery,
+        "event_id": event_id,
+        "stage": "sql",
+        "score": 60,
+        "qualified_at": "2026-11-24T10:00:00+00:00",
+    }
+    assert (body["contact"]["contact_id"], body["contact"]["email"], body["contact"]["last_name"]) == (
+        contact_id,
+        email,
+        "Martin",
+    )
+    assert [(r["old"], r["new"], r["points"], r["reason"]) for r in body["reasons"]] == [
+        (30, 45, 15, "pricing-viewed"),
+        (45, 60, 15, "pricing-viewed"),
+    ]
+    assert [(e["type"], e["properties"]["path"]) for e in body["recent_events"]] == [("page.viewed", "/blog/guide")]
+    # and EventBridge carries contact.qualified once, without personal data
+    [announcement] = announced(local, subscribed, contact_id)
+    assert (announcement["source"], announcement["detail-type"]) == ("parcours", "contact.qualified")
+    assert announcement["detail"] == {
+        "version": 1,
+        "event_id": event_id,
+        "delivery": delivery,
+        "contact_id": contact_id,
+        "score": 60,
+        "stage": "sql",
+        "qualified_at": "2026-11-24T10:00:00+00:00",
+        "crm": "accepted",
+    }
+    assert email not in json.dumps(announcement)
+    # and nothing more reached the CRM about it
+    time.sleep(1)
+    assert len(crm.for_delivery(delivery)) == 1
+
+
+def test_a_crm_answering_503_gets_the_lead_again_later_with_the_same_delivery_id(
+    local: RunningLocal, store: Tables, crm: CrmReceiver, subscribed: str
+) -> None:
+    # Given a CRM that answers its next request with 503
+    email = f"busy.{uuid.uuid4().hex[:8]}@example.com"
+    contact_id = add_contact(store, email, consent=None, score=55)
+    crm.answer(503)
+
+    # When a lead qualifies
+    event_id = qualify(local, contact_id, 55)
+
+    # Then the CRM gets it a second time, with the same delivery id, and takes it
+    delivery = handoff.delivery_id(event_id)
+    first, second = posts(local, crm, delivery, 2)
+    assert first.headers["x-parcours-delivery"] == second.headers["x-parcours-delivery"] == delivery
+    assert second.verifies_with(CRM_SECRET)
+    assert first.json()["event_id"] == second.json()["event_id"] == event_id
+    # and EventBridge hears of it once, after the CRM accepted it
+    assert [a["detail"]["crm"] for a in announced(local, subscribed, contact_id)] == ["accepted"]
+    assert len(crm.for_delivery(delivery)) == 2
