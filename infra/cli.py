@@ -127,7 +127,7 @@ def _dlq(args: argparse.Namespace) -> int:
 
     try:
         sqs, cloudformation = deadletters.clients(args.endpoint_url, args.region)
-        at = deadletters.queues(cloudformation, args.stack)
+        at = deadletters.queues(cloudformation, args.stack, args.queue)
         letters = deadletters.receive_all(sqs, at.dead_letters)
     except deadletters.DeadLetterError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -241,8 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--time-scale", type=_positive, default=43200.0, help="43200: a simulated day in 2 s")
     demo.add_argument("--timeout", type=_positive, default=90.0, help="real seconds to wait for the series")
     demo.set_defaults(run=_demo)
-    dlq = commands.add_parser("dlq", help="events the process function could not handle: list them, redrive them")
+    dlq = commands.add_parser(
+        "dlq", help="events the process function could not handle, or CRM handoffs that failed: list, redrive"
+    )
     dlq.add_argument("action", choices=["list", "redrive"])
+    dlq.add_argument(
+        "--queue",
+        choices=sorted(("events", "handoff")),
+        default="events",
+        help="events (default): the events queue's DLQ; handoff: the CRM handoff's",
+    )
     dlq.add_argument("--id", dest="ids", action="append", help="only this message or event id (repeatable)")
     dlq.add_argument("--stack", default="parcours", help="the CloudFormation stack (default parcours)")
     dlq.add_argument(

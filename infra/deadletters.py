@@ -1,7 +1,9 @@
-"""`parcours dlq list|redrive`: what waits in the events dead-letter queue, and sending it back once fixed.
+"""`parcours dlq list|redrive`: what waits in a dead-letter queue, and sending it back once fixed.
 
 Works against `parcours local` (its AWS endpoint, as it prints it) and against AWS with the usual credentials; the
-queues are the stack's outputs EventsQueueUrl and EventsDeadLetterQueueUrl. Nothing here prints personal data: the
+queues are the stack's outputs EventsQueueUrl and EventsDeadLetterQueueUrl (`--queue events`), or
+CrmHandoffQueueUrl and CrmHandoffDeadLetterQueueUrl (`--queue handoff`: qualified leads the CRM refused or did not
+take after every retry; shared/handoff.py writes their reasons the same way). Nothing here prints personal data: the
 reasons were scrubbed when the process function wrote them (shared/deadletters.py), and the bodies are not shown.
 """
 
@@ -61,16 +63,23 @@ def clients(endpoint_url: str | None, region: str | None) -> tuple[Any, Any]:
     return sqs, cloudformation
 
 
-def queues(cloudformation: Any, stack: str) -> Queues:
+OUTPUTS = {
+    "events": ("EventsQueueUrl", "EventsDeadLetterQueueUrl"),
+    "handoff": ("CrmHandoffQueueUrl", "CrmHandoffDeadLetterQueueUrl"),
+}
+
+
+def queues(cloudformation: Any, stack: str, which: str = "events") -> Queues:
     try:
         described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
     except Exception as error:  # botocore's ClientError, or no endpoint at all
         raise DeadLetterError(f"cannot read stack {stack!r}: {error}") from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    missing = [name for name in ("EventsQueueUrl", "EventsDeadLetterQueueUrl") if not outputs.get(name)]
+    source, dead_letters = OUTPUTS[which]
+    missing = [name for name in (source, dead_letters) if not outputs.get(name)]
     if missing:
         raise DeadLetterError(f"stack {stack!r} has no output(s) {', '.join(missing)}")
-    return Queues(outputs["EventsQueueUrl"], outputs["EventsDeadLetterQueueUrl"])
+    return Queues(outputs[source], outputs[dead_letters])
 
 
 def receive_all(sqs: Any, url: str) -> list[Letter]:
@@ -133,16 +142,13 @@ def release(sqs: Any, url: str, letters: list[Letter]) -> None:
 
 
 def redrive(sqs: Any, at: Queues, letters: list[Letter]) -> None:
-    """Each letter back on the events queue in its own group (its contact's order kept), under a new
-    deduplication id (the old one may still be in SQS's 5-minute window), then off the DLQ. Sent twice by a crash
-    between the two? The idempotency table keeps the event from acting twice."""
+    """Each letter back on its queue, then off the DLQ: on the FIFO events queue in its own group (its contact's
+    order kept) under a new deduplication id (the old one may still be in SQS's 5-minute window). Sent twice by a
+    crash between the two? The idempotency table keeps an event from acting twice, and a handoff keeps its
+    delivery id (the CRM's acceptance is recorded under it)."""
     for letter in letters:
-        sqs.send_message(
-            QueueUrl=at.events,
-            MessageBody=letter.body,
-            MessageGroupId=letter.group,
-            MessageDeduplicationId=f"redrive-{uuid.uuid4().hex}",
-        )
+        fifo = {"MessageGroupId": letter.group, "MessageDeduplicationId": f"redrive-{uuid.uuid4().hex}"}
+        sqs.send_message(QueueUrl=at.events, MessageBody=letter.body, **(fifo if at.events.endswith(".fifo") else {}))
         sqs.delete_message(QueueUrl=at.dead_letters, ReceiptHandle=letter.receipt)
 
 

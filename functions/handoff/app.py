@@ -15,8 +15,9 @@ from shared.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
-# A failing handoff is retried alone (its visibility set by its backoff); the others in the batch are done.
-processor = BatchProcessor(event_type=EventType.SQS)
+# A failing handoff is retried alone (its visibility set by its backoff); the others in the batch are done. A batch
+# that failed whole is reported item by item too, not as a function error: each item already chose when it returns.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def _crm_secret() -> str:

@@ -84,9 +84,7 @@ def announced(local: RunningLocal, url: str, contact_id: str) -> list[dict[str, 
     found: list[dict[str, Any]] = []
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-            "Messages", []
-        ):
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
             body = json.loads(message["Body"])
             if body["detail"]["contact_id"] == contact_id:
                 found.append(body)
@@ -100,8 +98,12 @@ def test_a_qualified_lead_reaches_the_crm_once_signed_and_eventbridge_once(
     email = f"lead.{uuid.uuid4().hex[:8]}@example.com"
     contact_id = add_contact(store, email, consent=None, score=60, last_name="Martin")
     queue(local, PAGE_VIEWED, contact_id, {"path": "/blog/guide", "url": "https://boutique.example/blog/guide"}, "test")
-    queue(local, SCORE_CHANGED, contact_id, {"old": 30, "new": 45, "points": 15, "reason": "pricing-viewed"}, "parcours")
-    queue(local, SCORE_CHANGED, contact_id, {"old": 45, "new": 60, "points": 15, "reason": "pricing-viewed"}, "parcours")
+    queue(
+        local, SCORE_CHANGED, contact_id, {"old": 30, "new": 45, "points": 15, "reason": "pricing-viewed"}, "parcours"
+    )
+    queue(
+        local, SCORE_CHANGED, contact_id, {"old": 45, "new": 60, "points": 15, "reason": "pricing-viewed"}, "parcours"
+    )
 
     # When the scoring's contact.qualified event is processed
     event_id = qualify(local, contact_id, 60)
