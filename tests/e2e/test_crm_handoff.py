@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from infra import cli
 from infra.localprocess import RunningLocal
 from shared import handoff
 from shared.events import CONTACT_QUALIFIED, PAGE_VIEWED, SCORE_CHANGED, ContactFacts, Event
@@ -173,3 +174,39 @@ def test_a_crm_answering_503_gets_the_lead_again_later_with_the_same_delivery_id
     # and EventBridge hears of it once, after the CRM accepted it
     assert [a["detail"]["crm"] for a in announced(local, subscribed, contact_id)] == ["accepted"]
     assert len(crm.for_delivery(delivery)) == 2
+
+
+def test_a_refused_handoff_waits_in_its_dlq_and_reaches_the_crm_once_redriven(
+    local: RunningLocal, store: Tables, crm: CrmReceiver, subscribed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a CRM that refuses the next request (a wrong secret, a schema it rejects...)
+    email = f"refused.{uuid.uuid4().hex[:8]}@example.com"
+    contact_id = add_contact(store, email, consent=None, score=70)
+    crm.answer(422)
+    event_id = qualify(local, contact_id, 70)
+    delivery = handoff.delivery_id(event_id)
+    posts(local, crm, delivery, 1)
+
+    # When the operator lists the handoff's dead-letter queue
+    listed = local.wait_for(
+        lambda: dlq(local, capsys, "list", "--queue", "handoff")[1], lambda out: event_id in out, SECONDS
+    )
+    # Then the handoff is there with its reason, nothing personal, and EventBridge heard nothing
+    [row] = [line for line in listed.splitlines() if event_id in line]
+    assert "refused: CrmRefused: CRM answered 422" in row
+    assert email not in listed
+    assert announced(local, subscribed, contact_id) == []
+
+    # When the cause is fixed and the handoff redriven
+    code, out = dlq(local, capsys, "redrive", "--queue", "handoff", "--id", event_id)
+    assert code == 0
+    assert event_id in out
+    # Then the CRM gets it again under the same delivery id, and EventBridge once
+    assert len(posts(local, crm, delivery, 2)) == 2
+    assert [a["detail"]["crm"] for a in announced(local, subscribed, contact_id)] == ["accepted"]
+    assert event_id not in dlq(local, capsys, "list", "--queue", "handoff")[1]
+
+
+def dlq(local: RunningLocal, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    code = cli.main(["dlq", *args, "--endpoint-url", local.aws_endpoint, "--region", "eu-west-3"])
+    return code, capsys.readouterr().out
