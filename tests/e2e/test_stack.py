@@ -36,6 +36,9 @@ def test_the_stack_is_created_with_every_resource_moto_supports(local: RunningLo
         "EmailEventsTopic",
         "ProcessFunctionQueue",
         "FeedbackFunction",
+        "HandoffFunction",
+        "CrmHandoffQueue",
+        "CrmHandoffDeadLetterQueue",
     ):
         assert ids.get(logical_id), f"{logical_id} was not created"
 
@@ -90,6 +93,21 @@ def test_the_daily_run_plans_onto_the_schedule_queue_whose_pages_a_worker_reads_
     assert planned["pages"] >= 1
     left = sqs.get_queue_attributes(QueueUrl=ids["ScheduleQueue"], AttributeNames=["All"])["Attributes"]
     assert (left["ApproximateNumberOfMessages"], left["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
+
+
+def test_the_handoff_queue_is_polled_by_the_runtime_not_by_moto_s_event_source(local: RunningLocal) -> None:
+    """moto would invoke while SendMessage is in flight, with a receive count of 1, ignoring batchItemFailures."""
+    ids = local.physical_ids()
+    [mapping] = local.client("lambda").list_event_source_mappings(FunctionName=ids["HandoffFunction"])[
+        "EventSourceMappings"
+    ]
+    assert mapping["EventSourceArn"].endswith(":parcours-crm-handoff")
+    assert mapping.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+    assert mapping["State"] == "Disabled"
+    attributes = local.client("sqs").get_queue_attributes(QueueUrl=ids["CrmHandoffQueue"], AttributeNames=["All"])
+    redrive = json.loads(attributes["Attributes"]["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"].endswith(":parcours-crm-handoff-dlq")
+    assert int(redrive["maxReceiveCount"]) == 12
 
 
 def test_the_deployed_state_machine_is_the_compiled_asl_pointed_at_the_act_function(local: RunningLocal) -> None:
