@@ -210,3 +210,43 @@ def test_a_refused_handoff_waits_in_its_dlq_and_reaches_the_crm_once_redriven(
 def dlq(local: RunningLocal, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     code = cli.main(["dlq", *args, "--endpoint-url", local.aws_endpoint, "--region", "eu-west-3"])
     return code, capsys.readouterr().out
+
+
+def test_a_lead_that_opens_clicks_and_views_pricing_is_handed_to_sales_once(
+    local: RunningLocal, store: Tables, crm: CrmReceiver, subscribed: str
+) -> None:
+    """The issue's end to end: the scoring (scenarios/scoring.yaml) makes the lead SQL, the handoff tells the CRM."""
+    pytest.importorskip("shared.scoring", reason="the scoring (scenarios/scoring.yaml) is not in this tree")
+    # Given a contact with no score yet
+    email = f"hot.{uuid.uuid4().hex[:8]}@example.com"
+    contact_id = add_contact(store, email, consent="granted")
+    # When it opens three emails, clicks three links and views the pricing page twice (3 x 2 + 3 x 5 + 2 x 15 = 51)
+    for n in range(3):
+        queue(local, "email.opened", contact_id, {"scenario": "welcome", "step": f"e{n}", "message_id": f"o{n}"}, "ses")
+        queue(local, "email.clicked", contact_id, {"scenario": "welcome", "step": f"e{n}", "link": "x"}, "ses")
+    for _ in range(2):
+        queue(
+            local, PAGE_VIEWED, contact_id, {"path": "/pricing", "url": "https://boutique.example/pricing"}, "tracking"
+        )
+
+    # Then the CRM receives one signed handoff, with the score's reasons
+    def handoffs() -> list[Received]:
+        return [r for r in list(crm.received) if r.json().get("contact", {}).get("contact_id") == contact_id]
+
+    [post] = local.wait_for(handoffs, lambda got: len(got) >= 1, SECONDS)
+    assert post.verifies_with(CRM_SECRET)
+    body = post.json()
+    assert (body["type"], body["stage"]) == ("contact.qualified", "sql")
+    assert body["score"] >= 50
+    assert sorted({r["reason"] for r in body["reasons"]}) == ["email-clicked", "email-opened", "pricing-viewed"]
+    # and lead-nurturing adds the lead to the sales list
+    contact = local.wait_for(
+        lambda: store.contacts.get(contact_id, consistent_read=True),
+        lambda c: "sales-qualified" in (c.lists or ()),
+        SECONDS,
+    )
+    assert "sales-qualified" in (contact.lists or ())
+    assert (contact.attributes.as_dict() if contact.attributes else {}).get("lifecycle_stage") == "sql"
+    # and nothing more reached the CRM about it
+    time.sleep(1)
+    assert len(handoffs()) == 1
