@@ -211,6 +211,7 @@ class LocalRuntime:
         from moto.awslambda_simple.models import LambdaSimpleBackend
         from moto.sesv2.responses import SESV2Response
         from moto.sns.models import SNSBackend
+        from moto.sqs.models import Queue
         from moto.stepfunctions.models import StateMachine
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
         from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
@@ -329,6 +330,14 @@ class LocalRuntime:
                 runtime._sms_attributes[message_id] = dict(kwargs.get("message_attributes") or {})
             return message_id
 
+        add_message_as_moto_does = Queue.add_message
+
+        def add_message(queue: Any, message: Any) -> None:
+            add_message_as_moto_does(queue, message)
+            if queue.fifo_queue:
+                runtime._drain_fifo(queue)
+
+        setattr(Queue, "add_message", add_message)  # noqa: B010
         setattr(SNSBackend, "publish", publish)  # noqa: B010
         setattr(Timeout, "_eval_body", timeout_body)  # noqa: B010
         setattr(LambdaSimpleBackend, "invoke", invoke)  # noqa: B010 (monkeypatching moto, on purpose)
@@ -527,7 +536,33 @@ class LocalRuntime:
             ).encode()
         return json.dumps(result).encode()
 
-    # ---- SQS event sources on standard queues -----------------------------------------------------------------
+    # ---- SQS event sources -------------------------------------------------------------------------------------
+    @staticmethod
+    def _drain_fifo(queue: Any) -> None:
+        """moto's event source receives only when a message is sent. One sent to a FIFO group while that group's
+        previous message is in flight (an event its own processing emits: the scoring's score.changed,
+        contact.qualified) cannot be received then, and would wait for the queue's next SendMessage. Lambda's
+        poller takes it as soon as the group is free, when the message in flight is deleted, at the end of the
+        send that carried it: so, after each send, invoke again while the queue hands out messages and the
+        invocations succeed (a failed one shows again on a later send, as moto does)."""
+        from moto.awslambda.utils import get_backend
+        from moto.sqs.models import sqs_backends
+
+        backend: Any = sqs_backends[queue.account_id][queue.region]
+        for arn, mapping in list(queue.lambda_event_source_mappings.items()):
+            if not mapping.enabled:
+                continue
+            for _ in range(1000):  # a bound, never reached: each round deletes what it received
+                messages = backend.receive_message(queue.name, mapping.batch_size, 0, queue.visibility_timeout)
+                if not messages:
+                    break
+                if not get_backend(queue.account_id, queue.region).send_sqs_batch(arn, messages, queue.queue_arn):
+                    for message in messages:
+                        backend.change_message_visibility(queue.name, message.receipt_handle, visibility_timeout=0)
+                    break
+                for message in messages:
+                    backend.delete_message(queue.name, message.receipt_handle)
+
     def _poll_standard_queues(self, translated: dict[str, Any], physical: dict[str, str]) -> None:
         """Lambda's SQS poller, for the standard queues (the CRM handoff's), whose retries are their point.
 

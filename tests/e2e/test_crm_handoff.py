@@ -24,6 +24,7 @@ from tests.crm_receiver import CrmReceiver, Received
 from tests.scenarios.conftest import add_contact, stack_tables
 
 SECONDS = 30.0  # real seconds to wait for what the runtime does in well under one
+SQL = {"lifecycle_stage": "sql", "qualified_at": "2026-11-24T10:00:00+00:00"}  # what the scoring wrote
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def posts(local: RunningLocal, crm: CrmReceiver, delivery: str, count: int) -> l
 
 
 def announced(local: RunningLocal, url: str, contact_id: str) -> list[dict[str, Any]]:
-    """The contact.qualified events the subscriber's queue received about the contact (waits a little for one)."""
+    """The contact.qualified events the subscriber's queue received about the contact (for 5 s)."""
     sqs = local.client("sqs")
     found: list[dict[str, Any]] = []
     deadline = time.monotonic() + 5
@@ -97,7 +98,7 @@ def test_a_qualified_lead_reaches_the_crm_once_signed_and_eventbridge_once(
 ) -> None:
     # Given a lead with some behaviour and two score changes with their reasons in its history
     email = f"lead.{uuid.uuid4().hex[:8]}@example.com"
-    contact_id = add_contact(store, email, consent=None, score=60, last_name="Martin")
+    contact_id = add_contact(store, email, consent=None, score=60, last_name="Martin", attributes=SQL)
     queue(local, PAGE_VIEWED, contact_id, {"path": "/blog/guide", "url": "https://boutique.example/blog/guide"}, "test")
     queue(
         local, SCORE_CHANGED, contact_id, {"old": 30, "new": 45, "points": 15, "reason": "pricing-viewed"}, "parcours"
@@ -159,7 +160,7 @@ def test_a_crm_answering_503_gets_the_lead_again_later_with_the_same_delivery_id
 ) -> None:
     # Given a CRM that answers its next request with 503
     email = f"busy.{uuid.uuid4().hex[:8]}@example.com"
-    contact_id = add_contact(store, email, consent=None, score=55)
+    contact_id = add_contact(store, email, consent=None, score=55, attributes=SQL)
     crm.answer(503)
 
     # When a lead qualifies
@@ -181,7 +182,7 @@ def test_a_refused_handoff_waits_in_its_dlq_and_reaches_the_crm_once_redriven(
 ) -> None:
     # Given a CRM that refuses the next request (a wrong secret, a schema it rejects...)
     email = f"refused.{uuid.uuid4().hex[:8]}@example.com"
-    contact_id = add_contact(store, email, consent=None, score=70)
+    contact_id = add_contact(store, email, consent=None, score=70, attributes=SQL)
     crm.answer(422)
     event_id = qualify(local, contact_id, 70)
     delivery = handoff.delivery_id(event_id)
