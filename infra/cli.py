@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     local.add_argument(
         "--crm-url",
-        help="where notify_crm steps POST (default $PARCOURS_CRM_URL, else they skip); signs with $PARCOURS_CRM_SECRET",
+        help="where qualified leads and notify_crm steps POST (default $PARCOURS_CRM_URL, else none); "
+        "signs with $PARCOURS_CRM_SECRET",
     )
     local.set_defaults(run=_local)
     comp = commands.add_parser("compile", help="compile scenarios/*.yaml into scenarios/compiled/")
