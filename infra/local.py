@@ -63,6 +63,10 @@ ENVIRONMENT_PARAMETERS = {
 }
 
 
+# Standard queues whose event source the runtime plays itself, as Lambda's poller (see _poll_standard_queues).
+POLLED_QUEUES = ("CrmHandoffQueue",)
+
+
 class LocalRuntimeError(RuntimeError):
     """The local stack could not be created; the message says which resource or step failed."""
 
@@ -564,14 +568,14 @@ class LocalRuntime:
                     backend.delete_message(queue.name, message.receipt_handle)
 
     def _poll_standard_queues(self, translated: dict[str, Any], physical: dict[str, str]) -> None:
-        """Lambda's SQS poller, for the standard queues (the CRM handoff's), whose retries are their point.
+        """Lambda's SQS poller, for the queues in POLLED_QUEUES (the CRM handoff's), whose retries are their point.
 
         moto's own event source invokes the function while SendMessage is in flight, with a receive count of 1,
         and deletes every message unless the function raises (it ignores batchItemFailures). That is left as it is
-        for the FIFO events queue (README, How the local runtime maps to AWS); a standard queue's mapping is turned
-        off and polled here instead: real receive counts and attributes, the failed items of the answer left on
-        the queue (they show again when their visibility, which the function may change, runs out), the rest
-        deleted; a function error leaves the whole batch."""
+        for the other queues (README, How the local runtime maps to AWS: the events queue, the schedule queue whose
+        pages run within the send); these are turned off and polled here instead: real receive counts and
+        attributes, the failed items of the answer left on the queue (they show again when their visibility, which
+        the function may change, runs out), the rest deleted; a function error leaves the whole batch."""
         import boto3
 
         lambda_client = boto3.client("lambda", region_name=REGION)
@@ -582,9 +586,7 @@ class LocalRuntime:
             props = resource["Properties"]
             source = props.get("EventSourceArn")
             queue = source.get("Fn::GetAtt", [""])[0] if isinstance(source, dict) else ""
-            if resources.get(queue, {}).get("Type") != "AWS::SQS::Queue":
-                continue
-            if str(resources[queue].get("Properties", {}).get("FifoQueue", "false")).lower() == "true":
+            if queue not in POLLED_QUEUES:
                 continue
             function = physical[props["FunctionName"]["Ref"]]
             for mapping in lambda_client.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]:
