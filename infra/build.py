@@ -26,11 +26,11 @@ class Compiled:
 
 
 def scenario_files(scenarios_dir: Path = SCENARIOS) -> list[Path]:
-    """The scenario files of a folder: every YAML file but the declarations and the sending habits."""
+    """The scenario files of a folder: every YAML file but the declarations, the sending habits and the scoring."""
     return [
         path
         for path in sorted(scenarios_dir.glob("*.yaml"))
-        if path.name not in (scenario.DECLARATIONS, scenario.SENDING)
+        if path.name not in (scenario.DECLARATIONS, scenario.SENDING, scenario.SCORING)
     ]
 
 
@@ -47,6 +47,8 @@ def compile_all(scenarios_dir: Path = SCENARIOS, templates_dir: Path = TEMPLATES
     scenario.check_references(list(loaded.values()), declared, scenarios_dir)
     catalogue = {model.id: compiler.catalogue_entry(model) for model in loaded.values()}
     files["scenarios/compiled/catalogue.json"] = json.dumps(catalogue, indent=2, sort_keys=True) + "\n"
+    rules = scenario.load_scoring(scenarios_dir / scenario.SCORING)  # read at run time by the process function
+    files["scenarios/compiled/scoring.json"] = json.dumps(rules.to_dict(), indent=2, sort_keys=True) + "\n"
     return Compiled(loaded, files)
 
 

@@ -6,8 +6,21 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from shared import conditions, consent, crm, dates, enrolments, ingestion, moments, outbox, secrets, sending, sms
-from shared.events import LIST_JOINED, LIST_LEFT, SCORE_CHANGED, ConsentFacts, ContactFacts, Event
+from shared import (
+    conditions,
+    consent,
+    crm,
+    dates,
+    enrolments,
+    ingestion,
+    moments,
+    outbox,
+    scoring,
+    secrets,
+    sending,
+    sms,
+)
+from shared.events import LIST_JOINED, LIST_LEFT, ConsentFacts, ContactFacts, Event
 from shared.settings import Settings
 from shared.storage import ContactModel, get_or_none, save_changes, tables, update_if
 
@@ -67,15 +80,17 @@ def evaluate(payload: dict[str, Any], settings: Settings, now: datetime) -> dict
 
 
 def add_score(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
+    """Points given by a scenario step, once per (execution, step) even when the Task is retried, through the
+    lifecycle stages like the scoring rules' (shared.scoring); its score.changed gives the step as its reason."""
     points = conditions.whole(_field(payload, "points"))
     if points is None:
         raise InvalidAction(f"add_score: points must be a whole number, not {payload.get('points')!r}")
-    contact_id = str(_field(payload, "contact_id"))
-    contact = _update(settings, contact_id, [ContactModel.score.add(points)])
-    if contact is None:
+    step = str(payload.get("step", ""))
+    origin = f"{payload.get('execution', 'direct')}#{step}"
+    topic = f"{payload.get('scenario')}/{step}"
+    new = scoring.add(str(_field(payload, "contact_id")), points, step, origin, topic, settings, now)
+    if new is None:
         return {"status": "skipped", "reason": "contact not found"}
-    new = int(contact.score)
-    _emit(SCORE_CHANGED, contact_id, {"old": new - points, "new": new, "points": points}, payload, settings, now)
     return {"status": "done", "score": new}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared import contacts, dispatch, enrolments, handoff
+from shared import contacts, dispatch, enrolments, handoff, scoring
 from shared.clock import Clock
 from shared.events import (
     COMPLIANCE_REQUESTED,
@@ -72,6 +72,7 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         return Result(event.event_id, None, recorded=True, unidentified=True)
     if event.type in (EMAIL_OPENED, EMAIL_CLICKED):
         contacts.record_engagement(contact, now, clicked=event.type == EMAIL_CLICKED)  # and the inactivity index
+    scoring.apply(event, contact, settings, now)  # points and stage, emitted as events; refreshes `contact`
     if event.type == CONTACT_QUALIFIED:
         handoff.enqueue(event, contact, settings)  # the CRM handoff and the EventBridge event (functions/handoff)
     entries = dispatch.catalogue()

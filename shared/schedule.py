@@ -5,8 +5,8 @@ It queues, as ordinary events that dispatch matches like any trigger:
   falls in the 24 hours from the run's scheduled time: the execution then waits for that moment, so 10:00 is
   10:00 where the contact lives, in zones ahead of UTC as well as behind. Runs a day apart tile time, so each
   moment belongs to one run only.
-- `contact.inactive` for every inactivity day (N days) and every contact whose engagement day (last open,
-  click or signup, a UTC day) was exactly N days before the run's UTC day.
+- `contact.inactive` for every inactivity trigger, scoring rule and decay (N days) and every contact whose
+  engagement day (last open, click or signup, a UTC day) was exactly N days before the run's UTC day.
 
 It reads the dates table and the contacts' engaged_on index, never the whole contacts table, and fans out: the
 scheduled invocation only plans (`plan`: one `Page` per index key to read, no read at all) and puts the pages on
@@ -27,7 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import clients, dates, dispatch, moments
+from shared import clients, dates, dispatch, moments, scoring
 from shared.events import CONTACT_INACTIVE, DATE_REACHED, ContactFacts, Event
 from shared.ingestion import QueueUnavailable, group_and_dedup_ids
 from shared.settings import ConfigurationError, Settings
@@ -46,9 +46,12 @@ class Work:
     inactive_days: tuple[int, ...]
 
 
-def work(entries: Iterable[dispatch.Entry]) -> Work:
+def work(entries: Iterable[dispatch.Entry] | None = None) -> Work:
+    """The deployment's (None): the catalogue's triggers and the silences the scoring rules and decay act on
+    (shared.scoring); or only these entries' triggers."""
     found: dict[tuple[str, int], set[str]] = {}
-    inactive: set[int] = set()
+    inactive: set[int] = set(scoring.config().inactive_days() if entries is None else ())
+    entries = dispatch.catalogue() if entries is None else entries
     for entry in entries:
         where = entry.where or {}
         if entry.trigger_event == DATE_REACHED:
@@ -253,7 +256,7 @@ def run(
     """The whole run in this process (tests, `POST /_local/schedule`): the plan, each key's pages one after the
     other. Queues the date.reached events of the 24 hours from `moment` (the scheduled time) and the
     contact.inactive events of its UTC day."""
-    day, pages = plan(work(dispatch.catalogue() if entries is None else entries), moment, now, page_size)
+    day, pages = plan(work(entries), moment, now, page_size)
     report = Report(day=day)
     outbox = _Outbox(settings)
     for first in pages:
@@ -274,7 +277,7 @@ def fan_out(
     settings: Settings, moment: datetime, now: datetime, entries: Iterable[dispatch.Entry] | None = None
 ) -> Planned:
     """The scheduled invocation: the first page of every key onto the schedule queue, for the page workers."""
-    day, pages = plan(work(dispatch.catalogue() if entries is None else entries), moment, now)
+    day, pages = plan(work(entries), moment, now)
     url = _schedule_queue(settings)
     for first in range(0, len(pages), BATCH):
         batch = pages[first : first + BATCH]

@@ -96,6 +96,8 @@ class ContactModel(Model):
     lists = UnicodeSetAttribute(null=True)  # static list membership (names)
     orders_count = NumberAttribute(default=0)
     score = NumberAttribute(default=0)
+    # How often each scoring rule scored in its current period: "rule@period" -> times (shared.scoring's caps)
+    score_caps = MapAttribute[str, Any](null=True)
     total_spent = NumberAttribute(default=0)
     last_order_at = UTCDateTimeAttribute(null=True)
     first_order_at = UTCDateTimeAttribute(null=True)
@@ -375,6 +377,29 @@ def save_changes(
 def _connection(region: str) -> Connection:
     """The connection transactions go through (models keep their own), made once per container."""
     return Connection(region=region)
+
+
+def write_together(
+    saves: Sequence[tuple[Model, Condition]], updates: Sequence[tuple[Model, list[Action], Condition]]
+) -> int | None:
+    """Conditional puts and updates in one transaction: None when all applied, else the index (puts first, then
+    updates) of the first item whose condition did not hold; nothing is written then. Other failures: StorageError."""
+    first: Model = saves[0][0] if saves else updates[0][0]
+    try:
+        with TransactWrite(connection=_connection(first.Meta.region)) as transaction:
+            for item, condition in saves:
+                transaction.save(item, condition=condition)
+            for item, actions, condition in updates:
+                transaction.update(item, actions=actions, condition=condition)
+    except TransactWriteError as error:
+        reasons = error.cancellation_reasons or []
+        for index, reason in enumerate(reasons):
+            if reason is not None and reason.code == "ConditionalCheckFailed":
+                return index
+        raise StorageError(str(error)) from error
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+    return None
 
 
 def get_or_none(model: type[M], key: str, *, range_key: str | None = None, consistent: bool = False) -> M | None:
