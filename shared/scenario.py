@@ -994,7 +994,7 @@ def load_scoring(path: Path) -> scoring.Config:
                 at.value["customer"], "customer is not reached by points: a contact's first order makes it"
             )
         spec = reader.mapping(at, "stages", scoring.THRESHOLDS, scoring.THRESHOLDS)
-        thresholds = []
+        thresholds: list[int] = []
         for stage in scoring.THRESHOLDS:
             value = spec[stage].value
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

@@ -322,7 +322,10 @@ def settings(aws: dict[str, str]) -> Settings:
         sfn.create_state_machine(
             name=f"parcours-{name}", definition=pass_through, roleArn="arn:aws:iam::123456789012:role/sfn"
         )
-    return Settings.from_environ(aws)
+    # the events parcours emits about the contact (an order makes it a customer: stage.changed) go there
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    url = sqs.create_queue(QueueName="parcours-events.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    return Settings.from_environ({**aws, "PARCOURS_QUEUE_URL": url})
 
 
 def test_an_update_older_than_what_is_stored_changes_no_profile_field(settings: Settings) -> None:
@@ -351,6 +354,7 @@ def test_an_opted_in_buyer_s_order_starts_the_post_purchase_series_and_counts(
     assert contact.orders_count == 1
     assert contact.source_ids is not None
     assert contact.source_ids.as_dict() == {"woocommerce": "26"}
+    assert contact.attributes["lifecycle_stage"] == "customer"  # a first order
 
 
 def test_an_unrecognised_topic_is_recorded_in_the_source_s_bucket(settings: Settings) -> None:
