@@ -314,9 +314,7 @@ def test_two_events_racing_across_50_emit_one_stage_change_and_one_qualification
         {"old": 60, "new": 65, "points": 5, "reason": "email-clicked"},  # exact: read again after its lost race
     ]
     assert changes(events, "stage.changed") == [{"old": "mql", "new": "sql", "score": 60}]
-    assert changes(events, "contact.qualified") == [
-        {"score": 60, "stage": "sql", "qualified_at": NOW.isoformat()}
-    ]
+    assert changes(events, "contact.qualified") == [{"score": 60, "stage": "sql", "qualified_at": NOW.isoformat()}]
     assert [e["event_id"] for e in events if e["type"] == "contact.qualified"] == [
         "parcours#contact.qualified#segment#page"
     ]
