@@ -24,7 +24,8 @@ def contact_of(local: RunningLocal, identity: str) -> str | None:
 
 
 def history(local: RunningLocal, owner: str | None) -> Seen:
-    """(type, what) of the owner's recorded events, oldest first: what is a page's path or a track's name."""
+    """(type, what) of the owner's recorded events, oldest first: what is a page's path or a track's name. parcours'
+    own events (the scoring's score.changed, stage.changed, ...: tests/e2e/test_scoring.py) are left out."""
     if owner is None:
         return []
     items = local.client("dynamodb").query(
@@ -34,6 +35,8 @@ def history(local: RunningLocal, owner: str | None) -> Seen:
     )["Items"]
     seen: Seen = []
     for item in items:
+        if item["source"]["S"] == "parcours":
+            continue
         properties = json.loads(item["properties"]["S"]) if "properties" in item else {}
         seen.append((item["type"]["S"], properties.get("path") or properties.get("event")))
     return seen
