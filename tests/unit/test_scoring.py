@@ -400,3 +400,15 @@ def test_the_process_function_scores_every_event_it_processes(settings: Settings
     processing.process(page, settings, Clock())
     assert contact(settings).score == 15
     assert [e["type"] for e in queued(settings)] == ["score.changed", "stage.changed"]
+
+
+def test_the_functions_that_score_may_write_what_the_scoring_writes() -> None:
+    """moto does not check IAM: the template must grant what AWS would refuse."""
+    from infra import samtemplate
+
+    resources = samtemplate.load()["Resources"]
+    process = resources["ProcessFunction"]["Properties"]["Policies"]
+    assert {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["EventsQueue", "QueueName"]}}} in process
+    assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": "EventsTable"}}} in process  # the claims
+    act = resources["ActFunction"]["Properties"]["Policies"]  # add_score
+    assert {"DynamoDBWritePolicy": {"TableName": {"Ref": "EventsTable"}}} in act
