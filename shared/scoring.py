@@ -45,7 +45,7 @@ from shared.events import (
     Event,
 )
 from shared.settings import Settings
-from shared.storage import ContactModel, EventModel, StorageError, get_or_none, tables, write_together
+from shared.storage import Conflict, ContactModel, EventModel, StorageError, get_or_none, tables, write_together
 
 SCORING = Path(__file__).resolve().parent.parent / "scenarios" / "compiled" / "scoring.json"
 STAGES = ("subscriber", "lead", "mql", "sql", "customer")  # in the order a contact goes through them
@@ -274,10 +274,13 @@ def commit(
             properties={"events": [_stored(e) for e in events]},
             expires_at=now + CLAIM_KEPT,
         )
-        failed = write_together(
-            [(claim, EventModel.contact_id.does_not_exist())],
-            [(t.contacts(contact_id=contact.contact_id), actions, condition)],
-        )
+        try:
+            failed = write_together(
+                [(claim, EventModel.contact_id.does_not_exist())],
+                [(t.contacts(contact_id=contact.contact_id), actions, condition)],
+            )
+        except Conflict:
+            continue  # another transaction on the contact at the same moment: read again
         if failed is None:
             contact.score = new
             if counters is not None:

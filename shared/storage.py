@@ -41,6 +41,10 @@ class AlreadyExists(StorageError):
     """A conditional create found the item already there."""
 
 
+class Conflict(StorageError):
+    """A transaction met another one writing the same item at once (TransactionConflict): read again and retry."""
+
+
 class Consent(MapAttribute[str, Any]):
     """Proof of a consent decision (REQUIREMENTS.md, Privacy): what, when, where from, how strong."""
 
@@ -396,6 +400,8 @@ def write_together(
         for index, reason in enumerate(reasons):
             if reason is not None and reason.code == "ConditionalCheckFailed":
                 return index
+        if any(reason is not None and reason.code == "TransactionConflict" for reason in reasons):
+            raise Conflict(str(error)) from error
         raise StorageError(str(error)) from error
     except PynamoDBException as error:
         raise StorageError(str(error)) from error

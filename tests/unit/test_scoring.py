@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from infra import build
-from shared import actions, ingestion, processing, schedule, scoring
+from shared import actions, ingestion, processing, schedule, scoring, storage
 from shared.clock import Clock
 from shared.events import ContactFacts, Event
 from shared.scenario import ScenarioError, load_scoring
@@ -320,6 +320,20 @@ def test_two_events_racing_across_50_emit_one_stage_change_and_one_qualification
     ]
     held = contact(settings)
     assert (held.attributes["lifecycle_stage"], held.attributes["qualified_at"]) == ("sql", NOW.isoformat())
+
+
+def test_a_transaction_conflict_is_read_again_and_retried(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    real, calls = storage.write_together, []
+
+    def busy_once(*args: Any) -> int | None:
+        calls.append(args)
+        if len(calls) == 1:
+            raise storage.Conflict("TransactionConflict")
+        return real(*args)
+
+    monkeypatch.setattr(scoring, "write_together", busy_once)
+    apply(settings, CLICK, "ses#click")
+    assert (len(calls), contact(settings).score) == (2, 5)
 
 
 # ---- inactivity, decay, stages --------------------------------------------------------------------------------
