@@ -12,7 +12,7 @@ import pytest
 from infra import build
 from shared import actions, ingestion, processing, schedule, scoring, storage
 from shared.clock import Clock
-from shared.events import ContactFacts, Event
+from shared.events import CATALOGUE, ContactFacts, Event
 from shared.scenario import ScenarioError, load_scoring
 from shared.settings import Settings
 from shared.storage import ContactModel, tables
@@ -426,3 +426,17 @@ def test_the_functions_that_score_may_write_what_the_scoring_writes() -> None:
     assert {"DynamoDBCrudPolicy": {"TableName": {"Ref": "EventsTable"}}} in process  # the claims
     act = resources["ActFunction"]["Properties"]["Policies"]  # add_score
     assert {"DynamoDBWritePolicy": {"TableName": {"Ref": "EventsTable"}}} in act
+
+
+def test_the_scoring_schema_knows_the_events_and_accepts_the_shipped_file() -> None:
+    """scenarios/scoring.schema.json, what editors complete and check scoring.yaml with."""
+    import jsonschema
+    import yaml
+
+    schema = json.loads((ROOT / "scenarios" / "scoring.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$defs"]["event"]["enum"] == [e for e in CATALOGUE if e not in scoring.OWN_EVENTS]
+    validator = jsonschema.Draft202012Validator(schema)
+    assert [e.message for e in validator.iter_errors(yaml.safe_load(SHIPPED.read_text()))] == []
+    wrong = {"rules": [{"id": "x", "event": "score.changed", "points": 0}], "stages": {"lead": 1}}
+    assert len(list(validator.iter_errors(wrong))) == 4  # own event, 0 points, mql and sql missing
