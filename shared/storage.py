@@ -350,7 +350,9 @@ def save_changes(
                 if attribute.is_hash_key or attribute.is_range_key:
                     continue
                 old, new = before.get(attribute.attr_name), after.get(attribute.attr_name)
-                if old != new:
+                if old != new and type(attribute) is MapAttribute and old is not None and new is not None:
+                    actions += _changed_keys(attribute, old["M"], new["M"], getattr(item, name).as_dict())
+                elif old != new:
                     actions.append(attribute.remove() if new is None else attribute.set(getattr(item, name)))
         writes_item = before is None or bool(actions)
         if not (with_items and writes_item) or also:
@@ -375,6 +377,18 @@ def save_changes(
         raise
     except PynamoDBException as error:
         raise StorageError(str(error)) from error
+
+
+def _changed_keys(
+    attribute: MapAttribute[str, Any], old: dict[str, Any], new: dict[str, Any], values: dict[str, Any]
+) -> list[Action]:
+    """A free-form map (custom attributes, source ids, pages) is written key by key: a key another writer set
+    meanwhile (the scoring's lifecycle_stage, a scenario's set_attribute) is kept."""
+    return [
+        attribute[key].remove() if key not in new else attribute[key].set(values[key])
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key)
+    ]
 
 
 @lru_cache(maxsize=4)

@@ -440,3 +440,26 @@ def test_the_scoring_schema_knows_the_events_and_accepts_the_shipped_file() -> N
     assert [e.message for e in validator.iter_errors(yaml.safe_load(SHIPPED.read_text()))] == []
     wrong = {"rules": [{"id": "x", "event": "score.changed", "points": 0}], "stages": {"lead": 1}}
     assert len(list(validator.iter_errors(wrong))) == 4  # own event, 0 points, mql and sql missing
+
+
+def test_a_source_s_attributes_written_from_an_older_read_keep_the_stage(settings: Settings) -> None:
+    # A process function reads the contact for an identify with traits; meanwhile another event makes it an sql
+    held = contact(settings)
+    held.pages = {"/home": 1}
+    held.save()
+    stale = contact(settings)
+    before = stale.serialize()
+    set_score(settings, 45, "mql")
+    apply(settings, PRICING, "segment#page")
+    # then the identify's traits are written from what it read
+    stale.attributes = {**stale.attributes.as_dict(), "plan_type": "pro"}
+    stale.pages = {"/home": 2, "/docs/v1.2": 1}  # a dot in a key is not a path
+    storage.save_changes(stale, before)
+    held = contact(settings)
+    assert held.attributes.as_dict() == {
+        "lifecycle_stage": "sql",
+        "qualified_at": NOW.isoformat(),
+        "plan_type": "pro",
+    }
+    assert held.pages.as_dict() == {"/home": 2, "/docs/v1.2": 1}
+    assert held.score == 60
