@@ -45,7 +45,16 @@ from shared.events import (
     Event,
 )
 from shared.settings import Settings
-from shared.storage import Conflict, ContactModel, EventModel, StorageError, get_or_none, tables, write_together
+from shared.storage import (
+    Conflict,
+    ContactModel,
+    EventModel,
+    StorageError,
+    Tables,
+    get_or_none,
+    tables,
+    write_together,
+)
 
 SCORING = Path(__file__).resolve().parent.parent / "scenarios" / "compiled" / "scoring.json"
 STAGES = ("subscriber", "lead", "mql", "sql", "customer")  # in the order a contact goes through them
@@ -202,6 +211,9 @@ def apply(event: Event, contact: ContactModel, settings: Settings, now: datetime
     rules = config()
     if event.source == "parcours" or event.type in OWN_EVENTS or rules == Config():
         return
+    matched = any(rule.event == event.type and matches(rule.where, event.properties) for rule in rules.rules)
+    days = whole(event.properties.get("days"))
+    decays = event.type == CONTACT_INACTIVE and rules.decay is not None and days in rules.decay.days
     commit(
         contact,
         key=event.event_id,
@@ -211,6 +223,8 @@ def apply(event: Event, contact: ContactModel, settings: Settings, now: datetime
         score_id=lambda reason: f"parcours#{SCORE_CHANGED}#{reason}#{event.event_id}",
         settings=settings,
         now=now,
+        # a retry may find nothing left to do after a change this event made: read its claim then
+        may_have_scored=matched or decays or event.type == ORDER_PLACED,
     )
 
 
@@ -242,10 +256,12 @@ def commit(
     score_id: Callable[[str], str],
     settings: Settings,
     now: datetime,
+    may_have_scored: bool = True,
 ) -> list[Event] | None:
     """Writes the points `planned` gives on the contact and the stage they reach, once per `key`, and emits what
     changed; answers the events emitted (or emitted again, for a key already claimed), None when the contact is
-    gone. `contact` is kept current in hand."""
+    gone. `contact` is kept current in hand. `may_have_scored`: whether an earlier attempt may have made a change
+    that leaves nothing to do now (then its claim is read, once, to emit its events again)."""
     t = tables(settings)
     thresholds = config().stages
     for attempt in range(ATTEMPTS):
@@ -263,7 +279,9 @@ def commit(
         target = stage_for(new, ordered(contact), thresholds) if thresholds is not None else stage
         moves = STAGES.index(target) > STAGES.index(stage)
         if not points and not moves:
-            return []
+            # Nothing (more) to do; but if this is a retry of the change made then (a capped rule, a stage reached),
+            # its events may never have been queued: emit them again
+            return _again(t, contact.contact_id, key, settings, now) if may_have_scored else []
         events = _events(contact.contact_id, key, topic, points, old, (stage, target) if moves else None, score_id, now)
         actions, condition, counters = _update(contact, points, old, target if moves else None, now)
         claim = t.events(
@@ -291,13 +309,7 @@ def commit(
             _enqueue(events, settings)
             return events
         if failed == 0:  # scored already (a redelivery, or a retry after a failure further on): emit it again
-            done = get_or_none(t.events, CLAIMS + contact.contact_id, range_key=key, consistent=True)
-            again = (
-                [_restored(e, contact.contact_id, now) for e in (done.properties or {}).get("events", [])]
-                if done
-                else []
-            )
-            _enqueue(again, settings)
+            again = _again(t, contact.contact_id, key, settings, now)
             try:
                 contact.refresh(consistent_read=True)
             except DoesNotExist:
@@ -305,6 +317,14 @@ def commit(
             return again
         # failed == 1: the contact changed since it was read (another event scored, or it was erased): read again
     raise StorageError(f"the contact kept changing while being scored ({ATTEMPTS} attempts); the event is retried")
+
+
+def _again(t: Tables, contact_id: str, key: str, settings: Settings, now: datetime) -> list[Event]:
+    """The events a change claimed under `key` emitted, queued again (the same ids: dropped if they were queued)."""
+    done = get_or_none(t.events, CLAIMS + contact_id, range_key=key, consistent=True)
+    again = [_restored(e, contact_id, now) for e in (done.properties or {}).get("events", [])] if done else []
+    _enqueue(again, settings)
+    return again
 
 
 def _update(

@@ -259,8 +259,17 @@ def test_a_redelivered_event_scores_once(settings: Settings) -> None:
     assert len(changes(queued(settings))) == 1
 
 
+@pytest.mark.parametrize(
+    ("kind", "emitted"),
+    [
+        (PRICING, ["score.changed#pricing-viewed", "stage.changed#lead"]),
+        (EBOOK, ["score.changed#ebook-downloaded", "stage.changed#lead"]),  # capped at 1: nothing left to do
+        (("order.placed", {"total": "10"}), ["stage.changed#customer"]),  # no points, only the stage
+    ],
+    ids=["pricing", "capped-rule", "first-order"],
+)
 def test_events_a_failed_enqueue_lost_are_emitted_when_the_event_is_retried(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, kind: tuple[str, Any], emitted: list[str]
 ) -> None:
     real = ingestion.enqueue
 
@@ -269,17 +278,13 @@ def test_events_a_failed_enqueue_lost_are_emitted_when_the_event_is_retried(
 
     monkeypatch.setattr(ingestion, "enqueue", down)
     with pytest.raises(ingestion.QueueUnavailable):
-        apply(settings, PRICING, "segment#page-1")  # scored, then the emit failed: SQS retries the message
-    assert contact(settings).score == 15
+        apply(settings, kind, "segment#e-1")  # the change is written, then the emit fails: SQS retries the message
+    score = contact(settings).score
     monkeypatch.setattr(ingestion, "enqueue", real)
-    apply(settings, PRICING, "segment#page-1")
-    assert contact(settings).score == 15
+    apply(settings, kind, "segment#e-1")
+    assert contact(settings).score == score  # once
     events = queued(settings)  # the same events, under the same ids
-    assert [e["event_id"] for e in events] == [
-        "parcours#score.changed#pricing-viewed#segment#page-1",
-        "parcours#stage.changed#lead#segment#page-1",
-    ]
-    assert changes(events) == [{"old": 0, "new": 15, "points": 15, "reason": "pricing-viewed"}]
+    assert [e["event_id"] for e in events] == [f"parcours#{name}#segment#e-1" for name in emitted]
 
 
 def test_a_redelivered_add_score_task_adds_once_with_its_step_as_reason(settings: Settings) -> None:
