@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from infra.local import InvocationContext
-from shared import dispatch, moments, schedule
+from shared import moments, schedule
 from shared.settings import Settings, get_settings
 from shared.storage import tables
 
@@ -100,7 +100,7 @@ def generate(settings: Settings) -> tuple[set[str], set[str]]:
     day this run reads whatever the scenarios ask (their inactivity days are avoided too)."""
     t = tables(settings)
     rng = random.Random(2026)  # noqa: S311 (test data)
-    watched = {moments.inactive_since(RUN.date(), days) for days in schedule.work(dispatch.catalogue()).inactive_days}
+    watched = {moments.inactive_since(RUN.date(), days) for days in schedule.work().inactive_days}  # and scoring's
     birthdays: set[str] = set()
     silent: set[str] = set()
     with t.contacts.batch_write() as contacts, t.dates.batch_write() as index:

@@ -106,9 +106,10 @@ def test_the_shipped_rules_are_the_seed_s_table() -> None:
 
 
 def test_the_daily_run_reports_the_silences_the_rules_and_decay_act_on() -> None:
-    days = schedule.work([], scoring.config().inactive_days()).inactive_days
-    assert days[:3] == (30, 60, 90)
+    days = schedule.work().inactive_days  # the deployment's: the catalogue and the scoring
+    assert days[:3] == (30, 60, 90)  # 90: re-engagement's too
     assert 360 in days
+    assert schedule.work([]).inactive_days == ()  # given entries (tests): only theirs
 
 
 def test_without_a_scoring_file_nothing_scores(tmp_path: Path) -> None:
