@@ -26,11 +26,12 @@ class Compiled:
 
 
 def scenario_files(scenarios_dir: Path = SCENARIOS) -> list[Path]:
-    """The scenario files of a folder: every YAML file but the declarations, the sending habits and the scoring."""
+    """The scenario files of a folder: every YAML file but the declarations, the sending habits, the scoring and the
+    lists."""
     return [
         path
         for path in sorted(scenarios_dir.glob("*.yaml"))
-        if path.name not in (scenario.DECLARATIONS, scenario.SENDING, scenario.SCORING)
+        if path.name not in (scenario.DECLARATIONS, scenario.SENDING, scenario.SCORING, scenario.LISTS)
     ]
 
 
@@ -44,7 +45,13 @@ def compile_all(scenarios_dir: Path = SCENARIOS, templates_dir: Path = TEMPLATES
         loaded[model.id] = model
         files[f"scenarios/compiled/{model.id}.asl.json"] = compiler.to_json(compiler.compile_scenario(model, policy))
     declared = scenario.load_declarations(scenarios_dir / scenario.DECLARATIONS)
-    scenario.check_references(list(loaded.values()), declared, scenarios_dir)
+    dynamic = scenario.load_lists(scenarios_dir / scenario.LISTS)
+    order = scenario.check_lists(dynamic, list(loaded.values()), declared, scenarios_dir)
+    # A dynamic list is filled by its rule: scenarios may read it like a list they fill.
+    filled = scenario.Declarations(declared.lists | frozenset(dynamic), declared.attributes)
+    scenario.check_references(list(loaded.values()), filled, scenarios_dir)
+    rules = [{"name": name, "description": dynamic[name].description, "if": dynamic[name].condition} for name in order]
+    files["scenarios/compiled/lists.json"] = json.dumps({"lists": rules}, indent=2, sort_keys=True) + "\n"
     catalogue = {model.id: compiler.catalogue_entry(model) for model in loaded.values()}
     files["scenarios/compiled/catalogue.json"] = json.dumps(catalogue, indent=2, sort_keys=True) + "\n"
     rules = scenario.load_scoring(scenarios_dir / scenario.SCORING)  # read at run time by the process function

@@ -13,6 +13,7 @@ from shared import (
     dates,
     enrolments,
     ingestion,
+    lists,
     moments,
     outbox,
     scoring,
@@ -239,17 +240,15 @@ def change_list(payload: dict[str, Any], settings: Settings, add: bool, now: dat
     if not conditions.LIST_NAME.match(name):
         raise InvalidAction(f"{name!r} is not a list name")
     contact_id = str(_field(payload, "contact_id"))
-    if add:
-        changed = _update(settings, contact_id, [ContactModel.lists.add({name})], ~ContactModel.lists.contains(name))
-    else:
-        changed = _update(settings, contact_id, [ContactModel.lists.delete({name})], ContactModel.lists.contains(name))
-    if changed is None:
+    kind = LIST_JOINED if add else LIST_LEFT
+    event_id = f"parcours#{kind}#{payload.get('execution', 'direct')}#{payload.get('step', '')}"  # as _emit names it
+    topic = f"{payload.get('scenario')}/{payload.get('step')}"
+    if not lists.change(settings, contact_id, name, add, now, event_id, topic):  # with the members table
         exists = get_or_none(tables(settings).contacts, contact_id) is not None
         return {
             "status": "unchanged" if exists else "skipped",
             "reason": "no change" if exists else "contact not found",
         }
-    _emit(LIST_JOINED if add else LIST_LEFT, contact_id, {"list": name}, payload, settings, now)
     return {"status": "done"}
 
 

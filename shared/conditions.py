@@ -6,6 +6,8 @@ Forms (JSON once compiled):
   {"attribute": NAME, "exists": true|false}     a profile field or custom attribute is set (non-empty)
   {"attribute": NAME, "equals": VALUE}          ... equals VALUE
   {"attribute": NAME, "in": [VALUES]}           ... is one of VALUES
+  {"attribute": NAME, "gte": N}                 ... compares as a number with N (also gt, lt, lte): counters
+                                                such as score, orders_count, total_spent
   {"in_list": LIST} / {"not_in_list": LIST}     list membership
   {"event": TYPE, "at_least": N, "within": S}   behaviour: N or more such events in the last S seconds
                                                 (also "at_most"; read from the contact's own history;
@@ -39,6 +41,7 @@ PROFILE_FIELDS = ("email", "first_name", "last_name", "locale")
 COUNTERS = ("orders_count", "total_spent", "score")  # kept on the contact, read in O(1)
 COMPARISONS = ("equals", "not_equals", "gt", "gte", "lt", "lte", "in", "exists", "contains")
 AGE_TESTS = ("equals", "gt", "gte", "lt", "lte")
+NUMERIC = ("gt", "gte", "lt", "lte")
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 LIST_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 STEP_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -64,8 +67,13 @@ def check(condition: Any, where: str = "condition") -> None:
         tests = keys - {"attribute"}
         if not isinstance(name, str) or not NAME.match(name):
             raise ConditionError(f"{where}: attribute must be a name like first_name or plan_type")
-        if len(tests) != 1 or not tests <= {"exists", "equals", "in"}:
-            raise ConditionError(f"{where}: an attribute condition needs exactly one of exists, equals, in")
+        if len(tests) != 1 or not tests <= {"exists", "equals", "in", *NUMERIC}:
+            raise ConditionError(
+                f"{where}: an attribute condition needs exactly one of exists, equals, in, {', '.join(NUMERIC)}"
+            )
+        for op in tests & set(NUMERIC):
+            if _number(condition[op]) is None:
+                raise ConditionError(f"{where}: {op} compares with a number, not {condition[op]!r}")
         if "exists" in tests and not isinstance(condition["exists"], bool):
             raise ConditionError(f"{where}: exists is true or false")
         if "in" in tests and not isinstance(condition["in"], list):
@@ -228,6 +236,9 @@ def holds(condition: dict[str, Any], contact: ContactModel | None, facts: Facts 
             return bool((value not in (None, "", [], {})) == condition["exists"])
         if "equals" in condition:
             return bool(value == condition["equals"])
+        for op in NUMERIC:
+            if op in condition:
+                return _compare(op, value, condition[op])
         return value in condition["in"]
     if "in_list" in condition:
         return condition["in_list"] in (contact.lists or set())

@@ -64,7 +64,7 @@ MAX_ID = 200
 PURCHASE_PROPERTIES = {
     CHECKOUT_STARTED: ("lines", "total", "currency", "checkout_token", "recovery_url"),
     CHECKOUT_UPDATED: ("lines", "total", "currency", "checkout_token", "recovery_url"),
-    ORDER_PLACED: ("lines", "total", "currency", "order_id", "order_name", "status_url"),
+    ORDER_PLACED: ("lines", "total", "currency", "order_id", "order_name", "status_url", "discount_code"),
     ORDER_PAID: ("lines", "total", "currency", "order_id", "order_name", "status_url"),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared import contacts, dispatch, enrolments, handoff, scoring
+from shared import contacts, dispatch, enrolments, handoff, lists, scoring
 from shared.clock import Clock
 from shared.events import (
     COMPLIANCE_REQUESTED,
@@ -73,6 +73,7 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
     if event.type in (EMAIL_OPENED, EMAIL_CLICKED):
         contacts.record_engagement(contact, now, clicked=event.type == EMAIL_CLICKED)  # and the inactivity index
     scoring.apply(event, contact, settings, now)  # points and stage, emitted as events; refreshes `contact`
+    lists.refresh(event, contact, settings, now)
     if event.type == CONTACT_QUALIFIED:
         handoff.enqueue(event, contact, settings)  # the CRM handoff and the EventBridge event (functions/handoff)
     entries = dispatch.catalogue()

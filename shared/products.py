@@ -11,7 +11,7 @@ A line: {name, variant, quantity, price, product_id, image, url}. A recommendati
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -153,3 +153,10 @@ def clean(properties: Mapping[str, Any], where: str = "properties.") -> dict[str
     if properties.get("recommendations") is not None:
         cleaned["recommendations"] = recommendations(properties["recommendations"], f"{where}recommendations")
     return cleaned
+
+
+def discount_code(codes: Iterable[object]) -> str | None:
+    """The order's discount codes as one text (`SUMMER10` or `SUMMER10,FREESHIP`), None without any: what a
+    rule or a template reads (`where: {discount_code: {exists: true}}`)."""
+    kept = [code.strip() for code in codes if isinstance(code, str) and code.strip()]
+    return ",".join(kept) if kept else None

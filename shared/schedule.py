@@ -27,7 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import clients, dates, dispatch, moments, scoring
+from shared import clients, dates, dispatch, lists, moments, scoring
 from shared.events import CONTACT_INACTIVE, DATE_REACHED, ContactFacts, Event
 from shared.ingestion import QueueUnavailable, group_and_dedup_ids
 from shared.settings import ConfigurationError, Settings
@@ -264,6 +264,7 @@ def run(
         while page is not None:
             page = read_page(settings, page, outbox, report)
     outbox.flush()
+    lists.recheck(settings, moment, now)  # dynamic lists whose event windows passed (shared.lists)
     return report
 
 

@@ -28,6 +28,7 @@ class Settings:
     dates_table: str
     suppressions_table: str  # hashed addresses never mailed again (shared.suppression)
     discount_codes_table: str  # pools of unique discount codes (shared.discounts)
+    list_members_table: str  # who is in each list, static or dynamic (shared.lists)
     idempotency_table: str
     queue_url: str
     state_machine_prefix: str
@@ -127,6 +128,7 @@ class Settings:
             dates_table=need("PARCOURS_DATES_TABLE"),
             suppressions_table=need("PARCOURS_SUPPRESSIONS_TABLE"),
             discount_codes_table=need("PARCOURS_DISCOUNT_CODES_TABLE"),
+            list_members_table=need("PARCOURS_LIST_MEMBERS_TABLE"),
             idempotency_table=need("PARCOURS_IDEMPOTENCY_TABLE"),
             queue_url=need("PARCOURS_QUEUE_URL"),
             state_machine_prefix=need("PARCOURS_STATE_MACHINE_PREFIX"),

@@ -199,6 +199,9 @@ def _purchase(payload: Mapping[str, Any], event_type: str) -> dict[str, Any]:
         properties["order_id"] = payload.get("id")
         properties["order_name"] = _text(payload.get("name"))
         properties["status_url"] = _text(payload.get("order_status_url"))
+        properties["discount_code"] = products.discount_code(
+            code.get("code") for code in payload.get("discount_codes") or [] if isinstance(code, Mapping)
+        )
     return properties
 
 

@@ -74,6 +74,16 @@ class EngagedOnIndex(GlobalSecondaryIndex["ContactModel"]):
     engaged_on = UnicodeAttribute(hash_key=True)
 
 
+class ListsRecheckIndex(GlobalSecondaryIndex["ContactModel"]):
+    """Contacts by the UTC day a dynamic list's event window passes for them: the daily run reads one day of it."""
+
+    class Meta:
+        index_name = "lists_recheck_on"
+        projection = KeysOnlyProjection()
+
+    lists_recheck_on = UnicodeAttribute(hash_key=True)
+
+
 class ContactModel(Model):
     class Meta:
         table_name = "unbound"
@@ -97,7 +107,8 @@ class ContactModel(Model):
     preferences = Preferences(null=True)  # the preference centre's current choices
     preferences_history = ListAttribute(of=Preferences, null=True)  # every change, oldest first
     attributes = MapAttribute[str, Any](default=dict)  # custom attributes, set by sources and scenarios
-    lists = UnicodeSetAttribute(null=True)  # static list membership (names)
+    lists = UnicodeSetAttribute(null=True)  # list membership (names), static and dynamic (shared.lists)
+    lists_recheck_on = UnicodeAttribute(null=True)  # YYYY-MM-DD: the daily run re-evaluates its dynamic lists then
     orders_count = NumberAttribute(default=0)
     score = NumberAttribute(default=0)
     # How often each scoring rule scored in its current period: "rule@period" -> times (shared.scoring's caps)
@@ -120,6 +131,7 @@ class ContactModel(Model):
     recent_sends = ListAttribute[str](null=True)  # marketing sends of the last 31 days (pacing)
     sends_recorded = NumberAttribute(null=True)  # how many were ever recorded: the log's version (shared.pacing)
     by_engagement = EngagedOnIndex()
+    by_lists_recheck = ListsRecheckIndex()
 
 
 class DateIndexModel(Model):
@@ -244,6 +256,19 @@ class DiscountCodeModel(Model):
     execution = UnicodeAttribute(null=True)
 
 
+class ListMemberModel(Model):
+    """Who is in a list, one item per (list, contact), beside the contact's own `lists`: a list's members are
+    read by a query, never a scan of the contacts."""
+
+    class Meta:
+        table_name = "unbound"
+
+    list_name = UnicodeAttribute(hash_key=True)
+    contact_id = UnicodeAttribute(range_key=True)
+    joined_at = UTCDateTimeAttribute()
+    origin = UnicodeAttribute()  # scenario, admin or rule: who put the contact there
+
+
 M = TypeVar("M", bound=Model)
 
 
@@ -263,6 +288,7 @@ class Tables:
     dates: type[DateIndexModel]
     suppressions: type[SuppressionModel]
     discount_codes: type[DiscountCodeModel]
+    list_members: type[ListMemberModel]
 
 
 @lru_cache(maxsize=4)
@@ -275,6 +301,7 @@ def _tables(
     dates: str,
     suppressions: str,
     discount_codes: str,
+    list_members: str,
     region: str,
 ) -> Tables:
     return Tables(
@@ -287,6 +314,7 @@ def _tables(
         dates=_bind(DateIndexModel, dates, region),
         suppressions=_bind(SuppressionModel, suppressions, region),
         discount_codes=_bind(DiscountCodeModel, discount_codes, region),
+        list_members=_bind(ListMemberModel, list_members, region),
     )
 
 
@@ -300,6 +328,7 @@ def tables(settings: Settings) -> Tables:
         settings.dates_table,
         settings.suppressions_table,
         settings.discount_codes_table,
+        settings.list_members_table,
         settings.region,
     )
 

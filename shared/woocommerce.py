@@ -214,6 +214,9 @@ def _purchase(order: Mapping[str, Any]) -> dict[str, Any]:
         "status_url": None,  # the REST order has no customer-facing page (My account needs a login): as Shopify's key
         "status": _text(order.get("status")),
         "paid": is_paid(order),
+        "discount_code": products.discount_code(
+            line.get("code") for line in order.get("coupon_lines") or [] if isinstance(line, Mapping)
+        ),
     }
 
 

@@ -35,6 +35,7 @@ def environ() -> dict[str, str]:
         "PARCOURS_DATES_TABLE": "dates",
         "PARCOURS_SUPPRESSIONS_TABLE": "suppressions",
         "PARCOURS_DISCOUNT_CODES_TABLE": "discount-codes",
+        "PARCOURS_LIST_MEMBERS_TABLE": "list-members",
         "PARCOURS_IDEMPOTENCY_TABLE": "idempotency",
         "PARCOURS_QUEUE_URL": "https://sqs.eu-west-3.amazonaws.com/123456789012/parcours-events.fifo",
         "PARCOURS_STATE_MACHINE_PREFIX": "arn:aws:states:eu-west-3:123456789012:stateMachine:parcours-",
@@ -67,6 +68,7 @@ TABLE_VARIABLES = {
     "DatesTable": "PARCOURS_DATES_TABLE",
     "SuppressionsTable": "PARCOURS_SUPPRESSIONS_TABLE",
     "DiscountCodesTable": "PARCOURS_DISCOUNT_CODES_TABLE",
+    "ListMembersTable": "PARCOURS_LIST_MEMBERS_TABLE",
     "IdempotencyTable": "PARCOURS_IDEMPOTENCY_TABLE",
 }
 

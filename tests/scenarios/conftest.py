@@ -45,6 +45,7 @@ def stack_settings(local: RunningLocal, **overrides: str) -> Settings:
         "PARCOURS_DATES_TABLE": ids["DatesTable"],
         "PARCOURS_SUPPRESSIONS_TABLE": ids["SuppressionsTable"],
         "PARCOURS_DISCOUNT_CODES_TABLE": ids["DiscountCodesTable"],
+        "PARCOURS_LIST_MEMBERS_TABLE": ids["ListMembersTable"],
         "PARCOURS_IDEMPOTENCY_TABLE": ids["IdempotencyTable"],
         "PARCOURS_QUEUE_URL": ids["EventsQueue"],
         **{

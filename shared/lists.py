@@ -1,0 +1,317 @@
+"""Lists: static ones (scenario steps, the admin API) and dynamic ones (rules in scenarios/lists.yaml).
+
+A membership is the list's name in the contact's `lists` (what in_list reads) and an item of the members table
+(a list's members are read by a query, never a contacts scan). `change` moves both with a conditional update of
+the contact: only a real change writes the member item and emits list.joined / list.left, with the id the caller
+derives from what caused it (a retry emits nothing twice).
+
+Dynamic lists are refreshed on every processed event about a contact, evaluating only the rules the event can
+change (`affected`):
+- the event is of a type a rule counts (`event: order.placed ...`),
+- the event sets a field a rule reads: the profile fields and custom attributes its contact facts carry,
+  orders_count and total_spent on order.placed, score on score.changed, lifecycle_stage on stage.changed,
+- it is list.joined / list.left of a list a rule reads (a dynamic list built on another follows it),
+- or the event created the contact (every rule, once: `not_in_list` or `at_most` hold for a newcomer).
+The contact's history is read at most once per event, for all the rules' windows together (one bounded query of
+the contact's own events since the longest window's start). Rules are evaluated after the lists they read.
+
+Time alone changes a rule with an event window (the order that put a contact in "bought in the last 30 days"
+leaves the window). Each evaluation notes the earliest moment one of the counted events leaves its window; the
+contact keeps the UTC day after it in `lists_recheck_on`, a key of the contacts' lists_recheck_on index, and the
+daily run re-evaluates that day's contacts (`recheck`): a lapsed membership ends within a day, without a scan.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pynamodb.exceptions import PynamoDBException
+
+from shared import ingestion, moments
+from shared.conditions import PROFILE_FIELDS, Facts, holds, matches
+from shared.events import LIST_JOINED, LIST_LEFT, ORDER_PLACED, SCORE_CHANGED, ContactFacts, Event
+from shared.settings import Settings
+from shared.storage import ContactModel, EventModel, StorageError, Tables, get_or_none, tables, update_if
+
+RULES = Path(__file__).resolve().parent.parent / "scenarios" / "compiled" / "lists.json"
+STAGE_CHANGED = "stage.changed"  # shared.events.STAGE_CHANGED once scoring lands; the stage is an attribute
+# What a parcours event changes on the contact besides what its contact facts carry.
+FIELDS_BY_EVENT = {
+    ORDER_PLACED: frozenset({"orders_count", "total_spent"}),
+    SCORE_CHANGED: frozenset({"score"}),
+    STAGE_CHANGED: frozenset({"lifecycle_stage"}),
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A dynamic list and what its condition reads, so that an event evaluates only the rules it can change."""
+
+    name: str
+    condition: dict[str, Any]
+    events: frozenset[str] = frozenset()  # event types its behaviour conditions count
+    fields: frozenset[str] = frozenset()  # profile fields, counters and custom attributes it reads
+    lists: frozenset[str] = frozenset()  # lists it reads
+    window: int = 0  # its longest `within`, in seconds (0: no event window, time alone never changes it)
+
+
+def reads(condition: Any) -> tuple[set[str], set[str], set[str], int]:
+    """The event types, fields and lists a condition reads, and its longest window."""
+    events: set[str] = set()
+    fields: set[str] = set()
+    lists: set[str] = set()
+    window = 0
+    if isinstance(condition, list):
+        for part in condition:
+            e, f, li, w = reads(part)
+            events, fields, lists, window = events | e, fields | f, lists | li, max(window, w)
+    elif isinstance(condition, dict):
+        if "event" in condition:
+            events.add(str(condition["event"]))
+            window = int(condition["within"])
+        elif "attribute" in condition:
+            fields.add(str(condition["attribute"]))
+        elif "in_list" in condition or "not_in_list" in condition:
+            lists.add(str(condition.get("in_list") or condition.get("not_in_list")))
+        else:
+            for key in ("all", "any", "not"):
+                if key in condition:
+                    e, f, li, w = reads(condition[key])
+                    events, fields, lists, window = events | e, fields | f, lists | li, max(window, w)
+    return events, fields, lists, window
+
+
+def rule_of(name: str, condition: dict[str, Any]) -> Rule:
+    events, fields, lists, window = reads(condition)
+    return Rule(name, condition, frozenset(events), frozenset(fields), frozenset(lists), window)
+
+
+@lru_cache(maxsize=2)
+def rules(path: Path = RULES) -> tuple[Rule, ...]:
+    """The compiled dynamic lists, each after the lists it reads (none when the file is absent)."""
+    if not path.exists():
+        return ()
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return tuple(rule_of(str(spec["name"]), spec["if"]) for spec in data.get("lists", []))
+
+
+def dynamic_names(path: Path = RULES) -> frozenset[str]:
+    return frozenset(rule.name for rule in rules(path))
+
+
+def changed_fields(event: Event) -> frozenset[str]:
+    """The contact fields this event may have changed: what its contact facts carry, and its counters."""
+    found = set(FIELDS_BY_EVENT.get(event.type, ()))
+    facts = event.contact
+    if facts is not None:
+        found |= {name for name in (*PROFILE_FIELDS, "phone") if getattr(facts, name, None) is not None}
+        found |= set(facts.attributes or {})
+    return frozenset(found)
+
+
+def affected(event: Event, contact: ContactModel, now: datetime, known: Iterable[Rule]) -> list[Rule]:
+    """The rules this event can change the outcome of, in evaluation order."""
+    if contact.created_at == now:  # created by this event: each rule meets the newcomer once
+        return list(known)
+    fields = changed_fields(event)
+    moved = {str(event.properties.get("list"))} if event.type in (LIST_JOINED, LIST_LEFT) else set()
+    return [rule for rule in known if event.type in rule.events or rule.fields & fields or rule.lists & moved]
+
+
+@dataclass
+class Window:
+    """The contact's recent events, read once, counted in memory for every behaviour condition; notes the
+    earliest moment a counted event leaves its condition's window (when time alone may change an outcome)."""
+
+    now: datetime
+    records: list[tuple[datetime, str, dict[str, Any]]]
+    next_exit: datetime | None = None
+    reads: int = 1
+
+    def __call__(self, event_type: str, since: datetime, where: dict[str, Any] | None) -> int:
+        span = self.now - since
+        count = 0
+        for at, kind, properties in self.records:
+            if kind != event_type or at < since or not matches(where, properties):
+                continue
+            count += 1
+            leaves = at + span
+            if leaves > self.now and (self.next_exit is None or leaves < self.next_exit):
+                self.next_exit = leaves
+        return count
+
+
+def read_window(t: Tables, contact_id: str, selected: list[Rule], now: datetime) -> Window | None:
+    """One bounded query of the contact's events since the longest window's start, of the types counted."""
+    types = sorted({kind for rule in selected for kind in rule.events})
+    if not types:
+        return None
+    since = now - timedelta(seconds=max(rule.window for rule in selected))
+    try:
+        found = t.events.query(
+            contact_id, EventModel.at_id >= since.isoformat(), filter_condition=EventModel.type.is_in(*types)
+        )
+        records = []
+        for item in found:
+            at = datetime.fromisoformat(item.at_id.partition("#")[0])
+            records.append((at, item.type, dict(item.properties or {})))
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+    return Window(now, records)
+
+
+@dataclass(frozen=True)
+class Changed:
+    list: str
+    joined: bool
+
+
+@dataclass
+class Outcome:
+    evaluated: list[str] = field(default_factory=list)
+    changes: list[Changed] = field(default_factory=list)
+    history_reads: int = 0
+
+
+def change(
+    settings: Settings,
+    contact_id: str,
+    name: str,
+    add: bool,
+    now: datetime,
+    event_id: str,
+    origin: str,
+    contact: ContactModel | None = None,
+) -> bool:
+    """Adds or removes a membership if it is not so already (a conditional update); only then the members table
+    follows and list.joined / list.left is emitted under `event_id`. `contact`, when given, is refreshed in hand.
+    False: no change (already so, or no such contact)."""
+    t = tables(settings)
+    item = contact if contact is not None else t.contacts(contact_id=contact_id)
+    present = ContactModel.lists.contains(name)
+    condition = ContactModel.contact_id.exists() & (~present if add else present)
+    action = ContactModel.lists.add({name}) if add else ContactModel.lists.delete({name})
+    if not update_if(item, [action], condition):
+        return False
+    try:
+        if add:
+            t.list_members(list_name=name, contact_id=contact_id, joined_at=now, origin=origin).save()
+        else:
+            t.list_members(list_name=name, contact_id=contact_id).delete()
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+    event = Event(
+        event_id=event_id,
+        type=LIST_JOINED if add else LIST_LEFT,
+        source="parcours",
+        topic=origin,
+        occurred_at=now.isoformat(),
+        received_at=now.isoformat(),
+        contact=ContactFacts(contact_id=contact_id),
+        properties={"list": name},
+    )
+    ingestion.enqueue(event, settings)
+    return True
+
+
+def recheck_day(moment: datetime) -> str:
+    """The daily run that re-evaluates a window passing at `moment`: the first run after it."""
+    return (moment.astimezone(UTC) + timedelta(days=1)).date().isoformat()
+
+
+def _evaluate(
+    selected: list[Rule], contact: ContactModel, settings: Settings, now: datetime, cause: str, window: Window | None
+) -> Outcome:
+    outcome = Outcome(history_reads=1 if window is not None else 0)
+    facts = Facts(now=now, default_timezone=settings.default_timezone, history=window)
+    for rule in selected:
+        outcome.evaluated.append(rule.name)
+        inside = holds(rule.condition, contact, facts)
+        if inside == (rule.name in (contact.lists or set())):
+            continue
+        kind = LIST_JOINED if inside else LIST_LEFT
+        event_id = f"parcours#{kind}#{rule.name}#{contact.contact_id}#{cause}"
+        if change(settings, contact.contact_id, rule.name, inside, now, event_id, f"lists/{rule.name}", contact):
+            outcome.changes.append(Changed(rule.name, inside))
+    return outcome
+
+
+def _keep_recheck(contact: ContactModel, window: Window | None, now: datetime, replace: bool) -> None:
+    """Keeps the contact's re-check day: the earliest known one (`replace`: the daily run's own evaluation of
+    every windowed rule, whose answer replaces the day it was found under)."""
+    wanted = recheck_day(window.next_exit) if window is not None and window.next_exit is not None else None
+    held = contact.lists_recheck_on
+    today = now.astimezone(UTC).date().isoformat()
+    if not replace and held is not None and held > today and (wanted is None or held <= wanted):
+        return
+    if wanted == held:
+        return
+    attribute = ContactModel.lists_recheck_on
+    update_if(
+        contact,
+        [attribute.set(wanted) if wanted is not None else attribute.remove()],
+        ContactModel.contact_id.exists(),
+    )
+
+
+def refresh(event: Event, contact: ContactModel, settings: Settings, now: datetime) -> Outcome:
+    """Joins and leaves the dynamic lists this event can change, for the contact in hand (refreshed)."""
+    selected = affected(event, contact, now, rules())
+    if not selected:
+        return Outcome()
+    window = read_window(tables(settings), contact.contact_id, selected, now)
+    outcome = _evaluate(selected, contact, settings, now, event.event_id, window)
+    if window is not None:
+        _keep_recheck(contact, window, now, replace=False)
+    return outcome
+
+
+@dataclass
+class RecheckReport:
+    day: str
+    contacts: int = 0
+    joined: int = 0
+    left: int = 0
+
+
+def recheck(settings: Settings, moment: datetime, now: datetime) -> RecheckReport:
+    """The daily run's part: the contacts whose window passes were noted under this run's day (an index query,
+    never a scan) are evaluated again against every rule with an event window."""
+    day = moments.daily_window(moment)[0].date().isoformat()
+    report = RecheckReport(day)
+    windowed = [rule for rule in rules() if rule.events]
+    if not windowed:
+        return report
+    t = tables(settings)
+    for key in t.contacts.by_lists_recheck.query(day):
+        contact = get_or_none(t.contacts, key.contact_id, consistent=True)
+        if contact is None or contact.lists_recheck_on != day:  # moved meanwhile: its new day will do
+            continue
+        report.contacts += 1
+        window = read_window(t, contact.contact_id, windowed, now)
+        outcome = _evaluate(windowed, contact, settings, now, f"recheck#{day}", window)
+        report.joined += sum(1 for c in outcome.changes if c.joined)
+        report.left += sum(1 for c in outcome.changes if not c.joined)
+        _keep_recheck(contact, window, now, replace=True)
+    return report
+
+
+def members(settings: Settings, name: str, limit: int = 1000) -> list[dict[str, str]]:
+    """A list's members (contact id, when and how they joined), by a query of the members table."""
+    try:
+        return [
+            {"contact_id": item.contact_id, "joined_at": item.joined_at.isoformat(), "origin": item.origin}
+            for item in tables(settings).list_members.query(name, limit=limit)
+        ]
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+
+
+def is_dynamic(name: str) -> bool:
+    return name in dynamic_names()
