@@ -225,12 +225,37 @@ def recheck_day(moment: datetime) -> str:
     return (moment.astimezone(UTC) + timedelta(days=1)).date().isoformat()
 
 
+def _dependents(selected: list[Rule], known: tuple[Rule, ...]) -> list[Rule]:
+    """The selected rules and those reading their lists, transitively, in evaluation order."""
+    names = {rule.name for rule in selected}
+    for rule in known:  # in order: a rule comes after the lists it reads
+        if rule.lists & names:
+            names.add(rule.name)
+    return [rule for rule in known if rule.name in names]
+
+
 def _evaluate(
-    selected: list[Rule], contact: ContactModel, settings: Settings, now: datetime, cause: str, window: Window | None
-) -> Outcome:
-    outcome = Outcome(history_reads=1 if window is not None else 0)
-    facts = Facts(now=now, default_timezone=settings.default_timezone, history=window)
-    for rule in selected:
+    selected: list[Rule],
+    known: tuple[Rule, ...],
+    contact: ContactModel,
+    settings: Settings,
+    now: datetime,
+    cause: str,
+) -> tuple[Outcome, Window | None]:
+    """Evaluates the selected rules, and the rules reading a list that changed on the way (in the same pass,
+    each after the lists it reads). The history is read once, when the first rule needing it comes."""
+    outcome = Outcome()
+    candidates = _dependents(selected, known)
+    chosen = {rule.name for rule in selected}
+    window: Window | None = None
+    moved: set[str] = set()
+    for rule in candidates:
+        if rule.name not in chosen and not rule.lists & moved:
+            continue
+        if rule.events and window is None:
+            window = read_window(tables(settings), contact.contact_id, candidates, now)
+            outcome.history_reads = 1
+        facts = Facts(now=now, default_timezone=settings.default_timezone, history=window)
         outcome.evaluated.append(rule.name)
         inside = holds(rule.condition, contact, facts)
         if inside == (rule.name in (contact.lists or set())):
@@ -239,7 +264,8 @@ def _evaluate(
         event_id = f"parcours#{kind}#{rule.name}#{contact.contact_id}#{cause}"
         if change(settings, contact.contact_id, rule.name, inside, now, event_id, f"lists/{rule.name}", contact):
             outcome.changes.append(Changed(rule.name, inside))
-    return outcome
+            moved.add(rule.name)
+    return outcome, window
 
 
 def _keep_recheck(contact: ContactModel, window: Window | None, now: datetime, replace: bool) -> None:
@@ -248,7 +274,7 @@ def _keep_recheck(contact: ContactModel, window: Window | None, now: datetime, r
     wanted = recheck_day(window.next_exit) if window is not None and window.next_exit is not None else None
     held = contact.lists_recheck_on
     today = now.astimezone(UTC).date().isoformat()
-    if not replace and held is not None and held > today and (wanted is None or held <= wanted):
+    if not replace and held is not None and held >= today and (wanted is None or held <= wanted):
         return
     if wanted == held:
         return
@@ -262,11 +288,11 @@ def _keep_recheck(contact: ContactModel, window: Window | None, now: datetime, r
 
 def refresh(event: Event, contact: ContactModel, settings: Settings, now: datetime) -> Outcome:
     """Joins and leaves the dynamic lists this event can change, for the contact in hand (refreshed)."""
-    selected = affected(event, contact, now, rules())
+    known = rules()
+    selected = affected(event, contact, now, known)
     if not selected:
         return Outcome()
-    window = read_window(tables(settings), contact.contact_id, selected, now)
-    outcome = _evaluate(selected, contact, settings, now, event.event_id, window)
+    outcome, window = _evaluate(selected, known, contact, settings, now, event.event_id)
     if window is not None:
         _keep_recheck(contact, window, now, replace=False)
     return outcome
@@ -285,7 +311,8 @@ def recheck(settings: Settings, moment: datetime, now: datetime) -> RecheckRepor
     never a scan) are evaluated again against every rule with an event window."""
     day = moments.daily_window(moment)[0].date().isoformat()
     report = RecheckReport(day)
-    windowed = [rule for rule in rules() if rule.events]
+    known = rules()
+    windowed = [rule for rule in known if rule.events]
     if not windowed:
         return report
     t = tables(settings)
@@ -294,8 +321,7 @@ def recheck(settings: Settings, moment: datetime, now: datetime) -> RecheckRepor
         if contact is None or contact.lists_recheck_on != day:  # moved meanwhile: its new day will do
             continue
         report.contacts += 1
-        window = read_window(t, contact.contact_id, windowed, now)
-        outcome = _evaluate(windowed, contact, settings, now, f"recheck#{day}", window)
+        outcome, window = _evaluate(windowed, known, contact, settings, now, f"recheck#{day}")
         report.joined += sum(1 for c in outcome.changes if c.joined)
         report.left += sum(1 for c in outcome.changes if not c.joined)
         _keep_recheck(contact, window, now, replace=True)

@@ -244,6 +244,7 @@ def test_an_order_without_the_shop_only_properties_still_renders_the_thank_you_e
         "order_id": None,
         "order_name": None,
         "status_url": None,  # the catalogue's keys, null when the site does not say: templates read them
+        "discount_code": None,
     }
     trigger = {"type": event.type, "event_id": event.event_id, "properties": event.properties}
     email = render_email("post-purchase/1-thanks", "fr", {**SAMPLE_CONTEXT, "trigger": trigger})
