@@ -199,6 +199,47 @@ def _codes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lists(args: argparse.Namespace) -> int:
+    """The admin routes of static lists, signed with SigV4 like any IAM-authorised call."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    import boto3
+    from botocore.credentials import Credentials
+
+    from infra import sigv4
+
+    credentials = boto3.Session().get_credentials()
+    if credentials is None:
+        print(
+            "error: no AWS credentials to sign with (locally: AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local)",
+            file=sys.stderr,
+        )
+        return 2
+    region = args.region or boto3.Session().region_name or sigv4.LOCAL_REGION
+    base = f"{args.api.rstrip('/')}/v1/lists/{args.list}"
+    if args.action == "show":
+        method, url, body = "GET", f"{base}/members", b""
+    else:
+        if bool(args.email) == bool(args.contact_id):
+            print(f"error: `parcours lists {args.action} LIST`: --email or --contact-id", file=sys.stderr)
+            return 2
+        who = {"email": args.email} if args.email else {"contact_id": args.contact_id}
+        method, url, body = "POST", f"{base}/{args.action}", json.dumps(who).encode()
+    frozen = credentials.get_frozen_credentials()
+    signer = Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token)
+    headers = sigv4.sign(method, url, body, signer, region, {"content-type": "application/json"})
+    request = urllib.request.Request(url, data=body if method == "POST" else None, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            print(json.dumps(json.loads(answer.read()), indent=2, ensure_ascii=False))
+            return 0
+    except urllib.error.HTTPError as error:
+        print(f"error: {error.code} {error.read().decode('utf-8', 'replace')}", file=sys.stderr)
+        return 1
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -273,6 +314,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     codes.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
     codes.set_defaults(run=_codes)
+    listing = commands.add_parser("lists", help="static lists: add or remove a contact, show a list's members")
+    listing.add_argument("action", choices=["add", "remove", "show"])
+    listing.add_argument("list", help="the list's name, e.g. clients-fideles")
+    listing.add_argument("--email", help="add, remove: the contact's email")
+    listing.add_argument("--contact-id", help="add, remove: the contact's id")
+    listing.add_argument(
+        "--api",
+        default=os.environ.get("PARCOURS_API_URL", "http://127.0.0.1:3000"),
+        help="the HTTP API's URL (default $PARCOURS_API_URL, else the local runtime's)",
+    )
+    listing.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
+    listing.set_defaults(run=_lists)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -40,7 +40,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from infra import build, samtemplate
+from infra import build, samtemplate, sigv4
 from shared.clock import Clock
 
 REGION = "eu-west-3"
@@ -140,6 +140,7 @@ class LocalRuntime:
         self.clock = Clock(scale=time_scale, epoch=time.time())
         self.moto_port = free_port()
         self.routes: dict[tuple[str, str], str] = {}  # (method, path) -> function name
+        self.iam_routes: set[str] = set()  # route keys ("POST /v1/lists/{name}/add") that need a SigV4 signature
         self.schedules: list[tuple[str, samtemplate.DailySchedule]] = []  # (function name, when)
         self._stopping = threading.Event()
         self._handlers: dict[str, Callable[..., Any]] = {}
@@ -398,6 +399,8 @@ class LocalRuntime:
         self._poll_standard_queues(translated, physical)
         for route in samtemplate.http_routes(sam):
             self.routes[(route.method, route.path)] = physical[route.function]
+            if route.iam:
+                self.iam_routes.add(f"{route.method} {route.path}")
         self.schedules = [(physical[s.function], s) for s in samtemplate.daily_schedules(sam)]
         self._warm_up(compiled, physical)
 
@@ -724,6 +727,13 @@ class LocalRuntime:
             self._reply(request, 404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
             return
         function, route_key, parameters = match
+        if route_key in self.iam_routes:
+            signed_url = f"http://{request.headers.get('Host', '')}{request.path}"
+            refusal = sigv4.refusal(method, signed_url, dict(request.headers.items()), body)
+            if refusal is not None:  # what API Gateway answers, before any function runs
+                denied = json.dumps({"message": refusal}).encode()
+                self._reply(request, 403, {"content-type": "application/json"}, denied)
+                return
         status, headers, payload = self._call_route(
             function, request, method, url.path, url.query, body, route_key, parameters
         )

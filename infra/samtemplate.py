@@ -69,6 +69,7 @@ class Route:
     method: str
     path: str
     function: str  # logical id
+    iam: bool = False  # `Auth: {Authorizer: AWS_IAM}`: API Gateway requires a valid SigV4 signature
 
 
 def http_routes(template: dict[str, Any]) -> list[Route]:
@@ -80,7 +81,8 @@ def http_routes(template: dict[str, Any]) -> list[Route]:
         for event in (resource["Properties"].get("Events") or {}).values():
             if event["Type"] == "HttpApi":
                 props = event["Properties"]
-                routes.append(Route(props["Method"].upper(), props["Path"], logical_id))
+                iam = (props.get("Auth") or {}).get("Authorizer") == "AWS_IAM"
+                routes.append(Route(props["Method"].upper(), props["Path"], logical_id, iam))
     return routes
 
 

@@ -34,8 +34,8 @@ from typing import Any
 from pynamodb.exceptions import PynamoDBException
 
 from shared import ingestion, moments
-from shared.conditions import PROFILE_FIELDS, Facts, holds, matches
-from shared.events import LIST_JOINED, LIST_LEFT, ORDER_PLACED, SCORE_CHANGED, ContactFacts, Event
+from shared.conditions import LIST_NAME, PROFILE_FIELDS, Facts, holds, matches
+from shared.events import LIST_JOINED, LIST_LEFT, ORDER_PLACED, SCORE_CHANGED, ContactFacts, Event, normalise_email
 from shared.settings import Settings
 from shared.storage import ContactModel, EventModel, StorageError, Tables, get_or_none, tables, update_if
 
@@ -341,3 +341,72 @@ def members(settings: Settings, name: str, limit: int = 1000) -> list[dict[str, 
 
 def is_dynamic(name: str) -> bool:
     return name in dynamic_names()
+
+
+class AdminError(ValueError):
+    """An admin request parcours refuses: `status` is the HTTP answer, the message says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _who(t: Tables, body: bytes) -> str:
+    """The contact an admin request names, by `contact_id` or `email` (one read of either)."""
+    try:
+        given = json.loads(body or b"{}")
+    except ValueError:
+        raise AdminError(400, 'the body is JSON: {"email": ...} or {"contact_id": ...}') from None
+    if not isinstance(given, dict) or len({"email", "contact_id"} & set(given)) != 1:
+        raise AdminError(400, 'name the contact with exactly one of "email" or "contact_id"')
+    if "contact_id" in given:
+        contact_id = given["contact_id"]
+        if not isinstance(contact_id, str) or get_or_none(t.contacts, contact_id) is None:
+            raise AdminError(404, "no contact with this contact_id")
+        return contact_id
+    email = normalise_email(given["email"])
+    if email is None:
+        raise AdminError(400, "email is not an email address")
+    identity = get_or_none(t.identities, "email#" + email)
+    if identity is None:
+        raise AdminError(404, "no contact with this email")
+    return str(identity.contact_id)
+
+
+def _static(name: str) -> None:
+    if not LIST_NAME.match(name):
+        raise AdminError(400, "a list name is lower-case letters, digits and dashes")
+    if is_dynamic(name):
+        raise AdminError(409, f"list {name!r} is dynamic: its rule in lists.yaml decides who is in it")
+
+
+def admin_change(settings: Settings, name: str, body: bytes, add: bool, now: datetime) -> dict[str, Any]:
+    """The admin API's add or remove on a static list; list.joined / list.left as a scenario step emits them."""
+    _static(name)
+    t = tables(settings)
+    contact_id = _who(t, body)
+    kind = LIST_JOINED if add else LIST_LEFT
+    event_id = f"parcours#{kind}#admin#{name}#{contact_id}#{now.isoformat()}"
+    changed = change(settings, contact_id, name, add, now, event_id, "admin")
+    status = ("added" if add else "removed") if changed else "unchanged"
+    return {"list": name, "contact_id": contact_id, "status": status}
+
+
+def admin_members(settings: Settings, name: str) -> dict[str, Any]:
+    """A list's members with their email, static or dynamic (a query of the members table, a batch of reads)."""
+    if not LIST_NAME.match(name):
+        raise AdminError(400, "a list name is lower-case letters, digits and dashes")
+    found = members(settings, name)
+    t = tables(settings)
+    emails: dict[str, str | None] = {}
+    try:
+        for start in range(0, len(found), 100):
+            keys = [member["contact_id"] for member in found[start : start + 100]]
+            emails |= {contact.contact_id: contact.email for contact in t.contacts.batch_get(keys)}
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+    return {
+        "list": name,
+        "dynamic": is_dynamic(name),
+        "members": [{**member, "email": emails.get(member["contact_id"])} for member in found],
+    }

@@ -21,7 +21,9 @@ TOOLING = (
 )
 
 
-@pytest.mark.parametrize("handler", ["ingest", "process", "act", "subscription", "feedback", "schedule", "handoff"])
+@pytest.mark.parametrize(
+    "handler", ["ingest", "process", "act", "subscription", "feedback", "schedule", "handoff", "admin"]
+)
 def test_a_handler_module_imports_no_build_or_test_tooling(handler: str) -> None:
     code = f"import json, sys; import functions.{handler}.app; print(json.dumps(sorted(sys.modules)))"
     loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], cwd=ROOT, text=True))

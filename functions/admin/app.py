@@ -1,0 +1,64 @@
+"""Admin routes (IAM-authorised: API Gateway checks the caller's SigV4 signature): static lists' members."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from shared import lists
+from shared.settings import get_settings
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+
+
+def _body() -> bytes:
+    event = app.current_event
+    body = event.get("body") or ""
+    return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+
+
+def _answer(code: int, body: dict[str, Any]) -> Response[dict[str, Any]]:
+    return Response(status_code=code, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@app.exception_handler(lists.AdminError)  # type: ignore[untyped-decorator]
+def refused(error: lists.AdminError) -> Response[dict[str, Any]]:
+    logger.warning("admin request refused", extra={"status": error.status, "reason": str(error)})
+    return _answer(error.status, {"error": str(error)})
+
+
+def _change(name: str, add: bool) -> Response[dict[str, Any]]:
+    settings = get_settings()
+    answer = lists.admin_change(settings, name, _body(), add, settings.clock().now())
+    if answer["status"] != "unchanged":
+        metrics.add_metric(name="ListMemberAdded" if add else "ListMemberRemoved", unit=MetricUnit.Count, value=1)
+    logger.info("list changed", extra={"list": name, "status": answer["status"]})  # ids only, no email
+    return _answer(200, answer)
+
+
+@app.post("/v1/lists/<name>/add")
+def add(name: str) -> Response[dict[str, Any]]:
+    return _change(name, True)
+
+
+@app.post("/v1/lists/<name>/remove")
+def remove(name: str) -> Response[dict[str, Any]]:
+    return _change(name, False)
+
+
+@app.get("/v1/lists/<name>/members")
+def members(name: str) -> Response[dict[str, Any]]:
+    return _answer(200, lists.admin_members(get_settings(), name))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
