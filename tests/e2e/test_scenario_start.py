@@ -9,15 +9,12 @@ import uuid
 import pytest
 
 from infra.localprocess import RunningLocal
-from infra.webhook_client import post
+from infra.webhook_client import signed
 
 
 def start(local: RunningLocal, scenario: str, body: object) -> tuple[int, dict[str, object]]:
-    answer = post(
-        f"{local.api_url}/v1/scenarios/{scenario}/start",
-        json.dumps(body).encode(),
-        {"Content-Type": "application/json"},
-    )
+    """IAM-authorised: signed with SigV4 (the local runtime checks it as API Gateway does)."""
+    answer = signed("POST", f"{local.api_url}/v1/scenarios/{scenario}/start", json.dumps(body).encode())
     return answer.status, answer.body
 
 

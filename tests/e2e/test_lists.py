@@ -1,0 +1,110 @@
+"""Lists over the local runtime: a dynamic list fills itself from a Shopify order and empties as its window passes,
+starting a scenario on the way; the admin routes for static lists answer only SigV4-signed calls."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from botocore.credentials import Credentials
+
+from infra import sigv4
+from infra.localprocess import RunningLocal
+from infra.webhook_client import Answer, post, post_shopify, signed
+from tests.conftest import SHOPIFY_SECRET, sample
+from tests.e2e.test_shopify_webhook import customer, unique_email
+
+PROMOTION = "bought-after-promotion"
+
+
+def discounted_order(email: str) -> bytes:
+    payload: dict[str, Any] = json.loads(sample("shopify/orders-create.json"))
+    payload["email"] = email
+    payload["customer"]["email"] = email
+    payload["customer"]["id"] = uuid.uuid4().int % 10**13
+    payload["discount_codes"] = [{"code": "ETE15", "amount": "7.50", "type": "percentage"}]
+    return json.dumps(payload).encode()
+
+
+def members(local: RunningLocal, name: str) -> list[str]:
+    answer = signed("GET", f"{local.api_url}/v1/lists/{name}/members")
+    assert answer.status == 200, answer.body
+    return [member["email"] for member in answer.body["members"]]
+
+
+def history(local: RunningLocal, email: str, event_type: str) -> list[dict[str, Any]]:
+    """The contact's recorded events of a type (its history, as the events table keeps it)."""
+    ids = local.physical_ids()
+    dynamodb = local.client("dynamodb")
+    identity = dynamodb.get_item(TableName=ids["IdentitiesTable"], Key={"identity": {"S": f"email#{email}"}})
+    contact_id = identity["Item"]["contact_id"]["S"]
+    items = dynamodb.query(
+        TableName=ids["EventsTable"],
+        KeyConditionExpression="contact_id = :c",
+        ExpressionAttributeValues={":c": {"S": contact_id}},
+    )["Items"]
+    return [json.loads(item["properties"]["S"]) for item in items if item["type"]["S"] == event_type]
+
+
+def test_a_discounted_order_fills_the_promotion_list_starts_its_scenario_and_the_list_empties_after_30_days(
+    local: RunningLocal,
+) -> None:
+    # Given a subscribed Shopify customer
+    email = unique_email("promo")
+    post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex)
+    assert email not in members(local, PROMOTION)
+
+    # When they order with a discount code
+    order = post_shopify(local.api_url, "orders/create", discounted_order(email), SHOPIFY_SECRET, uuid.uuid4().hex)
+    assert order.body["type"] == "order.placed"
+
+    # Then they join the dynamic list, and its list.joined starts promotion-thanks: the thank-you goes out
+    local.wait_for(lambda: members(local, PROMOTION), lambda found: email in found, seconds=20)
+    thanks = local.wait_for(
+        lambda: [m for m in local.outbox(to=email) if m["scenario"] == "promotion-thanks"], bool, seconds=20
+    )
+    assert [(m["step"], m["subject"]) for m in thanks] == [("e1-thanks", "Merci pour votre commande")]
+    assert [event["list"] for event in history(local, email, "list.joined")] == [PROMOTION]
+
+    # And once the order is more than 30 (simulated) days old, the daily run takes them out of the list
+    seconds_per_day = 86400 / local.time_scale
+    local.wait_for(lambda: members(local, PROMOTION), lambda found: email not in found, seconds=34 * seconds_per_day)
+    assert email not in members(local, PROMOTION)
+    assert [event["list"] for event in history(local, email, "list.left")] == [PROMOTION]
+
+
+def change(local: RunningLocal, action: str, name: str, who: dict[str, str]) -> Answer:
+    return signed("POST", f"{local.api_url}/v1/lists/{name}/{action}", json.dumps(who).encode())
+
+
+def test_the_admin_routes_answer_only_signed_calls_and_adding_emits_list_joined(local: RunningLocal) -> None:
+    email = unique_email("vip")
+    post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex)
+    body = json.dumps({"email": email}).encode()
+    url = f"{local.api_url}/v1/lists/press/add"
+
+    # Without a signature, with another secret, or with a body other than the one signed: 403, nothing changes
+    assert post(url, body, {"content-type": "application/json"}).status == 403
+    assert signed("POST", url, body, Credentials("local", "not-the-secret")).status == 403
+    assert signed("POST", url, body, Credentials("someone", "local")).status == 403
+    headers = sigv4.sign("POST", url, body, sigv4.LOCAL_CREDENTIALS, sigv4.LOCAL_REGION, {"content-type": "x"})
+    assert post(url, json.dumps({"email": "other@example.com"}).encode(), headers).status == 403
+    assert signed("GET", f"{local.api_url}/v1/lists/press/members").body["members"] == []
+
+    # Signed: the contact joins, once, and list.joined is recorded in its history like a scenario step's
+    local.wait_for(lambda: change(local, "add", "press", {"email": email}).status, lambda s: s == 200, seconds=10)
+    assert change(local, "add", "press", {"email": email}).body["status"] == "unchanged"
+    assert members(local, "press") == [email]
+    local.wait_for(lambda: history(local, email, "list.joined"), bool, seconds=10)
+    assert [event["list"] for event in history(local, email, "list.joined")] == ["press"]
+
+    # Bad requests say why
+    assert change(local, "add", "press", {"email": "nobody@example.com"}).status == 404
+    assert change(local, "add", PROMOTION, {"email": email}).status == 409  # a dynamic list: its rule decides
+    assert change(local, "add", "Press!", {"email": email}).status == 400
+
+    # And removing by contact id
+    contact_id = change(local, "remove", "press", {"email": email}).body["contact_id"]
+    assert change(local, "remove", "press", {"contact_id": contact_id}).body["status"] == "unchanged"
+    assert members(local, "press") == []
