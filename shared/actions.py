@@ -231,6 +231,8 @@ def set_attribute(payload: dict[str, Any], settings: Settings) -> dict[str, Any]
         keys = dates.reindex(updated, tables(settings))  # a date (or the time zone) changed: keep the index
         if keys != held:
             updated.update(actions=[ContactModel.date_keys.set(keys) if keys else ContactModel.date_keys.remove()])
+    cause = f"{payload.get('execution', 'direct')}#{payload.get('step', '')}"
+    lists.on_attribute(settings, updated, name, settings.clock().now(), cause)  # dynamic lists reading it
     return {"status": "done"}
 
 

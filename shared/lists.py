@@ -121,7 +121,15 @@ def affected(event: Event, contact: ContactModel, now: datetime, known: Iterable
         return list(known)
     fields = changed_fields(event)
     moved = {str(event.properties.get("list"))} if event.type in (LIST_JOINED, LIST_LEFT) else set()
-    return [rule for rule in known if event.type in rule.events or rule.fields & fields or rule.lists & moved]
+    # A tracked visitor identified with an email (or phone, or source id): its earlier events may just have been
+    # copied into the contact's history (shared.contacts.copy_anonymous), so every window rule may have moved.
+    facts = event.contact
+    merged = facts is not None and bool(facts.anonymous_id) and bool(facts.email or facts.phone or facts.source_id)
+    return [
+        rule
+        for rule in known
+        if event.type in rule.events or rule.fields & fields or rule.lists & moved or (merged and rule.events)
+    ]
 
 
 @dataclass
@@ -293,6 +301,18 @@ def refresh(event: Event, contact: ContactModel, settings: Settings, now: dateti
     if not selected:
         return Outcome()
     outcome, window = _evaluate(selected, known, contact, settings, now, event.event_id)
+    if window is not None:
+        _keep_recheck(contact, window, now, replace=False)
+    return outcome
+
+
+def on_attribute(settings: Settings, contact: ContactModel, name: str, now: datetime, cause: str) -> Outcome:
+    """A scenario's set_attribute changed `name` (no event tells it): the rules reading it are evaluated now."""
+    known = rules()
+    selected = [rule for rule in known if name in rule.fields]
+    if not selected:
+        return Outcome()
+    outcome, window = _evaluate(selected, known, contact, settings, now, cause)
     if window is not None:
         _keep_recheck(contact, window, now, replace=False)
     return outcome

@@ -178,6 +178,29 @@ def test_nested_conditions_combine() -> None:
     assert not holds({"consent": "email"}, person)  # no consent recorded
 
 
+def test_counters_and_attributes_compare_as_numbers() -> None:
+    person = contact(score=55, total_spent=499.5, attributes={"seats": "12", "plan": "pro"})
+    assert holds({"attribute": "score", "gte": 50}, person)
+    assert not holds({"attribute": "total_spent", "gte": 500}, person)
+    assert holds({"attribute": "total_spent", "lt": 500}, person)
+    assert holds({"attribute": "seats", "gt": 10}, person)  # a number written as text, as the shops send them
+    assert not holds({"attribute": "plan", "gt": 1}, person)  # not a number: does not hold
+    assert not holds({"attribute": "missing", "lte": 0}, person)
+
+
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ({"attribute": "score", "gte": "lots"}, "gte compares with a number"),
+        ({"attribute": "score", "gte": 1, "lt": 5}, "exactly one of"),
+        ({"attribute": "score", "above": 1}, "exactly one of"),
+    ],
+)
+def test_a_malformed_comparison_is_refused(condition: dict[str, object], message: str) -> None:
+    with pytest.raises(ConditionError, match=message):
+        check(condition)
+
+
 def test_a_contact_that_no_longer_exists_meets_no_condition() -> None:
     assert not holds({"not": {"in_list": "vip"}}, None)
 

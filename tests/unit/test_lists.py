@@ -367,3 +367,27 @@ def test_scenario_steps_keep_the_members_table_too(settings: Settings) -> None:
     assert (joined["event_id"], joined["properties"]) == ("parcours#list.joined#exec-1#tag", {"list": "vip"})
     assert actions.change_list({**payload, "step": "untag"}, settings, False, T0)["status"] == "done"
     assert members(settings, "vip") == []
+
+
+def test_a_scenario_setting_an_attribute_moves_the_lists_reading_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sql = lists.rule_of("sales-ready", {"attribute": "lifecycle_stage", "equals": "sql"})
+    monkeypatch.setattr(lists, "rules", lambda: (sql, FRENCH))
+    contact_id = happen(settings, T0, "page.viewed", 1, path="/")
+    queued(settings)
+    payload = {"contact_id": contact_id, "name": "lifecycle_stage", "value": "sql", "execution": "x1", "step": "s"}
+    assert actions.set_attribute(payload, settings)["status"] == "done"
+    assert in_lists(settings, contact_id) == {"sales-ready"}
+    [joined] = queued(settings)
+    assert (joined["type"], joined["properties"]) == ("list.joined", {"list": "sales-ready"})
+    assert actions.set_attribute({**payload, "name": "plan", "value": "pro"}, settings)["status"] == "done"
+    assert queued(settings) == []  # no rule reads plan
+
+
+def test_an_identify_that_merges_a_visitor_evaluates_the_window_rules() -> None:
+    views = lists.rule_of("pricing-visitors", {"event": "page.viewed", "at_least": 2, "within": 7 * 86400})
+    merging = event("contact.updated", ContactFacts(email="lou@example.com", anonymous_id="anon-1"))
+    assert lists.affected(merging, Known(), T0, (views, FRENCH)) == [views]  # type: ignore[arg-type]
+    alone = event("page.viewed", ContactFacts(anonymous_id="anon-1"))
+    assert lists.affected(alone, Known(), T0, (FRENCH,)) == []  # type: ignore[arg-type]
