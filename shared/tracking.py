@@ -421,6 +421,7 @@ def _purchase(given: dict[str, Any], event_type: str) -> dict[str, Any]:
         properties["order_id"] = order_id
         properties["order_name"] = _text(given.get("order_name")) or _amount(order_id)
         properties["status_url"] = _text(given.get("status_url"))
+        properties["discount_code"] = products.discount_code([given.get("discount_code") or given.get("coupon")])
     return properties
 
 

@@ -233,3 +233,10 @@ def test_a_customer_update_that_unsubscribes_denies_consent() -> None:
     assert event.contact.email_consent is not None
     assert event.contact.email_consent.state == "denied"
     assert event.contact.updated_at == "2026-12-02T18:40:10+01:00"  # what stale deliveries are compared with
+
+
+def test_an_order_names_its_discount_codes_for_rules_and_templates() -> None:
+    payload = sample_json("shopify/orders-create.json")
+    assert shopify.to_event(headers("orders/create"), payload, NOW).properties["discount_code"] is None
+    payload["discount_codes"] = [{"code": "ETE15", "amount": "7.50", "type": "percentage"}, {"code": " FREESHIP "}]
+    assert shopify.to_event(headers("orders/create"), payload, NOW).properties["discount_code"] == "ETE15,FREESHIP"

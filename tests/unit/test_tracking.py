@@ -500,3 +500,11 @@ def test_recommendations_that_are_not_a_list_of_objects_refuse_the_message_namin
     message = {"userId": "u1", "event": "Order Completed", "properties": {"recommendations": ["Gourde"]}}
     with pytest.raises(ingestion.Rejected, match=r"properties\.recommendations\[0\] must be an object"):
         receive("track", message)
+
+
+def test_an_order_completed_names_its_coupon_as_its_discount_code() -> None:
+    [plain] = receive("track", {"userId": "u1", "event": "Order Completed", "properties": {"total": 10}})
+    assert plain.properties["discount_code"] is None
+    body = {"userId": "u1", "event": "Order Completed", "properties": {"total": 10, "coupon": "ETE15"}}
+    [coupon] = receive("track", body)
+    assert coupon.properties["discount_code"] == "ETE15"

@@ -396,3 +396,9 @@ def test_a_guest_order_without_email_nor_phone_is_recorded_without_creating_a_co
     assert result.contact_id is None
     assert [e.type for e in tables(settings).events.query("_unattributed#woocommerce")] == [ORDER_PLACED]
     assert tables(settings).contacts.count() == 0
+
+
+def test_an_order_names_its_coupons_as_its_discount_code() -> None:
+    assert event("order.created", "order-created.json").properties["discount_code"] is None
+    coupons = [{"id": 3, "code": "ete15", "discount": "7.50"}, {"id": 4, "code": ""}]
+    assert event("order.created", "order-created.json", coupon_lines=coupons).properties["discount_code"] == "ete15"
