@@ -7,9 +7,10 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 from botocore.credentials import Credentials
 
-from infra import sigv4
+from infra import cli, sigv4
 from infra.localprocess import RunningLocal
 from infra.webhook_client import Answer, post, post_shopify, signed
 from tests.conftest import SHOPIFY_SECRET, sample
@@ -108,3 +109,23 @@ def test_the_admin_routes_answer_only_signed_calls_and_adding_emits_list_joined(
     contact_id = change(local, "remove", "press", {"email": email}).body["contact_id"]
     assert change(local, "remove", "press", {"contact_id": contact_id}).body["status"] == "unchanged"
     assert members(local, "press") == []
+
+
+def test_parcours_lists_signs_its_calls_with_the_aws_credentials(
+    local: RunningLocal, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    email = unique_email("cli")
+    post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex)
+    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    add = ["lists", "add", "cli-press", "--email", email, "--api", local.api_url, "--region", "eu-west-3"]
+    local.wait_for(lambda: cli.main(add), lambda code: code == 0, seconds=10)  # once the contact is processed
+    assert json.loads(capsys.readouterr().out)["status"] == "added"
+    assert cli.main(["lists", "show", "cli-press", "--api", local.api_url, "--region", "eu-west-3"]) == 0
+    assert [member["email"] for member in json.loads(capsys.readouterr().out)["members"]] == [email]
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    assert cli.main(["lists", "show", "cli-press", "--api", local.api_url, "--region", "eu-west-3"]) == 1
+    assert "403" in capsys.readouterr().err
