@@ -31,7 +31,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pynamodb.exceptions import PynamoDBException
+from pynamodb.connection import Connection
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.transactions import TransactWrite
 
 from shared import ingestion, moments
 from shared.conditions import LIST_NAME, PROFILE_FIELDS, Facts, holds, matches
@@ -140,7 +142,6 @@ class Window:
     now: datetime
     records: list[tuple[datetime, str, dict[str, Any]]]
     next_exit: datetime | None = None
-    reads: int = 1
 
     def __call__(self, event_type: str, since: datetime, where: dict[str, Any] | None) -> int:
         span = self.now - since
@@ -197,23 +198,31 @@ def change(
     origin: str,
     contact: ContactModel | None = None,
 ) -> bool:
-    """Adds or removes a membership if it is not so already (a conditional update); only then the members table
-    follows and list.joined / list.left is emitted under `event_id`. `contact`, when given, is refreshed in hand.
-    False: no change (already so, or no such contact)."""
+    """Adds or removes a membership if it is not so already: the contact's conditional update and the members
+    item in one transaction (both or neither); only then list.joined / list.left is emitted under `event_id`.
+    `contact`, when given, has its `lists` kept in hand. False: no change (already so, or no such contact)."""
     t = tables(settings)
-    item = contact if contact is not None else t.contacts(contact_id=contact_id)
     present = ContactModel.lists.contains(name)
     condition = ContactModel.contact_id.exists() & (~present if add else present)
     action = ContactModel.lists.add({name}) if add else ContactModel.lists.delete({name})
-    if not update_if(item, [action], condition):
-        return False
+    member = t.list_members(list_name=name, contact_id=contact_id, joined_at=now, origin=origin)
     try:
-        if add:
-            t.list_members(list_name=name, contact_id=contact_id, joined_at=now, origin=origin).save()
-        else:
-            t.list_members(list_name=name, contact_id=contact_id).delete()
+        with TransactWrite(connection=_connection(settings.region)) as transaction:
+            transaction.update(t.contacts(contact_id=contact_id), actions=[action], condition=condition)
+            if add:
+                transaction.save(member)
+            else:
+                transaction.delete(member)
+    except TransactWriteError as error:
+        # The contact's condition is the only one (PynamoDB sends the puts and deletes before the updates).
+        if any(reason is not None and reason.code == "ConditionalCheckFailed" for reason in error.cancellation_reasons):
+            return False
+        raise StorageError(str(error)) from error
     except PynamoDBException as error:
         raise StorageError(str(error)) from error
+    if contact is not None:
+        held = set(contact.lists or ())
+        contact.lists = (held | {name}) if add else (held - {name}) or None
     event = Event(
         event_id=event_id,
         type=LIST_JOINED if add else LIST_LEFT,
@@ -226,6 +235,12 @@ def change(
     )
     ingestion.enqueue(event, settings)
     return True
+
+
+@lru_cache(maxsize=4)
+def _connection(region: str) -> Connection:
+    """The connection transactions go through (models keep their own), made once per container."""
+    return Connection(region=region)
 
 
 def recheck_day(moment: datetime) -> str:
