@@ -48,6 +48,8 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    import json
+
     from infra import build, validation
     from shared.settings import Settings
 
@@ -57,6 +59,8 @@ def _validate(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     if not problems:
         print(f"{len(compiled.scenarios)} scenario(s) valid: {', '.join(sorted(compiled.scenarios))}")
+        dynamic = [spec["name"] for spec in json.loads(compiled.files["scenarios/compiled/lists.json"])["lists"]]
+        print(f"{len(dynamic)} dynamic list(s) valid: {', '.join(dynamic) or '-'}")
     stop_text = os.environ.get("PARCOURS_SMS_STOP_TEXT", "").strip() or Settings.sms_stop_text
     for cost in validation.sms_costs(compiled, stop_text=stop_text):  # what each SMS costs: informative
         print(cost.line(), file=sys.stderr if cost.warning else sys.stdout)
