@@ -341,25 +341,32 @@ class RecheckReport:
     left: int = 0
 
 
-def recheck(settings: Settings, moment: datetime, now: datetime) -> RecheckReport:
-    """The daily run's part: the contacts whose window passes were noted under this run's day (an index query,
-    never a scan) are evaluated again against every rule with an event window."""
-    day = moments.daily_window(moment)[0].date().isoformat()
-    report = RecheckReport(day)
+def recheck_contact(settings: Settings, contact_id: str, day: str, now: datetime) -> Outcome | None:
+    """The daily run's part, for one contact found under the run's day in the lists_recheck_on index (a page of
+    the run reads the day's key, never a scan): every rule with an event window is evaluated again, and the
+    contact's next day noted. None when the contact is gone or moved to another day meanwhile."""
     known = rules()
     windowed = [rule for rule in known if rule.events]
-    if not windowed:
-        return report
     t = tables(settings)
-    for key in t.contacts.by_lists_recheck.query(day):
-        contact = get_or_none(t.contacts, key.contact_id, consistent=True)
-        if contact is None or contact.lists_recheck_on != day:  # moved meanwhile: its new day will do
+    contact = get_or_none(t.contacts, contact_id, consistent=True)
+    if not windowed or contact is None or contact.lists_recheck_on != day:
+        return None
+    outcome, window = _evaluate(windowed, known, contact, settings, now, f"recheck#{day}")
+    _keep_recheck(contact, window, now, replace=True)
+    return outcome
+
+
+def recheck(settings: Settings, moment: datetime, now: datetime) -> RecheckReport:
+    """Every re-check of a run's day in this process (tests; the daily run pages them, shared.schedule)."""
+    day = moments.daily_window(moment)[0].date().isoformat()
+    report = RecheckReport(day)
+    for key in tables(settings).contacts.by_lists_recheck.query(day):
+        outcome = recheck_contact(settings, key.contact_id, day, now)
+        if outcome is None:
             continue
         report.contacts += 1
-        outcome, window = _evaluate(windowed, known, contact, settings, now, f"recheck#{day}")
         report.joined += sum(1 for c in outcome.changes if c.joined)
         report.left += sum(1 for c in outcome.changes if not c.joined)
-        _keep_recheck(contact, window, now, replace=True)
     return report
 
 

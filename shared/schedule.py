@@ -44,6 +44,7 @@ class Work:
 
     dates: dict[tuple[str, int], tuple[str, ...]]  # (attribute, offset in days) -> local times of day
     inactive_days: tuple[int, ...]
+    lists: bool = False  # a dynamic list has an event window: the day's re-checks are read (shared.lists)
 
 
 def work(entries: Iterable[dispatch.Entry] | None = None) -> Work:
@@ -59,7 +60,8 @@ def work(entries: Iterable[dispatch.Entry] | None = None) -> Work:
             found.setdefault(key, set()).add(str(where["time"]))
         elif entry.trigger_event == CONTACT_INACTIVE:
             inactive.add(int(where["days"]))
-    return Work({key: tuple(sorted(times)) for key, times in sorted(found.items())}, tuple(sorted(inactive)))
+    dated = {key: tuple(sorted(times)) for key, times in sorted(found.items())}
+    return Work(dated, tuple(sorted(inactive)), lists=any(rule.events for rule in lists.rules()))
 
 
 @dataclass
@@ -149,8 +151,8 @@ class Page:
     def from_json(cls, body: str) -> Page:
         try:
             fields = json.loads(body)
-            if not isinstance(fields, dict) or fields.get("kind") not in ("date", "inactive"):
-                raise ValueError("kind must be date or inactive")
+            if not isinstance(fields, dict) or fields.get("kind") not in ("date", "inactive", "lists"):
+                raise ValueError("kind must be date, inactive or lists")
             return cls(**{**fields, "times": tuple(fields.get("times") or ())})
         except (ValueError, TypeError) as error:
             raise InvalidPage(f"not a page of the daily run: {error}") from None
@@ -190,6 +192,8 @@ def plan(todo: Work, moment: datetime, now: datetime, page_size: int | None = No
     for days in todo.inactive_days:
         since = moments.inactive_since(start.date(), days).isoformat()
         pages.append(Page(kind="inactive", key=since, days=days, **window))
+    if todo.lists:  # the contacts a dynamic list's window passes for, noted under this run's day
+        pages.append(Page(kind="lists", key=start.date().isoformat(), **window))
     return start.date().isoformat(), pages
 
 
@@ -205,6 +209,13 @@ def read_page(settings: Settings, page: Page, outbox: _Outbox, report: Report) -
         for item in found:
             report.items_read += 1
             _date_events(settings, page, item, now, outbox, report)
+    elif page.kind == "lists":
+        found = t.contacts.by_lists_recheck.query(
+            page.key, limit=page.limit, page_size=page.limit, last_evaluated_key=page.cursor
+        )
+        for contact in found:  # each re-evaluated: its joins and leaves are queued by shared.lists
+            report.items_read += 1
+            lists.recheck_contact(settings, contact.contact_id, page.key, now)
     else:
         found = t.contacts.by_engagement.query(
             page.key, limit=page.limit, page_size=page.limit, last_evaluated_key=page.cursor
@@ -264,7 +275,6 @@ def run(
         while page is not None:
             page = read_page(settings, page, outbox, report)
     outbox.flush()
-    lists.recheck(settings, moment, now)  # dynamic lists whose event windows passed (shared.lists)
     return report
 
 

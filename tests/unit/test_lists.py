@@ -13,7 +13,7 @@ import pytest
 from pynamodb.connection.base import Connection
 
 from infra import build
-from shared import actions, dispatch, lists, processing
+from shared import actions, dispatch, lists, processing, schedule
 from shared.clock import Clock
 from shared.events import ConsentFacts, ContactFacts, Event
 from shared.scenario import ScenarioError, load_lists
@@ -391,3 +391,15 @@ def test_an_identify_that_merges_a_visitor_evaluates_the_window_rules() -> None:
     assert lists.affected(merging, Known(), T0, (views, FRENCH)) == [views]  # type: ignore[arg-type]
     alone = event("page.viewed", ContactFacts(anonymous_id="anon-1"))
     assert lists.affected(alone, Known(), T0, (FRENCH,)) == []  # type: ignore[arg-type]
+
+
+def test_the_daily_run_pages_the_days_rechecks_like_its_other_keys(settings: Settings) -> None:
+    contact_id = happen(settings, T0, "order.placed", 1, total="20", discount_code="PROMO10")
+    queued(settings)
+    day = datetime(2026, 11, 10, 0, 5, tzinfo=UTC)
+    plans = schedule.plan(schedule.work(()), day, day)[1]
+    assert [(page.kind, page.key) for page in plans] == [("lists", "2026-11-10")]  # nothing else to read
+    report = schedule.run(settings, day, day, entries=())
+    assert (report.pages, report.items_read) == (1, 1)
+    assert moves(settings) == [("list.joined", "no-recent-order")]
+    assert tables(settings).contacts.get(contact_id).lists_recheck_on == "2026-12-03"

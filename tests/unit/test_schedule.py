@@ -306,13 +306,14 @@ def test_the_scheduled_run_plans_one_page_per_key_and_a_worker_reads_one_page_th
     planned = schedule.fan_out(settings, RUN, RUN, (BIRTHDAY, INACTIVE))
 
     assert calls.made == []  # planning reads nothing
-    assert (planned.day, planned.pages) == ("2026-11-24", 4)
+    assert (planned.day, planned.pages) == ("2026-11-24", 5)
     plans = [schedule.Page.from_json(body) for body in pages_on(settings)]
     assert sorted((p.kind, p.key, p.cursor) for p in plans) == [
         ("date", "birthday#11-23", None),
         ("date", "birthday#11-24", None),
         ("date", "birthday#11-25", None),
         ("inactive", "2026-08-26", None),
+        ("lists", "2026-11-24", None),  # the day's dynamic-list re-checks (shared.lists)
     ]
     [today] = [replace(p, limit=10) for p in plans if p.key == "birthday#11-24"]
 
