@@ -192,7 +192,7 @@ def test_the_daily_run_over_ten_thousand_contacts_reads_only_the_matching_ones(
     assert reads.operations() == {"Query"}
     assert invocations == planned["pages"] + 1 + 2
     assert sum(reads.requests.values()) == invocations
-    assert reads.items == {
+    assert +reads.items == {  # (+: keys that read nothing, such as the day's dynamic-list re-checks, left out)
         (settings.dates_table, None): BIRTHDAYS,
         (settings.contacts_table, "engaged_on"): SILENT,
     }
