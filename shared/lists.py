@@ -18,7 +18,8 @@ the contact's own events since the longest window's start). Rules are evaluated 
 Time alone changes a rule with an event window (the order that put a contact in "bought in the last 30 days"
 leaves the window). Each evaluation notes the earliest moment one of the counted events leaves its window; the
 contact keeps the UTC day after it in `lists_recheck_on`, a key of the contacts' lists_recheck_on index, and the
-daily run re-evaluates that day's contacts (`recheck`): a lapsed membership ends within a day, without a scan.
+daily run reads that day's key in pages like its other keys (shared.schedule, `lists` pages) and re-evaluates each
+contact found (`recheck_contact`): a lapsed membership ends within a day, without a scan.
 """
 
 from __future__ import annotations
