@@ -50,8 +50,8 @@ def compile_all(scenarios_dir: Path = SCENARIOS, templates_dir: Path = TEMPLATES
     # A dynamic list is filled by its rule: scenarios may read it like a list they fill.
     filled = scenario.Declarations(declared.lists | frozenset(dynamic), declared.attributes)
     scenario.check_references(list(loaded.values()), filled, scenarios_dir)
-    rules = [{"name": name, "description": dynamic[name].description, "if": dynamic[name].condition} for name in order]
-    files["scenarios/compiled/lists.json"] = json.dumps({"lists": rules}, indent=2, sort_keys=True) + "\n"
+    ordered = [{"name": n, "description": dynamic[n].description, "if": dynamic[n].condition} for n in order]
+    files["scenarios/compiled/lists.json"] = json.dumps({"lists": ordered}, indent=2, sort_keys=True) + "\n"
     catalogue = {model.id: compiler.catalogue_entry(model) for model in loaded.values()}
     files["scenarios/compiled/catalogue.json"] = json.dumps(catalogue, indent=2, sort_keys=True) + "\n"
     rules = scenario.load_scoring(scenarios_dir / scenario.SCORING)  # read at run time by the process function

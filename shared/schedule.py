@@ -48,8 +48,9 @@ class Work:
 
 
 def work(entries: Iterable[dispatch.Entry] | None = None) -> Work:
-    """The deployment's (None): the catalogue's triggers and the silences the scoring rules and decay act on
-    (shared.scoring); or only these entries' triggers."""
+    """The deployment's (None): the catalogue's triggers, the silences the scoring rules and decay act on
+    (shared.scoring) and the dynamic lists' re-checks (shared.lists); or only these entries' triggers."""
+    windowed = entries is None and any(rule.events for rule in lists.rules())
     found: dict[tuple[str, int], set[str]] = {}
     inactive: set[int] = set(scoring.config().inactive_days() if entries is None else ())
     entries = dispatch.catalogue() if entries is None else entries
@@ -61,7 +62,7 @@ def work(entries: Iterable[dispatch.Entry] | None = None) -> Work:
         elif entry.trigger_event == CONTACT_INACTIVE:
             inactive.add(int(where["days"]))
     dated = {key: tuple(sorted(times)) for key, times in sorted(found.items())}
-    return Work(dated, tuple(sorted(inactive)), lists=any(rule.events for rule in lists.rules()))
+    return Work(dated, tuple(sorted(inactive)), lists=windowed)
 
 
 @dataclass

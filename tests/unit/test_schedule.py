@@ -178,8 +178,7 @@ def test_the_run_reads_only_the_contacts_whose_day_it_is(settings: Settings, cal
 
     assert "Scan" not in calls.operations()
     assert set(calls.operations()) == {"Query"}
-    # birthday on 23, 24 and 25 November, the engaged_on day 90 days ago, and the day's dynamic-list re-checks
-    assert len(calls.operations()) == 5
+    assert len(calls.operations()) == 4  # birthday on 23, 24 and 25 November, and the engaged_on day 90 days ago
     events = queued(settings)
     assert {(e["type"], e["contact"]["contact_id"]) for e in events} == {
         ("date.reached", paris),
@@ -306,14 +305,13 @@ def test_the_scheduled_run_plans_one_page_per_key_and_a_worker_reads_one_page_th
     planned = schedule.fan_out(settings, RUN, RUN, (BIRTHDAY, INACTIVE))
 
     assert calls.made == []  # planning reads nothing
-    assert (planned.day, planned.pages) == ("2026-11-24", 5)
+    assert (planned.day, planned.pages) == ("2026-11-24", 4)
     plans = [schedule.Page.from_json(body) for body in pages_on(settings)]
     assert sorted((p.kind, p.key, p.cursor) for p in plans) == [
         ("date", "birthday#11-23", None),
         ("date", "birthday#11-24", None),
         ("date", "birthday#11-25", None),
         ("inactive", "2026-08-26", None),
-        ("lists", "2026-11-24", None),  # the day's dynamic-list re-checks (shared.lists)
     ]
     [today] = [replace(p, limit=10) for p in plans if p.key == "birthday#11-24"]
 
