@@ -38,12 +38,20 @@ from pynamodb.transactions import TransactWrite
 
 from shared import ingestion, moments
 from shared.conditions import LIST_NAME, PROFILE_FIELDS, Facts, holds, matches
-from shared.events import LIST_JOINED, LIST_LEFT, ORDER_PLACED, SCORE_CHANGED, ContactFacts, Event, normalise_email
+from shared.events import (
+    LIST_JOINED,
+    LIST_LEFT,
+    ORDER_PLACED,
+    SCORE_CHANGED,
+    STAGE_CHANGED,
+    ContactFacts,
+    Event,
+    normalise_email,
+)
 from shared.settings import Settings
 from shared.storage import ContactModel, EventModel, StorageError, Tables, get_or_none, tables, update_if
 
 RULES = Path(__file__).resolve().parent.parent / "scenarios" / "compiled" / "lists.json"
-STAGE_CHANGED = "stage.changed"  # shared.events.STAGE_CHANGED once scoring lands; the stage is an attribute
 # What a parcours event changes on the contact besides what its contact facts carry.
 FIELDS_BY_EVENT = {
     ORDER_PLACED: frozenset({"orders_count", "total_spent"}),
