@@ -273,13 +273,14 @@ def _evaluate(
     settings: Settings,
     now: datetime,
     cause: str,
+    known_window: Window | None = None,
 ) -> tuple[Outcome, Window | None]:
     """Evaluates the selected rules, and the rules reading a list that changed on the way (in the same pass,
     each after the lists it reads). The history is read once, when the first rule needing it comes."""
     outcome = Outcome()
     candidates = _dependents(selected, known)
     chosen = {rule.name for rule in selected}
-    window: Window | None = None
+    window = known_window
     moved: set[str] = set()
     for rule in candidates:
         if rule.name not in chosen and not rule.lists & moved:
@@ -324,7 +325,11 @@ def refresh(event: Event, contact: ContactModel, settings: Settings, now: dateti
     selected = affected(event, contact, now, known)
     if not selected:
         return Outcome()
-    outcome, window = _evaluate(selected, known, contact, settings, now, event.event_id)
+    fresh = None
+    if contact.created_at == now and (event.contact is None or not event.contact.anonymous_id):
+        # Created by this event, with no visitor's events merged: its history is this event alone, no read.
+        fresh = Window(now, [(now, event.type, {"topic": event.topic, **event.properties})])
+    outcome, window = _evaluate(selected, known, contact, settings, now, event.event_id, fresh)
     if window is not None:
         _keep_recheck(contact, window, now, replace=False)
     return outcome
