@@ -6,7 +6,9 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -104,8 +106,32 @@ def group_and_dedup_ids(event: Event) -> tuple[str, str]:
     )
 
 
+_held: ContextVar[list[Event] | None] = ContextVar("held", default=None)
+
+
+@contextmanager
+def held_until_done(settings: Settings) -> Iterator[None]:
+    """The events parcours emits while it processes one event (score.changed, stage.changed, list.joined...) are
+    queued when that processing is done, even when it fails further on (they tell of changes already written): the
+    scenarios of the event itself start first, and, where the queue delivers at once (the local runtime's event
+    source), the emitted events are not processed inside it, holding its own starts back."""
+    token = _held.set([])
+    try:
+        yield
+    finally:
+        held = _held.get() or []
+        _held.reset(token)
+        for event in held:
+            enqueue(event, settings)
+
+
 def enqueue(event: Event, settings: Settings) -> str:
-    """Sends to the FIFO queue; SQS drops a redelivery within its 5-minute window."""
+    """Sends to the FIFO queue; SQS drops a redelivery within its 5-minute window. Inside `held_until_done`, kept
+    until the processing is done (answers no message id then)."""
+    held = _held.get()
+    if held is not None:
+        held.append(event)
+        return ""
     try:
         group, dedup = group_and_dedup_ids(event)
         answer = clients.sqs(settings.region).send_message(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared import contacts, dispatch, enrolments, handoff, lists, scoring
+from shared import contacts, dispatch, enrolments, handoff, ingestion, lists, scoring
 from shared.clock import Clock
 from shared.events import (
     COMPLIANCE_REQUESTED,
@@ -72,15 +72,16 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         return Result(event.event_id, None, recorded=True, unidentified=True)
     if event.type in (EMAIL_OPENED, EMAIL_CLICKED):
         contacts.record_engagement(contact, now, clicked=event.type == EMAIL_CLICKED)  # and the inactivity index
-    scoring.apply(event, contact, settings, now)  # points and stage, emitted as events; refreshes `contact`
-    lists.refresh(event, contact, settings, now)
-    if event.type == CONTACT_QUALIFIED:
-        handoff.enqueue(event, contact, settings)  # the CRM handoff and the EventBridge event (functions/handoff)
-    entries = dispatch.catalogue()
-    # Goals first: an order ends the abandoned-cart series before it starts the post-purchase one.
-    # The contact's enrolments, read once for the three (none to read for a contact this event created).
-    enrolled = [] if contact.created_at == now else enrolments.all_of(t, contact.contact_id)
-    outcomes = dispatch.stop_on_goals(event, contact, settings, entries, now, enrolled)
-    outcomes += dispatch.resume_waiting(event, contact, settings, enrolled)
-    outcomes += dispatch.start_matching(event, contact, settings, entries, now, enrolled)
+    with ingestion.held_until_done(settings):  # what this event causes is queued after its own scenarios start
+        scoring.apply(event, contact, settings, now)  # points and stage, emitted as events; refreshes `contact`
+        lists.refresh(event, contact, settings, now)
+        if event.type == CONTACT_QUALIFIED:
+            handoff.enqueue(event, contact, settings)  # the CRM handoff and the EventBridge event (functions/handoff)
+        entries = dispatch.catalogue()
+        # Goals first: an order ends the abandoned-cart series before it starts the post-purchase one.
+        # The contact's enrolments, read once for the three (none to read for a contact this event created).
+        enrolled = [] if contact.created_at == now else enrolments.all_of(t, contact.contact_id)
+        outcomes = dispatch.stop_on_goals(event, contact, settings, entries, now, enrolled)
+        outcomes += dispatch.resume_waiting(event, contact, settings, enrolled)
+        outcomes += dispatch.start_matching(event, contact, settings, entries, now, enrolled)
     return Result(event.event_id, contact.contact_id, recorded=True, outcomes=outcomes)

@@ -201,26 +201,18 @@ def plan(todo: Work, moment: datetime, now: datetime, page_size: int | None = No
 def read_page(settings: Settings, page: Page, outbox: _Outbox, report: Report) -> Page | None:
     """Reads one page of the page's key (at most `page.limit` items, from its cursor), adds its events to the
     outbox; the next page if DynamoDB says there is more."""
-    t = tables(settings)
     now = datetime.fromisoformat(page.now)
     report.pages += 1
-    found: Any
+    found = _query(settings, page, page.limit)
     if page.kind == "date":
-        found = t.dates.query(page.key, limit=page.limit, page_size=page.limit, last_evaluated_key=page.cursor)
         for item in found:
             report.items_read += 1
             _date_events(settings, page, item, now, outbox, report)
     elif page.kind == "lists":
-        found = t.contacts.by_lists_recheck.query(
-            page.key, limit=page.limit, page_size=page.limit, last_evaluated_key=page.cursor
-        )
         for contact in found:  # each re-evaluated: its joins and leaves are queued by shared.lists
             report.items_read += 1
             lists.recheck_contact(settings, contact.contact_id, page.key, now)
     else:
-        found = t.contacts.by_engagement.query(
-            page.key, limit=page.limit, page_size=page.limit, last_evaluated_key=page.cursor
-        )
         for contact in found:
             report.items_read += 1
             key = f"{page.days}#{contact.contact_id}#{page.key}"
@@ -229,6 +221,20 @@ def read_page(settings: Settings, page: Page, outbox: _Outbox, report: Report) -
             report.inactive_events += 1
     cursor = found.last_evaluated_key
     return replace(page, cursor=cursor) if cursor else None
+
+
+def _query(settings: Settings, page: Page, limit: int) -> Any:
+    """The page's key read from its cursor, at most `limit` items: the dates table, or one of the contacts'
+    keys-only indexes (engaged_on, lists_recheck_on)."""
+    t = tables(settings)
+    index: Any = {"date": t.dates, "lists": t.contacts.by_lists_recheck}.get(page.kind, t.contacts.by_engagement)
+    return index.query(page.key, limit=limit, page_size=limit, last_evaluated_key=page.cursor)
+
+
+def _holds_items(settings: Settings, page: Page) -> bool:
+    """Whether the key holds anything: one item read at most, so that the run queues no page (and invokes no
+    worker) for the many keys of a day that hold nothing (most decay days, most month-days of a small base)."""
+    return any(True for _ in _query(settings, page, 1))
 
 
 def _date_events(settings: Settings, page: Page, item: Any, now: datetime, outbox: _Outbox, report: Report) -> None:
@@ -288,8 +294,10 @@ class Planned:
 def fan_out(
     settings: Settings, moment: datetime, now: datetime, entries: Iterable[dispatch.Entry] | None = None
 ) -> Planned:
-    """The scheduled invocation: the first page of every key onto the schedule queue, for the page workers."""
-    day, pages = plan(work(entries), moment, now)
+    """The scheduled invocation: the first page of every key that holds something onto the schedule queue, for
+    the page workers."""
+    day, planned = plan(work(entries), moment, now)
+    pages = [page for page in planned if _holds_items(settings, page)]
     url = _schedule_queue(settings)
     for first in range(0, len(pages), BATCH):
         batch = pages[first : first + BATCH]

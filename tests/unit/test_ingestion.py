@@ -95,6 +95,37 @@ def test_events_are_queued_by_contact_and_deduplicated_on_the_event_id(
 
 
 @mock_aws
+def test_events_emitted_while_an_event_is_processed_are_queued_when_it_is_done_even_if_it_fails(
+    aws_credentials: None, environ: dict[str, str]
+) -> None:
+    # Given a FIFO queue and an event emitted during a processing that then fails
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    url = sqs.create_queue(QueueName="parcours-events.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    settings = Settings.from_environ({**environ, "PARCOURS_QUEUE_URL": url})
+    event = ingestion.receive_shopify(BODY, headers(BODY), SECRET, Clock())
+
+    def waiting() -> int:
+        return int(
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["ApproximateNumberOfMessages"]
+        )
+
+    seen_during: list[int] = []
+
+    def processing() -> None:
+        with ingestion.held_until_done(settings):
+            ingestion.enqueue(event, settings)
+            seen_during.append(waiting())
+            raise RuntimeError("a start refused further on")
+
+    with pytest.raises(RuntimeError):
+        processing()
+    # Then nothing was queued while the processing went on (its own scenarios start first)
+    assert seen_during == [0]
+    # And the emitted event is queued all the same: it tells of a change already written
+    assert waiting() == 1
+
+
+@mock_aws
 def test_a_queue_that_refuses_the_event_is_reported_as_unavailable(
     aws_credentials: None, environ: dict[str, str]
 ) -> None:
