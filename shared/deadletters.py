@@ -136,7 +136,7 @@ def consume(record: SQSRecord, handle: Callable[[dict[str, Any]], dict[str, Any]
     try:
         return Outcome(result=handle(data))
     except Exception as error:
-        last = _receives(record) >= settings.max_receive_count
+        last = receives(record) >= settings.max_receive_count
         if not last or settings.dead_letter_queue_url is None:
             raise
         return Outcome(dead_letter=send(record, RETRIES_EXHAUSTED, error, data, settings))
@@ -159,7 +159,7 @@ def send(
         EVENT_SOURCE: known.get("source"),
         FAILED_AT: now.isoformat(),
         FIRST_FAILED_AT: first_failure(record, now),
-        RECEIVE_COUNT: str(_receives(record)),
+        RECEIVE_COUNT: str(receives(record)),
         MESSAGE_ID: record.message_id,
     }
     clients.sqs(settings.region).send_message(
@@ -174,15 +174,16 @@ def send(
     return letter
 
 
-def _receives(record: SQSRecord) -> int:
+def receives(record: SQSRecord) -> int:
+    """How many times SQS handed the message out (1 when it does not say)."""
     count = str(record.attributes.get("ApproximateReceiveCount") or "1")
     return int(count) if count.isdigit() else 1
 
 
 def first_failure(record: SQSRecord, now: datetime) -> str:
-    receives = _receives(record)
+    count = receives(record)
     first = str(record.attributes.get("ApproximateFirstReceiveTimestamp") or "")
-    if receives <= 1 or not first.isdigit():
+    if count <= 1 or not first.isdigit():
         return now.isoformat()  # this receive was the first
     return datetime.fromtimestamp(int(first) / 1000, UTC).isoformat()
 

@@ -263,7 +263,7 @@ class Outcome:
 
 def consume(record: SQSRecord, settings: Settings, secret: Callable[[], str]) -> Outcome:
     """Handles one queued handoff; raises (after setting when SQS shows it again) what a later attempt may fix."""
-    receives = _receives(record)
+    receives = deadletters.receives(record)
     try:
         message = Handoff.from_json(record.body)
     except Unprocessable as error:
@@ -309,7 +309,7 @@ def _dead_letter(
         deadletters.EVENT_SOURCE: SOURCE,
         deadletters.FAILED_AT: now.isoformat(),
         deadletters.FIRST_FAILED_AT: deadletters.first_failure(record, now),
-        deadletters.RECEIVE_COUNT: str(_receives(record)),
+        deadletters.RECEIVE_COUNT: str(deadletters.receives(record)),
         deadletters.MESSAGE_ID: record.message_id,
     }
     clients.sqs(settings.region).send_message(
@@ -320,8 +320,3 @@ def _dead_letter(
         },
     )
     return letter
-
-
-def _receives(record: SQSRecord) -> int:
-    count = str(record.attributes.get("ApproximateReceiveCount") or "1")
-    return int(count) if count.isdigit() else 1

@@ -155,3 +155,19 @@ def handler_of(module: str, environ: Mapping[str, str], monkeypatch: pytest.Monk
     get_settings.cache_clear()
     yield importlib.import_module(module).lambda_handler
     get_settings.cache_clear()
+
+
+def drain_events(queue_url: str) -> list[dict[str, Any]]:
+    """Every event on the (moto) events queue not read yet, in order, deleted once read (a FIFO group waits for
+    its deletions)."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    found: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return found
+        found += [json.loads(message["Body"]) for message in messages]
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

@@ -85,12 +85,18 @@ def test_the_daily_run_plans_onto_the_schedule_queue_whose_pages_a_worker_reads_
     for function in ("ScheduleFunction", "SchedulePagesFunction"):
         variables = lam.get_function_configuration(FunctionName=ids[function])["Environment"]["Variables"]
         assert variables["PARCOURS_SCHEDULE_QUEUE_URL"] == ids["ScheduleQueue"]
-    # the scheduled invocation: its pages are read by the worker as the event source mapping delivers them
-    answer = lam.invoke(FunctionName=ids["ScheduleFunction"], Payload=json.dumps({"time": "2026-06-15T00:05:00Z"}))
+    # the scheduled invocation, on a day one birthday falls on: its page is read by the worker as the event source
+    # mapping delivers it (a key that holds nothing gets no page)
+    dynamodb = local.client("dynamodb")
+    birthday = {"key": {"S": "birthday#06-15"}, "contact_id": {"S": "stack-birthday"}, "date": {"S": "1990-06-15"}}
+    dynamodb.put_item(TableName=ids["DatesTable"], Item=birthday)
+    try:
+        answer = lam.invoke(FunctionName=ids["ScheduleFunction"], Payload=json.dumps({"time": "2026-06-15T00:05:00Z"}))
+    finally:
+        dynamodb.delete_item(TableName=ids["DatesTable"], Key={name: birthday[name] for name in ("key", "contact_id")})
     assert "FunctionError" not in answer
     planned = json.loads(answer["Payload"].read())
-    assert planned["day"] == "2026-06-15"
-    assert planned["pages"] >= 1
+    assert planned == {"day": "2026-06-15", "pages": 1}
     left = sqs.get_queue_attributes(QueueUrl=ids["ScheduleQueue"], AttributeNames=["All"])["Attributes"]
     assert (left["ApproximateNumberOfMessages"], left["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
 

@@ -17,6 +17,7 @@ from infra.local import InvocationContext
 from shared import moments, schedule
 from shared.settings import Settings, get_settings
 from shared.storage import tables
+from tests.conftest import drain_events
 
 RUN = datetime(2026, 11, 24, 0, 5, tzinfo=UTC)  # the daily run of Tuesday 24 November 2026
 CONTACTS = 10_000
@@ -162,15 +163,7 @@ def drain_pages(settings: Settings) -> int:
 
 
 def queued(settings: Settings) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs", region_name="eu-west-3")
-    found: list[dict[str, Any]] = []
-    while True:
-        messages = sqs.receive_message(QueueUrl=settings.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            return found
-        for message in messages:
-            found.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return drain_events(settings.queue_url)
 
 
 def test_the_daily_run_over_ten_thousand_contacts_reads_only_the_matching_ones(

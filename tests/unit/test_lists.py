@@ -19,6 +19,7 @@ from shared.events import ConsentFacts, ContactFacts, Event
 from shared.scenario import ScenarioError, load_lists
 from shared.settings import Settings
 from shared.storage import tables
+from tests.conftest import drain_events
 
 T0 = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 PROMO = lists.rule_of(
@@ -223,16 +224,9 @@ def settings(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def queued(settings: Settings) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs", region_name="eu-west-3")
-    found: dict[str, dict[str, Any]] = {}
-    while True:
-        messages = sqs.receive_message(QueueUrl=settings.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            return sorted(found.values(), key=lambda body: body["event_id"])
-        for message in messages:
-            body = json.loads(message["Body"])
-            found[body["event_id"]] = body
-            sqs.delete_message(QueueUrl=settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    """The events queued since the last look, each once, by id."""
+    found = {event["event_id"]: event for event in drain_events(settings.queue_url)}
+    return sorted(found.values(), key=lambda event: event["event_id"])
 
 
 def moves(settings: Settings) -> list[tuple[str, str]]:

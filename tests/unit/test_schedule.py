@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -18,6 +17,7 @@ from shared.clock import Clock
 from shared.events import ConsentFacts, ContactFacts, Event
 from shared.settings import ConfigurationError, Settings
 from shared.storage import Tables, tables
+from tests.conftest import drain_events
 
 RUN = datetime(2026, 11, 24, 0, 5, tzinfo=UTC)  # the daily run of Tuesday 24 November 2026
 BIRTHDAY = dispatch.Entry(
@@ -37,16 +37,9 @@ def settings(aws: dict[str, str]) -> Settings:
 
 
 def queued(settings: Settings) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs", region_name="eu-west-3")
-    found: dict[str, dict[str, Any]] = {}
-    while True:
-        messages = sqs.receive_message(QueueUrl=settings.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not messages:
-            return sorted(found.values(), key=lambda event: event["event_id"])
-        for message in messages:
-            body = json.loads(message["Body"])
-            found[body["event_id"]] = body
-            sqs.delete_message(QueueUrl=settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    """The events queued since the last look, each once, by id."""
+    found = {event["event_id"]: event for event in drain_events(settings.queue_url)}
+    return sorted(found.values(), key=lambda event: event["event_id"])
 
 
 def person(t: Tables, email: str, at: datetime, **attributes: Any) -> str:

@@ -16,7 +16,7 @@ from shared.events import CATALOGUE, ContactFacts, Event
 from shared.scenario import ScenarioError, load_scoring
 from shared.settings import Settings
 from shared.storage import ContactModel, tables
-from tests.conftest import ROOT
+from tests.conftest import ROOT, drain_events
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday
 SHIPPED = ROOT / "scenarios" / "scoring.yaml"
@@ -32,16 +32,7 @@ def settings(aws: dict[str, str]) -> Settings:
 
 
 def queued(settings: Settings) -> list[dict[str, Any]]:
-    """Every event on the queue not read yet, in order (deleted once read: a FIFO group waits for its deletions)."""
-    sqs = boto3.client("sqs", region_name="eu-west-3")
-    found: list[dict[str, Any]] = []
-    while True:
-        got = sqs.receive_message(QueueUrl=settings.queue_url, MaxNumberOfMessages=10).get("Messages", [])
-        if not got:
-            return found
-        found += [json.loads(m["Body"]) for m in got]
-        for message in got:
-            sqs.delete_message(QueueUrl=settings.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return drain_events(settings.queue_url)
 
 
 def contact(settings: Settings) -> ContactModel:
