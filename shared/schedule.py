@@ -9,8 +9,9 @@ It queues, as ordinary events that dispatch matches like any trigger:
   engagement day (last open, click or signup, a UTC day) was exactly N days before the run's UTC day.
 
 It reads the dates table and the contacts' engaged_on index, never the whole contacts table, and fans out: the
-scheduled invocation only plans (`plan`: one `Page` per index key to read, no read at all) and puts the pages on
-the schedule queue; a page worker (`work_page`) reads ONE page of one key (at most PAGE items), queues its events
+scheduled invocation only plans (`plan`: one `Page` per index key to read) and puts on the schedule queue the
+pages of the keys that hold anything (one item read per key: most keys of a day, such as the decay days, are
+empty); a page worker (`work_page`) reads ONE page of one key (at most PAGE items), queues its events
 in batches of ten, then puts the next page (the cursor) back on the queue. Keys are read in parallel, each key's
 pages one after the other, and no invocation grows with the number of contacts. Event ids name (trigger,
 contact, day): a second run of the same day, or a page delivered twice, changes nothing.
@@ -164,8 +165,8 @@ class InvalidPage(ValueError):
 
 
 def plan(todo: Work, moment: datetime, now: datetime, page_size: int | None = None) -> tuple[str, list[Page]]:
-    """The run's day and the first page of every index key it reads: no read, so planning a run for a million
-    contacts costs what it costs for ten."""
+    """The run's day and the first page of every index key it reads, without reading: planning a run for a
+    million contacts costs what it costs for ten."""
     start, end = moments.daily_window(moment)
     window: dict[str, Any] = {
         "start": start.isoformat(),
