@@ -25,7 +25,7 @@ runs during the journey (once per simulated day at 00:05 UTC), so date and inact
 
 `sent` and `not_sent` name send steps, email or SMS. Times are simulated and count from when parcours processed the
 first event. Handlers take real milliseconds, which the compressed clock counts too: a send is on time within the
-larger of 5 % of `at` and what a real second (two when late) is worth at the file's `time_scale` (default 43200, a
+larger of 5 % of `at` and what a real second (three when late) is worth at the file's `time_scale` (default 43200, a
 day in 2 s; a file whose events are minutes apart sets a slower one, e.g. `time_scale: 10800`). Each time scale
 gets its own `parcours local` process; the cases of a file run side by side (so each case that gives a phone number
 gives its own: SMS are told apart by number).
@@ -107,9 +107,9 @@ class Case:
         return zone if isinstance(zone, str) else None
 
     def slack(self, at: int, late: bool = False) -> float:
-        """How far a send may be from `at`: a real second early (the clock's reading), two late (handlers and the
+        """How far a send may be from `at`: a real second early (the clock's reading), three late (handlers and the
         events they emit in turn, such as the scoring's, all take real time in the one local process)."""
-        return max(0.05 * at, (2.0 if late else 1.0) * self.time_scale, 3600.0)
+        return max(0.05 * at, (3.0 if late else 1.0) * self.time_scale, 3600.0)
 
 
 @dataclass

@@ -217,7 +217,6 @@ def test_a_lead_that_opens_clicks_and_views_pricing_is_handed_to_sales_once(
     local: RunningLocal, store: Tables, crm: CrmReceiver, subscribed: str
 ) -> None:
     """The issue's end to end: the scoring (scenarios/scoring.yaml) makes the lead SQL, the handoff tells the CRM."""
-    pytest.importorskip("shared.scoring", reason="the scoring (scenarios/scoring.yaml) is not in this tree")
     # Given a contact with no score yet
     email = f"hot.{uuid.uuid4().hex[:8]}@example.com"
     contact_id = add_contact(store, email, consent="granted")
