@@ -8,6 +8,7 @@ import json
 import urllib.request
 import uuid
 from datetime import datetime, time, timedelta
+from time import monotonic, sleep
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -92,15 +93,19 @@ def test_a_date_wait_goes_to_a_week_before_the_date_then_unsubscribes(
 
 def test_the_daily_schedule_run_now_starts_the_birthdays_of_the_day(local: RunningLocal, store: Tables) -> None:
     """POST /_local/schedule plays EventBridge Scheduler now: it reads the dates index and queues date.reached."""
-    now = simulated_now(local)
     tokyo = ZoneInfo("Asia/Tokyo")
-    moment = moments.next_moment(now + timedelta(hours=1), time(10), (), tokyo)  # well within the next 24 hours
+    # A birthday at 10:00 in Tokyo two days ahead; the run is asked for once that moment is 12 to 13 simulated hours
+    # away, so that it lies in the run's 24 hours however long (up to a real second) the request takes to arrive.
+    moment = moments.next_moment(simulated_now(local) + timedelta(days=2), time(10), (), tokyo)
     birthday = moments.anniversary(moment.date(), 1992)  # 1992 is a leap year: any day exists
     email = f"schedule.{uuid.uuid4().hex[:8]}@example.com"
     contact_id = add_contact(store, email, attributes={"timezone": "Asia/Tokyo", "birthday": birthday.isoformat()})
     contact = store.contacts.get(contact_id)
     dates.keep_keys(contact, dates.reindex(contact, store))  # as contacts.upsert does when it creates one
     contact.save()
+    deadline = monotonic() + 30
+    while moment - simulated_now(local) > timedelta(hours=13) and monotonic() < deadline:
+        sleep(0.02)  # 15 simulated minutes
     request = urllib.request.Request(f"{local.api_url}/_local/schedule", method="POST", data=b"")
     with urllib.request.urlopen(request, timeout=30) as response:
         [report] = json.loads(response.read())
