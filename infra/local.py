@@ -13,6 +13,7 @@ one clock.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import heapq
 import html
@@ -41,7 +42,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from infra import build, samtemplate, sigv4
-from shared.clock import Clock
+from shared.clock import Clock, pinned
 
 REGION = "eu-west-3"
 ACCOUNT = "123456789012"
@@ -220,9 +221,6 @@ class LocalRuntime:
         from moto.stepfunctions.models import StateMachine
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
         from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
-        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.seconds import (
-            Seconds as WaitSeconds,
-        )
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
             WaitFunction,
         )
@@ -277,22 +275,20 @@ class LocalRuntime:
             return answer
 
         def wait_interval(wait_function: Any, env: Any, wait_seconds: int) -> None:
-            # A fixed Wait counts from where the execution's own timeline stands (its start, then each Wait's
-            # end), not from now: the real milliseconds its Tasks took, magnified by the time scale, would
-            # otherwise pile up step after step (AWS's milliseconds are nothing next to days). A Wait worked out
-            # by a Task (wait_until) or after a wait_for counts from now.
+            # A Wait counts from where the execution's own timeline stands (its start, then each Wait's end), not
+            # from now: the real milliseconds its Tasks took, magnified by the time scale, would otherwise pile up
+            # step after step (AWS's milliseconds are nothing next to days). The Tasks run at that instant too
+            # (see _invoke), so a Wait a Task worked out (wait_until, a deferred send) counts from it as well.
+            # After a wait_for the timeline stands nowhere (the event may come at any time): from now.
             execution = env.states.context_object.context_object_data["Execution"]
             now = runtime.clock.timestamp()
             timelines = runtime._timelines
-            if isinstance(wait_function, WaitSeconds):
-                if execution["Id"] in timelines:
-                    origin = timelines[execution["Id"]]
-                else:
-                    started = _instant(execution.get("StartTime"))
-                    origin = None if started is None else runtime.clock.simulated(started)
-                target = (now if origin is None else origin) + wait_seconds
+            if execution["Id"] in timelines:
+                origin = timelines[execution["Id"]]
             else:
-                target = now + wait_seconds
+                started = _instant(execution.get("StartTime"))
+                origin = None if started is None else runtime.clock.simulated(started)
+            target = (now if origin is None else origin) + wait_seconds
             timelines[execution["Id"]] = target
             deadline = time.monotonic() + runtime.clock.real_seconds(max(0.0, target - now))
             while env.is_running():
@@ -530,7 +526,9 @@ class LocalRuntime:
         )
         try:
             event = json.loads(body) if body else {}
-            result = handler(event, context)
+            instant = self._task_instant(event)
+            with contextlib.nullcontext() if instant is None else pinned(instant):
+                result = handler(event, context)
         except Exception as error:  # what Lambda reports as an unhandled function error
             print(f"{function.function_name}: {type(error).__name__}: {error}", file=sys.stderr)
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -542,6 +540,24 @@ class LocalRuntime:
                 }
             ).encode()
         return json.dumps(result).encode()
+
+    def _task_instant(self, event: Any) -> float | None:
+        """The simulated instant a Step Functions Task runs at: where its execution's timeline stands (the end of
+        its last Wait, else its start). None for any other invocation, and for a Task after a wait_for, which runs
+        on the one clock."""
+        from moto.stepfunctions.exceptions import ExecutionDoesNotExist, InvalidArn
+        from moto.stepfunctions.responses import get_backend
+
+        execution = event.get("execution") if isinstance(event, dict) else None
+        if not isinstance(execution, str):
+            return None
+        if execution in self._timelines:
+            return self._timelines[execution]
+        try:
+            started = get_backend(ACCOUNT, REGION).describe_execution(execution).start_date
+        except (ExecutionDoesNotExist, InvalidArn):  # an invocation of the act function from outside a journey
+            return None
+        return self.clock.simulated(started.timestamp())
 
     # ---- SQS event sources -------------------------------------------------------------------------------------
     @staticmethod

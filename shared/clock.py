@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+_pin = threading.local()
+
+
+@contextmanager
+def pinned(simulated: float) -> Iterator[None]:
+    """Within this block, on this thread, every clock reads `simulated` plus the real time elapsed since, unscaled.
+
+    Only the local runtime pins, around a Step Functions Task: the Task then runs at the instant its execution's
+    timeline stands at (its start, or the end of its last Wait), as in AWS where it runs milliseconds after. The
+    compressed clock would instead count the real time a busy machine took to reach it, magnified thousands of
+    times (a second late at x43200 is half a day)."""
+    previous = getattr(_pin, "at", None)
+    _pin.at = (simulated, time.time())
+    try:
+        yield
+    finally:
+        _pin.at = previous
 
 
 @dataclass(frozen=True)
@@ -17,6 +38,9 @@ class Clock:
     start: float | None = None
 
     def timestamp(self) -> float:
+        pin: tuple[float, float] | None = getattr(_pin, "at", None)
+        if pin is not None:
+            return pin[0] + (time.time() - pin[1])
         return self.simulated(time.time())
 
     def simulated(self, real: float) -> float:

@@ -43,10 +43,11 @@ def test_a_consenting_contact_gets_four_emails_at_j0_j2_j5_j8(local: RunningLoca
     assert [m["step"] for m in messages] == ["e1-welcome", "e2-value", "e3-social-proof", "e4-offer"]
     assert messages[0]["subject"] == "Bienvenue, Lou !"
     sent = [datetime.fromisoformat(m["sent_at"]) for m in messages]
-    gaps = [(later - earlier).total_seconds() / SIMULATED_DAY for earlier, later in itertools.pairwise(sent)]
-    # J+2, J+5, J+8: waits of 2, 3 and 3 days; each send also takes a few real milliseconds, compressed too.
-    assert [round(gap) for gap in gaps] == [2, 3, 3]
-    assert all(abs(gap - round(gap)) < 0.25 for gap in gaps)
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(sent)]
+    # J+2, J+5, J+8: waits of 2, 3 and 3 days, to the minute. Each send runs where its execution's timeline
+    # stands, as in AWS, however late a busy machine reaches it in real time (at x43200 a real second is 12 h).
+    assert [round(gap / SIMULATED_DAY) for gap in gaps] == [2, 3, 3]
+    assert all(abs(gap - round(gap / SIMULATED_DAY) * SIMULATED_DAY) < 60 for gap in gaps), gaps
 
 
 def test_without_consent_every_send_is_skipped_and_nothing_goes_out(local: RunningLocal, store: Tables) -> None:

@@ -1,9 +1,10 @@
+import threading
 import time
 from datetime import UTC, datetime
 
 import pytest
 
-from shared.clock import Clock
+from shared.clock import Clock, pinned
 from shared.settings import ConfigurationError, Settings
 
 
@@ -63,3 +64,24 @@ def test_a_clock_may_begin_on_a_chosen_day_and_run_from_there(environ: dict[str,
     assert abs(settings.clock().timestamp() - (saturday + 86400)) < 8640 * 0.5
     # And unscaled, it still starts there
     assert abs(Clock(epoch=time.time(), start=saturday).timestamp() - saturday) < 1
+
+
+def test_a_pinned_clock_reads_the_pinned_instant_and_runs_unscaled_from_there_on_its_thread_only() -> None:
+    # Given a clock at x43200 (a real second is half a simulated day), and an instant a simulated week ago
+    clock = Clock(scale=43200, epoch=time.time())
+    a_week_ago = clock.timestamp() - 7 * 86400
+    seen_elsewhere: list[float] = []
+    # When a Task runs pinned to that instant for a fifth of a real second
+    with pinned(a_week_ago):
+        start = clock.timestamp()
+        other = threading.Thread(target=lambda: seen_elsewhere.append(clock.timestamp()))
+        other.start()
+        other.join()
+        time.sleep(0.2)
+        end = clock.timestamp()
+    # Then it reads that instant, and the real time it takes counts as real time, not as 2.4 simulated hours
+    assert abs(start - a_week_ago) < 1
+    assert 0.2 <= end - start < 1
+    # And another thread, and the same thread afterwards, read the compressed clock
+    assert seen_elsewhere[0] - a_week_ago > 6 * 86400
+    assert clock.timestamp() - a_week_ago > 7 * 86400
