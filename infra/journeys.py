@@ -100,7 +100,7 @@ class Case:
         """How long (simulated) to watch: past the last event and the last expected send, with a margin."""
         times = [at for at, _, _ in self.events]
         times += [(e.on_day + 1) * 86400 if e.on_day is not None else e.at or 0 for e in self.sent]
-        return max(times) + max(86400.0, 6 * self.time_scale)
+        return max(times) + max(86400.0, 10 * self.time_scale)
 
     def timezone(self) -> str | None:
         zone = (self.contact.get("attributes") or {}).get("timezone")

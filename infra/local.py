@@ -18,6 +18,7 @@ import dataclasses
 import heapq
 import html
 import importlib
+import itertools
 import json
 import logging
 import os
@@ -149,6 +150,8 @@ class LocalRuntime:
         self._http: ThreadingHTTPServer | None = None
         self._sends_table = ""
         self._sms_attributes: dict[str, dict[str, Any]] = {}  # SNS message id -> the attributes it was sent with
+        self._accepted: dict[str, int] = {}  # SES or SNS message id -> its rank in the order they were accepted
+        self._ranks = itertools.count()
         self._timelines: dict[
             str, float | None
         ] = {}  # execution id -> simulated instant its next fixed Wait counts from
@@ -268,7 +271,9 @@ class LocalRuntime:
             # SES keeps a message's tags and configuration set for the events it publishes about it.
             answer: str = original_send_email(response)
             params = json.loads(response.body)
-            runtime.ses_sends[json.loads(answer)["MessageId"]] = {
+            message_id = json.loads(answer)["MessageId"]
+            runtime._accepted[message_id] = next(runtime._ranks)
+            runtime.ses_sends[message_id] = {
                 "tags": {tag["Name"]: tag["Value"] for tag in params.get("EmailTags") or []},
                 "configuration_set": params.get("ConfigurationSetName"),
             }
@@ -328,6 +333,7 @@ class LocalRuntime:
         def publish(backend: Any, message: str, arn: str | None, phone_number: str | None = None, **kwargs: Any) -> str:
             message_id: str = publish_as_moto_does(backend, message, arn, phone_number=phone_number, **kwargs)
             if phone_number:
+                runtime._accepted[message_id] = next(runtime._ranks)
                 runtime._sms_attributes[message_id] = dict(kwargs.get("message_attributes") or {})
             return message_id
 
@@ -848,22 +854,25 @@ class LocalRuntime:
         from moto.ses.models import ses_backends
         from moto.sns.models import sns_backends
 
+        accepted = self._accepted
         emails = [
-            {**_email_entry(message.raw_data), "message_id": message.id}
+            (accepted.get(message.id, -1), {**_email_entry(message.raw_data), "message_id": message.id})
             for message in list(ses_backends[ACCOUNT][REGION].sent_messages)
             if hasattr(message, "raw_data")
         ]
         published = list(sns_backends[ACCOUNT][REGION].sms_messages.items())
-        if not published:
-            return emails
-        records = self._sms_records()
+        records = self._sms_records() if published else {}
         texts = [
-            _sms_entry(phone, text, records[message_id], self._sms_attributes.get(message_id, {}))
+            (
+                accepted.get(message_id, -1),
+                _sms_entry(phone, text, records[message_id], self._sms_attributes.get(message_id, {})),
+            )
             for message_id, (phone, text) in published
             if message_id in records  # recorded as sent a moment after SNS accepted it
         ]
-        # Each list is already oldest first; merged on the simulated time each message was sent.
-        return list(heapq.merge(emails, texts, key=lambda entry: entry["sent_at"] or ""))
+        # Each list is in the order SES or SNS accepted its messages: merged on that order. Not on `sent_at`: it is
+        # the instant on each execution's own timeline (see _invoke), and an email's Date header has only seconds.
+        return [entry for _, entry in heapq.merge(emails, texts, key=lambda ranked: ranked[0])]
 
     def _sms_records(self) -> dict[str, dict[str, Any]]:
         """The send records of SMS (scenario, step, when), by SNS message id: moto keeps only number and text."""
@@ -1071,7 +1080,8 @@ def _sms_entry(phone: str, text: str, record: dict[str, Any], attributes: dict[s
         "headers": {},
         "scenario": record["scenario"],
         "step": record["step"],
-        "sent_at": datetime.fromisoformat(sent_at).isoformat() if sent_at else None,
+        # To the second, as an email's Date header: two messages of one step may be milliseconds apart.
+        "sent_at": datetime.fromisoformat(sent_at).replace(microsecond=0).isoformat() if sent_at else None,
         "segments": record["segments"],  # what the SMS costs
         "encoding": record["encoding"],
     }

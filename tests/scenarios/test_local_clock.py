@@ -1,5 +1,5 @@
-"""The local runtime's compressed clock: the real milliseconds a Task takes are magnified by the time scale,
-so fixed Waits count from the execution's own timeline, and later sends keep their schedule."""
+"""The local runtime's compressed clock: the real milliseconds a Task takes would be magnified by the time scale,
+so each execution keeps its own timeline, and later sends keep their schedule."""
 
 from __future__ import annotations
 
