@@ -7,7 +7,7 @@ delivering SNS messages to subscribed functions (moto's SNS calls its Docker Lam
 sent email (moto's SESv2 drops them) for the SES events the local route `/_local/ses-event` publishes, verifying
 the sender's domain (in AWS, the stack's identity and the operator's DNS records), keeping the attributes of
 published SMS (moto drops them; the outbox shows the sender id), and scaling time for Wait states along with the
-one clock.
+one clock (each execution on its own timeline, its Tasks running at their instant on it, as they would in AWS).
 """
 
 from __future__ import annotations
@@ -152,9 +152,8 @@ class LocalRuntime:
         self._sms_attributes: dict[str, dict[str, Any]] = {}  # SNS message id -> the attributes it was sent with
         self._accepted: dict[str, int] = {}  # SES or SNS message id -> its rank in the order they were accepted
         self._ranks = itertools.count()
-        self._timelines: dict[
-            str, float | None
-        ] = {}  # execution id -> simulated instant its next fixed Wait counts from
+        # execution id -> the simulated instant its Tasks run at and its next Wait counts from (None: the clock's)
+        self._timelines: dict[str, float | None] = {}
         self.ses_sends: dict[str, dict[str, Any]] = {}  # SES message id -> {tags, configuration_set}
         self.email_events_topic: str | None = None  # where the configuration set publishes SES events
 
