@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 import boto3
 import pytest
@@ -73,14 +74,19 @@ def test_a_body_over_256_kib_is_413() -> None:
     assert rejected.value.status == 413
 
 
+def events_queue(environ: dict[str, str]) -> tuple[Any, str, Settings]:
+    """The events FIFO queue (within mock_aws), its URL, and settings that point at it."""
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    url = sqs.create_queue(QueueName="parcours-events.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    return sqs, url, Settings.from_environ({**environ, "PARCOURS_QUEUE_URL": url})
+
+
 @mock_aws
 def test_events_are_queued_by_contact_and_deduplicated_on_the_event_id(
     aws_credentials: None, environ: dict[str, str]
 ) -> None:
     # Given a FIFO queue
-    sqs = boto3.client("sqs", region_name="eu-west-3")
-    url = sqs.create_queue(QueueName="parcours-events.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-    settings = Settings.from_environ({**environ, "PARCOURS_QUEUE_URL": url})
+    sqs, url, settings = events_queue(environ)
     event = ingestion.receive_shopify(BODY, headers(BODY), SECRET, Clock())
 
     # When the same event is enqueued twice
@@ -99,9 +105,7 @@ def test_events_emitted_while_an_event_is_processed_are_queued_when_it_is_done_e
     aws_credentials: None, environ: dict[str, str]
 ) -> None:
     # Given a FIFO queue and an event emitted during a processing that then fails
-    sqs = boto3.client("sqs", region_name="eu-west-3")
-    url = sqs.create_queue(QueueName="parcours-events.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-    settings = Settings.from_environ({**environ, "PARCOURS_QUEUE_URL": url})
+    sqs, url, settings = events_queue(environ)
     event = ingestion.receive_shopify(BODY, headers(BODY), SECRET, Clock())
 
     def waiting() -> int:
