@@ -224,7 +224,7 @@ def test_two_sends_at_the_same_moment_never_both_squeeze_under_the_cap(settings:
     # When another scenario's send is counted first
     assert pacing.record(t.contacts.get("c1"), pacing.Sent(NOW, "email", "newsletter", "other-key"))
     # Then this one reads the contact again, decides again, and is deferred rather than counted
-    answer = sending.count_send(t, paced("e2-value"), "email", stale, settings, datetime.now(UTC))
+    answer = sending.count_send(t, paced("e2-value"), "email", stale, settings, NOW)
     assert answer is not None
     assert answer["status"] == "deferred"
     assert len(t.contacts.get("c1").recent_sends or []) == 1
@@ -232,7 +232,7 @@ def test_two_sends_at_the_same_moment_never_both_squeeze_under_the_cap(settings:
     stale = t.contacts.get("c1")
     assert pacing.record(t.contacts.get("c1"), pacing.Sent(NOW, "email", "newsletter", "third-key"))
     three_a_day = dataclasses.replace(paced("e2-value"), pacing={**ONE_A_DAY, "caps": [{"max": 3, "seconds": 86400}]})
-    assert sending.count_send(t, three_a_day, "email", stale, settings, datetime.now(UTC)) is None
+    assert sending.count_send(t, three_a_day, "email", stale, settings, NOW) is None
     assert len(t.contacts.get("c1").recent_sends or []) == 3
 
 
