@@ -17,12 +17,21 @@ def _local(args: argparse.Namespace) -> int:
     from infra.local import LocalRuntime, LocalRuntimeError
 
     try:
-        runtime = LocalRuntime(port=args.port, time_scale=args.time_scale, crm_url=args.crm_url, start_at=args.start)
+        runtime = LocalRuntime(
+            port=args.port,
+            time_scale=args.time_scale,
+            crm_url=args.crm_url,
+            start_at=args.start,
+            skip_time=args.skip_time,
+        )
         runtime.start()
     except LocalRuntimeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"parcours local: API on {runtime.api_url} (time x{args.time_scale:g})", flush=True)
+    pace = f"time x{args.time_scale:g}"
+    if args.skip_time:
+        pace = "time skipped: POST /_local/advance or /_local/run-until-idle"
+    print(f"parcours local: API on {runtime.api_url} ({pace})", flush=True)
     print(f"AWS_ENDPOINT_URL={runtime.aws_endpoint}", flush=True)
     print(f"outbox: {runtime.api_url}/_local/outbox.html", flush=True)
     stop = threading.Event()
@@ -259,7 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     local = commands.add_parser("local", help="run the whole stack on this machine (moto, no Docker)")
     local.add_argument("--port", type=int, default=3000)
-    local.add_argument("--time-scale", type=_positive, default=1.0, help="simulated seconds per real second")
+    pace = local.add_mutually_exclusive_group()
+    pace.add_argument("--time-scale", type=_positive, default=1.0, help="simulated seconds per real second")
+    pace.add_argument(
+        "--skip-time",
+        action="store_true",
+        help="the clock stands still while anything runs and moves only when asked: POST /_local/advance "
+        '{"to": ISO} or {"seconds": N}, POST /_local/run-until-idle (tests, and journeys seen at once)',
+    )
     local.add_argument(
         "--start",
         type=_instant,

@@ -33,7 +33,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_string
 from email.message import Message
 from email.utils import parseaddr, parsedate_to_datetime
@@ -43,7 +43,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from infra import build, samtemplate, sigv4
-from shared.clock import Clock, pinned
+from infra.skipped import SkippedTime
+from shared.clock import Clock, drive, pinned
 
 REGION = "eu-west-3"
 ACCOUNT = "123456789012"
@@ -127,6 +128,7 @@ class LocalRuntime:
         environ: dict[str, str] | None = None,
         crm_url: str | None = None,
         start_at: datetime | None = None,
+        skip_time: bool = False,
     ) -> None:
         self.host = host
         self.start_at = start_at  # the simulated instant the clock reads when the stack is ready (default: now)
@@ -140,6 +142,8 @@ class LocalRuntime:
                 "a CRM URL needs PARCOURS_CRM_SECRET in the environment: the CRM checks the signature with it"
             )
         self.clock = Clock(scale=time_scale, epoch=time.time())
+        # --skip-time: the clock stands still while anything runs, and moves only when a client asks (infra.skipped)
+        self.skipped = SkippedTime(time.time() if start_at is None else start_at.timestamp()) if skip_time else None
         self.moto_port = free_port()
         self.routes: dict[tuple[str, str], str] = {}  # (method, path) -> function name
         self.iam_routes: set[str] = set()  # route keys ("POST /v1/lists/{name}/add") that need a SigV4 signature
@@ -171,7 +175,8 @@ class LocalRuntime:
         self._patch_moto()
         self._deploy()
         self._serve()
-        threading.Thread(target=self._play_schedules, name="parcours-scheduler", daemon=True).start()
+        play = self._play_schedules if self.skipped is None else self._play_schedules_skipped
+        threading.Thread(target=play, name="parcours-scheduler", daemon=True).start()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -180,6 +185,8 @@ class LocalRuntime:
             self._http.server_close()
         if self._server is not None:
             self._server.stop()
+        if self.skipped is not None:
+            drive(None)
 
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer
@@ -204,6 +211,16 @@ class LocalRuntime:
         os.environ.pop("AWS_PROFILE", None)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self._server.start()
+        skipped = self.skipped
+        if skipped is not None:  # every call to the AWS emulation is work: time stands still until it is answered
+            wsgi = self._server._server
+            app = wsgi.app
+
+            def counted(environ: Any, start_response: Any) -> Any:
+                with skipped.running():
+                    return app(environ, start_response)
+
+            wsgi.app = counted
         import urllib.request
 
         request = urllib.request.Request(
@@ -355,6 +372,109 @@ class LocalRuntime:
         scaled_time = SimpleNamespace(sleep=lambda seconds: time.sleep(runtime.clock.real_seconds(seconds)))
         setattr(retrier_decl, "time", scaled_time)  # noqa: B010
         setattr(StateMachine, "create_from_cloudformation_json", classmethod(create_state_machine))  # noqa: B010
+        if self.skipped is not None:
+            self._patch_moto_for_skipped_time(self.skipped)
+
+    def _patch_moto_for_skipped_time(self, skipped: SkippedTime) -> None:
+        """What waits in moto parks on the skipped clock, and what moto stamps reads it (see infra.skipped)."""
+        import moto.sqs.models as sqs_models
+        from moto.sqs.models import Queue
+        from moto.stepfunctions.parser import models as sfn_models
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout, TimeoutSeconds
+        from moto.stepfunctions.parser.asl.component.state import state as sfn_state
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+            StateTaskServiceCallback,
+        )
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+        from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, CallbackOutcomeTimedOut
+        from moto.stepfunctions.parser.asl.eval.event import event_manager
+        from moto.stepfunctions.parser.backend import execution as sfn_execution
+        from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+        def execution_of(env: Any) -> str:
+            return str(env.states.context_object.context_object_data["Execution"]["Id"])
+
+        def wait_interval(wait_function: Any, env: Any, wait_seconds: int) -> None:
+            skipped.park(
+                skipped.timestamp() + max(0, wait_seconds),
+                f"a Wait of {execution_of(env)}",
+                keys=[("execution", execution_of(env))],
+                woken_if=lambda: not env.is_running(),
+            )
+
+        def timeout_body(timeout: Any, env: Any) -> None:
+            # The Task's own thread never times out in real time; a wait_for's timeout is a timer (await_token).
+            env.stack.append(TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS)
+
+        def await_token(task: Any, env: Any, timeout_seconds: int, callback_endpoint: Any, heartbeat: Any) -> Any:
+            seconds = None if task.timeout.is_default_value() else task.timeout._eval_seconds(env=env)
+            execution = execution_of(env)
+            skipped.park(
+                None if seconds is None else skipped.timestamp() + seconds,
+                f"a wait_for of {execution}",
+                keys=[("callback", id(callback_endpoint)), ("execution", execution)],
+                woken_if=lambda: callback_endpoint.get_outcome() is not None or not env.is_running(),
+            )
+            outcome = callback_endpoint.get_outcome()
+            return CallbackOutcomeTimedOut(callback_id=callback_endpoint.callback_id) if outcome is None else outcome
+
+        notify_as_moto_does = CallbackEndpoint.notify
+        interrupt_as_moto_does = CallbackEndpoint.interrupt_all
+
+        def notify(endpoint: Any, outcome: Any) -> None:
+            notify_as_moto_does(endpoint, outcome)
+            skipped.wake(("callback", id(endpoint)))
+
+        def interrupt_all(endpoint: Any) -> None:
+            interrupt_as_moto_does(endpoint)
+            skipped.wake(("callback", id(endpoint)))
+
+        def start_worker(worker: Any) -> None:
+            # Counted from its start (inside StartExecution) to its end, but while it waits.
+            skipped.enter()
+
+            def run() -> None:
+                try:
+                    worker._execution_logic()
+                finally:
+                    skipped.leave()
+
+            threading.Thread(target=run, name="parcours-execution", daemon=True).start()
+
+        stop_as_moto_does = ExecutionWorker.stop
+
+        def stop_worker(worker: Any, stop_date: Any, error: Any, cause: Any) -> None:
+            stop_as_moto_does(worker, stop_date, error, cause)
+            if worker.env is not None:
+                skipped.wake(("execution", execution_of(worker.env)))
+
+        add_message = Queue.add_message  # the FIFO draining version (see _patch_moto)
+
+        def add_and_wake(queue: Any, message: Any) -> None:
+            add_message(queue, message)
+            skipped.wake(("queue", queue.name))
+
+        class SkippedDatetime:
+            """`datetime.datetime.now` as moto's Step Functions modules call it, on the skipped clock."""
+
+            @staticmethod
+            def now(tz: Any = None) -> datetime:
+                return datetime.fromtimestamp(skipped.timestamp(), tz=tz or UTC)
+
+        skipped_datetime = SimpleNamespace(datetime=SkippedDatetime, timezone=timezone)
+        for module in (sfn_models, sfn_execution, sfn_state, event_manager):
+            setattr(module, "datetime", skipped_datetime)  # noqa: B010 (start and stop dates, history times)
+        setattr(sqs_models, "unix_time_millis", lambda dt=None: skipped.timestamp() * 1000)  # noqa: B010
+        setattr(Queue, "add_message", add_and_wake)  # noqa: B010
+        setattr(WaitFunction, "_wait_interval", wait_interval)  # noqa: B010
+        setattr(Timeout, "_eval_body", timeout_body)  # noqa: B010
+        setattr(StateTaskServiceCallback, "_eval_wait_for_task_token", await_token)  # noqa: B010
+        setattr(CallbackEndpoint, "notify", notify)  # noqa: B010
+        setattr(CallbackEndpoint, "interrupt_all", interrupt_all)  # noqa: B010
+        setattr(ExecutionWorker, "start", start_worker)  # noqa: B010
+        setattr(ExecutionWorker, "stop", stop_worker)  # noqa: B010
+        setattr(retrier_decl, "time", SimpleNamespace(sleep=skipped.sleep))  # noqa: B010
 
     # ---- deployment -------------------------------------------------------------------------------------------
     def _deploy(self) -> None:
@@ -489,9 +609,11 @@ class LocalRuntime:
         self.clock = Clock(scale=self.time_scale, epoch=time.time(), start=start)
         if start is not None:
             merged["PARCOURS_CLOCK_START"] = repr(start)
+        if self.skipped is not None:  # every clock of this process, the handlers' too, reads the skipped time
+            drive(self.skipped.timestamp)
         merged.update(
             {
-                "PARCOURS_TIME_SCALE": repr(self.time_scale),
+                "PARCOURS_TIME_SCALE": repr(1.0 if self.skipped is not None else self.time_scale),
                 "PARCOURS_CLOCK_EPOCH": repr(self.clock.epoch),
                 "PARCOURS_LINK_SECRET": self.environ.get("PARCOURS_LINK_SECRET") or secrets.token_urlsafe(32),
                 "POWERTOOLS_METRICS_DISABLED": "true",
@@ -554,7 +676,7 @@ class LocalRuntime:
         from moto.stepfunctions.responses import get_backend
 
         execution = event.get("execution") if isinstance(event, dict) else None
-        if not isinstance(execution, str):
+        if not isinstance(execution, str) or self.skipped is not None:  # skipped time stands at the Task's instant
             return None
         if execution in self._timelines:
             return self._timelines[execution]
@@ -616,7 +738,7 @@ class LocalRuntime:
             for mapping in lambda_client.list_event_source_mappings(FunctionName=function)["EventSourceMappings"]:
                 lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
             threading.Thread(
-                target=self._poll,
+                target=self._poll if self.skipped is None else self._poll_skipped,
                 args=(physical[queue], function, int(props.get("BatchSize", 10))),
                 name=f"parcours-poller-{queue}",
                 daemon=True,
@@ -626,39 +748,81 @@ class LocalRuntime:
         import boto3
 
         sqs = boto3.client("sqs", region_name=REGION)
-        lambda_client = boto3.client("lambda", region_name=REGION)
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         while not self._stopping.is_set():
             try:
-                messages = sqs.receive_message(
-                    QueueUrl=queue_url,
-                    MaxNumberOfMessages=batch_size,
-                    WaitTimeSeconds=1,
-                    AttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                ).get("Messages", [])
-                if not messages:
-                    continue
-                event = {"Records": [_sqs_record(message, queue_arn) for message in messages]}
-                answer = lambda_client.invoke(FunctionName=function, Payload=json.dumps(event).encode())
-                result = json.loads(answer["Payload"].read() or b"null")
-                if answer.get("FunctionError"):
-                    continue  # the whole batch shows again after the queue's visibility timeout
-                failed = {item["itemIdentifier"] for item in (result or {}).get("batchItemFailures") or []}
-                done = [message for message in messages if message["MessageId"] not in failed]
-                for start in range(0, len(done), 10):
-                    sqs.delete_message_batch(
-                        QueueUrl=queue_url,
-                        Entries=[
-                            {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
-                            for n, message in enumerate(done[start : start + 10])
-                        ],
-                    )
+                self._receive_and_invoke(sqs, queue_url, queue_arn, function, batch_size, wait=1)
             except Exception as error:  # moto stopping, or a bug here: say so, and go on unless stopping
                 if self._stopping.is_set():
                     return
                 print(f"polling {queue_url}: {type(error).__name__}: {error}", file=sys.stderr)
                 self._stopping.wait(1)
+
+    def _poll_skipped(self, queue_url: str, function: str, batch_size: int) -> None:
+        """The poller on skipped time: counted while it polls, parked while the queue has nothing visible, until
+        its next message shows (its visibility or delay ends: a timer) or one is sent (a wake)."""
+        import boto3
+        from moto.sqs.models import sqs_backends
+
+        skipped = self.skipped
+        assert skipped is not None
+        name = queue_url.rsplit("/", 1)[-1]
+        queue: Any = sqs_backends[ACCOUNT][REGION].get_queue(name)
+        sqs = boto3.client("sqs", region_name=REGION)
+        skipped.enter()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if self._receive_and_invoke(sqs, queue_url, queue.queue_arn, function, batch_size, wait=0):
+                        continue
+                except Exception as error:  # a bug here: say so, and wait for the next message
+                    print(f"polling {queue_url}: {type(error).__name__}: {error}", file=sys.stderr)
+                now = skipped.timestamp() * 1000
+                hidden = [max(m.visible_at, m.delayed_until) for m in list(queue._messages)]
+                later = [moment for moment in hidden if moment > now]
+                skipped.park(
+                    min(later) / 1000 if later else None,
+                    f"the next message of {name}",
+                    keys=[("queue", name)],
+                    woken_if=lambda: any(m.visible and not m.delayed for m in list(queue._messages)),
+                )
+        finally:
+            skipped.leave()
+
+    @staticmethod
+    def _receive_and_invoke(sqs: Any, queue_url: str, queue_arn: str, function: str, batch_size: int, wait: int) -> int:
+        """One poll: a batch received and handed to the function, its failed items left on the queue (they show
+        again when their visibility, which the function may change, runs out), the rest deleted; a function error
+        leaves the whole batch. Answers how many messages it received."""
+        import boto3
+
+        messages = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=batch_size,
+            WaitTimeSeconds=wait,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [_sqs_record(message, queue_arn) for message in messages]}
+        answer = boto3.client("lambda", region_name=REGION).invoke(
+            FunctionName=function, Payload=json.dumps(event).encode()
+        )
+        result = json.loads(answer["Payload"].read() or b"null")
+        if answer.get("FunctionError"):
+            return len(messages)  # the whole batch shows again after the queue's visibility timeout
+        failed = {item["itemIdentifier"] for item in (result or {}).get("batchItemFailures") or []}
+        done = [message for message in messages if message["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": message["ReceiptHandle"]}
+                    for n, message in enumerate(done[start : start + 10])
+                ],
+            )
+        return len(messages)
 
     # ---- EventBridge Scheduler --------------------------------------------------------------------------------
     def _play_schedules(self) -> None:
@@ -683,6 +847,31 @@ class LocalRuntime:
                 print(f"scheduled run of {function} at {moment.isoformat()}: {error}", file=sys.stderr)
             due[0] = (moment + timedelta(days=1), function)
 
+    def _play_schedules_skipped(self) -> None:
+        """The daily runs on skipped time: each a background timer, which fires when a client moves time past it
+        (it never moves time by itself: run_until_idle stops when only the daily runs are left)."""
+        skipped = self.skipped
+        if not self.schedules or skipped is None:
+            return
+        now = self.clock.now()
+        due: list[tuple[datetime, str]] = []
+        for function, when in self.schedules:
+            moment = now.replace(hour=when.hour, minute=when.minute, second=0, microsecond=0)
+            due.append((moment if moment > now else moment + timedelta(days=1), function))
+        skipped.enter()
+        try:
+            while not self._stopping.is_set():
+                due.sort()
+                moment, function = due[0]
+                skipped.park(moment.timestamp(), f"the daily run of {function}", background=True)
+                try:
+                    self.run_schedule(function, moment)
+                except Exception as error:  # the scheduler retries in AWS; locally, say so and go on
+                    print(f"scheduled run of {function} at {moment.isoformat()}: {error}", file=sys.stderr)
+                due[0] = (moment + timedelta(days=1), function)
+        finally:
+            skipped.leave()
+
     def run_schedule(self, function: str, moment: datetime) -> Any:
         import boto3
 
@@ -700,6 +889,51 @@ class LocalRuntime:
 
         now = self.clock.now()
         return dataclasses.asdict(schedule.run(get_settings(), now, now))
+
+    # ---- skipped time -----------------------------------------------------------------------------------------
+    def move_time(self, how: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """`POST /_local/advance` {"to": ISO 8601 with offset} or {"seconds": N}: time goes to that moment, each
+        timer on the way firing at its own moment; `POST /_local/run-until-idle` {"at_most_days": N (400)}: time
+        goes on as long as something but the daily runs is due (a Wait, a wait_for timeout, a retry, a message's
+        visibility). Both answer once nothing runs: {now, fired, idle, pending: [{due, what}]}."""
+        if self.skipped is None:
+            return 409, {"error": "time is scaled, not skipped: start parcours local with --skip-time"}
+        try:
+            request = json.loads(body or b"{}")
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return 400, {"error": "body is not JSON"}
+        if not isinstance(request, dict):
+            return 400, {"error": "body must be a JSON object"}
+        now = self.skipped.timestamp()
+        if how == "advance":
+            if ("to" in request) == ("seconds" in request):
+                return 400, {"error": "give either to (an ISO 8601 instant with its offset) or seconds"}
+            if "to" in request:
+                moment = _instant(request["to"]) if isinstance(request["to"], str) else None
+                if moment is None or not re.search(r"(Z|[+-]\d\d:?\d\d)$", request["to"]):
+                    return 400, {"error": "to must be an ISO 8601 instant with its offset, e.g. 2026-11-24T09:00:00Z"}
+            else:
+                seconds = request["seconds"]
+                if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < 1e10:
+                    return 400, {"error": "seconds must be a number, 0 or more"}
+                moment = now + seconds
+            if moment < now:
+                return 400, {"error": f"to is before now ({self.clock.now().isoformat()}): time never goes back"}
+            done = self.skipped.advance(to=moment)
+        else:
+            days = request.get("at_most_days", 400)
+            if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= 3660:
+                return 400, {"error": "at_most_days must be a number above 0, at most 3660"}
+            done = self.skipped.advance(until_idle=True, limit=now + days * 86400)
+        return 200, {
+            "now": datetime.fromtimestamp(done.now, UTC).isoformat(),
+            "fired": done.fired,
+            "idle": done.idle,
+            "pending": [
+                {"due": None if due == float("inf") else datetime.fromtimestamp(due, UTC).isoformat(), "what": what}
+                for due, what in done.pending
+            ],
+        }
 
     # ---- HTTP API ---------------------------------------------------------------------------------------------
     def _serve(self) -> None:
@@ -729,9 +963,21 @@ class LocalRuntime:
             self._reply(request, 200, {"content-type": "application/json"}, json.dumps(self.outbox()).encode())
             return
         if method == "GET" and url.path == "/_local/clock":
-            now = {"now": self.clock.now().isoformat(), "time_scale": self.time_scale}
+            now = {
+                "now": self.clock.now().isoformat(),
+                "time_scale": None if self.skipped else self.time_scale,
+                "skipped": self.skipped is not None,
+            }
             self._reply(request, 200, {"content-type": "application/json"}, json.dumps(now).encode())
             return
+        if method == "POST" and url.path in ("/_local/advance", "/_local/run-until-idle"):
+            status, answer = self.move_time(url.path.rpartition("/")[2], body)
+            self._reply(request, status, {"content-type": "application/json"}, json.dumps(answer).encode())
+            return
+        with contextlib.nullcontext() if self.skipped is None else self.skipped.running():  # time stands still
+            self._http_request_counted(request, method, url, body)
+
+    def _http_request_counted(self, request: BaseHTTPRequestHandler, method: str, url: Any, body: bytes) -> None:
         if method == "POST" and url.path == "/_local/ses-event":
             status, answer = self.ses_event(body)
             self._reply(request, status, {"content-type": "application/json"}, json.dumps(answer).encode())

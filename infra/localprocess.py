@@ -26,9 +26,13 @@ T = TypeVar("T")
 
 class RunningLocal:
     def __init__(
-        self, time_scale: float, secret: str, environ: dict[str, str] | None = None, start_at: str | None = None
+        self,
+        time_scale: float | None,
+        secret: str,
+        environ: dict[str, str] | None = None,
+        start_at: str | None = None,
     ) -> None:
-        self.time_scale = time_scale
+        self.time_scale = time_scale  # None: --skip-time (the clock moves when advance or run_until_idle asks)
         self.start_at = start_at  # `parcours local --start`: the simulated instant to begin at
         self.secret = secret
         self.environ = dict(environ or {})  # e.g. PARCOURS_CRM_URL and PARCOURS_CRM_SECRET, for the functions
@@ -47,8 +51,7 @@ class RunningLocal:
                 "local",
                 "--port",
                 str(self.port),
-                "--time-scale",
-                str(self.time_scale),
+                *(["--skip-time"] if self.time_scale is None else ["--time-scale", str(self.time_scale)]),
                 *(["--start", self.start_at] if self.start_at else []),
             ],
             cwd=ROOT,
@@ -117,6 +120,24 @@ class RunningLocal:
         """The runtime's simulated now (the clock its handlers read)."""
         with urllib.request.urlopen(f"{self.api_url}/_local/clock", timeout=10) as response:
             return datetime.fromisoformat(json.loads(response.read())["now"])
+
+    def advance(self, to: datetime | None = None, seconds: float | None = None) -> dict[str, Any]:
+        """Skipped time: moves the clock to `to` (or by `seconds`), each timer on the way firing at its moment, and
+        answers once nothing runs (`POST /_local/advance`)."""
+        request = {"to": to.isoformat()} if to is not None else {"seconds": seconds}
+        return self._move("advance", request)
+
+    def run_until_idle(self, at_most_days: float = 400) -> dict[str, Any]:
+        """Skipped time: moves the clock on for as long as something but the daily runs is due
+        (`POST /_local/run-until-idle`)."""
+        return self._move("run-until-idle", {"at_most_days": at_most_days})
+
+    def _move(self, how: str, request: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.api_url}/_local/{how}"
+        answer = post(url, json.dumps(request).encode(), {"Content-Type": "application/json"}, timeout=600)
+        if answer.status != 200:
+            raise RuntimeError(f"/_local/{how}: {answer.status} {answer.body}")
+        return dict(answer.body)
 
     def wait_for(self, probe: Callable[[], T], done: Callable[[T], bool], seconds: float) -> T:
         deadline = time.monotonic() + seconds

@@ -1,15 +1,25 @@
-"""The one clock. In AWS it is the wall clock; the local runtime speeds it up (decision 4 of DESIGN.md)."""
+"""The one clock. In AWS it is the wall clock; the local runtime speeds it up or skips it (decision 4 of DESIGN.md)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 _pin = threading.local()
+_driver: Callable[[], float] | None = None
+
+
+def drive(source: Callable[[], float] | None) -> None:
+    """From now on every clock in this process reads `source` (UNIX timestamps); None: back to real time.
+
+    Only `parcours local --skip-time` drives the clock: its handlers run in its process, and its time stands still
+    while they run and jumps when nothing does (infra.skipped). In AWS nothing drives it."""
+    global _driver
+    _driver = source
 
 
 @contextmanager
@@ -41,6 +51,8 @@ class Clock:
         pin: tuple[float, float] | None = getattr(_pin, "at", None)
         if pin is not None:
             return pin[0] + (time.time() - pin[1])
+        if _driver is not None:
+            return _driver()
         return self.simulated(time.time())
 
     def simulated(self, real: float) -> float:
