@@ -99,7 +99,9 @@ def aws(aws_credentials: None, environ: dict[str, str]) -> Iterator[dict[str, st
         yield environ
 
 
-TIME_SCALE = 43200.0  # one simulated day every two seconds, as in the demo
+# The session's runtime skips time (parcours local --skip-time): it begins at this instant, a Tuesday 10:00 in Paris,
+# and its clock moves only when a test asks (local.advance, local.run_until_idle). No test reads the real date.
+LOCAL_START = "2026-11-24T09:00:00+00:00"
 SHOPIFY_SECRET = "test-shopify-secret"
 WOOCOMMERCE_SECRET = "test-woocommerce-secret"
 GENERIC_SECRETS = ("test-generic-secret-new", "test-generic-secret-old")  # a rotation in progress
@@ -124,7 +126,8 @@ def local(crm: Any) -> Iterator[Any]:
     from infra.localprocess import RunningLocal
 
     runtime = RunningLocal(
-        time_scale=TIME_SCALE,
+        time_scale=None,
+        start_at=LOCAL_START,
         secret=SHOPIFY_SECRET,
         environ={
             "PARCOURS_CRM_URL": crm.url,
