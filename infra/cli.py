@@ -106,9 +106,10 @@ def _test(args: argparse.Namespace) -> int:
     except journeys.JourneyFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{len(cases)} journey(s) from {len(files)} file(s)", flush=True)
+    start = args.start or journeys.DEFAULT_START
+    print(f"{len(cases)} journey(s) from {len(files)} file(s), from {start.isoformat()}, time skipped", flush=True)
     try:
-        outcomes = journeys.run_all(cases, validation.SAMPLE_CONTEXT["trigger"]["properties"])
+        outcomes = journeys.run_all(cases, validation.SAMPLE_CONTEXT["trigger"]["properties"], start)
     except journeys.JourneyFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -294,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("package", help="prepare .build/ for `sam build`").set_defaults(run=_package)
     testing = commands.add_parser("test", help="run journey tests (scenarios/tests/*.test.yaml) in the local runtime")
     testing.add_argument("files", nargs="*", help="journey files (default: all)")
+    testing.add_argument(
+        "--start",
+        type=_instant,
+        help="J+0 of every case, with its offset (default 2026-11-24T09:00:00+00:00, a Tuesday)",
+    )
     testing.set_defaults(run=_test)
     drawing = commands.add_parser("graph", help="draw a scenario: Mermaid on stdout, and an SVG file")
     drawing.add_argument("name", help="the scenario id, e.g. welcome")

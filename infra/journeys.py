@@ -23,20 +23,20 @@ A send can also be expected at a local time on a day: `{step: e1, day: J+2, time
 the first event in the contact's `timezone` attribute, else Europe/Paris). The local runtime's daily schedule
 runs during the journey (once per simulated day at 00:05 UTC), so date and inactivity triggers play out too.
 
-`sent` and `not_sent` name send steps, email or SMS. Times are simulated and count from when parcours processed the
-first event. Handlers take real milliseconds, which the compressed clock counts too: a send is on time within the
-larger of 5 % of `at` and what a real second (three when late) is worth at the file's `time_scale` (default 43200, a
-day in 2 s; a file whose events are minutes apart sets a slower one, e.g. `time_scale: 10800`). Each time scale
-gets its own `parcours local` process; the cases of a file run side by side (so each case that gives a phone number
-gives its own: SMS are told apart by number).
+`sent` and `not_sent` name send steps, email or SMS. Times are simulated and count from the first event. The
+journeys run on skipped time (`parcours local --skip-time`): every case of every file starts at the same instant
+(`--start`, by default 2026-11-24 09:00 UTC, a Tuesday: the same results on any day), its events are sent at their
+moments, and each timer (a Wait, a wait_for timeout, a daily run) fires at its moment exactly, so a send is expected
+at its time to the second, on an idle machine or a loaded one. A file's `time_scale` (older files) is ignored.
+Cases run side by side on one clock, so each case that gives a phone number gives its own: SMS are told apart by
+number.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
-import threading
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -57,7 +57,7 @@ TESTS = Path(__file__).resolve().parent.parent / "scenarios" / "tests"
 ENDINGS = ("completed", "converted", "running", "not_entered")
 CONSENTS = ("granted", "denied", "none")
 ENDING_CONSENTS = ("granted", "denied")  # `expect: consent:`, the contact's marketing consent at the end
-DEFAULT_SCALE = 43200.0
+DEFAULT_START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # J+0 of every case unless `parcours test --start`
 DEFAULT_TIMEZONE = "Europe/Paris"  # the deployment's default in `parcours local`
 RELATIVE_DAY = re.compile(r"^J([+-]\d+)$")
 
@@ -93,23 +93,17 @@ class Case:
     not_sent: tuple[str, ...]
     ends: str | None
     lists: tuple[str, ...] | None = None
-    time_scale: float = DEFAULT_SCALE
     consent: str | None = None
 
-    def horizon(self) -> float:
-        """How long (simulated) to watch: past the last event and the last expected send, with a margin."""
+    def horizon(self) -> int:
+        """How long (simulated) to watch: a day past the last event and the last expected send."""
         times = [at for at, _, _ in self.events]
         times += [(e.on_day + 1) * 86400 if e.on_day is not None else e.at or 0 for e in self.sent]
-        return max(times) + max(86400.0, 10 * self.time_scale)
+        return max(times) + 86400
 
     def timezone(self) -> str | None:
         zone = (self.contact.get("attributes") or {}).get("timezone")
         return zone if isinstance(zone, str) else None
-
-    def slack(self, at: int, late: bool = False) -> float:
-        """How far a send may be from `at`: a real second early (the clock's reading), three late (handlers and the
-        events they emit in turn, such as the scoring's, all take real time in the one local process)."""
-        return max(0.05 * at, (3.0 if late else 1.0) * self.time_scale, 3600.0)
 
 
 @dataclass
@@ -137,9 +131,6 @@ def load(path: Path, scenarios: dict[str, Any]) -> list[Case]:
         raise JourneyFileError(f"{where}: not valid YAML: {error}") from None
     if not isinstance(data, dict) or set(data) - {"scenario", "cases", "time_scale"} or "cases" not in data:
         raise JourneyFileError(f"{where}: a journey file has `scenario`, `cases` and optionally `time_scale`")
-    scale = data.get("time_scale", DEFAULT_SCALE)
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or scale <= 0:
-        raise JourneyFileError(f"{where}: time_scale is a positive number of simulated seconds per real second")
     scenario = data.get("scenario")
     if scenario not in scenarios:
         raise JourneyFileError(f"{where}: unknown scenario {scenario!r}; known: {', '.join(sorted(scenarios))}")
@@ -198,7 +189,6 @@ def load(path: Path, scenarios: dict[str, Any]) -> list[Case]:
                 tuple(expect.get("not_sent") or []),
                 ends,
                 tuple(sorted(lists)) if lists is not None else None,
-                float(scale),
                 consent,
             )
         )
@@ -242,52 +232,67 @@ def _send_ids(steps: Any) -> list[str]:
 
 @dataclass(frozen=True)
 class Target:
-    """A running local runtime: its API, its AWS endpoint, its clock."""
+    """A running local runtime on skipped time: its API, its AWS endpoint, the clock a client moves."""
 
     api_url: str
     client: Callable[[str], Any]  # boto3 client factory for the runtime's AWS endpoint
-    time_scale: float
+    advance: Callable[[datetime], dict[str, Any]]  # moves the runtime's clock to a moment, answers once nothing runs
     sample_properties: dict[str, Any]
 
 
-def run_all(cases: list[Case], sample_properties: dict[str, Any]) -> list[Outcome]:
-    """Starts a `parcours local` per time scale and runs its cases there; outcomes in the cases' order."""
+def run_all(cases: list[Case], sample_properties: dict[str, Any], start: datetime = DEFAULT_START) -> list[Outcome]:
+    """Starts one `parcours local --skip-time` at `start` and runs every case there; outcomes in the cases' order."""
     from infra.localprocess import RunningLocal
 
-    phones: dict[tuple[float, str], Case] = {}  # one runtime per time scale
+    phones: dict[str, Case] = {}
     for case in cases:
         phone = case.contact.get("phone")
         if phone is None:
             continue
-        other = phones.setdefault((case.time_scale, normalise_phone(phone) or str(phone)), case)
+        other = phones.setdefault(normalise_phone(phone) or str(phone), case)
         if other is not case:
             raise JourneyFileError(
                 f"{case.file}, case {case.name!r}: phone {phone} is also the phone of {other.file}, case "
                 f"{other.name!r}; cases run side by side and their SMS are told apart by number: give each its own"
             )
-    results: dict[int, Outcome] = {}
-    for scale in sorted({case.time_scale for case in cases}, reverse=True):
-        group = [case for case in cases if case.time_scale == scale]
-        local = RunningLocal(time_scale=scale, secret=uuid.uuid4().hex)
-        local.start()
-        try:
-            target = Target(local.api_url, local.client, scale, sample_properties)
-            for case, outcome in zip(group, run(group, target), strict=True):
-                results[id(case)] = outcome
-        finally:
-            local.stop()
-    return [results[id(case)] for case in cases]
+    local = RunningLocal(time_scale=None, secret=uuid.uuid4().hex, start_at=start.isoformat())
+    local.start()
+    try:
+        return run(
+            cases, Target(local.api_url, local.client, lambda moment: local.advance(to=moment), sample_properties)
+        )
+    finally:
+        local.stop()
 
 
 def run(cases: list[Case], target: Target) -> list[Outcome]:
-    """Runs every case at once (each in its own thread: journeys of days take seconds side by side)."""
+    """Plays every case on one timeline from the runtime's now: each event at its moment (time advanced to it),
+    each case checked a day after its last event or expected send. A case expected to end `completed` or
+    `converted` whose execution still waits then is checked again when that wait ends (so an expectation is met
+    at the moment it can be, never at some arbitrary horizon)."""
     outcomes = [Outcome(case) for case in cases]
-    threads = [threading.Thread(target=_run_case, args=(o, target), daemon=True) for o in outcomes]
-    for thread in threads:
-        thread.start()
-        time.sleep(0.5)  # staggered: a burst of first events would delay each other's processing
-    for thread in threads:
-        thread.join()
+    ids = _physical(target)
+    start = _simulated_now(target)
+    plays = [_Play(outcome, start) for outcome in outcomes]
+    SEND, CHECK = 0, 1  # at one moment, a case's events before any check
+    actions = [
+        (start + timedelta(seconds=at), SEND, n, index)
+        for n, play in enumerate(plays)
+        for index, (at, _, _) in enumerate(play.outcome.case.events)
+    ]
+    actions += [(start + timedelta(seconds=play.outcome.case.horizon()), CHECK, n, 0) for n, play in enumerate(plays)]
+    heapq.heapify(actions)
+    while actions:
+        moment, kind, n, index = heapq.heappop(actions)
+        answer = target.advance(moment)
+        if kind == SEND:
+            plays[n].send(target, ids, index)
+            continue
+        later = plays[n].waiting_until(target, ids, answer.get("pending") or [])
+        if later is not None and index < 50:
+            heapq.heappush(actions, (later, CHECK, n, index + 1))
+        else:
+            plays[n].check(target, ids)
     return outcomes
 
 
@@ -296,45 +301,44 @@ def _physical(target: Target) -> dict[str, str]:
     return {r["LogicalResourceId"]: r.get("PhysicalResourceId", "") for r in resources if r.get("LogicalResourceId")}
 
 
-def _run_case(outcome: Outcome, target: Target) -> None:
-    case = outcome.case
-    try:
-        _play(outcome, target)
-    except Exception as error:  # a broken case is reported, the others go on
-        outcome.problems.append(f"could not run: {type(error).__name__}: {error}")
-    if outcome.problems:
-        outcome.problems.insert(0, f"{case.file}: {case.name}")
+class _Play:
+    """One case on the shared timeline: its contact, the events sent at their moments, what it expects."""
 
+    def __init__(self, outcome: Outcome, start: datetime) -> None:
+        case = outcome.case
+        self.outcome, self.start = outcome, start  # J+0 and the instant every offset counts from
+        self.email = f"journey.{uuid.uuid4().hex[:12]}@example.com"
+        self.phone = normalise_phone(case.contact.get("phone"))  # as a source maps it: not E.164 is dropped
+        self.attributes = resolve_attributes(dict(case.contact.get("attributes") or {}), start) or None
 
-def _play(outcome: Outcome, target: Target) -> None:
-    case = outcome.case
-    ids = _physical(target)
-    sqs = target.client("sqs")
-    email = f"journey.{uuid.uuid4().hex[:12]}@example.com"
-    consent = case.contact.get("consent", "granted")
-    sms_consent = case.contact.get("sms_consent", "granted")
-    phone = normalise_phone(case.contact.get("phone"))  # as a source maps it: anything not E.164 is dropped
-    day_zero = _simulated_now(target)  # J+0, for dates; the offsets count from when the first event is processed
-    simulated_start = day_zero
-    first_at = case.events[0][0]
-    attributes = resolve_attributes(dict(case.contact.get("attributes") or {}), day_zero) or None
-    for index, (at, event_type, properties) in enumerate(case.events):
-        if index:
-            _sleep_until_simulated(target, simulated_start + timedelta(seconds=at - first_at))
-        now = datetime.now(UTC).isoformat()
+    def send(self, target: Target, ids: dict[str, str], index: int) -> None:
+        case = self.outcome.case
+        if self.outcome.problems:
+            return  # a case that broke sends nothing more
+        try:
+            at, event_type, properties = case.events[index]
+            self._send(target, ids, event_type, properties, self.start + timedelta(seconds=at))
+        except Exception as error:  # a broken case is reported, the others go on
+            self.outcome.problems.append(f"could not run: {type(error).__name__}: {error}")
+
+    def _send(self, target: Target, ids: dict[str, str], event_type: str, properties: Any, moment: datetime) -> None:
+        case = self.outcome.case
+        consent = case.contact.get("consent", "granted")
+        sms_consent = case.contact.get("sms_consent", "granted")
+        now = moment.isoformat()
         facts = ContactFacts(
-            email=email,
+            email=self.email,
             first_name=case.contact.get("first_name"),
             last_name=case.contact.get("last_name"),
             locale=case.contact.get("locale"),
             email_consent=None if consent == "none" else ConsentFacts(consent, "single_opt_in", now, "journey"),
-            phone=phone,
+            phone=self.phone,
             sms_consent=(
                 None
-                if sms_consent == "none" or phone is None
+                if sms_consent == "none" or self.phone is None
                 else ConsentFacts(sms_consent, "single_opt_in", now, "journey")
             ),
-            attributes=attributes,
+            attributes=self.attributes,
         )
         event = Event(
             event_id=f"journey#{uuid.uuid4().hex}",
@@ -347,59 +351,57 @@ def _play(outcome: Outcome, target: Target) -> None:
             properties=properties if properties is not None else dict(target.sample_properties),
         )
         group, dedup = group_and_dedup_ids(event)
-        sqs.send_message(
+        target.client("sqs").send_message(
             QueueUrl=ids["EventsQueue"], MessageBody=event.to_json(), MessageGroupId=group, MessageDeduplicationId=dedup
         )
-        if not index:
-            # Offsets count from when parcours processed the first event (its time in the contact's history),
-            # not from when it was queued: a slow first delivery must not shift every later expectation.
-            simulated_start = _processed_at(target, ids, email) or _simulated_now(target)
-    _sleep_until_simulated(target, simulated_start + timedelta(seconds=case.horizon() - first_at))
-    messages = [m for m in _outbox(target, email, phone) if m["scenario"] == case.scenario]
-    sent = {m["step"]: datetime.fromisoformat(m["sent_at"]) for m in messages}
-    for expected in case.sent:
-        expected_at = expected.offset(simulated_start, day_zero, case.timezone())
-        if expected.step not in sent:
-            outcome.problems.append(f"expected {expected.step} to be sent; sent: {', '.join(sent) or 'nothing'}")
-        elif expected_at is not None:
-            offset = (sent[expected.step] - simulated_start).total_seconds()
-            if abs(offset - expected_at) > case.slack(expected_at, late=offset > expected_at):
-                outcome.problems.append(f"{expected.step} sent at {_human(offset)}, expected at {_human(expected_at)}")
-    for step in case.not_sent:
-        if step in sent:
-            outcome.problems.append(f"{step} was sent, expected not to be")
-    if case.ends is not None:
-        ending = _ending(target, ids, email, case.scenario)
-        if ending.partition(" ")[0] != case.ends:
-            outcome.problems.append(f"expected the contact to end {case.ends}, it is {ending}")
-    if case.consent is not None:
-        state = _consent(target, ids, email)
-        if state != case.consent:
-            outcome.problems.append(f"expected marketing consent {case.consent}, it is {state}")
-    if case.lists is not None:
-        lists = _lists(target, ids, email)
-        if lists != case.lists:
-            outcome.problems.append(f"expected lists {list(case.lists)}, the contact is in {list(lists)}")
 
+    def waiting_until(self, target: Target, ids: dict[str, str], pending: list[dict[str, Any]]) -> datetime | None:
+        """When the case's execution next moves, if it is expected to end and still waits for a moment."""
+        case = self.outcome.case
+        if case.ends not in ("completed", "converted") or self.outcome.problems:
+            return None
+        execution = _latest_execution(target, ids, self.email, case.scenario)
+        due = [p["due"] for p in pending if execution is not None and p.get("execution") == execution and p["due"]]
+        return datetime.fromisoformat(due[0]) if due else None
 
-def _sleep_until_simulated(target: Target, moment: datetime) -> None:
-    """Sleeps until the runtime's clock reads `moment`, checking it now and then."""
-    while (left := (moment - _simulated_now(target)).total_seconds()) > 0:
-        time.sleep(min(0.5, left / target.time_scale))
+    def check(self, target: Target, ids: dict[str, str]) -> None:
+        case, problems = self.outcome.case, self.outcome.problems
+        try:
+            if not problems:
+                self._check(target, ids)
+        except Exception as error:
+            problems.append(f"could not check: {type(error).__name__}: {error}")
+        if problems:
+            problems.insert(0, f"{case.file}: {case.name}")
 
-
-def _processed_at(target: Target, ids: dict[str, str], email: str) -> datetime | None:
-    """When the processing recorded the contact's first event, on the runtime's clock."""
-    contact_id = _contact_id(target, ids, email)
-    if contact_id is None:
-        return None
-    first = target.client("dynamodb").query(
-        TableName=ids["EventsTable"],
-        KeyConditionExpression="contact_id = :c",
-        ExpressionAttributeValues={":c": contact_id},
-        Limit=1,
-    )["Items"]
-    return datetime.fromisoformat(first[0]["at_id"]["S"].partition("#")[0]) if first else None
+    def _check(self, target: Target, ids: dict[str, str]) -> None:
+        case, problems, email = self.outcome.case, self.outcome.problems, self.email
+        first = self.start + timedelta(seconds=case.events[0][0])  # offsets count from the first event
+        messages = [m for m in _outbox(target, email, self.phone) if m["scenario"] == case.scenario]
+        sent = {m["step"]: datetime.fromisoformat(m["sent_at"]) for m in messages}
+        for expected in case.sent:
+            expected_at = expected.offset(first, self.start, case.timezone())
+            if expected.step not in sent:
+                problems.append(f"expected {expected.step} to be sent; sent: {', '.join(sent) or 'nothing'}")
+            elif expected_at is not None:
+                offset = (sent[expected.step] - first).total_seconds()
+                if offset != expected_at:
+                    problems.append(f"{expected.step} sent at {_human(offset)}, expected at {_human(expected_at)}")
+        for step in case.not_sent:
+            if step in sent:
+                problems.append(f"{step} was sent, expected not to be")
+        if case.ends is not None:
+            ending = _ending(target, ids, email, case.scenario)
+            if ending.partition(" ")[0] != case.ends:
+                problems.append(f"expected the contact to end {case.ends}, it is {ending}")
+        if case.consent is not None:
+            state = _consent(target, ids, email)
+            if state != case.consent:
+                problems.append(f"expected marketing consent {case.consent}, it is {state}")
+        if case.lists is not None:
+            lists = _lists(target, ids, email)
+            if lists != case.lists:
+                problems.append(f"expected lists {list(case.lists)}, the contact is in {list(lists)}")
 
 
 def _simulated_now(target: Target) -> datetime:
@@ -414,22 +416,33 @@ def _outbox(target: Target, email: str, phone: str | None) -> list[dict[str, Any
         return [m for m in json.loads(response.read()) if (m["channel"], m["to"]) in (("email", email), ("sms", phone))]
 
 
-def _ending(target: Target, ids: dict[str, str], email: str, scenario: str) -> str:
+def _enrolment(target: Target, ids: dict[str, str], email: str, scenario: str) -> dict[str, Any] | None:
+    """The contact's latest enrolment in the scenario, as stored, or None."""
     contact_id = _contact_id(target, ids, email)
     if contact_id is None:
-        return "not_entered"
+        return None
     items = target.client("dynamodb").query(
         TableName=ids["EnrolmentsTable"],
         KeyConditionExpression="contact_id = :c AND begins_with(#k, :s)",
         ExpressionAttributeNames={"#k": "key"},
         ExpressionAttributeValues={":c": contact_id, ":s": {"S": f"{scenario}#"}},
     )["Items"]
-    if not items:
+    return items[-1] if items else None
+
+
+def _latest_execution(target: Target, ids: dict[str, str], email: str, scenario: str) -> str | None:
+    enrolment = _enrolment(target, ids, email, scenario)
+    return None if enrolment is None else str(enrolment["execution_arn"]["S"])
+
+
+def _ending(target: Target, ids: dict[str, str], email: str, scenario: str) -> str:
+    enrolment = _enrolment(target, ids, email, scenario)
+    if enrolment is None:
         return "not_entered"
-    if items[-1]["status"]["S"] == "converted":
+    if enrolment["status"]["S"] == "converted":
         return "converted"
     sfn = target.client("stepfunctions")
-    execution = items[-1]["execution_arn"]["S"]
+    execution = enrolment["execution_arn"]["S"]
     status = sfn.describe_execution(executionArn=execution)["status"]
     ending = {"SUCCEEDED": "completed", "RUNNING": "running"}.get(status, str(status).lower())
     if ending in ("running", "failed"):  # say where it is or where it broke, to tell a slow run from a bug
@@ -469,4 +482,5 @@ def _consent(target: Target, ids: dict[str, str], email: str) -> str | None:
 
 def _human(seconds: float) -> str:
     delta = timedelta(seconds=round(seconds))
-    return f"{delta.days}d {delta.seconds // 3600}h" if delta.days else f"{delta.seconds / 3600:.1f}h"
+    hours, rest = divmod(delta.seconds, 3600)
+    return f"{delta.days}d {hours}h{rest // 60:02d}" if delta.days else f"{hours}h{rest // 60:02d}"

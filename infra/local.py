@@ -895,7 +895,7 @@ class LocalRuntime:
         """`POST /_local/advance` {"to": ISO 8601 with offset} or {"seconds": N}: time goes to that moment, each
         timer on the way firing at its own moment; `POST /_local/run-until-idle` {"at_most_days": N (400)}: time
         goes on as long as something but the daily runs is due (a Wait, a wait_for timeout, a retry, a message's
-        visibility). Both answer once nothing runs: {now, fired, idle, pending: [{due, what}]}."""
+        visibility). Both answer once nothing runs: {now, fired, idle, pending: [{due, what, execution}]}."""
         if self.skipped is None:
             return 409, {"error": "time is scaled, not skipped: start parcours local with --skip-time"}
         try:
@@ -930,8 +930,12 @@ class LocalRuntime:
             "fired": done.fired,
             "idle": done.idle,
             "pending": [
-                {"due": None if due == float("inf") else datetime.fromtimestamp(due, UTC).isoformat(), "what": what}
-                for due, what in done.pending
+                {
+                    "due": None if due == float("inf") else datetime.fromtimestamp(due, UTC).isoformat(),
+                    "what": what,
+                    "execution": execution,
+                }
+                for due, what, execution in done.pending
             ],
         }
 

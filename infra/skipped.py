@@ -37,6 +37,11 @@ class Timer:
     fired: bool = field(compare=False, default=False)  # woken by time (not by a wake)
     done: bool = field(compare=False, default=False)
 
+    @property
+    def execution(self) -> str | None:
+        """The Step Functions execution that waits, if one does."""
+        return next((str(key[1]) for key in self.keys if isinstance(key, tuple) and key[0] == "execution"), None)
+
 
 UNBOUNDED = float("inf")
 
@@ -48,7 +53,7 @@ class Advanced:
     now: float
     fired: int
     idle: bool  # nothing will happen by itself but the daily schedule (what waits, waits for an event)
-    pending: list[tuple[float, str]]  # the timers still waiting, (due, what), earliest first (inf: no moment)
+    pending: list[tuple[float, str, str | None]]  # the timers still waiting, (due, what, execution), earliest first
 
 
 class SkippedTime:
@@ -178,5 +183,5 @@ class SkippedTime:
                     now=self._now,
                     fired=fired,
                     idle=not any(not t.background and t.due != UNBOUNDED for t in live),
-                    pending=sorted((t.due, t.what) for t in live),
+                    pending=sorted((t.due, t.what, t.execution) for t in live),
                 )

@@ -150,6 +150,7 @@ def upsert(
     before = None  # as read: only what changes is written (a scenario may be updating this contact meanwhile)
     if contact_id is None:
         contact = tables.contacts(contact_id=uuid.uuid4().hex, created_at=now, updated_at=now)
+        contact.created_by_event = True
         engaged(contact, now)  # a signup counts as engagement: silence is counted from it
     else:
         contact = tables.contacts.get(contact_id)

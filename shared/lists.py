@@ -128,7 +128,7 @@ def changed_fields(event: Event) -> frozenset[str]:
 
 def affected(event: Event, contact: ContactModel, now: datetime, known: Iterable[Rule]) -> list[Rule]:
     """The rules this event can change the outcome of, in evaluation order."""
-    if contact.created_at == now:  # created by this event: each rule meets the newcomer once
+    if contact.created_by_event:  # each rule meets the newcomer once
         return list(known)
     fields = changed_fields(event)
     moved = {str(event.properties.get("list"))} if event.type in (LIST_JOINED, LIST_LEFT) else set()
@@ -326,7 +326,7 @@ def refresh(event: Event, contact: ContactModel, settings: Settings, now: dateti
     if not selected:
         return Outcome()
     fresh = None
-    if contact.created_at == now and (event.contact is None or not event.contact.anonymous_id):
+    if contact.created_by_event and (event.contact is None or not event.contact.anonymous_id):
         # Created by this event, with no visitor's events merged: its history is this event alone, no read.
         fresh = Window(now, [(now, event.type, {"topic": event.topic, **event.properties})])
     outcome, window = _evaluate(selected, known, contact, settings, now, event.event_id, fresh)

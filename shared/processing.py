@@ -80,7 +80,7 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         entries = dispatch.catalogue()
         # Goals first: an order ends the abandoned-cart series before it starts the post-purchase one.
         # The contact's enrolments, read once for the three (none to read for a contact this event created).
-        enrolled = [] if contact.created_at == now else enrolments.all_of(t, contact.contact_id)
+        enrolled = [] if contact.created_by_event else enrolments.all_of(t, contact.contact_id)
         outcomes = dispatch.stop_on_goals(event, contact, settings, entries, now, enrolled)
         outcomes += dispatch.resume_waiting(event, contact, settings, enrolled)
         outcomes += dispatch.start_matching(event, contact, settings, entries, now, enrolled)

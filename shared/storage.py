@@ -88,6 +88,10 @@ class ContactModel(Model):
     class Meta:
         table_name = "unbound"
 
+    # Not stored: True on the instance contacts.upsert created for the event in hand. Not `created_at == now`: an
+    # event this one emits may be processed at the same instant (the local runtime's skipped time stands still).
+    created_by_event: bool = False
+
     contact_id = UnicodeAttribute(hash_key=True)
     email = UnicodeAttribute(null=True)
     first_name = UnicodeAttribute(null=True)
