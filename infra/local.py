@@ -378,7 +378,7 @@ class LocalRuntime:
     def _patch_moto_for_skipped_time(self, skipped: SkippedTime) -> None:
         """What waits in moto parks on the skipped clock, and what moto stamps reads it (see infra.skipped)."""
         import moto.sqs.models as sqs_models
-        from moto.sqs.models import Queue
+        from moto.sqs.models import Queue, SQSBackend
         from moto.stepfunctions.parser import models as sfn_models
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
         from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout, TimeoutSeconds
@@ -407,7 +407,9 @@ class LocalRuntime:
             # The Task's own thread never times out in real time; a wait_for's timeout is a timer (await_token).
             env.stack.append(TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS)
 
-        def await_token(task: Any, env: Any, timeout_seconds: int, callback_endpoint: Any, heartbeat: Any) -> Any:
+        def await_token(
+            task: Any, env: Any, timeout_seconds: int, callback_endpoint: Any, heartbeat_endpoint: Any
+        ) -> Any:
             seconds = None if task.timeout.is_default_value() else task.timeout._eval_seconds(env=env)
             execution = execution_of(env)
             skipped.park(
@@ -455,6 +457,10 @@ class LocalRuntime:
             add_message(queue, message)
             skipped.wake(("queue", queue.name))
 
+        def retained(backend: Any, queue_name: str, message: Any) -> bool:
+            period = backend.get_queue_attributes(queue_name, ["MessageRetentionPeriod"])["MessageRetentionPeriod"]
+            return bool(int(period) + message.sent_timestamp / 1000 > skipped.timestamp())
+
         class SkippedDatetime:
             """`datetime.datetime.now` as moto's Step Functions modules call it, on the skipped clock."""
 
@@ -466,6 +472,10 @@ class LocalRuntime:
         for module in (sfn_models, sfn_execution, sfn_state, event_manager):
             setattr(module, "datetime", skipped_datetime)  # noqa: B010 (start and stop dates, history times)
         setattr(sqs_models, "unix_time_millis", lambda dt=None: skipped.timestamp() * 1000)  # noqa: B010
+        # A message's retention is judged on the skipped clock too (moto reads the machine's), else messages
+        # sent at a simulated date further back than the retention period vanish. Long polls keep the machine's
+        # clock for their deadline: the frozen one would never end them.
+        setattr(SQSBackend, "is_message_valid_based_on_retention_period", retained)  # noqa: B010
         setattr(Queue, "add_message", add_and_wake)  # noqa: B010
         setattr(WaitFunction, "_wait_interval", wait_interval)  # noqa: B010
         setattr(Timeout, "_eval_body", timeout_body)  # noqa: B010
@@ -779,9 +789,10 @@ class LocalRuntime:
                     print(f"polling {queue_url}: {type(error).__name__}: {error}", file=sys.stderr)
                 now = skipped.timestamp() * 1000
                 hidden = [max(m.visible_at, m.delayed_until) for m in list(queue._messages)]
-                later = [moment for moment in hidden if moment > now]
+                later = [moment for moment in hidden if moment >= now]
                 skipped.park(
-                    min(later) / 1000 if later else None,
+                    # moto shows a message only once its moment has passed (now > visible_at): 1 ms after it
+                    (min(later) + 1) / 1000 if later else None,
                     f"the next message of {name}",
                     keys=[("queue", name)],
                     woken_if=lambda: any(m.visible and not m.delayed for m in list(queue._messages)),
