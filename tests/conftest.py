@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from collections.abc import Iterator, Mapping
@@ -73,24 +74,47 @@ TABLE_VARIABLES = {
 }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_botocore_loader() -> Iterator[None]:
+    """moto gives each test a new boto3 session, and each new session would parse botocore's JSON models again (a
+    third of the unit tests' time): every session shares one loader instead, as every client of a session does."""
+    import botocore.loaders
+    import botocore.session
+
+    loader = botocore.loaders.create_loader()
+    register_as_botocore_does = botocore.session.Session._register_data_loader
+
+    def register(session: Any) -> None:
+        session._components.register_component("data_loader", loader)
+
+    setattr(botocore.session.Session, "_register_data_loader", register)  # noqa: B010
+    yield
+    setattr(botocore.session.Session, "_register_data_loader", register_as_botocore_does)  # noqa: B010
+
+
+@functools.cache
+def table_declarations() -> tuple[tuple[str, dict[str, Any]], ...]:
+    """The tables template.yaml declares (logical id, properties), read once for the session."""
+    from infra import samtemplate
+
+    resources = samtemplate.load()["Resources"]
+    return tuple((logical_id, resources[logical_id]["Properties"]) for logical_id in TABLE_VARIABLES)
+
+
 @pytest.fixture
 def aws(aws_credentials: None, environ: dict[str, str]) -> Iterator[dict[str, str]]:
     """moto in-process, with the tables declared in template.yaml; yields the functions' environment."""
     import boto3
     from moto import mock_aws
 
-    from infra import samtemplate
-
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name="eu-west-3")
-        resources = samtemplate.load()["Resources"]
-        for logical_id, variable in TABLE_VARIABLES.items():
-            props = resources[logical_id]["Properties"]
+        for logical_id, props in table_declarations():
             indexes = (
                 {"GlobalSecondaryIndexes": props["GlobalSecondaryIndexes"]} if "GlobalSecondaryIndexes" in props else {}
             )
             dynamodb.create_table(
-                TableName=environ[variable],
+                TableName=environ[TABLE_VARIABLES[logical_id]],
                 KeySchema=props["KeySchema"],
                 AttributeDefinitions=props["AttributeDefinitions"],
                 BillingMode=props["BillingMode"],
