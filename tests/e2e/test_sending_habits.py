@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from infra.localprocess import RunningLocal
 from infra.webhook_client import post_generic, post_shopify
+from shared.pacing import french_holidays
 from tests.conftest import GENERIC_SECRETS, SHOPIFY_SECRET, sample
 from tests.e2e.test_cart_to_order import with_email
 from tests.e2e.test_generic_webhook import signup
@@ -22,9 +20,6 @@ from tests.e2e.test_shopify_webhook import sent_at, to_the_second, unique_email
 from tests.e2e.test_unsubscribe import fetch
 
 PARIS = ZoneInfo("Europe/Paris")
-# A Thursday evening: the cart's last SMS (H+50) falls on Saturday night, outside the French SMS hours.
-THURSDAY_EVENING = datetime(2026, 11, 26, 19, 0, tzinfo=PARIS)
-MONDAY_8 = datetime(2026, 11, 30, 8, 0, tzinfo=PARIS)
 
 
 def test_an_email_held_back_by_the_contact_s_weekly_choice_goes_out_a_week_after_the_last(
@@ -52,32 +47,25 @@ def test_an_email_held_back_by_the_contact_s_weekly_choice_goes_out_a_week_after
     assert (second["step"], sent_at(second)) == ("e2-value", signed_up + timedelta(days=7))
 
 
-@pytest.fixture(scope="module")
-def thursday_evening() -> Iterator[RunningLocal]:
-    """A runtime of its own, on skipped time from Thursday 26 November 2026 at 19:00 in Paris: the test needs a
-    weekend without a public holiday before the Monday, which the session's runtime, wherever earlier tests left
-    its clock, cannot promise."""
-    runtime = RunningLocal(
-        time_scale=None,
-        secret=SHOPIFY_SECRET,
-        environ={"PARCOURS_SMS_SENDER_ID": "Boutique"},
-        start_at=THURSDAY_EVENING.isoformat(),
-    )
-    runtime.start()
-    try:
-        yield runtime
-    finally:
-        runtime.stop()
-
-
 def sms_customer(email: str, phone: str) -> bytes:
     payload: dict[str, Any] = json.loads(sample("shopify/customers-create-sms.json"))
     payload.update({"email": email, "phone": phone, "id": uuid.uuid4().int % 10**13})
     return json.dumps(payload).encode()
 
 
-def test_a_marketing_sms_due_on_saturday_night_goes_out_on_monday_at_8(thursday_evening: RunningLocal) -> None:
-    local = thursday_evening
+def next_thursday_evening(now: datetime) -> datetime:
+    """The first Thursday 19:00 in Paris after `now` whose Monday is not a public holiday: the cart's last SMS (H+50)
+    then falls on Saturday night, outside the French SMS hours, and Monday 08:00 is the next opening."""
+    thursday = now.astimezone(PARIS).date() + timedelta(days=1)
+    while thursday.weekday() != 3 or (monday := thursday + timedelta(days=4)) in french_holidays(monday.year):
+        thursday += timedelta(days=1)
+    return datetime.combine(thursday, time(19), tzinfo=PARIS)
+
+
+def test_a_marketing_sms_due_on_saturday_night_goes_out_on_monday_at_8(local: RunningLocal) -> None:
+    thursday_evening = next_thursday_evening(local.now())
+    monday_8 = datetime.combine(thursday_evening.date() + timedelta(days=4), time(8), tzinfo=PARIS)
+    local.advance(to=thursday_evening)
     # Given a Shopify customer who agreed to marketing emails and SMS, with a French mobile number
     email, phone = unique_email("sms"), f"+336{uuid.uuid4().int % 10**7:07d}1"
     assert post_shopify(
@@ -89,15 +77,15 @@ def test_a_marketing_sms_due_on_saturday_night_goes_out_on_monday_at_8(thursday_
 
     # Then the three cart emails go out on their days, and the SMS due at H+50 (Saturday 21:00) waits for Monday
     # 08:00 Paris time: not Saturday night, not Sunday
-    local.advance(to=MONDAY_8 - timedelta(seconds=1))
+    local.advance(to=monday_8 - timedelta(seconds=1))
     assert local.outbox(to=phone) == []
-    local.advance(to=MONDAY_8)
+    local.advance(to=monday_8)
     cart = [(m["step"], sent_at(m)) for m in local.outbox(to=email) if m["scenario"] == "abandoned-cart"]
     assert cart == [
-        ("e1-reminder", THURSDAY_EVENING + timedelta(hours=1)),
-        ("e2-help", THURSDAY_EVENING + timedelta(hours=24)),
-        ("e3-offer", THURSDAY_EVENING + timedelta(hours=48)),
+        ("e1-reminder", thursday_evening + timedelta(hours=1)),
+        ("e2-help", thursday_evening + timedelta(hours=24)),
+        ("e3-offer", thursday_evening + timedelta(hours=48)),
     ]
     [sms] = local.outbox(to=phone)
-    assert (sms["step"], sent_at(sms)) == ("s1-last-call", MONDAY_8)
+    assert (sms["step"], sent_at(sms)) == ("s1-last-call", monday_8)
     assert sms["text"].endswith("STOP : répondez STOP")
