@@ -16,7 +16,7 @@ from shared.pacing import french_holidays
 from tests.conftest import GENERIC_SECRETS, SHOPIFY_SECRET, sample
 from tests.e2e.test_cart_to_order import with_email
 from tests.e2e.test_generic_webhook import signup
-from tests.e2e.test_shopify_webhook import sent_at, to_the_second, unique_email
+from tests.e2e.test_shopify_webhook import at_a_whole_second, sent_at, unique_email
 from tests.e2e.test_unsubscribe import fetch
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -27,7 +27,7 @@ def test_an_email_held_back_by_the_contact_s_weekly_choice_goes_out_a_week_after
 ) -> None:
     # Given a site signup, welcomed at once (J+0)
     email = unique_email("weekly")
-    signed_up = to_the_second(local.now())
+    signed_up = at_a_whole_second(local)
     assert post_generic(local.api_url, signup(email), GENERIC_SECRETS[0]).status == 202
     local.advance(seconds=0)  # the welcome series sends its first email
     [first] = local.outbox(to=email)

@@ -14,7 +14,7 @@ import pytest
 from infra.localprocess import RunningLocal
 from infra.webhook_client import post_shopify
 from tests.conftest import SHOPIFY_SECRET
-from tests.e2e.test_shopify_webhook import customer, sent_at, to_the_second, unique_email
+from tests.e2e.test_shopify_webhook import at_a_whole_second, customer, sent_at, unique_email
 from tests.e2e.test_unsubscribe import consent_state
 
 SERIES = {"e1-welcome": 0, "e2-value": 2, "e3-social-proof": 5, "e4-offer": 8}  # the day of each email
@@ -36,7 +36,7 @@ def contact_item(local: RunningLocal, email: str) -> dict[str, Any]:
 @dataclass
 class Subscribers:
     emails: dict[str, str]  # by FEEDBACK case
-    subscribed: datetime  # when all three signed up, to the second
+    subscribed: datetime  # when all three signed up
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def subscribers(local: RunningLocal) -> Subscribers:
     """Three new subscribers side by side (their series run at once), each with its SES feedback on e1; answers
     once the series would have ended (J+8, its last email)."""
     emails = {case: unique_email(f"feedback-{case}") for case in FEEDBACK}
-    subscribed = to_the_second(local.now())
+    subscribed = at_a_whole_second(local)
     for email in emails.values():
         post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex)
     local.advance(seconds=0)  # each series sends its first email

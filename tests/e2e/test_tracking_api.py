@@ -11,7 +11,7 @@ import pytest
 from infra.localprocess import RunningLocal
 from infra.webhook_client import post, post_tracking, tracking_headers
 from tests.conftest import WRITE_KEY
-from tests.e2e.test_shopify_webhook import sent_at, to_the_second, unique_email
+from tests.e2e.test_shopify_webhook import at_a_whole_second, sent_at, unique_email
 
 Seen = list[tuple[str, str | None]]
 
@@ -187,7 +187,7 @@ def test_a_redelivered_message_is_processed_once(local: RunningLocal) -> None:
 def test_a_tracked_signup_with_consent_starts_the_welcome_series(local: RunningLocal) -> None:
     # Given a visitor who signs up on the site and ticks the newsletter box (the documented consent shape)
     user, email = uuid.uuid4().hex, unique_email("signup")
-    signed_up = to_the_second(local.now())
+    signed_up = at_a_whole_second(local)
     consent = {"state": "subscribed", "opt_in_level": "single_opt_in"}
     identify = {"userId": user, "traits": {"email": email, "firstName": "Camille", "email_marketing_consent": consent}}
     batch = {"batch": [{"type": "identify", **identify}, {"type": "track", "userId": user, "event": "Signed Up"}]}

@@ -11,7 +11,7 @@ from datetime import timedelta
 from infra.localprocess import RunningLocal
 from infra.webhook_client import post_shopify
 from tests.conftest import SHOPIFY_SECRET
-from tests.e2e.test_shopify_webhook import customer, to_the_second, unique_email
+from tests.e2e.test_shopify_webhook import at_a_whole_second, customer, unique_email
 
 
 def fetch(url: str, body: bytes | None = None) -> tuple[int, str]:
@@ -36,7 +36,7 @@ def consent_state(local: RunningLocal, email: str) -> str:
 def test_one_click_from_the_email_header_stops_the_rest_of_the_series(local: RunningLocal) -> None:
     # Given a subscriber who received the first welcome email
     email = unique_email("leaving")
-    subscribed = to_the_second(local.now())
+    subscribed = at_a_whole_second(local)
     post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex)
     local.advance(seconds=0)  # the welcome series, started by the signup, sends its first email
     [first] = local.outbox(to=email)

@@ -1,4 +1,6 @@
-"""A WooCommerce shop's webhooks over real HTTP against `parcours local`, read back from the outbox and tables."""
+"""A WooCommerce shop's webhooks over real HTTP against `parcours local`, read back from the outbox and tables.
+A delivery's event is recorded before it is answered (the process function runs within the events queue's
+SendMessage): the tables are read at once; only what a journey does later needs time to move on."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from infra.localprocess import RunningLocal
 from infra.webhook_client import post, post_woocommerce, post_woocommerce_ping, woocommerce_headers
 from tests.conftest import WOOCOMMERCE_SECRET, sample
-from tests.e2e.test_shopify_webhook import identity_exists, sent_at, to_the_second, unique_email
+from tests.e2e.test_shopify_webhook import at_a_whole_second, identity_exists, sent_at, unique_email
 
 URL_PATH = "/webhooks/woocommerce"
 
@@ -66,10 +68,6 @@ def steps(local: RunningLocal, email: str, scenario: str) -> list[str]:
     return [m["step"] for m in local.outbox(to=email) if m["scenario"] == scenario]
 
 
-# A delivery's event is recorded before its answer (moto hands a FIFO queue's message to the process function within
-# SendMessage), so a test reads the tables as soon as it is answered; only what a journey does next needs time.
-
-
 def test_an_opted_in_customer_s_order_starts_the_post_purchase_series_once(local: RunningLocal) -> None:
     # Given a new WooCommerce customer (core WooCommerce says nothing of consent) who ticks the shop's opt-in box
     email, customer_id = unique_email("woo"), new_customer_id()
@@ -78,7 +76,7 @@ def test_an_opted_in_customer_s_order_starts_the_post_purchase_series_once(local
     )
     order_id = new_customer_id()
     order = resource("order-created.json", email, customer_id, consent="yes", order_id=order_id)
-    ordered = to_the_second(local.now())
+    ordered = at_a_whole_second(local)
 
     # When the shop delivers order.created, then delivers it again (a new delivery id, the same change)
     first = post_woocommerce(local.api_url, "order.created", order, WOOCOMMERCE_SECRET)
