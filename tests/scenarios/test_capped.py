@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from shared.events import CHECKOUT_STARTED, Event
 from shared.settings import Settings
 from shared.storage import Tables, tables
 from tests.conftest import ROOT
-from tests.scenarios.conftest import add_contact, deploy_fixture, entered_states, finished, stack_settings
+from tests.scenarios.conftest import add_contact, deploy_fixture, described, entered_states, stack_settings
 
 CART = validation.SAMPLE_CONTEXT["trigger"]["properties"]  # what the fixture's emails read
 
@@ -48,12 +48,15 @@ def entries(tmp_path: Path) -> tuple[dispatch.Entry, ...]:
 
 
 def checkout(
-    settings: Settings, entries: tuple[dispatch.Entry, ...], contact_id: str, **props: Any
+    local: RunningLocal, settings: Settings, entries: tuple[dispatch.Entry, ...], contact_id: str, **props: Any
 ) -> dispatch.Outcome:
+    """A checkout at the runtime's now, dispatched as the process function dispatches it."""
     contact = tables(settings).contacts.get(contact_id, consistent_read=True)
-    now = datetime.now(UTC).isoformat()
-    event = Event(uuid.uuid4().hex, CHECKOUT_STARTED, "test", "checkouts/create", now, now, None, props)
-    [outcome] = dispatch.start_matching(event, contact, settings, entries, datetime.now(UTC))
+    now = local.now()
+    event = Event(
+        uuid.uuid4().hex, CHECKOUT_STARTED, "test", "checkouts/create", now.isoformat(), now.isoformat(), None, props
+    )
+    [outcome] = dispatch.start_matching(event, contact, settings, entries, now)
     return outcome
 
 
@@ -71,29 +74,36 @@ def test_the_contact_over_the_cap_is_refused_and_a_place_frees_when_one_leaves(
     third = add_contact(store, f"third.{uuid.uuid4().hex[:8]}@example.com")
 
     # Two contacts fill the scenario; the third is refused
-    assert checkout(settings, entries, slow, **CART).started
+    started = local.now()
+    assert checkout(local, settings, entries, slow, **CART).started
     slow_execution = execution_of(store, slow)
-    assert checkout(settings, entries, quick, **CART).started
+    assert checkout(local, settings, entries, quick, **CART).started
     quick_execution = execution_of(store, quick)
-    refused = checkout(settings, entries, third, **CART)
+    refused = checkout(local, settings, entries, third, **CART)
     assert (refused.started, refused.reason) == (False, "entry cap reached")
     assert enrolments.of(store, third, "capped") == []  # not queued: nothing waits for a place
 
-    # The quick one leaves (its Leave Task frees the place and closes its enrolment) ...
-    assert finished(local, quick_execution)["status"] == "SUCCEEDED"
+    # The quick one leaves at once (its Leave Task frees the place and closes its enrolment) ...
+    local.advance(seconds=0)
+    assert described(local, quick_execution)["status"] == "SUCCEEDED"
     assert entered_states(local, quick_execution)[-2:] == ["Leave", "Done"]
     assert enrolments.running(store, "capped") == 1
     [closed] = enrolments.of(store, quick, "capped")
     assert closed.status == "finished"
 
-    # ... so the third contact's next checkout gets in while the slow one still waits
-    assert checkout(settings, entries, third, **CART).started
+    # ... so the third contact's next checkout, an hour later, gets in while the slow one still waits
+    local.advance(to=started + timedelta(hours=1))
+    assert checkout(local, settings, entries, third, **CART).started
     third_execution = execution_of(store, third)
-    assert local.client("stepfunctions").describe_execution(executionArn=slow_execution)["status"] == "RUNNING"
+    assert described(local, slow_execution)["status"] == "RUNNING"
     assert enrolments.running(store, "capped") == 2
 
-    for execution in (slow_execution, third_execution):
-        assert finished(local, execution)["status"] == "SUCCEEDED"
+    # Each leaves after its 2-day wait: the slow one first, and the third an hour later
+    local.advance(to=started + timedelta(days=2))
+    assert [described(local, e)["status"] for e in (slow_execution, third_execution)] == ["SUCCEEDED", "RUNNING"]
+    assert enrolments.running(store, "capped") == 1
+    local.advance(to=started + timedelta(days=2, hours=1))
+    assert described(local, third_execution)["status"] == "SUCCEEDED"
     assert enrolments.running(store, "capped") == 0
 
 
@@ -102,9 +112,10 @@ def test_an_execution_that_fails_gives_its_place_back_too(
 ) -> None:
     contact_id = add_contact(store, f"broken.{uuid.uuid4().hex[:8]}@example.com")
     before = enrolments.running(store, "capped")
-    assert checkout(settings, entries, contact_id).started  # no cart lines: the reminder cannot be rendered
+    assert checkout(local, settings, entries, contact_id).started  # no cart lines: the reminder cannot be rendered
     execution = execution_of(store, contact_id)
-    assert finished(local, execution)["status"] == "FAILED"
+    local.advance(seconds=0)  # it fails at its first step, at once
+    assert described(local, execution)["status"] == "FAILED"
     assert entered_states(local, execution) == ["Send email reminder", "Leave after a failure", "Step failed"]
     assert enrolments.running(store, "capped") == before
     assert [e.status for e in enrolments.of(store, contact_id, "capped")] == ["finished"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from infra import cli
 from infra.localprocess import RunningLocal
 from shared.outbox import send_id
 from shared.storage import Tables
-from tests.scenarios.conftest import add_contact, deploy_fixture, entered_states, finished, start
+from tests.scenarios.conftest import add_contact, deploy_fixture, described, entered_states, start
 
 TRIGGER = {
     "type": "checkout.started",
@@ -41,13 +42,18 @@ def test_each_contact_gets_its_own_code_from_the_pool_and_the_same_code_in_its_s
 
     machine = deploy_fixture(local, "pooled")
     addresses = [f"code.{uuid.uuid4().hex[:8]}@example.com" for _ in range(2)]
+    started = local.now()
     runs = [start(local, machine, add_contact(store, address), trigger=TRIGGER) for address in addresses]
-    assert [finished(local, run)["status"] for run in runs] == ["SUCCEEDED", "SUCCEEDED"]
+    local.advance(to=started + timedelta(hours=1))  # the reminder's wait
+    assert [described(local, run)["status"] for run in runs] == ["SUCCEEDED", "SUCCEEDED"]
 
     seen = []
     for address, run in zip(addresses, runs, strict=True):
         messages = local.outbox(to=address)
-        assert [m["step"] for m in messages] == ["e1-offer", "e2-reminder"]
+        assert [(m["step"], datetime.fromisoformat(m["sent_at"])) for m in messages] == [
+            ("e1-offer", started),
+            ("e2-reminder", started + timedelta(hours=1)),
+        ]
         shown = [CODE_IN_EMAIL.findall(m["html"]) for m in messages]
         assert shown[0] == shown[1]
         assert len(shown[0]) == 1
@@ -65,7 +71,8 @@ def test_each_contact_gets_its_own_code_from_the_pool_and_the_same_code_in_its_s
 def test_an_empty_pool_fails_the_step_naming_the_pool_and_sends_nothing(local: RunningLocal, store: Tables) -> None:
     address = f"nocode.{uuid.uuid4().hex[:8]}@example.com"
     execution = start(local, deploy_fixture(local, "pool-empty"), add_contact(store, address), trigger=TRIGGER)
-    assert finished(local, execution)["status"] == "FAILED"
+    local.advance(seconds=0)  # it fails at its first step, at once
+    assert described(local, execution)["status"] == "FAILED"
     assert entered_states(local, execution) == ["Send email e1-offer", "Step failed"]
     history = json.dumps(
         local.client("stepfunctions").get_execution_history(executionArn=execution)["events"], default=str
