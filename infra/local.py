@@ -378,7 +378,7 @@ class LocalRuntime:
     def _patch_moto_for_skipped_time(self, skipped: SkippedTime) -> None:
         """What waits in moto parks on the skipped clock, and what moto stamps reads it (see infra.skipped)."""
         import moto.sqs.models as sqs_models
-        from moto.sqs.models import Queue, SQSBackend
+        from moto.sqs.models import Message, Queue, SQSBackend
         from moto.stepfunctions.parser import models as sfn_models
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
         from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout, TimeoutSeconds
@@ -476,6 +476,10 @@ class LocalRuntime:
         # sent at a simulated date further back than the retention period vanish. Long polls keep the machine's
         # clock for their deadline: the frozen one would never end them.
         setattr(SQSBackend, "is_message_valid_based_on_retention_period", retained)  # noqa: B010
+        # A message shows from its moment on, as in SQS (moto: only once past it). The clock stands still between
+        # requests, so one made visible now (VisibilityTimeout 0: `parcours dlq list` releases what it listed)
+        # would stay hidden from the next request (`parcours dlq redrive`) until a client moved time.
+        setattr(Message, "visible", property(lambda message: skipped.timestamp() * 1000 >= message.visible_at))  # noqa: B010
         setattr(Queue, "add_message", add_and_wake)  # noqa: B010
         setattr(WaitFunction, "_wait_interval", wait_interval)  # noqa: B010
         setattr(Timeout, "_eval_body", timeout_body)  # noqa: B010
@@ -789,10 +793,9 @@ class LocalRuntime:
                     print(f"polling {queue_url}: {type(error).__name__}: {error}", file=sys.stderr)
                 now = skipped.timestamp() * 1000
                 hidden = [max(m.visible_at, m.delayed_until) for m in list(queue._messages)]
-                later = [moment for moment in hidden if moment >= now]
+                later = [moment for moment in hidden if moment > now]
                 skipped.park(
-                    # moto shows a message only once its moment has passed (now > visible_at): 1 ms after it
-                    (min(later) + 1) / 1000 if later else None,
+                    min(later) / 1000 if later else None,  # a message shows from its moment on (Message.visible)
                     f"the next message of {name}",
                     keys=[("queue", name)],
                     woken_if=lambda: any(m.visible and not m.delayed for m in list(queue._messages)),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from infra.localprocess import RunningLocal
@@ -25,18 +25,27 @@ def scenario_steps(local: RunningLocal, email: str, scenario: str) -> list[str]:
     return [m["step"] for m in local.outbox(to=email) if m["scenario"] == scenario]
 
 
+def sent_at(local: RunningLocal, email: str, step: str) -> datetime:
+    [message] = [m for m in local.outbox(to=email) if m["step"] == step]
+    return datetime.fromisoformat(message["sent_at"])
+
+
 def test_an_order_ends_the_cart_reminders_and_starts_the_post_purchase_series(local: RunningLocal) -> None:
     # Given a subscribed customer who leaves a checkout unfinished
     email = unique_email("cart")
+    left = local.now()
     post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex)
     checkout = post_shopify(
         local.api_url, "checkouts/create", with_email("checkouts-create.json", email), SHOPIFY_SECRET, uuid.uuid4().hex
     )
     assert checkout.body["type"] == "checkout.started"
 
-    # Then an hour later (simulated) the reminder shows the cart and the way back to it
-    local.wait_for(lambda: scenario_steps(local, email, "abandoned-cart"), lambda s: s == ["e1-reminder"], seconds=20)
+    # Then an hour later the reminder shows the cart and the way back to it
+    an_hour_later = left + timedelta(hours=1)
+    local.advance(to=an_hour_later)
+    assert scenario_steps(local, email, "abandoned-cart") == ["e1-reminder"]
     [reminder] = [m for m in local.outbox(to=email) if m["step"] == "e1-reminder"]
+    assert datetime.fromisoformat(reminder["sent_at"]) == an_hour_later.replace(microsecond=0)
     assert reminder["subject"] == "Vous avez oublié quelque chose ?"
     assert "Carnet A5 pointillé · Kraft" in reminder["text"]
     assert "/checkouts/ac/Z2NwLWV1cm9wZS13ZXN0MTowMUpE/recover?key=4a5b6c7d8e9f" in reminder["html"]
@@ -47,9 +56,10 @@ def test_an_order_ends_the_cart_reminders_and_starts_the_post_purchase_series(lo
     )
     assert order.body["type"] == "order.placed"
 
-    # Then the post-purchase series starts, and no further cart reminder is sent
-    local.wait_for(lambda: scenario_steps(local, email, "post-purchase"), lambda s: s == ["e1-thanks"], seconds=20)
-    time.sleep(2.5 * 86400 / local.time_scale)  # past H+24 and H+48
+    # Then the post-purchase series starts at once, and no further cart reminder is sent (H+24, H+48, the H+50 SMS)
+    local.advance(to=left + timedelta(hours=51))
+    assert scenario_steps(local, email, "post-purchase") == ["e1-thanks"]
+    assert sent_at(local, email, "e1-thanks") == an_hour_later.replace(microsecond=0)
     assert scenario_steps(local, email, "abandoned-cart") == ["e1-reminder"]
     thanks = next(m for m in local.outbox(to=email) if m["step"] == "e1-thanks")
     assert thanks["subject"] == "Merci pour votre commande #1042 !"
@@ -73,28 +83,33 @@ def test_an_order_ends_the_cart_reminders_and_starts_the_post_purchase_series(lo
 
 
 def test_a_first_order_earns_a_code_and_a_second_makes_a_loyal_customer(local: RunningLocal) -> None:
+    # Given a subscribed customer who orders for the first time
     email = unique_email("buyer")
+    first_ordered = local.now()
     post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex)
     order = with_email("orders-create.json", email)
     post_shopify(local.api_url, "orders/create", order, SHOPIFY_SECRET, uuid.uuid4().hex)
-    local.wait_for(lambda: scenario_steps(local, email, "loyalty"), bool, seconds=20)
 
+    # Then the first order earns a code at once
+    local.advance(seconds=60)  # and the second order comes a minute later
+    assert scenario_steps(local, email, "loyalty") == ["e1-first-order-code"]
+    assert sent_at(local, email, "e1-first-order-code") == first_ordered.replace(microsecond=0)
+
+    # When they order again
     second = json.loads(order)
     second["id"], second["name"] = second["id"] + 1, "#1043"
     post_shopify(local.api_url, "orders/create", json.dumps(second).encode(), SHOPIFY_SECRET, uuid.uuid4().hex)
+    local.advance(seconds=0)  # the queued order is processed
 
+    # Then they join the loyal customers' list, get no second code, and no second post-purchase series
     ids = local.physical_ids()
     dynamodb = local.client("dynamodb")
     contact_id = dynamodb.get_item(TableName=ids["IdentitiesTable"], Key={"identity": {"S": f"email#{email}"}})["Item"][
         "contact_id"
     ]
-    contact = local.wait_for(
-        lambda: dynamodb.get_item(TableName=ids["ContactsTable"], Key={"contact_id": contact_id}, ConsistentRead=True)[
-            "Item"
-        ],
-        lambda item: "lists" in item,
-        seconds=20,
-    )
+    contact = dynamodb.get_item(TableName=ids["ContactsTable"], Key={"contact_id": contact_id}, ConsistentRead=True)[
+        "Item"
+    ]
     assert contact["lists"]["SS"] == ["clients-fideles"]
     assert contact["orders_count"]["N"] == "2"
     assert scenario_steps(local, email, "loyalty") == ["e1-first-order-code"]  # the code, once

@@ -5,10 +5,8 @@ when the CRM answered 503, and an EventBridge rule (created here in moto) receiv
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,7 +21,6 @@ from tests.conftest import CRM_SECRET
 from tests.crm_receiver import CrmReceiver, Received
 from tests.scenarios.conftest import add_contact, stack_tables
 
-SECONDS = 30.0  # real seconds to wait for what the runtime does in well under one
 SQL = {"lifecycle_stage": "sql", "qualified_at": "2026-11-24T10:00:00+00:00"}  # what the scoring wrote
 
 
@@ -49,8 +46,9 @@ def subscribed(local: RunningLocal) -> Iterator[str]:
 
 
 def queue(local: RunningLocal, event_type: str, contact_id: str, properties: dict[str, Any], source: str) -> str:
-    """An event about the contact on the events queue, as shared/actions.py `_emit` puts parcours' own."""
-    now = datetime.now(UTC).isoformat()
+    """An event about the contact on the events queue, as shared/actions.py `_emit` puts parcours' own, at the
+    runtime's now."""
+    now = local.now().isoformat()
     event = Event(
         event_id=f"{source}#{event_type}#{uuid.uuid4().hex}",
         type=event_type,
@@ -76,20 +74,24 @@ def qualify(local: RunningLocal, contact_id: str, score: int) -> str:
     return queue(local, CONTACT_QUALIFIED, contact_id, properties, "parcours")
 
 
-def posts(local: RunningLocal, crm: CrmReceiver, delivery: str, count: int) -> list[Received]:
-    return local.wait_for(lambda: crm.for_delivery(delivery), lambda got: len(got) >= count, SECONDS)
+def posts(local: RunningLocal, crm: CrmReceiver, delivery: str) -> list[Received]:
+    """What the CRM received of a delivery, once the runtime is idle (the handoff is polled from its queue)."""
+    local.advance(seconds=0)
+    return crm.for_delivery(delivery)
 
 
 def announced(local: RunningLocal, url: str, contact_id: str) -> list[dict[str, Any]]:
-    """The contact.qualified events the subscriber's queue received about the contact (for 5 s)."""
+    """The contact.qualified events the subscriber's queue received about the contact (EventBridge delivers to it
+    within PutEvents: all there once the runtime is idle)."""
+    local.advance(seconds=0)
     sqs = local.client("sqs")
     found: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []):
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
             body = json.loads(message["Body"])
             if body["detail"]["contact_id"] == contact_id:
                 found.append(body)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     return found
 
 
@@ -99,20 +101,24 @@ def test_a_qualified_lead_reaches_the_crm_once_signed_and_eventbridge_once(
     # Given a lead with some behaviour and two score changes with their reasons in its history
     email = f"lead.{uuid.uuid4().hex[:8]}@example.com"
     contact_id = add_contact(store, email, consent=None, score=60, last_name="Martin", attributes=SQL)
+    # (a second apart: events recorded at one instant are ordered by their ids in the history)
     queue(local, PAGE_VIEWED, contact_id, {"path": "/blog/guide", "url": "https://boutique.example/blog/guide"}, "test")
+    local.advance(seconds=1)
     queue(
         local, SCORE_CHANGED, contact_id, {"old": 30, "new": 45, "points": 15, "reason": "pricing-viewed"}, "parcours"
     )
+    local.advance(seconds=1)
     queue(
         local, SCORE_CHANGED, contact_id, {"old": 45, "new": 60, "points": 15, "reason": "pricing-viewed"}, "parcours"
     )
+    local.advance(seconds=1)
 
     # When the scoring's contact.qualified event is processed
     event_id = qualify(local, contact_id, 60)
 
     # Then the CRM receives one POST, signed with the CRM secret, naming its delivery
     delivery = handoff.delivery_id(event_id)
-    [post] = posts(local, crm, delivery, 1)
+    [post] = posts(local, crm, delivery)
     assert post.verifies_with(CRM_SECRET)
     assert post.headers["content-type"] == "application/json"
     # with the documented payload: the moment, the score, the profile, the reasons and the recent behaviour
@@ -150,8 +156,8 @@ def test_a_qualified_lead_reaches_the_crm_once_signed_and_eventbridge_once(
         "crm": "accepted",
     }
     assert email not in json.dumps(announcement)
-    # and nothing more reached the CRM about it
-    time.sleep(1)
+    # and nothing more reached the CRM about it, not even when a retry would have come
+    local.advance(seconds=handoff.backoff(1))
     assert len(crm.for_delivery(delivery)) == 1
 
 
@@ -166,9 +172,14 @@ def test_a_crm_answering_503_gets_the_lead_again_later_with_the_same_delivery_id
     # When a lead qualifies
     event_id = qualify(local, contact_id, 55)
 
-    # Then the CRM gets it a second time, with the same delivery id, and takes it
+    # Then the CRM gets it a second time, exactly the first backoff (30 s) later, with the same delivery id, and
+    # takes it
     delivery = handoff.delivery_id(event_id)
-    first, second = posts(local, crm, delivery, 2)
+    assert len(posts(local, crm, delivery)) == 1
+    local.advance(seconds=handoff.backoff(1) - 1)
+    assert len(crm.for_delivery(delivery)) == 1
+    local.advance(seconds=1)
+    first, second = crm.for_delivery(delivery)
     assert first.headers["x-parcours-delivery"] == second.headers["x-parcours-delivery"] == delivery
     assert second.verifies_with(CRM_SECRET)
     assert first.json()["event_id"] == second.json()["event_id"] == event_id
@@ -186,12 +197,10 @@ def test_a_refused_handoff_waits_in_its_dlq_and_reaches_the_crm_once_redriven(
     crm.answer(422)
     event_id = qualify(local, contact_id, 70)
     delivery = handoff.delivery_id(event_id)
-    posts(local, crm, delivery, 1)
+    assert len(posts(local, crm, delivery)) == 1
 
     # When the operator lists the handoff's dead-letter queue
-    listed = local.wait_for(
-        lambda: dlq(local, capsys, "list", "--queue", "handoff")[1], lambda out: event_id in out, SECONDS
-    )
+    listed = dlq(local, capsys, "list", "--queue", "handoff")[1]
     # Then the handoff is there with its reason, nothing personal, and EventBridge heard nothing
     [row] = [line for line in listed.splitlines() if event_id in line]
     assert "refused: CrmRefused: CRM answered 422" in row
@@ -203,7 +212,7 @@ def test_a_refused_handoff_waits_in_its_dlq_and_reaches_the_crm_once_redriven(
     assert code == 0
     assert event_id in out
     # Then the CRM gets it again under the same delivery id, and EventBridge once
-    assert len(posts(local, crm, delivery, 2)) == 2
+    assert len(posts(local, crm, delivery)) == 2
     assert [a["detail"]["crm"] for a in announced(local, subscribed, contact_id)] == ["accepted"]
     assert event_id not in dlq(local, capsys, "list", "--queue", "handoff")[1]
 
@@ -233,20 +242,17 @@ def test_a_lead_that_opens_clicks_and_views_pricing_is_handed_to_sales_once(
     def handoffs() -> list[Received]:
         return [r for r in list(crm.received) if r.json().get("contact", {}).get("contact_id") == contact_id]
 
-    [post] = local.wait_for(handoffs, lambda got: len(got) >= 1, SECONDS)
+    local.advance(seconds=0)
+    [post] = handoffs()
     assert post.verifies_with(CRM_SECRET)
     body = post.json()
     assert (body["type"], body["stage"]) == ("contact.qualified", "sql")
     assert body["score"] >= 50
     assert sorted({r["reason"] for r in body["reasons"]}) == ["email-clicked", "email-opened", "pricing-viewed"]
     # and lead-nurturing adds the lead to the sales list
-    contact = local.wait_for(
-        lambda: store.contacts.get(contact_id, consistent_read=True),
-        lambda c: "sales-qualified" in (c.lists or ()),
-        SECONDS,
-    )
+    contact = store.contacts.get(contact_id, consistent_read=True)
     assert "sales-qualified" in (contact.lists or ())
     assert (contact.attributes.as_dict() if contact.attributes else {}).get("lifecycle_stage") == "sql"
-    # and nothing more reached the CRM about it
-    time.sleep(1)
+    # and nothing more reached the CRM about it, not even when a retry would have come
+    local.advance(seconds=handoff.backoff(1))
     assert len(handoffs()) == 1
