@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from infra.localprocess import RunningLocal
 from shared.storage import Tables
-from tests.scenarios.conftest import add_contact, described, entered_states, finished, start
+from tests.scenarios.conftest import add_contact, described, entered_states, start
 
 
 def welcome(local: RunningLocal) -> str:
@@ -49,8 +49,11 @@ def test_a_consenting_contact_gets_four_emails_at_j0_j2_j5_j8(local: RunningLoca
 
 def test_without_consent_every_send_is_skipped_and_nothing_goes_out(local: RunningLocal, store: Tables) -> None:
     email = f"no.{uuid.uuid4().hex[:8]}@example.com"
-    execution = start(local, welcome(local), add_contact(store, email, consent="denied"))
-    result = finished(local, execution)
+    contact_id = add_contact(store, email, consent="denied")
+    began = local.now()
+    execution = start(local, welcome(local), contact_id)
+    local.advance(to=began + timedelta(days=8))  # the series' length
+    result = described(local, execution)
     assert result["status"] == "SUCCEEDED"
     last = json.loads(result["output"])["last"]
     assert (last["status"], last["answer"]["reason"]) == ("skipped", "no marketing consent")
@@ -62,7 +65,8 @@ def test_a_send_that_ses_refuses_ends_in_step_failed_and_the_execution_fails(
 ) -> None:
     # Given a stored address SES will not accept
     execution = start(local, welcome(local), add_contact(store, "not-an-address"))
-    result = finished(local, execution)
+    local.advance(seconds=0)  # no retry: it fails at once
+    result = described(local, execution)
     assert result["status"] == "FAILED"
     assert entered_states(local, execution) == ["Send email e1-welcome", "Step failed"]
     assert result.get("error") == "StepFailed"
