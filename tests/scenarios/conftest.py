@@ -97,11 +97,6 @@ def start(local: RunningLocal, machine_arn: str, contact_id: str, **extra: Any) 
 def finished(local: RunningLocal, execution: str) -> dict[str, Any]:
     """The execution once time has run on until nothing but the daily runs is due (it may still wait for an event)."""
     local.run_until_idle()
-    return described(local, execution)
-
-
-def described(local: RunningLocal, execution: str) -> dict[str, Any]:
-    """The execution as it stands at the runtime's now (its status, output, error)."""
     return dict(local.client("stepfunctions").describe_execution(executionArn=execution))
 
 
