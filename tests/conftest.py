@@ -82,7 +82,7 @@ def one_botocore_loader() -> Iterator[None]:
     import botocore.session
 
     loader = botocore.loaders.create_loader()
-    register_as_botocore_does = botocore.session.Session._register_data_loader
+    register_as_botocore_does = getattr(botocore.session.Session, "_register_data_loader")  # noqa: B009 (private)
 
     def register(session: Any) -> None:
         session._components.register_component("data_loader", loader)
