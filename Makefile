@@ -23,6 +23,7 @@ test: setup lint typecheck
 	$(BIN)/parcours compile --check
 	$(BIN)/parcours validate
 	$(BIN)/pytest
+	$(BIN)/python -m infra.bench --quick
 
 lint: setup
 	$(BIN)/ruff check .
