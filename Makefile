@@ -23,6 +23,7 @@ test: setup lint typecheck
 	$(BIN)/parcours compile --check
 	$(BIN)/parcours validate
 	$(BIN)/pytest
+	$(BIN)/python -m infra.bench --quick
 
 lint: setup
 	$(BIN)/ruff check .
@@ -34,7 +35,8 @@ typecheck: setup
 compile: setup
 	$(BIN)/parcours compile
 
-# Figures against baselines measured in the same run (README, "Bench"); printed, never asserted. About 2 minutes.
+# Figures against baselines measured in the same run (README, "Bench"); printed, never asserted. About 3.5 minutes
+# on a loaded machine; `make test` runs it with --quick (tiny sizes: fails if a figure crashes, measures nothing).
 bench: setup
 	$(BIN)/python -m infra.bench
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.request
 import uuid
 from collections import Counter
@@ -27,7 +28,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from infra.localprocess import RunningLocal
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "eu-west-3"
@@ -36,8 +40,21 @@ EVENTS = ROOT / "tests" / "events" / "shopify"
 
 
 # ---- 1. events per second -----------------------------------------------------------------------------------
-def throughput(events: int, clients: int) -> tuple[float, float]:
-    """(events/s through ingest and process, bare requests/s to the same runtime).
+def started_runtime() -> RunningLocal:
+    """`parcours local` at real speed, with this run's Shopify secret, ready for requests."""
+    from infra.localprocess import RunningLocal
+
+    runtime = RunningLocal(time_scale=1.0, secret=SECRET)
+    try:
+        runtime.start()
+    except BaseException:
+        runtime.stop()
+        raise
+    return runtime
+
+
+def throughput(events: int, clients: int, runtime: RunningLocal) -> tuple[float, float]:
+    """(events/s through ingest and process, bare requests/s to the same runtime, which it stops).
 
     The baseline is GET /_local/clock on the same server, from the same number of client threads: it pays what
     every request pays here (HTTP, the runtime's threads, this Python) and nothing of parcours, so the ratio is
@@ -45,11 +62,8 @@ def throughput(events: int, clients: int) -> tuple[float, float]:
     marketing consent: each creates a contact, its identities and its history, and checks every scenario's
     entry rules, but starts no execution (an execution's emails would compete for the CPU with the next events).
     """
-    from infra.localprocess import RunningLocal
     from infra.webhook_client import post_shopify
 
-    runtime = RunningLocal(time_scale=1.0, secret=SECRET)
-    runtime.start()
     try:
         template = json.loads((EVENTS / "customers-create-no-consent.json").read_bytes())
         tag = uuid.uuid4().hex[:8]
@@ -76,7 +90,10 @@ def throughput(events: int, clients: int) -> tuple[float, float]:
         def known() -> int:
             return int(dynamodb.scan(TableName=identities, Select="COUNT")["Count"])
 
-        runtime.wait_for(known, lambda count: count >= 2 * events, seconds=120)  # email and Shopify id each
+        stored = runtime.wait_for(known, lambda count: count >= 2 * events, seconds=120)  # email and Shopify id
+        if stored < 2 * events:  # a rate over events never processed would be a figure of nothing
+            output = "".join(runtime.output[-20:])
+            raise RuntimeError(f"{stored} of {2 * events} identities stored after 120 s; the runtime said:\n{output}")
         rate = events / (time.perf_counter() - started)
         # Measured again after: the better of the two is the one the rest of the machine disturbed least.
         baseline = max(baseline, events / _run(clock, events, clients, expect=200))
@@ -133,7 +150,7 @@ CASES = (
 )
 
 
-def dynamodb_requests() -> tuple[list[tuple[str, Counter[str]]], float]:
+def dynamodb_requests(items: int) -> tuple[list[tuple[str, Counter[str]]], float]:
     """Per case, the DynamoDB calls of one event through the process handler (idempotency included); and the
     requests per item of a bare put_item loop counted the same way (1.0: it checks the counter, and is the floor)."""
     from moto import mock_aws
@@ -141,7 +158,7 @@ def dynamodb_requests() -> tuple[list[tuple[str, Counter[str]]], float]:
     from infra import build, samtemplate
 
     with _moto_environment():
-        return _count_in_moto(mock_aws, build, samtemplate)
+        return _count_in_moto(mock_aws, build, samtemplate, items)
 
 
 MOTO_VARIABLES = {
@@ -151,7 +168,6 @@ MOTO_VARIABLES = {
     "AWS_REGION": REGION,
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "ERROR",
-    "PARCOURS_QUEUE_URL": f"https://sqs.{REGION}.amazonaws.com/123456789012/parcours-events.fifo",
     "PARCOURS_STATE_MACHINE_PREFIX": f"arn:aws:states:{REGION}:123456789012:stateMachine:parcours-",
     "PARCOURS_FROM_ADDRESS": "bonjour@boutique.example",
     "PARCOURS_CONFIGURATION_SET": "parcours-email",
@@ -175,33 +191,64 @@ def _moto_environment() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _create_tables(samtemplate: Any) -> None:
-    """The template's tables in moto, their names in the environment as the template passes them."""
+def _provision(samtemplate: Any, *functions: str) -> None:
+    """The tables and queues the template hands these functions (the `!Ref`s of the Globals' environment and of
+    their own), created in moto as the template declares them, each variable pointing at its own: the bench's
+    account then has what the handlers have in AWS, whatever they come to need (a queue missing here once crashed
+    figure 2). Parameters and other references stay with MOTO_VARIABLES or the settings' defaults."""
+    template = samtemplate.load()
+    resources = template["Resources"]
+    variables = dict(template["Globals"]["Function"]["Environment"]["Variables"])
+    for function in functions:
+        variables.update(resources[function]["Properties"].get("Environment", {}).get("Variables", {}))
+    for variable, value in variables.items():
+        logical_id = str(value.get("Ref")) if isinstance(value, dict) else ""
+        if logical_id not in resources:
+            continue
+        resource = resources[logical_id]
+        if resource["Type"] == "AWS::DynamoDB::Table":
+            os.environ[variable] = _create_table(logical_id, resource["Properties"])
+        elif resource["Type"] == "AWS::SQS::Queue":
+            os.environ[variable] = _create_queue(logical_id, resource["Properties"])
+
+
+def _create_table(logical_id: str, props: dict[str, Any]) -> str:
     import boto3
 
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
-    for logical_id, resource in samtemplate.load()["Resources"].items():
-        if resource["Type"] != "AWS::DynamoDB::Table":
-            continue
-        props = resource["Properties"]
-        name = f"bench-{logical_id}"
-        dynamodb.create_table(
-            TableName=name,
-            KeySchema=props["KeySchema"],
-            AttributeDefinitions=props["AttributeDefinitions"],
-            BillingMode="PAY_PER_REQUEST",
-            **{k: props[k] for k in ("GlobalSecondaryIndexes",) if k in props},
-        )
-        variable = "PARCOURS_" + _snake(logical_id.removesuffix("Table")).upper() + "_TABLE"
-        os.environ[variable] = name
+    name = f"bench-{logical_id}"
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName=name,
+        KeySchema=props["KeySchema"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        BillingMode="PAY_PER_REQUEST",
+        **{k: props[k] for k in ("GlobalSecondaryIndexes",) if k in props},
+    )
+    return name
 
 
-def _count_in_moto(mock_aws: Any, build: Any, samtemplate: Any) -> tuple[list[tuple[str, Counter[str]]], float]:
+def _create_queue(logical_id: str, props: dict[str, Any]) -> str:
+    """Its URL. The template's plain attributes (FIFO, deduplication, visibility...); not its redrive policy, whose
+    dead-letter queue and receive count no figure reaches."""
+    import boto3
+
+    attributes: dict[Any, str] = {  # the template's keys are SQS's attribute names
+        key: str(value).lower() if isinstance(value, bool) else str(value)
+        for key, value in props.items()
+        if key not in ("QueueName", "RedrivePolicy") and isinstance(value, str | int | bool)
+    }
+    name = f"bench-{logical_id}" + (".fifo" if props.get("FifoQueue") else "")
+    url: str = boto3.client("sqs", region_name=REGION).create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return url
+
+
+def _count_in_moto(
+    mock_aws: Any, build: Any, samtemplate: Any, items: int
+) -> tuple[list[tuple[str, Counter[str]]], float]:
     with mock_aws():
         import boto3
 
         dynamodb = boto3.client("dynamodb", region_name=REGION)
-        _create_tables(samtemplate)
+        _provision(samtemplate, "ProcessFunction")
         sfn = boto3.client("stepfunctions", region_name=REGION)
         succeed = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
         for scenario in build.compile_all().scenarios:
@@ -222,23 +269,20 @@ def _count_in_moto(mock_aws: Any, build: Any, samtemplate: Any) -> tuple[list[tu
             BillingMode="PAY_PER_REQUEST",
         )
         with counting_dynamodb() as calls:
-            for n in range(100):
+            for n in range(items):
                 dynamodb.put_item(TableName="bench-floor", Item={"id": {"S": str(n)}})
-        floor = sum(calls.values()) / 100
+        floor = sum(calls.values()) / items
     return results, floor
-
-
-def _snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
 
 
 def _one(handler: Callable[..., Any], case: Case) -> Counter[str]:
     from infra.local import InvocationContext
     from shared import shopify
+    from shared.clock import Clock
     from shared.ingestion import group_and_dedup_ids
 
     headers = {"x-shopify-topic": case.topic, "x-shopify-event-id": case.event_id}
-    event = shopify.to_event(headers, json.loads((EVENTS / case.sample).read_bytes()), datetime.now(UTC))
+    event = shopify.to_event(headers, json.loads((EVENTS / case.sample).read_bytes()), Clock().now())
     group, dedup = group_and_dedup_ids(event)
     record = {
         "messageId": uuid.uuid4().hex,
@@ -297,12 +341,12 @@ def _page_in_moto(samtemplate: Any, contacts: int, page: int) -> tuple[float, fl
     from shared.settings import get_settings
     from shared.storage import tables
 
-    _create_tables(samtemplate)
+    _provision(samtemplate, "ScheduleFunction", "SchedulePagesFunction")
     sqs = boto3.client("sqs", region_name=REGION)
-    events = sqs.create_queue(QueueName="parcours-events.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
-    os.environ["PARCOURS_SCHEDULE_QUEUE_URL"] = pages = sqs.create_queue(QueueName="parcours-schedule")["QueueUrl"]
     get_settings.cache_clear()
     settings = get_settings()
+    events, pages = settings.queue_url, settings.schedule_queue_url
+    assert pages is not None
     run = datetime(2026, 11, 24, 0, 5, tzinfo=UTC)
     silent = moments.inactive_since(run.date(), 90)
     t = tables(settings)
@@ -352,32 +396,48 @@ def _page_in_moto(samtemplate: Any, contacts: int, page: int) -> tuple[float, fl
 
 
 # ---- report -----------------------------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
-    import argparse
+@dataclass(frozen=True)
+class Sizes:
+    events: int  # webhooks posted for figure 1
+    clients: int  # concurrent HTTP clients for figure 1
+    runs: int  # fresh interpreters per import, figure 3
+    silent: int  # contacts the daily run finds silent, figure 4
+    page: int  # items per page, figure 4
+    floor: int  # put_item calls of figure 2's floor
 
-    parser = argparse.ArgumentParser(prog="python -m infra.bench", description=__doc__)
-    parser.add_argument("--events", type=int, default=200, help="webhooks posted for the throughput figure")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
-    parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per import figure")
-    parser.add_argument("--silent", type=int, default=5000, help="contacts the daily run figure finds silent")
-    parser.add_argument("--page", type=int, default=500, help="items per page for the daily run figure")
-    args = parser.parse_args(argv)
 
-    print(f"4. the daily run: {args.silent} silent contacts on one engaged_on key, pages of {args.page}", flush=True)
-    paged, single, pages = daily_run_paging(args.silent, args.page)
+@dataclass(frozen=True)
+class Run:
+    sizes: Sizes
+    runtime: Callable[[], RunningLocal] = started_runtime  # figure 1's `parcours local`, ready
+
+
+FULL = Sizes(events=200, clients=4, runs=7, silent=5000, page=500, floor=100)
+# `make test` runs this: every figure's code on sizes that only prove it still runs (figure 4 still reads several
+# pages, figure 1 still waits for every event to be stored); the figures it prints mean nothing.
+QUICK = Sizes(events=4, clients=2, runs=1, silent=30, page=10, floor=10)
+
+
+def figure_4(run: Run) -> None:
+    sizes = run.sizes
+    print(f"4. the daily run: {sizes.silent} silent contacts on one engaged_on key, pages of {sizes.page}", flush=True)
+    paged, single, pages = daily_run_paging(sizes.silent, sizes.page)
     print(
         f"   {paged:.0f} contacts/s paged through the schedule queue ({pages} pages, one per invocation) = "
         f"{paged / single:.2f} x the single loop in one process ({single:.0f}/s)"
     )
 
-    print("3. import time (best of", args.runs, "fresh interpreters)", flush=True)
+
+def figure_3(run: Run) -> None:
+    sizes = run.sizes
+    print("3. import time (best of", sizes.runs, "fresh interpreters)", flush=True)
     figures = import_seconds(
         {
             "baseline": "import boto3; boto3.client('sqs', region_name='eu-west-3')",
             "ingest": "import functions.ingest.app",
             "process": "import functions.process.app",
         },
-        args.runs,
+        sizes.runs,
     )
     baseline = figures["baseline"]
     for handler in ("ingest", "process"):
@@ -386,8 +446,11 @@ def main(argv: list[str] | None = None) -> int:
             f"(import boto3 + one client: {baseline * 1000:.0f} ms)"
         )
 
+
+def figure_2(run: Run) -> None:
+    sizes = run.sizes
     print("2. DynamoDB requests per event (process handler, idempotency included, moto in-process)", flush=True)
-    results, floor = dynamodb_requests()
+    results, floor = dynamodb_requests(sizes.floor)
     for name, calls in results:
         breakdown = ", ".join(f"{op} {n}" for op, n in sorted(calls.items(), key=lambda item: (-item[1], item[0])))
         total = sum(calls.values())
@@ -395,12 +458,78 @@ def main(argv: list[str] | None = None) -> int:
     totals = [sum(calls.values()) for _, calls in results]
     print(f"   mean {statistics.mean(totals):.1f} per event; floor (bare put_item loop): {floor:.1f} per item")
 
-    print(f"1. throughput: {args.events} signed Shopify webhooks, {args.clients} clients, parcours local", flush=True)
-    rate, bare = throughput(args.events, args.clients)
+
+def figure_1(run: Run) -> None:
+    sizes = run.sizes
+    print(f"1. throughput: {sizes.events} signed Shopify webhooks, {sizes.clients} clients, parcours local", flush=True)
+    rate, bare = throughput(sizes.events, sizes.clients, run.runtime())
     print(
         f"   {rate:.1f} events/s through ingest and process = {rate / bare:.3f} x "
         f"bare requests to the runtime ({bare:.0f}/s): one event costs {bare / rate:.1f} bare requests"
     )
+
+
+FIGURES: tuple[tuple[int, Callable[[Run], None]], ...] = ((4, figure_4), (3, figure_3), (2, figure_2), (1, figure_1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Every figure runs even when one before it crashed (its traceback printed where its figure would be); any
+    crash makes the exit code 1 and is named last, so that `make test` fails when the bench has rotted."""
+    import argparse
+    import dataclasses
+
+    parser = argparse.ArgumentParser(prog="python -m infra.bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: proves every figure runs, measures nothing")
+    parser.add_argument("--events", type=int, help=f"webhooks posted for the throughput figure ({FULL.events})")
+    parser.add_argument("--clients", type=int, help=f"concurrent HTTP clients ({FULL.clients})")
+    parser.add_argument("--runs", type=int, help=f"fresh interpreters per import figure ({FULL.runs})")
+    parser.add_argument("--silent", type=int, help=f"contacts the daily run figure finds silent ({FULL.silent})")
+    parser.add_argument("--page", type=int, help=f"items per page for the daily run figure ({FULL.page})")
+    args = parser.parse_args(argv)
+    chosen = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Sizes)}
+    sizes = dataclasses.replace(QUICK if args.quick else FULL, **{k: v for k, v in chosen.items() if v is not None})
+
+    if not args.quick:
+        return _figures(Run(sizes))
+    with runtime_in_background() as runtime:
+        return _figures(Run(sizes, runtime))
+
+
+@contextmanager
+def runtime_in_background() -> Iterator[Callable[[], RunningLocal]]:
+    """The quick run's figure 1 runtime, starting (most of the quick run) while the other figures run, whose
+    figures mean nothing then: the same code, sooner. Yields what waits for it; stops it after."""
+    from infra.localprocess import RunningLocal
+
+    runtime = RunningLocal(time_scale=1.0, secret=SECRET)
+
+    def start() -> RunningLocal:
+        runtime.start()
+        return runtime
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        starting = pool.submit(start)
+        while runtime.process is None and not starting.done():  # its process takes this environment, not a
+            time.sleep(0.01)  # figure's (figures 2 and 4 change os.environ while they run)
+        try:
+            yield starting.result
+        finally:
+            runtime.stop()  # if figure 1 never took it (figure 1 stops it too: twice is harmless)
+
+
+def _figures(run: Run) -> int:
+    crashed = []
+    for number, figure in FIGURES:
+        try:
+            figure(run)
+        except Exception:
+            sys.stdout.flush()  # its heading before its traceback, in a log that holds both
+            traceback.print_exc()
+            sys.stderr.flush()
+            crashed.append(number)
+    if crashed:
+        print(f"bench: figure {', '.join(map(str, crashed))} crashed (traceback above)", file=sys.stderr)
+        return 1
     return 0
 
 

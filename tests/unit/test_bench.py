@@ -1,0 +1,114 @@
+"""`make bench` cannot rot: `make test` runs `python -m infra.bench --quick`, which fails when a figure crashes.
+
+Nothing here runs a figure for real (`make test` does that after pytest): the figures are replaced by fakes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from infra import bench, samtemplate
+from shared.settings import Settings
+
+
+def figures(calls: list[int], crashing: int | None = None) -> tuple[tuple[int, Callable[[bench.Run], None]], ...]:
+    def figure(number: int) -> Callable[[bench.Run], None]:
+        def run(run: bench.Run) -> None:
+            calls.append(number)
+            assert run.sizes == bench.QUICK
+            print(f"{number}. figure {number}")
+            if number == crashing:
+                raise RuntimeError(f"figure {number} rotted")
+
+        return run
+
+    return tuple((number, figure(number)) for number in (4, 3, 2, 1))
+
+
+def no_runtime(error: Exception | None = None) -> Callable[[], AbstractContextManager[Callable[[], object]]]:
+    """In place of the quick run's `parcours local`: nothing started; figure 1 gets `error` raised if given."""
+
+    @contextmanager
+    def background() -> Iterator[Callable[[], object]]:
+        def runtime() -> object:
+            if error is not None:
+                raise error
+            return object()
+
+        yield runtime
+
+    return background
+
+
+def test_a_crashing_figure_fails_the_quick_run_names_it_and_hides_none_of_the_others(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given four figures, the third of which crashes
+    calls: list[int] = []
+    monkeypatch.setattr(bench, "FIGURES", figures(calls, crashing=3))
+    monkeypatch.setattr(bench, "runtime_in_background", no_runtime())
+
+    # When the quick run runs
+    code = bench.main(["--quick"])
+
+    # Then it fails, every figure ran and printed, and the crash is shown and named
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert calls == [4, 3, 2, 1]
+    assert all(f"{n}. figure {n}" in out for n in (4, 3, 2, 1))
+    assert "RuntimeError: figure 3 rotted" in err
+    assert err.rstrip().endswith("bench: figure 3 crashed (traceback above)")
+
+
+def test_the_quick_run_passes_when_every_figure_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(bench, "FIGURES", figures(calls))
+    monkeypatch.setattr(bench, "runtime_in_background", no_runtime())
+
+    assert bench.main(["--quick"]) == 0
+    assert calls == [4, 3, 2, 1]
+    assert capsys.readouterr().err == ""
+
+
+def test_figure_1_crashes_when_its_runtime_does_not_start(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench, "FIGURES", ((1, bench.figure_1),))
+    monkeypatch.setattr(bench, "runtime_in_background", no_runtime(RuntimeError("parcours local exited with 1")))
+
+    assert bench.main(["--quick"]) == 1
+    assert "bench: figure 1 crashed" in capsys.readouterr().err
+
+
+def test_sizes_given_on_the_command_line_win_over_the_quick_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bench.Sizes] = []
+    monkeypatch.setattr(bench, "FIGURES", ((4, lambda run: seen.append(run.sizes)),))
+    monkeypatch.setattr(bench, "runtime_in_background", no_runtime())
+
+    assert bench.main(["--quick", "--silent", "7"]) == 0
+    assert seen == [dataclasses.replace(bench.QUICK, silent=7)]
+
+
+def test_the_bench_account_has_what_the_template_hands_the_process_function() -> None:
+    # Figure 2 once crashed on QueueDoesNotExist: its account had no events queue since processing emits events.
+    with bench._moto_environment(), mock_aws():
+        bench._provision(samtemplate, "ProcessFunction")
+        settings = Settings.from_environ(dict(os.environ))
+        sqs = boto3.client("sqs", region_name=bench.REGION)
+        events = sqs.get_queue_attributes(QueueUrl=settings.queue_url, AttributeNames=["All"])["Attributes"]
+        assert events["FifoQueue"] == "true"
+        assert events["DeduplicationScope"] == "messageGroup"
+        assert settings.handoff_queue_url is not None
+        sqs.get_queue_attributes(QueueUrl=settings.handoff_queue_url, AttributeNames=["QueueArn"])
+        tables = set(boto3.client("dynamodb", region_name=bench.REGION).list_tables()["TableNames"])
+        named = {getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name.endswith("_table")}
+        assert len(named) == 10
+        assert named <= tables
