@@ -158,6 +158,8 @@ class LocalRuntime:
         self._ranks = itertools.count()
         # execution id -> the simulated instant its Tasks run at and its next Wait counts from (None: the clock's)
         self._timelines: dict[str, float | None] = {}
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
         self.ses_sends: dict[str, dict[str, Any]] = {}  # SES message id -> {tags, configuration_set}
         self.email_events_topic: str | None = None  # where the configuration set publishes SES events
 
@@ -490,6 +492,16 @@ class LocalRuntime:
         setattr(ExecutionWorker, "stop", stop_worker)  # noqa: B010
         setattr(retrier_decl, "time", SimpleNamespace(sleep=skipped.sleep))  # noqa: B010
 
+    def client(self, service: str) -> Any:
+        """The runtime's own client of an emulated service, made once: making one per request or daily run costs
+        more than the call (and boto3's default session is not safe to make clients from in several threads)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                import boto3
+
+                self._clients[service] = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+            return self._clients[service]
+
     # ---- deployment -------------------------------------------------------------------------------------------
     def _deploy(self) -> None:
         import boto3
@@ -803,12 +815,12 @@ class LocalRuntime:
         finally:
             skipped.leave()
 
-    @staticmethod
-    def _receive_and_invoke(sqs: Any, queue_url: str, queue_arn: str, function: str, batch_size: int, wait: int) -> int:
+    def _receive_and_invoke(
+        self, sqs: Any, queue_url: str, queue_arn: str, function: str, batch_size: int, wait: int
+    ) -> int:
         """One poll: a batch received and handed to the function, its failed items left on the queue (they show
         again when their visibility, which the function may change, runs out), the rest deleted; a function error
         leaves the whole batch. Answers how many messages it received."""
-        import boto3
 
         messages = sqs.receive_message(
             QueueUrl=queue_url,
@@ -820,9 +832,7 @@ class LocalRuntime:
         if not messages:
             return 0
         event = {"Records": [_sqs_record(message, queue_arn) for message in messages]}
-        answer = boto3.client("lambda", region_name=REGION).invoke(
-            FunctionName=function, Payload=json.dumps(event).encode()
-        )
+        answer = self.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
         result = json.loads(answer["Payload"].read() or b"null")
         if answer.get("FunctionError"):
             return len(messages)  # the whole batch shows again after the queue's visibility timeout
@@ -887,9 +897,8 @@ class LocalRuntime:
             skipped.leave()
 
     def run_schedule(self, function: str, moment: datetime) -> Any:
-        import boto3
 
-        answer = boto3.client("lambda", region_name=REGION).invoke(
+        answer = self.client("lambda").invoke(
             FunctionName=function, Payload=json.dumps({"time": moment.astimezone(UTC).isoformat()}).encode()
         )
         return json.loads(answer["Payload"].read() or b"null")
@@ -1047,7 +1056,6 @@ class LocalRuntime:
         parameters: dict[str, str],
     ) -> tuple[int, dict[str, str], bytes]:
         """API Gateway HTTP API, payload format 2.0: the event it builds and the answer it makes of the result."""
-        import boto3
 
         headers = {name.lower(): value for name, value in request.headers.items()}
         content_type = headers.get("content-type", "")
@@ -1084,9 +1092,7 @@ class LocalRuntime:
             "body": text_body if text_body is not None else base64.b64encode(body).decode(),
             "isBase64Encoded": text_body is None,
         }
-        answer = boto3.client("lambda", region_name=REGION).invoke(
-            FunctionName=function, Payload=json.dumps(event).encode()
-        )
+        answer = self.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
         payload = answer["Payload"].read()
         if answer.get("FunctionError"):
             return 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
@@ -1139,9 +1145,8 @@ class LocalRuntime:
 
     def _sms_records(self) -> dict[str, dict[str, Any]]:
         """The send records of SMS (scenario, step, when), by SNS message id: moto keeps only number and text."""
-        import boto3
 
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb = self.client("dynamodb")
         records: dict[str, dict[str, Any]] = {}
         for page in dynamodb.get_paginator("scan").paginate(
             TableName=self._sends_table,
@@ -1165,7 +1170,6 @@ class LocalRuntime:
         link (click), bounce_type (bounce: Permanent, the default, Transient or Undetermined)}: what SES publishes
         when the message is delivered, bounces, is reported as spam, opened or clicked, on the configuration set's
         topic (the event publishing shape, with the message's tags and its recipient)."""
-        import boto3
 
         try:
             request = json.loads(body or b"{}")
@@ -1214,9 +1218,7 @@ class LocalRuntime:
             },
             detail_key: detail,
         }
-        published = boto3.client("sns", region_name=REGION).publish(
-            TopicArn=self.email_events_topic, Message=json.dumps(event)
-        )
+        published = self.client("sns").publish(TopicArn=self.email_events_topic, Message=json.dumps(event))
         return 202, {"published": published["MessageId"], "message_id": entry["message_id"], "type": ses_type}
 
 
