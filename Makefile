@@ -4,7 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.txt requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint typecheck unit compile validate package bench clean
+.PHONY: setup demo test test-clock lint typecheck unit compile validate package bench clean
+
+# Instants the machine's clock is moved to (tests/shifted_clock.py): no test may pass only on today's date.
+# 400 days ahead; 29 February late evening in Paris; the nights the clocks change in Paris (02:30 on the winter clock
+# does not exist on 28 March; 02:30 comes twice on 31 October, here the first) and in Los Angeles (02:30 does not
+# exist on 14 March; 01:30 comes twice on 7 November, here the second); the last minute of a year in UTC.
+CLOCK_AT := +400d,2028-02-29T23:30+01:00[Europe/Paris],2027-03-28T03:30+02:00[Europe/Paris],$\
+	2027-10-31T02:30+02:00[Europe/Paris],2027-03-14T03:30-07:00[America/Los_Angeles],$\
+	2027-11-07T01:30-08:00[America/Los_Angeles],2027-12-31T23:59:00+00:00
 
 setup: $(STAMP)
 
@@ -23,7 +31,12 @@ test: setup lint typecheck
 	$(BIN)/parcours compile --check
 	$(BIN)/parcours validate
 	$(BIN)/pytest
+	$(BIN)/pytest tests/unit -q --clock-at='$(CLOCK_AT)'
 	$(BIN)/python -m infra.bench --quick
+
+# The unit tests at every instant of CLOCK_AT, not one each: seven times as long (nightly, or before a release).
+test-clock: setup
+	$(BIN)/pytest tests/unit -q --clock-at='$(CLOCK_AT)' --clock-at-each
 
 lint: setup
 	$(BIN)/ruff check .

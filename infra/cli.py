@@ -182,11 +182,11 @@ def _instant(text: str) -> datetime:
 
 
 def _codes(args: argparse.Namespace) -> int:
-    from datetime import UTC
     from pathlib import Path
 
     from infra import codes
     from shared import discounts
+    from shared.clock import Clock
     from shared.storage import StorageError
 
     try:
@@ -199,7 +199,7 @@ def _codes(args: argparse.Namespace) -> int:
             found = discounts.parse_codes(codes.read(Path(args.file)), args.file)
         model = codes.table(args.endpoint_url, args.region, args.stack)
         if found is not None:
-            loaded = discounts.load(model, args.pool, found, datetime.now(UTC))
+            loaded = discounts.load(model, args.pool, found, Clock().now())
             print(
                 f"pool {args.pool}: {loaded.added} code(s) added, {loaded.already} already there; "
                 f"{loaded.total} in the pool"

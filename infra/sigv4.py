@@ -11,10 +11,13 @@ import hmac
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from botocore.auth import SigV4Auth
+from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from shared import clock
 
 SERVICE = "execute-api"
 LOCAL_REGION = "eu-west-3"
@@ -26,13 +29,40 @@ AUTHORIZATION = re.compile(
 )
 
 
+class _SignedAt(SigV4Auth):
+    """botocore's signer, at a given instant: its own add_auth reads the machine's clock."""
+
+    def __init__(self, credentials: Credentials, region: str, at: datetime) -> None:
+        super().__init__(credentials, SERVICE, region)
+        self.at = at
+
+    def add_auth(self, request: AWSRequest) -> None:
+        """SigV4Auth.add_auth, with its timestamp taken from `at` (its steps are not in botocore's stubs)."""
+        steps: Any = self
+        request.context["timestamp"] = self.at.astimezone(UTC).strftime(SIGV4_TIMESTAMP)
+        steps._modify_request_before_signing(request)
+        signature = self.signature(self.string_to_sign(request, self.canonical_request(request)), request)
+        steps._inject_signature_to_request(request, signature)
+
+
 def sign(
-    method: str, url: str, body: bytes, credentials: Credentials, region: str, headers: Mapping[str, str] | None = None
+    method: str,
+    url: str,
+    body: bytes,
+    credentials: Credentials,
+    region: str,
+    headers: Mapping[str, str] | None = None,
+    at: datetime | None = None,
 ) -> dict[str, str]:
-    """The headers to send: the caller's, plus x-amz-date, (x-amz-security-token) and Authorization."""
+    """The headers to send: the caller's, plus x-amz-date, (x-amz-security-token) and Authorization; signed `at`
+    (by default the real instant, which API Gateway checks against its own clock)."""
     request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
-    SigV4Auth(credentials, SERVICE, region).add_auth(request)
+    _SignedAt(credentials, region, at or _wall_now()).add_auth(request)
     return dict(request.headers.items())
+
+
+def _wall_now() -> datetime:
+    return datetime.fromtimestamp(clock.wall_time(), UTC)
 
 
 def refusal(
@@ -56,7 +86,7 @@ def refusal(
         signed_at = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:
         return "Signature expired or x-amz-date missing"
-    if abs((now or datetime.now(UTC)) - signed_at) > SKEW or found["day"] != stamp[:8]:
+    if abs((now or _wall_now()) - signed_at) > SKEW or found["day"] != stamp[:8]:
         return "Signature expired or x-amz-date missing"
     names = found["headers"].split(";")
     if "host" not in names or any(name not in lowered for name in names):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared import clock
 from shared.signatures import shopify_signature, timestamped_signature, woocommerce_signature
 
 
@@ -48,7 +48,7 @@ def shopify_headers(
         "X-Shopify-Shop-Domain": shop,
         "X-Shopify-Webhook-Id": f"wh-{event_id}",
         "X-Shopify-Event-Id": event_id,
-        "X-Shopify-Triggered-At": datetime.now(UTC).isoformat(),
+        "X-Shopify-Triggered-At": datetime.fromtimestamp(clock.wall_time(), UTC).isoformat(),
         "X-Shopify-API-Version": "2026-10",
     }
 
@@ -106,7 +106,7 @@ def get_json(url: str) -> Any:
 
 def post_generic(api_url: str, body: bytes, secret: str, at: float | None = None) -> Answer:
     """A site's own event, signed the Stripe way (`X-Parcours-Signature: t=...,v1=...`) at `at` (default now)."""
-    timestamp = int(time.time() if at is None else at)
+    timestamp = int(clock.wall_time() if at is None else at)
     headers = {
         "Content-Type": "application/json",
         "X-Parcours-Signature": timestamped_signature(body, secret, timestamp),

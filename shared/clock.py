@@ -13,6 +13,14 @@ _pin = threading.local()
 _driver: Callable[[], float] | None = None
 
 
+def wall_time() -> float:
+    """The real instant (UNIX timestamp), whatever the simulated one: the one read of the machine's clock.
+
+    For what another party checks against its own wall clock (a signature's freshness window, a SigV4 date) and for
+    the simulated clocks below to count from. Everything else reads a Clock (tests/unit/test_one_clock.py)."""
+    return time.time()
+
+
 def drive(source: Callable[[], float] | None) -> None:
     """From now on every clock in this process reads `source` (UNIX timestamps); None: back to real time.
 
@@ -31,7 +39,7 @@ def pinned(simulated: float) -> Iterator[None]:
     compressed clock would instead count the real time a busy machine took to reach it, magnified thousands of
     times (a second late at x43200 is half a day)."""
     previous = getattr(_pin, "at", None)
-    _pin.at = (simulated, time.time())
+    _pin.at = (simulated, wall_time())
     try:
         yield
     finally:
@@ -50,10 +58,10 @@ class Clock:
     def timestamp(self) -> float:
         pin: tuple[float, float] | None = getattr(_pin, "at", None)
         if pin is not None:
-            return pin[0] + (time.time() - pin[1])
+            return pin[0] + (wall_time() - pin[1])
         if _driver is not None:
             return _driver()
-        return self.simulated(time.time())
+        return self.simulated(wall_time())
 
     def simulated(self, real: float) -> float:
         """The simulated instant of a real one (UNIX timestamps)."""

@@ -12,7 +12,6 @@ import contextlib
 import http.client
 import json
 import re
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from shared import outbox
+from shared import clock, outbox
 from shared.settings import Settings
 from shared.signatures import timestamped_signature
 from shared.storage import AlreadyExists, ContactModel, SendModel, create_new, get_or_none, tables
@@ -92,7 +91,7 @@ def signed_headers(raw: bytes, secret: str, delivery: str) -> dict[str, str]:
     return {
         "Content-Type": "application/json",
         "User-Agent": "parcours",
-        SIGNATURE_HEADER: timestamped_signature(raw, secret, int(time.time())),
+        SIGNATURE_HEADER: timestamped_signature(raw, secret, int(clock.wall_time())),
         DELIVERY_HEADER: delivery,
     }
 

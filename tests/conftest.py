@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+# --clock-at: the machine's clock moved (make test, make test-clock); pytester: tests/unit/test_shifted_clock.py
+pytest_plugins = ["tests.shifted_clock", "pytester"]
+
 EVENTS = Path(__file__).parent / "events"
 ROOT = Path(__file__).resolve().parent.parent
 

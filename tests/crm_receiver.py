@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from shared import clock
 from shared.signatures import verify_timestamped
 
 
@@ -23,7 +24,7 @@ class Received:
         return json.loads(self.body)
 
     def verifies_with(self, secret: str) -> bool:
-        return verify_timestamped(self.body, self.headers.get("x-parcours-signature"), [secret], time.time())
+        return verify_timestamped(self.body, self.headers.get("x-parcours-signature"), [secret], clock.wall_time())
 
 
 class CrmReceiver:

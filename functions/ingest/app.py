@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -11,7 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import ingestion, secrets, tracking
+from shared import clock, ingestion, secrets, tracking
 from shared.events import Event
 from shared.settings import ConfigurationError, Settings, get_settings
 
@@ -93,7 +92,7 @@ def generic_webhook() -> Response[dict[str, Any]]:
     configured = secrets.resolve(settings.generic_secret, settings.generic_secret_parameter, "generic webhook secret")
     rotation = [secret.strip() for secret in configured.split(",") if secret.strip()]
     try:
-        event = ingestion.receive_generic(_raw_body(), _headers(), rotation, settings.clock(), time.time())
+        event = ingestion.receive_generic(_raw_body(), _headers(), rotation, settings.clock(), clock.wall_time())
     except ingestion.Rejected as rejected:
         return _refuse("generic", rejected)
     return _accept(event, settings, "WebhookAccepted", type=event.type)

@@ -1,7 +1,6 @@
 """send_sms steps against moto's SNS: who gets an SMS, what it says, how it is typed, and that it goes out once."""
 
 import dataclasses
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +11,7 @@ from botocore.exceptions import ClientError
 from moto.sns.models import sns_backends
 
 from infra.local import InvocationContext
-from shared import clients, enrolments, sms
+from shared import clients, clock, enrolments, sms
 from shared.clock import Clock
 from shared.events import normalise_phone
 from shared.mailer import SendDeferred, SendRefused
@@ -330,15 +329,24 @@ SUNDAY_NOON = datetime(2026, 11, 29, 12, 0, tzinfo=ZoneInfo("Europe/Paris"))
 FRENCH_HOURS = {"caps": [], "when_capped": "skip", "french_hours": "08:00-20:00"}
 
 
+@dataclasses.dataclass(frozen=True)
+class Stopped(Clock):
+    """The one clock, stopped at an instant."""
+
+    at: datetime = SUNDAY_NOON
+
+    def now(self) -> datetime:
+        return self.at
+
+
 def test_a_marketing_sms_to_a_french_number_on_sunday_waits_for_monday_8_even_in_a_skipping_scenario(
     settings: Settings, published: list[dict[str, Any]]
 ) -> None:
     add_contact(settings)
-    sunday = Clock(epoch=time.time(), start=SUNDAY_NOON.timestamp())
-    answer = sms.send_sms(dataclasses.replace(request(), pacing=FRENCH_HOURS), settings, sunday)
+    answer = sms.send_sms(dataclasses.replace(request(), pacing=FRENCH_HOURS), settings, Stopped())
     assert answer["status"] == "deferred"
     assert answer["until"] == "2026-11-30T08:00:00+01:00"
-    assert 20 * 3600 - 5 <= answer["seconds"] <= 20 * 3600
+    assert answer["seconds"] == 20 * 3600
     assert published == []
 
 
@@ -346,7 +354,7 @@ def test_the_act_function_counts_each_deferral(
     act: Any, settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     add_contact(settings)
-    monkeypatch.setenv("PARCOURS_CLOCK_EPOCH", repr(time.time()))
+    monkeypatch.setenv("PARCOURS_CLOCK_EPOCH", repr(clock.wall_time()))
     monkeypatch.setenv("PARCOURS_CLOCK_START", repr(SUNDAY_NOON.timestamp()))
     get_settings.cache_clear()
     payload = {**request().__dict__, "pacing": FRENCH_HOURS, "action": "send_sms"}
