@@ -25,15 +25,22 @@ def zone(name: str | None, default: str) -> ZoneInfo:
 
 
 def next_moment(now: datetime, at: time, weekdays: tuple[str, ...], tz: ZoneInfo) -> datetime:
-    """The first local `at` on an allowed weekday that is not before `now` (now itself if it is exactly that)."""
+    """The first local `at` on an allowed weekday that is not before `now` (now itself if it is exactly that).
+
+    A time the clocks skip resolves forward (02:30 on the spring night in Paris is 03:30 summer time); a time they
+    repeat counts twice (after the first 02:30 of the autumn night, the second is still to come)."""
     allowed = {WEEKDAYS.index(day) for day in weekdays} if weekdays else set(range(7))
+    instant = now.astimezone(UTC)
     local = now.astimezone(tz)
     for days in range(8):
         day = (local + timedelta(days=days)).date()
-        candidate = datetime.combine(day, at, tzinfo=tz)
-        # A time skipped by a DST jump resolves forward (zoneinfo's fold=0); compare as instants.
-        if day.weekday() in allowed and candidate >= local:
-            return candidate
+        if day.weekday() not in allowed:
+            continue
+        for fold in (0, 1):  # fold=0: the earlier reading of a repeated time, the later offset of a skipped one
+            candidate = datetime.combine(day, at.replace(fold=fold), tzinfo=tz).astimezone(UTC)
+            # As instants: datetimes sharing a tzinfo compare by their wall time, blind to a DST change between.
+            if candidate >= instant:
+                return candidate.astimezone(tz)
     raise ValueError("no allowed weekday")  # unreachable: `allowed` is never empty
 
 

@@ -42,6 +42,36 @@ def test_the_next_local_moment(now: datetime, weekdays: tuple[str, ...], expecte
     assert next_moment(now, time(10, 0), weekdays, PARIS) == expected
 
 
+@pytest.mark.parametrize(
+    ("now", "at", "zone_", "expected"),
+    [
+        # Paris, 28 March 2027, 03:10 summer time: 02:30 was skipped tonight, it is 03:30 (not tomorrow's 02:30)
+        (datetime(2027, 3, 28, 1, 10, tzinfo=UTC), time(2, 30), PARIS, datetime(2027, 3, 28, 1, 30, tzinfo=UTC)),
+        # Los Angeles, 14 March 2027, 03:10 daylight time: likewise 03:30
+        (
+            datetime(2027, 3, 14, 10, 10, tzinfo=UTC),
+            time(2, 30),
+            ZoneInfo("America/Los_Angeles"),
+            datetime(2027, 3, 14, 10, 30, tzinfo=UTC),
+        ),
+        # Paris, 31 October 2027, 02:10 for the second time (winter time): the second 02:30, not the first, gone
+        (datetime(2027, 10, 31, 1, 10, tzinfo=UTC), time(2, 30), PARIS, datetime(2027, 10, 31, 1, 30, tzinfo=UTC)),
+        # The same night at 02:10 the first time (summer time): the first 02:30
+        (datetime(2027, 10, 31, 0, 10, tzinfo=UTC), time(2, 30), PARIS, datetime(2027, 10, 31, 0, 30, tzinfo=UTC)),
+        # Both 02:30s gone: tomorrow's
+        (datetime(2027, 10, 31, 1, 40, tzinfo=UTC), time(2, 30), PARIS, datetime(2027, 11, 1, 1, 30, tzinfo=UTC)),
+        # 29 February 2028 at 23:30 in Paris: 10:00 on 1 March
+        (datetime(2028, 2, 29, 22, 30, tzinfo=UTC), time(10, 0), PARIS, datetime(2028, 3, 1, 9, 0, tzinfo=UTC)),
+    ],
+)
+def test_the_next_local_moment_on_the_nights_the_clocks_change_is_never_in_the_past_nor_a_day_late(
+    now: datetime, at: time, zone_: ZoneInfo, expected: datetime
+) -> None:
+    moment = next_moment(now, at, (), zone_)
+    assert moment.astimezone(UTC) == expected  # (a repeated time never equals one in another zone: PEP 495)
+    assert moment.isoformat() == expected.astimezone(zone_).isoformat()  # its offset as the clocks read then
+
+
 def test_an_unknown_zone_falls_back_to_the_default() -> None:
     assert zone("Mars/Olympus_Mons", "Europe/Paris") == PARIS
     assert zone(None, "Europe/Paris") == PARIS
