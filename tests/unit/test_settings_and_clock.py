@@ -1,9 +1,10 @@
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
+import time_machine
 
+from shared import clock
 from shared.clock import Clock, pinned
 from shared.settings import ConfigurationError, Settings
 
@@ -38,50 +39,74 @@ def test_a_malformed_variable_is_named(environ: dict[str, str], name: str, value
         Settings.from_environ({**environ, name: value})
 
 
-def test_the_real_clock_is_the_wall_clock() -> None:
-    assert abs(Clock().timestamp() - time.time()) < 1
+class Wall:
+    """The machine's clock as shared.clock reads it (wall_time), moved by hand: exact readings, no sleeps."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at.timestamp()
+
+    def __call__(self) -> float:
+        return self.at
 
 
-def test_a_scaled_clock_starts_at_the_real_time_and_runs_faster() -> None:
-    epoch = time.time() - 10  # started ten real seconds ago, at x 8640: a simulated day later
-    clock = Clock(scale=8640, epoch=epoch)
-    assert abs(clock.timestamp() - (epoch + 86400)) < 8640 * 0.5
-    assert clock.real_seconds(86400) == 10
+@pytest.fixture
+def wall(monkeypatch: pytest.MonkeyPatch) -> Wall:
+    moved = Wall(datetime(2026, 11, 24, 9, 0, tzinfo=UTC))
+    monkeypatch.setattr(clock, "wall_time", moved)
+    return moved
 
 
-def test_a_clock_may_begin_on_a_chosen_day_and_run_from_there(environ: dict[str, str]) -> None:
+def test_the_wall_time_is_the_machines_clock() -> None:
+    with time_machine.travel(datetime(2028, 2, 29, 22, 30, tzinfo=UTC), tick=False):
+        assert clock.wall_time() == datetime(2028, 2, 29, 22, 30, tzinfo=UTC).timestamp()
+
+
+def test_the_real_clock_is_the_wall_clock(wall: Wall) -> None:
+    assert Clock().now() == datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    wall.at += 90
+    assert Clock().now() == datetime(2026, 11, 24, 9, 1, 30, tzinfo=UTC)
+
+
+def test_a_scaled_clock_starts_at_the_real_time_and_runs_faster(wall: Wall) -> None:
+    epoch = wall.at - 10  # started ten real seconds ago, at x 8640: a simulated day later
+    scaled = Clock(scale=8640, epoch=epoch)
+    assert scaled.timestamp() == epoch + 86400
+    assert scaled.real_seconds(86400) == 10
+
+
+def test_a_clock_may_begin_on_a_chosen_day_and_run_from_there(environ: dict[str, str], wall: Wall) -> None:
     # Given the local runtime started ten real seconds ago at x 8640, its clock set to begin on a Saturday evening
     saturday = datetime(2026, 11, 28, 21, 30, tzinfo=UTC).timestamp()
     settings = Settings.from_environ(
         {
             **environ,
             "PARCOURS_TIME_SCALE": "8640",
-            "PARCOURS_CLOCK_EPOCH": repr(time.time() - 10),
+            "PARCOURS_CLOCK_EPOCH": repr(wall.at - 10),
             "PARCOURS_CLOCK_START": repr(saturday),
         }
     )
     # Then it reads a simulated day after that evening
-    assert abs(settings.clock().timestamp() - (saturday + 86400)) < 8640 * 0.5
+    assert settings.clock().timestamp() == saturday + 86400
     # And unscaled, it still starts there
-    assert abs(Clock(epoch=time.time(), start=saturday).timestamp() - saturday) < 1
+    assert Clock(epoch=wall.at, start=saturday).timestamp() == saturday
 
 
-def test_a_pinned_clock_reads_the_pinned_instant_and_runs_unscaled_from_there_on_its_thread_only() -> None:
+def test_a_pinned_clock_reads_the_pinned_instant_and_runs_unscaled_from_there_on_its_thread_only(wall: Wall) -> None:
     # Given a clock at x43200 (a real second is half a simulated day), and an instant a simulated week ago
-    clock = Clock(scale=43200, epoch=time.time())
-    a_week_ago = clock.timestamp() - 7 * 86400
+    scaled = Clock(scale=43200, epoch=wall.at)
+    a_week_ago = scaled.timestamp() - 7 * 86400
     seen_elsewhere: list[float] = []
-    # When a Task runs pinned to that instant for a fifth of a real second
+    # When a Task runs pinned to that instant for a quarter of a real second
     with pinned(a_week_ago):
-        start = clock.timestamp()
-        other = threading.Thread(target=lambda: seen_elsewhere.append(clock.timestamp()))
+        start = scaled.timestamp()
+        wall.at += 0.25
+        other = threading.Thread(target=lambda: seen_elsewhere.append(scaled.timestamp()))
         other.start()
         other.join()
-        time.sleep(0.2)
-        end = clock.timestamp()
-    # Then it reads that instant, and the real time it takes counts as real time, not as 2.4 simulated hours
-    assert abs(start - a_week_ago) < 1
-    assert 0.2 <= end - start < 1
+        end = scaled.timestamp()
+    # Then it reads that instant, and the real time it takes counts as real time, not as 3 simulated hours
+    assert start == a_week_ago
+    assert end == a_week_ago + 0.25
     # And another thread, and the same thread afterwards, read the compressed clock
-    assert seen_elsewhere[0] - a_week_ago > 6 * 86400
-    assert clock.timestamp() - a_week_ago > 7 * 86400
+    assert seen_elsewhere == [a_week_ago + 7 * 86400 + 0.25 * 43200]
+    assert scaled.timestamp() == a_week_ago + 7 * 86400 + 0.25 * 43200
