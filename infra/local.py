@@ -852,49 +852,48 @@ class LocalRuntime:
     def _play_schedules(self) -> None:
         """Invokes each scheduled function once per simulated day at its UTC time, on the scaled clock, with the
         scheduled time as EventBridge Scheduler passes it. A run that falls behind is caught up, day by day."""
-        if not self.schedules:
-            return
-        now = self.clock.now()
-        due: list[tuple[datetime, str]] = []
-        for function, when in self.schedules:
-            moment = now.replace(hour=when.hour, minute=when.minute, second=0, microsecond=0)
-            due.append((moment if moment > now else moment + timedelta(days=1), function))
-        while not self._stopping.is_set():
+        due = self._first_runs()
+        while due and not self._stopping.is_set():
             due.sort()
             moment, function = due[0]
             wait = self.clock.real_seconds((moment - self.clock.now()).total_seconds())
             if wait > 0 and self._stopping.wait(wait):
                 return
-            try:
-                self.run_schedule(function, moment)
-            except Exception as error:  # the scheduler retries in AWS; locally, say so and go on to the next day
-                print(f"scheduled run of {function} at {moment.isoformat()}: {error}", file=sys.stderr)
-            due[0] = (moment + timedelta(days=1), function)
+            due[0] = self._scheduled_run(function, moment)
 
     def _play_schedules_skipped(self) -> None:
         """The daily runs on skipped time: each a background timer, which fires when a client moves time past it
         (it never moves time by itself: run_until_idle stops when only the daily runs are left)."""
         skipped = self.skipped
-        if not self.schedules or skipped is None:
+        due = self._first_runs()
+        if not due or skipped is None:
             return
-        now = self.clock.now()
-        due: list[tuple[datetime, str]] = []
-        for function, when in self.schedules:
-            moment = now.replace(hour=when.hour, minute=when.minute, second=0, microsecond=0)
-            due.append((moment if moment > now else moment + timedelta(days=1), function))
         skipped.enter()
         try:
             while not self._stopping.is_set():
                 due.sort()
                 moment, function = due[0]
                 skipped.park(moment.timestamp(), f"the daily run of {function}", background=True)
-                try:
-                    self.run_schedule(function, moment)
-                except Exception as error:  # the scheduler retries in AWS; locally, say so and go on
-                    print(f"scheduled run of {function} at {moment.isoformat()}: {error}", file=sys.stderr)
-                due[0] = (moment + timedelta(days=1), function)
+                due[0] = self._scheduled_run(function, moment)
         finally:
             skipped.leave()
+
+    def _first_runs(self) -> list[tuple[datetime, str]]:
+        """Each scheduled function's first run after now, with its function name."""
+        now = self.clock.now()
+        due: list[tuple[datetime, str]] = []
+        for function, when in self.schedules:
+            moment = now.replace(hour=when.hour, minute=when.minute, second=0, microsecond=0)
+            due.append((moment if moment > now else moment + timedelta(days=1), function))
+        return due
+
+    def _scheduled_run(self, function: str, moment: datetime) -> tuple[datetime, str]:
+        """One run; answers the function's next one, a day later."""
+        try:
+            self.run_schedule(function, moment)
+        except Exception as error:  # the scheduler retries in AWS; locally, say so and go on to the next day
+            print(f"scheduled run of {function} at {moment.isoformat()}: {error}", file=sys.stderr)
+        return moment + timedelta(days=1), function
 
     def run_schedule(self, function: str, moment: datetime) -> Any:
 
