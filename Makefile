@@ -48,8 +48,8 @@ typecheck: setup
 compile: setup
 	$(BIN)/parcours compile
 
-# Figures against baselines measured in the same run (README, "Bench"); printed, never asserted. About 3.5 minutes
-# on a loaded machine; `make test` runs it with --quick (tiny sizes: fails if a figure crashes, measures nothing).
+# Figures against baselines measured in the same run (README, "Bench"); printed, never asserted. About 75 s on 2
+# idle cores; `make test` runs it with --quick (tiny sizes: fails if a figure crashes, measures nothing).
 bench: setup
 	$(BIN)/python -m infra.bench
 

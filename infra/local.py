@@ -821,7 +821,6 @@ class LocalRuntime:
         """One poll: a batch received and handed to the function, its failed items left on the queue (they show
         again when their visibility, which the function may change, runs out), the rest deleted; a function error
         leaves the whole batch. Answers how many messages it received."""
-
         messages = sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=batch_size,
