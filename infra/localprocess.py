@@ -24,6 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
 
+class PortTaken(RuntimeError):
+    """A port picked free was bound by another process before `parcours local` could bind it."""
+
+
 class RunningLocal:
     def __init__(
         self,
@@ -42,7 +46,20 @@ class RunningLocal:
         self.process: subprocess.Popen[str] | None = None
         self.output: list[str] = []
 
-    def start(self, timeout: float = 60) -> None:
+    def start(self, timeout: float = 60, attempts: int = 3) -> None:
+        """Starts the process and returns once it serves. Its ports are picked free, then bound: another process may
+        take one in between, and then it starts again on others."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start(timeout)
+                return
+            except PortTaken:
+                if attempt == attempts:
+                    raise
+                self.port = free_port()
+                self.api_url = f"http://127.0.0.1:{self.port}"
+
+    def _start(self, timeout: float) -> None:
         env = {**os.environ, **self.environ, "PARCOURS_SHOPIFY_SECRET": self.secret, "PYTHONUNBUFFERED": "1"}
         env.pop("AWS_ENDPOINT_URL", None)
         self.process = subprocess.Popen(
@@ -62,17 +79,23 @@ class RunningLocal:
         )
         deadline = time.monotonic() + timeout
         assert self.process.stdout is not None
+        self.output = []
         while time.monotonic() < deadline:
             line = self.process.stdout.readline()
             if not line:
-                raise RuntimeError(f"parcours local exited with {self.process.wait()}")
+                code = self.process.wait()
+                said = "".join(self.output[-20:])
+                if "Address already in use" in said:
+                    raise PortTaken(said)
+                raise RuntimeError(f"parcours local exited with {code}:\n{said}")
+            self.output.append(line)
             match = re.match(r"AWS_ENDPOINT_URL=(\S+)", line)
             if match:
                 self.aws_endpoint = match.group(1)
             if line.startswith("outbox:"):
                 threading.Thread(target=self._drain, daemon=True).start()
                 return
-        raise RuntimeError("parcours local did not start in time")
+        raise RuntimeError("parcours local did not start in time:\n" + "".join(self.output[-20:]))
 
     def _drain(self) -> None:
         """Keeps reading the process's output so it never blocks on a full pipe; kept for failure reports."""
