@@ -939,7 +939,8 @@ class LocalRuntime:
                     return 400, {"error": "seconds must be a number, 0 or more"}
                 moment = now + seconds
             if moment < now:
-                return 400, {"error": f"to is before now ({self.clock.now().isoformat()}): time never goes back"}
+                before = datetime.fromtimestamp(now, UTC).isoformat()
+                return 400, {"error": f"to is before now ({before}): time never goes back"}
             done = self.skipped.advance(to=moment)
         else:
             days = request.get("at_most_days", 400)

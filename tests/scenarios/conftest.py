@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -94,16 +95,15 @@ def start(local: RunningLocal, machine_arn: str, contact_id: str, **extra: Any) 
     return str(execution["executionArn"])
 
 
-def finished(local: RunningLocal, execution: str) -> dict[str, Any]:
-    """The execution once time has run on until nothing but the daily runs is due (it may still wait for an event)."""
-    local.run_until_idle()
-    return dict(local.client("stepfunctions").describe_execution(executionArn=execution))
-
-
 def described(local: RunningLocal, execution: str) -> dict[str, Any]:
     """The execution as it stands at the runtime's now: advance to the moment it should have reached first (an
-    advance answers once nothing runs), which moves no further than the test needs, unlike `finished`."""
+    advance answers once nothing runs). Not run-until-idle: that would also play every earlier test's waits."""
     return dict(local.client("stepfunctions").describe_execution(executionArn=execution))
+
+
+def sent_at(local: RunningLocal, email: str) -> dict[str, datetime]:
+    """When each step's message to `email` went out, to the second (an email's Date header has no more)."""
+    return {m["step"]: datetime.fromisoformat(m["sent_at"]) for m in local.outbox(to=email)}
 
 
 HELD_BACK = "Held back? ("  # the Choice after each marketing send (shared.compiler): a detail of the send

@@ -4,18 +4,14 @@ state for the moment the Task named, then goes; a scenario that skips drops it a
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from infra.localprocess import RunningLocal
 from shared import pacing
 from shared.storage import Tables
-from tests.scenarios.conftest import add_contact, deploy_fixture, described, entered_states, start
+from tests.scenarios.conftest import add_contact, deploy_fixture, described, entered_states, sent_at, start
 
 TWO_IN_THREE_DAYS = pacing.Policy(caps=(pacing.Cap("email", 2, 3 * 86400),))
-
-
-def sent_at(local: RunningLocal, email: str) -> dict[str, datetime]:
-    return {m["step"]: datetime.fromisoformat(m["sent_at"]) for m in local.outbox(to=email)}
 
 
 def test_a_capped_send_waits_until_the_cap_allows_it_then_the_series_goes_on(

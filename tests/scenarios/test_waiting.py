@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from infra.localprocess import RunningLocal
 from infra.webhook_client import post_shopify
 from tests.conftest import SHOPIFY_SECRET, sample
 from tests.e2e.test_shopify_webhook import customer
-from tests.scenarios.conftest import deploy_fixture, described, entered_states, start
+from tests.scenarios.conftest import deploy_fixture, described, entered_states, sent_at, start
 
 TRIGGER = validation.SAMPLE_CONTEXT["trigger"]  # what the templates of the fixture's emails read
 
@@ -42,10 +42,6 @@ def waiting_enrolment(local: RunningLocal, contact_id: str) -> list[dict[str, An
         ExpressionAttributeValues={":c": {"S": contact_id}},
     )["Items"]
     return [item for item in items if item.get("waiting_event", {}).get("S") == "order.placed"]
-
-
-def sent_at(local: RunningLocal, email: str) -> dict[str, datetime]:
-    return {m["step"]: datetime.fromisoformat(m["sent_at"]) for m in local.outbox(to=email)}
 
 
 def test_the_event_arriving_first_resumes_the_execution_on_its_branch(local: RunningLocal, waiting: str) -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
+import pytest
+
+from infra.local import LocalRuntime
 from infra.skipped import SkippedTime
 
 T0 = 1_795_000_000.0  # a fixed instant: no test reads the real date
@@ -103,3 +107,60 @@ def test_a_moment_already_reached_does_not_wait() -> None:
     clock.enter()
     assert clock.park(T0 - 1, "past") is True  # a Wait of 0 seconds, a moment already past
     assert clock.busy == 1
+
+
+def runtime(skip_time: bool = True) -> LocalRuntime:
+    """A runtime not started: what its /_local/advance and /_local/run-until-idle routes answer needs no stack."""
+    return LocalRuntime(environ={}, skip_time=skip_time, start_at=datetime.fromtimestamp(T0, UTC))
+
+
+@pytest.mark.parametrize(
+    ("how", "body", "error"),
+    [
+        ("advance", b"not json", "body is not JSON"),
+        ("advance", b"[1]", "body must be a JSON object"),
+        ("advance", b"{}", "give either to"),
+        ("advance", b'{"to": "2026-11-25T09:00:00Z", "seconds": 60}', "give either to"),
+        ("advance", b'{"to": "2026-11-25T09:00:00"}', "to must be an ISO 8601 instant with its offset"),
+        ("advance", b'{"to": "tomorrow"}', "to must be an ISO 8601 instant with its offset"),
+        ("advance", b'{"to": 1795000000}', "to must be an ISO 8601 instant with its offset"),
+        ("advance", b'{"to": "2020-01-01T00:00:00Z"}', "to is before now (2026-11-18T11:06:40+00:00)"),
+        ("advance", b'{"seconds": -1}', "seconds must be a number, 0 or more"),
+        ("advance", b'{"seconds": true}', "seconds must be a number, 0 or more"),
+        ("advance", b'{"seconds": "60"}', "seconds must be a number, 0 or more"),
+        ("run-until-idle", b'{"at_most_days": 0}', "at_most_days must be a number above 0, at most 3660"),
+        ("run-until-idle", b'{"at_most_days": 4000}', "at_most_days must be a number above 0, at most 3660"),
+        ("run-until-idle", b'{"at_most_days": "400"}', "at_most_days must be a number above 0, at most 3660"),
+    ],
+)
+def test_a_request_to_move_time_written_wrong_is_refused_and_time_stays(how: str, body: bytes, error: str) -> None:
+    local = runtime()
+    status, answer = local.move_time(how, body)
+    assert status == 400
+    assert error in answer["error"]
+    assert local.skipped is not None
+    assert local.skipped.timestamp() == T0
+
+
+def test_time_that_is_scaled_cannot_be_moved_by_request() -> None:
+    status, answer = runtime(skip_time=False).move_time("advance", b'{"seconds": 60}')
+    assert status == 409
+    assert "--skip-time" in answer["error"]
+
+
+def test_run_until_idle_answers_where_time_stopped_and_what_is_still_due() -> None:
+    # Given a Wait due in two hours, and a daily run (a background timer) due in one
+    local = runtime()
+    assert local.skipped is not None
+    log: list[tuple[str, float]] = []
+    waiter(local.skipped, T0 + 7200, log, "a Wait of exec-1")
+    waiter(local.skipped, T0 + 3600, log, "the daily run", background=True)
+
+    # When a client runs time on until idle
+    status, answer = local.move_time("run-until-idle", b"{}")
+
+    # Then it stops at the Wait's end, the daily run having fired on the way, and nothing is left due
+    assert status == 200
+    assert answer["now"] == datetime.fromtimestamp(T0 + 7200, UTC).isoformat()
+    assert (answer["fired"], answer["idle"], answer["pending"]) == (2, True, [])
+    assert log == [("the daily run", T0 + 3600), ("a Wait of exec-1", T0 + 7200)]
