@@ -31,7 +31,7 @@ test: setup lint typecheck
 	$(BIN)/parcours compile --check
 	$(BIN)/parcours validate
 	$(BIN)/pytest
-	$(BIN)/pytest tests/unit -q --clock-at='$(CLOCK_AT)'
+	$(BIN)/pytest tests/unit -q -m 'not scale' --clock-at='$(CLOCK_AT)'
 	$(BIN)/python -m infra.bench --quick
 
 # The unit tests at every instant of CLOCK_AT, not one each: seven times as long (nightly, or before a release).

@@ -166,6 +166,7 @@ def queued(settings: Settings) -> list[dict[str, Any]]:
     return drain_events(settings.queue_url)
 
 
+@pytest.mark.scale
 def test_the_daily_run_over_ten_thousand_contacts_reads_only_the_matching_ones(
     settings: Settings, reads: ServerReads
 ) -> None:
