@@ -277,9 +277,9 @@ def _count_in_moto(
 
 def _one(handler: Callable[..., Any], case: Case) -> Counter[str]:
     from infra.local import InvocationContext
-    from shared import shopify
     from shared.clock import Clock
-    from shared.ingestion import group_and_dedup_ids
+    from shared.sources import shopify
+    from shared.sources.ingestion import group_and_dedup_ids
 
     headers = {"x-shopify-topic": case.topic, "x-shopify-event-id": case.event_id}
     event = shopify.to_event(headers, json.loads((EVENTS / case.sample).read_bytes()), Clock().now())
@@ -337,7 +337,8 @@ def _page_in_moto(samtemplate: Any, contacts: int, page: int) -> tuple[float, fl
 
     from functions.schedule import app
     from infra.local import InvocationContext
-    from shared import dispatch, moments, schedule
+    from shared.journeys import dispatch, schedule
+    from shared.people import moments
     from shared.settings import get_settings
     from shared.storage import tables
 

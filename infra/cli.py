@@ -10,7 +10,7 @@ import sys
 import threading
 from datetime import datetime
 
-from shared.scenario import ScenarioError
+from shared.journeys.scenario import ScenarioError
 
 
 def _local(args: argparse.Namespace) -> int:
@@ -185,8 +185,8 @@ def _codes(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from infra import codes
-    from shared import discounts
     from shared.clock import Clock
+    from shared.messages import discounts
     from shared.storage import StorageError
 
     try:

@@ -1,4 +1,4 @@
-"""`parcours codes load|status`: a deployment's pools of unique discount codes (shared/discounts.py).
+"""`parcours codes load|status`: a deployment's pools of unique discount codes (shared/messages/discounts.py).
 
 Finds the table as `parcours dlq` finds the queues: the stack's output DiscountCodesTableName, read with the usual
 AWS credentials, or through the endpoint `parcours local` prints (no credentials needed there).

@@ -3,8 +3,9 @@
 Works against `parcours local` (its AWS endpoint, as it prints it) and against AWS with the usual credentials; the
 queues are the stack's outputs EventsQueueUrl and EventsDeadLetterQueueUrl (`--queue events`), or
 CrmHandoffQueueUrl and CrmHandoffDeadLetterQueueUrl (`--queue handoff`: qualified leads the CRM refused or did not
-take after every retry; shared/handoff.py writes their reasons the same way). Nothing here prints personal data: the
-reasons were scrubbed when the process function wrote them (shared/deadletters.py), and the bodies are not shown.
+take after every retry; shared/people/handoff.py writes their reasons the same way). Nothing here prints personal
+data: the reasons were scrubbed when the process function wrote them (shared/deadletters.py), and the bodies
+are not shown.
 """
 
 from __future__ import annotations

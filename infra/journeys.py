@@ -48,10 +48,10 @@ from typing import Any
 
 import yaml
 
-from shared import moments
 from shared.events import CATALOGUE, ConsentFacts, ContactFacts, Event, normalise_phone
-from shared.ingestion import group_and_dedup_ids
-from shared.scenario import parse_duration
+from shared.journeys.scenario import parse_duration
+from shared.people import moments
+from shared.sources.ingestion import group_and_dedup_ids
 
 TESTS = Path(__file__).resolve().parent.parent / "scenarios" / "tests"
 ENDINGS = ("completed", "converted", "running", "not_entered")

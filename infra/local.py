@@ -559,10 +559,11 @@ class LocalRuntime:
         import boto3
 
         from infra import validation
-        from shared import clients, dispatch, storage
+        from shared import clients, storage
         from shared.events import UNRECOGNISED, Event
-        from shared.ingestion import group_and_dedup_ids
+        from shared.journeys import dispatch
         from shared.settings import get_settings
+        from shared.sources.ingestion import group_and_dedup_ids
 
         validation.templates(compiled)  # fills the template caches the act function renders from
         for client in (clients.sqs, clients.sesv2, clients.stepfunctions, clients.sns, clients.events):
@@ -905,7 +906,7 @@ class LocalRuntime:
         """`POST /_local/schedule`: the whole daily run in this process (its plan, then each key's pages one after
         the other), answering its report. The runs on the scaled clock go the way AWS goes instead: the scheduled
         function plans onto the schedule queue and the page function reads the pages from its event source."""
-        from shared import schedule
+        from shared.journeys import schedule
         from shared.settings import get_settings
 
         now = self.clock.now()

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from infra.build import TEMPLATES, Compiled
-from shared import segments
-from shared.scenario import Scenario, SendEmail
+from shared.journeys.scenario import Scenario, SendEmail
+from shared.messages import segments
+from shared.messages.sms import with_stop_mention
+from shared.messages.templates import LOCALES, TemplateProblem, render_email, render_sms
 from shared.settings import Settings
-from shared.sms import with_stop_mention
-from shared.templates import LOCALES, TemplateProblem, render_email, render_sms
 
 SAMPLE_CODE = "SAMPLE-CODE-10"  # what `discount.code` shows when a step using the template declares a discount
 

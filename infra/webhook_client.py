@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared import clock
-from shared.signatures import shopify_signature, timestamped_signature, woocommerce_signature
+from shared.sources.signatures import shopify_signature, timestamped_signature, woocommerce_signature
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ SCENARIO_REQUESTED = "scenario.requested"  # an explicit start through the API (
 LIST_JOINED = "list.joined"  # emitted by parcours itself when a scenario adds a contact to a list
 LIST_LEFT = "list.left"
 SCORE_CHANGED = "score.changed"  # properties old, new, points: `where: {old: {lt: 50}, new: {gte: 50}}` crosses 50
-# ... and reason: the scoring rule's id, `decay`, or the add_score step (shared.scoring)
-STAGE_CHANGED = "stage.changed"  # properties old, new, score: the lifecycle stage moved forward (shared.scoring)
+# ... and reason: the scoring rule's id, `decay`, or the add_score step (shared.people.scoring)
+STAGE_CHANGED = "stage.changed"  # properties old, new, score: the lifecycle stage moved forward (shared.people.scoring)
 CONTACT_QUALIFIED = "contact.qualified"  # properties score, stage ("sql"), qualified_at (ISO): the lead became SQL
 EMAIL_OPENED = "email.opened"  # properties scenario, step, variant, message_id (from the SES message tags)
 EMAIL_CLICKED = "email.clicked"  # the same, and link; an open or a click moves the contact's engagement day
@@ -106,8 +106,8 @@ class ContactFacts:
     phone: str | None = None  # E.164 only (see normalise_phone); anything else is dropped by the source mapping
     sms_consent: ConsentFacts | None = None
     attributes: dict[str, Any] | None = None  # custom attributes (birthday, timezone, ...), merged into the contact
-    # A tracking visitor's anonymousId: alone, it finds a contact only once an identify merged it (shared.contacts);
-    # beside an email, phone or source id, it is merged into that contact.
+    # A tracking visitor's anonymousId: alone, it finds a contact only once an identify merged it
+    # (shared.people.contacts); beside an email, phone or source id, it is merged into that contact.
     anonymous_id: str | None = None
 
 

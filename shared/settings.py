@@ -26,9 +26,9 @@ class Settings:
     sends_table: str
     enrolments_table: str
     dates_table: str
-    suppressions_table: str  # hashed addresses never mailed again (shared.suppression)
-    discount_codes_table: str  # pools of unique discount codes (shared.discounts)
-    list_members_table: str  # who is in each list, static or dynamic (shared.lists)
+    suppressions_table: str  # hashed addresses never mailed again (shared.people.suppression)
+    discount_codes_table: str  # pools of unique discount codes (shared.messages.discounts)
+    list_members_table: str  # who is in each list, static or dynamic (shared.people.lists)
     idempotency_table: str
     queue_url: str
     state_machine_prefix: str
@@ -67,15 +67,15 @@ class Settings:
     # queue's maxReceiveCount, so a transient failure on its last allowed receive goes there with its reason.
     dead_letter_queue_url: str | None = None
     max_receive_count: int = 5
-    # The CRM handoff of qualified leads (shared.handoff): its queue (the process function sends to it), the queue
-    # where a handoff that cannot be delivered waits with its reason, the receives before it goes there, and the
+    # The CRM handoff of qualified leads (shared.people.handoff): its queue (the process function sends to it), the
+    # queue where a handoff that cannot be delivered waits with its reason, the receives before it goes there, and the
     # EventBridge bus `contact.qualified` is put on.
     handoff_queue_url: str | None = None
     handoff_dead_letter_queue_url: str | None = None
     handoff_max_receive_count: int = 12
     event_bus_name: str = "default"
     clock_start: float | None = None  # the local runtime's simulated start, when it begins on a chosen day
-    schedule_queue_url: str | None = None  # the daily run's pages (shared.schedule): its two functions only
+    schedule_queue_url: str | None = None  # the daily run's pages (shared.journeys.schedule): its two functions only
 
     def clock(self) -> Clock:
         return Clock(scale=self.time_scale, epoch=self.clock_epoch, start=self.clock_start)

@@ -56,7 +56,7 @@ class Consent(MapAttribute[str, Any]):
 
 
 class Preferences(MapAttribute[str, Any]):
-    """The preference centre's choices (shared.topics) and where they came from, kept with their history."""
+    """The preference centre's choices (shared.people.topics) and where they came from, kept with their history."""
 
     topics_off = UnicodeSetAttribute(null=True)  # topics the contact turned off
     frequency = UnicodeAttribute(default="all")  # all | weekly | monthly: one marketing email per period (pacing)
@@ -104,18 +104,20 @@ class ContactModel(Model):
     sms_consent = Consent(null=True)
     sms_consent_history = ListAttribute(of=Consent, null=True)  # SMS consent statements, oldest first
     suppressed = BooleanAttribute(default=False)
-    suppressed_reason = UnicodeAttribute(null=True)  # permanent_bounce:General, complaint:abuse (shared.suppression)
+    suppressed_reason = UnicodeAttribute(
+        null=True
+    )  # permanent_bounce:General, complaint:abuse (shared.people.suppression)
     suppressed_at = UTCDateTimeAttribute(null=True)
-    transient_bounces = NumberAttribute(null=True)  # soft bounces since the last delivery (shared.suppression)
+    transient_bounces = NumberAttribute(null=True)  # soft bounces since the last delivery (shared.people.suppression)
     last_bounce_message = UnicodeAttribute(null=True)  # the SES message id last counted: a redelivery counts once
     preferences = Preferences(null=True)  # the preference centre's current choices
     preferences_history = ListAttribute(of=Preferences, null=True)  # every change, oldest first
     attributes = MapAttribute[str, Any](default=dict)  # custom attributes, set by sources and scenarios
-    lists = UnicodeSetAttribute(null=True)  # list membership (names), static and dynamic (shared.lists)
+    lists = UnicodeSetAttribute(null=True)  # list membership (names), static and dynamic (shared.people.lists)
     lists_recheck_on = UnicodeAttribute(null=True)  # YYYY-MM-DD: the daily run re-evaluates its dynamic lists then
     orders_count = NumberAttribute(default=0)
     score = NumberAttribute(default=0)
-    # How often each scoring rule scored in its current period: "rule@period" -> times (shared.scoring's caps)
+    # How often each scoring rule scored in its current period: "rule@period" -> times (shared.people.scoring's caps)
     score_caps = MapAttribute[str, Any](null=True)
     total_spent = NumberAttribute(default=0)
     last_order_at = UTCDateTimeAttribute(null=True)
@@ -131,9 +133,11 @@ class ContactModel(Model):
     source_updated_at = UTCDateTimeAttribute(null=True)
     last_engaged_at = UTCDateTimeAttribute(null=True)  # last open, click or signup
     engaged_on = UnicodeAttribute(null=True)  # its UTC day, YYYY-MM-DD: the key of the engaged_on index
-    date_keys = UnicodeSetAttribute(null=True)  # the contact's entries in the dates table (shared.dates)
+    date_keys = UnicodeSetAttribute(null=True)  # the contact's entries in the dates table (shared.people.dates)
     recent_sends = ListAttribute[str](null=True)  # marketing sends of the last 31 days (pacing)
-    sends_recorded = NumberAttribute(null=True)  # how many were ever recorded: the log's version (shared.pacing)
+    sends_recorded = NumberAttribute(
+        null=True
+    )  # how many were ever recorded: the log's version (shared.journeys.pacing)
     by_engagement = EngagedOnIndex()
     by_lists_recheck = ListsRecheckIndex()
 
@@ -187,7 +191,7 @@ class SendModel(Model):
     contact_id = UnicodeAttribute()
     channel = UnicodeAttribute()
     message_id = UnicodeAttribute(null=True)
-    discount_code = UnicodeAttribute(null=True)  # the code the email carried (shared.discounts), for support
+    discount_code = UnicodeAttribute(null=True)  # the code the email carried (shared.messages.discounts), for support
     claimed_at = UTCDateTimeAttribute()
     sent_at = UTCDateTimeAttribute(null=True)
     segments = NumberAttribute(null=True)  # an SMS: how many segments the operator bills
@@ -240,8 +244,8 @@ class SuppressionModel(Model):
 
 
 class DiscountCodeModel(Model):
-    """A pool of discount codes (shared.discounts), several kinds of item under the pool's partition: `pool` (its
-    counters), `seq#0000000001` (the n-th code loaded), `code#CODE` (a code, and who got it), `contact#ID` (the
+    """A pool of discount codes (shared.messages.discounts), several kinds of item under the pool's partition: `pool`
+    (its counters), `seq#0000000001` (the n-th code loaded), `code#CODE` (a code, and who got it), `contact#ID` (the
     code a contact got: a second claim answers it again)."""
 
     class Meta:

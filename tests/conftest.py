@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-# --clock-at: the machine's clock moved (make test, make test-clock); pytester: tests/unit/test_shifted_clock.py
+# --clock-at: the machine's clock moved (make test, make test-clock); pytester: tests/unit/infra/test_shifted_clock.py
 pytest_plugins = ["tests.shifted_clock", "pytester"]
 
 EVENTS = Path(__file__).parent / "events"
@@ -172,8 +172,8 @@ def local(crm: Any) -> Iterator[Any]:
 
 def handler_of(module: str, environ: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A function's `lambda_handler` with `environ` and Powertools' metrics printed on stdout (read them with
-    tests.unit.test_process_metrics.metrics_of); the settings are built afresh before and after. Yield it from a
-    fixture: `yield from handler_of(...)`."""
+    tests.unit.functions.test_process_metrics.metrics_of); the settings are built afresh before and after. Yield it
+    from a fixture: `yield from handler_of(...)`."""
     from shared.settings import get_settings
 
     for name, value in {

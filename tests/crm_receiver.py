@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from shared import clock
-from shared.signatures import verify_timestamped
+from shared.sources.signatures import verify_timestamped
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import actions, discounts
+from shared.messages import actions, discounts
 from shared.settings import get_settings
 
 logger = Logger()

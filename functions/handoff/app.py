@@ -10,7 +10,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import handoff, secrets
+from shared import secrets
+from shared.people import handoff
 from shared.settings import get_settings
 
 logger = Logger()

@@ -10,9 +10,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import clock, ingestion, secrets, tracking
+from shared import clock, secrets
 from shared.events import Event
 from shared.settings import ConfigurationError, Settings, get_settings
+from shared.sources import ingestion, tracking
 
 logger = Logger()
 metrics = Metrics()
@@ -139,7 +140,8 @@ def track_batch() -> Response[dict[str, Any]]:
 @app.post("/v1/scenarios/<scenario>/start")
 def start_scenario(scenario: str) -> Response[dict[str, Any]]:
     """An explicit start, for callers the operator allowed (IAM-authorised in AWS)."""
-    from shared import dispatch  # the scenario catalogue: only this rare route pays its import (and PynamoDB's)
+    from shared.journeys import dispatch
+    # the scenario catalogue: only this rare route pays its import (and PynamoDB's)
 
     settings = get_settings()
     startable = dispatch.api_startable(dispatch.catalogue())

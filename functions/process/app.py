@@ -17,8 +17,9 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import deadletters, processing
+from shared import deadletters
 from shared.events import Event
+from shared.journeys import processing
 from shared.settings import get_settings
 
 logger = Logger()

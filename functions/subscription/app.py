@@ -10,9 +10,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared import secrets, subscriptions, topics
+from shared import secrets
+from shared.messages.templates import render_page
+from shared.people import subscriptions, topics
 from shared.settings import Settings, get_settings
-from shared.templates import render_page
 
 logger = Logger()
 metrics = Metrics()

@@ -31,8 +31,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import pacing
-from shared.scenario import (
+from shared.journeys import pacing
+from shared.journeys.scenario import (
     AddScore,
     Choose,
     Exit,
@@ -290,7 +290,7 @@ class _Linker:
             }
             if node.variant:
                 payload["variant"] = node.variant
-            if step.discount is not None:  # shared.discounts: a fixed code, or the contact's code from a pool
+            if step.discount is not None:  # shared.messages.discounts: a fixed code, or the contact's code from a pool
                 payload["discount"] = (
                     {"code": step.discount.code} if step.discount.code else {"pool": step.discount.pool}
                 )

@@ -21,14 +21,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import clients, enrolments
-from shared.conditions import Facts, history_of, holds, matches
-from shared.consent import refusal_for_marketing_email
+from shared import clients
 from shared.events import SCENARIO_REQUESTED, Event
+from shared.journeys import enrolments
+from shared.people.conditions import Facts, history_of, holds, matches
+from shared.people.consent import refusal_for_marketing_email
 from shared.settings import Settings
 from shared.storage import ContactModel, EnrolmentModel, Tables, tables
 
-CATALOGUE = Path(__file__).resolve().parent.parent / "scenarios" / "compiled" / "catalogue.json"
+CATALOGUE = Path(__file__).resolve().parents[2] / "scenarios" / "compiled" / "catalogue.json"
 
 
 class DispatchError(RuntimeError):

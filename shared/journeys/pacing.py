@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from dateutil.easter import easter
 
-from shared import moments
+from shared.people import moments
 from shared.storage import ContactModel, Tables, get_or_none, update_if
 
 CHANNELS = ("email", "sms")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared import contacts, dispatch, enrolments, handoff, ingestion, lists, scoring
 from shared.clock import Clock
 from shared.events import (
     COMPLIANCE_REQUESTED,
@@ -15,7 +14,10 @@ from shared.events import (
     UNRECOGNISED,
     Event,
 )
+from shared.journeys import dispatch, enrolments
+from shared.people import contacts, handoff, lists, scoring
 from shared.settings import Settings
+from shared.sources import ingestion
 from shared.storage import EventModel, Tables, tables
 
 

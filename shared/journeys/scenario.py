@@ -13,8 +13,6 @@ from typing import Any, Literal
 
 import yaml
 
-from shared import pacing, scoring
-from shared.conditions import COUNTERS, LIST_NAME, NAME, PROFILE_FIELDS, ConditionError, check, check_where
 from shared.events import (
     CATALOGUE,
     CONTACT_INACTIVE,
@@ -24,8 +22,11 @@ from shared.events import (
     SCENARIO_REQUESTED,
     SCHEDULED,
 )
-from shared.moments import WEEKDAYS
-from shared.topics import DEFAULT_TOPIC, TOPICS
+from shared.journeys import pacing
+from shared.people import scoring
+from shared.people.conditions import COUNTERS, LIST_NAME, NAME, PROFILE_FIELDS, ConditionError, check, check_where
+from shared.people.moments import WEEKDAYS
+from shared.people.topics import DEFAULT_TOPIC, TOPICS
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
@@ -544,7 +545,7 @@ def _day_offset(reader: _Reader, at: _Located) -> int:
     return -days if match.group(1) == "-" else days
 
 
-DISCOUNT_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # as shared.discounts.CODE, which loads the pools
+DISCOUNT_CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # as shared.messages.discounts.CODE, which loads the pools
 
 
 def _discount(reader: _Reader, at: _Located) -> Discount:
@@ -1106,7 +1107,7 @@ LIST_RULE_REFUSED = {
 
 @dataclass(frozen=True)
 class DynamicList:
-    """A list whose members a rule decides (scenarios/lists.yaml), kept current by shared.lists."""
+    """A list whose members a rule decides (scenarios/lists.yaml), kept current by shared.people.lists."""
 
     name: str
     description: str
@@ -1197,7 +1198,7 @@ def check_lists(
     """The dynamic lists against everything else: no scenario adds to or removes from one by hand, none is also
     declared as filled from outside, every list a rule reads exists (dynamic, written by a scenario or declared),
     and no list depends on itself through others. Returns the dynamic lists in an order where each comes after
-    the lists it reads (shared.lists evaluates them so)."""
+    the lists it reads (shared.people.lists evaluates them so)."""
     where = _shown(scenarios_dir / LISTS)
     for scenario in scenarios:
         for change in _list_changes(scenario.steps):

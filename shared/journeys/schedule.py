@@ -28,10 +28,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import clients, dates, dispatch, lists, moments, scoring
+from shared import clients
 from shared.events import CONTACT_INACTIVE, DATE_REACHED, ContactFacts, Event
-from shared.ingestion import QueueUnavailable, group_and_dedup_ids
+from shared.journeys import dispatch
+from shared.people import dates, lists, moments, scoring
 from shared.settings import ConfigurationError, Settings
+from shared.sources.ingestion import QueueUnavailable, group_and_dedup_ids
 from shared.storage import tables
 
 BATCH = 10  # SQS SendMessageBatch's maximum
@@ -45,12 +47,12 @@ class Work:
 
     dates: dict[tuple[str, int], tuple[str, ...]]  # (attribute, offset in days) -> local times of day
     inactive_days: tuple[int, ...]
-    lists: bool = False  # a dynamic list has an event window: the day's re-checks are read (shared.lists)
+    lists: bool = False  # a dynamic list has an event window: the day's re-checks are read (shared.people.lists)
 
 
 def work(entries: Iterable[dispatch.Entry] | None = None) -> Work:
     """The deployment's (None): the catalogue's triggers, the silences the scoring rules and decay act on
-    (shared.scoring) and the dynamic lists' re-checks (shared.lists); or only these entries' triggers."""
+    (shared.people.scoring) and the dynamic lists' re-checks (shared.people.lists); or only these entries' triggers."""
     windowed = entries is None and any(rule.events for rule in lists.rules())
     found: dict[tuple[str, int], set[str]] = {}
     inactive: set[int] = set(scoring.config().inactive_days() if entries is None else ())
@@ -210,7 +212,7 @@ def read_page(settings: Settings, page: Page, outbox: _Outbox, report: Report) -
             report.items_read += 1
             _date_events(settings, page, item, now, outbox, report)
     elif page.kind == "lists":
-        for contact in found:  # each re-evaluated: its joins and leaves are queued by shared.lists
+        for contact in found:  # each re-evaluated: its joins and leaves are queued by shared.people.lists
             report.items_read += 1
             lists.recheck_contact(settings, contact.contact_id, page.key, now)
     else:

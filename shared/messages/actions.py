@@ -6,23 +6,13 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
-from shared import (
-    conditions,
-    consent,
-    crm,
-    dates,
-    enrolments,
-    ingestion,
-    lists,
-    moments,
-    outbox,
-    scoring,
-    secrets,
-    sending,
-    sms,
-)
+from shared import outbox, secrets
 from shared.events import LIST_JOINED, LIST_LEFT, ConsentFacts, ContactFacts, Event
+from shared.journeys import enrolments
+from shared.messages import sending, sms
+from shared.people import conditions, consent, crm, dates, lists, moments, scoring
 from shared.settings import Settings
+from shared.sources import ingestion
 from shared.storage import ContactModel, get_or_none, save_changes, tables, update_if
 
 
@@ -82,7 +72,7 @@ def evaluate(payload: dict[str, Any], settings: Settings, now: datetime) -> dict
 
 def add_score(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
     """Points given by a scenario step, once per (execution, step) even when the Task is retried, through the
-    lifecycle stages like the scoring rules' (shared.scoring); its score.changed gives the step as its reason."""
+    lifecycle stages like the scoring rules' (shared.people.scoring); its score.changed gives the step as its reason."""
     points = conditions.whole(_field(payload, "points"))
     if points is None:
         raise InvalidAction(f"add_score: points must be a whole number, not {payload.get('points')!r}")

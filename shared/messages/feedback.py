@@ -6,7 +6,7 @@ SES event publishing sends `{"eventType": "Open" | "Click" | ..., "mail": {"mess
 `notificationType` instead of `eventType`: both are read. The message tags parcours sets on every send (scenario,
 step, variant, contact) map the event back to the contact and the step.
 
-Bounces, complaints and deliveries first decide the address's suppression (shared.suppression), synchronously,
+Bounces, complaints and deliveries first decide the address's suppression (shared.people.suppression), synchronously,
 then are queued like the rest. A reject (SES found a virus) or a rendering failure reached nobody: each becomes an
 event in the contact's history (`email.rejected`, `email.rendering_failed`), counted by the handler's `EmailFailed`
 metric, which an alarm watches. Delivery delays are ignored (SES keeps trying; a bounce follows if it gives up).
@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from shared import ingestion, suppression
 from shared.events import (
     EMAIL_BOUNCED,
     EMAIL_CLICKED,
@@ -31,7 +30,9 @@ from shared.events import (
     ContactFacts,
     Event,
 )
+from shared.people import suppression
 from shared.settings import Settings
+from shared.sources import ingestion
 from shared.storage import tables
 
 TYPES = {  # SES type -> event, detail key

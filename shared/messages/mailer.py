@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import clients
-from shared.templates import RenderedEmail
+from shared.messages.templates import RenderedEmail
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2.type_defs import MessageTagTypeDef

@@ -8,24 +8,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from shared import (
-    conditions,
-    consent,
-    dates,
-    discounts,
-    enrolments,
-    links,
-    mailer,
-    moments,
-    outbox,
-    pacing,
-    subscriptions,
-    suppression,
-)
+from shared import outbox
 from shared.clock import Clock
+from shared.journeys import enrolments, pacing
+from shared.messages import discounts, mailer
+from shared.messages.templates import render_email
+from shared.people import conditions, consent, dates, links, moments, subscriptions, suppression
 from shared.settings import Settings
 from shared.storage import ContactModel, Tables, get_or_none, tables
-from shared.templates import render_email
 
 
 class InvalidRequest(ValueError):
@@ -43,8 +33,8 @@ class SendRequest:
     trigger: dict[str, Any]
     variant: str | None = None  # the split variant the step is in
     topic: str | None = None  # the scenario's preference-centre topic (marketing only)
-    pacing: dict[str, Any] | None = None  # the sending habits' rules (marketing only; shared.pacing)
-    discount: dict[str, str] | None = None  # the step's discount: {code: X} or {pool: P} (shared.discounts)
+    pacing: dict[str, Any] | None = None  # the sending habits' rules (marketing only; shared.journeys.pacing)
+    discount: dict[str, str] | None = None  # the step's discount: {code: X} or {pool: P} (shared.messages.discounts)
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], action: str = "send_email") -> SendRequest:

@@ -10,14 +10,17 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
-from shared import clients, consent, enrolments, outbox, segments
+from shared import clients, outbox
 from shared.clock import Clock
 from shared.events import E164
-from shared.mailer import SendDeferred, SendRefused
-from shared.sending import InvalidRequest, SendRequest, count_send, give_back, held_back
+from shared.journeys import enrolments
+from shared.messages import segments
+from shared.messages.mailer import SendDeferred, SendRefused
+from shared.messages.sending import InvalidRequest, SendRequest, count_send, give_back, held_back
+from shared.messages.templates import render_sms
+from shared.people import consent
 from shared.settings import Settings
 from shared.storage import Consent, ContactModel, StorageError, Tables, get_or_none, tables
-from shared.templates import render_sms
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient

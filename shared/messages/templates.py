@@ -18,13 +18,13 @@ from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, T
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
-from shared.products import web_url
+from shared.sources.products import web_url
 
 if TYPE_CHECKING:
     from css_inline import CSSInliner
 
 LOCALES = ("fr", "en")
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "templates"
 
 
 class TemplateProblem(ValueError):
@@ -50,7 +50,7 @@ def environment(root: Path = DEFAULT_ROOT) -> SandboxedEnvironment:
         lstrip_blocks=True,
     )
     # `{{ url | web_url }}`: an http(s) URL or None. Autoescaping does not make an href safe; the sources already
-    # clean product links (shared.products), this also covers events recorded before they did.
+    # clean product links (shared.sources.products), this also covers events recorded before they did.
     env.filters["web_url"] = web_url
     return env
 

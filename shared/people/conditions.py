@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from shared.consent import refusal_for_marketing_email
 from shared.events import EMAIL_CLICKED, EMAIL_OPENED
-from shared.moments import zone
+from shared.people.consent import refusal_for_marketing_email
+from shared.people.moments import zone
 from shared.storage import ContactModel, EventModel
 
 PROFILE_FIELDS = ("email", "first_name", "last_name", "locale")

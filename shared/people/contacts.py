@@ -12,8 +12,6 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
-from shared import consent, dates
-from shared.conditions import COUNTERS, NAME, PROFILE_FIELDS
 from shared.events import (
     CHECKOUT_STARTED,
     CHECKOUT_UPDATED,
@@ -25,6 +23,8 @@ from shared.events import (
     TRACK,
     ContactFacts,
 )
+from shared.people import consent, dates
+from shared.people.conditions import COUNTERS, NAME, PROFILE_FIELDS
 from shared.storage import (
     AlreadyExists,
     ContactModel,

@@ -21,7 +21,7 @@ from typing import Any
 
 from shared import clock, outbox
 from shared.settings import Settings
-from shared.signatures import timestamped_signature
+from shared.sources.signatures import timestamped_signature
 from shared.storage import AlreadyExists, ContactModel, SendModel, create_new, get_or_none, tables
 
 TIMEOUT = 5.0  # seconds: a CRM slower than this is retried later rather than holding the Task

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pynamodb.exceptions import PynamoDBException
 
-from shared import moments
+from shared.people import moments
 from shared.storage import ContactModel, StorageError, Tables
 
 CREATED_AT = "created_at"  # the signup anniversary: a date every contact has

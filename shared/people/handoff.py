@@ -3,7 +3,7 @@
 When the process function handles a `contact.qualified` event (the scoring's: the contact became SQL), `enqueue`
 puts one message on the handoff queue (ids and numbers only, no personal data). The handoff function (`consume`)
 builds the payload from the contact and its own history (two bounded reads, never a scan), POSTs it signed like
-every CRM notification (shared/crm.py), and once the CRM accepted it (or when no CRM is configured) puts the
+every CRM notification (shared/people/crm.py), and once the CRM accepted it (or when no CRM is configured) puts the
 EventBridge event any integration can subscribe to.
 
 Delivery is at least once, deduplicated on the qualified event's id: the delivery id derives from it, is sent as
@@ -31,8 +31,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import clients, crm, deadletters, outbox
+from shared import clients, deadletters, outbox
 from shared.events import CONTACT_QUALIFIED, SCORE_CHANGED, Event
+from shared.people import crm
 from shared.settings import Settings
 from shared.storage import AlreadyExists, ContactModel, SendModel, Tables, create_new, get_or_none, tables
 

@@ -18,8 +18,8 @@ the contact's own events since the longest window's start). Rules are evaluated 
 Time alone changes a rule with an event window (the order that put a contact in "bought in the last 30 days"
 leaves the window). Each evaluation notes the earliest moment one of the counted events leaves its window; the
 contact keeps the UTC day after it in `lists_recheck_on`, a key of the contacts' lists_recheck_on index, and the
-daily run reads that day's key in pages like its other keys (shared.schedule, `lists` pages) and re-evaluates each
-contact found (`recheck_contact`): a lapsed membership ends within a day, without a scan.
+daily run reads that day's key in pages like its other keys (shared.journeys.schedule, `lists` pages) and
+re-evaluates each contact found (`recheck_contact`): a lapsed membership ends within a day, without a scan.
 """
 
 from __future__ import annotations
@@ -36,8 +36,6 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from shared import ingestion, moments
-from shared.conditions import LIST_NAME, PROFILE_FIELDS, Facts, holds, matches
 from shared.events import (
     LIST_JOINED,
     LIST_LEFT,
@@ -48,10 +46,13 @@ from shared.events import (
     Event,
     normalise_email,
 )
+from shared.people import moments
+from shared.people.conditions import LIST_NAME, PROFILE_FIELDS, Facts, holds, matches
 from shared.settings import Settings
+from shared.sources import ingestion
 from shared.storage import ContactModel, EventModel, StorageError, Tables, get_or_none, tables, update_if
 
-RULES = Path(__file__).resolve().parent.parent / "scenarios" / "compiled" / "lists.json"
+RULES = Path(__file__).resolve().parents[2] / "scenarios" / "compiled" / "lists.json"
 # What a parcours event changes on the contact besides what its contact facts carry.
 FIELDS_BY_EVENT = {
     ORDER_PLACED: frozenset({"orders_count", "total_spent"}),
@@ -133,7 +134,7 @@ def affected(event: Event, contact: ContactModel, now: datetime, known: Iterable
     fields = changed_fields(event)
     moved = {str(event.properties.get("list"))} if event.type in (LIST_JOINED, LIST_LEFT) else set()
     # A tracked visitor identified with an email (or phone, or source id): its earlier events may just have been
-    # copied into the contact's history (shared.contacts.copy_anonymous), so every window rule may have moved.
+    # copied into the contact's history (shared.people.contacts.copy_anonymous), so every window rule may have moved.
     facts = event.contact
     merged = facts is not None and bool(facts.anonymous_id) and bool(facts.email or facts.phone or facts.source_id)
     return [
@@ -371,7 +372,7 @@ def recheck_contact(settings: Settings, contact_id: str, day: str, now: datetime
 
 
 def recheck(settings: Settings, moment: datetime, now: datetime) -> RecheckReport:
-    """Every re-check of a run's day in this process (tests; the daily run pages them, shared.schedule)."""
+    """Every re-check of a run's day in this process (tests; the daily run pages them, shared.journeys.schedule)."""
     day = moments.daily_window(moment)[0].date().isoformat()
     report = RecheckReport(day)
     for key in tables(settings).contacts.by_lists_recheck.query(day):

@@ -31,8 +31,6 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
-from shared import ingestion
-from shared.conditions import matches, whole
 from shared.events import (
     CONTACT_INACTIVE,
     CONTACT_QUALIFIED,
@@ -44,7 +42,9 @@ from shared.events import (
     ContactFacts,
     Event,
 )
+from shared.people.conditions import matches, whole
 from shared.settings import Settings
+from shared.sources import ingestion
 from shared.storage import (
     Conflict,
     ContactModel,
@@ -56,7 +56,7 @@ from shared.storage import (
     write_together,
 )
 
-SCORING = Path(__file__).resolve().parent.parent / "scenarios" / "compiled" / "scoring.json"
+SCORING = Path(__file__).resolve().parents[2] / "scenarios" / "compiled" / "scoring.json"
 STAGES = ("subscriber", "lead", "mql", "sql", "customer")  # in the order a contact goes through them
 THRESHOLDS = ("lead", "mql", "sql")  # reached by points; customer by a first order
 STAGE = "lifecycle_stage"  # the custom attributes the scoring keeps

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared import consent, links, topics
 from shared.clock import Clock
 from shared.events import ConsentFacts
+from shared.people import consent, links, topics
 from shared.settings import Settings
 from shared.storage import ContactModel, Preferences, get_or_none, save_changes, tables
 

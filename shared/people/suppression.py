@@ -22,8 +22,8 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
-from shared import consent
 from shared.events import ConsentFacts, normalise_email
+from shared.people import consent
 from shared.storage import (
     AlreadyExists,
     ContactModel,

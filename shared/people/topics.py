@@ -7,5 +7,9 @@ every send step. Transactional scenarios have no topic: no preference stops them
 from __future__ import annotations
 
 TOPICS = ("newsletter", "promotions", "cart-reminders", "tips")
-FREQUENCIES = ("all", "weekly", "monthly")  # weekly and monthly: one marketing email per period (shared.pacing)
+FREQUENCIES = (
+    "all",
+    "weekly",
+    "monthly",
+)  # weekly and monthly: one marketing email per period (shared.journeys.pacing)
 DEFAULT_TOPIC = "newsletter"

@@ -14,7 +14,7 @@ X-Parcours-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{raw body}"> 
              "sms_consent": {... the same}},
  "properties": {...}}                   # what scenarios filter on and templates show; no personal data
 
-Two properties are products, cleaned by shared.products (a link or an image that is not http(s) is dropped):
+Two properties are products, cleaned by shared.sources.products (a link or an image that is not http(s) is dropped):
 `lines` [{name, variant, quantity, price, product_id, image, url}] (a cart's or an order's, 20 at most) and
 `recommendations` [{name, image, url, price}] (products the shop suggests, 6 at most).
 """
@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from shared import products
 from shared.events import (
     CHECKOUT_STARTED,
     CHECKOUT_UPDATED,
@@ -44,6 +43,7 @@ from shared.events import (
     normalise_email,
     normalise_phone,
 )
+from shared.sources import products
 
 # What a site may say happened. parcours' own events (list.joined, score.changed, email.*, date.reached, ...) come
 # only from parcours: a site sending one is recorded, not acted on.

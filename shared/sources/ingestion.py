@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import clients, generic, products, shopify, woocommerce
+from shared import clients
 from shared.clock import Clock
 from shared.events import SCENARIO_REQUESTED, ConsentFacts, ContactFacts, Event, PayloadError, normalise_email
 from shared.settings import Settings
-from shared.signatures import verify_shopify, verify_timestamped, verify_woocommerce
+from shared.sources import generic, products, shopify, woocommerce
+from shared.sources.signatures import verify_shopify, verify_timestamped, verify_woocommerce
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
@@ -71,7 +72,7 @@ def receive_shopify(raw_body: bytes, headers: Mapping[str, str], secret: str, cl
 def receive_generic(
     raw_body: bytes, headers: Mapping[str, str], secrets: list[str], clock: Clock, wall_time: float
 ) -> Event:
-    """A site's own signed event (shared/generic.py documents the shape); any secret of a rotation verifies.
+    """A site's own signed event (shared/sources/generic.py documents the shape); any secret of a rotation verifies.
 
     The replay window is measured on the wall clock (`wall_time`), which the sender's timestamp comes from: the
     local runtime's compressed clock runs days ahead of it.

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from shared import products
 from shared.events import (
     CHECKOUT_STARTED,
     CHECKOUT_UPDATED,
@@ -23,6 +22,7 @@ from shared.events import (
     normalise_email,
     normalise_phone,
 )
+from shared.sources import products
 
 TOPICS = {
     "customers/create": CONTACT_SUBSCRIBED,

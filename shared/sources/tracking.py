@@ -21,7 +21,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared import products
 from shared.events import (
     CHECKOUT_STARTED,
     CONTACT_SUBSCRIBED,
@@ -37,7 +36,8 @@ from shared.events import (
     normalise_email,
     normalise_phone,
 )
-from shared.ingestion import MAX_BODY_BYTES, Rejected, check_body
+from shared.sources import products
+from shared.sources.ingestion import MAX_BODY_BYTES, Rejected, check_body
 
 SOURCE = "tracking"
 CALLS = ("identify", "track", "page")
@@ -346,7 +346,8 @@ def _scalar(value: object) -> bool:
 
 def _attributes(traits: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """Custom attributes: the time zone, the birthday (an ISO date), and every other plain trait (text, number,
-    true/false), snake_cased; the contact keeps those named like plan_type (shared.contacts.custom_attributes)."""
+    true/false), snake_cased; the contact keeps those named like plan_type
+    (shared.people.contacts.custom_attributes)."""
     attributes: dict[str, Any] = {
         _snake(name): value.strip() if isinstance(value, str) else value
         for name, value in traits.items()

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from shared import products
 from shared.events import (
     CONTACT_SUBSCRIBED,
     CONTACT_UPDATED,
@@ -35,6 +34,7 @@ from shared.events import (
     normalise_email,
     normalise_phone,
 )
+from shared.sources import products
 
 TOPICS = {
     "customer.created": CONTACT_SUBSCRIBED,

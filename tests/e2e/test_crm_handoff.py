@@ -13,9 +13,9 @@ import pytest
 
 from infra import cli
 from infra.localprocess import RunningLocal
-from shared import handoff
 from shared.events import CONTACT_QUALIFIED, PAGE_VIEWED, SCORE_CHANGED, ContactFacts, Event
-from shared.ingestion import group_and_dedup_ids
+from shared.people import handoff
+from shared.sources.ingestion import group_and_dedup_ids
 from shared.storage import Tables
 from tests.conftest import CRM_SECRET
 from tests.crm_receiver import CrmReceiver, Received
@@ -46,7 +46,7 @@ def subscribed(local: RunningLocal) -> Iterator[str]:
 
 
 def queue(local: RunningLocal, event_type: str, contact_id: str, properties: dict[str, Any], source: str) -> str:
-    """An event about the contact on the events queue, as shared/actions.py `_emit` puts parcours' own, at the
+    """An event about the contact on the events queue, as shared/messages/actions.py `_emit` puts parcours' own, at the
     runtime's now."""
     now = local.now().isoformat()
     event = Event(

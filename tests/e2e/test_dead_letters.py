@@ -10,9 +10,10 @@ import pytest
 
 from infra import cli
 from infra.localprocess import RunningLocal
-from shared import deadletters, shopify
+from shared import deadletters
 from shared.events import Event
-from shared.ingestion import group_and_dedup_ids
+from shared.sources import shopify
+from shared.sources.ingestion import group_and_dedup_ids
 from tests.conftest import sample_json
 
 

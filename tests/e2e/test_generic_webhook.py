@@ -12,7 +12,7 @@ import pytest
 
 from infra.localprocess import RunningLocal
 from infra.webhook_client import post, post_generic
-from shared.signatures import timestamped_signature
+from shared.sources.signatures import timestamped_signature
 from tests.conftest import GENERIC_SECRETS, sample_json
 from tests.e2e.test_shopify_webhook import identity_exists, unique_email
 

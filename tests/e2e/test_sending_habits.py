@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from infra.localprocess import RunningLocal
 from infra.webhook_client import post_generic, post_shopify
-from shared.pacing import french_holidays
+from shared.journeys.pacing import french_holidays
 from tests.conftest import GENERIC_SECRETS, SHOPIFY_SECRET, sample
 from tests.e2e.test_cart_to_order import with_email
 from tests.e2e.test_generic_webhook import signup

@@ -13,7 +13,7 @@ import pytest
 
 from infra.build import TEMPLATES
 from infra.localprocess import RunningLocal
-from shared import compiler, pacing, scenario
+from shared.journeys import compiler, pacing, scenario
 from shared.settings import Settings
 from shared.storage import Consent, Tables, tables
 from tests.conftest import ROOT
@@ -106,7 +106,7 @@ def sent_at(local: RunningLocal, email: str) -> dict[str, datetime]:
     return {m["step"]: datetime.fromisoformat(m["sent_at"]) for m in local.outbox(to=email)}
 
 
-HELD_BACK = "Held back? ("  # the Choice after each marketing send (shared.compiler): a detail of the send
+HELD_BACK = "Held back? ("  # the Choice after each marketing send (shared.journeys.compiler): a detail of the send
 
 
 def entered_states(local: RunningLocal, execution: str) -> list[str]:

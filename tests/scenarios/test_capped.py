@@ -15,8 +15,9 @@ import pytest
 from infra import validation
 from infra.build import TEMPLATES
 from infra.localprocess import RunningLocal
-from shared import clients, compiler, dispatch, enrolments, scenario
+from shared import clients
 from shared.events import CHECKOUT_STARTED, Event
+from shared.journeys import compiler, dispatch, enrolments, scenario
 from shared.settings import Settings
 from shared.storage import Tables, tables
 from tests.conftest import ROOT

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from infra.localprocess import RunningLocal
-from shared import dates, moments
+from shared.people import dates, moments
 from shared.storage import Tables
 from tests.scenarios.conftest import add_contact, deploy_fixture, described, entered_states, start
 

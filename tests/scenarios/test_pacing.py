@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 
 from infra.localprocess import RunningLocal
-from shared import pacing
+from shared.journeys import pacing
 from shared.storage import Tables
 from tests.scenarios.conftest import add_contact, deploy_fixture, described, entered_states, sent_at, start
 

@@ -13,7 +13,7 @@ import pytest
 
 from infra import build, validation
 from infra.localprocess import RunningLocal
-from shared.scenario import Scenario, SendEmail, Wait
+from shared.journeys.scenario import Scenario, SendEmail, Wait
 from shared.storage import Tables
 from tests.scenarios.conftest import HELD_BACK, add_contact, described, entered_states, machine, stack_tables, start
 

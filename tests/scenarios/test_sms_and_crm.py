@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from infra.localprocess import RunningLocal
-from shared.compiler import RETRY
+from shared.journeys.compiler import RETRY
 from shared.outbox import send_id
 from shared.storage import Consent, Tables
 from tests.conftest import CRM_SECRET, SMS_SENDER_ID

@@ -11,11 +11,12 @@ import boto3
 import pytest
 
 from infra.local import InvocationContext
-from shared import deadletters, shopify
+from shared import deadletters
 from shared.clock import Clock
 from shared.events import Event
-from shared.ingestion import group_and_dedup_ids
 from shared.settings import get_settings
+from shared.sources import shopify
+from shared.sources.ingestion import group_and_dedup_ids
 from shared.storage import StorageError, tables
 from tests.conftest import sample_json
 
@@ -99,7 +100,7 @@ def known_emails() -> set[str]:
 
 def failing_for(event_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """DynamoDB throttles every attempt at this one event."""
-    from shared import processing
+    from shared.journeys import processing
 
     real = processing.process
 

@@ -16,8 +16,8 @@ TOOLING = (
     "hypothesis",
     "pydantic",
     "infra",
-    "shared.compiler",
-    "shared.scenario",
+    "shared.journeys.compiler",
+    "shared.journeys.scenario",
 )
 
 
@@ -36,7 +36,7 @@ def test_the_ingest_handler_does_not_load_the_storage_layer() -> None:
     """It only verifies and enqueues: PynamoDB and the scenario dispatch are the process function's cold start."""
     code = "import json, sys; import functions.ingest.app; print(json.dumps(sorted(sys.modules)))"
     loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], cwd=ROOT, text=True))
-    assert [name for name in loaded if name.split(".")[0] == "pynamodb" or name == "shared.dispatch"] == []
+    assert [name for name in loaded if name.split(".")[0] == "pynamodb" or name == "shared.journeys.dispatch"] == []
 
 
 @pytest.mark.parametrize("handler", ["act", "subscription"])
@@ -45,5 +45,5 @@ def test_the_css_inliner_loads_with_the_first_email_not_with_the_handler(handler
     not by every one."""
     code = f"import json, sys; import functions.{handler}.app; print(json.dumps(sorted(sys.modules)))"
     loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], cwd=ROOT, text=True))
-    assert "shared.templates" in loaded  # the module that inlines
+    assert "shared.messages.templates" in loaded  # the module that inlines
     assert [name for name in loaded if name.split(".")[0] == "css_inline"] == []

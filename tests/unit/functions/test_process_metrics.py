@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from infra.local import InvocationContext
-from shared import tracking
 from shared.clock import Clock
 from shared.events import ContactFacts, Event
 from shared.settings import get_settings
+from shared.sources import tracking
 
 
 @pytest.fixture

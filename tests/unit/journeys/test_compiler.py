@@ -5,8 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infra import build, graph, samtemplate
-from shared import compiler, pacing
-from shared.scenario import (
+from shared.journeys import compiler, pacing
+from shared.journeys.scenario import (
     Case,
     Choose,
     Exit,

@@ -14,7 +14,8 @@ import boto3
 import pytest
 
 from infra.local import InvocationContext
-from shared import moments, schedule
+from shared.journeys import schedule
+from shared.people import moments
 from shared.settings import Settings, get_settings
 from shared.storage import tables
 from tests.conftest import drain_events

@@ -10,9 +10,10 @@ from typing import Any
 import boto3
 import pytest
 
-from shared import dispatch, enrolments, shopify
 from shared.events import Event
+from shared.journeys import dispatch, enrolments
 from shared.settings import Settings
+from shared.sources import shopify
 from shared.storage import Consent, ContactModel, tables
 from tests.conftest import sample_json
 

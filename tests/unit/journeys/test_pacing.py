@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared import pacing
-from shared.pacing import Cap, Hours, Rules, Sent
-from shared.scenario import ScenarioError, load_sending
+from shared.journeys import pacing
+from shared.journeys.pacing import Cap, Hours, Rules, Sent
+from shared.journeys.scenario import ScenarioError, load_sending
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=PARIS)  # a Tuesday morning
@@ -147,7 +147,7 @@ def test_a_send_log_entry_survives_its_round_trip_and_garbage_is_ignored() -> No
     assert Sent.decode("not a log entry") is None
 
 
-SHIPPED = Path(__file__).resolve().parents[2] / "scenarios" / "sending.yaml"
+SHIPPED = Path(__file__).resolve().parents[3] / "scenarios" / "sending.yaml"
 
 
 def test_the_shipped_sending_habits_are_the_documented_defaults() -> None:

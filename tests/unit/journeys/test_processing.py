@@ -4,10 +4,11 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 
-from shared import dispatch, processing, shopify
 from shared.clock import Clock
 from shared.events import Event
+from shared.journeys import dispatch, processing
 from shared.settings import Settings
+from shared.sources import shopify
 from shared.storage import tables
 from tests.conftest import sample_json
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.compiler import catalogue_entry
-from shared.scenario import (
+from shared.journeys.compiler import catalogue_entry
+from shared.journeys.scenario import (
     Choose,
     DateTrigger,
     Exit,
@@ -772,8 +772,8 @@ def test_a_wrong_goal_is_reported_where_it_is(tmp_path: Path, goal: str, line: i
 
 
 def test_a_send_step_carries_its_fixed_code_or_its_pool_into_the_task_payload(tmp_path: Path) -> None:
-    from shared.compiler import compile_scenario
-    from shared.scenario import Discount, SendEmail
+    from shared.journeys.compiler import compile_scenario
+    from shared.journeys.scenario import Discount, SendEmail
 
     text = VALID.format(name="test").replace(
         "    send_email: welcome/1-welcome", "    send_email: welcome/1-welcome\n    discount: {code: BIENVENUE10}"

@@ -12,9 +12,12 @@ import pytest
 from pynamodb.connection.base import Connection
 
 from infra import samtemplate
-from shared import actions, clients, contacts, dispatch, processing, schedule
+from shared import clients
 from shared.clock import Clock
 from shared.events import ConsentFacts, ContactFacts, Event
+from shared.journeys import dispatch, processing, schedule
+from shared.messages import actions
+from shared.people import contacts
 from shared.settings import ConfigurationError, Settings
 from shared.storage import Tables, tables
 from tests.conftest import drain_events

@@ -7,9 +7,11 @@ from typing import Any
 import boto3
 import pytest
 
-from shared import actions, contacts, dispatch, enrolments, processing
 from shared.clock import Clock
 from shared.events import Event
+from shared.journeys import dispatch, enrolments, processing
+from shared.messages import actions
+from shared.people import contacts
 from shared.settings import Settings
 from shared.storage import Consent, tables
 

@@ -1,5 +1,5 @@
 """Discount codes: pools loaded from a shop's export, one code per contact claimed atomically, fixed codes, and
-what a send records (shared/discounts.py, shared/sending.py)."""
+what a send records (shared/messages/discounts.py, shared/messages/sending.py)."""
 
 import email
 import email.policy
@@ -12,8 +12,9 @@ import boto3
 import pytest
 from moto.ses.models import ses_backends
 
-from shared import discounts, outbox, sending, storage
+from shared import outbox, storage
 from shared.clock import Clock
+from shared.messages import discounts, sending
 from shared.settings import Settings
 from shared.storage import Consent, DiscountCodeModel, tables
 from tests.conftest import handler_of
@@ -246,7 +247,7 @@ def test_an_empty_pool_stops_the_send_and_a_skipped_send_claims_nothing(settings
 
 
 def test_a_template_showing_a_discount_in_a_step_without_one_fails_to_render(settings: Settings) -> None:
-    from shared.templates import TemplateProblem
+    from shared.messages.templates import TemplateProblem
 
     add_contact(settings, "c1", "camille@example.com")
     with pytest.raises(TemplateProblem, match=r"3-offer\.fr\.html:7"):

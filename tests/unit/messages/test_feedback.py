@@ -7,8 +7,8 @@ from typing import Any
 import boto3
 import pytest
 
-from shared import feedback
 from shared.events import Event
+from shared.messages import feedback
 from shared.settings import Settings
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

@@ -1,8 +1,9 @@
 import dataclasses
 from datetime import UTC, datetime
 
-from shared import links, mailer
-from shared.templates import RenderedEmail
+from shared.messages import mailer
+from shared.messages.templates import RenderedEmail
+from shared.people import links
 
 SECRET = "link-secret"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.segments import GSM7_BASIC, size
+from shared.messages.segments import GSM7_BASIC, size
 from shared.settings import Settings
 
 STOP = "\n" + Settings.sms_stop_text  # the default stop mention, as send_sms appends it

@@ -8,8 +8,11 @@ import boto3
 import pytest
 from moto.ses.models import ses_backends
 
-from shared import links, mailer, outbox, pacing, sending
+from shared import outbox
 from shared.clock import Clock
+from shared.journeys import pacing
+from shared.messages import mailer, sending
+from shared.people import links
 from shared.settings import Settings
 from shared.storage import Consent, get_or_none, tables
 

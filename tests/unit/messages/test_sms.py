@@ -11,15 +11,17 @@ from botocore.exceptions import ClientError
 from moto.sns.models import sns_backends
 
 from infra.local import InvocationContext
-from shared import clients, clock, enrolments, sms
+from shared import clients, clock
 from shared.clock import Clock
 from shared.events import normalise_phone
-from shared.mailer import SendDeferred, SendRefused
-from shared.sending import InvalidRequest, SendRequest
+from shared.journeys import enrolments
+from shared.messages import sms
+from shared.messages.mailer import SendDeferred, SendRefused
+from shared.messages.sending import InvalidRequest, SendRequest
 from shared.settings import Settings, get_settings
 from shared.storage import Consent, tables
 from tests.conftest import handler_of
-from tests.unit.test_process_metrics import metrics_of
+from tests.unit.functions.test_process_metrics import metrics_of
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 PHONE = "+33612345678"

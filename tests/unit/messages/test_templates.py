@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from infra import build, validation
-from shared.templates import TemplateProblem, html_to_text, render_email, render_sms
+from shared.messages.templates import TemplateProblem, html_to_text, render_email, render_sms
 from tests.conftest import ROOT
 
 CONTEXT: dict[str, Any] = {**validation.SAMPLE_CONTEXT}

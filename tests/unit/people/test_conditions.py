@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from shared.conditions import ConditionError, Facts, age, check, check_where, holds, matches, whole
+from shared.people.conditions import ConditionError, Facts, age, check, check_where, holds, matches, whole
 from shared.storage import ContactModel
 
 NOW = datetime(2026, 11, 24, tzinfo=UTC)

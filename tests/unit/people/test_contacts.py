@@ -3,9 +3,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared import contacts
-from shared.consent import refusal_for_marketing_email
 from shared.events import ConsentFacts, ContactFacts
+from shared.people import contacts
+from shared.people.consent import refusal_for_marketing_email
 from shared.settings import Settings
 from shared.storage import ContactModel, save_changes, tables
 

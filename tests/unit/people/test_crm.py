@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 
 from infra.local import free_port
-from shared import actions, clock, compiler, crm
+from shared import clock
+from shared.journeys import compiler
+from shared.messages import actions
 from shared.outbox import send_id
+from shared.people import crm
 from shared.settings import Settings
 from shared.storage import tables
 from tests.crm_receiver import CrmReceiver

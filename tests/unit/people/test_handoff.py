@@ -13,14 +13,16 @@ import boto3
 import pytest
 
 from infra.local import InvocationContext
-from shared import clients, crm, deadletters, handoff, processing
+from shared import clients, deadletters
 from shared.clock import Clock
 from shared.events import CONTACT_QUALIFIED, ContactFacts, Event
+from shared.journeys import processing
+from shared.people import crm, handoff
 from shared.settings import Settings, get_settings
 from shared.storage import tables
 from tests.conftest import handler_of
 from tests.crm_receiver import CrmReceiver
-from tests.unit.test_process_metrics import metrics_of
+from tests.unit.functions.test_process_metrics import metrics_of
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 SECRET = "handoff-test-secret"

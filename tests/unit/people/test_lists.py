@@ -13,10 +13,12 @@ import pytest
 from pynamodb.connection.base import Connection
 
 from infra import build
-from shared import actions, dispatch, lists, processing, schedule
 from shared.clock import Clock
 from shared.events import ConsentFacts, ContactFacts, Event
-from shared.scenario import ScenarioError, load_lists
+from shared.journeys import dispatch, processing, schedule
+from shared.journeys.scenario import ScenarioError, load_lists
+from shared.messages import actions
+from shared.people import lists
 from shared.settings import Settings
 from shared.storage import tables
 from tests.conftest import drain_events

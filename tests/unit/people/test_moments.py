@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from shared.moments import (
+from shared.people.moments import (
     anniversary,
     daily_window,
     inactive_since,

@@ -9,9 +9,9 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from infra.local import InvocationContext
-from shared import links, subscriptions
 from shared.clock import Clock
-from shared.consent import refusal_for_marketing_email
+from shared.people import links, subscriptions
+from shared.people.consent import refusal_for_marketing_email
 from shared.settings import Settings, get_settings
 from shared.storage import Consent, ContactModel, tables
 
@@ -233,7 +233,7 @@ def test_the_link_of_an_erased_contact_confirms_nothing_and_stores_no_preference
 @pytest.mark.parametrize("locale", ["fr", "en"])
 @pytest.mark.parametrize("state", ["form", "saved", "unsubscribed", "resubscribed", "needs-consent", "refused"])
 def test_the_preference_page_renders_in_each_state_and_language(settings: Settings, locale: str, state: str) -> None:
-    from shared.templates import render_page
+    from shared.messages.templates import render_page
 
     view = subscriptions.PreferencesView(topics_on=("tips",), frequency="monthly", subscribed=False, suppressed=True)
     html = render_page(

@@ -1,5 +1,5 @@
-"""Lead scoring (scenarios/scoring.yaml, shared.scoring): points per event with filters and caps, decay, stages that
-only move forward, each change emitted once with its reason, even when an event comes twice or two race."""
+"""Lead scoring (scenarios/scoring.yaml, shared.people.scoring): points per event with filters and caps, decay, stages
+that only move forward, each change emitted once with its reason, even when an event comes twice or two race."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -10,11 +10,15 @@ import boto3
 import pytest
 
 from infra import build
-from shared import actions, ingestion, processing, schedule, scoring, storage
+from shared import storage
 from shared.clock import Clock
 from shared.events import CATALOGUE, ContactFacts, Event
-from shared.scenario import ScenarioError, load_scoring
+from shared.journeys import processing, schedule
+from shared.journeys.scenario import ScenarioError, load_scoring
+from shared.messages import actions
+from shared.people import scoring
 from shared.settings import Settings
+from shared.sources import ingestion
 from shared.storage import ContactModel, tables
 from tests.conftest import ROOT, drain_events
 

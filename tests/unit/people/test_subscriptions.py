@@ -2,12 +2,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared import links, subscriptions
 from shared.clock import Clock
-from shared.consent import refusal_for_marketing_email
+from shared.messages.templates import render_page
+from shared.people import links, subscriptions
+from shared.people.consent import refusal_for_marketing_email
 from shared.settings import Settings
 from shared.storage import Consent, tables
-from shared.templates import render_page
 
 SECRET = "link-secret"
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

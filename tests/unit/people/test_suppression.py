@@ -9,13 +9,14 @@ import boto3
 import pytest
 
 from infra.local import InvocationContext
-from shared import feedback, sending, suppression
 from shared.clock import Clock
+from shared.messages import feedback, sending
+from shared.people import suppression
 from shared.settings import Settings
 from shared.storage import Consent, ContactModel, tables
 from tests.conftest import handler_of
-from tests.unit.test_feedback import TAGS, queued
-from tests.unit.test_process_metrics import metrics_of
+from tests.unit.functions.test_process_metrics import metrics_of
+from tests.unit.messages.test_feedback import TAGS, queued
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 ADDRESS = "camille.durand@example.com"

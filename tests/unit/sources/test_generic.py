@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from shared import consent, generic, ingestion
 from shared.clock import Clock
-from shared.signatures import timestamped_signature
+from shared.people import consent
+from shared.sources import generic, ingestion
+from shared.sources.signatures import timestamped_signature
 from shared.storage import ContactModel
 from tests.conftest import sample_json
 
@@ -216,7 +217,7 @@ def test_an_order_s_lines_and_recommendations_are_cleaned_into_the_documented_sh
 
 def test_the_cross_sell_email_shows_the_recommendations_an_order_event_brought() -> None:
     from infra.validation import SAMPLE_CONTEXT
-    from shared.templates import render_email
+    from shared.messages.templates import render_email
 
     event = receive(json.dumps(order_with_products()).encode())
     trigger = {"type": event.type, "event_id": event.event_id, "properties": event.properties}
@@ -233,7 +234,7 @@ def test_the_cross_sell_email_shows_the_recommendations_an_order_event_brought()
 
 def test_an_order_without_the_shop_only_properties_still_renders_the_thank_you_email() -> None:
     from infra.validation import SAMPLE_CONTEXT
-    from shared.templates import render_email
+    from shared.messages.templates import render_email
 
     payload = {**sample_json("generic/form-submitted.json"), "type": "order.placed", "properties": {"total": "9"}}
     event = receive(json.dumps(payload).encode())

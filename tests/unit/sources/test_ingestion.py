@@ -5,11 +5,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared import ingestion
 from shared.clock import Clock
 from shared.events import CONTACT_SUBSCRIBED
 from shared.settings import Settings
-from shared.signatures import shopify_signature, woocommerce_signature
+from shared.sources import ingestion
+from shared.sources.signatures import shopify_signature, woocommerce_signature
 from tests.conftest import sample
 
 SECRET = "app-secret"

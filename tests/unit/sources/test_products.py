@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from shared import products
+from shared.sources import products
 
 
 @pytest.mark.parametrize(

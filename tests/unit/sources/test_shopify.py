@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from shared import shopify
 from shared.events import CONTACT_SUBSCRIBED, CONTACT_UPDATED, UNRECOGNISED, Event
+from shared.sources import shopify
 from tests.conftest import sample_json
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-from shared.signatures import (
+from shared.sources.signatures import (
     shopify_signature,
     timestamped_signature,
     verify_shopify,

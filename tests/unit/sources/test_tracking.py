@@ -10,9 +10,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from shared import clients, ingestion, tracking
+from shared import clients
 from shared.events import Event
 from shared.settings import Settings
+from shared.sources import ingestion, tracking
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 KEY = "wk_live_123"

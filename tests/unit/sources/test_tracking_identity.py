@@ -5,11 +5,13 @@ from typing import Any
 
 import pytest
 
-from shared import contacts, processing, tracking
 from shared.clock import Clock
-from shared.conditions import Facts, history_of, holds
 from shared.events import ContactFacts, Event
+from shared.journeys import processing
+from shared.people import contacts
+from shared.people.conditions import Facts, history_of, holds
 from shared.settings import Settings
+from shared.sources import tracking
 from shared.storage import Tables, tables
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

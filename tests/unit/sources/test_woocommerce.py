@@ -6,12 +6,13 @@ import boto3
 import pytest
 
 from infra import validation
-from shared import processing, woocommerce
 from shared.clock import Clock
 from shared.events import CONTACT_SUBSCRIBED, CONTACT_UPDATED, ORDER_PAID, ORDER_PLACED, UNRECOGNISED, Event
+from shared.journeys import processing
+from shared.messages.templates import render_email
 from shared.settings import Settings
+from shared.sources import woocommerce
 from shared.storage import tables
-from shared.templates import render_email
 from tests.conftest import ROOT, sample_json
 
 NOW = datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
