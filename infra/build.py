@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.journeys import compiler, scenario
+from shared.journeys import compiler, declarations, loader, policies, scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -31,7 +31,7 @@ def scenario_files(scenarios_dir: Path = SCENARIOS) -> list[Path]:
     return [
         path
         for path in sorted(scenarios_dir.glob("*.yaml"))
-        if path.name not in (scenario.DECLARATIONS, scenario.SENDING, scenario.SCORING, scenario.LISTS)
+        if path.name not in (declarations.DECLARATIONS, policies.SENDING, policies.SCORING, declarations.LISTS)
     ]
 
 
@@ -39,22 +39,22 @@ def compile_all(scenarios_dir: Path = SCENARIOS, templates_dir: Path = TEMPLATES
     """Every scenario validated and compiled; raises ScenarioError for the first problem found."""
     loaded = {}
     files = {}
-    policy = scenario.load_sending(scenarios_dir / scenario.SENDING)
+    policy = policies.load_sending(scenarios_dir / policies.SENDING)
     for path in scenario_files(scenarios_dir):
-        model = scenario.load(path, templates_dir)
+        model = loader.load(path, templates_dir)
         loaded[model.id] = model
         files[f"scenarios/compiled/{model.id}.asl.json"] = compiler.to_json(compiler.compile_scenario(model, policy))
-    declared = scenario.load_declarations(scenarios_dir / scenario.DECLARATIONS)
-    dynamic = scenario.load_lists(scenarios_dir / scenario.LISTS)
-    order = scenario.check_lists(dynamic, list(loaded.values()), declared, scenarios_dir)
+    declared = declarations.load_declarations(scenarios_dir / declarations.DECLARATIONS)
+    dynamic = declarations.load_lists(scenarios_dir / declarations.LISTS)
+    order = declarations.check_lists(dynamic, list(loaded.values()), declared, scenarios_dir)
     # A dynamic list is filled by its rule: scenarios may read it like a list they fill.
-    filled = scenario.Declarations(declared.lists | frozenset(dynamic), declared.attributes)
-    scenario.check_references(list(loaded.values()), filled, scenarios_dir)
+    filled = declarations.Declarations(declared.lists | frozenset(dynamic), declared.attributes)
+    declarations.check_references(list(loaded.values()), filled, scenarios_dir)
     ordered = [{"name": n, "description": dynamic[n].description, "if": dynamic[n].condition} for n in order]
     files["scenarios/compiled/lists.json"] = json.dumps({"lists": ordered}, indent=2, sort_keys=True) + "\n"
     catalogue = {model.id: compiler.catalogue_entry(model) for model in loaded.values()}
     files["scenarios/compiled/catalogue.json"] = json.dumps(catalogue, indent=2, sort_keys=True) + "\n"
-    rules = scenario.load_scoring(scenarios_dir / scenario.SCORING)  # read at run time by the process function
+    rules = policies.load_scoring(scenarios_dir / policies.SCORING)  # read at run time by the process function
     files["scenarios/compiled/scoring.json"] = json.dumps(rules.to_dict(), indent=2, sort_keys=True) + "\n"
     return Compiled(loaded, files)
 

@@ -13,7 +13,7 @@ import pytest
 
 from infra.build import TEMPLATES
 from infra.localprocess import RunningLocal
-from shared.journeys import compiler, pacing, scenario
+from shared.journeys import compiler, loader, pacing
 from shared.settings import Settings
 from shared.storage import Consent, Tables, tables
 from tests.conftest import ROOT
@@ -136,7 +136,7 @@ def deploy_fixture(
     ids = local.physical_ids()
     sfn = local.client("stepfunctions")
     act = local.client("lambda").get_function(FunctionName=ids["ActFunction"])["Configuration"]["FunctionArn"]
-    model = scenario.load(ROOT / "tests" / "fixtures" / "scenarios" / f"{name}.yaml", TEMPLATES)
+    model = loader.load(ROOT / "tests" / "fixtures" / "scenarios" / f"{name}.yaml", TEMPLATES)
     model = dataclasses.replace(model, **changes)
     definition = compiler.to_json(compiler.compile_scenario(model, policy)).replace(compiler.ACT_FUNCTION, act)
     role = sfn.describe_state_machine(stateMachineArn=ids["WelcomeStateMachine"])["roleArn"]

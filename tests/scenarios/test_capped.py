@@ -17,7 +17,7 @@ from infra.build import TEMPLATES
 from infra.localprocess import RunningLocal
 from shared import clients
 from shared.events import CHECKOUT_STARTED, Event
-from shared.journeys import compiler, dispatch, enrolments, scenario
+from shared.journeys import compiler, dispatch, enrolments, loader
 from shared.settings import Settings
 from shared.storage import Tables, tables
 from tests.conftest import ROOT
@@ -42,7 +42,7 @@ def settings(local: RunningLocal, store: Tables, capped: str) -> Iterator[Settin
 @pytest.fixture
 def entries(tmp_path: Path) -> tuple[dispatch.Entry, ...]:
     """The fixture's catalogue entry, as `parcours compile` writes it for shipped scenarios."""
-    model = scenario.load(ROOT / "tests" / "fixtures" / "scenarios" / "capped.yaml", TEMPLATES)
+    model = loader.load(ROOT / "tests" / "fixtures" / "scenarios" / "capped.yaml", TEMPLATES)
     path = tmp_path / "catalogue.json"
     path.write_text(json.dumps({model.id: compiler.catalogue_entry(model)}))
     return dispatch.catalogue(path)

@@ -16,8 +16,14 @@ TOOLING = (
     "hypothesis",
     "pydantic",
     "infra",
+    # The scenario language and its compiler: build time only.
     "shared.journeys.compiler",
     "shared.journeys.scenario",
+    "shared.journeys.reading",
+    "shared.journeys.loader",
+    "shared.journeys.steps",
+    "shared.journeys.declarations",
+    "shared.journeys.policies",
 )
 
 

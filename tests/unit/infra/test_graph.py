@@ -2,7 +2,7 @@ import xml.etree.ElementTree as ET
 
 from infra import build, graph
 from shared.journeys import compiler
-from shared.journeys.scenario import load
+from shared.journeys.loader import load
 from tests.conftest import ROOT
 
 BRANCHING = compiler.compile_scenario(load(ROOT / "tests/fixtures/scenarios/branching.yaml", ROOT / "templates"))

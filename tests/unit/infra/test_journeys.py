@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from infra import build, journeys
-from shared.journeys.scenario import load as load_scenario
+from shared.journeys.loader import load as load_scenario
 from tests.conftest import ROOT
 
 COMPILED = build.compile_all()

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from infra import build, graph, samtemplate
 from shared.journeys import compiler, pacing
+from shared.journeys.loader import load
 from shared.journeys.scenario import (
     Case,
     Choose,
@@ -23,7 +24,6 @@ from shared.journeys.scenario import (
     Variant,
     Wait,
     WaitUntilDate,
-    load,
 )
 from tests.conftest import ROOT
 

@@ -11,7 +11,8 @@ import pytest
 
 from shared.journeys import pacing
 from shared.journeys.pacing import Cap, Hours, Rules, Sent
-from shared.journeys.scenario import ScenarioError, load_sending
+from shared.journeys.policies import load_sending
+from shared.journeys.scenario import ScenarioError
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=PARIS)  # a Tuesday morning

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from shared.journeys.compiler import catalogue_entry
+from shared.journeys.loader import load
 from shared.journeys.scenario import (
     Choose,
     DateTrigger,
@@ -20,7 +21,6 @@ from shared.journeys.scenario import (
     Unsubscribe,
     Wait,
     WaitUntilDate,
-    load,
 )
 from tests.conftest import ROOT
 

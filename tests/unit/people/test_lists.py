@@ -16,7 +16,8 @@ from infra import build
 from shared.clock import Clock
 from shared.events import ConsentFacts, ContactFacts, Event
 from shared.journeys import dispatch, processing, schedule
-from shared.journeys.scenario import ScenarioError, load_lists
+from shared.journeys.declarations import load_lists
+from shared.journeys.scenario import ScenarioError
 from shared.messages import actions
 from shared.people import lists
 from shared.settings import Settings

@@ -14,7 +14,8 @@ from shared import storage
 from shared.clock import Clock
 from shared.events import CATALOGUE, ContactFacts, Event
 from shared.journeys import processing, schedule
-from shared.journeys.scenario import ScenarioError, load_scoring
+from shared.journeys.policies import load_scoring
+from shared.journeys.scenario import ScenarioError
 from shared.messages import actions
 from shared.people import scoring
 from shared.settings import Settings
