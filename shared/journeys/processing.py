@@ -1,4 +1,6 @@
-"""What the process function does with one queued event: contact, history, scenarios. Once per event."""
+"""What the process function does with one queued event, once, stage after stage of shared's layout: the event as
+its source gave it (sources), the person it is about (people: contact and history, score, lists, CRM handoff),
+then the journeys (goals first, waits resumed, scenarios started). The messages come later, from the executions."""
 
 from __future__ import annotations
 
