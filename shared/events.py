@@ -91,6 +91,9 @@ class ConsentFacts:
     at: str  # ISO 8601
     source: str
     wording: str | None = None  # the text or version of the form the person agreed to, when the source says
+    # The source stated when the consent itself was given or withdrawn (Shopify's consent_updated_at, the tracking
+    # API's, a generic webhook's `at`), not a time parcours put in for it: only such a grant undoes a denial.
+    explicit: bool = True
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ class ContactFacts:
     # A tracking visitor's anonymousId: alone, it finds a contact only once an identify merged it
     # (shared.people.contacts); beside an email, phone or source id, it is merged into that contact.
     anonymous_id: str | None = None
+    # False when the facts come from a source not trusted for identity (the tracking API's public browser key): they
+    # never change the email or phone of a contact that has one (shared.people.contacts).
+    identity_trusted: bool = True
 
 
 @dataclass(frozen=True)

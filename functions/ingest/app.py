@@ -104,7 +104,8 @@ def _track(call: str) -> Response[dict[str, Any]]:
     settings = get_settings()
     write_key = secrets.resolve(settings.write_key, settings.write_key_parameter, "tracking write key")
     try:
-        events = tracking.receive(call, _raw_body(), _headers(), write_key, settings.clock().now())
+        now = settings.clock().now()
+        events = tracking.receive(call, _raw_body(), _headers(), write_key, now, settings.browser_key)
     except ingestion.Rejected as rejected:
         return _refuse(tracking.SOURCE, rejected)
     try:

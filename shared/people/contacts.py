@@ -23,7 +23,7 @@ from shared.events import (
     TRACK,
     ContactFacts,
 )
-from shared.people import consent, dates
+from shared.people import consent, dates, scoring
 from shared.people.conditions import COUNTERS, NAME, PROFILE_FIELDS
 from shared.storage import (
     AlreadyExists,
@@ -50,6 +50,8 @@ def identity_keys(facts: ContactFacts) -> list[str]:
     return keys
 
 
+IDENTITY = ("email", "phone")  # what finds a contact: changed only by a source trusted for identity
+SCORING_KEEPS = (scoring.STAGE, scoring.QUALIFIED_AT)  # the attributes the scoring keeps
 ANONYMOUS_OWNER = "_anonymous#"  # the events table's owner of an unidentified visitor's events
 MAX_MERGED_EVENTS = 200  # an anonymous visitor's most recent events copied into the contact on identify
 
@@ -164,7 +166,7 @@ def upsert(
     if not stale:
         for name in ("email", "first_name", "last_name", "locale", "phone"):
             value = getattr(facts, name)
-            if value is not None:
+            if value is not None and (facts.identity_trusted or name not in IDENTITY or not getattr(contact, name)):
                 setattr(contact, name, value)
         if facts.source_id:
             source, _, native_id = facts.source_id.partition("#")
@@ -193,6 +195,8 @@ def upsert(
     for key in keys:
         if key in found:  # this contact's, or (first come, first kept) another's
             continue
+        if not facts.identity_trusted and not _owns(contact, key):
+            continue  # an untrusted source's address the contact does not hold: it finds no one later either
         with contextlib.suppress(AlreadyExists):
             create_new(tables.identities(identity=key, contact_id=contact.contact_id), IdentityModel.identity)
     if merging and facts.anonymous_id is not None:
@@ -202,6 +206,12 @@ def upsert(
                 IdentityModel.identity,
             )
     return contact
+
+
+def _owns(contact: ContactModel, key: str) -> bool:
+    """Whether an identity key names what the contact holds now (its email, its phone) or a source id."""
+    kind, _, value = key.partition("#")
+    return {"email": contact.email, "phone": contact.phone}.get(kind, value) == value
 
 
 def copy_anonymous(anonymous_id: str, contact: ContactModel, tables: Tables) -> bool:
@@ -241,11 +251,12 @@ def copy_anonymous(anonymous_id: str, contact: ContactModel, tables: Tables) -> 
 
 
 def custom_attributes(given: dict[str, Any] | None) -> dict[str, Any]:
-    """The custom attributes a source may set: named like plan_type, never a profile field or a counter."""
+    """The custom attributes a source may set: named like plan_type, never a profile field, a counter, or what the
+    scoring keeps (lifecycle_stage, qualified_at: a source setting them would qualify a lead for the CRM)."""
     return {
         name: value
         for name, value in (given or {}).items()
-        if isinstance(name, str) and NAME.match(name) and name not in PROFILE_FIELDS and name not in COUNTERS
+        if isinstance(name, str) and NAME.match(name) and name not in (*PROFILE_FIELDS, *COUNTERS, *SCORING_KEEPS)
     }
 
 

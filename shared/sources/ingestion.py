@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,6 +38,30 @@ class Rejected(Exception):
         self.reason = reason
 
 
+CONSENT_AHEAD = timedelta(minutes=5)  # a source's clock may run a little ahead of parcours'; more is forged or broken
+
+
+def refuse_future_consent(event: Event, now: datetime, where: str = "") -> None:
+    """400 for a consent dated ahead of now (beyond CONSENT_AHEAD): kept, it would outrank every later statement,
+    the person's unsubscribes from a shop included (README, "Consent rules")."""
+    for channel, statement in (
+        ("email", event.contact.email_consent if event.contact else None),
+        ("sms", event.contact.sms_consent if event.contact else None),
+    ):
+        if statement is None:
+            continue
+        try:
+            at = datetime.fromisoformat(statement.at.replace("Z", "+00:00"))
+        except ValueError:
+            raise Rejected(400, f"{where}{channel} consent time {statement.at!r} is not an ISO 8601 time") from None
+        if at.tzinfo is None:
+            raise Rejected(400, f"{where}{channel} consent time {statement.at!r} has no UTC offset")
+        if at > now + CONSENT_AHEAD:
+            raise Rejected(
+                400, f"{where}{channel} consent time {statement.at} is in the future (now {now.isoformat()})"
+            )
+
+
 class QueueUnavailable(RuntimeError):
     """SQS did not take the event: answer 5xx so the source retries."""
 
@@ -62,11 +87,16 @@ def _decode(raw_body: bytes, to_event: Callable[[Any], Event]) -> Event:
         raise Rejected(400, str(error)) from None
 
 
+def _no_future_consent(event: Event, clock: Clock) -> Event:
+    refuse_future_consent(event, clock.now())
+    return event
+
+
 def receive_shopify(raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock) -> Event:
     check_body(raw_body, headers)
     if not verify_shopify(raw_body, headers.get("x-shopify-hmac-sha256"), secret):
         raise Rejected(401, "invalid or missing X-Shopify-Hmac-Sha256 signature")
-    return _decode(raw_body, lambda payload: shopify.to_event(headers, payload, clock.now()))
+    return _no_future_consent(_decode(raw_body, lambda payload: shopify.to_event(headers, payload, clock.now())), clock)
 
 
 def receive_generic(
@@ -80,7 +110,7 @@ def receive_generic(
     check_body(raw_body, headers)
     if not verify_timestamped(raw_body, headers.get("x-parcours-signature"), secrets, wall_time):
         raise Rejected(401, "invalid, missing or expired X-Parcours-Signature (t=<unix>,v1=<hex>, within 300 s of now)")
-    return _decode(raw_body, lambda payload: generic.to_event(payload, clock.now()))
+    return _no_future_consent(_decode(raw_body, lambda payload: generic.to_event(payload, clock.now())), clock)
 
 
 def is_woocommerce_ping(raw_body: bytes, headers: Mapping[str, str]) -> bool:
@@ -96,7 +126,8 @@ def receive_woocommerce(raw_body: bytes, headers: Mapping[str, str], secret: str
     check_body(raw_body, headers)
     if not verify_woocommerce(raw_body, headers.get("x-wc-webhook-signature"), secret):
         raise Rejected(401, "invalid or missing X-WC-Webhook-Signature signature")
-    return _decode(raw_body, lambda payload: woocommerce.to_event(headers, payload, clock.now()))
+    event = _decode(raw_body, lambda payload: woocommerce.to_event(headers, payload, clock.now()))
+    return _no_future_consent(event, clock)
 
 
 def group_and_dedup_ids(event: Event) -> tuple[str, str]:
@@ -223,7 +254,8 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
         level = given.get("level")
         if level not in (None, "single_opt_in", "confirmed_opt_in"):
             raise Rejected(400, "field consent.level must be single_opt_in or confirmed_opt_in")
-        consent = ConsentFacts(given["state"], level, str(given.get("at") or now), "api:scenario-start")
+        at = given.get("at")
+        consent = ConsentFacts(given["state"], level, str(at or now), "api:scenario-start", explicit=bool(at))
     texts = {}
     for name in ("first_name", "last_name", "locale", "request_id"):
         value = body.get(name)
@@ -231,7 +263,7 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
             raise Rejected(400, f"field {name} must be text")
         texts[name] = value.strip() or None if isinstance(value, str) else None
     request_id = texts["request_id"] or uuid.uuid4().hex
-    return Event(
+    event = Event(
         event_id=f"api#{scenario}#{request_id}",
         type=SCENARIO_REQUESTED,
         source="api",
@@ -248,3 +280,4 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
         ),
         properties={**properties, "scenario": scenario},
     )
+    return _no_future_consent(event, clock)

@@ -219,3 +219,60 @@ def test_a_contact_and_its_event_record_are_written_together_or_not_at_all(aws: 
     assert ok is not None
     assert t.contacts.get(known.contact_id).first_name == "Camille-Rose"
     assert [e.at_id for e in t.events.query(known.contact_id)] == [f"{NOW.isoformat()}#e2"]
+
+
+def test_an_untrusted_source_never_changes_a_known_contacts_email_or_phone(aws: dict[str, str]) -> None:
+    # Given a contact known by its email, phone and a tracking user id
+    t = tables(Settings.from_environ(aws))
+    known = ContactFacts(email="victim@example.com", phone="+33612345678", source_id="segment#u1")
+    victim = contacts.upsert(known, t, NOW)
+    assert victim is not None
+
+    # When the public browser key claims another email and phone for that user id, with a first name
+    claim = ContactFacts(
+        email="attacker@example.com",
+        phone="+33700000000",
+        first_name="Mallory",
+        source_id="segment#u1",
+        identity_trusted=False,
+    )
+    contacts.upsert(claim, t, NOW)
+
+    # Then the contact keeps its own email and phone (its profile field changed), and the attacker's address
+    # leads to no one: a later event about it does not find the victim
+    stored = t.contacts.get(victim.contact_id)
+    assert (stored.email, stored.phone, stored.first_name) == ("victim@example.com", "+33612345678", "Mallory")
+    assert {i.identity for i in t.identities.scan()} == {"email#victim@example.com", "phone#+33612345678", "segment#u1"}
+    again = contacts.upsert(ContactFacts(email="attacker@example.com"), t, NOW)
+    assert again is not None
+    assert again.contact_id != victim.contact_id
+
+
+def test_an_untrusted_source_may_give_a_contact_its_first_email(aws: dict[str, str]) -> None:
+    """A visitor who signs up in the browser: the address is new to everyone, and it becomes the contact's."""
+    t = tables(Settings.from_environ(aws))
+    contact = contacts.upsert(
+        ContactFacts(email="new@example.com", source_id="segment#u2", identity_trusted=False), t, NOW
+    )
+    assert contact is not None
+    assert t.contacts.get(contact.contact_id).email == "new@example.com"
+    found = contacts.upsert(ContactFacts(email="new@example.com"), t, NOW)
+    assert found is not None
+    assert found.contact_id == contact.contact_id
+
+
+def test_a_trusted_source_changes_a_contacts_email(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    contact = contacts.upsert(ContactFacts(email="old@example.com", source_id="shopify#9"), t, NOW)
+    assert contact is not None
+    contacts.upsert(ContactFacts(email="new@example.com", source_id="shopify#9"), t, NOW)
+    assert t.contacts.get(contact.contact_id).email == "new@example.com"
+
+
+@pytest.mark.parametrize("name", ["lifecycle_stage", "qualified_at", "score", "orders_count", "email"])
+def test_no_source_sets_what_parcours_keeps(aws: dict[str, str], name: str) -> None:
+    """A `lifecycle_stage: sql` from any source would qualify the lead for the CRM without a point scored."""
+    t = tables(Settings.from_environ(aws))
+    contact = contacts.upsert(ContactFacts(email="a@example.com", attributes={name: "sql", "plan": "pro"}), t, NOW)
+    assert contact is not None
+    assert t.contacts.get(contact.contact_id).attributes.as_dict() == {"plan": "pro"}
