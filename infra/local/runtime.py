@@ -44,6 +44,7 @@ ENVIRONMENT_PARAMETERS = {
     "PARCOURS_CRM_URL": "CrmEndpointUrl",
     "PARCOURS_SMS_SENDER_ID": "SmsSenderId",
     "PARCOURS_SMS_STOP_TEXT": "SmsStopText",
+    "PARCOURS_BROWSER_KEY": "BrowserKey",
 }
 
 
