@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -132,3 +133,29 @@ def test_the_browser_key_cannot_place_an_order_nor_forge_a_stage(local: RunningL
     assert {m["scenario"] for m in local.outbox(to=email)[sent_before:]} <= {"welcome"}  # no post-purchase, no loyalty
     # The refused order is kept with its reason, acting on no one
     assert ("unrecognised", "Order Completed") in history(local, "_unattributed#tracking")
+
+
+def test_a_shop_and_a_site_announcing_one_new_person_at_once_make_one_contact(local: RunningLocal) -> None:
+    # Given new addresses, each announced at the same moment by the shop's webhook and the site's identify (two
+    # FIFO groups: the address, and the visitor's anonymous id)
+    emails = [unique_email("twice") for _ in range(6)]
+
+    def shop(email: str) -> int:
+        return post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex).status
+
+    def site(email: str) -> int:
+        body = {"anonymousId": uuid.uuid4().hex, "traits": {"email": email, "firstName": "Sacha"}}
+        return post_tracking(local.api_url, "/v1/identify", body, WRITE_KEY).status
+
+    # When both are sent at once, for each address
+    with ThreadPoolExecutor(max_workers=len(emails) * 2) as pool:
+        answers = list(pool.map(lambda call: call[0](call[1]), [(f, e) for e in emails for f in (shop, site)]))
+    assert sorted(set(answers)) == [200, 202]
+    local.advance(seconds=0)
+
+    # Then each address is one contact (before, 12 pairs in 12 made two), with the shop's consent
+    table = local.physical_ids()["ContactsTable"]
+    items = local.client("dynamodb").scan(TableName=table)["Items"]
+    for email in emails:
+        [contact] = [item for item in items if item.get("email", {}).get("S") == email]
+        assert contact["email_consent"]["M"]["state"]["S"] == "granted"

@@ -276,3 +276,49 @@ def test_no_source_sets_what_parcours_keeps(aws: dict[str, str], name: str) -> N
     contact = contacts.upsert(ContactFacts(email="a@example.com", attributes={name: "sql", "plan": "pro"}), t, NOW)
     assert contact is not None
     assert t.contacts.get(contact.contact_id).attributes.as_dict() == {"plan": "pro"}
+
+
+def test_two_first_events_for_one_new_address_at_once_end_as_one_contact(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two first events for one new address, from the shop and the site, processed at the same moment: the
+    # site's is read while the shop's is being written (it finds no one, then the shop's contact lands)
+    t = tables(Settings.from_environ(aws))
+    shop = ContactFacts(email="new@example.com", source_id="shopify#5", email_consent=FACTS.email_consent)
+    site = ContactFacts(email="new@example.com", source_id="segment#u5", first_name="Camille")
+    find = contacts._find
+
+    def interleaved(
+        keys: list[str], t_: object, deciding: list[str] | None = None
+    ) -> tuple[str | None, dict[str, str]]:
+        answer = find(keys, t, deciding)
+        if "segment#u5" in keys and answer[0] is None:
+            monkeypatch.setattr(contacts, "_find", find)
+            contacts.upsert(shop, t, NOW)  # the other event wins the race meanwhile
+        return answer
+
+    monkeypatch.setattr(contacts, "_find", interleaved)
+
+    # When both are processed
+    contact = contacts.upsert(site, t, NOW)
+
+    # Then there is one contact, holding both events' facts, found by every identity
+    assert contact is not None
+    assert t.contacts.count() == 1
+    stored = t.contacts.get(contact.contact_id)
+    assert (stored.first_name, stored.email_consent.state) == ("Camille", "granted")
+    assert {i.identity: i.contact_id for i in t.identities.scan()} == dict.fromkeys(
+        ["email#new@example.com", "shopify#5", "segment#u5"], contact.contact_id
+    )
+
+
+def test_an_identity_whose_contact_is_not_written_yet_is_completed_not_duplicated(aws: dict[str, str]) -> None:
+    """The other event claimed the address and has not written its contact yet (or failed between the two): this
+    event creates the contact under that id, and the other, when it writes, starts again and updates it."""
+    t = tables(Settings.from_environ(aws))
+    t.identities(identity="email#new@example.com", contact_id="c-other").save()
+    contact = contacts.upsert(ContactFacts(email="new@example.com", first_name="Camille"), t, NOW)
+    assert contact is not None
+    assert contact.contact_id == "c-other"
+    assert t.contacts.get("c-other").first_name == "Camille"
+    assert t.contacts.count() == 1
