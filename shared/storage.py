@@ -41,6 +41,10 @@ class AlreadyExists(StorageError):
     """A conditional create found the item already there."""
 
 
+class AlreadyApplied(StorageError):
+    """The write's own record (an event's history record) is there: a retry of a write that was made."""
+
+
 class Conflict(StorageError):
     """A transaction met another one writing the same item at once (TransactionConflict): read again and retry."""
 
@@ -372,10 +376,13 @@ def save_changes(
 ) -> None:
     """Writes only the attributes that differ from `before` (the item's `serialize()` when it was read), so a
     concurrent update of other attributes (a scenario adding a score or a list) is kept; a new item (`before` None)
-    is created only if absent. `also`: atomic actions on attributes left unchanged in hand (counters), in the same
-    request (which then refreshes the item). `with_items`: other items written in the same transaction (an event's
-    history record with its contact: one request, both or neither)."""
-    hash_key = next(a for a in item.get_attributes().values() if a.is_hash_key)
+    is created only if absent (AlreadyExists). `also`: atomic actions on attributes left unchanged in hand
+    (counters), in the same request; the item is then read again, counters refreshed in hand.
+
+    `with_items`: other items written in the same transaction, each only if absent (an event's history record with
+    its contact: one request, both or neither). Their keys make the write happen once: a retry of the same event
+    finds its record there and writes nothing (AlreadyApplied), its counters counted once."""
+    hash_key = _hash_key(item)
     try:
         if before is None and not with_items:
             create_new(item, hash_key)
@@ -391,12 +398,15 @@ def save_changes(
                     actions += _changed_keys(attribute, old["M"], new["M"], getattr(item, name).as_dict())
                 elif old != new:
                     actions.append(attribute.remove() if new is None else attribute.set(getattr(item, name)))
-        writes_item = before is None or bool(actions)
-        if not (with_items and writes_item) or also:
+        if not with_items:
             if actions:
                 item.update(actions=actions)  # returns the item as stored: counters refreshed in hand
-            for other in with_items:
-                other.save()
+            return
+        if before is not None and not actions and len(with_items) == 1:  # the record alone: a conditional put
+            try:
+                create_new(with_items[0], _hash_key(with_items[0]))
+            except AlreadyExists:
+                raise AlreadyApplied(type(with_items[0]).__name__) from None
             return
         with TransactWrite(connection=_connection(item.Meta.region)) as transaction:
             if before is None:
@@ -404,16 +414,27 @@ def save_changes(
             elif actions:
                 transaction.update(item, actions=actions)
             for other in with_items:
-                transaction.save(other)
+                transaction.save(other, condition=_hash_key(other).does_not_exist())
+        if also:
+            item.refresh()
     except TransactWriteError as error:
-        reasons = error.cancellation_reasons or []
-        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+        # In the order PynamoDB sends them: the puts (a new item first, then the records), then the update, which
+        # has no condition: a failed condition is the new item's (index 0) or a record's.
+        reasons = [reason.code if reason is not None else None for reason in error.cancellation_reasons or []]
+        if before is None and reasons[:1] == ["ConditionalCheckFailed"]:
             raise AlreadyExists(type(item).__name__) from None
+        if "ConditionalCheckFailed" in reasons:
+            raise AlreadyApplied(type(with_items[0]).__name__) from None
         raise StorageError(str(error)) from error
     except AlreadyExists:
         raise
     except PynamoDBException as error:
         raise StorageError(str(error)) from error
+
+
+def _hash_key(item: Model) -> Any:
+    """The item's partition key attribute: `attribute_not_exists` on it holds when no item has the whole key."""
+    return next(a for a in item.get_attributes().values() if a.is_hash_key)
 
 
 def _changed_keys(

@@ -26,8 +26,10 @@ from shared.events import (
 from shared.people import consent, dates, scoring
 from shared.people.conditions import COUNTERS, NAME, PROFILE_FIELDS
 from shared.storage import (
+    AlreadyApplied,
     AlreadyExists,
     ContactModel,
+    EventModel,
     IdentityModel,
     StorageError,
     Tables,
@@ -175,7 +177,8 @@ def _upsert_once(
     if facts.contact_id is not None:  # parcours' own event about a contact it knows: nothing to update
         known = get_or_none(tables.contacts, facts.contact_id)
         if known is not None and history is not None:
-            history(known.contact_id).save()
+            with contextlib.suppress(AlreadyExists):  # recorded by an earlier attempt at this event
+                create_new(history(known.contact_id), EventModel.contact_id)
         return known
     keys = identity_keys(facts)
     claimed = False  # a new contact's id, its identities written
@@ -246,6 +249,8 @@ def _upsert_once(
         save_changes(contact, before, counters, [history(contact.contact_id)] if history is not None else [])
     except AlreadyExists:
         raise _Raced from None
+    except AlreadyApplied:  # an earlier attempt at this event wrote it (and failed after): counted once, as stored
+        contact = tables.contacts.get(contact.contact_id)
     for key in keys:
         if key in found:  # this contact's, or (first come, first kept) another's
             continue
