@@ -9,7 +9,7 @@ import pytest
 
 from shared.clock import Clock
 from shared.events import Event
-from shared.journeys import dispatch, enrolments, processing
+from shared.journeys import compiler, dispatch, enrolments, processing
 from shared.messages import actions
 from shared.people import contacts
 from shared.settings import Settings
@@ -116,3 +116,31 @@ def test_leaving_a_capped_scenario_frees_the_place_once_even_if_the_task_is_retr
     assert [e.status for e in enrolments.of(t, "c1", "loyalty")] == ["finished"]
     started_by_hand = payload(action="leave", step="leave", execution="arn:x:not-dispatched")
     assert actions.perform(started_by_hand, settings) == {"status": "unchanged"}  # took no place, frees none
+
+
+def test_dynamodb_throttling_anywhere_in_a_task_leaves_as_storage_busy_for_the_retry(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+    from pynamodb.exceptions import GetError
+
+    from shared.storage import StorageBusy, StorageError
+
+    def throttled(*args: Any, **kwargs: Any) -> Any:
+        cause = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetItem")
+        raise GetError("Failed to get item", cause)
+
+    monkeypatch.setattr(actions, "evaluate", throttled)  # PynamoDB's own error, not wrapped on its way out
+    with pytest.raises(StorageBusy) as raised:
+        actions.perform(payload(action="evaluate", condition={"in_list": "vip"}), settings)
+    assert type(raised.value).__name__ == "StorageBusy"  # the error name Step Functions matches
+    assert "StorageBusy" in compiler.RETRYABLE
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        cause = ClientError({"Error": {"Code": "ValidationException", "Message": "bad"}}, "GetItem")
+        raise StorageError("refused") from GetError("Failed to get item", cause)
+
+    monkeypatch.setattr(actions, "evaluate", refused)  # a refusal for good stays itself: the Catch takes it at once
+    with pytest.raises(StorageError) as refusal:
+        actions.perform(payload(action="evaluate", condition={"in_list": "vip"}), settings)
+    assert type(refusal.value) is StorageError
