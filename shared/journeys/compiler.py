@@ -200,6 +200,9 @@ RETRY = [
     }
 ]
 CATCH_ALL = {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": FAILED}
+# The steps that emit events (score.changed, list.joined, list.left) get the trigger: what they emit is one link
+# further in its causal chain (its `chain`, shared.sources.ingestion.CHAIN_LIMIT)
+CAUSE = {"trigger.$": "$.trigger"}
 
 
 def _task(
@@ -332,16 +335,16 @@ class _Linker:
             comment = f"POSTs a signed {step.type} notification about the contact to the CRM (skipped if none)."
             self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, SetAttribute):
-            payload = {**self.base(step.id, "set_attribute"), "name": step.name, "value": step.value}
+            payload = {**self.base(step.id, "set_attribute"), "name": step.name, "value": step.value, **CAUSE}
             comment = f"Sets the contact's attribute {step.name}."
             self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, AddScore):
-            payload = {**self.base(step.id, "add_score"), "points": step.points}
+            payload = {**self.base(step.id, "add_score"), "points": step.points, **CAUSE}
             comment = f"Adds {step.points} points to the contact's score, atomically."
             self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, ListChange):
             action = "add_to_list" if step.add else "remove_from_list"
-            payload = {**self.base(step.id, action), "list": step.list}
+            payload = {**self.base(step.id, action), "list": step.list, **CAUSE}
             comment = f"{'Adds the contact to' if step.add else 'Removes the contact from'} the list {step.list}."
             self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, If):

@@ -271,8 +271,12 @@ def perform(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Runs the Task the state machine asked for (its `action`). DynamoDB throttling or unavailability, wherever it
     surfaces (through shared.storage or straight from PynamoDB or botocore), leaves as StorageBusy: the Task's
     Retry waits it out (about a day) and runs the step again, which every action makes safe to repeat."""
+    trigger = payload.get("trigger")
+    depth = conditions.whole(trigger.get("chain", 0)) if isinstance(trigger, dict) else 0
     try:
-        return _perform(payload, settings)
+        with ingestion.caused_by(depth or 0) as chain:  # what the step emits is one link further than its trigger
+            result = _perform(payload, settings)
+        return {**result, "events_cut": chain.cut} if chain.cut else result
     except StorageBusy:
         raise
     except (StorageError, PynamoDBException, ClientError, BotoCoreError) as error:

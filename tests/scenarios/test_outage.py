@@ -1,4 +1,5 @@
 """An outage outlasted: a step whose DynamoDB throttles is retried by its Task's Retry, then the series goes on.
+And a loop that parcours validate refuses, deployed anyway, stopped at run time by the causal chain's limit.
 
 The compiled ASL runs in moto's Step Functions interpreter, in this process (the local runtime is another process,
 where nothing could make its DynamoDB throttle): the act function's real handler does each Task, against moto's
@@ -17,6 +18,7 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,9 +31,15 @@ from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy
 from pynamodb.connection.base import Connection
 
 from infra.build import TEMPLATES
-from shared.journeys import compiler, loader
+from shared.clock import Clock
+from shared.events import ContactFacts, Event
+from shared.journeys import compiler, dispatch, loader, loops, processing
+from shared.journeys.scenario import ScenarioError
+from shared.people import scoring
+from shared.settings import Settings
+from shared.sources import ingestion
 from shared.storage import Tables, tables
-from tests.conftest import ROOT, handler_of
+from tests.conftest import ROOT, drain_events, handler_of
 
 REGION = "eu-west-3"
 THROTTLED = "TransactWriteItems"  # the add_score step's one write (its claim and the contact's score together)
@@ -98,8 +106,6 @@ CONTEXT = {
 
 
 def tables_of(environ: dict[str, str]) -> Tables:
-    from shared.settings import Settings
-
     return tables(Settings.from_environ(environ))
 
 
@@ -182,3 +188,57 @@ def test_a_permanent_dynamodb_error_is_not_retried(outage: SimpleNamespace) -> N
     assert [e["taskFailedEventDetails"]["error"] for e in history if e["type"] == "TaskFailed"] == ["StorageError"]
     assert entered(history) == ["Add +10 points (s1-points)", "Step failed"]
     assert outage.slept == []
+
+
+def test_a_loop_validate_would_refuse_stops_at_the_chain_limit_at_run_time(
+    outage: SimpleNamespace, aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given the looping fixture deployed where dispatch starts it, and in the catalogue processing reads
+    model = loader.load(ROOT / "tests" / "fixtures" / "scenarios" / "looping.yaml", TEMPLATES)
+    with pytest.raises(ScenarioError, match="scenario looping triggers itself without end"):
+        loops.check([model], {}, scoring.Config(), tmp_path)
+    sfn = boto3.client("stepfunctions", region_name=REGION)
+    act = boto3.client("lambda", region_name=REGION).get_function(FunctionName="act")["Configuration"]
+    definition = compiler.to_json(compiler.compile_scenario(model)).replace(compiler.ACT_FUNCTION, act["FunctionArn"])
+    machine = sfn.create_state_machine(name="parcours-looping", definition=definition, roleArn=act["Role"])
+    catalogue = tmp_path / "catalogue.json"
+    catalogue.write_text(json.dumps({model.id: compiler.catalogue_entry(model)}), encoding="utf-8")
+    entries = dispatch.catalogue(catalogue)
+    monkeypatch.setattr(dispatch, "catalogue", lambda: entries)
+    settings = Settings.from_environ(aws)
+    now = datetime(2026, 11, 24, 9, tzinfo=UTC)
+    contact_id = uuid.uuid4().hex
+    outage.store.contacts(contact_id=contact_id, email="lou@example.com", created_at=now, updated_at=now).save()
+
+    # When a first score.changed comes (from a source: chain 0), and the process function handles what follows
+    first = Event(
+        "test#1",
+        "score.changed",
+        "test",
+        "scoring",
+        now.isoformat(),
+        now.isoformat(),
+        ContactFacts(contact_id=contact_id),
+        {"old": 0, "new": 1},
+    )
+    pending, cut = [first], 0
+    while pending:
+        for event in pending:
+            cut += processing.process(event, settings, Clock()).cut
+        _settle(sfn, machine["stateMachineArn"])
+        pending = [Event.from_dict(body) for body in drain_events(settings.queue_url)]
+
+    # Then the loop went round until the chain's limit, and stopped there
+    executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    assert len(executions) == ingestion.CHAIN_LIMIT + 1  # started by the events of chains 0 to 20
+    assert {e["status"] for e in executions} == {"SUCCEEDED"}
+    assert outage.store.contacts.get(contact_id).score == ingestion.CHAIN_LIMIT + 1
+    assert cut == 0  # the processing emitted nothing of its own; the last step's score.changed was the one cut
+
+
+def _settle(sfn: Any, machine: str) -> None:
+    """Waits until no execution of the machine runs (the interpreter's thread; at most a minute, however busy)."""
+    for _ in range(600):
+        if not sfn.list_executions(stateMachineArn=machine, statusFilter="RUNNING")["executions"]:
+            return
+        time.sleep(0.1)

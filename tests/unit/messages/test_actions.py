@@ -144,3 +144,15 @@ def test_dynamodb_throttling_anywhere_in_a_task_leaves_as_storage_busy_for_the_r
     with pytest.raises(StorageError) as refusal:
         actions.perform(payload(action="evaluate", condition={"in_list": "vip"}), settings)
     assert type(refusal.value) is StorageError
+
+
+def test_a_step_emits_one_link_further_than_its_trigger_and_nothing_past_the_chain_limit(settings: Settings) -> None:
+    from shared.sources import ingestion
+
+    answer = actions.perform(payload(action="add_score", points=5, trigger={"type": "x", "chain": 2}), settings)
+    [event] = queued(settings)
+    assert (event["type"], event["chain"], answer) == ("score.changed", 3, {"status": "done", "score": 5})
+    limit = {"type": "score.changed", "chain": ingestion.CHAIN_LIMIT}
+    answer = actions.perform(payload(action="add_to_list", list="vip", step="s2", trigger=limit), settings)
+    assert answer == {"status": "done", "events_cut": 1}  # the list is joined; list.joined is not emitted
+    assert queued(settings) == []
