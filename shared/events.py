@@ -127,9 +127,15 @@ class Event:
     received_at: str
     contact: ContactFacts | None = None
     properties: dict[str, Any] = field(default_factory=dict)
+    # How many events led to this one in its causal chain: 0 for what a source sent, the cause's + 1 for what
+    # parcours emits while processing it or from an execution it started (shared.sources.ingestion.CHAIN_LIMIT)
+    chain: int = 0
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+        data = asdict(self)
+        if not self.chain:
+            del data["chain"]  # a source's event travels as it always did
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
@@ -35,6 +37,56 @@ from shared.settings import Settings
 
 class StorageError(RuntimeError):
     """DynamoDB refused or failed a request; the caller may retry the whole unit of work."""
+
+
+class StorageBusy(StorageError):
+    """DynamoDB throttled the request or was unavailable: the same request may succeed later. A scenario's Task lets
+    it out under this name, which its Retry waits out for about a day (shared.journeys.compiler.RETRYABLE)."""
+
+
+# What DynamoDB answers when it is throttling or failing for a while (after botocore's own few quick retries).
+BUSY_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        # a transaction's cancellation reasons name them so
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+    }
+)
+
+
+def busy(error: BaseException) -> bool:
+    """Whether `error` (botocore's, PynamoDB's, or a StorageError raised from one) says DynamoDB was throttling or
+    unavailable, rather than refusing the request for good: a network failure, a throttling or server-side code,
+    or a transaction cancelled for throttling."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, StorageBusy | BotoConnectionError | HTTPClientError):  # not a bad parameter
+            return True
+        if isinstance(current, ClientError) and current.response.get("Error", {}).get("Code") in BUSY_CODES:
+            return True
+        if isinstance(current, TransactWriteError):
+            codes = {reason.code for reason in current.cancellation_reasons or [] if reason is not None}
+            if codes & BUSY_CODES:
+                return True
+        if isinstance(current, PynamoDBException):
+            todo.append(current.cause)
+        todo += [current.__cause__, current.__context__]
+    return False
+
+
+def failure(error: PynamoDBException) -> StorageError:
+    """The domain's error for a failed DynamoDB request: StorageBusy when a retry later may succeed."""
+    return StorageBusy(str(error)) if busy(error) else StorageError(str(error))
 
 
 class AlreadyExists(StorageError):
@@ -352,9 +404,9 @@ def create_new(item: Model, key_attribute: Any) -> None:
     except PutError as error:
         if error.cause_response_code == "ConditionalCheckFailedException":
             raise AlreadyExists(type(item).__name__) from None
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
     except PynamoDBException as error:
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
 
 
 def update_if(item: Model, actions: list[Action], condition: Condition) -> bool:
@@ -365,9 +417,9 @@ def update_if(item: Model, actions: list[Action], condition: Condition) -> bool:
     except UpdateError as error:
         if error.cause_response_code == "ConditionalCheckFailedException":
             return False
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
     except PynamoDBException as error:
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
     return True
 
 
@@ -425,11 +477,11 @@ def save_changes(
             raise AlreadyExists(type(item).__name__) from None
         if "ConditionalCheckFailed" in reasons:
             raise AlreadyApplied(type(with_items[0]).__name__) from None
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
     except AlreadyExists:
         raise
     except PynamoDBException as error:
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
 
 
 def _hash_key(item: Model) -> Any:
@@ -474,9 +526,9 @@ def write_together(
                 return index
         if any(reason is not None and reason.code == "TransactionConflict" for reason in reasons):
             raise Conflict(str(error)) from error
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
     except PynamoDBException as error:
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
     return None
 
 
@@ -486,4 +538,4 @@ def get_or_none(model: type[M], key: str, *, range_key: str | None = None, consi
     except DoesNotExist:
         return None
     except PynamoDBException as error:
-        raise StorageError(str(error)) from error
+        raise failure(error) from error

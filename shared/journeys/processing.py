@@ -32,6 +32,7 @@ class Result:
     outcomes: list[dispatch.Outcome] = field(default_factory=list)
     # Nothing in it identifies anyone (no email, phone, source id nor anonymous id): kept, and counted by a metric.
     unidentified: bool = False
+    cut: int = 0  # events not emitted: the event's causal chain was at its limit (ingestion.CHAIN_LIMIT), counted
 
 
 def _history(event: Event, owner: str, t: Tables, now: datetime, settings: Settings) -> EventModel:
@@ -85,7 +86,8 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         return Result(event.event_id, None, recorded=True, unidentified=True)
     if event.type in (EMAIL_OPENED, EMAIL_CLICKED):
         contacts.record_engagement(contact, now, clicked=event.type == EMAIL_CLICKED)  # and the inactivity index
-    with ingestion.held_until_done(settings):  # what this event causes is queued after its own scenarios start
+    # What this event causes is one link further in its chain, and queued after its own scenarios start
+    with ingestion.caused_by(event.chain) as chain, ingestion.held_until_done(settings):
         scoring.apply(event, contact, settings, now)  # points and stage, emitted as events; refreshes `contact`
         lists.refresh(event, contact, settings, now)
         if event.type == CONTACT_QUALIFIED:
@@ -97,4 +99,4 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         outcomes = dispatch.stop_on_goals(event, contact, settings, entries, now, enrolled)
         outcomes += dispatch.resume_waiting(event, contact, settings, enrolled)
         outcomes += dispatch.start_matching(event, contact, settings, entries, now, enrolled)
-    return Result(event.event_id, contact.contact_id, recorded=True, outcomes=outcomes)
+    return Result(event.event_id, contact.contact_id, recorded=True, outcomes=outcomes, cut=chain.cut)

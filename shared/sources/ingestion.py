@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -140,6 +142,56 @@ def group_and_dedup_ids(event: Event) -> tuple[str, str]:
 
 _held: ContextVar[list[Event] | None] = ContextVar("held", default=None)
 
+# The events one causal chain may emit, one after another: a source's event, what its processing emits (score,
+# stage, lists), what the executions it starts emit, and so on. The shipped scenarios and rules go 2 deep; a chain
+# of 20 leaves room for a deployment's own lists and scenarios built on each other, while a loop that parcours
+# validate could not see (it refuses those it can) stops after 20 laps at most, within minutes, instead of never.
+CHAIN_LIMIT = 20
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Chain:
+    """The cause in hand: what parcours emits now is its consequence (its chain + 1). `cut`: how many were not
+    emitted because the chain reached CHAIN_LIMIT (the caller counts them in a metric)."""
+
+    depth: int
+    cut: int = 0
+
+
+_cause: ContextVar[Chain | None] = ContextVar("cause", default=None)
+
+
+@contextmanager
+def caused_by(depth: int) -> Iterator[Chain]:
+    """While processing an event (or running a step of an execution it started) of chain `depth`: every event
+    parcours emits is one link further, and none past CHAIN_LIMIT is emitted."""
+    chain = Chain(max(0, depth))
+    token = _cause.set(chain)
+    try:
+        yield chain
+    finally:
+        _cause.reset(token)
+
+
+def _linked(event: Event) -> Event | None:
+    """The event as the consequence of the cause in hand; None when its chain would pass the limit."""
+    cause = _cause.get()
+    if cause is None or event.source != "parcours":
+        return event
+    linked = replace(event, chain=max(event.chain, cause.depth + 1))
+    if linked.chain > CHAIN_LIMIT:
+        cause.cut += 1
+        # No personal data: the type, the chain's length and the topic (a scenario/step or "scoring")
+        logger.warning(
+            "event not emitted: its causal chain reached %d events (%s, topic %s)",
+            CHAIN_LIMIT,
+            event.type,
+            event.topic,
+        )
+        return None
+    return linked
+
 
 @contextmanager
 def held_until_done(settings: Settings) -> Iterator[None]:
@@ -160,6 +212,10 @@ def held_until_done(settings: Settings) -> Iterator[None]:
 def enqueue(event: Event, settings: Settings) -> str:
     """Sends to the FIFO queue; SQS drops a redelivery within its 5-minute window. Inside `held_until_done`, kept
     until the processing is done (answers no message id then)."""
+    linked = _linked(event)
+    if linked is None:
+        return ""
+    event = linked
     held = _held.get()
     if held is not None:
         held.append(event)
