@@ -72,6 +72,9 @@ def read(body: str) -> dict[str, Any]:
     for name in _TEXT_FIELDS:
         if not isinstance(data.get(name), str) or not data[name]:
             raise Unprocessable(f"field {name} is {_kind(data.get(name))}, expected non-empty text")
+    chain = data.get("chain", 0)
+    if isinstance(chain, bool) or not isinstance(chain, int) or chain < 0:
+        raise Unprocessable(f"field chain is {_kind(chain)}, expected a whole number >= 0")
     if not isinstance(data.get("properties", {}), dict):
         raise Unprocessable(f"field properties is {_kind(data['properties'])}, expected an object")
     contact = data.get("contact")

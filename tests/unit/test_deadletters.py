@@ -208,6 +208,11 @@ def test_a_redelivered_event_is_processed_once(handler: Any) -> None:
         ("CONTACT_LIST", "field contact is a list, expected an object"),
         ("CONSENT", "field contact.email_consent.state is missing, expected text"),
         ("TRUST", "field contact.identity_trusted is a str, expected true or false"),
+        (
+            '{"event_id": "e", "type": "t", "source": "s", "topic": "t", "occurred_at": "a", "received_at": "b", '
+            '"chain": "1"}',
+            "field chain is a str, expected a whole number >= 0",
+        ),
         ("EXPLICIT", "field contact.email_consent.explicit is a str, expected true or false"),
     ],
 )
