@@ -110,24 +110,54 @@ def change_preferences() -> Response[str]:
     return _preferences_page(settings, 200, state, link, token)
 
 
-@app.get("/confirm")
-def confirm() -> Response[str]:
-    """Double opt-in: GET records the confirmation (what every confirmation link does); a repeat, or a scanner
-    fetching it again, changes nothing, and it never undoes an unsubscribe made since."""
-    settings = get_settings()
-    _, link = _link(settings, subscriptions.CONFIRM_SCOPE)
-    state = "invalid" if link is None else subscriptions.confirm(link, settings, settings.clock())
-    if link is not None:
-        logger.info("confirm", extra={"contact_id": link.contact_id, "state": state})
-        if state == "confirmed":
-            metrics.add_metric(name="SignupConfirmed", unit=MetricUnit.Count, value=1)
+def _confirm_page(
+    settings: Settings, code: int, state: str, link: subscriptions.LinkHolder | None, token: str = ""
+) -> Response[str]:
+    locale = link.locale if link is not None else settings.default_locale
     html = render_page(
         "confirm",
-        link.locale if link is not None else settings.default_locale,
-        {"state": state, "sender": {"name": settings.sender_name, "postal_address": settings.postal_address}},
+        locale,
+        {
+            "state": state,
+            "action": f"/confirm?t={quote(token)}",
+            # the button's sentence: the same as the email's, and what the consent statement records as wording
+            "wording": subscriptions.wording(subscriptions.CONFIRM_WORDING, locale, settings.sender_name),
+            "sender": {"name": settings.sender_name, "postal_address": settings.postal_address},
+        },
     )
-    code = {"invalid": 403, "erased": 404}.get(state, 200)
     return Response(code, content_types.TEXT_HTML, html, headers={"Cache-Control": "no-store"})
+
+
+@app.get("/confirm")
+def show_confirm() -> Response[str]:
+    """Double opt-in, step one: only shows a page with a button. Mail scanners fetch GET links: a GET changes
+    nothing (REQUIREMENTS.md, Trust: every state change behind a link happens on POST)."""
+    settings = get_settings()
+    token, link = _link(settings, subscriptions.CONFIRM_SCOPE)
+    if link is None:
+        return _confirm_page(settings, 403, "invalid", None)
+    state = subscriptions.confirmation(link, settings)
+    return _confirm_page(settings, 404 if state == "erased" else 200, state, link, token)
+
+
+@app.post("/confirm")
+def confirm() -> Response[str]:
+    """Double opt-in, step two: the button's POST records the confirmation; a repeat changes nothing, and it never
+    undoes an unsubscribe made since."""
+    settings = get_settings()
+    token, link = _link(settings, subscriptions.CONFIRM_SCOPE)
+    if link is None:
+        metrics.add_metric(name="ConfirmRefused", unit=MetricUnit.Count, value=1)
+        return _confirm_page(settings, 403, "invalid", None)
+    form = parse_qs(app.current_event.decoded_body or "")
+    if form.get("confirm") != ["yes"]:  # not the page's button (an empty POST): the page again, nothing changed
+        state = subscriptions.confirmation(link, settings)
+        return _confirm_page(settings, 404 if state == "erased" else 400, state, link, token)
+    state = subscriptions.confirm(link, settings, settings.clock())
+    logger.info("confirm", extra={"contact_id": link.contact_id, "state": state})
+    if state == "confirmed":
+        metrics.add_metric(name="SignupConfirmed", unit=MetricUnit.Count, value=1)
+    return _confirm_page(settings, 404 if state == "erased" else 200, state, link)
 
 
 @app.get("/unsubscribe")

@@ -143,13 +143,10 @@ def resubscribe(link: LinkHolder, agreed: bool, settings: Settings, clock: Clock
     return _grant(link, "single_opt_in", "preferences", RESUBSCRIBE_WORDING, settings, clock)
 
 
-def confirm(link: LinkHolder, settings: Settings, clock: Clock) -> str:
-    """Double opt-in: upgrades a granted single opt-in to confirmed_opt_in, with its proof.
-
-    Answers confirmed, already (a second or scanned GET changes nothing), withdrawn (the person unsubscribed since
-    the email: a link fetched later must not undo that) or erased.
-    """
-    contact = read(link, settings)
+def confirmation(link: LinkHolder, settings: Settings, contact: ContactModel | None = None) -> str:
+    """Where the double opt-in stands, changing nothing (what the GET page shows): ask (the button), already
+    confirmed, withdrawn (the person unsubscribed since the email) or erased."""
+    contact = contact or read(link, settings)
     if contact is None:
         return "erased"
     current = contact.email_consent
@@ -157,6 +154,19 @@ def confirm(link: LinkHolder, settings: Settings, clock: Clock) -> str:
         return "already"
     if current is not None and current.state == "denied":
         return "withdrawn"
+    return "ask"
+
+
+def confirm(link: LinkHolder, settings: Settings, clock: Clock) -> str:
+    """Double opt-in (the page's POST): upgrades a granted single opt-in to confirmed_opt_in, with its proof.
+
+    Answers confirmed, already (a second POST changes nothing), withdrawn (the person unsubscribed since the email:
+    a confirmation sent later must not undo that) or erased.
+    """
+    contact = read(link, settings)
+    state = confirmation(link, settings, contact)
+    if state != "ask":
+        return state
     _grant(link, "confirmed_opt_in", "double-opt-in", CONFIRM_WORDING, settings, clock, contact)
     return "confirmed"
 

@@ -39,7 +39,9 @@ def signed_up(local: RunningLocal, email: str) -> list[dict[str, Any]]:
     return messages
 
 
-def test_the_confirmation_link_records_a_confirmed_opt_in_and_a_forged_one_is_refused(local: RunningLocal) -> None:
+def test_a_link_scanner_fetching_the_confirmation_link_confirms_nothing_only_the_button_does(
+    local: RunningLocal,
+) -> None:
     # Given a site signup that asks for double opt-in
     email = unique_email("confirming")
     messages = signed_up(local, email)
@@ -47,18 +49,33 @@ def test_the_confirmation_link_records_a_confirmed_opt_in_and_a_forged_one_is_re
     assert stored_contact(local, email)["email_consent"]["M"]["level"]["S"] == "single_opt_in"
     url = link(confirmation, "/confirm")
 
-    # When a forged or tampered token is used, it is refused and nothing changes
-    contact_id, scope, mac = url.split("t=", 1)[1].split(".")
+    # When a forged or tampered token is used (GET or POST), it is refused and nothing changes
+    token = url.split("t=", 1)[1]
+    contact_id, scope, mac = token.rsplit(".", 2)
     for forged in (f"{contact_id}.{scope}.{mac[:-2]}AA", f"{contact_id}.preferences.{mac}", "nonsense"):
-        status, page = fetch(f"{local.api_url}/confirm?t={forged}")
-        assert status == 403
-        assert "pas valide" in page
+        for body in (None, b"confirm=yes"):
+            status, page = fetch(f"{local.api_url}/confirm?t={forged}", body)
+            assert status == 403
+            assert "pas valide" in page
     assert stored_contact(local, email)["email_consent"]["M"]["level"]["S"] == "single_opt_in"
 
-    # When the person clicks the link (and a scanner fetches it again)
-    status, page = fetch(url)
+    # When a mail scanner fetches the link (twice), it gets a page with a button and nothing changes
+    for _ in range(2):
+        status, page = fetch(url)
+        assert status == 200
+        assert '<form method="post"' in page
+        assert "Je confirme vouloir recevoir les emails marketing" in page
+    contact = stored_contact(local, email)
+    assert contact["email_consent"]["M"]["level"]["S"] == "single_opt_in"
+    assert [c["M"]["level"]["S"] for c in contact["consent_history"]["L"]] == ["single_opt_in"]
+
+    # When the person presses the button (the form posts back to the page's own address), twice
+    action = re.search(r'<form method="post" action="([^"]+)"', page)
+    assert action is not None
+    posted = local.api_url + action.group(1).replace("&amp;", "&")
+    status, page = fetch(posted, b"confirm=yes")
     assert (status, "inscription est confirmée" in page) == (200, True)
-    assert fetch(url)[0] == 200
+    assert fetch(posted, b"confirm=yes")[0] == 200
 
     # Then the consent is confirmed once, with its proof
     contact = stored_contact(local, email)

@@ -87,6 +87,7 @@ def test_the_preference_page_shows_the_topics_in_the_contacts_language(settings:
         ("GET", "/preferences", "preferences"),
         ("POST", "/preferences", "preferences"),
         ("GET", "/confirm", "confirm"),
+        ("POST", "/confirm", "confirm"),
         ("GET", "/unsubscribe", "all"),
         ("POST", "/unsubscribe", "all"),
     ],
@@ -104,7 +105,7 @@ def test_a_forged_tampered_or_other_scope_token_is_refused_and_changes_nothing(
         "nonsense",
     ]
     for token in forged:
-        answer = call(method, path, token, {"do": "unsubscribe", "List-Unsubscribe": "One-Click"})
+        answer = call(method, path, token, {"do": "unsubscribe", "List-Unsubscribe": "One-Click", "confirm": "yes"})
         assert answer["statusCode"] == 403, token
     contact = stored(settings)
     assert (contact.email_consent.state, contact.email_consent.level) == ("granted", "single_opt_in")
@@ -195,33 +196,58 @@ def test_resubscribing_does_not_lift_a_suppression(settings: Settings) -> None:
     )
 
 
-def test_the_confirmation_link_records_confirmed_opt_in_once(settings: Settings) -> None:
+def test_the_confirmation_link_shows_a_button_and_only_its_post_records_confirmed_opt_in(settings: Settings) -> None:
     token = links.token("c1", "confirm", SECRET)
-    first = call("GET", "/confirm", token)
+
+    # A GET (the person's click, or a mail scanner fetching every link) shows the button and changes nothing
+    page = call("GET", "/confirm", token)
+    assert page["statusCode"] == 200
+    assert page["headers"]["Cache-Control"] == "no-store"
+    assert '<form method="post" action="/confirm?t=' in page["body"]
+    assert 'name="confirm" value="yes"' in page["body"]
+    assert "I confirm I want to receive marketing emails from La Boutique." in page["body"]  # the button
+    assert "<script" not in page["body"]
+    assert call("GET", "/confirm", token)["statusCode"] == 200
+    untouched = stored(settings)
+    assert (untouched.email_consent.level, len(untouched.consent_history or [])) == ("single_opt_in", 0)
+
+    # A POST without the button's field (an empty POST) changes nothing either
+    empty = call("POST", "/confirm", token)
+    assert (empty["statusCode"], '<form method="post"' in empty["body"]) == (400, True)
+    assert stored(settings).email_consent.level == "single_opt_in"
+
+    # The button's POST records it, with its proof
+    first = call("POST", "/confirm", token, {"confirm": "yes"})
     assert first["statusCode"] == 200
     assert "your subscription is confirmed" in first["body"]
+    assert '<form method="post"' not in first["body"]
     contact = stored(settings)
     proof = contact.email_consent
     assert (proof.state, proof.level, proof.source) == ("granted", "confirmed_opt_in", "double-opt-in")
     assert proof.wording == "I confirm I want to receive marketing emails from La Boutique."
     assert proof.at is not None
 
-    # A second click, or a mail scanner fetching the link again, changes nothing
-    again = call("GET", "/confirm", token)
+    # A second POST changes nothing; the GET page now says it is done
+    again = call("POST", "/confirm", token, {"confirm": "yes"})
     assert again["statusCode"] == 200
     assert len(stored(settings).consent_history) == len(contact.consent_history) == 1
+    shown = call("GET", "/confirm", token)
+    assert ("your subscription is confirmed" in shown["body"], '<form method="post"' in shown["body"]) == (True, False)
 
 
-def test_a_confirmation_link_fetched_after_an_unsubscribe_does_not_undo_it(settings: Settings) -> None:
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_confirmation_link_used_after_an_unsubscribe_does_not_undo_it(settings: Settings, method: str) -> None:
     subscriptions.unsubscribe(subscriptions.LinkHolder("c1", "all", "en"), "unsubscribe:page", settings, Clock())
-    answer = call("GET", "/confirm", links.token("c1", "confirm", SECRET))
+    answer = call(method, "/confirm", links.token("c1", "confirm", SECRET), {"confirm": "yes"})
     assert answer["statusCode"] == 200
     assert "nothing changed" in answer["body"]
+    assert '<form method="post"' not in answer["body"]
     assert stored(settings).email_consent.state == "denied"
 
 
 def test_the_link_of_an_erased_contact_confirms_nothing_and_stores_no_preference(settings: Settings) -> None:
     assert call("GET", "/confirm", links.token("gone", "confirm", SECRET))["statusCode"] == 404
+    assert call("POST", "/confirm", links.token("gone", "confirm", SECRET), {"confirm": "yes"})["statusCode"] == 404
     gone = links.token("gone", "preferences", SECRET)
     assert call("GET", "/preferences", gone)["statusCode"] == 404
     answer = call("POST", "/preferences", gone, {"do": "save", "topic": ["tips"], "frequency": "all"})
@@ -255,3 +281,21 @@ def test_the_preference_page_renders_in_each_state_and_language(settings: Settin
     assert 'value="newsletter">' in html
     assert 'name="frequency" value="monthly" checked' in html
     assert "WORDING" in html
+
+
+@pytest.mark.parametrize(
+    ("locale", "sentence"),
+    [
+        ("fr", "Je confirme vouloir recevoir les emails marketing de La Boutique."),
+        ("en", "I confirm I want to receive marketing emails from La Boutique."),
+    ],
+)
+def test_the_confirmation_page_offers_its_button_in_the_contact_s_language(
+    settings: Settings, locale: str, sentence: str
+) -> None:
+    contact = stored(settings)
+    contact.locale = locale
+    contact.save()
+    page = call("GET", "/confirm", links.token("c1", "confirm", SECRET))["body"]
+    assert f'lang="{locale}"' in page
+    assert f">{sentence}</button>" in page
