@@ -1,12 +1,14 @@
 """Templates written by marketers: Jinja2's sandbox, one file per message and locale.
 
 An email `templates/email/<name>.<locale>.html` (autoescaped) extends a layout and fills the blocks `subject`,
-`preheader` and `body`; the text part is derived from the HTML. An SMS `templates/sms/<name>.<locale>.txt` is
-plain text (not escaped: nothing renders it as HTML).
+`preheader` and `body`; the text part is derived from the HTML. The subject and the preheader come out as plain text
+(plain_text): a header and an inbox preview show no HTML entities and carry no line break. An SMS
+`templates/sms/<name>.<locale>.txt` is plain text (not escaped: nothing renders it as HTML).
 """
 
 from __future__ import annotations
 
+import html as entities
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -122,6 +124,18 @@ def html_to_text(html: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
+# C0 and C1 controls (CR, LF, NUL, tab, escape...) and the Unicode line and paragraph separators.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def plain_text(rendered: str) -> str:
+    """The subject (or preheader) of an autoescaped template as plain text: entities decoded once, so
+    `O'Brien & Co` reads as written (not `O&#39;Brien &amp; Co`); control characters gone (a CR or LF from a
+    contact's name would end the header: header injection), spaces collapsed."""
+    text = _CONTROLS.sub(" ", entities.unescape(rendered))
+    return re.sub(" {2,}", " ", text).strip(" ")
+
+
 @lru_cache(maxsize=1)
 def _inliner() -> CSSInliner:
     import css_inline  # here, not at import time: only a function that renders an email pays for it
@@ -145,8 +159,8 @@ def render_email(name: str, locale: str, context: dict[str, Any], root: Path = D
     try:
         template = env.get_template(path)
         ctx = template.new_context(context)
-        subject = _block(template, "subject", ctx)
-        preheader = _block(template, "preheader", ctx)
+        subject = plain_text(_block(template, "subject", ctx))
+        preheader = plain_text(_block(template, "preheader", ctx))  # the layout escapes it once, in the HTML
         html = template.render({**context, "preheader": preheader})
         inlined = inline_css(html)
     except TemplateSyntaxError as error:

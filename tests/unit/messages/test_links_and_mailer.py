@@ -65,3 +65,16 @@ def test_ses_tags_map_every_event_back_to_the_contact_step_and_variant_in_the_ch
     assert [tag["Name"] for tag in envelope().tags()] == ["scenario", "step"]  # no variant, no contact: not tagged
     assert mailer.tag_value("a.b@c-d_e") == "a.b@c-d_e"
     assert len(mailer.tag_value("x" * 300)) == 256
+
+
+def test_a_name_with_a_line_break_gives_one_subject_header_and_no_other() -> None:
+    from email import message_from_bytes
+
+    from infra import validation
+    from shared.messages.templates import render_email
+
+    context = {**validation.SAMPLE_CONTEXT, "first_name": "O'Brien & Co\r\nBcc: victim@example.com"}
+    message = mailer.build_message(envelope(), render_email("welcome/1-welcome", "en", context))
+    parsed = message_from_bytes(message.as_bytes())
+    assert parsed.get_all("Subject") == ["Welcome, O'Brien & Co Bcc: victim@example.com!"]
+    assert parsed.get_all("Bcc") is None

@@ -43,6 +43,45 @@ def test_contact_data_is_escaped_in_html() -> None:
     assert "&lt;script&gt;" in email.html
 
 
+def test_the_subject_is_plain_text_while_the_html_stays_escaped() -> None:
+    email = render_email("welcome/1-welcome", "en", {**CONTEXT, "first_name": "O'Brien & Co <b>"})
+    assert email.subject == "Welcome, O'Brien & Co <b>!"  # a header: no entities (not O&#39;Brien &amp; Co)
+    assert "Hello O'Brien &amp; Co &lt;b&gt;," in email.html  # (the CSS inliner writes ' as is: it is text)
+    assert "<title>Welcome, O'Brien &amp; Co &lt;b&gt;!</title>" in email.html
+    assert "Hello O'Brien & Co <b>," in email.text
+
+
+@pytest.mark.parametrize(
+    ("first_name", "subject"),
+    [
+        ("Lou\r\nBcc: victim@example.com", "Welcome, Lou Bcc: victim@example.com!"),
+        ("Lou\nSubject: pwned", "Welcome, Lou Subject: pwned!"),
+        ("Lou\x00\x1b[31m", "Welcome, Lou [31m!"),
+        ("Lou\u2028Bcc: x", "Welcome, Lou Bcc: x!"),
+        ("  Lou \t  Dupont  ", "Welcome, Lou Dupont !"),  # collapsed, not rewritten
+        ("&#13;&#10;Bcc: x", "Welcome, &#13;&#10;Bcc: x!"),  # an entity typed as text stays text
+    ],
+)
+def test_control_characters_leave_the_subject_and_spaces_are_collapsed(first_name: str, subject: str) -> None:
+    email = render_email("welcome/1-welcome", "en", {**CONTEXT, "first_name": first_name})
+    assert email.subject == subject
+    assert "\r" not in email.subject
+    assert "\n" not in email.subject
+
+
+def test_a_subject_written_with_entities_and_lines_by_the_marketer_reads_as_plain_text(tmp_path: Path) -> None:
+    root = broken(
+        tmp_path,
+        '{% extends "layouts/email.html" %}\n{% block subject %}\n  Tom &amp; Jerry&nbsp;:\n  {{ name }}\n'
+        "{% endblock %}\n{% block preheader %}{{ name }} &amp; co{% endblock %}\n"
+        "{% block body %}<p>Hi</p>{% endblock %}\n",
+    )
+    email = render_email("broken", "en", {**CONTEXT, "name": "O'Brien"}, root)
+    assert email.subject == "Tom & Jerry\xa0: O'Brien"
+    assert email.preheader == "O'Brien & co"
+    assert ">O'Brien &amp; co</span>" in email.html  # the inbox preview, escaped once (not &amp;amp;)
+
+
 def test_the_text_part_is_derived_from_the_html_without_markup_or_styles() -> None:
     text = html_to_text(
         "<html><head><style>p{color:red}</style></head><body><p>Hello <b>you</b></p><ul>"
