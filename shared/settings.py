@@ -44,7 +44,7 @@ class Settings:
     clock_epoch: float
     shopify_secret: str | None
     shopify_secret_parameter: str | None
-    link_secret: str | None
+    link_secret: str | None  # the keys that sign email links, current first (a rotation: new,old; shared.people.links)
     link_secret_parameter: str | None
     # The other sources' secrets: WooCommerce's webhook secret, the generic webhooks' secrets (comma-separated: the
     # new one and the old one during a rotation) and the tracking API's write key. Unset: that route answers 503.

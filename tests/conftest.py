@@ -132,6 +132,7 @@ LOCAL_START = "2026-11-24T09:00:00+00:00"
 SHOPIFY_SECRET = "test-shopify-secret"
 WOOCOMMERCE_SECRET = "test-woocommerce-secret"
 GENERIC_SECRETS = ("test-generic-secret-new", "test-generic-secret-old")  # a rotation in progress
+LINK_SECRETS = ("test-link-secret-new", "test-link-secret-old")  # a rotation in progress: the new one signs
 WRITE_KEY = "test-write-key"
 BROWSER_KEY = "test-browser-key-public"  # sits in web pages: reports behaviour only
 CRM_SECRET = "test-crm-secret"
@@ -163,6 +164,7 @@ def local(crm: Any) -> Iterator[Any]:
             "PARCOURS_SMS_SENDER_ID": SMS_SENDER_ID,
             "PARCOURS_WOOCOMMERCE_SECRET": WOOCOMMERCE_SECRET,
             "PARCOURS_GENERIC_SECRET": ",".join(GENERIC_SECRETS),
+            "PARCOURS_LINK_SECRET": ",".join(LINK_SECRETS),
             "PARCOURS_WRITE_KEY": WRITE_KEY,
             "PARCOURS_BROWSER_KEY": BROWSER_KEY,
         },

@@ -3,14 +3,20 @@ fails safely (subjects, link keys, bearer links)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import re
 import uuid
 
 from infra.localprocess import RunningLocal
 from infra.webhook_client import post_shopify
-from tests.conftest import SHOPIFY_SECRET
+from shared.people import links
+from tests.conftest import LINK_SECRETS, SHOPIFY_SECRET
 from tests.e2e.test_generic_webhook import stored_contact
 from tests.e2e.test_scenario_start import start
 from tests.e2e.test_shopify_webhook import customer, unique_email
+from tests.e2e.test_unsubscribe import consent_state, fetch
 
 
 def onboarding(local: RunningLocal, email: str, **person: object) -> dict[str, object]:
@@ -56,3 +62,47 @@ def test_a_stored_name_with_a_line_break_cannot_add_a_header(local: RunningLocal
     assert isinstance(headers, dict)
     assert "Bcc" not in headers
     assert message["to"] == email
+
+
+def test_links_survive_a_rotation_of_the_link_secret_until_the_old_key_is_removed(local: RunningLocal) -> None:
+    # Given a runtime whose link secret is being rotated ("new,old") and a subscriber's first email
+    new, old = LINK_SECRETS
+    email = unique_email("rotating")
+    assert (
+        post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex).status == 202
+    )
+    local.advance(seconds=0)
+    [welcome] = local.outbox(to=email)
+    header = re.match(r"<([^>]+)>", str(welcome["headers"]["List-Unsubscribe"]))
+    assert header is not None
+    sent = header.group(1).split("t=", 1)[1]
+    contact_id = stored_contact(local, email)["contact_id"]["S"]
+
+    # Then the email's links are signed with the new key and name it
+    assert sent.startswith(f"{links.key_id(new)}.{contact_id}.all.")
+
+    # A link signed with the old key, or one sent before tokens named their key, still opens its page
+    legacy_mac = hmac.new(old.encode(), f"{contact_id}:all".encode(), hashlib.sha256).digest()[:18]
+    legacy = f"{contact_id}.all.{base64.urlsafe_b64encode(legacy_mac).decode()}"
+    for accepted in (links.token(contact_id, "all", old), legacy):
+        status, page = fetch(f"{local.api_url}/unsubscribe?t={accepted}")
+        assert (status, '<form method="post"' in page) == (200, True)
+
+    # A link signed with a key no longer listed, or with its key id swapped, is refused and changes nothing
+    removed = "test-link-secret-older"
+    swapped = links.key_id(old) + sent[len(links.key_id(new)) :]
+    for refused in (
+        links.token(contact_id, "all", removed),
+        links.token(contact_id, "all", f"{removed},{new}"),
+        swapped,
+    ):
+        status, page = fetch(f"{local.api_url}/unsubscribe?t={refused}", b"List-Unsubscribe=One-Click")
+        assert (status, "pas valide" in page) == (403, True)
+    assert consent_state(local, email) == "granted"
+
+    # And the one-click POST of the old key's link still unsubscribes (the grace period is for exactly this)
+    status, _ = fetch(
+        f"{local.api_url}/unsubscribe?t={links.token(contact_id, 'all', old)}", b"List-Unsubscribe=One-Click"
+    )
+    assert status == 200
+    assert consent_state(local, email) == "denied"

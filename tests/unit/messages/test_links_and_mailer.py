@@ -14,11 +14,11 @@ def test_a_token_names_its_contact_and_scope() -> None:
 
 def test_a_forged_or_tampered_token_is_refused() -> None:
     genuine = links.token("c0ffee", "all", SECRET)
-    contact, scope, mac = genuine.split(".")
-    assert links.verify(f"someoneelse.{scope}.{mac}", SECRET) is None
-    assert links.verify(f"{contact}.newsletter.{mac}", SECRET) is None
+    kid, contact, scope, mac = genuine.split(".")
+    assert links.verify(f"{kid}.someoneelse.{scope}.{mac}", SECRET) is None
+    assert links.verify(f"{kid}.{contact}.newsletter.{mac}", SECRET) is None
     assert links.verify(genuine, "another-secret") is None
-    for junk in ("", "a.b", "a..c", "a.b.c.d"):
+    for junk in ("", "a.b", "a..c", "a.b.c.d", "a.b.c.d.e", f"{kid}.{contact}.{scope}."):
         assert links.verify(junk, SECRET) is None
 
 
