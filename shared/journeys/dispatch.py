@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import clients
 from shared.events import SCENARIO_REQUESTED, Event
-from shared.journeys import enrolments
+from shared.journeys import bearer, enrolments
 from shared.people.conditions import Facts, history_of, holds, matches
 from shared.people.consent import refusal_for_marketing_email
 from shared.settings import Settings
@@ -158,10 +158,9 @@ def _start(
     execution_input = {
         "contact_id": contact.contact_id,
         "bucket": bucket(scenario, contact.contact_id),
+        # Without its bearer links (shared.journeys.bearer): the send Task reads them from the recorded event.
         "trigger": {
-            "type": event.type,
-            "event_id": event.event_id,
-            "properties": event.properties,
+            **bearer.execution_trigger(event.type, event.event_id, event.properties, bearer.history_key(event, now)),
             **({"chain": event.chain} if event.chain else {}),  # what its steps emit is one link further
         },
     }
@@ -264,7 +263,8 @@ def resume_waiting(
     """Resumes the contact's executions waiting for this event (their wait_for steps), with the event."""
     t = tables(settings)
     sfn = clients.stepfunctions(settings.region)
-    output = json.dumps({"type": event.type, "event_id": event.event_id, "properties": event.properties})
+    properties = bearer.without_links(event.properties)[0]  # nothing renders an awaited event: no bearer link
+    output = json.dumps({"type": event.type, "event_id": event.event_id, "properties": properties})
     outcomes = []
     for enrolment in enrolments.waiting_for(t, contact.contact_id, event.type, enrolled):
         try:

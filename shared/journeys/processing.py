@@ -5,7 +5,7 @@ then the journeys (goals first, waits resumed, scenarios started). The messages 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from shared.clock import Clock
 from shared.events import (
@@ -16,7 +16,7 @@ from shared.events import (
     UNRECOGNISED,
     Event,
 )
-from shared.journeys import dispatch, enrolments
+from shared.journeys import bearer, dispatch, enrolments
 from shared.people import contacts, handoff, lists, scoring
 from shared.settings import Settings
 from shared.sources import ingestion
@@ -38,21 +38,12 @@ class Result:
 def _history(event: Event, owner: str, t: Tables, now: datetime, settings: Settings) -> EventModel:
     return t.events(
         contact_id=owner,
-        at_id=f"{_received(event, now)}#{event.event_id}",
+        at_id=bearer.history_key(event, now),  # when parcours received it (shared.journeys.bearer reads it too)
         type=event.type,
         source=event.source,
         properties={"topic": event.topic, **event.properties},
         expires_at=now + timedelta(days=settings.event_retention_days),
     )
-
-
-def _received(event: Event, now: datetime) -> str:
-    """When parcours took the event in, on the one clock: the same on every attempt at it, so that its history
-    record's key is the event's once-only mark (shared.storage.save_changes), its counters counted once."""
-    try:
-        return datetime.fromisoformat(event.received_at).astimezone(UTC).isoformat()
-    except ValueError:
-        return now.isoformat()
 
 
 def _record(event: Event, owner: str, t: Tables, now: datetime, settings: Settings) -> None:

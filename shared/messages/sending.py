@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from shared import outbox
 from shared.clock import Clock
-from shared.journeys import enrolments, pacing
+from shared.journeys import bearer, enrolments, pacing
 from shared.messages import discounts, mailer
 from shared.messages.templates import render_email
 from shared.people import conditions, consent, dates, links, moments, subscriptions, suppression
@@ -158,7 +158,8 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
             "email": contact.email,
         },
         "first_name": contact.first_name,
-        "trigger": request.trigger,
+        # its bearer links read back from the contact's history, kept out of the execution (shared.journeys.bearer)
+        "trigger": bearer.restore(request.trigger, contact.contact_id, t.events, contact.last_cart_url),
         "sender": {"name": settings.sender_name, "postal_address": settings.postal_address},
         "unsubscribe_url": unsubscribe_url,
         "preferences_url": links.url(base, "/preferences", contact_id, subscriptions.PREFERENCES_SCOPE, link_secret),

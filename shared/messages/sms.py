@@ -13,7 +13,7 @@ from pynamodb.exceptions import PynamoDBException
 from shared import clients, outbox
 from shared.clock import Clock
 from shared.events import E164
-from shared.journeys import enrolments
+from shared.journeys import bearer, enrolments
 from shared.messages import segments
 from shared.messages.mailer import SendDeferred, SendRefused
 from shared.messages.sending import InvalidRequest, SendRequest, count_send, give_back, held_back
@@ -141,7 +141,8 @@ def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str
             "phone": contact.phone,
         },
         "first_name": contact.first_name,
-        "trigger": request.trigger,
+        # its bearer links read back from the contact's history, kept out of the execution (shared.journeys.bearer)
+        "trigger": bearer.restore(request.trigger, contact.contact_id, t.events, contact.last_cart_url),
         "sender": {"name": settings.sender_name, "postal_address": settings.postal_address},
     }
     text = render_sms(request.template, contact.locale or settings.default_locale, context).text

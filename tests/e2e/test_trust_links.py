@@ -6,13 +6,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 import uuid
+from datetime import timedelta
 
 from infra.localprocess import RunningLocal
 from infra.webhook_client import post_shopify
 from shared.people import links
 from tests.conftest import LINK_SECRETS, SHOPIFY_SECRET
+from tests.e2e.test_cart_to_order import with_email
 from tests.e2e.test_generic_webhook import stored_contact
 from tests.e2e.test_scenario_start import start
 from tests.e2e.test_shopify_webhook import customer, unique_email
@@ -106,3 +109,35 @@ def test_links_survive_a_rotation_of_the_link_secret_until_the_old_key_is_remove
     )
     assert status == 200
     assert consent_state(local, email) == "denied"
+
+
+def test_a_checkout_s_recovery_link_stays_out_of_the_execution_and_still_reaches_the_reminder(
+    local: RunningLocal,
+) -> None:
+    # Given a subscribed customer who leaves a checkout unfinished (its recovery link opens the checkout: a bearer link)
+    email = unique_email("bearer")
+    left = local.now()
+    post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex)
+    checkout = with_email("checkouts-create.json", email)
+    link = json.loads(checkout)["abandoned_checkout_url"]
+    assert post_shopify(local.api_url, "checkouts/create", checkout, SHOPIFY_SECRET, uuid.uuid4().hex).status == 202
+    local.advance(seconds=0)
+
+    # Then the abandoned-cart execution's input and history do not hold the link
+    sfn = local.client("stepfunctions")
+    contact_id = stored_contact(local, email)["contact_id"]["S"]
+    machine = next(m for m in sfn.list_state_machines()["stateMachines"] if m["name"].endswith("abandoned-cart"))
+    [execution] = [
+        e
+        for e in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+        if contact_id in e["name"]
+    ]
+    assert "recover?key=" not in sfn.describe_execution(executionArn=execution["executionArn"])["input"]
+
+    # And an hour later the reminder still carries the way back to the cart, read when it was sent
+    local.advance(to=left + timedelta(hours=1, seconds=1))
+    [reminder] = [m for m in local.outbox(to=email) if m["step"] == "e1-reminder"]
+    assert link.replace("&", "&amp;") in str(reminder["html"])
+    history = json.dumps(sfn.get_execution_history(executionArn=execution["executionArn"])["events"], default=str)
+    assert "e1-reminder" in history  # the send step ran ...
+    assert "recover?key=" not in history  # ... and the link appears nowhere in the execution

@@ -131,3 +131,29 @@ def test_an_order_retried_after_a_later_step_failed_is_counted_once(
     history = [e.type for e in tables(settings).events.query(result.contact_id)]
     assert history.count("order.placed") == 1
     assert result.recorded
+
+
+def test_an_abandoned_checkout_s_recovery_link_stays_out_of_the_execution_input(settings: Settings) -> None:
+    from shared.journeys import bearer
+
+    sfn = boto3.client("stepfunctions", region_name="eu-west-3")
+    sfn.create_state_machine(
+        name="parcours-abandoned-cart", definition=PASS, roleArn="arn:aws:iam::123456789012:role/sfn"
+    )
+    processing.process(shopify_event("customers-create.json"), settings, Clock())
+    checkout = shopify_event("checkouts-create.json", "checkouts/create", "evt-2")
+    link = checkout.properties["recovery_url"]
+    assert isinstance(link, str)
+    assert "recover?key=" in link
+    result = processing.process(checkout, settings, Clock())
+    assert ("abandoned-cart", True) in [(o.scenario, o.started) for o in result.outcomes]
+
+    [started] = sfn.list_executions(stateMachineArn=settings.state_machine_prefix + "abandoned-cart")["executions"]
+    execution_input = sfn.describe_execution(executionArn=started["executionArn"])["input"]
+    assert link not in execution_input
+    assert "recover?key=" not in execution_input
+    trigger = json.loads(execution_input)["trigger"]
+    assert trigger["withheld"]["links"] == ["recovery_url"]
+    assert result.contact_id is not None
+    restored = bearer.restore(trigger, result.contact_id, tables(settings).events)  # what the send Task does
+    assert restored["properties"]["recovery_url"] == link
