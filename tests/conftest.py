@@ -126,9 +126,10 @@ def aws(aws_credentials: None, environ: dict[str, str]) -> Iterator[dict[str, st
         yield environ
 
 
-# The session's runtime skips time (parcours local --skip-time): it begins at this instant, a Tuesday 10:00 in Paris,
+# The session's runtime skips time (parcours local --skip-time): it begins at this instant, a Tuesday noon in Paris
+# (after every sample's consent time: a consent dated ahead of the clock is refused),
 # and its clock moves only when a test asks (local.advance, local.run_until_idle). No test reads the real date.
-LOCAL_START = "2026-11-24T09:00:00+00:00"
+LOCAL_START = "2026-11-24T11:00:00+00:00"
 SHOPIFY_SECRET = "test-shopify-secret"
 WOOCOMMERCE_SECRET = "test-woocommerce-secret"
 GENERIC_SECRETS = ("test-generic-secret-new", "test-generic-secret-old")  # a rotation in progress
