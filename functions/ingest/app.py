@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -20,11 +21,23 @@ metrics = Metrics()
 app = APIGatewayHttpResolver()
 
 
+class _Unreadable(ValueError):
+    """A body API Gateway would never pass (base64 that is not): refused like a body that is not JSON."""
+
+
 def _raw_body() -> bytes:
-    """The exact bytes the sender signed."""
+    """The exact bytes the sender signed (a lone surrogate kept as its bytes: it then verifies and parses as
+    nothing)."""
     event = app.current_event
     body = event.get("body") or ""
-    return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+    if not isinstance(body, str):
+        raise _Unreadable("body is not text")
+    if not event.get("isBase64Encoded"):
+        return body.encode("utf-8", "surrogatepass")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Unreadable("body is not valid base64") from None
 
 
 def _headers() -> dict[str, str]:
@@ -59,6 +72,11 @@ def not_configured(error: ConfigurationError) -> Response[dict[str, Any]]:
     """A source whose secret is not set: the operator's to fix; the sender retries meanwhile."""
     logger.error("source not configured", extra={"reason": str(error)})
     return _answer(503, error=f"not configured: {error}")
+
+
+@app.exception_handler(_Unreadable)  # type: ignore[untyped-decorator]
+def unreadable(error: _Unreadable) -> Response[dict[str, Any]]:
+    return _answer(400, error=str(error))
 
 
 @app.post("/webhooks/shopify")

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import clients
 from shared.clock import Clock
-from shared.events import SCENARIO_REQUESTED, ConsentFacts, ContactFacts, Event, PayloadError, normalise_email
+from shared.events import SCENARIO_REQUESTED, ConsentFacts, ContactFacts, Event, PayloadError
 from shared.settings import Settings
-from shared.sources import generic, products, shopify, woocommerce
+from shared.sources import generic, products, shopify, validation, woocommerce
 from shared.sources.signatures import verify_shopify, verify_timestamped, verify_woocommerce
 
 if TYPE_CHECKING:
@@ -50,14 +50,11 @@ def check_body(raw_body: bytes, headers: Mapping[str, str], accepted: tuple[str,
         raise Rejected(415, f"Content-Type must be {' or '.join(accepted)}, got {media_type or 'none'!r}")
 
 
-def _decode(raw_body: bytes, to_event: Callable[[Any], Event]) -> Event:
-    """The event of a verified body: 400 naming the problem when it is not JSON or not the source's shape."""
+def _decode(raw_body: bytes, to_event: Callable[[Any], Event], now: datetime) -> Event:
+    """The event of a verified body: 400 naming the problem when it is not JSON, not the source's shape, or holds
+    what processing would choke on (shared.sources.validation)."""
     try:
-        payload = json.loads(raw_body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise Rejected(400, f"body is not JSON: {error}") from None
-    try:
-        return to_event(payload)
+        return validation.checked(to_event(validation.loads(raw_body)), now)
     except PayloadError as error:
         raise Rejected(400, str(error)) from None
 
@@ -66,7 +63,8 @@ def receive_shopify(raw_body: bytes, headers: Mapping[str, str], secret: str, cl
     check_body(raw_body, headers)
     if not verify_shopify(raw_body, headers.get("x-shopify-hmac-sha256"), secret):
         raise Rejected(401, "invalid or missing X-Shopify-Hmac-Sha256 signature")
-    return _decode(raw_body, lambda payload: shopify.to_event(headers, payload, clock.now()))
+    now = clock.now()
+    return _decode(raw_body, lambda payload: shopify.to_event(headers, payload, now), now)
 
 
 def receive_generic(
@@ -80,7 +78,8 @@ def receive_generic(
     check_body(raw_body, headers)
     if not verify_timestamped(raw_body, headers.get("x-parcours-signature"), secrets, wall_time):
         raise Rejected(401, "invalid, missing or expired X-Parcours-Signature (t=<unix>,v1=<hex>, within 300 s of now)")
-    return _decode(raw_body, lambda payload: generic.to_event(payload, clock.now()))
+    now = clock.now()
+    return _decode(raw_body, lambda payload: generic.to_event(payload, now), now)
 
 
 def is_woocommerce_ping(raw_body: bytes, headers: Mapping[str, str]) -> bool:
@@ -96,7 +95,8 @@ def receive_woocommerce(raw_body: bytes, headers: Mapping[str, str], secret: str
     check_body(raw_body, headers)
     if not verify_woocommerce(raw_body, headers.get("x-wc-webhook-signature"), secret):
         raise Rejected(401, "invalid or missing X-WC-Webhook-Signature signature")
-    return _decode(raw_body, lambda payload: woocommerce.to_event(headers, payload, clock.now()))
+    now = clock.now()
+    return _decode(raw_body, lambda payload: woocommerce.to_event(headers, payload, now), now)
 
 
 def group_and_dedup_ids(event: Event) -> tuple[str, str]:
@@ -196,12 +196,16 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
     if len(raw_body) > MAX_BODY_BYTES:
         raise Rejected(413, f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        body = json.loads(raw_body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise Rejected(400, f"body is not JSON: {error}") from None
+        body = validation.loads(raw_body or b"{}")
+    except PayloadError as error:
+        raise Rejected(400, str(error)) from None
     if not isinstance(body, dict):
         raise Rejected(400, "body must be a JSON object")
-    email = normalise_email(body.get("email"))
+    current = clock.now()
+    try:
+        email = validation.valid_email(body.get("email"), "email")
+    except PayloadError as error:
+        raise Rejected(400, str(error)) from None
     if email is None:
         raise Rejected(400, "field email is missing or not an email address")
     properties = body.get("properties", {})
@@ -214,16 +218,27 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
     attributes = body.get("attributes")
     if attributes is not None and not isinstance(attributes, dict):
         raise Rejected(400, "field attributes must be an object of custom attributes, e.g. {birthday: YYYY-MM-DD}")
-    now = clock.now().isoformat()
+    now = current.isoformat()
     consent = None
-    if "consent" in body:
-        given = body["consent"]
-        if not isinstance(given, dict) or given.get("state") not in ("granted", "denied"):
-            raise Rejected(400, "field consent must be {state: granted|denied, level, at}")
-        level = given.get("level")
-        if level not in (None, "single_opt_in", "confirmed_opt_in"):
-            raise Rejected(400, "field consent.level must be single_opt_in or confirmed_opt_in")
-        consent = ConsentFacts(given["state"], level, str(given.get("at") or now), "api:scenario-start")
+    try:
+        if attributes:
+            validation.limit_attributes(attributes, "attributes.")
+        if "consent" in body:
+            given = body["consent"]
+            if not isinstance(given, dict) or given.get("state") not in ("granted", "denied"):
+                raise Rejected(400, "field consent must be {state: granted|denied, level, at}")
+            level = given.get("level")
+            if level not in (None, "single_opt_in", "confirmed_opt_in"):
+                raise Rejected(400, "field consent.level must be single_opt_in or confirmed_opt_in")
+            given_at = given.get("at")
+            at = (
+                now
+                if given_at is None or given_at == ""
+                else validation.instant(given_at, "consent.at", current).isoformat()
+            )
+            consent = ConsentFacts(given["state"], level, at, "api:scenario-start")
+    except PayloadError as error:
+        raise Rejected(400, str(error)) from None
     texts = {}
     for name in ("first_name", "last_name", "locale", "request_id"):
         value = body.get(name)
@@ -231,7 +246,7 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
             raise Rejected(400, f"field {name} must be text")
         texts[name] = value.strip() or None if isinstance(value, str) else None
     request_id = texts["request_id"] or uuid.uuid4().hex
-    return Event(
+    event = Event(
         event_id=f"api#{scenario}#{request_id}",
         type=SCENARIO_REQUESTED,
         source="api",
@@ -248,3 +263,7 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
         ),
         properties={**properties, "scenario": scenario},
     )
+    try:
+        return validation.checked(event, current)
+    except PayloadError as error:
+        raise Rejected(400, str(error)) from None

@@ -19,10 +19,9 @@ from shared.events import (
     ContactFacts,
     Event,
     PayloadError,
-    normalise_email,
     normalise_phone,
 )
-from shared.sources import products
+from shared.sources import products, validation
 
 TOPICS = {
     "customers/create": CONTACT_SUBSCRIBED,
@@ -131,7 +130,7 @@ def _source_id(customer_id: object) -> str | None:
 
 def _customer_facts(customer: Mapping[str, Any], topic: str, received: str) -> ContactFacts:
     return ContactFacts(
-        email=normalise_email(customer.get("email")),
+        email=validation.email_or_none(customer.get("email")),
         first_name=_text(customer.get("first_name")),
         last_name=_text(customer.get("last_name")),
         locale=_locale(customer.get("locale")),
@@ -152,7 +151,7 @@ def _buyer_facts(payload: Mapping[str, Any], topic: str, received: str) -> Conta
         at = _text(payload.get("updated_at")) or received
         consent = ConsentFacts(state="granted", level="single_opt_in", at=at, source=f"shopify:{topic}")
     return ContactFacts(
-        email=normalise_email(payload.get("email") or customer.get("email")),
+        email=validation.email_or_none(payload.get("email") or customer.get("email")),
         first_name=_text(customer.get("first_name")) or _text(billing.get("first_name")),
         last_name=_text(customer.get("last_name")) or _text(billing.get("last_name")),
         locale=_locale(payload.get("customer_locale")),
@@ -174,8 +173,9 @@ def _locale(value: object) -> str | None:
 def _purchase(payload: Mapping[str, Any], event_type: str) -> dict[str, Any]:
     """What scenarios and templates use: amounts and product lines, no personal data."""
     lines: list[dict[str, Any]] = []
-    for line in payload.get("line_items") or []:
+    for index, line in enumerate(payload.get("line_items") or []):
         if isinstance(line, Mapping) and len(lines) < MAX_LINES:
+            products.check_quantity(line.get("quantity"), f"line_items[{index}].quantity")
             # Shopify's checkout and order line items carry no image nor product URL (nor handle): lines have none.
             lines.append(
                 products.line(
