@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from shared.clock import Clock
 from shared.events import ConsentFacts
@@ -57,8 +58,9 @@ def _record(contact: ContactModel, statement: ConsentFacts, now: datetime, *, wi
     repeat, or a contact erased meanwhile (the update is conditional: it never recreates one).
 
     A withdrawal always takes effect: when the contact is so full that even the history's new entry does not fit,
-    the current statement (the proof: state, time, source) is written alone, and the failure to extend the history
-    is logged (contact id only)."""
+    the current statement (the proof: state, time, source) is written alone, its fields in place (a denial is no
+    larger than the grant it replaces), and the failure to extend the history is logged (contact id only)."""
+    previous = contact.email_consent
     if not consent.record(contact, statement, by_the_person=True):
         return False
     current = contact.email_consent
@@ -80,7 +82,21 @@ def _record(contact: ContactModel, statement: ConsentFacts, now: datetime, *, wi
             "contact at its size limit: unsubscribe recorded without its history entry",
             extra={"contact_id": contact.contact_id},
         )
-        return update_if(contact, [ContactModel.email_consent.set(current)], exists)
+        if previous is None:
+            return update_if(contact, [ContactModel.email_consent.set(current)], exists)
+        # The statement's fields in place: the item changes only by their difference (a denial has no level).
+        stored: Any = ContactModel.email_consent  # its fields as document paths (email_consent.state)
+        return update_if(
+            contact,
+            [
+                stored.state.set(current.state),
+                stored.source.set(current.source),
+                stored.at.set(current.at),
+                stored.level.set(current.level) if current.level is not None else stored.level.remove(),
+                stored.wording.set(current.wording) if current.wording is not None else stored.wording.remove(),
+            ],
+            exists,
+        )
 
 
 # The text next to the preference centre's resubscribe checkbox and the confirmation email's button: the page and

@@ -32,6 +32,11 @@ class ProductError(PayloadError):
 MAX_QUANTITY = 1_000_000
 
 
+def items(value: object) -> list[Any]:
+    """A payload's list (line items, codes, meta data), or none: `true` or `3` in its place iterates as nothing."""
+    return value if isinstance(value, list) else []
+
+
 def check_quantity(value: object, field: str) -> None:
     """A line's quantity as a source gives it: absent, 0 or not a whole number reads as 1 (`line`), but a negative
     or absurd one is refused (ProductError naming the field): a count that no order has."""

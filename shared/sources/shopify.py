@@ -173,7 +173,7 @@ def _locale(value: object) -> str | None:
 def _purchase(payload: Mapping[str, Any], event_type: str) -> dict[str, Any]:
     """What scenarios and templates use: amounts and product lines, no personal data."""
     lines: list[dict[str, Any]] = []
-    for index, line in enumerate(payload.get("line_items") or []):
+    for index, line in enumerate(products.items(payload.get("line_items"))):
         if isinstance(line, Mapping) and len(lines) < MAX_LINES:
             products.check_quantity(line.get("quantity"), f"line_items[{index}].quantity")
             # Shopify's checkout and order line items carry no image nor product URL (nor handle): lines have none.
@@ -200,7 +200,7 @@ def _purchase(payload: Mapping[str, Any], event_type: str) -> dict[str, Any]:
         properties["order_name"] = _text(payload.get("name"))
         properties["status_url"] = _text(payload.get("order_status_url"))
         properties["discount_code"] = products.discount_code(
-            code.get("code") for code in payload.get("discount_codes") or [] if isinstance(code, Mapping)
+            code.get("code") for code in products.items(payload.get("discount_codes")) if isinstance(code, Mapping)
         )
     return properties
 

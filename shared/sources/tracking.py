@@ -407,7 +407,7 @@ def _amount(value: object) -> str | None:
 def _purchase(given: dict[str, Any], event_type: str, where: str = "") -> dict[str, Any]:
     """The e-commerce spec's properties in the shape the Shopify mapping gives (templates read `lines`, `total`)."""
     lines: list[dict[str, Any]] = []
-    for index, product in enumerate(given.get("products") or []):
+    for index, product in enumerate(products.items(given.get("products"))):
         if isinstance(product, dict) and len(lines) < MAX_LINES:
             products.check_quantity(product.get("quantity"), f"{where}properties.products[{index}].quantity")
             lines.append(

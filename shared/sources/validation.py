@@ -5,7 +5,7 @@ refused here with an `InputError` (a 400) that names the field and the limit:
 
 - bodies: at most MAX_DEPTH levels of nesting (checked before `json` parses, whose recursion would overflow), no
   `NaN` nor `Infinity` (not JSON), numbers Python can read;
-- numbers anywhere in the event: finite and within ±MAX_NUMBER (JSON's safe integers); `properties.total` of a
+- numbers anywhere in the event: finite and within ±1e38 (DynamoDB's range); `properties.total` of a
   checkout or an order a number (or numeric text) between 0 and MAX_TOTAL;
 - timestamps (`occurred_at`, `contact.updated_at`, a consent's `at`): ISO 8601 with a zone offset, not before
   EARLIEST nor more than AHEAD after the clock's now;
@@ -42,7 +42,7 @@ from shared.events import (
 )
 
 MAX_DEPTH = 32  # levels of objects and lists in a body: Segment's and the shops' payloads use fewer than 8
-MAX_NUMBER = 2**53 - 1  # JSON's safe integers; DynamoDB keeps 38 digits, JavaScript 53 bits
+MAX_NUMBER = 10**38 - 1  # DynamoDB keeps 38 digits (a shop's 64-bit ids fit; JavaScript reads only 53 bits of them)
 MIN_MAGNITUDE = 1e-100  # a non-zero number closer to 0 than DynamoDB's 1e-130 cannot be stored: refused before
 MAX_TOTAL = 10**12  # an order's or a checkout's total, in the shop's currency
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
@@ -186,7 +186,7 @@ def _number_rule(value: float | int) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return "must be a finite number"
     if abs(value) > MAX_NUMBER:
-        return f"must be a number between -{MAX_NUMBER} and {MAX_NUMBER}"
+        return "must be a number between -1e38 and 1e38"
     if isinstance(value, float) and value != 0 and abs(value) < MIN_MAGNITUDE:
         return f"must be 0 or a number at least {MIN_MAGNITUDE} away from 0"
     return None

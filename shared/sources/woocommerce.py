@@ -153,7 +153,7 @@ def _meta(resource: Mapping[str, Any]) -> dict[str, Any]:
     """`meta_data` [{id, key, value}] as a dict; the last entry of a key wins, as WordPress' get_meta does."""
     return {
         entry["key"]: entry.get("value")
-        for entry in resource.get("meta_data") or []
+        for entry in products.items(resource.get("meta_data"))
         if isinstance(entry, Mapping) and isinstance(entry.get("key"), str)
     }
 
@@ -200,7 +200,7 @@ def _purchase(order: Mapping[str, Any]) -> dict[str, Any]:
     total = _amount(order.get("total"))
     places = len(total.partition(".")[2]) if total else 2  # the shop's decimals, as its totals are written
     lines: list[dict[str, Any]] = []
-    for index, line in enumerate(order.get("line_items") or []):
+    for index, line in enumerate(products.items(order.get("line_items"))):
         if isinstance(line, Mapping) and len(lines) < MAX_LINES:
             lines.append(_line(line, places, index))
     number = _text(str(order["number"])) if order.get("number") is not None else None
@@ -214,7 +214,7 @@ def _purchase(order: Mapping[str, Any]) -> dict[str, Any]:
         "status": _text(order.get("status")),
         "paid": is_paid(order),
         "discount_code": products.discount_code(
-            line.get("code") for line in order.get("coupon_lines") or [] if isinstance(line, Mapping)
+            line.get("code") for line in products.items(order.get("coupon_lines")) if isinstance(line, Mapping)
         ),
     }
 
