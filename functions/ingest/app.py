@@ -84,7 +84,7 @@ def shopify() -> Response[dict[str, Any]]:
     settings = get_settings()
     secret = secrets.resolve(settings.shopify_secret, settings.shopify_secret_parameter, "Shopify webhook secret")
     try:
-        event = ingestion.receive_shopify(_raw_body(), _headers(), secret, settings.clock())
+        event = ingestion.receive_shopify(_raw_body(), _headers(), secret, settings.clock(), clock.wall_time())
     except ingestion.Rejected as rejected:
         return _refuse("shopify", rejected)
     return _accept(event, settings, "WebhookAccepted", type=event.type)
@@ -97,7 +97,7 @@ def woocommerce() -> Response[dict[str, Any]]:
         settings.woocommerce_secret, settings.woocommerce_secret_parameter, "WooCommerce webhook secret"
     )
     try:
-        event = ingestion.receive_woocommerce(_raw_body(), _headers(), secret, settings.clock())
+        event = ingestion.receive_woocommerce(_raw_body(), _headers(), secret, settings.clock(), clock.wall_time())
     except ingestion.Rejected as rejected:
         return _refuse("woocommerce", rejected)
     if event is None:  # the activation ping: WooCommerce only needs a 2xx to activate the webhook
@@ -122,7 +122,7 @@ def _track(call: str) -> Response[dict[str, Any]]:
     settings = get_settings()
     write_key = secrets.resolve(settings.write_key, settings.write_key_parameter, "tracking write key")
     try:
-        events = tracking.receive(call, _raw_body(), _headers(), write_key, settings.clock().now())
+        events = tracking.receive(call, _raw_body(), _headers(), write_key, settings.clock().now(), clock.wall_time())
     except ingestion.Rejected as rejected:
         return _refuse(tracking.SOURCE, rejected)
     try:
@@ -164,7 +164,7 @@ def start_scenario(scenario: str) -> Response[dict[str, Any]]:
     settings = get_settings()
     startable = dispatch.api_startable(dispatch.catalogue())
     try:
-        event = ingestion.receive_start_request(scenario, _raw_body(), startable, settings.clock())
+        event = ingestion.receive_start_request(scenario, _raw_body(), startable, settings.clock(), clock.wall_time())
     except ingestion.Rejected as rejected:
         return _refuse("api", rejected)
     return _accept(event, settings, "ScenarioStartRequested", scenario=scenario)

@@ -50,21 +50,25 @@ def check_body(raw_body: bytes, headers: Mapping[str, str], accepted: tuple[str,
         raise Rejected(415, f"Content-Type must be {' or '.join(accepted)}, got {media_type or 'none'!r}")
 
 
-def _decode(raw_body: bytes, to_event: Callable[[Any], Event], now: datetime) -> Event:
+def _decode(raw_body: bytes, to_event: Callable[[Any], Event], latest: datetime) -> Event:
     """The event of a verified body: 400 naming the problem when it is not JSON, not the source's shape, or holds
-    what processing would choke on (shared.sources.validation)."""
+    what processing would choke on (shared.sources.validation; `latest`: its horizon)."""
     try:
-        return validation.checked(to_event(validation.loads(raw_body)), now)
+        return validation.checked(to_event(validation.loads(raw_body)), latest)
     except PayloadError as error:
         raise Rejected(400, str(error)) from None
 
 
-def receive_shopify(raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock) -> Event:
+def receive_shopify(
+    raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock, wall_time: float | None = None
+) -> Event:
     check_body(raw_body, headers)
     if not verify_shopify(raw_body, headers.get("x-shopify-hmac-sha256"), secret):
         raise Rejected(401, "invalid or missing X-Shopify-Hmac-Sha256 signature")
     now = clock.now()
-    return _decode(raw_body, lambda payload: shopify.to_event(headers, payload, now), now)
+    return _decode(
+        raw_body, lambda payload: shopify.to_event(headers, payload, now), validation.horizon(now, wall_time)
+    )
 
 
 def receive_generic(
@@ -79,7 +83,7 @@ def receive_generic(
     if not verify_timestamped(raw_body, headers.get("x-parcours-signature"), secrets, wall_time):
         raise Rejected(401, "invalid, missing or expired X-Parcours-Signature (t=<unix>,v1=<hex>, within 300 s of now)")
     now = clock.now()
-    return _decode(raw_body, lambda payload: generic.to_event(payload, now), now)
+    return _decode(raw_body, lambda payload: generic.to_event(payload, now), validation.horizon(now, wall_time))
 
 
 def is_woocommerce_ping(raw_body: bytes, headers: Mapping[str, str]) -> bool:
@@ -88,7 +92,9 @@ def is_woocommerce_ping(raw_body: bytes, headers: Mapping[str, str]) -> bool:
     return media_type == FORM and _PING.fullmatch(raw_body.strip()) is not None
 
 
-def receive_woocommerce(raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock) -> Event | None:
+def receive_woocommerce(
+    raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock, wall_time: float | None = None
+) -> Event | None:
     """The event of a signed delivery, or None for the activation ping (answer 200, enqueue nothing)."""
     if len(raw_body) <= MAX_BODY_BYTES and is_woocommerce_ping(raw_body, headers):
         return None
@@ -96,7 +102,8 @@ def receive_woocommerce(raw_body: bytes, headers: Mapping[str, str], secret: str
     if not verify_woocommerce(raw_body, headers.get("x-wc-webhook-signature"), secret):
         raise Rejected(401, "invalid or missing X-WC-Webhook-Signature signature")
     now = clock.now()
-    return _decode(raw_body, lambda payload: woocommerce.to_event(headers, payload, now), now)
+    latest = validation.horizon(now, wall_time)
+    return _decode(raw_body, lambda payload: woocommerce.to_event(headers, payload, now), latest)
 
 
 def group_and_dedup_ids(event: Event) -> tuple[str, str]:
@@ -180,7 +187,9 @@ def enqueue_all(events: list[Event], settings: Settings) -> None:
             raise QueueUnavailable(f"{len(failed)} of {len(entries)} messages refused: {failed[0].get('Code')}")
 
 
-def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock: Clock) -> Event:
+def receive_start_request(
+    scenario: str, raw_body: bytes, known: set[str], clock: Clock, wall_time: float | None = None
+) -> Event:
     """An explicit start (`POST /v1/scenarios/{scenario}/start`): who, with which properties, consent if given.
 
     Body: {"email": ..., "first_name", "last_name", "locale", "properties": {...},
@@ -202,6 +211,7 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
     if not isinstance(body, dict):
         raise Rejected(400, "body must be a JSON object")
     current = clock.now()
+    latest = validation.horizon(current, wall_time)
     try:
         email = validation.valid_email(body.get("email"), "email")
     except PayloadError as error:
@@ -234,7 +244,7 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
             at = (
                 now
                 if given_at is None or given_at == ""
-                else validation.instant(given_at, "consent.at", current).isoformat()
+                else validation.instant(given_at, "consent.at", latest).isoformat()
             )
             consent = ConsentFacts(given["state"], level, at, "api:scenario-start")
     except PayloadError as error:
@@ -264,6 +274,6 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
         properties={**properties, "scenario": scenario},
     )
     try:
-        return validation.checked(event, current)
+        return validation.checked(event, latest)
     except PayloadError as error:
         raise Rejected(400, str(error)) from None

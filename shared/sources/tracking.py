@@ -98,8 +98,16 @@ def authorised(authorization: str | None, write_key: str) -> bool:
     return hmac.compare_digest(user, write_key.encode("utf-8"))
 
 
-def receive(call: str, raw_body: bytes, headers: Mapping[str, str], write_key: str, now: datetime) -> list[Event]:
-    """One request to `/v1/<call>` -> its events, all valid, or Rejected (401, 400, 413, 415) and none."""
+def receive(
+    call: str,
+    raw_body: bytes,
+    headers: Mapping[str, str],
+    write_key: str,
+    now: datetime,
+    wall_time: float | None = None,
+) -> list[Event]:
+    """One request to `/v1/<call>` -> its events, all valid, or Rejected (401, 400, 413, 415) and none. Each event
+    passes shared.sources.validation (its times compared with `now`, or `wall_time` when later)."""
     check_body(raw_body, headers)
     if not authorised(headers.get("authorization"), write_key):
         raise Rejected(401, "missing or wrong write key: send it as the HTTP Basic user, with an empty password")
@@ -110,7 +118,11 @@ def receive(call: str, raw_body: bytes, headers: Mapping[str, str], write_key: s
         raise Rejected(415, f"Content-Encoding must be gzip or none, got {encoding!r}")
     try:
         payload = validation.loads(raw_body)
-        return parse_batch(payload, now) if call == "batch" else [to_event(call, payload, now)]
+        latest = validation.horizon(now, wall_time)
+        if call == "batch":
+            events = parse_batch(payload, now)
+            return [validation.checked(event, latest, f"batch[{index}].") for index, event in enumerate(events)]
+        return [validation.checked(to_event(call, payload, now), latest)]
     except (TrackingError, PayloadError) as error:
         raise Rejected(400, str(error)) from None
 
@@ -194,7 +206,6 @@ def to_event(call: str, message: Any, now: datetime, where: str = "") -> Event:
         contact=facts,
         properties=properties,
     )
-    event = validation.checked(event, now, where)  # InputError (a PayloadError) naming the field
     if len(event.to_json().encode("utf-8")) > MAX_BODY_BYTES:
         raise TrackingError(f"{where.rstrip('.') or 'message'} is too large for the queue; send fewer properties")
     return event

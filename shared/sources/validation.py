@@ -286,6 +286,14 @@ def limit_attributes(
 # --------------------------------------------------------------------------------------------------------- event
 
 
+def horizon(now: datetime, wall_time: float | None) -> datetime:
+    """The instant a sender's time is compared with: parcours' clock, or the wall clock when it is later. In AWS
+    they are one; the local runtime's clock may start days behind the wall clock the senders' times come from."""
+    if wall_time is None:
+        return now
+    return max(now, datetime.fromtimestamp(wall_time, tz=UTC))
+
+
 def _key(value: str | None, field: str) -> None:
     if value is not None and len(value.encode("utf-8", "surrogatepass")) > MAX_KEY:
         raise InputError(field, f"must be at most {MAX_KEY} bytes")

@@ -4,7 +4,7 @@ source (shared.sources.validation), and a malformed signature header is a 401, n
 import base64
 import gzip
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -168,6 +168,16 @@ def test_an_event_time_that_is_naive_or_implausible_is_400(occurred: str) -> Non
     assert (status, reason.split(":")[0]) == (400, "consent.at")
     status, reason = refused(shopify, sample_json("shopify/orders-create.json"), **{"x-shopify-triggered-at": occurred})
     assert (status, reason.split(":")[0]) == (400, "occurred_at")
+
+
+def test_a_sender_s_time_is_compared_with_the_wall_clock_when_it_is_later_than_parcours_clock() -> None:
+    """The local runtime's clock may start days behind the wall clock that senders' times come from."""
+    sent = "2026-12-04T09:00:00Z"
+    with pytest.raises(validation.InputError):
+        validation.instant(sent, "at", NOW)
+    wall = (NOW + timedelta(days=10)).timestamp()
+    assert validation.instant(sent, "at", validation.horizon(NOW, wall)).day == 4
+    assert validation.horizon(NOW, (NOW - timedelta(days=3)).timestamp()) == NOW
 
 
 def test_a_tracking_timestamp_far_in_the_future_is_400_naming_the_message() -> None:
