@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.journeys import compiler, declarations, loader, policies, scenario
+from shared.journeys import compiler, declarations, loader, loops, policies, scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
@@ -50,11 +50,12 @@ def compile_all(scenarios_dir: Path = SCENARIOS, templates_dir: Path = TEMPLATES
     # A dynamic list is filled by its rule: scenarios may read it like a list they fill.
     filled = declarations.Declarations(declared.lists | frozenset(dynamic), declared.attributes)
     declarations.check_references(list(loaded.values()), filled, scenarios_dir)
+    rules = policies.load_scoring(scenarios_dir / policies.SCORING)  # read at run time by the process function
+    loops.check(list(loaded.values()), dynamic, rules, scenarios_dir)  # no scenarios starting each other for ever
     ordered = [{"name": n, "description": dynamic[n].description, "if": dynamic[n].condition} for n in order]
     files["scenarios/compiled/lists.json"] = json.dumps({"lists": ordered}, indent=2, sort_keys=True) + "\n"
     catalogue = {model.id: compiler.catalogue_entry(model) for model in loaded.values()}
     files["scenarios/compiled/catalogue.json"] = json.dumps(catalogue, indent=2, sort_keys=True) + "\n"
-    rules = policies.load_scoring(scenarios_dir / policies.SCORING)  # read at run time by the process function
     files["scenarios/compiled/scoring.json"] = json.dumps(rules.to_dict(), indent=2, sort_keys=True) + "\n"
     return Compiled(loaded, files)
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import boto3
 
-from infra.local import free_port
+from infra.local.runtime import free_port
 from infra.webhook_client import post
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ def drive(source: Callable[[], float] | None) -> None:
     """From now on every clock in this process reads `source` (UNIX timestamps); None: back to real time.
 
     Only `parcours local --skip-time` drives the clock: its handlers run in its process, and its time stands still
-    while they run and jumps when nothing does (infra.skipped). In AWS nothing drives it."""
+    while they run and jumps when nothing does (infra.local.skipped). In AWS nothing drives it."""
     global _driver
     _driver = source
 

@@ -72,6 +72,9 @@ def read(body: str) -> dict[str, Any]:
     for name in _TEXT_FIELDS:
         if not isinstance(data.get(name), str) or not data[name]:
             raise Unprocessable(f"field {name} is {_kind(data.get(name))}, expected non-empty text")
+    chain = data.get("chain", 0)
+    if isinstance(chain, bool) or not isinstance(chain, int) or chain < 0:
+        raise Unprocessable(f"field chain is {_kind(chain)}, expected a whole number >= 0")
     if not isinstance(data.get("properties", {}), dict):
         raise Unprocessable(f"field properties is {_kind(data['properties'])}, expected an object")
     contact = data.get("contact")
@@ -95,6 +98,9 @@ def _contact(contact: object) -> None:
         elif name == "attributes":
             if value is not None and not isinstance(value, dict):
                 raise Unprocessable(f"field contact.attributes is {_kind(value)}, expected an object")
+        elif name == "identity_trusted":
+            if not isinstance(value, bool):
+                raise Unprocessable(f"field contact.identity_trusted is {_kind(value)}, expected true or false")
         elif value is not None and not isinstance(value, str):
             raise Unprocessable(f"field contact.{name} is {_kind(value)}, expected text")
 
@@ -108,6 +114,8 @@ def _consent(consent: object, where: str) -> None:
             raise Unprocessable(f"field {where}.{name} is {_kind(consent.get(name))}, expected text")
     if consent.get("level") is not None and not isinstance(consent["level"], str):
         raise Unprocessable(f"field {where}.level is {_kind(consent['level'])}, expected text")
+    if not isinstance(consent.get("explicit", True), bool):
+        raise Unprocessable(f"field {where}.explicit is {_kind(consent['explicit'])}, expected true or false")
 
 
 def _known(data: dict[str, Any], known: set[str], where: str) -> None:

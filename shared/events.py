@@ -91,6 +91,9 @@ class ConsentFacts:
     at: str  # ISO 8601
     source: str
     wording: str | None = None  # the text or version of the form the person agreed to, when the source says
+    # The source stated when the consent itself was given or withdrawn (Shopify's consent_updated_at, the tracking
+    # API's, a generic webhook's `at`), not a time parcours put in for it: only such a grant undoes a denial.
+    explicit: bool = True
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ class ContactFacts:
     # A tracking visitor's anonymousId: alone, it finds a contact only once an identify merged it
     # (shared.people.contacts); beside an email, phone or source id, it is merged into that contact.
     anonymous_id: str | None = None
+    # False when the facts come from a source not trusted for identity (the tracking API's public browser key): they
+    # never change the email or phone of a contact that has one (shared.people.contacts).
+    identity_trusted: bool = True
 
 
 @dataclass(frozen=True)
@@ -121,9 +127,15 @@ class Event:
     received_at: str
     contact: ContactFacts | None = None
     properties: dict[str, Any] = field(default_factory=dict)
+    # How many events led to this one in its causal chain: 0 for what a source sent, the cause's + 1 for what
+    # parcours emits while processing it or from an execution it started (shared.sources.ingestion.CHAIN_LIMIT)
+    chain: int = 0
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+        data = asdict(self)
+        if not self.chain:
+            del data["chain"]  # a source's event travels as it always did
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Event:

@@ -54,6 +54,7 @@ class Settings:
     generic_secret_parameter: str | None = None
     write_key: str | None = None
     write_key_parameter: str | None = None
+    browser_key: str | None = None  # public (it sits in web pages): reports behaviour only (shared.sources.tracking)
     # SMS (REQUIREMENTS.md, SMS out): the sender id shown on phones, if any, and the opt-out mention every
     # marketing SMS ends with (a French short code such as "STOP au 36xxx" is the provider's; the default names
     # the STOP keyword SNS honours on replies).
@@ -153,6 +154,7 @@ class Settings:
             generic_secret_parameter=env.get("PARCOURS_GENERIC_SECRET_PARAMETER") or None,
             write_key=env.get("PARCOURS_WRITE_KEY") or None,
             write_key_parameter=env.get("PARCOURS_WRITE_KEY_PARAMETER") or None,
+            browser_key=env.get("PARCOURS_BROWSER_KEY") or None,
             sms_sender_id=sender_id,
             sms_stop_text=env.get("PARCOURS_SMS_STOP_TEXT", "").strip() or cls.sms_stop_text,
             crm_url=crm_url,

@@ -1,7 +1,8 @@
 """DynamoDB tables behind PynamoDB models; AWS errors become the domain's own exceptions here.
 
 Table names come from the settings, so models are bound to them at run time (`tables(settings)`), never at
-import time.
+import time. A little over 500 lines: every table's model beside the few writes over them, so that what an item
+holds and how it is written once are read together.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
 
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from pynamodb.attributes import (
     BooleanAttribute,
     JSONAttribute,
@@ -37,8 +40,62 @@ class StorageError(RuntimeError):
     """DynamoDB refused or failed a request; the caller may retry the whole unit of work."""
 
 
+class StorageBusy(StorageError):
+    """DynamoDB throttled the request or was unavailable: the same request may succeed later. A scenario's Task lets
+    it out under this name, which its Retry waits out for about a day (shared.journeys.compiler.RETRYABLE)."""
+
+
+# What DynamoDB answers when it is throttling or failing for a while (after botocore's own few quick retries).
+BUSY_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        # a transaction's cancellation reasons name them so
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+    }
+)
+
+
+def busy(error: BaseException) -> bool:
+    """Whether `error` (botocore's, PynamoDB's, or a StorageError raised from one) says DynamoDB was throttling or
+    unavailable, rather than refusing the request for good: a network failure, a throttling or server-side code,
+    or a transaction cancelled for throttling."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, StorageBusy | BotoConnectionError | HTTPClientError):  # not a bad parameter
+            return True
+        if isinstance(current, ClientError) and current.response.get("Error", {}).get("Code") in BUSY_CODES:
+            return True
+        if isinstance(current, TransactWriteError):
+            codes = {reason.code for reason in current.cancellation_reasons or [] if reason is not None}
+            if codes & BUSY_CODES:
+                return True
+        if isinstance(current, PynamoDBException):
+            todo.append(current.cause)
+        todo += [current.__cause__, current.__context__]
+    return False
+
+
+def failure(error: PynamoDBException) -> StorageError:
+    """The domain's error for a failed DynamoDB request: StorageBusy when a retry later may succeed."""
+    return StorageBusy(str(error)) if busy(error) else StorageError(str(error))
+
+
 class AlreadyExists(StorageError):
     """A conditional create found the item already there."""
+
+
+class AlreadyApplied(StorageError):
+    """The write's own record (an event's history record) is there: a retry of a write that was made."""
 
 
 class ItemTooLarge(StorageError):
@@ -352,9 +409,9 @@ def create_new(item: Model, key_attribute: Any) -> None:
     except PutError as error:
         if error.cause_response_code == "ConditionalCheckFailedException":
             raise AlreadyExists(type(item).__name__) from None
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
     except PynamoDBException as error:
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
 
 
 def update_if(item: Model, actions: list[Action], condition: Condition) -> bool:
@@ -369,9 +426,9 @@ def update_if(item: Model, actions: list[Action], condition: Condition) -> bool:
             error.cause_response_message
         ):
             raise ItemTooLarge(str(error)) from error
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
     except PynamoDBException as error:
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
     return True
 
 
@@ -380,10 +437,13 @@ def save_changes(
 ) -> None:
     """Writes only the attributes that differ from `before` (the item's `serialize()` when it was read), so a
     concurrent update of other attributes (a scenario adding a score or a list) is kept; a new item (`before` None)
-    is created only if absent. `also`: atomic actions on attributes left unchanged in hand (counters), in the same
-    request (which then refreshes the item). `with_items`: other items written in the same transaction (an event's
-    history record with its contact: one request, both or neither)."""
-    hash_key = next(a for a in item.get_attributes().values() if a.is_hash_key)
+    is created only if absent (AlreadyExists). `also`: atomic actions on attributes left unchanged in hand
+    (counters), in the same request; the item is then read again, counters refreshed in hand.
+
+    `with_items`: other items written in the same transaction, each only if absent (an event's history record with
+    its contact: one request, both or neither). Their keys make the write happen once: a retry of the same event
+    finds its record there and writes nothing (AlreadyApplied), its counters counted once."""
+    hash_key = _hash_key(item)
     try:
         if before is None and not with_items:
             create_new(item, hash_key)
@@ -399,12 +459,15 @@ def save_changes(
                     actions += _changed_keys(attribute, old["M"], new["M"], getattr(item, name).as_dict())
                 elif old != new:
                     actions.append(attribute.remove() if new is None else attribute.set(getattr(item, name)))
-        writes_item = before is None or bool(actions)
-        if not (with_items and writes_item) or also:
+        if not with_items:
             if actions:
                 item.update(actions=actions)  # returns the item as stored: counters refreshed in hand
-            for other in with_items:
-                other.save()
+            return
+        if before is not None and not actions and len(with_items) == 1:  # the record alone: a conditional put
+            try:
+                create_new(with_items[0], _hash_key(with_items[0]))
+            except AlreadyExists:
+                raise AlreadyApplied(type(with_items[0]).__name__) from None
             return
         with TransactWrite(connection=_connection(item.Meta.region)) as transaction:
             if before is None:
@@ -412,16 +475,27 @@ def save_changes(
             elif actions:
                 transaction.update(item, actions=actions)
             for other in with_items:
-                transaction.save(other)
+                transaction.save(other, condition=_hash_key(other).does_not_exist())
+        if also:
+            item.refresh()
     except TransactWriteError as error:
-        reasons = error.cancellation_reasons or []
-        if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+        # In the order PynamoDB sends them: the puts (a new item first, then the records), then the update, which
+        # has no condition: a failed condition is the new item's (index 0) or a record's.
+        reasons = [reason.code if reason is not None else None for reason in error.cancellation_reasons or []]
+        if before is None and reasons[:1] == ["ConditionalCheckFailed"]:
             raise AlreadyExists(type(item).__name__) from None
-        raise StorageError(str(error)) from error
+        if "ConditionalCheckFailed" in reasons:
+            raise AlreadyApplied(type(with_items[0]).__name__) from None
+        raise failure(error) from error
     except AlreadyExists:
         raise
     except PynamoDBException as error:
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
+
+
+def _hash_key(item: Model) -> Any:
+    """The item's partition key attribute: `attribute_not_exists` on it holds when no item has the whole key."""
+    return next(a for a in item.get_attributes().values() if a.is_hash_key)
 
 
 def _changed_keys(
@@ -461,9 +535,9 @@ def write_together(
                 return index
         if any(reason is not None and reason.code == "TransactionConflict" for reason in reasons):
             raise Conflict(str(error)) from error
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
     except PynamoDBException as error:
-        raise StorageError(str(error)) from error
+        raise failure(error) from error
     return None
 
 
@@ -473,4 +547,4 @@ def get_or_none(model: type[M], key: str, *, range_key: str | None = None, consi
     except DoesNotExist:
         return None
     except PynamoDBException as error:
-        raise StorageError(str(error)) from error
+        raise failure(error) from error

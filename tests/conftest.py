@@ -133,6 +133,7 @@ SHOPIFY_SECRET = "test-shopify-secret"
 WOOCOMMERCE_SECRET = "test-woocommerce-secret"
 GENERIC_SECRETS = ("test-generic-secret-new", "test-generic-secret-old")  # a rotation in progress
 WRITE_KEY = "test-write-key"
+BROWSER_KEY = "test-browser-key-public"  # sits in web pages: reports behaviour only
 CRM_SECRET = "test-crm-secret"
 SMS_SENDER_ID = "Boutique"
 
@@ -163,6 +164,7 @@ def local(crm: Any) -> Iterator[Any]:
             "PARCOURS_WOOCOMMERCE_SECRET": WOOCOMMERCE_SECRET,
             "PARCOURS_GENERIC_SECRET": ",".join(GENERIC_SECRETS),
             "PARCOURS_WRITE_KEY": WRITE_KEY,
+            "PARCOURS_BROWSER_KEY": BROWSER_KEY,
         },
     )
     runtime.start()

@@ -28,6 +28,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name=f"{kind}{result['status'].capitalize()}", unit=MetricUnit.Count, value=1)
     if "segments" in result:  # what an SMS costs: the operator bills per segment
         metrics.add_metric(name="SmsSegments", unit=MetricUnit.Count, value=result["segments"])
+    if result.get("events_cut"):  # what the step emitted was not: its causal chain was at its limit (a loop?)
+        metrics.add_metric(name="EventChainCut", unit=MetricUnit.Count, value=result["events_cut"])
     if result.get("discount_low"):
         metrics.add_metric(name="DiscountPoolLow", unit=MetricUnit.Count, value=1)  # DiscountPoolLowAlarm
     logger.info(

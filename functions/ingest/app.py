@@ -122,7 +122,10 @@ def _track(call: str) -> Response[dict[str, Any]]:
     settings = get_settings()
     write_key = secrets.resolve(settings.write_key, settings.write_key_parameter, "tracking write key")
     try:
-        events = tracking.receive(call, _raw_body(), _headers(), write_key, settings.clock().now(), clock.wall_time())
+        now = settings.clock().now()
+        events = tracking.receive(
+            call, _raw_body(), _headers(), write_key, now, settings.browser_key, wall_time=clock.wall_time()
+        )
     except ingestion.Rejected as rejected:
         return _refuse(tracking.SOURCE, rejected)
     try:

@@ -46,6 +46,8 @@ def _handle_once() -> Callable[..., dict[str, Any]]:
             metrics.add_metric(name="ComplianceRequestReceived", unit=MetricUnit.Count, value=1)
         if result.unidentified:  # accepted and recorded, but no email, phone nor id: no contact (counted once)
             metrics.add_metric(name="EventWithoutIdentity", unit=MetricUnit.Count, value=1)
+        if result.cut:  # what this event caused was not emitted: its causal chain was at its limit (a loop?)
+            metrics.add_metric(name="EventChainCut", unit=MetricUnit.Count, value=result.cut)
         return {
             "event_id": result.event_id,
             "type": event["type"],

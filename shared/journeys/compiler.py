@@ -65,7 +65,15 @@ RETRYABLE = [
     "Lambda.TooManyRequestsException",
     "SendDeferred",  # SES or SNS busy: nothing went out
     "CrmDeferred",  # the CRM unreachable, too slow, 429 or 5xx
+    "StorageBusy",  # DynamoDB throttling or unavailable (shared.storage)
 ]
+# An outage is waited out for about a day, then the step fails (ScenarioFailuresAlarm): intervals doubling from 2 s
+# to the cap of an hour (from the 12th retry on), full jitter drawing each between 0 and that, so the 58 retries
+# last 24 h on average (20 to 28 h in 19 executions out of 20, never more than 48 h), and an execution resumes
+# within the hour after the outage ends. Each retry is one billed transition (README, "Outages").
+RETRY_INTERVAL = 2
+RETRY_CAP = 3600
+RETRY_ATTEMPTS = 58
 
 
 def _duration_label(seconds: int) -> str:
@@ -181,8 +189,20 @@ class _Planner:
         return nodes
 
 
-RETRY = [{"ErrorEquals": RETRYABLE, "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2, "JitterStrategy": "FULL"}]
+RETRY = [
+    {
+        "ErrorEquals": RETRYABLE,
+        "IntervalSeconds": RETRY_INTERVAL,
+        "MaxAttempts": RETRY_ATTEMPTS,
+        "BackoffRate": 2,
+        "MaxDelaySeconds": RETRY_CAP,
+        "JitterStrategy": "FULL",
+    }
+]
 CATCH_ALL = {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": FAILED}
+# The steps that emit events (score.changed, list.joined, list.left) get the trigger: what they emit is one link
+# further in its causal chain (its `chain`, shared.sources.ingestion.CHAIN_LIMIT)
+CAUSE = {"trigger.$": "$.trigger"}
 
 
 def _task(
@@ -315,16 +335,16 @@ class _Linker:
             comment = f"POSTs a signed {step.type} notification about the contact to the CRM (skipped if none)."
             self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, SetAttribute):
-            payload = {**self.base(step.id, "set_attribute"), "name": step.name, "value": step.value}
+            payload = {**self.base(step.id, "set_attribute"), "name": step.name, "value": step.value, **CAUSE}
             comment = f"Sets the contact's attribute {step.name}."
             self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, AddScore):
-            payload = {**self.base(step.id, "add_score"), "points": step.points}
+            payload = {**self.base(step.id, "add_score"), "points": step.points, **CAUSE}
             comment = f"Adds {step.points} points to the contact's score, atomically."
             self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, ListChange):
             action = "add_to_list" if step.add else "remove_from_list"
-            payload = {**self.base(step.id, action), "list": step.list}
+            payload = {**self.base(step.id, action), "list": step.list, **CAUSE}
             comment = f"{'Adds the contact to' if step.add else 'Removes the contact from'} the list {step.list}."
             self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         elif isinstance(step, If):

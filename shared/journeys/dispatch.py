@@ -158,7 +158,12 @@ def _start(
     execution_input = {
         "contact_id": contact.contact_id,
         "bucket": bucket(scenario, contact.contact_id),
-        "trigger": {"type": event.type, "event_id": event.event_id, "properties": event.properties},
+        "trigger": {
+            "type": event.type,
+            "event_id": event.event_id,
+            "properties": event.properties,
+            **({"chain": event.chain} if event.chain else {}),  # what its steps emit is one link further
+        },
     }
     arn = settings.state_machine_prefix + scenario
     execution_arn = arn.replace(":stateMachine:", ":execution:") + f":{name}"

@@ -5,7 +5,7 @@ then the journeys (goals first, waits resumed, scenarios started). The messages 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from shared.clock import Clock
 from shared.events import (
@@ -32,17 +32,27 @@ class Result:
     outcomes: list[dispatch.Outcome] = field(default_factory=list)
     # Nothing in it identifies anyone (no email, phone, source id nor anonymous id): kept, and counted by a metric.
     unidentified: bool = False
+    cut: int = 0  # events not emitted: the event's causal chain was at its limit (ingestion.CHAIN_LIMIT), counted
 
 
 def _history(event: Event, owner: str, t: Tables, now: datetime, settings: Settings) -> EventModel:
     return t.events(
         contact_id=owner,
-        at_id=f"{now.isoformat()}#{event.event_id}",  # when parcours recorded it, on the one clock
+        at_id=f"{_received(event, now)}#{event.event_id}",
         type=event.type,
         source=event.source,
         properties={"topic": event.topic, **event.properties},
         expires_at=now + timedelta(days=settings.event_retention_days),
     )
+
+
+def _received(event: Event, now: datetime) -> str:
+    """When parcours took the event in, on the one clock: the same on every attempt at it, so that its history
+    record's key is the event's once-only mark (shared.storage.save_changes), its counters counted once."""
+    try:
+        return datetime.fromisoformat(event.received_at).astimezone(UTC).isoformat()
+    except ValueError:
+        return now.isoformat()
 
 
 def _record(event: Event, owner: str, t: Tables, now: datetime, settings: Settings) -> None:
@@ -76,7 +86,8 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         return Result(event.event_id, None, recorded=True, unidentified=True)
     if event.type in (EMAIL_OPENED, EMAIL_CLICKED):
         contacts.record_engagement(contact, now, clicked=event.type == EMAIL_CLICKED)  # and the inactivity index
-    with ingestion.held_until_done(settings):  # what this event causes is queued after its own scenarios start
+    # What this event causes is one link further in its chain, and queued after its own scenarios start
+    with ingestion.caused_by(event.chain) as chain, ingestion.held_until_done(settings):
         scoring.apply(event, contact, settings, now)  # points and stage, emitted as events; refreshes `contact`
         lists.refresh(event, contact, settings, now)
         if event.type == CONTACT_QUALIFIED:
@@ -88,4 +99,4 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         outcomes = dispatch.stop_on_goals(event, contact, settings, entries, now, enrolled)
         outcomes += dispatch.resume_waiting(event, contact, settings, enrolled)
         outcomes += dispatch.start_matching(event, contact, settings, entries, now, enrolled)
-    return Result(event.event_id, contact.contact_id, recorded=True, outcomes=outcomes)
+    return Result(event.event_id, contact.contact_id, recorded=True, outcomes=outcomes, cut=chain.cut)

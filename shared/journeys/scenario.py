@@ -46,6 +46,7 @@ class SendEmail:
     template: str
     discount: Discount | None = None
     line: int = field(default=0, compare=False, repr=False)  # where the step starts, for validate's messages
+    column: int = field(default=0, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,16 @@ class SetAttribute:
     id: str
     name: str
     value: Any
+    line: int = field(default=0, compare=False, repr=False)  # where the step starts, for validate's messages
+    column: int = field(default=0, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class AddScore:
     id: str
     points: int
+    line: int = field(default=0, compare=False, repr=False)  # where the step starts, for validate's messages
+    column: int = field(default=0, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,8 @@ class ListChange:
     id: str
     list: str
     add: bool
+    line: int = field(default=0, compare=False, repr=False)  # where the step starts, for validate's messages
+    column: int = field(default=0, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -262,7 +262,9 @@ class StepReader:
         if kind == "send_email":
             step_id, template = self._send(item, kind, "email", "html", ("discount",))
             discount = _discount(reader, item.value["discount"]) if "discount" in item.value else None
-            return SendEmail(id=step_id, template=template, discount=discount, line=item.line), elapsed
+            return SendEmail(
+                id=step_id, template=template, discount=discount, line=item.line, column=item.column
+            ), elapsed
         if kind == "send_sms":
             step_id, template = self._send(item, kind, "sms", "txt")
             return SendSms(id=step_id, template=template), elapsed
@@ -284,14 +286,15 @@ class StepReader:
             if not NAME.match(name) or name in PROFILE_FIELDS or name in COUNTERS:
                 raise reader.fail(spec["name"], "a custom attribute name is like plan_type (not a profile field)")
             self.refer("attribute", spec["name"], writes=True)
-            return SetAttribute(id=step_id, name=name, value=plain(spec["value"])), elapsed
+            value = plain(spec["value"])
+            return SetAttribute(step_id, name, value, line=item.line, column=item.column), elapsed
         if kind == "add_score":
             fields = reader.mapping(item, "an add_score step", ("id", "add_score"), ("id", "add_score"))
             step_id = self._id(fields["id"])
             points = fields["add_score"].value
             if isinstance(points, bool) or not isinstance(points, int) or points == 0:
                 raise reader.fail(fields["add_score"], "add_score takes a whole number of points, e.g. 10 or -5")
-            return AddScore(step_id, points), elapsed
+            return AddScore(step_id, points, line=item.line, column=item.column), elapsed
         if kind == "unsubscribe":
             fields = reader.mapping(item, "an unsubscribe step", ("id", "unsubscribe"), ("id", "unsubscribe"))
             step_id = self._id(fields["id"])
@@ -304,7 +307,8 @@ class StepReader:
             if not LIST_NAME.match(list_name):
                 raise reader.fail(fields[kind], "a list name is lower-case letters, digits and dashes")
             self.refer("list", fields[kind], writes=kind == "add_to_list")
-            return ListChange(id=step_id, list=list_name, add=kind == "add_to_list"), elapsed
+            add = kind == "add_to_list"
+            return ListChange(id=step_id, list=list_name, add=add, line=item.line, column=item.column), elapsed
         if kind == "if":
             fields = reader.mapping(item, "an if step", ("id", "if", "then", "else"), ("id", "if", "then"))
             step_id = self._id(fields["id"])

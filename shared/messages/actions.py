@@ -6,6 +6,9 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
+
 from shared import outbox, secrets
 from shared.events import LIST_JOINED, LIST_LEFT, ConsentFacts, ContactFacts, Event
 from shared.journeys import enrolments
@@ -13,7 +16,7 @@ from shared.messages import sending, sms
 from shared.people import conditions, consent, crm, dates, lists, moments, scoring
 from shared.settings import Settings
 from shared.sources import ingestion
-from shared.storage import ContactModel, get_or_none, save_changes, tables, update_if
+from shared.storage import ContactModel, StorageBusy, StorageError, busy, get_or_none, save_changes, tables, update_if
 
 
 class InvalidAction(ValueError):
@@ -265,7 +268,24 @@ def leave(payload: dict[str, Any], settings: Settings, now: datetime) -> dict[st
 
 
 def perform(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Runs the Task the state machine asked for (its `action`)."""
+    """Runs the Task the state machine asked for (its `action`). DynamoDB throttling or unavailability, wherever it
+    surfaces (through shared.storage or straight from PynamoDB or botocore), leaves as StorageBusy: the Task's
+    Retry waits it out (about a day) and runs the step again, which every action makes safe to repeat."""
+    trigger = payload.get("trigger")
+    depth = conditions.whole(trigger.get("chain", 0)) if isinstance(trigger, dict) else 0
+    try:
+        with ingestion.caused_by(depth or 0) as chain:  # what the step emits is one link further than its trigger
+            result = _perform(payload, settings)
+        return {**result, "events_cut": chain.cut} if chain.cut else result
+    except StorageBusy:
+        raise
+    except (StorageError, PynamoDBException, ClientError, BotoCoreError) as error:
+        if busy(error):
+            raise StorageBusy(f"{type(error).__name__}: DynamoDB throttled or unavailable") from error
+        raise
+
+
+def _perform(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
     action = payload.get("action")
     now = settings.clock().now()
     if action == "send_email":

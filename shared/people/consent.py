@@ -23,21 +23,37 @@ Channel = Literal["email", "sms"]
 _FIELDS = {"email": ("email_consent", "consent_history"), "sms": ("sms_consent", "sms_consent_history")}
 
 
+def decide(current: Consent | None, new: Consent, *, explicit: bool, by_the_person: bool) -> str | None:
+    """Why a consent statement does not apply, or None when it does: the rules of README "Consent rules", in order.
+
+    1. The same state and level: nothing changes.
+    2. The person's own action (an unsubscribe link, the preference centre, double opt-in, a complaint, a STOP
+       reply) always applies, whatever the times.
+    3. A statement older than the stored one arrived late: ignored.
+    4. A grant over a denial applies only when explicit (the source stated the consent's own time, newer by rule 3):
+       re-sent traits or a time parcours defaulted never undo an unsubscribe.
+    """
+    if current is not None and (current.state, current.level) == (new.state, new.level):
+        return "unchanged"
+    if by_the_person:
+        return None
+    if current is not None and current.at > new.at:
+        return "older than the stored statement"
+    if current is not None and current.state == "denied" and new.state == "granted" and not explicit:
+        return "a grant without its own time never undoes a denial"
+    return None
+
+
 def record(
     contact: ContactModel, facts: ConsentFacts, *, by_the_person: bool = False, channel: Channel = "email"
 ) -> bool:
-    """Applies a consent statement for a channel, kept in that channel's history; True if it changed.
-
-    A source's statement older than the stored one is ignored (late delivery); the person's own action (an
-    unsubscribe link, a STOP reply) always applies.
-    """
+    """Applies a consent statement for a channel when `decide` lets it, kept in that channel's history (appended,
+    never rewritten); True if it changed."""
     current_field, history_field = _FIELDS[channel]
     new = from_facts(facts)
     current = getattr(contact, current_field)
-    if current is not None and (current.state, current.level) == (new.state, new.level):
+    if decide(current, new, explicit=facts.explicit, by_the_person=by_the_person) is not None:
         return False
-    if current is not None and current.at > new.at and not by_the_person:
-        return False  # an older statement arriving late never overrides a newer one
     setattr(contact, current_field, new)
     setattr(contact, history_field, [*(getattr(contact, history_field) or []), new])
     return True

@@ -24,12 +24,14 @@ from shared.events import (
     TRACK,
     ContactFacts,
 )
-from shared.people import consent, dates
+from shared.people import consent, dates, scoring
 from shared.people.conditions import COUNTERS, NAME, PROFILE_FIELDS
 from shared.sources import validation
 from shared.storage import (
+    AlreadyApplied,
     AlreadyExists,
     ContactModel,
+    EventModel,
     IdentityModel,
     StorageError,
     Tables,
@@ -54,6 +56,8 @@ def identity_keys(facts: ContactFacts) -> list[str]:
     return keys
 
 
+IDENTITY = ("email", "phone")  # what finds a contact: changed only by a source trusted for identity
+SCORING_KEEPS = (scoring.STAGE, scoring.QUALIFIED_AT)  # the attributes the scoring keeps
 ANONYMOUS_OWNER = "_anonymous#"  # the events table's owner of an unidentified visitor's events
 MAX_MERGED_EVENTS = 200  # an anonymous visitor's most recent events copied into the contact on identify
 
@@ -118,6 +122,9 @@ def note_activity(contact: ContactModel, event_type: str, properties: Mapping[st
             contact.pages = {**pages, path: int(pages.get(path, 0)) + 1}
 
 
+RACES = 3  # attempts when another event creates the same new contact at the same moment
+
+
 def upsert(
     facts: ContactFacts,
     tables: Tables,
@@ -131,13 +138,54 @@ def upsert(
     With the event's type and properties, the counters it moves are saved in the same write (note_activity).
     With `history` (the event's record for a contact id), the record is written with the contact, in one
     transaction when the contact changes: a contact never shows an event its history lacks.
+
+    A new contact claims its identities before it is written: two first events for one new address (a shop's
+    webhook and the site's identify, in two FIFO groups) end as one contact. The one that loses the claim, or the
+    contact's creation, starts again and finds the other's.
     """
+    for _ in range(RACES):
+        with contextlib.suppress(_Raced):
+            return _upsert_once(facts, tables, now, event_type, properties, history)
+    raise StorageError(f"other events wrote this new contact {RACES} times meanwhile; the event is retried later")
+
+
+class _Raced(Exception):
+    """Another event created this new contact meanwhile: read again."""
+
+
+def _claim(keys: list[str], contact_id: str, tables: Tables) -> str | None:
+    """Writes the identities of a new contact before the contact; None when all were free, else the id of the
+    contact one of them already names (the claims made are then released)."""
+    claimed: list[str] = []
+    for key in keys:
+        try:
+            create_new(tables.identities(identity=key, contact_id=contact_id), IdentityModel.identity)
+        except AlreadyExists:
+            for mine in claimed:
+                with contextlib.suppress(PynamoDBException):
+                    tables.identities(identity=mine).delete(condition=IdentityModel.contact_id == contact_id)
+            owner = get_or_none(tables.identities, key)
+            return owner.contact_id if owner is not None else None
+        claimed.append(key)
+    return None
+
+
+def _upsert_once(
+    facts: ContactFacts,
+    tables: Tables,
+    now: datetime,
+    event_type: str | None,
+    properties: Mapping[str, Any] | None,
+    history: Callable[[str], Model] | None,
+) -> ContactModel | None:
     if facts.contact_id is not None:  # parcours' own event about a contact it knows: nothing to update
         known = get_or_none(tables.contacts, facts.contact_id)
         if known is not None and history is not None:
-            history(known.contact_id).save()
+            with contextlib.suppress(AlreadyExists):  # recorded by an earlier attempt at this event
+                create_new(history(known.contact_id), EventModel.contact_id)
         return known
     keys = identity_keys(facts)
+    claimed = False  # a new contact's id, its identities written
     if not keys:
         if facts.anonymous_id is None:
             return None
@@ -149,15 +197,23 @@ def upsert(
         # A household may share a phone: it finds a contact only when the facts carry no email nor source id.
         strong = [key for key in keys if not key.startswith("phone#")]
         contact_id, found = _find(keys, tables, deciding=strong or keys)
+        if contact_id is None:
+            contact_id, claimed = uuid.uuid4().hex, True
+            if _claim(strong or keys, contact_id, tables) is not None:
+                raise _Raced  # another event's new contact took the address first: it is the one
+            found.update(dict.fromkeys(strong or keys, contact_id))
     contact: ContactModel
-    created = contact_id is None
+    existing = None if claimed else get_or_none(tables.contacts, contact_id)
+    created = existing is None
     before = None  # as read: only what changes is written (a scenario may be updating this contact meanwhile)
-    if contact_id is None:
-        contact = tables.contacts(contact_id=uuid.uuid4().hex, created_at=now, updated_at=now)
+    if existing is None:
+        # New, or named by an identity whose contact another event is writing now (or never wrote: a crash between
+        # the two writes). Created only if absent: the second writer starts again and updates the first's.
+        contact = tables.contacts(contact_id=contact_id, created_at=now, updated_at=now)
         contact.created_by_event = True
         engaged(contact, now)  # a signup counts as engagement: silence is counted from it
     else:
-        contact = tables.contacts.get(contact_id)
+        contact = existing
         before = contact.serialize()
     source_updated = _parse(facts.updated_at)
     stale = (
@@ -168,7 +224,7 @@ def upsert(
     if not stale:
         for name in ("email", "first_name", "last_name", "locale", "phone"):
             value = getattr(facts, name)
-            if value is not None:
+            if value is not None and (facts.identity_trusted or name not in IDENTITY or not getattr(contact, name)):
                 setattr(contact, name, value)
         if facts.source_id:
             source, _, native_id = facts.source_id.partition("#")
@@ -199,10 +255,17 @@ def upsert(
     counters = []
     if event_type == ORDER_PLACED:
         counters = _count_order(contact, (properties or {}).get("total"), now, new=before is None)
-    save_changes(contact, before, counters, [history(contact.contact_id)] if history is not None else [])
+    try:
+        save_changes(contact, before, counters, [history(contact.contact_id)] if history is not None else [])
+    except AlreadyExists:
+        raise _Raced from None
+    except AlreadyApplied:  # an earlier attempt at this event wrote it (and failed after): counted once, as stored
+        contact = tables.contacts.get(contact.contact_id)
     for key in keys:
         if key in found:  # this contact's, or (first come, first kept) another's
             continue
+        if not facts.identity_trusted and not _owns(contact, key):
+            continue  # an untrusted source's address the contact does not hold: it finds no one later either
         with contextlib.suppress(AlreadyExists):
             create_new(tables.identities(identity=key, contact_id=contact.contact_id), IdentityModel.identity)
     if merging and facts.anonymous_id is not None:
@@ -212,6 +275,12 @@ def upsert(
                 IdentityModel.identity,
             )
     return contact
+
+
+def _owns(contact: ContactModel, key: str) -> bool:
+    """Whether an identity key names what the contact holds now (its email, its phone) or a source id."""
+    kind, _, value = key.partition("#")
+    return {"email": contact.email, "phone": contact.phone}.get(kind, value) == value
 
 
 def copy_anonymous(anonymous_id: str, contact: ContactModel, tables: Tables) -> bool:
@@ -251,11 +320,12 @@ def copy_anonymous(anonymous_id: str, contact: ContactModel, tables: Tables) -> 
 
 
 def custom_attributes(given: dict[str, Any] | None) -> dict[str, Any]:
-    """The custom attributes a source may set: named like plan_type, never a profile field or a counter."""
+    """The custom attributes a source may set: named like plan_type, never a profile field, a counter, or what the
+    scoring keeps (lifecycle_stage, qualified_at: a source setting them would qualify a lead for the CRM)."""
     return {
         name: value
         for name, value in (given or {}).items()
-        if isinstance(name, str) and NAME.match(name) and name not in PROFILE_FIELDS and name not in COUNTERS
+        if isinstance(name, str) and NAME.match(name) and name not in (*PROFILE_FIELDS, *COUNTERS, *SCORING_KEEPS)
     }
 
 

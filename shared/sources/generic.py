@@ -89,12 +89,14 @@ def _consent(block: object, where: str, topic: str, fallback_at: str) -> Consent
     level = block.get("level")
     if level not in (None, "single_opt_in", "confirmed_opt_in"):
         raise GenericPayloadError(f"field {where}.level must be single_opt_in or confirmed_opt_in")
-    at = _text(block, "at", f"{where}.") or fallback_at
+    stated = _text(block, "at", f"{where}.")
+    at = stated or fallback_at
     try:
         datetime.fromisoformat(at.replace("Z", "+00:00"))
     except ValueError:
         raise GenericPayloadError(f"field {where}.at must be an ISO 8601 time, got {at!r}") from None
-    return ConsentFacts(block["state"], level, at, f"generic:{topic}", _text(block, "wording", f"{where}."))
+    wording = _text(block, "wording", f"{where}.")
+    return ConsentFacts(block["state"], level, at, f"generic:{topic}", wording, explicit=stated is not None)
 
 
 def _contact(block: object, topic: str, received: str) -> ContactFacts | None:

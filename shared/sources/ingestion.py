@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -37,6 +39,30 @@ class Rejected(Exception):
         self.reason = reason
 
 
+CONSENT_AHEAD = timedelta(minutes=5)  # a source's clock may run a little ahead of parcours'; more is forged or broken
+
+
+def refuse_future_consent(event: Event, now: datetime, where: str = "") -> None:
+    """400 for a consent dated ahead of now (beyond CONSENT_AHEAD): kept, it would outrank every later statement,
+    the person's unsubscribes from a shop included (README, "Consent rules")."""
+    for channel, statement in (
+        ("email", event.contact.email_consent if event.contact else None),
+        ("sms", event.contact.sms_consent if event.contact else None),
+    ):
+        if statement is None:
+            continue
+        try:
+            at = datetime.fromisoformat(statement.at.replace("Z", "+00:00"))
+        except ValueError:
+            raise Rejected(400, f"{where}{channel} consent time {statement.at!r} is not an ISO 8601 time") from None
+        if at.tzinfo is None:
+            raise Rejected(400, f"{where}{channel} consent time {statement.at!r} has no UTC offset")
+        if at > now + CONSENT_AHEAD:
+            raise Rejected(
+                400, f"{where}{channel} consent time {statement.at} is in the future (now {now.isoformat()})"
+            )
+
+
 class QueueUnavailable(RuntimeError):
     """SQS did not take the event: answer 5xx so the source retries."""
 
@@ -59,6 +85,11 @@ def _decode(raw_body: bytes, to_event: Callable[[Any], Event], latest: datetime)
         raise Rejected(400, str(error)) from None
 
 
+def _no_future_consent(event: Event, clock: Clock) -> Event:
+    refuse_future_consent(event, clock.now())
+    return event
+
+
 def receive_shopify(
     raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock, wall_time: float | None = None
 ) -> Event:
@@ -66,9 +97,8 @@ def receive_shopify(
     if not verify_shopify(raw_body, headers.get("x-shopify-hmac-sha256"), secret):
         raise Rejected(401, "invalid or missing X-Shopify-Hmac-Sha256 signature")
     now = clock.now()
-    return _decode(
-        raw_body, lambda payload: shopify.to_event(headers, payload, now), validation.horizon(now, wall_time)
-    )
+    latest = validation.horizon(now, wall_time)
+    return _no_future_consent(_decode(raw_body, lambda payload: shopify.to_event(headers, payload, now), latest), clock)
 
 
 def receive_generic(
@@ -83,7 +113,8 @@ def receive_generic(
     if not verify_timestamped(raw_body, headers.get("x-parcours-signature"), secrets, wall_time):
         raise Rejected(401, "invalid, missing or expired X-Parcours-Signature (t=<unix>,v1=<hex>, within 300 s of now)")
     now = clock.now()
-    return _decode(raw_body, lambda payload: generic.to_event(payload, now), validation.horizon(now, wall_time))
+    latest = validation.horizon(now, wall_time)
+    return _no_future_consent(_decode(raw_body, lambda payload: generic.to_event(payload, now), latest), clock)
 
 
 def is_woocommerce_ping(raw_body: bytes, headers: Mapping[str, str]) -> bool:
@@ -103,7 +134,8 @@ def receive_woocommerce(
         raise Rejected(401, "invalid or missing X-WC-Webhook-Signature signature")
     now = clock.now()
     latest = validation.horizon(now, wall_time)
-    return _decode(raw_body, lambda payload: woocommerce.to_event(headers, payload, now), latest)
+    event = _decode(raw_body, lambda payload: woocommerce.to_event(headers, payload, now), latest)
+    return _no_future_consent(event, clock)
 
 
 def group_and_dedup_ids(event: Event) -> tuple[str, str]:
@@ -115,6 +147,56 @@ def group_and_dedup_ids(event: Event) -> tuple[str, str]:
 
 
 _held: ContextVar[list[Event] | None] = ContextVar("held", default=None)
+
+# The events one causal chain may emit, one after another: a source's event, what its processing emits (score,
+# stage, lists), what the executions it starts emit, and so on. The shipped scenarios and rules go 2 deep; a chain
+# of 20 leaves room for a deployment's own lists and scenarios built on each other, while a loop that parcours
+# validate could not see (it refuses those it can) stops after 20 laps at most, within minutes, instead of never.
+CHAIN_LIMIT = 20
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Chain:
+    """The cause in hand: what parcours emits now is its consequence (its chain + 1). `cut`: how many were not
+    emitted because the chain reached CHAIN_LIMIT (the caller counts them in a metric)."""
+
+    depth: int
+    cut: int = 0
+
+
+_cause: ContextVar[Chain | None] = ContextVar("cause", default=None)
+
+
+@contextmanager
+def caused_by(depth: int) -> Iterator[Chain]:
+    """While processing an event (or running a step of an execution it started) of chain `depth`: every event
+    parcours emits is one link further, and none past CHAIN_LIMIT is emitted."""
+    chain = Chain(max(0, depth))
+    token = _cause.set(chain)
+    try:
+        yield chain
+    finally:
+        _cause.reset(token)
+
+
+def _linked(event: Event) -> Event | None:
+    """The event as the consequence of the cause in hand; None when its chain would pass the limit."""
+    cause = _cause.get()
+    if cause is None or event.source != "parcours":
+        return event
+    linked = replace(event, chain=max(event.chain, cause.depth + 1))
+    if linked.chain > CHAIN_LIMIT:
+        cause.cut += 1
+        # No personal data: the type, the chain's length and the topic (a scenario/step or "scoring")
+        logger.warning(
+            "event not emitted: its causal chain reached %d events (%s, topic %s)",
+            CHAIN_LIMIT,
+            event.type,
+            event.topic,
+        )
+        return None
+    return linked
 
 
 @contextmanager
@@ -136,6 +218,10 @@ def held_until_done(settings: Settings) -> Iterator[None]:
 def enqueue(event: Event, settings: Settings) -> str:
     """Sends to the FIFO queue; SQS drops a redelivery within its 5-minute window. Inside `held_until_done`, kept
     until the processing is done (answers no message id then)."""
+    linked = _linked(event)
+    if linked is None:
+        return ""
+    event = linked
     held = _held.get()
     if held is not None:
         held.append(event)
@@ -246,7 +332,7 @@ def receive_start_request(
                 if given_at is None or given_at == ""
                 else validation.instant(given_at, "consent.at", latest).isoformat()
             )
-            consent = ConsentFacts(given["state"], level, at, "api:scenario-start")
+            consent = ConsentFacts(given["state"], level, at, "api:scenario-start", explicit=bool(given_at))
     except PayloadError as error:
         raise Rejected(400, str(error)) from None
     texts = {}
@@ -274,6 +360,6 @@ def receive_start_request(
         properties={**properties, "scenario": scenario},
     )
     try:
-        return validation.checked(event, latest)
+        return _no_future_consent(validation.checked(event, latest), clock)
     except PayloadError as error:
         raise Rejected(400, str(error)) from None

@@ -61,6 +61,7 @@ def consent_from_customer(customer: Mapping[str, Any], topic: str, fallback_at: 
             level=block.get("opt_in_level") if isinstance(block.get("opt_in_level"), str) else None,
             at=block.get("consent_updated_at") or customer.get("updated_at") or fallback_at,
             source=source,
+            explicit=bool(block.get("consent_updated_at")),
         )
     accepts = customer.get("accepts_marketing")
     if isinstance(accepts, bool):
@@ -69,6 +70,7 @@ def consent_from_customer(customer: Mapping[str, Any], topic: str, fallback_at: 
             level=None,
             at=customer.get("accepts_marketing_updated_at") or customer.get("updated_at") or fallback_at,
             source=source,
+            explicit=bool(customer.get("accepts_marketing_updated_at")),
         )
     return None
 
@@ -83,6 +85,7 @@ def sms_consent_from_customer(customer: Mapping[str, Any], topic: str, fallback_
         level=block.get("opt_in_level") if isinstance(block.get("opt_in_level"), str) else None,
         at=block.get("consent_updated_at") or customer.get("updated_at") or fallback_at,
         source=f"shopify:{topic}",
+        explicit=bool(block.get("consent_updated_at")),
     )
 
 
@@ -149,7 +152,8 @@ def _buyer_facts(payload: Mapping[str, Any], topic: str, received: str) -> Conta
     consent = None
     if payload.get("buyer_accepts_marketing") is True:
         at = _text(payload.get("updated_at")) or received
-        consent = ConsentFacts(state="granted", level="single_opt_in", at=at, source=f"shopify:{topic}")
+        # The box ticked on this checkout or order, dated by it: re-sent on every update, so never explicit.
+        consent = ConsentFacts("granted", "single_opt_in", at, f"shopify:{topic}", explicit=False)
     return ContactFacts(
         email=validation.email_or_none(payload.get("email") or customer.get("email")),
         first_name=_text(customer.get("first_name")) or _text(billing.get("first_name")),

@@ -1,6 +1,10 @@
 """Segment's HTTP tracking API (`identify`, `track`, `page`, `batch`) mapped into the event catalogue.
 
-The write key is the HTTP Basic user (empty password), as Segment's libraries send it. A batch is validated whole
+The key is the HTTP Basic user (empty password), as Segment's libraries send it. The write key is the secret,
+server-side one; the browser key is public (it sits in a web page's analytics.js), so what it sends may only report
+behaviour (README, "The browser key"): it never changes consent, never changes a known contact's email or phone,
+never sends commerce facts and never sets attributes parcours keeps. What it may not do is dropped, and the reason
+kept with the event (`ignored`), never shown to the browser as an error. A batch is validated whole
 before anything is queued: one bad message refuses the batch (400 naming it, e.g. `batch[3].type`), so nothing is
 ever half-accepted. Each message's `messageId` is its idempotency key (`segment#<messageId>`); without one, a digest
 of the message stands in, so a library's retry of the same request is still processed once.
@@ -17,6 +21,7 @@ import math
 import re
 import zlib
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,7 +42,7 @@ from shared.events import (
     normalise_phone,
 )
 from shared.sources import products, validation
-from shared.sources.ingestion import MAX_BODY_BYTES, Rejected, check_body
+from shared.sources.ingestion import MAX_BODY_BYTES, Rejected, check_body, refuse_future_consent
 
 SOURCE = "tracking"
 CALLS = ("identify", "track", "page")
@@ -78,24 +83,45 @@ RESERVED_TRAITS = frozenset(
 CONSENT_STATES = {"subscribed": "granted", "unsubscribed": "denied"}
 OPT_IN_LEVELS = (None, "single_opt_in", "confirmed_opt_in", "unknown")
 MAX_ID = 200
+SERVER, BROWSER = "server", "browser"  # which key authorised a request
+# Commerce facts come from signed webhooks or the server key: from a public key anyone could buy in a victim's name.
+COMMERCE_EVENTS = frozenset(
+    {
+        "Checkout Started",
+        "Checkout Step Viewed",
+        "Checkout Step Completed",
+        "Payment Info Entered",
+        "Order Completed",
+        "Order Updated",
+        "Order Refunded",
+        "Order Cancelled",
+        "Coupon Applied",
+    }
+)
+# Attributes parcours keeps itself (the scoring's stage, the counters, consent and suppression): never from a browser.
+BROWSER_RESERVED = frozenset(
+    {"score", "lifecycle_stage", "stage", "qualified_at", "orders_count", "total_spent", "suppressed", "consent"}
+)
 
 
 class TrackingError(ValueError):
     """A message that is not Segment's spec; the text names the field (`batch[3].type`, `userId or anonymousId`)."""
 
 
-def authorised(authorization: str | None, write_key: str) -> bool:
-    """HTTP Basic with the write key as the user; compared in constant time. The password is not read (Segment's
-    libraries send it empty)."""
+def authorised(authorization: str | None, write_key: str, browser_key: str | None = None) -> str | None:
+    """Which key the request carries as the HTTP Basic user (SERVER or BROWSER), or None; compared in constant
+    time. The password is not read (Segment's libraries send it empty)."""
     scheme, _, credentials = (authorization or "").strip().partition(" ")
     if scheme.lower() != "basic" or not credentials:
-        return False
+        return None
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True)
     except (binascii.Error, ValueError):
-        return False
+        return None
     user = decoded.partition(b":")[0]
-    return hmac.compare_digest(user, write_key.encode("utf-8"))
+    server = hmac.compare_digest(user, write_key.encode("utf-8"))
+    browser = browser_key is not None and hmac.compare_digest(user, browser_key.encode("utf-8"))
+    return SERVER if server else BROWSER if browser else None
 
 
 def receive(
@@ -104,12 +130,14 @@ def receive(
     headers: Mapping[str, str],
     write_key: str,
     now: datetime,
+    browser_key: str | None = None,
     wall_time: float | None = None,
 ) -> list[Event]:
     """One request to `/v1/<call>` -> its events, all valid, or Rejected (401, 400, 413, 415) and none. Each event
     passes shared.sources.validation (its times compared with `now`, or `wall_time` when later)."""
     check_body(raw_body, headers)
-    if not authorised(headers.get("authorization"), write_key):
+    key = authorised(headers.get("authorization"), write_key, browser_key)
+    if key is None:
         raise Rejected(401, "missing or wrong write key: send it as the HTTP Basic user, with an empty password")
     encoding = headers.get("content-encoding", "").strip().lower()
     if encoding == "gzip":
@@ -120,9 +148,9 @@ def receive(
         payload = validation.loads(raw_body)
         latest = validation.horizon(now, wall_time)
         if call == "batch":
-            events = parse_batch(payload, now)
+            events = parse_batch(payload, now, key)
             return [validation.checked(event, latest, f"batch[{index}].") for index, event in enumerate(events)]
-        return [validation.checked(to_event(call, payload, now), latest)]
+        return [validation.checked(to_event(call, payload, now, key=key), latest)]
     except (TrackingError, PayloadError) as error:
         raise Rejected(400, str(error)) from None
 
@@ -139,7 +167,7 @@ def _gunzip(raw_body: bytes) -> bytes:
     return body
 
 
-def parse_batch(payload: Any, now: datetime) -> list[Event]:
+def parse_batch(payload: Any, now: datetime, key: str = SERVER) -> list[Event]:
     """`{"batch": [...], "context"?, "sentAt"?}`: every message valid, or TrackingError naming the first bad one."""
     if not isinstance(payload, dict):
         raise TrackingError('body must be a JSON object {"batch": [...]}')
@@ -163,12 +191,13 @@ def parse_batch(payload: Any, now: datetime) -> list[Event]:
             message = {**message, "context": {**shared_context, **own_context}}
         if sent_at is not None and "sentAt" not in message:
             message = {**message, "sentAt": sent_at}
-        events.append(to_event(call, message, now, where))
+        events.append(to_event(call, message, now, where, key))
     return events
 
 
-def to_event(call: str, message: Any, now: datetime, where: str = "") -> Event:
-    """One identify, track or page message (or screen, group, alias: kept, no effect) -> a catalogue event."""
+def to_event(call: str, message: Any, now: datetime, where: str = "", key: str = SERVER) -> Event:
+    """One identify, track or page message (or screen, group, alias: kept, no effect) -> a catalogue event; from the
+    browser key, without what that key may not say (`_as_browser`)."""
     if not isinstance(message, dict):
         raise TrackingError(f"{where.rstrip('.') or 'body'} must be a JSON object")
     user_id = _identifier(message, "userId", where)
@@ -196,6 +225,8 @@ def to_event(call: str, message: Any, now: datetime, where: str = "") -> Event:
         facts = _visitor(context, user_id, anonymous_id, where)
     else:
         event_type, properties, facts = UNRECOGNISED, {"call": call}, None
+    if key == BROWSER:
+        event_type, properties, facts = _as_browser(event_type, properties, facts, where)
     event = Event(
         event_id=event_id,
         type=event_type,
@@ -208,7 +239,32 @@ def to_event(call: str, message: Any, now: datetime, where: str = "") -> Event:
     )
     if len(event.to_json().encode("utf-8")) > MAX_BODY_BYTES:
         raise TrackingError(f"{where.rstrip('.') or 'message'} is too large for the queue; send fewer properties")
+    refuse_future_consent(event, received, where)
     return event
+
+
+def _as_browser(
+    event_type: str, properties: dict[str, Any], facts: ContactFacts | None, where: str
+) -> tuple[str, dict[str, Any], ContactFacts | None]:
+    """What the public browser key may say: behaviour, and profile fields that are not identity nor consent. The rest
+    is dropped, each with its reason in the event's `ignored` (kept in the history, never an error to the page)."""
+    ignored: list[str] = []
+    name = properties.get("event")
+    if name in COMMERCE_EVENTS:
+        ignored.append(f"{where}event: {name} comes from a signed webhook or the server key, not the browser key")
+        return UNRECOGNISED, {"call": "track", "event": name, "ignored": ignored}, None
+    if facts is None:
+        return event_type, properties, facts
+    for channel, consent in (("email", facts.email_consent), ("sms", facts.sms_consent)):
+        if consent is not None:
+            ignored.append(f"{where}traits.{channel}_marketing_consent: the browser key never changes consent")
+    attributes = dict(facts.attributes or {})
+    for attribute in sorted(attributes):
+        if attribute in BROWSER_RESERVED or "consent" in attribute:
+            del attributes[attribute]
+            ignored.append(f"{where}traits.{attribute}: parcours keeps it; the browser key never sets it")
+    facts = replace(facts, email_consent=None, sms_consent=None, attributes=attributes or None, identity_trusted=False)
+    return event_type, {**properties, "ignored": ignored} if ignored else properties, facts
 
 
 def _identifier(message: dict[str, Any], name: str, where: str) -> str | None:
@@ -326,7 +382,8 @@ def _identify_facts(
 
 def _consent(traits: dict[str, Any], name: str, occurred: str, where: str) -> ConsentFacts | None:
     """The one consent shape the tracking API reads (Shopify's): {state: subscribed|unsubscribed, opt_in_level,
-    consent_updated_at}. Any other trait (`newsletter: true`, ...) grants nothing."""
+    consent_updated_at, wording}. Any other trait (`newsletter: true`, ...) grants nothing. Without its own
+    consent_updated_at (the message's time stands in), a grant never undoes a denial (README, "Consent rules")."""
     block = traits.get(name)
     if block is None:
         return None
@@ -343,7 +400,12 @@ def _consent(traits: dict[str, Any], name: str, occurred: str, where: str) -> Co
         raise TrackingError(f"{field}.opt_in_level must be single_opt_in, confirmed_opt_in or unknown")
     given = block.get("consent_updated_at")
     at = occurred if given is None else _instant(given, f"{field}.consent_updated_at").astimezone(UTC).isoformat()
-    return ConsentFacts(state=CONSENT_STATES[state], level=level, at=at, source="tracking:identify")
+    wording = block.get("wording")
+    if wording is not None and (not isinstance(wording, str) or not wording.strip()):
+        raise TrackingError(f"{field}.wording must be the text or version of the form the person agreed to")
+    return ConsentFacts(
+        CONSENT_STATES[state], level, at, "tracking:identify", wording and wording.strip(), explicit=given is not None
+    )
 
 
 def _snake(name: str) -> str:

@@ -146,6 +146,7 @@ def consent_from_meta(resource: Mapping[str, Any], topic: str, fallback_at: str)
         at=_gmt(meta.get(CONSENT_AT_KEY)) or fallback_at,
         source=f"woocommerce:{topic}",
         wording=_text(meta.get(CONSENT_WORDING_KEY)),
+        explicit=_gmt(meta.get(CONSENT_AT_KEY)) is not None,
     )
 
 

@@ -207,6 +207,13 @@ def test_a_redelivered_event_is_processed_once(handler: Any) -> None:
         ("CONTACT_TEXT", "contact has unknown field(s) nickname"),
         ("CONTACT_LIST", "field contact is a list, expected an object"),
         ("CONSENT", "field contact.email_consent.state is missing, expected text"),
+        ("TRUST", "field contact.identity_trusted is a str, expected true or false"),
+        (
+            '{"event_id": "e", "type": "t", "source": "s", "topic": "t", "occurred_at": "a", "received_at": "b", '
+            '"chain": "1"}',
+            "field chain is a str, expected a whole number >= 0",
+        ),
+        ("EXPLICIT", "field contact.email_consent.explicit is a str, expected true or false"),
     ],
 )
 def test_bodies_that_are_not_events_are_unprocessable_and_the_reason_names_the_field(body: str, reason: str) -> None:
@@ -216,6 +223,11 @@ def test_bodies_that_are_not_events_are_unprocessable_and_the_reason_names_the_f
         "CONTACT_TEXT": {**event, "contact": {**event["contact"], "nickname": "cam"}},
         "CONTACT_LIST": {**event, "contact": ["anna@example.com"]},
         "CONSENT": {**event, "contact": {**event["contact"], "email_consent": {"level": None}}},
+        "TRUST": {**event, "contact": {**event["contact"], "identity_trusted": "yes"}},
+        "EXPLICIT": {
+            **event,
+            "contact": {**event["contact"], "email_consent": {**event["contact"]["email_consent"], "explicit": "no"}},
+        },
     }
     with pytest.raises(deadletters.Unprocessable) as raised:
         deadletters.read(json.dumps(changed[body]) if body in changed else body)

@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared", "functions", "infra")
 THE_CLOCK = {
     "shared/clock.py": "the one clock: wall_time() and the simulated clocks built on it",
-    "infra/local.py": "the local runtime's clock plumbing (time scale, skipped time), checked with it",
-    "infra/skipped.py": "the local runtime's skipped time: the timeline that drives shared.clock",
+    "infra/local/runtime.py": "the local runtime's clock plumbing (time scale, skipped time), checked with it",
+    "infra/local/skipped.py": "the local runtime's skipped time: the timeline that drives shared.clock",
 }
 # Genuine exceptions, each with its reason. time.monotonic and time.perf_counter measure durations, not dates: they
 # are fine everywhere and need no entry here.

@@ -24,6 +24,7 @@ TOOLING = (
     "shared.journeys.steps",
     "shared.journeys.declarations",
     "shared.journeys.policies",
+    "shared.journeys.loops",
 )
 
 

@@ -31,7 +31,7 @@ from tests.conftest import drain_events, sample_json
 # A page view or a refusal publishes no metric: Powertools says so, which is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
-NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 24, 9, 15, tzinfo=UTC)  # the form sample's consent is at 09:12:30
 SHOPIFY, WOO, GENERIC, WRITE_KEY, LINK = "shop-secret", "woo-secret", "generic-secret", "write-key", "link-secret"
 PASS = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}})
 EXAMPLES = settings(

@@ -1,4 +1,4 @@
-"""Skipped time (infra.skipped): time stands still while anything runs and moves only when a client asks."""
+"""Skipped time (infra.local.skipped): time stands still while anything runs and moves only when a client asks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from infra.local import LocalRuntime
-from infra.skipped import SkippedTime
+from infra.local.skipped import SkippedTime
 
 T0 = 1_795_000_000.0  # a fixed instant: no test reads the real date
 

@@ -135,6 +135,32 @@ def test_every_task_retries_lambda_and_throttling_errors_and_catches_the_rest() 
             assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Step failed"}]
 
 
+def test_transient_errors_are_retried_for_about_a_day_with_capped_exponential_backoff() -> None:
+    definition = compiler.compile_scenario(welcome())
+    retries = [state["Retry"] for state in definition["States"].values() if state["Type"] == "Task"]
+    assert retries
+    assert all(retry == compiler.RETRY for retry in retries)
+    retry: dict[str, Any] = dict(compiler.RETRY[0])
+    # SES, SNS (SendDeferred), DynamoDB (StorageBusy), Lambda's own errors and the CRM: and nothing permanent
+    assert {"SendDeferred", "StorageBusy", "CrmDeferred", "Lambda.TooManyRequestsException"} <= set(
+        retry["ErrorEquals"]
+    )
+    assert not {"States.ALL", "SendRefused", "StorageError", "CrmRefused", "States.TaskFailed"} & set(
+        retry["ErrorEquals"]
+    )
+    # The intervals Step Functions computes (before its full jitter draws each between 0 and it): 2 s doubling,
+    # capped at an hour
+    bounds = [
+        min(retry["IntervalSeconds"] * retry["BackoffRate"] ** attempt, retry["MaxDelaySeconds"])
+        for attempt in range(retry["MaxAttempts"])
+    ]
+    assert bounds[:3] == [2, 4, 8]
+    assert max(bounds) == 3600
+    assert sum(bounds[:11]) < 3600 * 1.2  # the first hour and a bit backs off; then once an hour
+    assert 23 * 3600 < sum(bounds) / 2 < 25 * 3600  # full jitter: the mean total is half the bounds, a day
+    assert retry["JitterStrategy"] == "FULL"
+
+
 def test_a_send_passes_the_execution_id_so_the_send_is_idempotent_on_execution_and_step() -> None:
     payload = compiler.compile_scenario(welcome())["States"]["Send email e1-welcome"]["Parameters"]["Payload"]
     assert payload["execution.$"] == "$$.Execution.Id"

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import boto3
@@ -95,3 +96,38 @@ def test_a_long_scenario_id_keeps_execution_names_distinct_per_event() -> None:
     names = {dispatch.execution_name(scenario, "c" * 32, f"shopify#{n}") for n in range(100)}
     assert len(names) == 100
     assert all(len(name) <= 80 for name in names)
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["new-contact", "known-contact"])
+def test_an_order_retried_after_a_later_step_failed_is_counted_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, known: bool
+) -> None:
+    # Given (for one case) a customer already known, and a Step Functions start that fails once after the contact
+    # and its history were written (SQS then delivers the event again)
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    url = sqs.create_queue(QueueName="parcours-events.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    settings = replace(settings, queue_url=url)  # the scoring's and the lists' own events go there
+    if known:
+        processing.process(shopify_event("customers-create.json", event_id="evt-0"), settings, Clock())
+    order = shopify_event("orders-create.json", "orders/create", "evt-order")
+    failures = iter([RuntimeError("StartExecution throttled")])
+
+    def fails_once(*args: object, **kwargs: object) -> list[dispatch.Outcome]:
+        for failure in failures:
+            raise failure
+        return []  # the post-purchase and loyalty scenarios are not deployed here
+
+    monkeypatch.setattr(dispatch, "start_matching", fails_once)
+    with pytest.raises(RuntimeError):
+        processing.process(order, settings, Clock())
+
+    # When the same event is processed again (a moment later: before, its record's key was the processing time)
+    result = processing.process(order, settings, Clock())
+
+    # Then the order counts once, its history record is there once, and the retry did what the first attempt missed
+    assert result.contact_id is not None
+    contact = tables(settings).contacts.get(result.contact_id)
+    assert (contact.orders_count, contact.total_spent) == (1, float(order.properties["total"]))
+    history = [e.type for e in tables(settings).events.query(result.contact_id)]
+    assert history.count("order.placed") == 1
+    assert result.recorded

@@ -9,7 +9,7 @@ import pytest
 
 from shared.clock import Clock
 from shared.events import Event
-from shared.journeys import dispatch, enrolments, processing
+from shared.journeys import compiler, dispatch, enrolments, processing
 from shared.messages import actions
 from shared.people import contacts
 from shared.settings import Settings
@@ -116,3 +116,43 @@ def test_leaving_a_capped_scenario_frees_the_place_once_even_if_the_task_is_retr
     assert [e.status for e in enrolments.of(t, "c1", "loyalty")] == ["finished"]
     started_by_hand = payload(action="leave", step="leave", execution="arn:x:not-dispatched")
     assert actions.perform(started_by_hand, settings) == {"status": "unchanged"}  # took no place, frees none
+
+
+def test_dynamodb_throttling_anywhere_in_a_task_leaves_as_storage_busy_for_the_retry(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+    from pynamodb.exceptions import GetError
+
+    from shared.storage import StorageBusy, StorageError
+
+    def throttled(*args: Any, **kwargs: Any) -> Any:
+        cause = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetItem")
+        raise GetError("Failed to get item", cause)
+
+    monkeypatch.setattr(actions, "evaluate", throttled)  # PynamoDB's own error, not wrapped on its way out
+    with pytest.raises(StorageBusy) as raised:
+        actions.perform(payload(action="evaluate", condition={"in_list": "vip"}), settings)
+    assert type(raised.value).__name__ == "StorageBusy"  # the error name Step Functions matches
+    assert "StorageBusy" in compiler.RETRYABLE
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        cause = ClientError({"Error": {"Code": "ValidationException", "Message": "bad"}}, "GetItem")
+        raise StorageError("refused") from GetError("Failed to get item", cause)
+
+    monkeypatch.setattr(actions, "evaluate", refused)  # a refusal for good stays itself: the Catch takes it at once
+    with pytest.raises(StorageError) as refusal:
+        actions.perform(payload(action="evaluate", condition={"in_list": "vip"}), settings)
+    assert type(refusal.value) is StorageError
+
+
+def test_a_step_emits_one_link_further_than_its_trigger_and_nothing_past_the_chain_limit(settings: Settings) -> None:
+    from shared.sources import ingestion
+
+    answer = actions.perform(payload(action="add_score", points=5, trigger={"type": "x", "chain": 2}), settings)
+    [event] = queued(settings)
+    assert (event["type"], event["chain"], answer) == ("score.changed", 3, {"status": "done", "score": 5})
+    limit = {"type": "score.changed", "chain": ingestion.CHAIN_LIMIT}
+    answer = actions.perform(payload(action="add_to_list", list="vip", step="s2", trigger=limit), settings)
+    assert answer == {"status": "done", "events_cut": 1}  # the list is joined; list.joined is not emitted
+    assert queued(settings) == []

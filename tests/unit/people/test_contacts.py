@@ -221,6 +221,109 @@ def test_a_contact_and_its_event_record_are_written_together_or_not_at_all(aws: 
     assert [e.at_id for e in t.events.query(known.contact_id)] == [f"{NOW.isoformat()}#e2"]
 
 
+def test_an_untrusted_source_never_changes_a_known_contacts_email_or_phone(aws: dict[str, str]) -> None:
+    # Given a contact known by its email, phone and a tracking user id
+    t = tables(Settings.from_environ(aws))
+    known = ContactFacts(email="victim@example.com", phone="+33612345678", source_id="segment#u1")
+    victim = contacts.upsert(known, t, NOW)
+    assert victim is not None
+
+    # When the public browser key claims another email and phone for that user id, with a first name
+    claim = ContactFacts(
+        email="attacker@example.com",
+        phone="+33700000000",
+        first_name="Mallory",
+        source_id="segment#u1",
+        identity_trusted=False,
+    )
+    contacts.upsert(claim, t, NOW)
+
+    # Then the contact keeps its own email and phone (its profile field changed), and the attacker's address
+    # leads to no one: a later event about it does not find the victim
+    stored = t.contacts.get(victim.contact_id)
+    assert (stored.email, stored.phone, stored.first_name) == ("victim@example.com", "+33612345678", "Mallory")
+    assert {i.identity for i in t.identities.scan()} == {"email#victim@example.com", "phone#+33612345678", "segment#u1"}
+    again = contacts.upsert(ContactFacts(email="attacker@example.com"), t, NOW)
+    assert again is not None
+    assert again.contact_id != victim.contact_id
+
+
+def test_an_untrusted_source_may_give_a_contact_its_first_email(aws: dict[str, str]) -> None:
+    """A visitor who signs up in the browser: the address is new to everyone, and it becomes the contact's."""
+    t = tables(Settings.from_environ(aws))
+    contact = contacts.upsert(
+        ContactFacts(email="new@example.com", source_id="segment#u2", identity_trusted=False), t, NOW
+    )
+    assert contact is not None
+    assert t.contacts.get(contact.contact_id).email == "new@example.com"
+    found = contacts.upsert(ContactFacts(email="new@example.com"), t, NOW)
+    assert found is not None
+    assert found.contact_id == contact.contact_id
+
+
+def test_a_trusted_source_changes_a_contacts_email(aws: dict[str, str]) -> None:
+    t = tables(Settings.from_environ(aws))
+    contact = contacts.upsert(ContactFacts(email="old@example.com", source_id="shopify#9"), t, NOW)
+    assert contact is not None
+    contacts.upsert(ContactFacts(email="new@example.com", source_id="shopify#9"), t, NOW)
+    assert t.contacts.get(contact.contact_id).email == "new@example.com"
+
+
+@pytest.mark.parametrize("name", ["lifecycle_stage", "qualified_at", "score", "orders_count", "email"])
+def test_no_source_sets_what_parcours_keeps(aws: dict[str, str], name: str) -> None:
+    """A `lifecycle_stage: sql` from any source would qualify the lead for the CRM without a point scored."""
+    t = tables(Settings.from_environ(aws))
+    contact = contacts.upsert(ContactFacts(email="a@example.com", attributes={name: "sql", "plan": "pro"}), t, NOW)
+    assert contact is not None
+    assert t.contacts.get(contact.contact_id).attributes.as_dict() == {"plan": "pro"}
+
+
+def test_two_first_events_for_one_new_address_at_once_end_as_one_contact(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two first events for one new address, from the shop and the site, processed at the same moment: the
+    # site's is read while the shop's is being written (it finds no one, then the shop's contact lands)
+    t = tables(Settings.from_environ(aws))
+    shop = ContactFacts(email="new@example.com", source_id="shopify#5", email_consent=FACTS.email_consent)
+    site = ContactFacts(email="new@example.com", source_id="segment#u5", first_name="Camille")
+    find = contacts._find
+
+    def interleaved(
+        keys: list[str], t_: object, deciding: list[str] | None = None
+    ) -> tuple[str | None, dict[str, str]]:
+        answer = find(keys, t, deciding)
+        if "segment#u5" in keys and answer[0] is None:
+            monkeypatch.setattr(contacts, "_find", find)
+            contacts.upsert(shop, t, NOW)  # the other event wins the race meanwhile
+        return answer
+
+    monkeypatch.setattr(contacts, "_find", interleaved)
+
+    # When both are processed
+    contact = contacts.upsert(site, t, NOW)
+
+    # Then there is one contact, holding both events' facts, found by every identity
+    assert contact is not None
+    assert t.contacts.count() == 1
+    stored = t.contacts.get(contact.contact_id)
+    assert (stored.first_name, stored.email_consent.state) == ("Camille", "granted")
+    assert {i.identity: i.contact_id for i in t.identities.scan()} == dict.fromkeys(
+        ["email#new@example.com", "shopify#5", "segment#u5"], contact.contact_id
+    )
+
+
+def test_an_identity_whose_contact_is_not_written_yet_is_completed_not_duplicated(aws: dict[str, str]) -> None:
+    """The other event claimed the address and has not written its contact yet (or failed between the two): this
+    event creates the contact under that id, and the other, when it writes, starts again and updates it."""
+    t = tables(Settings.from_environ(aws))
+    t.identities(identity="email#new@example.com", contact_id="c-other").save()
+    contact = contacts.upsert(ContactFacts(email="new@example.com", first_name="Camille"), t, NOW)
+    assert contact is not None
+    assert contact.contact_id == "c-other"
+    assert t.contacts.get("c-other").first_name == "Camille"
+    assert t.contacts.count() == 1
+
+
 def test_a_contact_keeps_at_most_its_limit_of_custom_attributes_however_many_events_name_new_ones(
     aws: dict[str, str],
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from infra.local import free_port
+from infra.local.runtime import free_port
 from shared import clock
 from shared.journeys import compiler
 from shared.messages import actions

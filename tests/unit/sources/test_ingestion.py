@@ -101,6 +101,39 @@ def test_events_are_queued_by_contact_and_deduplicated_on_the_event_id(
 
 
 @mock_aws
+def test_what_parcours_emits_is_one_link_further_and_nothing_past_the_chain_limit_is_emitted(
+    aws_credentials: None, environ: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from dataclasses import replace
+
+    sqs, url, settings = events_queue(environ)
+    source = ingestion.receive_shopify(BODY, headers(BODY), SECRET, Clock())
+    own = replace(source, event_id="parcours#score.changed#x", type="score.changed", source="parcours", topic="scoring")
+
+    def chains() -> list[int]:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        for message in messages:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return [json.loads(m["Body"]).get("chain", 0) for m in messages]
+
+    # What a source sends starts a chain: 0, and its body says nothing of it
+    ingestion.enqueue(source, settings)
+    assert chains() == [0]
+    # What parcours emits while handling an event of chain 3 is at 4, held or not
+    with ingestion.caused_by(3) as chain, ingestion.held_until_done(settings):
+        ingestion.enqueue(own, settings)
+    assert (chains(), chain.cut) == ([4], 0)
+    # At the limit, nothing more is emitted: counted, and logged without personal data
+    limit = ingestion.CHAIN_LIMIT
+    with caplog.at_level("WARNING"), ingestion.caused_by(limit) as chain:
+        ingestion.enqueue(replace(own, event_id="parcours#score.changed#y"), settings)
+        ingestion.enqueue(source, settings)  # a source's event is never cut: it is no consequence
+    assert (chains(), chain.cut) == ([0], 1)
+    assert f"causal chain reached {limit} events (score.changed, topic scoring)" in caplog.text
+    assert "example.com" not in caplog.text
+
+
+@mock_aws
 def test_events_emitted_while_an_event_is_processed_are_queued_when_it_is_done_even_if_it_fails(
     aws_credentials: None, environ: dict[str, str]
 ) -> None:

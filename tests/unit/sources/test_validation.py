@@ -14,7 +14,7 @@ from shared.sources import ingestion, tracking, validation
 from shared.sources.signatures import shopify_signature, timestamped_signature, verify_timestamped
 from tests.conftest import sample, sample_json
 
-NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 24, 9, 15, tzinfo=UTC)  # the form sample's consent is at 09:12:30
 KEY = "wk_live_123"
 GENERIC = "generic-secret"
 SHOPIFY = "shopify-secret"
@@ -138,7 +138,7 @@ def test_a_negative_or_absurd_quantity_is_400(quantity: int) -> None:
         ("2026-11-24T09:00:00", "with a zone offset"),
         ("yesterday", "ISO 8601"),
         ("1999-12-31T23:00:00Z", "after 2000-01-01"),
-        ("2026-11-25T09:00:01Z", "at most a day after now"),
+        ("2026-11-25T09:15:01Z", "at most a day after now"),
         (17, "ISO 8601"),
     ],
     ids=["naive", "unparsable", "before-2000", "a-day-ahead", "a-number"],

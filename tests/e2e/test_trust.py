@@ -1,0 +1,161 @@
+"""The attacks of issue 14 with the tracking API's keys, over real HTTP against `parcours local`: each now fails
+safely (README, "Consent rules" and "The browser key")."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from infra.localprocess import RunningLocal
+from infra.webhook_client import post_shopify, post_tracking
+from tests.conftest import BROWSER_KEY, SHOPIFY_SECRET, WRITE_KEY
+from tests.e2e.test_shopify_webhook import at_a_whole_second, customer, unique_email
+from tests.e2e.test_tracking_api import contact_of, history
+from tests.e2e.test_unsubscribe import consent_state, fetch
+
+SUBSCRIBED = {"state": "subscribed", "opt_in_level": "confirmed_opt_in"}
+
+
+def contact_item(local: RunningLocal, identity: str) -> dict[str, Any]:
+    contact_id = contact_of(local, identity)
+    assert contact_id is not None
+    table = local.physical_ids()["ContactsTable"]
+    item = local.client("dynamodb").get_item(
+        TableName=table, Key={"contact_id": {"S": contact_id}}, ConsistentRead=True
+    )
+    return dict(item["Item"])
+
+
+def subscribed_customer(local: RunningLocal, prefix: str) -> tuple[str, str]:
+    """A Shopify customer with marketing consent, also identified on the site as a tracking user: (email, user id)."""
+    email, user = unique_email(prefix), uuid.uuid4().hex
+    assert (
+        post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex).status == 202
+    )
+    assert (
+        post_tracking(local.api_url, "/v1/identify", {"userId": user, "traits": {"email": email}}, WRITE_KEY).status
+        == 200
+    )
+    return email, user
+
+
+def test_an_unsubscribe_sticks_against_re_sent_traits_and_undoes_only_by_a_newer_explicit_opt_in(
+    local: RunningLocal,
+) -> None:
+    # Given a subscriber who got the first welcome email and unsubscribed in one click
+    subscribed = at_a_whole_second(local)
+    email, user = subscribed_customer(local, "sticky")
+    local.advance(seconds=0)
+    [first] = local.outbox(to=email)
+    url = re.match(r"<([^>]+)>", first["headers"]["List-Unsubscribe"]).group(1)  # type: ignore[union-attr]
+    assert fetch(url, b"List-Unsubscribe=One-Click")[0] == 200
+    assert consent_state(local, email) == "denied"
+
+    # When analytics.js re-sends the cached traits with the browser key, and a server re-sends them without a time
+    traits = {"email": email, "email_marketing_consent": SUBSCRIBED}
+    assert post_tracking(local.api_url, "/v1/identify", {"userId": user, "traits": traits}, BROWSER_KEY).status == 200
+    assert post_tracking(local.api_url, "/v1/identify", {"userId": user, "traits": traits}, WRITE_KEY).status == 200
+
+    # Then consent stays withdrawn and the series sends nothing more
+    assert consent_state(local, email) == "denied"
+    local.advance(to=subscribed + timedelta(days=2))  # J+2, the second email's moment
+    assert [m["step"] for m in local.outbox(to=email)] == ["e1-welcome"]
+
+    # When the person opts in again, the server stating when (a newer, explicit opt-in): consent is granted
+    again = {**SUBSCRIBED, "consent_updated_at": local.now().isoformat(), "wording": "newsletter form v3"}
+    body = {"userId": user, "traits": {"email": email, "email_marketing_consent": again}}
+    assert post_tracking(local.api_url, "/v1/identify", body, WRITE_KEY).status == 200
+    assert consent_state(local, email) == "granted"
+    proof = contact_item(local, f"email#{email}")["consent_history"]["L"][-1]["M"]
+    assert (proof["source"]["S"], proof["wording"]["S"]) == ("tracking:identify", "newsletter form v3")
+
+
+def test_a_consent_dated_in_the_future_is_refused_so_a_later_unsubscribe_still_wins(local: RunningLocal) -> None:
+    email, user = subscribed_customer(local, "future")
+    future = {**SUBSCRIBED, "consent_updated_at": "2099-01-01T00:00:00Z"}
+    body = {"userId": user, "traits": {"email": email, "email_marketing_consent": future}}
+    answer = post_tracking(local.api_url, "/v1/identify", body, WRITE_KEY)
+    assert answer.status == 400
+    assert "email consent time 2099-01-01T00:00:00+00:00 is in the future" in answer.body["error"]
+
+    # The shop's own webhook with such a time is refused too (a signature proves the sender, not its clock)
+    payload = json.loads(customer(email))
+    payload["email_marketing_consent"]["consent_updated_at"] = "2099-01-01T00:00:00Z"
+    raw = json.dumps(payload).encode()
+    assert post_shopify(local.api_url, "customers/update", raw, SHOPIFY_SECRET, uuid.uuid4().hex).status == 400
+
+    # And the shop's unsubscribe, dated now, applies
+    payload["email_marketing_consent"] = {"state": "unsubscribed", "consent_updated_at": local.now().isoformat()}
+    raw = json.dumps(payload).encode()
+    assert post_shopify(local.api_url, "customers/update", raw, SHOPIFY_SECRET, uuid.uuid4().hex).status == 202
+    assert consent_state(local, email) == "denied"
+
+
+def test_the_browser_key_cannot_take_a_contact_over(local: RunningLocal) -> None:
+    # Given a subscriber known on the site by a user id
+    subscribed = at_a_whole_second(local)
+    email, user = subscribed_customer(local, "victim")
+    attacker = unique_email("attacker")
+
+    # When the public key says this user's email is the attacker's
+    body = {"userId": user, "traits": {"email": attacker, "firstName": "Mallory"}}
+    assert post_tracking(local.api_url, "/v1/identify", body, BROWSER_KEY).status == 200
+
+    # Then the contact keeps its address, the attacker's leads to no one, and the series goes to the subscriber only
+    assert contact_item(local, f"segment#{user}")["email"]["S"] == email
+    assert contact_of(local, f"email#{attacker}") is None
+    local.advance(to=subscribed + timedelta(days=2))
+    assert local.outbox(to=attacker) == []
+    assert len(local.outbox(to=email)) == 2  # J+0 and J+2 of the welcome series
+
+
+def test_the_browser_key_cannot_place_an_order_nor_forge_a_stage(local: RunningLocal) -> None:
+    # Given a subscriber with no order
+    email, user = subscribed_customer(local, "shopper")
+    local.advance(seconds=0)
+    sent_before = len(local.outbox(to=email))
+
+    # When the public key reports an order and sets the lead's stage
+    order = {"userId": user, "event": "Order Completed", "properties": {"total": 999, "order_id": "forged-1"}}
+    assert post_tracking(local.api_url, "/v1/track", order, BROWSER_KEY).status == 200
+    stage = {"userId": user, "traits": {"lifecycleStage": "sql", "score": 500}}
+    assert post_tracking(local.api_url, "/v1/identify", stage, BROWSER_KEY).status == 200
+
+    # Then no order is counted, no post-purchase email goes out three days later, and the stage is unset
+    local.advance(seconds=3 * 86400)
+    contact = contact_item(local, f"email#{email}")
+    assert "orders_count" not in contact or contact["orders_count"]["N"] == "0"
+    assert "lifecycle_stage" not in contact.get("attributes", {}).get("M", {})
+    assert {m["scenario"] for m in local.outbox(to=email)[sent_before:]} <= {"welcome"}  # no post-purchase, no loyalty
+    # The refused order is kept with its reason, acting on no one
+    assert ("unrecognised", "Order Completed") in history(local, "_unattributed#tracking")
+
+
+def test_a_shop_and_a_site_announcing_one_new_person_at_once_make_one_contact(local: RunningLocal) -> None:
+    # Given new addresses, each announced at the same moment by the shop's webhook and the site's identify (two
+    # FIFO groups: the address, and the visitor's anonymous id)
+    emails = [unique_email("twice") for _ in range(6)]
+
+    def shop(email: str) -> int:
+        return post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex).status
+
+    def site(email: str) -> int:
+        body = {"anonymousId": uuid.uuid4().hex, "traits": {"email": email, "firstName": "Sacha"}}
+        return post_tracking(local.api_url, "/v1/identify", body, WRITE_KEY).status
+
+    # When both are sent at once, for each address
+    with ThreadPoolExecutor(max_workers=len(emails) * 2) as pool:
+        answers = list(pool.map(lambda call: call[0](call[1]), [(f, e) for e in emails for f in (shop, site)]))
+    assert sorted(set(answers)) == [200, 202]
+    local.advance(seconds=0)
+
+    # Then each address is one contact (before, 12 pairs in 12 made two), with the shop's consent
+    table = local.physical_ids()["ContactsTable"]
+    items = local.client("dynamodb").scan(TableName=table)["Items"]
+    for email in emails:
+        [contact] = [item for item in items if item.get("email", {}).get("S") == email]
+        assert contact["email_consent"]["M"]["state"]["S"] == "granted"
