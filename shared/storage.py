@@ -98,6 +98,10 @@ class AlreadyApplied(StorageError):
     """The write's own record (an event's history record) is there: a retry of a write that was made."""
 
 
+class ItemTooLarge(StorageError):
+    """DynamoDB refused an update that would make the item larger than its 400 KB."""
+
+
 class Conflict(StorageError):
     """A transaction met another one writing the same item at once (TransactionConflict): read again and retry."""
 
@@ -418,6 +422,10 @@ def update_if(item: Model, actions: list[Action], condition: Condition) -> bool:
     except UpdateError as error:
         if error.cause_response_code == "ConditionalCheckFailedException":
             return False
+        if error.cause_response_code == "ValidationException" and "maximum allowed size" in str(
+            error.cause_response_message
+        ):
+            raise ItemTooLarge(str(error)) from error
         raise failure(error) from error
     except PynamoDBException as error:
         raise failure(error) from error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -20,11 +21,23 @@ metrics = Metrics()
 app = APIGatewayHttpResolver()
 
 
+class _Unreadable(ValueError):
+    """A body API Gateway would never pass (base64 that is not): refused like a body that is not JSON."""
+
+
 def _raw_body() -> bytes:
-    """The exact bytes the sender signed."""
+    """The exact bytes the sender signed (a lone surrogate kept as its bytes: it then verifies and parses as
+    nothing)."""
     event = app.current_event
     body = event.get("body") or ""
-    return base64.b64decode(body) if event.get("isBase64Encoded") else body.encode("utf-8")
+    if not isinstance(body, str):
+        raise _Unreadable("body is not text")
+    if not event.get("isBase64Encoded"):
+        return body.encode("utf-8", "surrogatepass")
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Unreadable("body is not valid base64") from None
 
 
 def _headers() -> dict[str, str]:
@@ -61,12 +74,17 @@ def not_configured(error: ConfigurationError) -> Response[dict[str, Any]]:
     return _answer(503, error=f"not configured: {error}")
 
 
+@app.exception_handler(_Unreadable)  # type: ignore[untyped-decorator]
+def unreadable(error: _Unreadable) -> Response[dict[str, Any]]:
+    return _answer(400, error=str(error))
+
+
 @app.post("/webhooks/shopify")
 def shopify() -> Response[dict[str, Any]]:
     settings = get_settings()
     secret = secrets.resolve(settings.shopify_secret, settings.shopify_secret_parameter, "Shopify webhook secret")
     try:
-        event = ingestion.receive_shopify(_raw_body(), _headers(), secret, settings.clock())
+        event = ingestion.receive_shopify(_raw_body(), _headers(), secret, settings.clock(), clock.wall_time())
     except ingestion.Rejected as rejected:
         return _refuse("shopify", rejected)
     return _accept(event, settings, "WebhookAccepted", type=event.type)
@@ -79,7 +97,7 @@ def woocommerce() -> Response[dict[str, Any]]:
         settings.woocommerce_secret, settings.woocommerce_secret_parameter, "WooCommerce webhook secret"
     )
     try:
-        event = ingestion.receive_woocommerce(_raw_body(), _headers(), secret, settings.clock())
+        event = ingestion.receive_woocommerce(_raw_body(), _headers(), secret, settings.clock(), clock.wall_time())
     except ingestion.Rejected as rejected:
         return _refuse("woocommerce", rejected)
     if event is None:  # the activation ping: WooCommerce only needs a 2xx to activate the webhook
@@ -105,7 +123,9 @@ def _track(call: str) -> Response[dict[str, Any]]:
     write_key = secrets.resolve(settings.write_key, settings.write_key_parameter, "tracking write key")
     try:
         now = settings.clock().now()
-        events = tracking.receive(call, _raw_body(), _headers(), write_key, now, settings.browser_key)
+        events = tracking.receive(
+            call, _raw_body(), _headers(), write_key, now, settings.browser_key, wall_time=clock.wall_time()
+        )
     except ingestion.Rejected as rejected:
         return _refuse(tracking.SOURCE, rejected)
     try:
@@ -147,7 +167,7 @@ def start_scenario(scenario: str) -> Response[dict[str, Any]]:
     settings = get_settings()
     startable = dispatch.api_startable(dispatch.catalogue())
     try:
-        event = ingestion.receive_start_request(scenario, _raw_body(), startable, settings.clock())
+        event = ingestion.receive_start_request(scenario, _raw_body(), startable, settings.clock(), clock.wall_time())
     except ingestion.Rejected as rejected:
         return _refuse("api", rejected)
     return _accept(event, settings, "ScenarioStartRequested", scenario=scenario)

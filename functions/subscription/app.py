@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -63,6 +64,14 @@ def _preferences_page(
     return Response(code, content_types.TEXT_HTML, html, headers={"Cache-Control": "no-store"})
 
 
+def _form() -> dict[str, list[str]]:
+    """The posted form; a body that is not UTF-8 text (never a browser's form) reads as an empty form, not a 500."""
+    try:
+        return parse_qs(app.current_event.decoded_body or "")
+    except (UnicodeDecodeError, binascii.Error, ValueError):
+        return {}
+
+
 @app.get("/preferences")
 def preferences() -> Response[str]:
     """The preference centre: a plain form (no JavaScript) showing the topics, the frequency and the consent."""
@@ -85,7 +94,7 @@ def change_preferences() -> Response[str]:
         return _preferences_page(settings, 403, "invalid", None)
     if subscriptions.read(link, settings) is None:
         return _preferences_page(settings, 404, "erased", link)  # nothing left to choose for
-    form = parse_qs(app.current_event.decoded_body or "")
+    form = _form()
     do = (form.get("do") or ["save"])[0]
     now = settings.clock()
     try:
@@ -177,7 +186,7 @@ def act() -> Response[str]:
     if link is None:
         metrics.add_metric(name="UnsubscribeRefused", unit=MetricUnit.Count, value=1)
         return _page(settings, 403, "invalid", settings.default_locale)
-    form = parse_qs(app.current_event.decoded_body or "")
+    form = _form()
     one_click = form.get("List-Unsubscribe") == ["One-Click"]
     source = "unsubscribe:one-click" if one_click else "unsubscribe:page"
     changed = subscriptions.unsubscribe(link, source, settings, settings.clock())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from shared.events import (
 )
 from shared.people import consent, dates, scoring
 from shared.people.conditions import COUNTERS, NAME, PROFILE_FIELDS
+from shared.sources import validation
 from shared.storage import (
     AlreadyApplied,
     AlreadyExists,
@@ -38,6 +40,8 @@ from shared.storage import (
     save_changes,
     update_if,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def identity_keys(facts: ContactFacts) -> list[str]:
@@ -231,7 +235,13 @@ def _upsert_once(
     given = custom_attributes(facts.attributes)
     if given and not stale:
         known_attributes = contact.attributes.as_dict() if contact.attributes is not None else {}
-        contact.attributes = {**known_attributes, **given}
+        merged, dropped = bounded_attributes(known_attributes, given)
+        if dropped:
+            logger.warning(
+                "custom attributes dropped: the contact holds its limit",
+                extra={"contact_id": contact.contact_id, "dropped": dropped},
+            )
+        contact.attributes = merged
     if created or (given and not stale):
         dates.keep_keys(contact, dates.reindex(contact, tables))
     if facts.email_consent is not None:
@@ -317,6 +327,32 @@ def custom_attributes(given: dict[str, Any] | None) -> dict[str, Any]:
         for name, value in (given or {}).items()
         if isinstance(name, str) and NAME.match(name) and name not in (*PROFILE_FIELDS, *COUNTERS, *SCORING_KEEPS)
     }
+
+
+MAX_CONTACT_ATTRIBUTES = 2 * validation.MAX_ATTRIBUTES  # the sources' and the scenarios' (set_attribute, scoring)
+MAX_CONTACT_ATTRIBUTES_SIZE = 2 * validation.MAX_ATTRIBUTES_SIZE  # bytes, as JSON
+
+
+def bounded_attributes(known: dict[str, Any], given: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The contact's custom attributes with the given ones merged in, within the contact's limits: at most
+    MAX_CONTACT_ATTRIBUTES names and MAX_CONTACT_ATTRIBUTES_SIZE bytes. Each event is within the ingest's limits
+    (shared.sources.validation), but many events naming new attributes would grow a contact towards DynamoDB's
+    400 KB item, past which no write, an unsubscribe's included, succeeds: a new name past the limit is dropped,
+    and so is a change that would make them larger than the limit (or than they are, for a contact stored before
+    the limits). Answers the merged attributes and how many given ones were dropped."""
+    merged = dict(known)
+    ceiling = max(MAX_CONTACT_ATTRIBUTES_SIZE, validation.size_of(known))
+    dropped = 0
+    for name, value in given.items():
+        if name not in merged and len(merged) >= MAX_CONTACT_ATTRIBUTES:
+            dropped += 1
+            continue
+        candidate = {**merged, name: value}
+        if validation.size_of(candidate) > ceiling:
+            dropped += 1
+            continue
+        merged = candidate
+    return merged, dropped
 
 
 def engaged(contact: ContactModel, at: datetime) -> None:

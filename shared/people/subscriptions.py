@@ -3,14 +3,18 @@ one-click POST, harmless twice), choose topics and frequency, resubscribe, confi
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from shared.clock import Clock
 from shared.events import ConsentFacts
 from shared.people import consent, links, topics
 from shared.settings import Settings
-from shared.storage import ContactModel, Preferences, get_or_none, save_changes, tables
+from shared.storage import ContactModel, ItemTooLarge, Preferences, get_or_none, save_changes, tables, update_if
 
+logger = logging.getLogger(__name__)
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 # A token's scope says which route it opens: a link in one email opens only what that link is for.
 UNSUBSCRIBE_SCOPE = "all"
@@ -42,14 +46,57 @@ def unsubscribe(link: LinkHolder, source: str, settings: Settings, clock: Clock)
     contact = get_or_none(t.contacts, link.contact_id, consistent=True)
     if contact is None:
         return False  # erased already: nothing left to mail
-    before = contact.serialize()
     now = clock.now()
     statement = ConsentFacts(state="denied", level=None, at=now.isoformat(), source=source)
-    changed = consent.record(contact, statement, by_the_person=True)
-    if changed:
-        contact.updated_at = now
-        save_changes(contact, before)
-    return changed
+    return _record(contact, statement, now, withdrawal=True)
+
+
+def _record(contact: ContactModel, statement: ConsentFacts, now: datetime, *, withdrawal: bool) -> bool:
+    """The person's own consent statement, written alone: one UpdateItem of the current statement, its entry
+    appended to the history (list_append) and updated_at, whatever else the contact holds (a full save of a
+    contact near DynamoDB's 400 KB, or with many attributes, would fail). True if it changed anything; False for a
+    repeat, or a contact erased meanwhile (the update is conditional: it never recreates one).
+
+    A withdrawal always takes effect: when the contact is so full that even the history's new entry does not fit,
+    the current statement (the proof: state, time, source) is written alone, its fields in place (a denial is no
+    larger than the grant it replaces), and the failure to extend the history is logged (contact id only)."""
+    previous = contact.email_consent
+    if not consent.record(contact, statement, by_the_person=True):
+        return False
+    current = contact.email_consent
+    exists = ContactModel.contact_id.exists()
+    try:
+        return update_if(
+            contact,
+            [
+                ContactModel.email_consent.set(current),
+                ContactModel.consent_history.set((ContactModel.consent_history | []).append([current])),
+                ContactModel.updated_at.set(now),
+            ],
+            exists,
+        )
+    except ItemTooLarge:
+        if not withdrawal:
+            raise
+        logger.warning(
+            "contact at its size limit: unsubscribe recorded without its history entry",
+            extra={"contact_id": contact.contact_id},
+        )
+        if previous is None:
+            return update_if(contact, [ContactModel.email_consent.set(current)], exists)
+        # The statement's fields in place: the item changes only by their difference (a denial has no level).
+        stored: Any = ContactModel.email_consent  # its fields as document paths (email_consent.state)
+        return update_if(
+            contact,
+            [
+                stored.state.set(current.state),
+                stored.source.set(current.source),
+                stored.at.set(current.at),
+                stored.level.set(current.level) if current.level is not None else stored.level.remove(),
+                stored.wording.set(current.wording) if current.wording is not None else stored.wording.remove(),
+            ],
+            exists,
+        )
 
 
 # The text next to the preference centre's resubscribe checkbox and the confirmation email's button: the page and
@@ -183,7 +230,6 @@ def _grant(
     contact = contact or read(link, settings)
     if contact is None:
         return False
-    before = contact.serialize()
     now = clock.now()
     statement = ConsentFacts(
         state="granted",
@@ -192,8 +238,4 @@ def _grant(
         source=source,
         wording=wording(wordings, link.locale, settings.sender_name),
     )
-    changed = consent.record(contact, statement, by_the_person=True)
-    if changed:
-        contact.updated_at = now
-        save_changes(contact, before)
-    return changed
+    return _record(contact, statement, now, withdrawal=False)

@@ -40,10 +40,9 @@ from shared.events import (
     ContactFacts,
     Event,
     PayloadError,
-    normalise_email,
     normalise_phone,
 )
-from shared.sources import products
+from shared.sources import products, validation
 
 # What a site may say happened. parcours' own events (list.joined, score.changed, email.*, date.reached, ...) come
 # only from parcours: a site sending one is recorded, not acted on.
@@ -105,11 +104,7 @@ def _contact(block: object, topic: str, received: str) -> ContactFacts | None:
         return None
     if not isinstance(block, Mapping):
         raise GenericPayloadError("field contact must be an object")
-    email = None
-    if block.get("email") is not None:
-        email = normalise_email(block.get("email"))
-        if email is None:
-            raise GenericPayloadError("field contact.email is not an email address")
+    email = validation.valid_email(block.get("email"), "contact.email")
     phone = None
     if block.get("phone") is not None:
         phone = normalise_phone(block.get("phone"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import uuid
@@ -18,9 +17,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import clients
 from shared.clock import Clock
-from shared.events import SCENARIO_REQUESTED, ConsentFacts, ContactFacts, Event, PayloadError, normalise_email
+from shared.events import SCENARIO_REQUESTED, ConsentFacts, ContactFacts, Event, PayloadError
 from shared.settings import Settings
-from shared.sources import generic, products, shopify, woocommerce
+from shared.sources import generic, products, shopify, validation, woocommerce
 from shared.sources.signatures import verify_shopify, verify_timestamped, verify_woocommerce
 
 if TYPE_CHECKING:
@@ -77,14 +76,11 @@ def check_body(raw_body: bytes, headers: Mapping[str, str], accepted: tuple[str,
         raise Rejected(415, f"Content-Type must be {' or '.join(accepted)}, got {media_type or 'none'!r}")
 
 
-def _decode(raw_body: bytes, to_event: Callable[[Any], Event]) -> Event:
-    """The event of a verified body: 400 naming the problem when it is not JSON or not the source's shape."""
+def _decode(raw_body: bytes, to_event: Callable[[Any], Event], latest: datetime) -> Event:
+    """The event of a verified body: 400 naming the problem when it is not JSON, not the source's shape, or holds
+    what processing would choke on (shared.sources.validation; `latest`: its horizon)."""
     try:
-        payload = json.loads(raw_body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise Rejected(400, f"body is not JSON: {error}") from None
-    try:
-        return to_event(payload)
+        return validation.checked(to_event(validation.loads(raw_body)), latest)
     except PayloadError as error:
         raise Rejected(400, str(error)) from None
 
@@ -94,11 +90,15 @@ def _no_future_consent(event: Event, clock: Clock) -> Event:
     return event
 
 
-def receive_shopify(raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock) -> Event:
+def receive_shopify(
+    raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock, wall_time: float | None = None
+) -> Event:
     check_body(raw_body, headers)
     if not verify_shopify(raw_body, headers.get("x-shopify-hmac-sha256"), secret):
         raise Rejected(401, "invalid or missing X-Shopify-Hmac-Sha256 signature")
-    return _no_future_consent(_decode(raw_body, lambda payload: shopify.to_event(headers, payload, clock.now())), clock)
+    now = clock.now()
+    latest = validation.horizon(now, wall_time)
+    return _no_future_consent(_decode(raw_body, lambda payload: shopify.to_event(headers, payload, now), latest), clock)
 
 
 def receive_generic(
@@ -112,7 +112,9 @@ def receive_generic(
     check_body(raw_body, headers)
     if not verify_timestamped(raw_body, headers.get("x-parcours-signature"), secrets, wall_time):
         raise Rejected(401, "invalid, missing or expired X-Parcours-Signature (t=<unix>,v1=<hex>, within 300 s of now)")
-    return _no_future_consent(_decode(raw_body, lambda payload: generic.to_event(payload, clock.now())), clock)
+    now = clock.now()
+    latest = validation.horizon(now, wall_time)
+    return _no_future_consent(_decode(raw_body, lambda payload: generic.to_event(payload, now), latest), clock)
 
 
 def is_woocommerce_ping(raw_body: bytes, headers: Mapping[str, str]) -> bool:
@@ -121,14 +123,18 @@ def is_woocommerce_ping(raw_body: bytes, headers: Mapping[str, str]) -> bool:
     return media_type == FORM and _PING.fullmatch(raw_body.strip()) is not None
 
 
-def receive_woocommerce(raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock) -> Event | None:
+def receive_woocommerce(
+    raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock, wall_time: float | None = None
+) -> Event | None:
     """The event of a signed delivery, or None for the activation ping (answer 200, enqueue nothing)."""
     if len(raw_body) <= MAX_BODY_BYTES and is_woocommerce_ping(raw_body, headers):
         return None
     check_body(raw_body, headers)
     if not verify_woocommerce(raw_body, headers.get("x-wc-webhook-signature"), secret):
         raise Rejected(401, "invalid or missing X-WC-Webhook-Signature signature")
-    event = _decode(raw_body, lambda payload: woocommerce.to_event(headers, payload, clock.now()))
+    now = clock.now()
+    latest = validation.horizon(now, wall_time)
+    event = _decode(raw_body, lambda payload: woocommerce.to_event(headers, payload, now), latest)
     return _no_future_consent(event, clock)
 
 
@@ -267,7 +273,9 @@ def enqueue_all(events: list[Event], settings: Settings) -> None:
             raise QueueUnavailable(f"{len(failed)} of {len(entries)} messages refused: {failed[0].get('Code')}")
 
 
-def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock: Clock) -> Event:
+def receive_start_request(
+    scenario: str, raw_body: bytes, known: set[str], clock: Clock, wall_time: float | None = None
+) -> Event:
     """An explicit start (`POST /v1/scenarios/{scenario}/start`): who, with which properties, consent if given.
 
     Body: {"email": ..., "first_name", "last_name", "locale", "properties": {...},
@@ -283,12 +291,17 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
     if len(raw_body) > MAX_BODY_BYTES:
         raise Rejected(413, f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        body = json.loads(raw_body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise Rejected(400, f"body is not JSON: {error}") from None
+        body = validation.loads(raw_body or b"{}")
+    except PayloadError as error:
+        raise Rejected(400, str(error)) from None
     if not isinstance(body, dict):
         raise Rejected(400, "body must be a JSON object")
-    email = normalise_email(body.get("email"))
+    current = clock.now()
+    latest = validation.horizon(current, wall_time)
+    try:
+        email = validation.valid_email(body.get("email"), "email")
+    except PayloadError as error:
+        raise Rejected(400, str(error)) from None
     if email is None:
         raise Rejected(400, "field email is missing or not an email address")
     properties = body.get("properties", {})
@@ -301,17 +314,27 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
     attributes = body.get("attributes")
     if attributes is not None and not isinstance(attributes, dict):
         raise Rejected(400, "field attributes must be an object of custom attributes, e.g. {birthday: YYYY-MM-DD}")
-    now = clock.now().isoformat()
+    now = current.isoformat()
     consent = None
-    if "consent" in body:
-        given = body["consent"]
-        if not isinstance(given, dict) or given.get("state") not in ("granted", "denied"):
-            raise Rejected(400, "field consent must be {state: granted|denied, level, at}")
-        level = given.get("level")
-        if level not in (None, "single_opt_in", "confirmed_opt_in"):
-            raise Rejected(400, "field consent.level must be single_opt_in or confirmed_opt_in")
-        at = given.get("at")
-        consent = ConsentFacts(given["state"], level, str(at or now), "api:scenario-start", explicit=bool(at))
+    try:
+        if attributes:
+            validation.limit_attributes(attributes, "attributes.")
+        if "consent" in body:
+            given = body["consent"]
+            if not isinstance(given, dict) or given.get("state") not in ("granted", "denied"):
+                raise Rejected(400, "field consent must be {state: granted|denied, level, at}")
+            level = given.get("level")
+            if level not in (None, "single_opt_in", "confirmed_opt_in"):
+                raise Rejected(400, "field consent.level must be single_opt_in or confirmed_opt_in")
+            given_at = given.get("at")
+            at = (
+                now
+                if given_at is None or given_at == ""
+                else validation.instant(given_at, "consent.at", latest).isoformat()
+            )
+            consent = ConsentFacts(given["state"], level, at, "api:scenario-start", explicit=bool(given_at))
+    except PayloadError as error:
+        raise Rejected(400, str(error)) from None
     texts = {}
     for name in ("first_name", "last_name", "locale", "request_id"):
         value = body.get(name)
@@ -336,4 +359,7 @@ def receive_start_request(scenario: str, raw_body: bytes, known: set[str], clock
         ),
         properties={**properties, "scenario": scenario},
     )
-    return _no_future_consent(event, clock)
+    try:
+        return _no_future_consent(validation.checked(event, latest), clock)
+    except PayloadError as error:
+        raise Rejected(400, str(error)) from None

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.events import PayloadError
+
 MAX_LINES = 20  # enough for any email's product block; keeps the queued event far below 256 KiB
 MAX_RECOMMENDATIONS = 6  # a grid of three rows of two
 MAX_URL = 2048  # longer links break in some mail clients and bloat the event
@@ -23,8 +25,25 @@ MAX_SHORT = 64  # a variant, a price, an id
 SCHEMES = ("http", "https")
 
 
-class ProductError(ValueError):
+class ProductError(PayloadError):
     """`lines` or `recommendations` not shaped as documented; the text names the field (`properties.lines[2]`)."""
+
+
+MAX_QUANTITY = 1_000_000
+
+
+def items(value: object) -> list[Any]:
+    """A payload's list (line items, codes, meta data), or none: `true` or `3` in its place iterates as nothing."""
+    return value if isinstance(value, list) else []
+
+
+def check_quantity(value: object, field: str) -> None:
+    """A line's quantity as a source gives it: absent, 0 or not a whole number reads as 1 (`line`), but a negative
+    or absurd one is refused (ProductError naming the field): a count that no order has."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if not math.isfinite(value) or value < 0 or value > MAX_QUANTITY:
+        raise ProductError(f"{field}: must be a whole number between 1 and {MAX_QUANTITY}")
 
 
 def web_url(value: object) -> str | None:
@@ -117,6 +136,9 @@ def _objects(value: object, field: str) -> list[Mapping[str, Any]]:
 
 def lines(value: object, field: str = "properties.lines") -> list[dict[str, Any]]:
     """`lines` as a site sends them: [{name, variant, quantity, price, product_id, image, url}], the first 20."""
+    items = _objects(value, field)[:MAX_LINES]
+    for index, item in enumerate(items):
+        check_quantity(item.get("quantity"), f"{field}[{index}].quantity")
     return [
         line(
             name=item.get("name"),
@@ -127,7 +149,7 @@ def lines(value: object, field: str = "properties.lines") -> list[dict[str, Any]
             image=item.get("image"),
             url=item.get("url"),
         )
-        for item in _objects(value, field)[:MAX_LINES]
+        for item in items
     ]
 
 

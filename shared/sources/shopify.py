@@ -19,10 +19,9 @@ from shared.events import (
     ContactFacts,
     Event,
     PayloadError,
-    normalise_email,
     normalise_phone,
 )
-from shared.sources import products
+from shared.sources import products, validation
 
 TOPICS = {
     "customers/create": CONTACT_SUBSCRIBED,
@@ -134,7 +133,7 @@ def _source_id(customer_id: object) -> str | None:
 
 def _customer_facts(customer: Mapping[str, Any], topic: str, received: str) -> ContactFacts:
     return ContactFacts(
-        email=normalise_email(customer.get("email")),
+        email=validation.email_or_none(customer.get("email")),
         first_name=_text(customer.get("first_name")),
         last_name=_text(customer.get("last_name")),
         locale=_locale(customer.get("locale")),
@@ -156,7 +155,7 @@ def _buyer_facts(payload: Mapping[str, Any], topic: str, received: str) -> Conta
         # The box ticked on this checkout or order, dated by it: re-sent on every update, so never explicit.
         consent = ConsentFacts("granted", "single_opt_in", at, f"shopify:{topic}", explicit=False)
     return ContactFacts(
-        email=normalise_email(payload.get("email") or customer.get("email")),
+        email=validation.email_or_none(payload.get("email") or customer.get("email")),
         first_name=_text(customer.get("first_name")) or _text(billing.get("first_name")),
         last_name=_text(customer.get("last_name")) or _text(billing.get("last_name")),
         locale=_locale(payload.get("customer_locale")),
@@ -178,8 +177,9 @@ def _locale(value: object) -> str | None:
 def _purchase(payload: Mapping[str, Any], event_type: str) -> dict[str, Any]:
     """What scenarios and templates use: amounts and product lines, no personal data."""
     lines: list[dict[str, Any]] = []
-    for line in payload.get("line_items") or []:
+    for index, line in enumerate(products.items(payload.get("line_items"))):
         if isinstance(line, Mapping) and len(lines) < MAX_LINES:
+            products.check_quantity(line.get("quantity"), f"line_items[{index}].quantity")
             # Shopify's checkout and order line items carry no image nor product URL (nor handle): lines have none.
             lines.append(
                 products.line(
@@ -204,7 +204,7 @@ def _purchase(payload: Mapping[str, Any], event_type: str) -> dict[str, Any]:
         properties["order_name"] = _text(payload.get("name"))
         properties["status_url"] = _text(payload.get("order_status_url"))
         properties["discount_code"] = products.discount_code(
-            code.get("code") for code in payload.get("discount_codes") or [] if isinstance(code, Mapping)
+            code.get("code") for code in products.items(payload.get("discount_codes")) if isinstance(code, Mapping)
         )
     return properties
 

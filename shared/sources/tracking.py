@@ -38,10 +38,10 @@ from shared.events import (
     ConsentFacts,
     ContactFacts,
     Event,
-    normalise_email,
+    PayloadError,
     normalise_phone,
 )
-from shared.sources import products
+from shared.sources import products, validation
 from shared.sources.ingestion import MAX_BODY_BYTES, Rejected, check_body, refuse_future_consent
 
 SOURCE = "tracking"
@@ -131,8 +131,10 @@ def receive(
     write_key: str,
     now: datetime,
     browser_key: str | None = None,
+    wall_time: float | None = None,
 ) -> list[Event]:
-    """One request to `/v1/<call>` -> its events, all valid, or Rejected (401, 400, 413, 415) and none."""
+    """One request to `/v1/<call>` -> its events, all valid, or Rejected (401, 400, 413, 415) and none. Each event
+    passes shared.sources.validation (its times compared with `now`, or `wall_time` when later)."""
     check_body(raw_body, headers)
     key = authorised(headers.get("authorization"), write_key, browser_key)
     if key is None:
@@ -143,12 +145,13 @@ def receive(
     elif encoding not in ("", "identity"):
         raise Rejected(415, f"Content-Encoding must be gzip or none, got {encoding!r}")
     try:
-        payload = json.loads(raw_body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise Rejected(400, f"body is not JSON: {error}") from None
-    try:
-        return parse_batch(payload, now, key) if call == "batch" else [to_event(call, payload, now, key=key)]
-    except TrackingError as error:
+        payload = validation.loads(raw_body)
+        latest = validation.horizon(now, wall_time)
+        if call == "batch":
+            events = parse_batch(payload, now, key)
+            return [validation.checked(event, latest, f"batch[{index}].") for index, event in enumerate(events)]
+        return [validation.checked(to_event(call, payload, now, key=key), latest)]
+    except (TrackingError, PayloadError) as error:
         raise Rejected(400, str(error)) from None
 
 
@@ -203,7 +206,10 @@ def to_event(call: str, message: Any, now: datetime, where: str = "", key: str =
         raise TrackingError(f"{where}userId or anonymousId is required")
     context = _object(message, "context", where)
     received = now.astimezone(UTC)
-    occurred = _occurred(message, received, where)
+    try:
+        occurred = _occurred(message, received, where)
+    except OverflowError:  # e.g. an originalTimestamp in year 1 corrected by a sentAt in year 9999
+        raise TrackingError(f"{where}timestamp is out of range") from None
     event_id = "segment#" + _message_id(call, message, where)
     facts: ContactFacts | None
     properties: dict[str, Any]
@@ -334,7 +340,7 @@ def _visitor(context: dict[str, Any], user_id: str | None, anonymous_id: str | N
     """Who did a track or page: the userId, or an email or phone in `context.traits`; else the anonymous visitor,
     who becomes a contact only through an identify."""
     traits = _object(context, "traits", f"{where}context.")
-    email = normalise_email(traits.get("email"))
+    email = validation.valid_email(traits.get("email"), f"{where}context.traits.email")
     phone = normalise_phone(traits.get("phone"))
     source_id = f"segment#{user_id}" if user_id else None
     identified = email is not None or phone is not None or source_id is not None
@@ -357,7 +363,8 @@ def _identify_facts(
     traits = _object(message, "traits", where)
     context_traits = _object(context, "traits", f"{where}context.")
     return ContactFacts(
-        email=normalise_email(traits.get("email")) or normalise_email(context_traits.get("email")),
+        email=validation.valid_email(traits.get("email"), f"{where}traits.email")
+        or validation.valid_email(context_traits.get("email"), f"{where}context.traits.email"),
         first_name=_text(traits.get("firstName")) or _text(traits.get("first_name")),
         last_name=_text(traits.get("lastName")) or _text(traits.get("last_name")),
         locale=_locale(traits.get("locale")) or _locale(context.get("locale")),
@@ -368,7 +375,7 @@ def _identify_facts(
         updated_at=None,
         phone=normalise_phone(traits.get("phone")) or normalise_phone(context_traits.get("phone")),
         sms_consent=_consent(traits, "sms_marketing_consent", occurred, where),
-        attributes=_attributes(traits, context) or None,
+        attributes=_attributes(traits, context, where) or None,
         anonymous_id=anonymous_id,
     )
 
@@ -412,22 +419,25 @@ def _scalar(value: object) -> bool:
     return isinstance(value, str | int | bool)
 
 
-def _attributes(traits: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+def _attributes(traits: dict[str, Any], context: dict[str, Any], where: str = "") -> dict[str, Any]:
     """Custom attributes: the time zone, the birthday (an ISO date), and every other plain trait (text, number,
-    true/false), snake_cased; the contact keeps those named like plan_type
+    true/false), snake_cased, within the limits of shared.sources.validation.limit_attributes (a trait over one is
+    a 400 naming it: `traits.planType`); the contact keeps those named like plan_type
     (shared.people.contacts.custom_attributes)."""
-    attributes: dict[str, Any] = {
-        _snake(name): value.strip() if isinstance(value, str) else value
-        for name, value in traits.items()
-        if name not in RESERVED_TRAITS and _scalar(value)
-    }
+    fields: dict[str, str] = {}
+    attributes: dict[str, Any] = {}
+    for name, value in traits.items():
+        if name not in RESERVED_TRAITS and _scalar(value):
+            attributes[_snake(name)] = value.strip() if isinstance(value, str) else value
+            fields[_snake(name)] = f"{where}traits.{name}"
     timezone = _text(traits.get("timezone")) or _text(context.get("timezone"))
     if timezone is not None:
         attributes["timezone"] = timezone
     birthday = _day(traits.get("birthday"))
     if birthday is not None:
         attributes["birthday"] = birthday
-    return attributes
+    fields.setdefault("timezone", f"{where}traits.timezone")
+    return validation.limit_attributes(attributes, f"{where}traits.", fields=fields)[0]
 
 
 def _day(value: object) -> str | None:
@@ -453,7 +463,11 @@ def _track(message: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
     event_type = SPEC_EVENTS.get(name, TRACK)
     if event_type in (ORDER_PLACED, CHECKOUT_STARTED):
         kept = {key: value for key, value in given.items() if key != "products"}
-        return event_type, {**kept, **_purchase(given, event_type), "event": name}
+        try:
+            purchase = _purchase(given, event_type, where)
+        except products.ProductError as error:
+            raise TrackingError(str(error)) from None
+        return event_type, {**kept, **purchase, "event": name}
     return event_type, {**given, "event": name}
 
 
@@ -463,11 +477,12 @@ def _amount(value: object) -> str | None:
     return _text(str(value))
 
 
-def _purchase(given: dict[str, Any], event_type: str) -> dict[str, Any]:
+def _purchase(given: dict[str, Any], event_type: str, where: str = "") -> dict[str, Any]:
     """The e-commerce spec's properties in the shape the Shopify mapping gives (templates read `lines`, `total`)."""
     lines: list[dict[str, Any]] = []
-    for product in given.get("products") or []:
+    for index, product in enumerate(products.items(given.get("products"))):
         if isinstance(product, dict) and len(lines) < MAX_LINES:
+            products.check_quantity(product.get("quantity"), f"{where}properties.products[{index}].quantity")
             lines.append(
                 products.line(
                     name=product.get("name"),

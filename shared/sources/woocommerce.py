@@ -31,10 +31,9 @@ from shared.events import (
     ContactFacts,
     Event,
     PayloadError,
-    normalise_email,
     normalise_phone,
 )
-from shared.sources import products
+from shared.sources import products, validation
 
 TOPICS = {
     "customer.created": CONTACT_SUBSCRIBED,
@@ -155,7 +154,7 @@ def _meta(resource: Mapping[str, Any]) -> dict[str, Any]:
     """`meta_data` [{id, key, value}] as a dict; the last entry of a key wins, as WordPress' get_meta does."""
     return {
         entry["key"]: entry.get("value")
-        for entry in resource.get("meta_data") or []
+        for entry in products.items(resource.get("meta_data"))
         if isinstance(entry, Mapping) and isinstance(entry.get("key"), str)
     }
 
@@ -171,7 +170,7 @@ def _customer_facts(customer: Mapping[str, Any], topic: str, received: str) -> C
     billing = _mapping(customer.get("billing"))
     modified = _gmt(customer.get("date_modified_gmt"))
     return ContactFacts(
-        email=normalise_email(customer.get("email")) or normalise_email(billing.get("email")),
+        email=validation.email_or_none(customer.get("email")) or validation.email_or_none(billing.get("email")),
         first_name=_text(customer.get("first_name")) or _text(billing.get("first_name")),
         last_name=_text(customer.get("last_name")) or _text(billing.get("last_name")),
         source_id=_source_id(customer.get("id")),
@@ -187,7 +186,7 @@ def _buyer_facts(order: Mapping[str, Any], topic: str, received: str) -> Contact
     billing = _mapping(order.get("billing"))
     created = _gmt(order.get("date_created_gmt"))
     return ContactFacts(
-        email=normalise_email(billing.get("email")),
+        email=validation.email_or_none(billing.get("email")),
         first_name=_text(billing.get("first_name")),
         last_name=_text(billing.get("last_name")),
         source_id=_source_id(order.get("customer_id")),
@@ -202,9 +201,9 @@ def _purchase(order: Mapping[str, Any]) -> dict[str, Any]:
     total = _amount(order.get("total"))
     places = len(total.partition(".")[2]) if total else 2  # the shop's decimals, as its totals are written
     lines: list[dict[str, Any]] = []
-    for line in order.get("line_items") or []:
+    for index, line in enumerate(products.items(order.get("line_items"))):
         if isinstance(line, Mapping) and len(lines) < MAX_LINES:
-            lines.append(_line(line, places))
+            lines.append(_line(line, places, index))
     number = _text(str(order["number"])) if order.get("number") is not None else None
     return {
         "total": total,
@@ -216,18 +215,19 @@ def _purchase(order: Mapping[str, Any]) -> dict[str, Any]:
         "status": _text(order.get("status")),
         "paid": is_paid(order),
         "discount_code": products.discount_code(
-            line.get("code") for line in order.get("coupon_lines") or [] if isinstance(line, Mapping)
+            line.get("code") for line in products.items(order.get("coupon_lines")) if isinstance(line, Mapping)
         ),
     }
 
 
-def _line(line: Mapping[str, Any], places: int) -> dict[str, Any]:
+def _line(line: Mapping[str, Any], places: int, index: int = 0) -> dict[str, Any]:
     name = _text(line.get("name")) or ""
     parent = _text(line.get("parent_name"))
     variant = None
     if parent and name.startswith(f"{parent} - "):  # a variation is named "Product - Attribute"
         name, variant = parent, name[len(parent) + 3 :]
     given = line.get("quantity")
+    products.check_quantity(given, f"line_items[{index}].quantity")
     quantity = given if isinstance(given, int) and not isinstance(given, bool) and given > 0 else 1
     return products.line(  # no product URL: the order's line items carry no permalink
         name=name,
@@ -243,8 +243,11 @@ def _unit_price(line: Mapping[str, Any], quantity: int, places: int) -> str | No
     """What the customer paid per unit before order discounts, tax included: WooCommerce's own `price` is
     before tax, which is not the price a shop that shows prices with VAT displayed."""
     subtotal, tax = _decimal(line.get("subtotal")), _decimal(line.get("subtotal_tax") or "0")
-    unit = (subtotal + tax) / quantity if subtotal is not None and tax is not None else _decimal(line.get("price"))
-    return None if unit is None else str(unit.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+    try:
+        unit = (subtotal + tax) / quantity if subtotal is not None and tax is not None else _decimal(line.get("price"))
+        return None if unit is None else str(unit.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+    except InvalidOperation:  # more digits than Decimal's precision (a forged `1e30`): no price shown
+        return None
 
 
 def _decimal(value: object) -> Decimal | None:

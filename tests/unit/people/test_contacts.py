@@ -322,3 +322,27 @@ def test_an_identity_whose_contact_is_not_written_yet_is_completed_not_duplicate
     assert contact.contact_id == "c-other"
     assert t.contacts.get("c-other").first_name == "Camille"
     assert t.contacts.count() == 1
+
+
+def test_a_contact_keeps_at_most_its_limit_of_custom_attributes_however_many_events_name_new_ones(
+    aws: dict[str, str],
+) -> None:
+    t = tables(Settings.from_environ(aws))
+    for batch in range(3):  # 150 names over three events, each within the ingest's 50
+        given = {f"b{batch}_{n}": "x" * 100 for n in range(50)}
+        contact = contacts.upsert(ContactFacts(email="camille@example.com", attributes=given), t, NOW)
+    assert contact is not None
+    held = t.contacts.get(contact.contact_id, consistent_read=True).attributes.as_dict()
+    assert len(held) == contacts.MAX_CONTACT_ATTRIBUTES
+    assert "b2_0" not in held
+    # A name it holds is still updated, a new one is still dropped.
+    contacts.upsert(ContactFacts(email="camille@example.com", attributes={"b0_0": "new", "c": 1}), t, NOW)
+    held = t.contacts.get(contact.contact_id, consistent_read=True).attributes.as_dict()
+    assert (held["b0_0"], "c" in held) == ("new", False)
+
+
+def test_a_contact_s_custom_attributes_stay_within_their_total_size() -> None:
+    known = {f"a{n}": "x" * 1000 for n in range(30)}
+    merged, dropped = contacts.bounded_attributes(known, {f"n{n}": "y" * 1000 for n in range(10)})
+    assert len(merged) == 32  # 32 KB in all
+    assert dropped == 8

@@ -60,3 +60,53 @@ def test_the_unsubscribe_page_renders_in_each_state_and_language(locale: str, st
     assert f'lang="{locale}"' in html
     assert any(word in html for word in words.split("|"))
     assert "/unsubscribe?t=x&amp;y" in html or state != "confirm"
+
+
+def _fill(settings: Settings, padding: int) -> bool:
+    """Contact c1 holding about 390 KB of custom attributes and `padding` more bytes; False if DynamoDB refuses it."""
+    from pynamodb.exceptions import PutError
+
+    contact = tables(settings).contacts.get("c1")
+    contact.attributes = {**{f"a{n}": "x" * 1000 for n in range(390)}, "padding": "p" * padding}
+    try:
+        contact.save()
+    except PutError:
+        return False
+    return True
+
+
+def test_an_unsubscribe_succeeds_whatever_else_a_large_contact_holds(settings: Settings) -> None:
+    assert _fill(settings, 1000)
+    link = subscriptions.LinkHolder("c1", "all", "en")
+    assert subscriptions.unsubscribe(link, "unsubscribe:one-click", settings, Clock()) is True
+    stored = tables(settings).contacts.get("c1", consistent_read=True)
+    assert refusal_for_marketing_email(stored) == "no marketing consent"
+    assert [(c.state, c.source) for c in stored.consent_history] == [("denied", "unsubscribe:one-click")]
+    assert len(stored.attributes.as_dict()) == 391  # nothing else touched
+
+
+def test_an_unsubscribe_takes_effect_even_on_a_contact_at_dynamodbs_item_limit(settings: Settings) -> None:
+    low, high = 0, 20_000  # the largest padding DynamoDB stores: the contact is then within bytes of 400 KB
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if _fill(settings, middle) else (low, middle)
+    assert _fill(settings, low)
+    link = subscriptions.LinkHolder("c1", "all", "en")
+    assert subscriptions.unsubscribe(link, "unsubscribe:one-click", settings, Clock()) is True
+    stored = tables(settings).contacts.get("c1", consistent_read=True)
+    assert refusal_for_marketing_email(stored) == "no marketing consent"
+    assert (stored.email_consent.state, stored.email_consent.source) == ("denied", "unsubscribe:one-click")
+    # The history's new entry did not fit: the current statement is the proof, and it is written.
+    assert stored.consent_history == []
+    assert subscriptions.unsubscribe(link, "unsubscribe:one-click", settings, Clock()) is False
+
+
+def test_an_unsubscribe_never_recreates_a_contact_erased_meanwhile(settings: Settings) -> None:
+    contacts = tables(settings).contacts
+    contact = contacts.get("c1")
+    contact.delete()
+    from shared.events import ConsentFacts
+
+    statement = ConsentFacts(state="denied", level=None, at=NOW.isoformat(), source="unsubscribe:page")
+    assert subscriptions._record(contact, statement, NOW, withdrawal=True) is False
+    assert contacts.count() == 0

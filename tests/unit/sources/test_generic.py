@@ -113,7 +113,7 @@ def test_a_signature_within_the_tolerance_verifies() -> None:
         ({"type": ["form.submitted"]}, "field type"),
         ({"properties": ["a"]}, "field properties"),
         ({"contact": "lea@example.com"}, "field contact must be an object"),
-        ({"contact": {"email": "not-an-address"}}, "field contact.email"),
+        ({"contact": {"email": "not-an-address"}}, "contact.email: not a valid email address"),
         ({"contact": {"phone": "06 12 34 56 78"}}, "field contact.phone must be in E.164"),
         ({"contact": {"first_name": 3.5}}, "field contact.first_name"),
         ({"contact": {"attributes": ["vip"]}}, "field contact.attributes"),
