@@ -215,8 +215,8 @@ def to_event(call: str, message: Any, now: datetime, where: str = "", key: str =
     properties: dict[str, Any]
     if call == "identify":
         event_type = CONTACT_UPDATED
-        facts = _identify_facts(message, context, user_id, anonymous_id, occurred, where)
-        properties = {}
+        facts, dropped = _identify_facts(message, context, user_id, anonymous_id, occurred, where, key == BROWSER)
+        properties = {"ignored": dropped} if dropped else {}
     elif call == "track":
         event_type, properties = _track(message, where)
         facts = _visitor(context, user_id, anonymous_id, where)
@@ -248,16 +248,13 @@ def _as_browser(
 ) -> tuple[str, dict[str, Any], ContactFacts | None]:
     """What the public browser key may say: behaviour, and profile fields that are not identity nor consent. The rest
     is dropped, each with its reason in the event's `ignored` (kept in the history, never an error to the page)."""
-    ignored: list[str] = []
+    ignored: list[str] = list(properties.get("ignored", []))
     name = properties.get("event")
     if name in COMMERCE_EVENTS:
         ignored.append(f"{where}event: {name} comes from a signed webhook or the server key, not the browser key")
         return UNRECOGNISED, {"call": "track", "event": name, "ignored": ignored}, None
     if facts is None:
         return event_type, properties, facts
-    for channel, consent in (("email", facts.email_consent), ("sms", facts.sms_consent)):
-        if consent is not None:
-            ignored.append(f"{where}traits.{channel}_marketing_consent: the browser key never changes consent")
     attributes = dict(facts.attributes or {})
     for attribute in sorted(attributes):
         if attribute in BROWSER_RESERVED or "consent" in attribute:
@@ -359,25 +356,36 @@ def _identify_facts(
     anonymous_id: str | None,
     occurred: str,
     where: str,
-) -> ContactFacts:
+    browser: bool = False,
+) -> tuple[ContactFacts, list[str]]:
+    """The identify's facts, and what was dropped from a browser's (its consent, attributes over a limit), each
+    with its reason: from the public key they are ignored, never a 400 the page would show."""
     traits = _object(message, "traits", where)
     context_traits = _object(context, "traits", f"{where}context.")
-    return ContactFacts(
+    dropped: list[str] = []
+    if browser:
+        for name in ("email_marketing_consent", "sms_marketing_consent"):
+            if traits.get(name) is not None:
+                dropped.append(f"{where}traits.{name}: the browser key never changes consent")
+    attributes, over = _attributes(traits, context, where, drop=browser)
+    dropped += [f"{where}traits.{name}: {rule}" for name, rule in over]
+    facts = ContactFacts(
         email=validation.valid_email(traits.get("email"), f"{where}traits.email")
         or validation.valid_email(context_traits.get("email"), f"{where}context.traits.email"),
         first_name=_text(traits.get("firstName")) or _text(traits.get("first_name")),
         last_name=_text(traits.get("lastName")) or _text(traits.get("last_name")),
         locale=_locale(traits.get("locale")) or _locale(context.get("locale")),
         source_id=f"segment#{user_id}" if user_id else None,
-        email_consent=_consent(traits, "email_marketing_consent", occurred, where),
+        email_consent=None if browser else _consent(traits, "email_marketing_consent", occurred, where),
         # No updated_at: a device's clock must not decide which source's facts are stale (nor freeze the contact
         # for the shops' webhooks); a visitor's messages are applied in the order its FIFO group keeps.
         updated_at=None,
         phone=normalise_phone(traits.get("phone")) or normalise_phone(context_traits.get("phone")),
-        sms_consent=_consent(traits, "sms_marketing_consent", occurred, where),
-        attributes=_attributes(traits, context, where) or None,
+        sms_consent=None if browser else _consent(traits, "sms_marketing_consent", occurred, where),
+        attributes=attributes or None,
         anonymous_id=anonymous_id,
     )
+    return facts, dropped
 
 
 def _consent(traits: dict[str, Any], name: str, occurred: str, where: str) -> ConsentFacts | None:
@@ -419,10 +427,13 @@ def _scalar(value: object) -> bool:
     return isinstance(value, str | int | bool)
 
 
-def _attributes(traits: dict[str, Any], context: dict[str, Any], where: str = "") -> dict[str, Any]:
+def _attributes(
+    traits: dict[str, Any], context: dict[str, Any], where: str = "", drop: bool = False
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     """Custom attributes: the time zone, the birthday (an ISO date), and every other plain trait (text, number,
     true/false), snake_cased, within the limits of shared.sources.validation.limit_attributes (a trait over one is
-    a 400 naming it: `traits.planType`); the contact keeps those named like plan_type
+    a 400 naming it: `traits.planType`; with `drop`, left out and returned with its reason); the contact keeps
+    those named like plan_type
     (shared.people.contacts.custom_attributes)."""
     fields: dict[str, str] = {}
     attributes: dict[str, Any] = {}
@@ -437,7 +448,7 @@ def _attributes(traits: dict[str, Any], context: dict[str, Any], where: str = ""
     if birthday is not None:
         attributes["birthday"] = birthday
     fields.setdefault("timezone", f"{where}traits.timezone")
-    return validation.limit_attributes(attributes, f"{where}traits.", fields=fields)[0]
+    return validation.limit_attributes(attributes, f"{where}traits.", drop=drop, fields=fields)
 
 
 def _day(value: object) -> str | None:

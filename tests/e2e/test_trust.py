@@ -154,10 +154,14 @@ def test_a_shop_and_a_site_announcing_one_new_person_at_once_make_one_contact(lo
     local.advance(seconds=0)
 
     # Then each address is one contact (before, 12 pairs in 12 made two), with the shop's consent
-    pages = local.client("dynamodb").get_paginator("scan").paginate(
-        TableName=local.physical_ids()["ContactsTable"],
-        FilterExpression="email IN (" + ", ".join(f":e{i}" for i in range(len(emails))) + ")",
-        ExpressionAttributeValues={f":e{i}": {"S": email} for i, email in enumerate(emails)},
+    pages = (
+        local.client("dynamodb")
+        .get_paginator("scan")
+        .paginate(
+            TableName=local.physical_ids()["ContactsTable"],
+            FilterExpression="email IN (" + ", ".join(f":e{i}" for i in range(len(emails))) + ")",
+            ExpressionAttributeValues={f":e{i}": {"S": email} for i, email in enumerate(emails)},
+        )
     )
     found = [item for page in pages for item in page["Items"]]  # every page: the session's table is large
     assert sorted(item["email"]["S"] for item in found) == sorted(emails)

@@ -145,3 +145,22 @@ def test_a_consent_dated_in_the_future_is_400_naming_it() -> None:
     # A few minutes ahead is a clock's drift, not a forgery: accepted.
     drift = {**CONSENT, "consent_updated_at": "2026-11-24T09:04:00Z"}
     assert receive("identify", {"userId": "u1", "traits": {"email_marketing_consent": drift}}, key=WRITE_KEY)
+
+
+def test_what_it_may_not_send_is_never_an_error_the_page_would_show() -> None:
+    """A malformed consent block or traits over the limits: from the write key a 400 naming them; from the browser
+    key, dropped with their reason (analytics.js re-sends whatever the site once set)."""
+    traits: dict[str, Any] = {"email_marketing_consent": "yes please", "huge": "x" * 5000}
+    traits.update({f"trait{i}": i for i in range(60)})
+    [event] = receive("identify", {"userId": "u1", "traits": traits})
+    assert event.contact is not None
+    assert event.contact.email_consent is None
+    assert event.contact.attributes is not None
+    assert len(event.contact.attributes) == 50
+    ignored = event.properties["ignored"]
+    assert ignored[0] == "traits.email_marketing_consent: the browser key never changes consent"
+    assert any(reason.startswith("traits.huge: ") for reason in ignored)
+    assert any(reason.startswith("traits.trait59: at most 50 custom attributes") for reason in ignored)
+    with pytest.raises(ingestion.Rejected) as refused:
+        receive("identify", {"userId": "u1", "traits": traits}, key=WRITE_KEY)
+    assert refused.value.status == 400
