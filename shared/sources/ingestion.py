@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -39,30 +39,6 @@ class Rejected(Exception):
         self.reason = reason
 
 
-CONSENT_AHEAD = timedelta(minutes=5)  # a source's clock may run a little ahead of parcours'; more is forged or broken
-
-
-def refuse_future_consent(event: Event, now: datetime, where: str = "") -> None:
-    """400 for a consent dated ahead of now (beyond CONSENT_AHEAD): kept, it would outrank every later statement,
-    the person's unsubscribes from a shop included (README, "Consent rules")."""
-    for channel, statement in (
-        ("email", event.contact.email_consent if event.contact else None),
-        ("sms", event.contact.sms_consent if event.contact else None),
-    ):
-        if statement is None:
-            continue
-        try:
-            at = datetime.fromisoformat(statement.at.replace("Z", "+00:00"))
-        except ValueError:
-            raise Rejected(400, f"{where}{channel} consent time {statement.at!r} is not an ISO 8601 time") from None
-        if at.tzinfo is None:
-            raise Rejected(400, f"{where}{channel} consent time {statement.at!r} has no UTC offset")
-        if at > now + CONSENT_AHEAD:
-            raise Rejected(
-                400, f"{where}{channel} consent time {statement.at} is in the future (now {now.isoformat()})"
-            )
-
-
 class QueueUnavailable(RuntimeError):
     """SQS did not take the event: answer 5xx so the source retries."""
 
@@ -85,11 +61,6 @@ def _decode(raw_body: bytes, to_event: Callable[[Any], Event], latest: datetime)
         raise Rejected(400, str(error)) from None
 
 
-def _no_future_consent(event: Event, clock: Clock) -> Event:
-    refuse_future_consent(event, clock.now())
-    return event
-
-
 def receive_shopify(
     raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock, wall_time: float | None = None
 ) -> Event:
@@ -98,7 +69,7 @@ def receive_shopify(
         raise Rejected(401, "invalid or missing X-Shopify-Hmac-Sha256 signature")
     now = clock.now()
     latest = validation.horizon(now, wall_time)
-    return _no_future_consent(_decode(raw_body, lambda payload: shopify.to_event(headers, payload, now), latest), clock)
+    return _decode(raw_body, lambda payload: shopify.to_event(headers, payload, now), latest)
 
 
 def receive_generic(
@@ -114,7 +85,7 @@ def receive_generic(
         raise Rejected(401, "invalid, missing or expired X-Parcours-Signature (t=<unix>,v1=<hex>, within 300 s of now)")
     now = clock.now()
     latest = validation.horizon(now, wall_time)
-    return _no_future_consent(_decode(raw_body, lambda payload: generic.to_event(payload, now), latest), clock)
+    return _decode(raw_body, lambda payload: generic.to_event(payload, now), latest)
 
 
 def is_woocommerce_ping(raw_body: bytes, headers: Mapping[str, str]) -> bool:
@@ -135,7 +106,7 @@ def receive_woocommerce(
     now = clock.now()
     latest = validation.horizon(now, wall_time)
     event = _decode(raw_body, lambda payload: woocommerce.to_event(headers, payload, now), latest)
-    return _no_future_consent(event, clock)
+    return event
 
 
 def group_and_dedup_ids(event: Event) -> tuple[str, str]:
@@ -360,6 +331,6 @@ def receive_start_request(
         properties={**properties, "scenario": scenario},
     )
     try:
-        return _no_future_consent(validation.checked(event, latest), clock)
+        return validation.checked(event, latest)
     except PayloadError as error:
         raise Rejected(400, str(error)) from None

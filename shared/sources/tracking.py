@@ -42,7 +42,7 @@ from shared.events import (
     normalise_phone,
 )
 from shared.sources import products, validation
-from shared.sources.ingestion import MAX_BODY_BYTES, Rejected, check_body, refuse_future_consent
+from shared.sources.ingestion import MAX_BODY_BYTES, Rejected, check_body
 
 SOURCE = "tracking"
 CALLS = ("identify", "track", "page")
@@ -239,7 +239,6 @@ def to_event(call: str, message: Any, now: datetime, where: str = "", key: str =
     )
     if len(event.to_json().encode("utf-8")) > MAX_BODY_BYTES:
         raise TrackingError(f"{where.rstrip('.') or 'message'} is too large for the queue; send fewer properties")
-    refuse_future_consent(event, received, where)
     return event
 
 

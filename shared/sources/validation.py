@@ -48,6 +48,7 @@ MAX_TOTAL = 10**12  # an order's or a checkout's total, in the shop's currency
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 AHEAD = timedelta(days=1)  # a sender's clock may run ahead of ours, not by more than this
 MAX_NAME = 200  # characters of a first or last name (as of a product's name)
+CONSENT_AHEAD = timedelta(minutes=5)  # a sender's clock may run a little ahead; more is forged or broken
 MAX_WORDING = 2000  # characters of a consent's wording (kept with every statement, on the contact)
 MAX_EMAIL = 254  # RFC 5321's path limit
 MAX_KEY = 512  # bytes of an event id or a source's own id: DynamoDB keys (a sort key holds 1,024)
@@ -303,6 +304,9 @@ def _consent(facts: ConsentFacts | None, field: str, now: datetime) -> ConsentFa
     if facts is None:
         return None
     at = instant(facts.at, f"{field}.at", now)
+    if at > now + CONSENT_AHEAD:  # kept, it would outrank every later statement, a person's unsubscribe included
+        ahead = f"at most {CONSENT_AHEAD.seconds // 60} minutes ahead of now ({now.isoformat()})"
+        raise InputError(f"{field}.at", f"must not be in the future, {ahead}: a consent is dated when it was given")
     if facts.wording is not None and len(facts.wording) > MAX_WORDING:
         raise InputError(f"{field}.wording", f"must be at most {MAX_WORDING} characters")
     return dataclasses.replace(facts, at=at.isoformat())
