@@ -139,6 +139,20 @@ class RunningLocal:
         )
         return answer.status, answer.body
 
+    def fail_next(self, fault: str, times: int = 1) -> None:
+        """`POST /_local/faults`: the next `times` calls of an AWS operation fail as AWS does when busy
+        (infra/local/faults.py names them, e.g. `stepfunctions.StartExecution`)."""
+        request = json.dumps({"fault": fault, "times": times}).encode()
+        answer = post(f"{self.api_url}/_local/faults", request, {"Content-Type": "application/json"})
+        if answer.status != 200:
+            raise RuntimeError(f"/_local/faults: {answer.status} {answer.body}")
+
+    def faults_armed(self) -> dict[str, int]:
+        """`GET /_local/faults`: how many calls of each operation will still fail."""
+        with urllib.request.urlopen(f"{self.api_url}/_local/faults", timeout=10) as response:
+            armed: dict[str, int] = json.loads(response.read())
+        return armed
+
     def now(self) -> datetime:
         """The runtime's simulated now (the clock its handlers read)."""
         with urllib.request.urlopen(f"{self.api_url}/_local/clock", timeout=10) as response:

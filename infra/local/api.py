@@ -67,6 +67,10 @@ class ApiServer(State):
             status, answer = self.ses_event(body)
             self._reply(request, status, {"content-type": "application/json"}, json.dumps(answer).encode())
             return
+        if url.path == "/_local/faults" and method in ("GET", "POST"):
+            status, answer = self.inject_fault(body) if method == "POST" else (200, self.armed_faults())
+            self._reply(request, status, {"content-type": "application/json"}, json.dumps(answer).encode())
+            return
         if method == "POST" and url.path == "/_local/schedule":
             reports = [self.run_daily_now()]
             self._reply(request, 200, {"content-type": "application/json"}, json.dumps(reports).encode())

@@ -25,6 +25,7 @@ from typing import Any
 from infra import build, samtemplate
 from infra.local.api import ApiServer
 from infra.local.emulation import Emulation
+from infra.local.faults import Faults
 from infra.local.outbox import Outbox
 from infra.local.pollers import Pollers
 from infra.local.skipped import SkippedTime
@@ -58,7 +59,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class LocalRuntime(ApiServer, Emulation, Pollers, Timelines, Outbox):
+class LocalRuntime(ApiServer, Emulation, Faults, Pollers, Timelines, Outbox):
     def __init__(
         self,
         port: int = 3000,
@@ -113,6 +114,7 @@ class LocalRuntime(ApiServer, Emulation, Pollers, Timelines, Outbox):
     def start(self) -> None:
         self._start_moto()
         self._patch_moto()
+        self._patch_faults()
         self._patch_moto_for_time()
         self._deploy()
         self._serve()

@@ -19,7 +19,7 @@ STACK = "parcours"
 
 
 class State:
-    """The base of each part (ApiServer, Emulation, Outbox, Pollers, Timelines), which LocalRuntime assembles."""
+    """The base of each part (ApiServer, Emulation, Faults, Outbox, Pollers, Timelines), assembled by LocalRuntime."""
 
     host: str
     port: int
@@ -50,6 +50,8 @@ class State:
     run_daily_now: Callable[[], dict[str, Any]]  # Pollers
     move_time: Callable[[str, bytes], tuple[int, dict[str, Any]]]  # Timelines
     _task_instant: Callable[[Any], float | None]  # Timelines
+    inject_fault: Callable[[bytes], tuple[int, dict[str, Any]]]  # Faults
+    armed_faults: Callable[[], dict[str, int]]  # Faults
 
     def client(self, service: str) -> Any:
         """The runtime's own client of an emulated service, made once: making one per request or daily run costs

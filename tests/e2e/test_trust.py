@@ -12,8 +12,8 @@ from typing import Any
 
 from infra.localprocess import RunningLocal
 from infra.webhook_client import post_shopify, post_tracking
-from tests.conftest import BROWSER_KEY, SHOPIFY_SECRET, WRITE_KEY
-from tests.e2e.test_shopify_webhook import at_a_whole_second, customer, unique_email
+from tests.conftest import BROWSER_KEY, SHOPIFY_SECRET, WRITE_KEY, sample
+from tests.e2e.test_shopify_webhook import at_a_whole_second, customer, sent_at, unique_email
 from tests.e2e.test_tracking_api import contact_of, history
 from tests.e2e.test_unsubscribe import consent_state, fetch
 
@@ -166,3 +166,56 @@ def test_a_shop_and_a_site_announcing_one_new_person_at_once_make_one_contact(lo
     found = [item for page in pages for item in page["Items"]]  # every page: the session's table is large
     assert sorted(item["email"]["S"] for item in found) == sorted(emails)
     assert {item["email_consent"]["M"]["state"]["S"] for item in found} == {"granted"}
+
+
+def test_an_order_whose_scenario_start_failed_is_counted_once_when_sqs_delivers_it_again(local: RunningLocal) -> None:
+    # Given a customer, and Step Functions throttling StartExecution through boto3's own retries (5 attempts): after
+    # the contact and its history are written, the process function fails the record
+    email = unique_email("buyer")
+    signup = post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex)
+    assert signup.status == 202
+    local.advance(seconds=0)
+    order = json.loads(sample("shopify/orders-create.json"))
+    order["email"], order["customer"]["email"] = email, email
+    local.fail_next("stepfunctions.StartExecution", times=5)
+
+    # When the order comes and fails, and SQS delivers it again once it is visible again (at the queue's next
+    # message, here another visitor's page view, as the runtime's poller takes it)
+    raw = json.dumps(order).encode()
+    assert post_shopify(local.api_url, "orders/create", raw, SHOPIFY_SECRET, uuid.uuid4().hex).status == 202
+    assert local.faults_armed()["stepfunctions.StartExecution"] == 0  # every attempt of the start failed
+    assert [m for m in local.outbox(to=email) if m["scenario"] == "post-purchase"] == []
+    local.advance(seconds=3600)  # past the queue's visibility timeout
+    page = {"anonymousId": uuid.uuid4().hex, "properties": {"path": "/"}}
+    assert post_tracking(local.api_url, "/v1/page", page, WRITE_KEY).status == 200
+    local.advance(seconds=0)
+
+    # Then the order counts once, its history once, and the post-purchase series started (its first email sent)
+    contact = contact_item(local, f"email#{email}")
+    assert contact["orders_count"]["N"] == "1"
+    orders = [seen for seen in history(local, contact["contact_id"]["S"]) if seen[0] == "order.placed"]
+    assert len(orders) == 1
+    assert [m["step"] for m in local.outbox(to=email) if m["scenario"] == "post-purchase"] == ["e1-thanks"]
+
+
+def test_a_send_throttled_by_ses_is_retried_and_the_series_goes_on(local: RunningLocal) -> None:
+    # Given SES refusing the next 40 sends as too many: with boto3's own 5 attempts per Task attempt, the first 8
+    # attempts of the send Task fail (the Retry of before gave up after 7, about two minutes)
+    email = unique_email("throttled")
+    local.fail_next("sesv2.SendEmail", times=40)
+
+    # When a subscriber's welcome series starts, and the hours pass (each wait at most an hour: full jitter)
+    signup = post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex)
+    assert signup.status == 202
+    local.advance(seconds=12 * 3600)
+
+    # Then the Task asked again until SES took the email, sent once; and the series goes on where it was: the second
+    # email two days after the first went out
+    assert local.faults_armed()["sesv2.SendEmail"] == 0
+    [first] = local.outbox(to=email)
+    assert first["step"] == "e1-welcome"
+    local.advance(to=sent_at(first) + timedelta(days=2, minutes=1))
+    assert [(m["step"], sent_at(m)) for m in local.outbox(to=email)] == [
+        ("e1-welcome", sent_at(first)),
+        ("e2-value", sent_at(first) + timedelta(days=2)),
+    ]
