@@ -162,6 +162,9 @@ class ContactModel(Model):
     email_consent = Consent(null=True)
     consent_history = ListAttribute(of=Consent, default=list)  # email consent statements, oldest first
     phone = UnicodeAttribute(null=True)  # E.164 (+ country code, at most 15 digits), normalised on the way in
+    # The email came only from the tracking API's public browser key (anyone may type any address there): until a
+    # trusted source gives it or the person confirms it (double opt-in), the lead is not handed to the CRM.
+    email_unverified = BooleanAttribute(null=True)
     sms_consent = Consent(null=True)
     sms_consent_history = ListAttribute(of=Consent, null=True)  # SMS consent statements, oldest first
     suppressed = BooleanAttribute(default=False)

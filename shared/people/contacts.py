@@ -225,6 +225,8 @@ def _upsert_once(
         for name in ("email", "first_name", "last_name", "locale", "phone"):
             value = getattr(facts, name)
             if value is not None and (facts.identity_trusted or name not in IDENTITY or not getattr(contact, name)):
+                if name == "email":  # a first address from an untrusted source stays unverified until vouched for
+                    contact.email_unverified = None if facts.identity_trusted else True
                 setattr(contact, name, value)
         if facts.source_id:
             source, _, native_id = facts.source_id.partition("#")

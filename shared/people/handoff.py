@@ -111,8 +111,11 @@ def _number(value: Any, default: float) -> float:
 
 
 def enqueue(event: Event, contact: ContactModel, settings: Settings) -> str | None:
-    """One message for the handoff function; None (nothing to do) when the deployment has no handoff queue."""
-    if settings.handoff_queue_url is None:
+    """One message for the handoff function; None (nothing to do) when the deployment has no handoff queue, or when
+    the lead's address is unverified: it came only from the public browser key, which anyone may use to make up a
+    lead in someone's name (the qualification stays recorded; the lead goes once a trusted source or the person
+    vouches for the address and qualifies again)."""
+    if settings.handoff_queue_url is None or contact.email_unverified:
         return None
     properties = event.properties
     score = _number(properties.get("score"), float(contact.score or 0))

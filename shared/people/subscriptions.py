@@ -215,6 +215,8 @@ def confirm(link: LinkHolder, settings: Settings, clock: Clock) -> str:
     if state != "ask":
         return state
     _grant(link, "confirmed_opt_in", "double-opt-in", CONFIRM_WORDING, settings, clock, contact)
+    if contact is not None and contact.email_unverified:  # the person showed the address is theirs
+        update_if(contact, [ContactModel.email_unverified.remove()], ContactModel.contact_id.exists())
     return "confirmed"
 
 

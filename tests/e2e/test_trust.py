@@ -13,6 +13,7 @@ from typing import Any
 from infra.localprocess import RunningLocal
 from infra.webhook_client import post_shopify, post_tracking
 from tests.conftest import BROWSER_KEY, SHOPIFY_SECRET, WRITE_KEY, sample
+from tests.crm_receiver import CrmReceiver
 from tests.e2e.test_shopify_webhook import at_a_whole_second, customer, sent_at, unique_email
 from tests.e2e.test_tracking_api import contact_of, history
 from tests.e2e.test_unsubscribe import consent_state, fetch
@@ -219,3 +220,28 @@ def test_a_send_throttled_by_ses_is_retried_and_the_series_goes_on(local: Runnin
         ("e1-welcome", sent_at(first)),
         ("e2-value", sent_at(first) + timedelta(days=2)),
     ]
+
+
+def test_a_lead_made_up_with_the_browser_key_is_not_handed_to_sales(local: RunningLocal, crm: CrmReceiver) -> None:
+    # Given someone with only the public key, who names a person's address and reports what makes a lead: two
+    # pricing page views, an ebook and a demo form (15 + 15 + 10 + 25 points: past 50, sales-qualified)
+    now = local.now()
+    local.advance(to=now.replace(second=0, microsecond=0) + timedelta(minutes=1))  # one scoring week, a second apart
+    victim, user = unique_email("made-up"), uuid.uuid4().hex
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("/v1/identify", {"userId": user, "traits": {"email": victim}}),
+        ("/v1/page", {"userId": user, "messageId": uuid.uuid4().hex, "properties": {"path": "/pricing"}}),
+        ("/v1/page", {"userId": user, "messageId": uuid.uuid4().hex, "properties": {"path": "/pricing"}}),
+        ("/v1/track", {"userId": user, "event": "Ebook Downloaded"}),
+        ("/v1/track", {"userId": user, "event": "Form Submitted", "properties": {"form": "demo"}}),
+    ]
+    for path, body in calls:
+        assert post_tracking(local.api_url, path, body, BROWSER_KEY).status == 200
+        local.advance(seconds=1)
+    local.advance(seconds=60)
+
+    # Then the behaviour is scored (it is what a page reports), but no lead reaches the CRM in that person's name
+    contact = contact_item(local, f"email#{victim}")
+    assert contact["attributes"]["M"]["lifecycle_stage"] == {"S": "sql"}
+    assert contact["email_unverified"] == {"BOOL": True}
+    assert [r for r in list(crm.received) if r.json().get("contact", {}).get("email") == victim] == []

@@ -17,7 +17,7 @@ from shared import clients, deadletters
 from shared.clock import Clock
 from shared.events import CONTACT_QUALIFIED, ContactFacts, Event
 from shared.journeys import processing
-from shared.people import crm, handoff
+from shared.people import contacts, crm, handoff
 from shared.settings import Settings, get_settings
 from shared.storage import tables
 from tests.conftest import handler_of
@@ -471,3 +471,26 @@ def test_the_handoff_function_knows_its_dlq_and_the_receive_count_its_queue_redr
     ]
     process = resources["ProcessFunction"]["Properties"]
     assert process["Environment"]["Variables"]["PARCOURS_HANDOFF_QUEUE_URL"] == {"Ref": "CrmHandoffQueue"}
+
+
+def test_a_lead_whose_address_only_the_browser_key_gave_is_not_handed_off(
+    settings: Settings, queues: dict[str, str]
+) -> None:
+    """Anyone may type any address into a page's form: the public key's lead reaches the CRM only once a trusted
+    source gives the same address or the person confirms it (double opt-in)."""
+    # Given a contact made by the browser key, qualified by the behaviour it reported
+    t = tables(settings)
+    made_up = contacts.upsert(ContactFacts(email="victim@example.com", identity_trusted=False), t, NOW)
+    assert made_up is not None
+    assert made_up.email_unverified is True
+
+    # Then its qualification queues nothing
+    assert handoff.enqueue(qualified(), made_up, settings) is None
+    assert messages(queues["handoff"]) == []
+
+    # When the shop (a trusted source) gives the same address, the next qualification goes
+    vouched = contacts.upsert(ContactFacts(email="victim@example.com", source_id="shopify#7"), t, NOW)
+    assert vouched is not None
+    assert vouched.contact_id == made_up.contact_id
+    assert t.contacts.get(vouched.contact_id).email_unverified is None
+    assert handoff.enqueue(qualified(), vouched, settings) is not None
