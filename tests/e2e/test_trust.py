@@ -245,3 +245,25 @@ def test_a_lead_made_up_with_the_browser_key_is_not_handed_to_sales(local: Runni
     assert contact["attributes"]["M"]["lifecycle_stage"] == {"S": "sql"}
     assert contact["email_unverified"] == {"BOOL": True}
     assert [r for r in list(crm.received) if r.json().get("contact", {}).get("email") == victim] == []
+
+
+def test_a_contact_fed_attributes_without_end_can_still_unsubscribe(local: RunningLocal) -> None:
+    # Given a subscriber with the first welcome email, and a key holder who sends attribute after attribute about
+    # them (before, a contact grew to DynamoDB's 400 KB and refused every later write, the unsubscribe included)
+    email, user = subscribed_customer(local, "fed")
+    local.advance(seconds=0)
+    [first] = local.outbox(to=email)
+    for batch in range(12):
+        traits = {f"note_{batch}_{i}": "x" * 1000 for i in range(15)}  # 15 KB: within one event's 16 KB
+        assert post_tracking(local.api_url, "/v1/identify", {"userId": user, "traits": traits}, WRITE_KEY).status == 200
+    too_much = {f"huge_{i}": "x" * 1000 for i in range(20)}  # 20 KB in one event: refused, naming the limit
+    answer = post_tracking(local.api_url, "/v1/identify", {"userId": user, "traits": too_much}, WRITE_KEY)
+    assert (answer.status, answer.body["error"].split(":")[0]) == (400, "traits.huge_16")
+
+    # Then the contact stayed bounded, and one click still unsubscribes
+    contact = contact_item(local, f"email#{email}")
+    assert len(contact["attributes"]["M"]) <= 100
+    assert len(json.dumps(contact["attributes"])) < 40_000
+    url = re.match(r"<([^>]+)>", first["headers"]["List-Unsubscribe"]).group(1)  # type: ignore[union-attr]
+    assert fetch(url, b"List-Unsubscribe=One-Click")[0] == 200
+    assert consent_state(local, email) == "denied"
