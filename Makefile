@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.txt requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test test-clock lint typecheck unit compile validate package bench clean
+.PHONY: setup demo test test-clock lint typecheck unit compile validate bench release layer-requirements clean
 
 # Instants the machine's clock is moved to (tests/shifted_clock.py): no test may pass only on today's date.
 # 400 days ahead; 29 February late evening in Paris; the nights the clocks change in Paris (02:30 on the winter clock
@@ -54,9 +54,40 @@ compile: setup
 bench: setup
 	$(BIN)/python -m infra.bench
 
-package: setup compile
-	$(BIN)/parcours package
-	@echo "now: sam build && sam deploy --guided"
+# ---- sam build ------------------------------------------------------------------------------------------------
+# template.yaml builds every function and the layer with `BuildMethod: makefile`: `sam build` runs
+# `make build-<LogicalId>` here, in the repository (Metadata WorkingDirectory), with ARTIFACTS_DIR set. Nothing but
+# make, tar and the README's Python with pip: no dev toolchain, no Docker, no pre-step, whatever Python runs the build.
+LAMBDA_PYTHON   := 3.12
+LAMBDA_PLATFORM := --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64
+# The AWS SDK the Lambda runtime ships (and urllib3, which only botocore uses): pinned in requirements.txt for local
+# runs and tests, left out of the layer.
+RUNTIME_SHIPS   := boto3|botocore|s3transfer|urllib3
+LAMBDA_CODE     := functions shared templates scenarios/compiled
+
+# One code artifact for every function: the handlers' packages and the files they read at run time.
+build-%Function:
+	mkdir -p "$(ARTIFACTS_DIR)"
+	tar -cf - --exclude=__pycache__ --exclude='*.pyc' $(LAMBDA_CODE) | tar -xf - -C "$(ARTIFACTS_DIR)"
+
+# The pinned dependencies, as wheels for the functions' runtime (CPython 3.12, arm64) whatever Python runs this.
+build-DependenciesLayer:
+	mkdir -p "$(ARTIFACTS_DIR)/python"
+	grep -vE '^($(RUNTIME_SHIPS))==' requirements.txt > "$(ARTIFACTS_DIR)/requirements.txt"
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --no-compile --only-binary=:all: \
+		--implementation cp --python-version $(LAMBDA_PYTHON) $(LAMBDA_PLATFORM) \
+		--target "$(ARTIFACTS_DIR)/python" -r "$(ARTIFACTS_DIR)/requirements.txt"
+	rm -f "$(ARTIFACTS_DIR)/requirements.txt"
+
+layer-requirements:
+	@grep -vE '^($(RUNTIME_SHIPS))==' requirements.txt
+
+# The console's way in (README, "Deploy from the console"): the built template and its artifacts in an S3 bucket,
+# and the CloudFormation quick-create link that deploys them.
+release: setup
+	@test -n "$(BUCKET)" -a -n "$(REGION)" || { echo "usage: make release BUCKET=my-bucket REGION=eu-west-3"; exit 2; }
+	sam build
+	$(BIN)/parcours package --bucket $(BUCKET) --region $(REGION)
 
 clean:
-	rm -rf $(VENV) .build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .build .aws-sam .pytest_cache .mypy_cache .ruff_cache
