@@ -1,9 +1,8 @@
-"""Build steps: scenarios -> compiled ASL and catalogue; the code artifact SAM deploys."""
+"""Build steps: scenarios -> compiled ASL and catalogue (the Makefile's build-* targets make what SAM deploys)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,19 +89,3 @@ def stale_files(compiled: Compiled, root: Path = ROOT) -> list[str]:
         if f"scenarios/compiled/{p.name}" not in compiled.files
     ]
     return wrong + extra
-
-
-def package(root: Path = ROOT) -> Path:
-    """.build/lambdas (our code, shared by every function) and .build/layer (pinned dependencies) for sam build."""
-    build = root / ".build"
-    lambdas = build / "lambdas"
-    if lambdas.exists():
-        shutil.rmtree(lambdas)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("functions", "shared", "templates"):
-        shutil.copytree(root / folder, lambdas / folder, ignore=ignore)
-    shutil.copytree(root / "scenarios" / "compiled", lambdas / "scenarios" / "compiled", ignore=ignore)
-    layer = build / "layer"
-    layer.mkdir(parents=True, exist_ok=True)
-    shutil.copy(root / "requirements.txt", layer / "requirements.txt")
-    return build

@@ -127,9 +127,21 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _package(args: argparse.Namespace) -> int:
-    from infra import build
+    from pathlib import Path
 
-    print(build.package())
+    from infra import release
+
+    built = Path(args.built)
+    if not built.exists():
+        print(f"error: {built} not found: run `sam build` first", file=sys.stderr)
+        return 2
+    s3 = release.s3_client(args.region, args.endpoint_url)
+    packaged = release.package(built, s3, args.bucket, args.prefix)
+    out = built.parent.parent / "packaged.yaml"
+    out.write_text(packaged.text, encoding="utf-8")
+    print(f"packaged template: {out} and s3://{args.bucket}/{packaged.key}")
+    print(f"template URL: {release.template_url(args.bucket, packaged.key, args.region)}")
+    print(f"quick-create: {release.quick_create_url(args.bucket, packaged.key, args.region)}")
     return 0
 
 
@@ -295,7 +307,20 @@ def main(argv: list[str] | None = None) -> int:
     comp.add_argument("--check", action="store_true", help="fail if the compiled files are not up to date")
     comp.set_defaults(run=_compile)
     commands.add_parser("validate", help="check scenarios and render every email template").set_defaults(run=_validate)
-    commands.add_parser("package", help="prepare .build/ for `sam build`").set_defaults(run=_package)
+    packing = commands.add_parser(
+        "package",
+        help="after `sam build`: upload the artifacts and the template to S3, print the console's quick-create link",
+    )
+    packing.add_argument("--bucket", required=True, help="an S3 bucket in the region the stack will be created in")
+    packing.add_argument("--region", required=True, help="the bucket's region, the stack's too")
+    packing.add_argument("--prefix", default="parcours", help="key prefix in the bucket (default parcours)")
+    packing.add_argument("--built", default=".aws-sam/build/template.yaml", help="the template `sam build` wrote")
+    packing.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="the S3 endpoint, e.g. the local emulation's (default $AWS_ENDPOINT_URL, else AWS)",
+    )
+    packing.set_defaults(run=_package)
     testing = commands.add_parser("test", help="run journey tests (scenarios/tests/*.test.yaml) in the local runtime")
     testing.add_argument("files", nargs="*", help="journey files (default: all)")
     testing.add_argument(
