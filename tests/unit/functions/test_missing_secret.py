@@ -34,7 +34,8 @@ def missing(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     boto3.client("ssm", region_name="eu-west-3").put_parameter(
         Name="/parcours/test/other", Value=PRESENT, Type="SecureString"
     )
-    for name, value in {**aws, **PARAMETERS, "POWERTOOLS_SERVICE_NAME": "parcours"}.items():
+    powertools = {"POWERTOOLS_SERVICE_NAME": "parcours", "POWERTOOLS_METRICS_NAMESPACE": "parcours"}
+    for name, value in {**aws, **PARAMETERS, **powertools}.items():
         monkeypatch.setenv(name, value)
     for name in ("SHOPIFY_SECRET", "WOOCOMMERCE_SECRET", "GENERIC_SECRET", "WRITE_KEY", "LINK_SECRET", "CRM_SECRET"):
         monkeypatch.delenv(f"PARCOURS_{name}", raising=False)
