@@ -19,7 +19,7 @@ from shared.storage import Consent, tables
 
 SECRET = "link-secret"
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-READS = {"GetItem", "DescribeTable"}  # DescribeTable: PynamoDB's own, on the table's ARN too
+READS = {"GetItem"}  # the policy allows GetItem and UpdateItem only: no other call may appear
 
 
 def _allowed_attributes() -> set[str]:
@@ -71,6 +71,7 @@ def test_the_subscription_flows_update_only_the_attributes_their_function_may_wr
     assert subscriptions.unsubscribe(link, "unsubscribe:one-click", settings, Clock())
     assert subscriptions.resubscribe(link, True, settings, Clock())
 
+    assert {operation for operation, _ in calls} == READS | {"UpdateItem"}
     writes = [(operation, kwargs) for operation, kwargs in calls if operation not in READS]
     assert writes, "the flows wrote nothing: this test reads nothing"
     assert {operation for operation, _ in writes} == {"UpdateItem"}
