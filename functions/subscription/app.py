@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared import secrets
 from shared.messages.templates import render_page
 from shared.people import subscriptions, topics
-from shared.settings import Settings, get_settings
+from shared.settings import ConfigurationError, Settings, get_settings
 
 logger = Logger()
 metrics = Metrics()
@@ -193,6 +193,18 @@ def act() -> Response[str]:
     logger.info("unsubscribe", extra={"contact_id": link.contact_id, "source": source, "changed": changed})
     metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
     return _page(settings, 200, "done", link.locale)
+
+
+@app.exception_handler(ConfigurationError)  # type: ignore[untyped-decorator]
+def not_configured(error: ConfigurationError) -> Response[str]:
+    """The link secret not set (its SSM parameter not created yet, say): the operator's to fix, a 503 naming it."""
+    logger.error("subscription routes not configured", extra={"reason": str(error)})
+    return Response(
+        503,
+        content_types.TEXT_PLAIN,
+        f"not configured: {error}",
+        headers={"Cache-Control": "no-store", "Retry-After": "300"},
+    )
 
 
 @logger.inject_lambda_context

@@ -1,0 +1,227 @@
+"""template.yaml's IAM, read from the template as SAM expands it (moto does not enforce IAM, so the policies are
+tested here): each function's role names only the resources it uses, with the actions its code calls.
+
+The rules: no Allow on "*" but the SMS one (phone numbers have no ARN; a Deny takes every topic out of it); SES on
+the From address's identity and the stack's configuration set; Step Functions on the stack's own state machines and
+their executions; read-only where a function only reads; the public routes limited to the consent and preference
+attributes of a contact; each secret readable only by the functions that resolve it; kms:Decrypt on the customer
+key, through SSM only, when one is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from infra import samtemplate
+
+PASS = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+PARAMETERS = {
+    "SenderEmail": "bonjour@boutique.example",
+    "SenderName": "La Boutique",
+    "PostalAddress": "12 rue des Artisans, 75011 Paris, France",
+}
+READ_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:DescribeTable",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:PartiQLSelect",
+}
+# The Allow statements on "*" each function may have, and why (the template's comments say it too).
+STAR_ALLOWED = {
+    # SMS go to phone numbers, which have no ARN; CheckIfPhoneNumberIsOptedOut has no resource type.
+    "ActFunction": {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"},
+}
+# What each function's code reads or writes, by table: "read" where it only reads.
+TABLES = {
+    "HandoffFunction": {"ContactsTable": "read", "EventsTable": "read", "SendsTable": "write"},
+    "ScheduleFunction": {"ContactsTable": "read", "DatesTable": "read"},
+    "SchedulePagesFunction": {"DatesTable": "read", "EventsTable": "read", "ContactsTable": "write"},
+    "AdminFunction": {"IdentitiesTable": "read", "ContactsTable": "write", "ListMembersTable": "write"},
+    "ActFunction": {"SuppressionsTable": "read", "ContactsTable": "write"},
+    "IngestFunction": {},
+}
+SECRETS = {
+    "IngestFunction": {
+        "ShopifySecretParameterName",
+        "WooCommerceSecretParameterName",
+        "GenericSecretParameterName",
+        "WriteKeyParameterName",
+    },
+    "SubscriptionFunction": {"LinkSecretParameterName"},
+    "HandoffFunction": {"CrmSecretParameterName"},
+    "ActFunction": {"LinkSecretParameterName", "CrmSecretParameterName"},
+}
+STATE_MACHINE_ACTIONS = {
+    "states:StartExecution",
+    "states:SendTaskSuccess",
+    "states:DescribeExecution",
+    "states:StopExecution",
+}
+
+
+@cache
+def _translated() -> dict[str, Any]:
+    sam = samtemplate.load()
+    definitions = {props["DefinitionUri"]: PASS for _, props in samtemplate.state_machines(sam)}
+    with mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": "eu-west-3"}):  # SAM's pseudo parameters need one
+        return samtemplate.translate(samtemplate.for_local(sam, definitions), PARAMETERS)
+
+
+def _functions() -> list[str]:
+    return [name for name, res in samtemplate.load()["Resources"].items() if res["Type"] == "AWS::Serverless::Function"]
+
+
+def _statements(function: str) -> list[dict[str, Any]]:
+    role = _translated()["Resources"][f"{function}Role"]["Properties"]
+    statements = []
+    for policy in role.get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            statements.append(statement)
+    return statements
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _text(resource: Any) -> str:
+    """A resource as text, intrinsic functions kept: `{"Fn::GetAtt": ["ContactsTable", "Arn"]}` names its table."""
+    return json.dumps(resource, sort_keys=True)
+
+
+def _allows(function: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(action, resource as text, condition) for each Allow of the function's inline policies."""
+    return [
+        (action, _text(resource), statement.get("Condition", {}))
+        for statement in _statements(function)
+        if statement["Effect"] == "Allow"
+        for action in _list(statement["Action"])
+        for resource in _list(statement["Resource"])
+    ]
+
+
+@pytest.mark.parametrize("function", _functions())
+def test_no_function_is_allowed_anything_on_every_resource_but_what_has_no_arn(function: str) -> None:
+    star = {action for action, resource, _ in _allows(function) if resource == '"*"'}
+    assert star <= STAR_ALLOWED.get(function, set()), star
+    for action, _, _ in _allows(function):
+        # No service:* nor Get* wildcards, the actions the code calls; SAM's SQSSendMessagePolicy names
+        # sqs:SendMessage* (SendMessage and SendMessageBatch, both on the queue it names).
+        assert "*" not in action or action == "sqs:SendMessage*", action
+
+
+def test_sms_publishing_names_no_topic() -> None:
+    denies = [statement for statement in _statements("ActFunction") if statement["Effect"] == "Deny"]
+    assert [(statement["Action"], _text(statement["Resource"])) for statement in denies] == [
+        ("sns:Publish", _text({"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:*"}))
+    ]
+    for function in _functions():
+        topics = [resource for action, resource, _ in _allows(function) if action == "sns:Publish"]
+        assert topics == (['"*"'] if function == "ActFunction" else []), function
+
+
+def test_email_is_sent_only_from_the_sending_identity_and_the_stacks_configuration_set() -> None:
+    for function in _functions():
+        resources = [resource for action, resource, _ in _allows(function) if action.startswith("ses:")]
+        if function != "ActFunction":
+            assert resources == [], function
+            continue
+        assert resources, "the act function sends the emails"
+        for resource in resources:
+            assert "identity/*" not in resource
+            assert (
+                "identity/${Domain}" in resource
+                or "identity/${SenderEmail}" in resource
+                or ("configuration-set/${EmailConfigurationSet}" in resource)
+            ), resource
+
+
+def test_step_functions_are_the_stacks_own_state_machines_and_executions() -> None:
+    machines = {name for name, _ in samtemplate.state_machines(samtemplate.load())}
+    names = {
+        props["Name"]["Fn::Sub"].removeprefix("${AWS::StackName}-")
+        for _, props in samtemplate.state_machines(samtemplate.load())
+    }
+    for function in _functions():
+        allowed = [(action, resource) for action, resource, _ in _allows(function) if action.startswith("states:")]
+        if function != "ProcessFunction":
+            assert allowed == [], function
+            continue
+        assert {action for action, _ in allowed} == STATE_MACHINE_ACTIONS
+        for action, resource in allowed:
+            if action in {"states:StartExecution", "states:SendTaskSuccess"}:
+                assert json.loads(resource)["Ref"] in machines, resource
+            else:
+                sub = json.loads(resource)["Fn::Sub"]
+                prefix = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-"
+                assert sub.startswith(prefix), sub
+                assert sub.removeprefix(prefix).removesuffix(":*") in names, sub
+        started = {json.loads(r)["Ref"] for a, r in allowed if a == "states:StartExecution"}
+        assert started == machines  # every scenario can start, and only those
+
+
+@pytest.mark.parametrize(("function", "tables"), TABLES.items())
+def test_a_function_that_only_reads_a_table_may_only_read_it(function: str, tables: dict[str, str]) -> None:
+    for table, access in tables.items():
+        actions = {action for action, resource, _ in _allows(function) if table in resource}
+        if access == "read":
+            assert actions, (function, table)
+            assert actions <= READ_ACTIONS, (function, table, actions - READ_ACTIONS)
+        else:
+            assert actions - READ_ACTIONS, (function, table)
+
+
+def test_the_public_routes_update_only_a_contacts_consent_and_preferences() -> None:
+    allows = _allows("SubscriptionFunction")
+    dynamodb = [(action, resource, condition) for action, resource, condition in allows if "dynamodb" in action]
+    assert {action for action, _, _ in dynamodb} == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    assert {resource for _, resource, _ in dynamodb} == {_text({"Fn::GetAtt": ["ContactsTable", "Arn"]})}
+    (update,) = [condition for action, _, condition in dynamodb if action == "dynamodb:UpdateItem"]
+    attributes = set(update["ForAllValues:StringEquals"]["dynamodb:Attributes"])
+    assert attributes == {
+        *("contact_id", "email_consent", "consent_history", "updated_at"),
+        *("email_unverified", "preferences", "preferences_history"),
+    }
+    # What the code writes (shared/people/subscriptions.py) is in the list: a renamed attribute fails here.
+    from shared.storage import ContactModel
+
+    names = {attribute.attr_name for attribute in ContactModel.get_attributes().values()}
+    assert attributes <= names
+
+
+@pytest.mark.parametrize("function", _functions())
+def test_a_secret_is_readable_only_by_the_functions_that_resolve_it(function: str) -> None:
+    resources = [resource for action, resource, _ in _allows(function) if action.startswith("ssm:")]
+    assert {action for action, _, _ in _allows(function) if action.startswith("ssm:")} <= {"ssm:GetParameter"}
+    named = {
+        parameter
+        for resource in resources
+        for parameter in SECRETS.get(function, set()) | {"x"}
+        if "${" + parameter + "}" in resource
+    }
+    assert named == SECRETS.get(function, set())
+    assert len(resources) == len(named)
+
+
+def test_a_customer_key_on_the_secrets_is_decrypted_only_through_ssm_by_the_functions_that_read_them() -> None:
+    template = samtemplate.load()
+    assert template["Parameters"]["SecretsKmsKeyArn"]["Default"] == ""
+    policy = template["Resources"]["SecretsKeyDecryptPolicy"]
+    assert policy["Condition"] == "HasSecretsKey"
+    assert template["Conditions"]["HasSecretsKey"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "SecretsKmsKeyArn"}, ""]}]}
+    assert {role["Ref"].removesuffix("Role") for role in policy["Properties"]["Roles"]} == set(SECRETS)
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "kms:Decrypt"
+    assert statement["Resource"] == {"Ref": "SecretsKmsKeyArn"}
+    assert statement["Condition"] == {
+        "StringEquals": {"kms:ViaService": {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}}
+    }
