@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.txt requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+# checkov pins boto3, networkx and packaging below requirements-dev.txt's: it lives in its own environment.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < requirements-checkov.txt | cut -d' ' -f1)
 
-.PHONY: setup demo test test-clock lint typecheck unit compile validate package bench clean
+.PHONY: setup demo test test-clock lint typecheck iac unit compile validate package bench clean
 
 # Instants the machine's clock is moved to (tests/shifted_clock.py): no test may pass only on today's date.
 # 400 days ahead; 29 February late evening in Paris; the nights the clocks change in Paris (02:30 on the winter clock
@@ -14,7 +17,7 @@ CLOCK_AT := +400d,2028-02-29T23:30+01:00[Europe/Paris],2027-03-28T03:30+02:00[Eu
 	2027-10-31T02:30+02:00[Europe/Paris],2027-03-14T03:30-07:00[America/Los_Angeles],$\
 	2027-11-07T01:30-08:00[America/Los_Angeles],2027-12-31T23:59:00+00:00
 
-setup: $(STAMP)
+setup: $(STAMP) $(CHECKOV_STAMP)
 
 $(STAMP): requirements-dev.txt requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("parcours needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -23,11 +26,15 @@ $(STAMP): requirements-dev.txt requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
 demo: setup
 	$(BIN)/parcours demo
 
-test: setup lint typecheck
-	$(BIN)/cfn-lint template.yaml
+test: setup lint typecheck iac
 	$(BIN)/parcours compile --check
 	$(BIN)/parcours validate
 	$(BIN)/pytest
@@ -46,6 +53,12 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# The template as the best IaC is checked: cfn-lint with its informational checks (retention policies ...), and
+# checkov, whose every skipped check is named on its resource in template.yaml with its reason.
+iac: setup
+	$(BIN)/cfn-lint --include-checks I -- template.yaml
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+
 compile: setup
 	$(BIN)/parcours compile
 
@@ -59,4 +72,4 @@ package: setup compile
 	@echo "now: sam build && sam deploy --guided"
 
 clean:
-	rm -rf $(VENV) .build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .build .pytest_cache .mypy_cache .ruff_cache
