@@ -159,6 +159,9 @@ def test_the_functions_invoked_asynchronously_have_a_failure_destination() -> No
     assert asynchronous == {"FeedbackFunction", "ScheduleFunction"}
     for name in asynchronous:
         assert FUNCTIONS[name]["Properties"]["DeadLetterQueue"]["Type"] == "SQS"
+    # and what EventBridge Scheduler itself could not invoke, after its own retries
+    daily = FUNCTIONS["ScheduleFunction"]["Properties"]["Events"]["Daily"]["Properties"]
+    assert daily["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["ScheduleRunDeadLetterQueue", "Arn"]}}
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
@@ -191,6 +194,8 @@ def test_the_http_api_is_throttled_and_logs_each_request_as_json_without_persona
     assert fields["status"] == "$context.status"
     # No IP, no path nor query string (unsubscribe tokens, addresses in forms): the route's template only.
     assert not any(re.search(r"identity\.sourceIp|\$context\.path|querystring", v) for v in fields.values())
+    # nor the integration's error message, which quotes the function's exception
+    assert not any("integrationErrorMessage" in v for v in fields.values())
 
 
 def test_the_dashboard_shows_the_flow_with_metrics_the_handlers_emit() -> None:
