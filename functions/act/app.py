@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -13,9 +13,12 @@ from shared.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
+# X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
+tracer = Tracer()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(correlation_id_path="execution")
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -15,6 +16,8 @@ from shared.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
+# X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
+tracer = Tracer()
 app = APIGatewayHttpResolver()
 
 
@@ -58,7 +61,8 @@ def members(name: str) -> Response[dict[str, Any]]:
     return _answer(200, lists.admin_members(get_settings(), name))
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

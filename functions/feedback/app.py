@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,9 +14,12 @@ from shared.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
+# X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
+tracer = Tracer()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(correlation_id_path="Records[0].Sns.MessageId")
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 @event_source(data_class=SNSEvent)
 def lambda_handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -16,6 +16,8 @@ from shared.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
+# X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
+tracer = Tracer()
 # A failing handoff is retried alone (its visibility set by its backoff); the others in the batch are done. A batch
 # that failed whole is reported item by item too, not as a function error: each item already chose when it returns.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -27,6 +29,7 @@ def _crm_secret() -> str:
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
+    logger.set_correlation_id(record.message_id)
     try:
         outcome = handoff.consume(record, get_settings(), _crm_secret)
     except Exception as error:
@@ -49,6 +52,7 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     answer = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

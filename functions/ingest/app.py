@@ -6,8 +6,9 @@ import base64
 import binascii
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -18,6 +19,8 @@ from shared.sources import ingestion, tracking
 
 logger = Logger()
 metrics = Metrics()
+# X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
+tracer = Tracer()
 app = APIGatewayHttpResolver()
 
 
@@ -56,7 +59,10 @@ def _accept(event: Event, settings: Settings, metric: str, **answer: Any) -> Res
     except ingestion.QueueUnavailable:
         logger.exception("queue unavailable", extra={"source": event.source})
         return _answer(503, error="temporarily unavailable, retry later")
-    logger.info("event accepted", extra={"source": event.source, "topic": event.topic, "type": event.type})
+    logger.info(
+        "event accepted",
+        extra={"event_id": event.event_id, "source": event.source, "topic": event.topic, "type": event.type},
+    )
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     return _answer(202, status="accepted", event_id=event.event_id, **answer)
 
@@ -173,7 +179,8 @@ def start_scenario(scenario: str) -> Response[dict[str, Any]]:
     return _accept(event, settings, "ScenarioStartRequested", scenario=scenario)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -24,6 +25,8 @@ from shared.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
+# X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
+tracer = Tracer()
 # Only the failing message's group (its contact) waits for a retry; the other contacts' messages go on.
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 # Kept 7 days: Shopify retries for 4 hours, SQS redrives within 14 days of a fix.
@@ -59,7 +62,17 @@ def _handle_once() -> Callable[..., dict[str, Any]]:
     return handle  # type: ignore[no-any-return]
 
 
+def _event_id(record: SQSRecord) -> str:
+    """The source's event id, the logs' correlation id from ingestion on; the SQS message id if the body is not one."""
+    try:
+        body = json.loads(record.body)
+    except ValueError:
+        return record.message_id
+    return str(body.get("event_id") or record.message_id) if isinstance(body, dict) else record.message_id
+
+
 def record_handler(record: SQSRecord) -> dict[str, Any]:
+    logger.set_correlation_id(_event_id(record))
     outcome = deadletters.consume(record, lambda body: _handle_once()(event=body), get_settings())
     if outcome.dead_letter is not None:
         logger.warning("event sent to the dead-letter queue", extra=vars(outcome.dead_letter))
@@ -72,6 +85,7 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)

@@ -37,6 +37,7 @@ LOCAL_PARAMETERS = {
     "SenderEmail": "bonjour@boutique.example",
     "SenderName": "La Boutique",
     "PostalAddress": "12 rue des Artisans, 75011 Paris, France",
+    "DeletionProtection": "false",  # a local stack is a test stack: its tables go with it
 }
 
 
@@ -317,6 +318,7 @@ class LocalRuntime(ApiServer, Emulation, Faults, Pollers, Timelines, Outbox):
                 "PARCOURS_CLOCK_EPOCH": repr(self.clock.epoch),
                 "PARCOURS_LINK_SECRET": self.environ.get("PARCOURS_LINK_SECRET") or secrets.token_urlsafe(32),
                 "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
                 "POWERTOOLS_LOG_LEVEL": self.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
             }
         )

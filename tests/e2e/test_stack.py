@@ -151,3 +151,18 @@ def test_the_local_stack_takes_the_path_of_a_domain_already_verified_and_the_run
     assert not {"DkimRecord1", "MailFromMxRecord", "DmarcRecord"} & outputs
     domain = parameters["SenderEmail"].partition("@")[2]
     assert domain in local.client("ses").list_identities(IdentityType="Domain")["Identities"]
+
+
+def test_the_operations_resources_moto_supports_are_created_and_the_tables_are_unprotected_locally(
+    local: RunningLocal,
+) -> None:
+    """The alarm topic, the dashboard, the log groups with their retention, the async failure queues (README,
+    Operate it); moto skips the alarms. A local stack is a test stack: DeletionProtection=false."""
+    ids = local.physical_ids()
+    for logical_id in ("AlarmTopic", "Dashboard", "FeedbackDeadLetterQueue", "ScheduleRunDeadLetterQueue"):
+        assert ids.get(logical_id), f"{logical_id} was not created"
+    groups = {g["logGroupName"]: g for g in local.client("logs").describe_log_groups()["logGroups"]}
+    for logical_id in ("IngestLogGroup", "ProcessLogGroup", "FeedbackLogGroup", "ApiAccessLogGroup"):
+        assert groups[ids[logical_id]].get("retentionInDays") == 30
+    table = local.client("dynamodb").describe_table(TableName=ids["ContactsTable"])["Table"]
+    assert table.get("DeletionProtectionEnabled", False) is False
