@@ -100,7 +100,7 @@ COMMERCE_EVENTS = frozenset(
 )
 # Attributes parcours keeps itself (the scoring's stage, the counters, consent and suppression): never from a browser.
 BROWSER_RESERVED = frozenset(
-    {"score", "lifecycle_stage", "stage", "qualified_at", "orders_count", "total_spent", "suppressed", "consent"}
+    {"score", "lifecycle_stage", "stage", "qualified_at", "orders_count", "total_spent", "suppressed"}
 )
 
 
@@ -259,7 +259,7 @@ def _as_browser(
         if attribute in BROWSER_RESERVED or "consent" in attribute:
             del attributes[attribute]
             ignored.append(f"{where}traits.{attribute}: parcours keeps it; the browser key never sets it")
-    facts = replace(facts, email_consent=None, sms_consent=None, attributes=attributes or None, identity_trusted=False)
+    facts = replace(facts, attributes=attributes or None, identity_trusted=False)  # consent: never read (identify)
     return event_type, {**properties, "ignored": ignored} if ignored else properties, facts
 
 

@@ -200,8 +200,8 @@ def test_an_order_whose_scenario_start_failed_is_counted_once_when_sqs_delivers_
 
 
 def test_a_send_throttled_by_ses_is_retried_and_the_series_goes_on(local: RunningLocal) -> None:
-    # Given SES refusing the next 40 sends as too many: with boto3's own 5 attempts per Task attempt, the first 8
-    # attempts of the send Task fail (the Retry of before gave up after 7, about two minutes)
+    # Given SES refusing the next 40 sends as too many (boto3 retries some itself; the send Task's Retry waits and
+    # asks again for the rest)
     email = unique_email("throttled")
     local.fail_next("sesv2.SendEmail", times=40)
 
