@@ -9,6 +9,8 @@ import signal
 import sys
 import threading
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from shared.journeys.scenario import ScenarioError
 
@@ -228,8 +230,9 @@ def _codes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lists(args: argparse.Namespace) -> int:
-    """The admin routes of static lists, signed with SigV4 like any IAM-authorised call."""
+def _admin_call(method: str, url: str, body: bytes, region: str | None) -> tuple[int, Any]:
+    """An IAM-authorised admin route called with SigV4 (the AWS configuration's credentials): (status, JSON answer);
+    status 0 when there are no credentials to sign with."""
     import json
     import urllib.error
     import urllib.request
@@ -241,12 +244,40 @@ def _lists(args: argparse.Namespace) -> int:
 
     credentials = boto3.Session().get_credentials()
     if credentials is None:
-        print(
-            "error: no AWS credentials to sign with (locally: AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local)",
-            file=sys.stderr,
-        )
-        return 2
-    region = args.region or boto3.Session().region_name or sigv4.LOCAL_REGION
+        return 0, {
+            "error": "no AWS credentials to sign with (locally: AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local)"
+        }
+    region = region or boto3.Session().region_name or sigv4.LOCAL_REGION
+    frozen = credentials.get_frozen_credentials()
+    signer = Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token)
+    headers = sigv4.sign(method, url, body, signer, region, {"content-type": "application/json"})
+    request = urllib.request.Request(url, data=body if method == "POST" else None, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return int(answer.status), json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        text = error.read().decode("utf-8", "replace")
+        try:
+            return error.code, json.loads(text)
+        except ValueError:
+            return error.code, {"error": text}
+
+
+def _print_answer(status: int, answer: Any) -> int:
+    import json
+
+    if status != 200:
+        reason = answer.get("error", answer) if isinstance(answer, dict) else answer
+        print(f"error: {status} {reason}" if status else f"error: {reason}", file=sys.stderr)
+        return 2 if status == 0 else 1
+    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _lists(args: argparse.Namespace) -> int:
+    """The admin routes of static lists, signed with SigV4 like any IAM-authorised call."""
+    import json
+
     base = f"{args.api.rstrip('/')}/v1/lists/{args.list}"
     if args.action == "show":
         method, url, body = "GET", f"{base}/members", b""
@@ -256,17 +287,40 @@ def _lists(args: argparse.Namespace) -> int:
             return 2
         who = {"email": args.email} if args.email else {"contact_id": args.contact_id}
         method, url, body = "POST", f"{base}/{args.action}", json.dumps(who).encode()
-    frozen = credentials.get_frozen_credentials()
-    signer = Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token)
-    headers = sigv4.sign(method, url, body, signer, region, {"content-type": "application/json"})
-    request = urllib.request.Request(url, data=body if method == "POST" else None, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            print(json.dumps(json.loads(answer.read()), indent=2, ensure_ascii=False))
-            return 0
-    except urllib.error.HTTPError as error:
-        print(f"error: {error.code} {error.read().decode('utf-8', 'replace')}", file=sys.stderr)
-        return 1
+    return _print_answer(*_admin_call(method, url, body, args.region))
+
+
+def _contacts(args: argparse.Namespace) -> int:
+    """A person's file (show: printed; export: saved to a file) and their erasure, through the admin routes."""
+    import json
+    from urllib.parse import urlencode
+
+    named = {
+        k: v
+        for k, v in {
+            "email": args.email,
+            "phone": args.phone,
+            "contact_id": args.contact_id,
+            "shopify_id": args.shopify_id,
+        }.items()
+        if v
+    }
+    if len(named) != 1:
+        print(
+            f"error: `parcours contacts {args.action}`: one of --email, --phone, --contact-id, --shopify-id",
+            file=sys.stderr,
+        )
+        return 2
+    base = args.api.rstrip("/")
+    if args.action == "erase":
+        return _print_answer(*_admin_call("POST", f"{base}/v1/contacts/erase", json.dumps(named).encode(), args.region))
+    status, answer = _admin_call("GET", f"{base}/v1/contacts/export?{urlencode(named)}", b"", args.region)
+    if args.action == "show" or status != 200:
+        return _print_answer(status, answer)
+    path = Path(args.output or f"person-{answer['people'][0]['contact_id']}.json")
+    path.write_text(json.dumps(answer, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"saved to {path} ({sum(len(p['stores']) for p in answer['people'])} stores)")
+    return 0
 
 
 def _positive(text: str) -> float:
@@ -380,6 +434,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     listing.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
     listing.set_defaults(run=_lists)
+    people = commands.add_parser("contacts", help="a person's file (show, export to a file) and their erasure")
+    people.add_argument("action", choices=["show", "export", "erase"])
+    people.add_argument("--email")
+    people.add_argument("--phone", help="E.164, e.g. +33612345678")
+    people.add_argument("--contact-id")
+    people.add_argument("--shopify-id", help="a Shopify customer id (what a customers/data_request names)")
+    people.add_argument("--output", "-o", help="export: the file (default person-CONTACT_ID.json)")
+    people.add_argument(
+        "--api",
+        default=os.environ.get("PARCOURS_API_URL", "http://127.0.0.1:3000"),
+        help="the HTTP API's URL (default $PARCOURS_API_URL, else the local runtime's)",
+    )
+    people.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
+    people.set_defaults(run=_contacts)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -26,6 +26,8 @@ def claim(
     channel: str,
     now: datetime,
     discount_code: str | None = None,
+    discount_pool: str | None = None,
+    subject: str | None = None,
 ) -> bool:
     """True if this call owns the send; False if an earlier attempt already claimed it."""
     record = tables.sends(
@@ -37,6 +39,8 @@ def claim(
         channel=channel,
         claimed_at=now,
         discount_code=discount_code,
+        discount_pool=discount_pool,
+        subject=subject,
         expires_at=now + KEEP,
     )
     try:

@@ -242,6 +242,16 @@ class EventModel(Model):
     expires_at = TTLAttribute(null=True)
 
 
+class SendsByContactIndex(GlobalSecondaryIndex["SendModel"]):
+    """A person's sends, for their file and their erasure (shared.journeys.privacy)."""
+
+    class Meta:
+        index_name = "by_contact"
+        projection = KeysOnlyProjection()
+
+    contact_id = UnicodeAttribute(hash_key=True)
+
+
 class SendModel(Model):
     """One record per (execution, step): the claim that makes a send happen at most once."""
 
@@ -256,12 +266,15 @@ class SendModel(Model):
     channel = UnicodeAttribute()
     message_id = UnicodeAttribute(null=True)
     discount_code = UnicodeAttribute(null=True)  # the code the email carried (shared.messages.discounts), for support
+    discount_pool = UnicodeAttribute(null=True)  # its pool, where the erasure finds who got it
+    subject = UnicodeAttribute(null=True)  # an email's subject as rendered: the person's file shows it
     claimed_at = UTCDateTimeAttribute()
     sent_at = UTCDateTimeAttribute(null=True)
     segments = NumberAttribute(null=True)  # an SMS: how many segments the operator bills
     encoding = UnicodeAttribute(null=True)  # an SMS: GSM-7 or UCS-2
     attempts = NumberAttribute(default=1)
     expires_at = TTLAttribute(null=True)
+    by_contact = SendsByContactIndex()
 
 
 class EnrolmentModel(Model):
@@ -305,6 +318,8 @@ class SuppressionModel(Model):
     address_hash = UnicodeAttribute(hash_key=True)
     reason = UnicodeAttribute()  # what SES said, never the address: permanent_bounce:General, complaint:abuse, ...
     suppressed_at = UTCDateTimeAttribute()
+    # The person was erased then (shared.journeys.privacy): an event received before it brings nobody back.
+    erased_at = UTCDateTimeAttribute(null=True)
 
 
 class DiscountCodeModel(Model):

@@ -1,8 +1,10 @@
-"""Admin routes (IAM-authorised: API Gateway checks the caller's SigV4 signature): static lists' members."""
+"""Admin routes (IAM-authorised: API Gateway checks the caller's SigV4 signature): static lists' members; a
+person's file and their erasure."""
 
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -11,6 +13,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared.journeys import privacy
 from shared.people import lists
 from shared.settings import get_settings
 
@@ -59,6 +62,34 @@ def remove(name: str) -> Response[dict[str, Any]]:
 @app.get("/v1/lists/<name>/members")
 def members(name: str) -> Response[dict[str, Any]]:
     return _answer(200, lists.admin_members(get_settings(), name))
+
+
+@app.exception_handler(privacy.PersonError)  # type: ignore[untyped-decorator]
+def person_refused(error: privacy.PersonError) -> Response[dict[str, Any]]:
+    logger.warning("person request refused", extra={"status": error.status, "reason": str(error)})  # names no one
+    return _answer(error.status, {"error": str(error)})
+
+
+@app.get("/v1/contacts/export")
+def export() -> Response[dict[str, Any]]:
+    settings = get_settings()
+    who = privacy.Who.from_request(app.current_event.query_string_parameters or {})
+    return _answer(200, privacy.export(settings, who, settings.clock().now()))
+
+
+@app.post("/v1/contacts/erase")
+def erase() -> Response[dict[str, Any]]:
+    settings = get_settings()
+    try:
+        given = json.loads(_body() or b"{}")
+    except ValueError:
+        raise privacy.PersonError('the body must be JSON: {"email": ...}') from None
+    if not isinstance(given, dict):
+        raise privacy.PersonError('the body must be a JSON object: {"email": ...}')
+    answer = privacy.erase(settings, privacy.Who.from_request(given), settings.clock().now(), origin="admin")
+    metrics.add_metric(name="PersonErased", unit=MetricUnit.Count, value=1 if answer["erased"] else 0)
+    logger.info("person erased", extra=answer)  # counts only
+    return _answer(200, answer)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -51,10 +51,11 @@ def _handle_once() -> Callable[..., dict[str, Any]]:
             metrics.add_metric(name="EventWithoutIdentity", unit=MetricUnit.Count, value=1)
         if result.cut:  # what this event caused was not emitted: its causal chain was at its limit (a loop?)
             metrics.add_metric(name="EventChainCut", unit=MetricUnit.Count, value=result.cut)
+        # Stored as the idempotency record's data: no contact id there (an erasure must leave none behind)
+        logger.info("event's contact", extra={"contact_id": result.contact_id, "dropped": result.dropped})
         return {
             "event_id": result.event_id,
             "type": event["type"],
-            "contact_id": result.contact_id,
             "unidentified": result.unidentified,
             "scenarios": [{"scenario": o.scenario, "started": o.started, "reason": o.reason} for o in result.outcomes],
         }

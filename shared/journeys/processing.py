@@ -16,7 +16,7 @@ from shared.events import (
     UNRECOGNISED,
     Event,
 )
-from shared.journeys import bearer, dispatch, enrolments
+from shared.journeys import bearer, dispatch, enrolments, privacy
 from shared.people import contacts, handoff, lists, scoring
 from shared.settings import Settings
 from shared.sources import ingestion
@@ -28,7 +28,9 @@ class Result:
     event_id: str
     contact_id: str | None
     recorded: bool
-    compliance: bool = False  # a shop's GDPR request, for the operator (counted and alarmed by the handler)
+    # a shop's GDPR request parcours could not answer by itself: for the operator (counted and alarmed by the handler)
+    compliance: bool = False
+    dropped: str | None = None  # why nothing was written for the event
     outcomes: list[dispatch.Outcome] = field(default_factory=list)
     # Nothing in it identifies anyone (no email, phone, source id nor anonymous id): kept, and counted by a metric.
     unidentified: bool = False
@@ -55,7 +57,10 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
     now = clock.now()
     if event.type == COMPLIANCE_REQUESTED:
         _record(event, f"_compliance#{event.source}", t, now, settings)
-        return Result(event.event_id, None, recorded=True, compliance=True)
+        return Result(event.event_id, None, recorded=True, compliance=privacy.comply(event, settings, now))
+    if event.contact is not None and privacy.erased_before(t, event.contact.email, event.received_at):
+        # Received before the person's erasure, processed after it: it brings nobody back (nothing is written).
+        return Result(event.event_id, None, recorded=False, dropped="received before its person's erasure")
     if event.type == UNRECOGNISED or event.contact is None:
         # Accepted and kept (a source's own bucket), but nothing acts on it.
         _record(event, f"_unattributed#{event.source}", t, now, settings)

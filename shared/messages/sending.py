@@ -192,6 +192,8 @@ def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secr
         channel="email",
         now=now,
         discount_code=discount.code if discount else None,
+        discount_pool=discount.pool if discount else None,
+        subject=rendered.subject,
     ):
         return {"status": "duplicate", "reason": "this step was already sent for this execution"}
     held = count_send(t, request, "email", contact, settings, now) if rules is not None else None

@@ -115,6 +115,7 @@ def to_event(headers: Mapping[str, str], payload: Any, received_at: datetime) ->
         properties.update(_purchase(payload, event_type))
     elif event_type == COMPLIANCE_REQUESTED:
         properties.update(_compliance(payload))
+        contact = _compliance_facts(payload)
     return Event(
         event_id=f"shopify#{delivery_id}",
         type=event_type,
@@ -220,3 +221,15 @@ def _compliance(payload: Mapping[str, Any]) -> dict[str, Any]:
         "orders": [order for order in orders if isinstance(order, int | str)] if isinstance(orders, list) else [],
         "data_request_id": request.get("id"),
     }
+
+
+def _compliance_facts(payload: Mapping[str, Any]) -> ContactFacts | None:
+    """Whom a customer's request names (email, phone, Shopify id): carried to the erasure or the export on the
+    queue, never recorded (the compliance record keeps the ids above only)."""
+    customer = _mapping(payload.get("customer"))
+    facts = ContactFacts(
+        email=validation.email_or_none(customer.get("email")),
+        phone=normalise_phone(customer.get("phone")),
+        source_id=_source_id(customer.get("id")),
+    )
+    return facts if facts.email or facts.phone or facts.source_id else None

@@ -47,7 +47,17 @@ TABLES = {
     "HandoffFunction": {"ContactsTable": "read", "EventsTable": "read", "SendsTable": "write"},
     "ScheduleFunction": {"ContactsTable": "read", "DatesTable": "read"},
     "SchedulePagesFunction": {"DatesTable": "read", "EventsTable": "read", "ContactsTable": "write"},
-    "AdminFunction": {"IdentitiesTable": "read", "ContactsTable": "write", "ListMembersTable": "write"},
+    # lists; a person's file and erasure: every table that holds them, the suppression entry written, never deleted
+    "AdminFunction": {
+        "IdentitiesTable": "write",
+        "ContactsTable": "write",
+        "ListMembersTable": "write",
+        "EventsTable": "write",
+        "SendsTable": "write",
+        "EnrolmentsTable": "write",
+        "DatesTable": "write",
+        "DiscountCodesTable": "write",
+    },
     "ActFunction": {"SuppressionsTable": "read", "ContactsTable": "write"},
     "IngestFunction": {},
 }
@@ -155,6 +165,14 @@ def test_step_functions_are_the_stacks_own_state_machines_and_executions() -> No
     }
     for function in _functions():
         allowed = [(action, resource) for action, resource, _ in _allows(function) if action.startswith("states:")]
+        if function == "AdminFunction":  # an erasure stops the person's executions: the stack's own, and only that
+            assert {action for action, _ in allowed} == {"states:StopExecution"}
+            prefix = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-"
+            stopped = {
+                json.loads(resource)["Fn::Sub"].removeprefix(prefix).removesuffix(":*") for _, resource in allowed
+            }
+            assert stopped == names
+            continue
         if function != "ProcessFunction":
             assert allowed == [], function
             continue
@@ -229,3 +247,11 @@ def test_a_customer_key_on_the_secrets_is_decrypted_only_through_ssm_by_the_func
     assert statement["Condition"] == {
         "StringEquals": {"kms:ViaService": {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}}
     }
+
+
+def test_an_erasure_keeps_the_suppression_entry() -> None:
+    """The functions that erase (admin, and process for Shopify's redact webhooks) may read and write the hashed
+    entry of an address, never delete it: it is what keeps an erased address from being mailed again."""
+    for function in ("AdminFunction", "ProcessFunction"):
+        actions = {action for action, resource, _ in _allows(function) if "SuppressionsTable" in resource}
+        assert actions == {"dynamodb:GetItem", "dynamodb:UpdateItem"}, function

@@ -71,17 +71,31 @@ def test_an_unrecognised_topic_is_recorded_without_effect(settings: Settings) ->
     assert executions() == []
 
 
-def test_a_shop_s_erasure_request_is_recorded_apart_for_the_operator_and_touches_no_contact(
-    settings: Settings,
-) -> None:
+def test_a_customer_redact_request_is_recorded_apart_with_ids_and_erases_the_customer(settings: Settings) -> None:
     processing.process(shopify_event("customers-create.json"), settings, Clock())
     result = processing.process(shopify_event("customers-redact.json", "customers/redact", "evt-2"), settings, Clock())
-    assert result.compliance
+    assert not result.compliance  # carried out by itself: nothing for the operator, no alarm
     assert result.contact_id is None
     [request] = tables(settings).events.query("_compliance#shopify")
     assert request.properties["topic"] == "customers/redact"
     assert request.properties["customer_id"] == 7281290412345
-    assert tables(settings).contacts.count() == 1  # the customer is still there: erasure is the operator's act
+    assert tables(settings).contacts.count() == 0
+    [erasure] = tables(settings).events.query("_erasure")
+    assert (erasure.source, erasure.properties["removed"]["contacts"]) == ("shopify:customers/redact", 1)
+
+
+def test_a_shop_redact_request_erases_the_shops_contacts_and_a_data_request_is_for_the_operator(
+    settings: Settings,
+) -> None:
+    processing.process(shopify_event("customers-create.json"), settings, Clock())
+    asked = processing.process(
+        shopify_event("customers-data_request.json", "customers/data_request", "evt-2"), settings, Clock()
+    )
+    assert asked.compliance  # alarmed: the operator sends the export
+    assert tables(settings).contacts.count() == 1
+    shop = processing.process(shopify_event("shop-redact.json", "shop/redact", "evt-3"), settings, Clock())
+    assert not shop.compliance
+    assert tables(settings).contacts.count() == 0
 
 
 def test_execution_names_are_deterministic_and_allowed_by_step_functions() -> None:

@@ -206,7 +206,9 @@ def test_a_compliance_topic_is_a_request_for_the_operator_holding_ids_only(
 ) -> None:
     event = shopify.to_event(headers(topic), sample_json(f"shopify/{sample}"), NOW)
     assert event.type == "compliance.requested"
-    assert event.contact is None  # no contact is created or touched by the request itself
+    # whom it names travels on the queue to the erasure (never into the record), a shop's request names no one
+    named = (event.contact.email, event.contact.source_id) if event.contact is not None else None
+    assert named == (("camille.martin@example.com", f"shopify#{customer_id}") if customer_id else None)
     assert event.properties["customer_id"] == customer_id
     assert event.properties["orders"] == orders
     assert "camille" not in json.dumps(event.properties).lower()  # the email in the payload is not copied

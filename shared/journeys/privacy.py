@@ -1,0 +1,346 @@
+"""A person's rights over their data (REQUIREMENTS.md, Privacy): their whole file (access) and its erasure.
+
+Both walk the same map of where a person is stored, grouped by store (table), found without a scan: the contact;
+its identities (email, phone, source ids); its events, enrolments and sends (queried by contact id, the sends
+through their `by_contact` index); its entries in the dates index and the list members (named on the contact); the
+discount codes it got (named on its sends); the suppression entry of its address.
+
+The erasure stops the person's running executions first (a Wait ends at once; a pending wait_for ends by its
+timeout locally, and its act step then finds no contact and an address suppressed), deletes every item, and keeps
+one thing: the suppression entry of the address, keyed by its hash, with the erasure's time (`erased_at`). That
+entry keeps the address from ever being mailed again, and is the tombstone processing reads: an event received
+before the erasure (in flight on the queue) brings nobody back (`erased_before`). The erasure is recorded under
+`_erasure` in the events table with counts only, and answers the same counts: idempotent, a repeat removes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pynamodb.attributes import MapAttribute
+from pynamodb.exceptions import PynamoDBException
+from pynamodb.models import Model
+
+from shared import clients
+from shared.events import Event, normalise_email, normalise_phone
+from shared.journeys import dispatch, enrolments
+from shared.people import suppression
+from shared.settings import Settings
+from shared.storage import (
+    ContactModel,
+    EnrolmentModel,
+    SuppressionModel,
+    Tables,
+    failure,
+    get_or_none,
+    tables,
+)
+
+ERASURE_OWNER = "_erasure"  # the events table's partition of erasure records (counts, never who)
+ERASED = "erased"  # the suppression reason of an address erased without a bounce or complaint before
+STORES = (
+    "contacts",
+    "identities",
+    "events",
+    "sends",
+    "enrolments",
+    "dates",
+    "list_members",
+    "discount_codes",
+    "suppressions",
+)
+
+
+class PersonError(ValueError):
+    """A request that names nobody, or names them badly; `status` is the HTTP answer."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Who:
+    """Whom a request names: an email, a phone (E.164), a contact id or a source's id (`shopify#123`)."""
+
+    email: str | None = None
+    phone: str | None = None
+    contact_id: str | None = None
+    source_id: str | None = None
+
+    @classmethod
+    def from_request(cls, given: Mapping[str, Any]) -> Who:
+        """From a query string or a JSON body: exactly one of email, phone, contact_id; PersonError naming it."""
+        names = ("email", "phone", "contact_id", "shopify_id")
+        named = {name: given.get(name) for name in names if given.get(name) not in (None, "")}
+        if len(named) != 1:
+            raise PersonError("name the person by exactly one of email, phone, contact_id or shopify_id")
+        ((name, value),) = named.items()
+        if not isinstance(value, str):
+            raise PersonError(f"{name} must be a string")
+        if name == "shopify_id":
+            if not value.isdigit():
+                raise PersonError("shopify_id must be a Shopify customer id (digits)")
+            return cls(source_id=f"shopify#{value}")
+        if name == "email":
+            email = normalise_email(value)
+            if email is None:
+                raise PersonError("email is not an email address")
+            return cls(email=email)
+        if name == "phone":
+            phone = normalise_phone(value)
+            if phone is None:
+                raise PersonError("phone must be an E.164 number (+ country code)")
+            return cls(phone=phone)
+        if not value.isalnum() or len(value) > 64:
+            raise PersonError("contact_id is not a contact id")
+        return cls(contact_id=value)
+
+    def identity_keys(self) -> list[str]:
+        keys = [f"email#{self.email}"] if self.email else []
+        keys += [f"phone#{self.phone}"] if self.phone else []
+        return keys + ([self.source_id] if self.source_id else [])
+
+
+def contact_ids(t: Tables, who: Who) -> list[str]:
+    """The contacts the request names (one, or none; a source id and an email may name two)."""
+    found = [who.contact_id] if who.contact_id else []
+    for key in who.identity_keys():
+        identity = get_or_none(t.identities, key, consistent=True)
+        if identity is not None and identity.contact_id not in found:
+            found.append(identity.contact_id)
+    return found
+
+
+@dataclass
+class Holdings:
+    """Every item stored about one contact, per store (the items themselves, to show or delete)."""
+
+    contact_id: str
+    contact: ContactModel | None = None
+    enrolments: list[EnrolmentModel] = field(default_factory=list)
+    items: dict[str, list[Model]] = field(default_factory=lambda: {store: [] for store in STORES})
+
+    def counts(self) -> dict[str, int]:
+        return {store: len(found) for store, found in self.items.items() if found}
+
+
+def holdings(t: Tables, contact_id: str) -> Holdings:
+    """Reads, without a scan, everything stored about the contact."""
+    try:
+        contact = get_or_none(t.contacts, contact_id, consistent=True)
+        held = Holdings(contact_id, contact, list(t.enrolments.query(contact_id)))
+        held.items["contacts"] = [contact] if contact is not None else []
+        held.items["enrolments"] = list(held.enrolments)
+        keys = _identity_keys(contact)
+        held.items["identities"] = (
+            [identity for identity in t.identities.batch_get(keys) if identity.contact_id == contact_id] if keys else []
+        )
+        held.items["events"] = list(t.events.query(contact_id))
+        send_ids = [send.send_id for send in t.sends.by_contact.query(contact_id)]
+        sends = sorted(t.sends.batch_get(send_ids), key=lambda s: s.claimed_at) if send_ids else []
+        held.items["sends"] = list(sends)
+        if contact is not None:
+            held.items["dates"] = list(t.dates.batch_get([(key, contact_id) for key in contact.date_keys or ()]))
+            held.items["list_members"] = list(
+                t.list_members.batch_get([(name, contact_id) for name in sorted(contact.lists or ())])
+            )
+        codes: list[tuple[str, str]] = []
+        for send in sends:
+            if send.discount_pool and send.discount_code:
+                codes += [
+                    (send.discount_pool, f"contact#{contact_id}"),
+                    (send.discount_pool, f"code#{send.discount_code}"),
+                ]
+        held.items["discount_codes"] = (
+            [code for code in t.discount_codes.batch_get(list(dict.fromkeys(codes))) if code.contact_id == contact_id]
+            if codes
+            else []
+        )
+        key = suppression.address_hash(contact.email) if contact is not None else None
+        entry = get_or_none(t.suppressions, key) if key else None
+        held.items["suppressions"] = [entry] if entry is not None else []
+    except PynamoDBException as error:
+        raise failure(error) from error
+    return held
+
+
+def _identity_keys(contact: ContactModel | None) -> list[str]:
+    if contact is None:
+        return []
+    keys = [f"email#{contact.email}"] if contact.email else []
+    keys += [f"phone#{contact.phone}"] if contact.phone else []
+    sources = contact.source_ids.as_dict() if contact.source_ids is not None else {}
+    return keys + [f"{source}#{native}" for source, native in sorted(sources.items())]
+
+
+# ---- access: the person's file ---------------------------------------------------------------------------------
+
+
+def export(settings: Settings, who: Who, now: datetime) -> dict[str, Any]:
+    """One JSON document with everything stored about the person, grouped by store; PersonError 404 if unknown."""
+    t = tables(settings)
+    found = [held for held in map(lambda c: holdings(t, c), contact_ids(t, who)) if held.counts()]
+    if not found:
+        raise PersonError("no one is stored under this name", status=404)
+    people = []
+    for held in found:
+        stores = {store: [_plain(item) for item in items] for store, items in held.items.items() if items}
+        if "suppressions" in stores:  # the hash names nobody; why the address is not mailed is what matters here
+            stores["suppressions"] = [
+                {"suppressed": True, **{k: v for k, v in stores["suppressions"][0].items() if k != "address_hash"}}
+            ]
+        people.append({"contact_id": held.contact_id, "stores": stores})
+    return {"exported_at": now.isoformat(), "people": people}
+
+
+def _plain(item: Model) -> dict[str, Any]:
+    """An item as JSON: dates in ISO 8601, sets as sorted lists, nested maps as dicts."""
+    return {name: _value(getattr(item, name)) for name in item.get_attributes() if getattr(item, name) is not None}
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, MapAttribute):
+        return {k: _value(v) for k, v in value.as_dict().items()}
+    if isinstance(value, set):
+        return sorted(value)
+    if isinstance(value, list):
+        return [_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _value(v) for k, v in value.items()}
+    return value
+
+
+# ---- erasure ---------------------------------------------------------------------------------------------------
+
+
+def erase(settings: Settings, who: Who, now: datetime, origin: str) -> dict[str, Any]:
+    """Erases the person (every contact the request names): stops their executions, deletes every item, keeps the
+    hashed suppression entry of each address with the erasure's time. Answers the counts removed per store."""
+    t = tables(settings)
+    removed: dict[str, int] = {}
+    addresses = {who.email} if who.email else set()
+    stopped = 0
+    for contact_id in contact_ids(t, who):
+        held = holdings(t, contact_id)
+        if held.contact is not None and held.contact.email:
+            addresses.add(held.contact.email)
+        stopped += _stop_executions(settings, t, held)
+        for store, items in held.items.items():
+            if store == "suppressions" or not items:
+                continue
+            _delete(items)
+            removed[store] = removed.get(store, 0) + len(items)
+    for address in sorted(addresses):
+        _tombstone(t, address, now)
+    answer = {
+        "erased": bool(removed),
+        "removed": removed,
+        "executions_stopped": stopped,
+        "suppressed_addresses": len(addresses),
+    }
+    t.events(
+        contact_id=ERASURE_OWNER,
+        at_id=f"{now.isoformat()}#{uuid.uuid4().hex}",
+        type="person.erased",
+        source=origin,
+        properties=answer,  # counts only: nothing in it names the person
+        expires_at=now + timedelta(days=settings.event_retention_days),
+    ).save()
+    return answer
+
+
+def _stop_executions(settings: Settings, t: Tables, held: Holdings) -> int:
+    """Stops every running execution of the contact; a capped scenario's place is given back."""
+    sfn = clients.stepfunctions(settings.region)
+    capped = {entry.scenario for entry in dispatch.catalogue() if entry.cap is not None}
+    stopped = 0
+    for enrolment in held.enrolments:
+        if enrolment.status != "active":
+            continue
+        try:
+            sfn.stop_execution(executionArn=enrolment.execution_arn, error="PersonErased", cause="erasure")
+            stopped += 1
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "ResourceNotFound"):
+                raise
+        if enrolment.scenario in capped:
+            enrolments.give_place_back(t, enrolment.scenario)
+    return stopped
+
+
+def _delete(items: list[Model]) -> None:
+    model = type(items[0])
+    try:
+        with model.batch_write() as batch:
+            for item in items:
+                batch.delete(item)
+    except PynamoDBException as error:
+        raise failure(error) from error
+
+
+def _tombstone(t: Tables, address: str, now: datetime) -> None:
+    """The address's suppression entry, kept (or made) with the erasure's time; an earlier reason stays."""
+    key = suppression.address_hash(address)
+    if key is None:
+        return
+    entry = t.suppressions(address_hash=key)
+    try:
+        entry.update(
+            actions=[
+                SuppressionModel.reason.set(SuppressionModel.reason | ERASED),
+                SuppressionModel.suppressed_at.set(SuppressionModel.suppressed_at | now),
+                SuppressionModel.erased_at.set(now),
+            ]
+        )
+    except PynamoDBException as error:
+        raise failure(error) from error
+
+
+def erased_before(t: Tables, email: str | None, received_at: str) -> bool:
+    """Whether this address was erased after the event was received: the event (in flight meanwhile) is dropped.
+    A new event, received after the erasure, may create a new contact (whose address stays suppressed)."""
+    key = suppression.address_hash(email)
+    entry = get_or_none(t.suppressions, key, consistent=True) if key else None
+    if entry is None or entry.erased_at is None:
+        return False
+    try:
+        received = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+    return received <= entry.erased_at
+
+
+# ---- Shopify's mandatory compliance webhooks ------------------------------------------------------------------
+
+
+def comply(event: Event, settings: Settings, now: datetime) -> bool:
+    """Answers a shop's GDPR request by itself where it can: `customers/redact` erases the customer (by email,
+    phone and Shopify id), `shop/redact` every contact the shop gave. True when the operator must act (a
+    `customers/data_request`: `parcours contacts export --shopify-id ID`, README), which the handler alarms."""
+    if event.topic == "customers/redact" and event.contact is not None:
+        facts = event.contact
+        erase(
+            settings,
+            Who(email=facts.email, phone=facts.phone, source_id=facts.source_id),
+            now,
+            f"shopify:{event.topic}",
+        )
+        return False
+    if event.topic == "shop/redact":
+        t = tables(settings)
+        try:
+            shop_contacts = [c.contact_id for c in t.contacts.scan(ContactModel.source_ids["shopify"].exists())]
+        except PynamoDBException as error:
+            raise failure(error) from error
+        for contact_id in shop_contacts:
+            erase(settings, Who(contact_id=contact_id), now, f"shopify:{event.topic}")
+        return False
+    return True
