@@ -231,6 +231,31 @@ def _codes(args: argparse.Namespace) -> int:
 def _lists(args: argparse.Namespace) -> int:
     """The admin routes of static lists, signed with SigV4 like any IAM-authorised call."""
     import json
+
+    base = f"{args.api.rstrip('/')}/v1/lists/{args.list}"
+    if args.action == "show":
+        return _admin_call(args, "GET", f"{base}/members", b"")
+    if bool(args.email) == bool(args.contact_id):
+        print(f"error: `parcours lists {args.action} LIST`: --email or --contact-id", file=sys.stderr)
+        return 2
+    who = {"email": args.email} if args.email else {"contact_id": args.contact_id}
+    return _admin_call(args, "POST", f"{base}/{args.action}", json.dumps(who).encode())
+
+
+def _suppressions(args: argparse.Namespace) -> int:
+    """Show or lift an address's suppression: the address travels in the signed body, never in the URL."""
+    import json
+
+    request: dict[str, str] = {"email": args.address}
+    if args.action == "lift" and args.reason is not None:
+        request["reason"] = args.reason  # required: the route refuses a lift without one, and says so
+    url = f"{args.api.rstrip('/')}/v1/suppressions/{args.action}"
+    return _admin_call(args, "POST", url, json.dumps(request).encode())
+
+
+def _admin_call(args: argparse.Namespace, method: str, url: str, body: bytes) -> int:
+    """An IAM-authorised admin route, signed with SigV4 with the caller's AWS credentials; prints its JSON answer."""
+    import json
     import urllib.error
     import urllib.request
 
@@ -247,15 +272,6 @@ def _lists(args: argparse.Namespace) -> int:
         )
         return 2
     region = args.region or boto3.Session().region_name or sigv4.LOCAL_REGION
-    base = f"{args.api.rstrip('/')}/v1/lists/{args.list}"
-    if args.action == "show":
-        method, url, body = "GET", f"{base}/members", b""
-    else:
-        if bool(args.email) == bool(args.contact_id):
-            print(f"error: `parcours lists {args.action} LIST`: --email or --contact-id", file=sys.stderr)
-            return 2
-        who = {"email": args.email} if args.email else {"contact_id": args.contact_id}
-        method, url, body = "POST", f"{base}/{args.action}", json.dumps(who).encode()
     frozen = credentials.get_frozen_credentials()
     signer = Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token)
     headers = sigv4.sign(method, url, body, signer, region, {"content-type": "application/json"})
@@ -380,6 +396,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     listing.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
     listing.set_defaults(run=_lists)
+    suppressed = commands.add_parser(
+        "suppressions", help="an address parcours no longer mails: show why (show), mail it again (lift --reason)"
+    )
+    suppressed.add_argument("action", choices=["show", "lift"])
+    suppressed.add_argument("address", help="the email address")
+    suppressed.add_argument("--reason", help="lift: why it may be mailed again (required, recorded, 500 characters)")
+    suppressed.add_argument(
+        "--api",
+        default=os.environ.get("PARCOURS_API_URL", "http://127.0.0.1:3000"),
+        help="the HTTP API's URL (default $PARCOURS_API_URL, else the local runtime's)",
+    )
+    suppressed.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
+    suppressed.set_defaults(run=_suppressions)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -1,4 +1,5 @@
-"""Admin routes (IAM-authorised: API Gateway checks the caller's SigV4 signature): static lists' members."""
+"""Admin routes (IAM-authorised: API Gateway checks the caller's SigV4 signature): static lists' members, and
+suppressed addresses (show, lift)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.people import lists
+from shared.people import lists, suppression
 from shared.settings import get_settings
 
 logger = Logger()
@@ -59,6 +60,32 @@ def remove(name: str) -> Response[dict[str, Any]]:
 @app.get("/v1/lists/<name>/members")
 def members(name: str) -> Response[dict[str, Any]]:
     return _answer(200, lists.admin_members(get_settings(), name))
+
+
+@app.exception_handler(suppression.SuppressionRequestError)  # type: ignore[untyped-decorator]
+def suppression_refused(error: suppression.SuppressionRequestError) -> Response[dict[str, Any]]:
+    logger.warning("suppression request refused", extra={"status": error.status, "reason": str(error)})
+    return _answer(error.status, {"error": str(error)})
+
+
+def _caller() -> str:
+    """Who calls: the IAM identity API Gateway's AWS_IAM authoriser names (an ARN, not a person's data)."""
+    iam = ((app.current_event.get("requestContext") or {}).get("authorizer") or {}).get("iam") or {}
+    return str(iam.get("userArn") or iam.get("callerId") or "unknown")
+
+
+@app.post("/v1/suppressions/show")
+def show_suppression() -> Response[dict[str, Any]]:
+    return _answer(200, suppression.admin_show(get_settings(), _body()))
+
+
+@app.post("/v1/suppressions/lift")
+def lift_suppression() -> Response[dict[str, Any]]:
+    settings = get_settings()
+    answer = suppression.admin_lift(settings, _body(), _caller(), settings.clock().now())
+    metrics.add_metric(name="SuppressionLifted", unit=MetricUnit.Count, value=1)
+    logger.info("suppression lifted", extra={"by": answer["lifted"]["lifted_by"]})  # no address, no hash
+    return _answer(200, answer)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -47,7 +47,12 @@ TABLES = {
     "HandoffFunction": {"ContactsTable": "read", "EventsTable": "read", "SendsTable": "write"},
     "ScheduleFunction": {"ContactsTable": "read", "DatesTable": "read"},
     "SchedulePagesFunction": {"DatesTable": "read", "EventsTable": "read", "ContactsTable": "write"},
-    "AdminFunction": {"IdentitiesTable": "read", "ContactsTable": "write", "ListMembersTable": "write"},
+    "AdminFunction": {
+        "IdentitiesTable": "read",
+        "ContactsTable": "write",
+        "ListMembersTable": "write",
+        "SuppressionsTable": "write",
+    },
     "ActFunction": {"SuppressionsTable": "read", "ContactsTable": "write"},
     "IngestFunction": {},
 }
@@ -229,3 +234,17 @@ def test_a_customer_key_on_the_secrets_is_decrypted_only_through_ssm_by_the_func
     assert statement["Condition"] == {
         "StringEquals": {"kms:ViaService": {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}}
     }
+
+
+def test_the_admin_function_reads_deletes_and_appends_suppression_items_but_never_puts_nor_scans() -> None:
+    table = _text({"Fn::GetAtt": ["SuppressionsTable", "Arn"]})
+    actions = {action for action, resource, _ in _allows("AdminFunction") if "SuppressionsTable" in resource}
+    assert {resource for _, resource, _ in _allows("AdminFunction") if "SuppressionsTable" in resource} == {table}
+    assert actions == {"dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"}  # suppression.status, lift
+
+
+def test_the_suppression_routes_are_iam_authorised() -> None:
+    events = samtemplate.load()["Resources"]["AdminFunction"]["Properties"]["Events"]
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]): e["Properties"]["Auth"] for e in events.values()}
+    for path in ("/v1/suppressions/show", "/v1/suppressions/lift"):
+        assert routes[("POST", path)] == {"Authorizer": "AWS_IAM"}
