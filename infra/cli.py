@@ -290,6 +290,17 @@ def _lists(args: argparse.Namespace) -> int:
     return _print_answer(*_admin_call(method, url, body, args.region))
 
 
+def _suppressions(args: argparse.Namespace) -> int:
+    """Show or lift an address's suppression: the address travels in the signed body, never in the URL."""
+    import json
+
+    request: dict[str, str] = {"email": args.address}
+    if args.action == "lift" and args.reason is not None:
+        request["reason"] = args.reason  # required: the route refuses a lift without one, and says so
+    url = f"{args.api.rstrip('/')}/v1/suppressions/{args.action}"
+    return _print_answer(*_admin_call("POST", url, json.dumps(request).encode(), args.region))
+
+
 def _contacts(args: argparse.Namespace) -> int:
     """A person's file (show: printed; export: saved to a file) and their erasure, through the admin routes."""
     import json
@@ -448,6 +459,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     people.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
     people.set_defaults(run=_contacts)
+    suppressed = commands.add_parser(
+        "suppressions", help="an address parcours no longer mails: show why (show), mail it again (lift --reason)"
+    )
+    suppressed.add_argument("action", choices=["show", "lift"])
+    suppressed.add_argument("address", help="the email address")
+    suppressed.add_argument("--reason", help="lift: why it may be mailed again (required, recorded, 500 characters)")
+    suppressed.add_argument(
+        "--api",
+        default=os.environ.get("PARCOURS_API_URL", "http://127.0.0.1:3000"),
+        help="the HTTP API's URL (default $PARCOURS_API_URL, else the local runtime's)",
+    )
+    suppressed.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
+    suppressed.set_defaults(run=_suppressions)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

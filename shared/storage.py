@@ -322,6 +322,28 @@ class SuppressionModel(Model):
     erased_at = UTCDateTimeAttribute(null=True)
 
 
+class SuppressionLift(MapAttribute[str, Any]):
+    """One lift of an address's suppression: why, by whom (an IAM identity), and what the suppression had been."""
+
+    reason = UnicodeAttribute()  # the operator's, required (shared.people.suppression.lift)
+    lifted_at = UTCDateTimeAttribute()
+    lifted_by = UnicodeAttribute()  # the caller's IAM ARN as API Gateway gives it, else "unknown"
+    suppression_reason = UnicodeAttribute(null=True)  # what the lifted suppression said (permanent_bounce:General...)
+    suppressed_at = UTCDateTimeAttribute(null=True)
+
+
+class SuppressionLiftsModel(Model):
+    """The lifts of one address's suppression, oldest first, in the suppressions table under `lifted#<hash>`: a key
+    no suppression check reads, so a lift is kept (without the address) however often the address is suppressed
+    and lifted again."""
+
+    class Meta:
+        table_name = "unbound"
+
+    address_hash = UnicodeAttribute(hash_key=True)  # "lifted#" + the address's suppression key
+    lifts = ListAttribute(of=SuppressionLift, default=list)
+
+
 class DiscountCodeModel(Model):
     """A pool of discount codes (shared.messages.discounts), several kinds of item under the pool's partition: `pool`
     (its counters), `seq#0000000001` (the n-th code loaded), `code#CODE` (a code, and who got it), `contact#ID` (the
@@ -374,6 +396,7 @@ class Tables:
     counters: type[ScenarioCounterModel]  # in the enrolments table
     dates: type[DateIndexModel]
     suppressions: type[SuppressionModel]
+    suppression_lifts: type[SuppressionLiftsModel]  # in the suppressions table
     discount_codes: type[DiscountCodeModel]
     list_members: type[ListMemberModel]
 
@@ -400,6 +423,7 @@ def _tables(
         counters=_bind(ScenarioCounterModel, enrolments, region),
         dates=_bind(DateIndexModel, dates, region),
         suppressions=_bind(SuppressionModel, suppressions, region),
+        suppression_lifts=_bind(SuppressionLiftsModel, suppressions, region),
         discount_codes=_bind(DiscountCodeModel, discount_codes, region),
         list_members=_bind(ListMemberModel, list_members, region),
     )
@@ -557,6 +581,33 @@ def write_together(
     except PynamoDBException as error:
         raise failure(error) from error
     return None
+
+
+def append_lift(
+    model: type[SuppressionLiftsModel],
+    key: str,
+    reason: str,
+    at: Any,
+    by: str,
+    suppression_reason: str | None,
+    suppressed_at: Any,
+) -> None:
+    """Appends a lift to an address's lift records (created with the first): one atomic update."""
+    lift = SuppressionLift(
+        reason=reason, lifted_at=at, lifted_by=by, suppression_reason=suppression_reason, suppressed_at=suppressed_at
+    )
+    try:
+        model(address_hash=key).update(actions=[model.lifts.set((model.lifts | []).append([lift]))])
+    except PynamoDBException as error:
+        raise failure(error) from error
+
+
+def delete(item: Model) -> None:
+    """Deletes the item (nothing happens if it is gone already)."""
+    try:
+        item.delete()
+    except PynamoDBException as error:
+        raise failure(error) from error
 
 
 def get_or_none(model: type[M], key: str, *, range_key: str | None = None, consistent: bool = False) -> M | None:

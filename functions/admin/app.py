@@ -1,5 +1,5 @@
 """Admin routes (IAM-authorised: API Gateway checks the caller's SigV4 signature): static lists' members; a
-person's file and their erasure."""
+person's file and their erasure; suppressed addresses (show, lift)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared.journeys import privacy
-from shared.people import lists
+from shared.people import lists, suppression
 from shared.settings import get_settings
 
 logger = Logger()
@@ -89,6 +89,32 @@ def erase() -> Response[dict[str, Any]]:
     answer = privacy.erase(settings, privacy.Who.from_request(given), settings.clock().now(), origin="admin")
     metrics.add_metric(name="PersonErased", unit=MetricUnit.Count, value=1 if answer["erased"] else 0)
     logger.info("person erased", extra=answer)  # counts only
+    return _answer(200, answer)
+
+
+@app.exception_handler(suppression.SuppressionRequestError)  # type: ignore[untyped-decorator]
+def suppression_refused(error: suppression.SuppressionRequestError) -> Response[dict[str, Any]]:
+    logger.warning("suppression request refused", extra={"status": error.status, "reason": str(error)})
+    return _answer(error.status, {"error": str(error)})
+
+
+def _caller() -> str:
+    """Who calls: the IAM identity API Gateway's AWS_IAM authoriser names (an ARN, not a person's data)."""
+    iam = ((app.current_event.get("requestContext") or {}).get("authorizer") or {}).get("iam") or {}
+    return str(iam.get("userArn") or iam.get("callerId") or "unknown")
+
+
+@app.post("/v1/suppressions/show")
+def show_suppression() -> Response[dict[str, Any]]:
+    return _answer(200, suppression.admin_show(get_settings(), _body()))
+
+
+@app.post("/v1/suppressions/lift")
+def lift_suppression() -> Response[dict[str, Any]]:
+    settings = get_settings()
+    answer = suppression.admin_lift(settings, _body(), _caller(), settings.clock().now())
+    metrics.add_metric(name="SuppressionLifted", unit=MetricUnit.Count, value=1)
+    logger.info("suppression lifted", extra={"by": answer["lifted"]["lifted_by"]})  # no address, no hash
     return _answer(200, answer)
 
 

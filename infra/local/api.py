@@ -154,6 +154,9 @@ class ApiServer(State):
             "body": text_body if text_body is not None else base64.b64encode(body).decode(),
             "isBase64Encoded": text_body is None,
         }
+        if route_key in self.iam_routes:  # what API Gateway's AWS_IAM authoriser tells the function: who signed
+            context: dict[str, Any] = event["requestContext"]  # type: ignore[assignment]
+            context["authorizer"] = {"iam": _signer(headers.get("authorization", ""))}
         answer = self.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode())
         payload = answer["Payload"].read()
         if answer.get("FunctionError"):
@@ -178,3 +181,10 @@ class ApiServer(State):
         request.send_header("content-length", str(len(body)))
         request.end_headers()
         request.wfile.write(body)
+
+
+def _signer(authorization: str) -> dict[str, str]:
+    """The IAM identity of a checked signature, as API Gateway names it (locally, a user of the local account)."""
+    found = sigv4.AUTHORIZATION.match(authorization)
+    key = found.group("key") if found else "unknown"
+    return {"accessKey": key, "accountId": ACCOUNT, "userArn": f"arn:aws:iam::{ACCOUNT}:user/{key}", "userId": key}

@@ -310,6 +310,8 @@ class _Linker:
             }
             if node.variant:
                 payload["variant"] = node.variant
+            if self.scenario.soft_opt_in:  # a customer who never objected may get it without opt-in (email only)
+                payload["soft_opt_in"] = True
             if step.discount is not None:  # shared.messages.discounts: a fixed code, or the contact's code from a pool
                 payload["discount"] = (
                     {"code": step.discount.code} if step.discount.code else {"pool": step.discount.pool}
@@ -494,6 +496,7 @@ def catalogue_entry(scenario: Scenario) -> dict[str, Any]:
             "re_entry": scenario.re_entry,
             **({"cap": scenario.entry_cap} if scenario.entry_cap is not None else {}),
             **({"if": scenario.entry_condition} if scenario.entry_condition is not None else {}),
+            **({"soft_opt_in": True} if scenario.soft_opt_in else {}),
         },
         "goal": _goal(scenario),
         "category": scenario.category,

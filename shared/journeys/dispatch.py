@@ -48,6 +48,7 @@ class Entry:
     goal_events: tuple[str, ...] = ()  # any of them reaches the goal (goal_event is the first)
     condition: dict[str, Any] | None = None  # entry.if, on the contact as it is when the trigger matches
     goal_condition: dict[str, Any] | None = None  # goal.if, checked whenever an event about the contact is processed
+    soft_opt_in: bool = False  # customers who never objected enter without opt-in (shared.people.consent)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def catalogue(path: Path = CATALOGUE) -> tuple[Entry, ...]:
             goal_events=_goal_events(spec.get("goal")),
             condition=spec["entry"].get("if"),
             goal_condition=(spec.get("goal") or {}).get("if"),
+            soft_opt_in=bool(spec["entry"].get("soft_opt_in")),
         )
         for name, spec in sorted(data.items())
     )
@@ -124,7 +126,9 @@ def start_matching(
         if any(enrolment.key == enrolments.key(entry.scenario, name) for enrolment in past):
             outcomes.append(Outcome(entry.scenario, name, started=False, reason="already started for this event"))
             continue
-        refusal = refusal_for_marketing_email(contact) if entry.consent == "email" else None
+        refusal = (
+            refusal_for_marketing_email(contact, soft_opt_in=entry.soft_opt_in) if entry.consent == "email" else None
+        )
         refusal = refusal or _re_entry_refusal(entry, past, now)
         if refusal is None and entry.condition is not None and not _meets(entry.condition, contact, settings, t, now):
             refusal = "entry condition not met (entry.if)"

@@ -40,7 +40,19 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
     root = reader.mapping(
         top,
         "the scenario",
-        ("id", "name", "description", "category", "topic", "when_capped", "trigger", "entry", "goal", "steps"),
+        (
+            "id",
+            "name",
+            "description",
+            "category",
+            "topic",
+            "soft_opt_in",
+            "when_capped",
+            "trigger",
+            "entry",
+            "goal",
+            "steps",
+        ),
         ("id", "name", "trigger", "steps"),
     )
     scenario_id = reader.text(root["id"], "id")
@@ -58,6 +70,15 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         if category != "marketing":
             raise reader.fail(root["topic"], "a transactional scenario has no topic: no preference turns it off")
         topic = reader.choice(root["topic"], "topic", TOPICS)
+    soft_opt_in = False
+    if "soft_opt_in" in root:
+        if category != "marketing":
+            raise reader.fail(
+                root["soft_opt_in"], "soft_opt_in is for marketing scenarios: a transactional one needs none"
+            )
+        if not isinstance(root["soft_opt_in"].value, bool):
+            raise reader.fail(root["soft_opt_in"], f"soft_opt_in is true or false, not {root['soft_opt_in'].value!r}")
+        soft_opt_in = root["soft_opt_in"].value
     when_capped = "defer"
     if "when_capped" in root:
         if category != "marketing":
@@ -172,6 +193,7 @@ def load(path: Path, templates_dir: Path | None = None) -> Scenario:
         description=reader.text(root["description"], "description") if "description" in root else "",
         category=category,  # type: ignore[arg-type]
         topic=topic,
+        soft_opt_in=soft_opt_in,
         when_capped=when_capped,
         trigger_event=event,
         entry_consent=entry_consent,  # type: ignore[arg-type]

@@ -254,6 +254,7 @@ class Scenario:
     goal_events: tuple[str, ...] = ()
     entry_condition: dict[str, Any] | None = None  # entry.if: checked on the contact when the trigger matches
     goal_condition: dict[str, Any] | None = None  # goal.if: met, the contact leaves (checked on each of its events)
+    soft_opt_in: bool = False  # its emails may reach customers who never objected, without opt-in (README)
 
 
 def parse_duration(text: str) -> int | None:

@@ -35,6 +35,7 @@ class SendRequest:
     topic: str | None = None  # the scenario's preference-centre topic (marketing only)
     pacing: dict[str, Any] | None = None  # the sending habits' rules (marketing only; shared.journeys.pacing)
     discount: dict[str, str] | None = None  # the step's discount: {code: X} or {pool: P} (shared.messages.discounts)
+    soft_opt_in: bool = False  # the scenario's: customers who never objected need no opt-in (shared.people.consent)
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], action: str = "send_email") -> SendRequest:
@@ -51,6 +52,7 @@ class SendRequest:
                 topic=str(payload["topic"]) if payload.get("topic") else None,
                 pacing=dict(payload["pacing"]) if payload.get("pacing") else None,
                 discount=dict(payload["discount"]) if payload.get("discount") else None,
+                soft_opt_in=payload.get("soft_opt_in") is True,
             )
         except KeyError as missing:
             raise InvalidRequest(f"{action} payload lacks the field {missing.args[0]}") from None
@@ -58,7 +60,7 @@ class SendRequest:
 
 def _refusal(request: SendRequest, contact: ContactModel | None) -> str | None:
     if request.category == "marketing":
-        return consent.refusal_for_marketing_email(contact)
+        return consent.refusal_for_marketing_email(contact, soft_opt_in=request.soft_opt_in)
     if contact is None or not contact.email:
         return "no email address"
     if contact.suppressed:

@@ -59,8 +59,10 @@ def record(
     return True
 
 
-def refusal_for_marketing_email(contact: ContactModel | None) -> str | None:
-    """Why this contact may not get a marketing email now, or None if it may."""
+def refusal_for_marketing_email(contact: ContactModel | None, *, soft_opt_in: bool = False) -> str | None:
+    """Why this contact may not get a marketing email now, or None if it may: the one place that answers it (entry,
+    `{consent: email}` conditions and every send ask here). `soft_opt_in`: the scenario offers similar products to
+    existing customers (README "Soft opt-in"), so a customer who never objected needs no explicit opt-in."""
     if contact is None:
         return "contact not found"
     if not contact.email:
@@ -68,8 +70,26 @@ def refusal_for_marketing_email(contact: ContactModel | None) -> str | None:
     if contact.suppressed:
         return "address suppressed"
     consent = contact.email_consent
-    if consent is None or consent.state != "granted":
-        return "no marketing consent"
+    if consent is not None and consent.state == "granted":
+        return None
+    if soft_opt_in:
+        return soft_opt_in_refusal(contact)
+    return "no marketing consent"
+
+
+def objected(contact: ContactModel) -> bool:
+    """True once the contact said no to marketing email in any way (an unsubscribe, a withdrawal, a complaint, a
+    source's denial): soft opt-in ends for good; only a newer explicit opt-in (state granted) mails them again."""
+    statements = [contact.email_consent, *(contact.consent_history or [])]
+    return any(statement is not None and statement.state == "denied" for statement in statements)
+
+
+def soft_opt_in_refusal(contact: ContactModel) -> str | None:
+    """Why soft opt-in does not cover this contact (no order yet, or an objection), or None when it does."""
+    if objected(contact):
+        return "objected to marketing email: soft opt-in ended"
+    if not contact.orders_count:
+        return "no marketing consent and no order (soft opt-in is for customers)"
     return None
 
 

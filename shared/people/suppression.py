@@ -10,11 +10,15 @@ as SES reports, before the event is queued: suppression must not wait behind the
   reason is SES's type and subtype), checked before every email next to the contact's `suppressed` flag: it
   outlives the contact's erasure, and a contact created later with the same address is still not mailed. The
   flag is set only when the contact's address is the one that bounced (it may have changed since the send).
+- An operator sees why an address is suppressed (`status`) and lifts it with a reason (`lift`): the entry and the
+  contact's flag go, the lift is kept without the address (hash, reason, time, IAM identity). A lift never touches
+  consent: a complaint's withdrawal stays until the person opts in again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,17 +28,24 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from shared.events import ConsentFacts, normalise_email
 from shared.people import consent
+from shared.settings import Settings
 from shared.storage import (
     AlreadyExists,
     ContactModel,
     StorageError,
+    SuppressionModel,
     Tables,
+    append_lift,
     create_new,
+    delete,
     get_or_none,
     save_changes,
+    tables,
     update_if,
 )
 
+LIFT_REASON_MAX = 500  # characters of an operator's reason for a lift
+LIFTS_PREFIX = "lifted#"  # the key of an address's lift records in the suppressions table
 TRANSIENT_LIMIT = 3  # soft bounces without a delivery in between before the address is suppressed
 COMPLAINT_SOURCE = "ses:complaint"
 # SES's documented bounce subtypes and complaint feedback types (RFC 5965): a reason is one of them, or `other`.
@@ -207,3 +218,156 @@ def on_delivery(t: Tables, contact_id: str | None) -> Decision:
         ContactModel.transient_bounces == count,
     )
     return Decision("reset" if reset else "unchanged", None, 0 if reset else None)
+
+
+class SuppressionRequestError(ValueError):
+    """An operator's request parcours refuses: `status` is the HTTP answer, the message names the problem."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# How a reason reads for an operator; its kind before the colon (an erasure's or another's kind reads as written).
+_KINDS = {
+    "permanent_bounce": "a permanent (hard) bounce",
+    "complaint": "a spam complaint",
+    "transient_bounces": "soft bounces in a row, without a delivery in between",
+}
+
+
+def explained(why: str | None) -> str | None:
+    """`permanent_bounce:General` as an operator reads it: `a permanent (hard) bounce (General)`."""
+    if why is None:
+        return None
+    kind, _, detail = why.partition(":")
+    return f"{_KINDS.get(kind, kind)} ({detail})" if detail else _KINDS.get(kind, kind)
+
+
+def _address(given: object) -> tuple[str, str]:
+    address = normalise_email(given)
+    key = address_hash(address)
+    if address is None or key is None:
+        raise SuppressionRequestError(400, "email is not an email address")
+    return address, key
+
+
+def _contact(t: Tables, address: str) -> ContactModel | None:
+    """The contact that holds this address now (its identity), read whole; None if nobody does."""
+    identity = get_or_none(t.identities, "email#" + address)
+    if identity is None:
+        return None
+    contact = get_or_none(t.contacts, identity.contact_id, consistent=True)
+    return contact if contact is not None and contact.email == address else None
+
+
+def _entry(t: Tables, key: str) -> SuppressionModel | None:
+    return get_or_none(t.suppressions, key, consistent=True)
+
+
+def _since(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+def status(t: Tables, given: object) -> dict[str, Any]:
+    """Whether an address is suppressed, since when and why, the contact's flag and email consent, and the lifts
+    recorded for it: what `parcours suppressions show` prints. The address itself is not in the answer."""
+    address, key = _address(given)
+    entry = _entry(t, key)
+    contact = _contact(t, address)
+    record = get_or_none(t.suppression_lifts, LIFTS_PREFIX + key, consistent=True)
+    email_consent = contact.email_consent if contact is not None else None
+    return {
+        "address_hash": key,
+        "suppressed": entry is not None or bool(contact is not None and contact.suppressed),
+        "entry": None
+        if entry is None
+        else {"reason": entry.reason, "why": explained(entry.reason), "since": _since(entry.suppressed_at)},
+        "contact": None
+        if contact is None
+        else {
+            "contact_id": contact.contact_id,
+            "suppressed": bool(contact.suppressed),
+            "reason": contact.suppressed_reason,
+            "why": explained(contact.suppressed_reason),
+            "since": _since(contact.suppressed_at),
+            "email_consent": email_consent.state if email_consent is not None else None,
+            "email_consent_source": email_consent.source if email_consent is not None else None,
+        },
+        "lifts": [
+            {
+                "reason": lifted.reason,
+                "lifted_at": _since(lifted.lifted_at),
+                "lifted_by": lifted.lifted_by,
+                "suppression_reason": lifted.suppression_reason,
+                "suppressed_at": _since(lifted.suppressed_at),
+            }
+            for lifted in (record.lifts if record is not None else [])
+        ],
+    }
+
+
+def lift_reason(given: object) -> str:
+    """The operator's reason, required: non-empty text of at most LIFT_REASON_MAX characters, on one line."""
+    if not isinstance(given, str) or not given.strip():
+        raise SuppressionRequestError(400, "reason is required: why the address may be mailed again")
+    text = given.strip()
+    if len(text) > LIFT_REASON_MAX:
+        raise SuppressionRequestError(400, f"reason is {len(text)} characters; at most {LIFT_REASON_MAX}")
+    if any(ord(character) < 32 or ord(character) == 127 for character in text):
+        raise SuppressionRequestError(400, "reason holds a control character (a line break, a tab...): one line")
+    return text
+
+
+def lift(t: Tables, given: object, why: object, by: str, now: datetime) -> dict[str, Any]:
+    """Lifts an address's suppression: its entry and the contact's flag (with its soft-bounce count) go, and the
+    lift is recorded first (hash, reason, time, who), so none goes unrecorded. Consent is left as it is: a
+    complaint's withdrawal, an unsubscribe, stay until the person opts in again. 404 when nothing is suppressed."""
+    text = lift_reason(why)
+    address, key = _address(given)
+    entry = _entry(t, key)
+    contact = _contact(t, address)
+    flagged = contact is not None and bool(contact.suppressed)
+    if entry is None and not flagged:
+        raise SuppressionRequestError(404, "this address is not suppressed")
+    was = entry.reason if entry is not None else contact.suppressed_reason if contact is not None else None
+    since = entry.suppressed_at if entry is not None else contact.suppressed_at if contact is not None else None
+    append_lift(t.suppression_lifts, LIFTS_PREFIX + key, text, now, by, was, since)
+    if entry is not None:
+        delete(entry)
+    if flagged and contact is not None:
+        update_if(
+            t.contacts(contact_id=contact.contact_id),
+            [
+                ContactModel.suppressed.set(False),
+                ContactModel.suppressed_reason.remove(),
+                ContactModel.suppressed_at.remove(),
+                ContactModel.transient_bounces.remove(),
+                ContactModel.updated_at.set(now),
+            ],
+            ContactModel.email == address,
+        )
+    answer = status(t, address)
+    answer["lifted"] = {"reason": text, "lifted_at": now.isoformat(), "lifted_by": by, "suppression_reason": was}
+    return answer
+
+
+def _request(body: bytes, fields: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        given = json.loads(body or b"{}")
+    except ValueError:
+        given = None
+    if not isinstance(given, dict) or "email" not in given or set(given) - set(fields):
+        raise SuppressionRequestError(400, "the body is JSON: {" + ", ".join(f'"{f}": ...' for f in fields) + "}")
+    return given
+
+
+def admin_show(settings: Settings, body: bytes) -> dict[str, Any]:
+    """The admin API's `show`: the body names the address (never the URL, which access logs keep)."""
+    return status(tables(settings), _request(body, ("email",))["email"])
+
+
+def admin_lift(settings: Settings, body: bytes, by: str, now: datetime) -> dict[str, Any]:
+    """The admin API's `lift`, `by` the caller's IAM identity."""
+    given = _request(body, ("email", "reason"))
+    return lift(tables(settings), given["email"], given.get("reason"), by, now)

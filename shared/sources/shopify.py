@@ -39,7 +39,8 @@ MAX_LINES = 20  # enough for any email's product block; keeps the queued event f
 
 _CONSENT_STATES = {
     "subscribed": "granted",
-    "not_subscribed": "denied",
+    # Never subscribed is no objection (soft opt-in may reach a customer, shared.people.consent); unsubscribed is.
+    "not_subscribed": "unknown",
     "unsubscribed": "denied",
     "redacted": "denied",
     "invalid": "denied",

@@ -57,6 +57,7 @@ TABLES = {
         "EnrolmentsTable": "write",
         "DatesTable": "write",
         "DiscountCodesTable": "write",
+        "SuppressionsTable": "write",  # an erasure's entry, a lift (never a put, never a scan: tested below)
     },
     "ActFunction": {"SuppressionsTable": "read", "ContactsTable": "write"},
     "IngestFunction": {},
@@ -249,9 +250,23 @@ def test_a_customer_key_on_the_secrets_is_decrypted_only_through_ssm_by_the_func
     }
 
 
-def test_an_erasure_keeps_the_suppression_entry() -> None:
-    """The functions that erase (admin, and process for Shopify's redact webhooks) may read and write the hashed
-    entry of an address, never delete it: it is what keeps an erased address from being mailed again."""
-    for function in ("AdminFunction", "ProcessFunction"):
-        actions = {action for action, resource, _ in _allows(function) if "SuppressionsTable" in resource}
-        assert actions == {"dynamodb:GetItem", "dynamodb:UpdateItem"}, function
+def test_the_redact_webhooks_erase_and_keep_the_suppression_entry() -> None:
+    """The process function erases for Shopify's redact webhooks: it may read and write the hashed entry of an
+    address, never delete it (it is what keeps an erased address from being mailed again). Only the admin function's
+    lift, an operator's recorded act, deletes one."""
+    actions = {action for action, resource, _ in _allows("ProcessFunction") if "SuppressionsTable" in resource}
+    assert actions == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+
+
+def test_the_admin_function_reads_deletes_and_appends_suppression_items_but_never_puts_nor_scans() -> None:
+    table = _text({"Fn::GetAtt": ["SuppressionsTable", "Arn"]})
+    actions = {action for action, resource, _ in _allows("AdminFunction") if "SuppressionsTable" in resource}
+    assert {resource for _, resource, _ in _allows("AdminFunction") if "SuppressionsTable" in resource} == {table}
+    assert actions == {"dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"}  # suppression.status, lift
+
+
+def test_the_suppression_routes_are_iam_authorised() -> None:
+    events = samtemplate.load()["Resources"]["AdminFunction"]["Properties"]["Events"]
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]): e["Properties"]["Auth"] for e in events.values()}
+    for path in ("/v1/suppressions/show", "/v1/suppressions/lift"):
+        assert routes[("POST", path)] == {"Authorizer": "AWS_IAM"}

@@ -1,5 +1,6 @@
 """Every kind of invalid scenario gets an error that names file, line and column."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,18 @@ def test_a_valid_scenario_loads(tmp_path: Path) -> None:
             4,
             8,
             "a transactional scenario has no topic",
+        ),
+        (
+            VALID.format(name="test").replace("name: Test", "name: Test\nsoft_opt_in: yes-please"),
+            3,
+            14,
+            "true or false",
+        ),
+        (
+            VALID.format(name="test").replace("name: Test", "name: Test\ncategory: transactional\nsoft_opt_in: true"),
+            4,
+            14,
+            "soft_opt_in is for marketing scenarios",
         ),
         (
             VALID.format(name="test").replace("name: Test", "name: Test\nwhen_capped: later"),
@@ -787,3 +800,21 @@ def test_a_send_step_carries_its_fixed_code_or_its_pool_into_the_task_payload(tm
     states = compile_scenario(scenario)["States"]
     payloads = [state["Parameters"]["Payload"] for state in states.values() if state["Type"] == "Task"]
     assert [payload["discount"] for payload in payloads] == [{"code": "BIENVENUE10"}, {"pool": "welcome-10"}]
+
+
+def test_soft_opt_in_is_off_by_default_and_reaches_entry_and_every_send(tmp_path: Path) -> None:
+    from shared.journeys.compiler import compile_scenario
+
+    plain = load(write(tmp_path, VALID.format(name="test")), TEMPLATES)
+    assert plain.soft_opt_in is False
+    assert "soft_opt_in" not in catalogue_entry(plain)["entry"]
+    assert "soft_opt_in" not in json.dumps(compile_scenario(plain))
+    text = VALID.format(name="test").replace("name: Test", "name: Test\nsoft_opt_in: true")
+    soft = load(write(tmp_path, text), TEMPLATES)
+    assert catalogue_entry(soft)["entry"]["soft_opt_in"] is True
+    sends = [
+        state["Parameters"]["Payload"]
+        for state in compile_scenario(soft)["States"].values()
+        if state.get("Parameters", {}).get("Payload", {}).get("action") == "send_email"
+    ]
+    assert [payload["soft_opt_in"] for payload in sends] == [True, True]

@@ -34,6 +34,7 @@ def test_every_scenario_the_loader_accepts_matches_the_schema(path: Path) -> Non
     "change",
     [
         ("name: Welcome series", "name: Welcome series\ncolour: blue"),
+        ("name: Welcome series", "name: Welcome series\nsoft_opt_in: yes-please"),
         ("  - wait: 2d", "  - wait: two days"),
         ("    send_email: welcome/2-value", "    send_email: welcome/2-value\n    wait: 1d"),
         ("  event: contact.subscribed", "  event: order.teleported"),

@@ -48,7 +48,7 @@ def test_the_older_accepts_marketing_flag_is_read_when_the_consent_block_is_abse
     ("state", "expected"),
     [
         ("subscribed", "granted"),
-        ("not_subscribed", "denied"),
+        ("not_subscribed", "unknown"),
         ("unsubscribed", "denied"),
         ("pending", "unknown"),
         ("redacted", "denied"),
