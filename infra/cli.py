@@ -380,6 +380,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     listing.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
     listing.set_defaults(run=_lists)
+    # People's data: `parcours contacts <command>`, each command from its own module
+    from infra import contacts_import
+
+    contacts = commands.add_parser("contacts", help="people's data: import")
+    contacts_commands = contacts.add_subparsers(dest="contacts_command", required=True)
+    contacts_import.register(contacts_commands)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -1,4 +1,5 @@
-"""Admin routes (IAM-authorised: API Gateway checks the caller's SigV4 signature): static lists' members."""
+"""Admin routes (IAM-authorised: API Gateway checks the caller's SigV4 signature): static lists' members, contact
+import."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared import clock
 from shared.people import lists
 from shared.settings import get_settings
+from shared.sources import imports, ingestion, validation
 
 logger = Logger()
 metrics = Metrics()
@@ -59,6 +62,31 @@ def remove(name: str) -> Response[dict[str, Any]]:
 @app.get("/v1/lists/<name>/members")
 def members(name: str) -> Response[dict[str, Any]]:
     return _answer(200, lists.admin_members(get_settings(), name))
+
+
+@app.post("/v1/contacts/import")
+def import_contacts() -> Response[dict[str, Any]]:
+    """A batch of an imported file's rows (`parcours contacts import`): the good ones queued as their events, each
+    refused one answered with its line and column; 400 only when the batch itself is malformed."""
+    settings = get_settings()
+    now = settings.clock().now()
+    try:
+        body = validation.loads(_body())
+        latest = validation.horizon(now, clock.wall_time())
+        events, problems = imports.receive(body, now, latest, lists.static_refusal)
+    except validation.InputError as error:
+        return _answer(400, {"error": str(error)})
+    try:
+        ingestion.enqueue_all(events, settings)
+    except ingestion.QueueUnavailable:
+        logger.exception("queue unavailable", extra={"source": imports.SOURCE, "messages": len(events)})
+        return _answer(503, {"error": "temporarily unavailable, retry later"})
+    # Counts only: a refused row's error names its column, never its value
+    logger.info("import batch", extra={"accepted": len(events), "refused": len(problems)})
+    metrics.add_metric(name="ImportRowAccepted", unit=MetricUnit.Count, value=len(events))
+    metrics.add_metric(name="ImportRowRefused", unit=MetricUnit.Count, value=len(problems))
+    refused = [{"line": p.line, "column": p.column, "error": p.error} for p in problems]
+    return _answer(200, {"accepted": len(events), "refused": refused})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -229,3 +229,15 @@ def test_a_customer_key_on_the_secrets_is_decrypted_only_through_ssm_by_the_func
     assert statement["Condition"] == {
         "StringEquals": {"kms:ViaService": {"Fn::Sub": "ssm.${AWS::Region}.amazonaws.com"}}
     }
+
+
+def test_the_admin_function_imports_contacts_by_queueing_events_on_the_stacks_events_queue_only() -> None:
+    """`parcours contacts import` posts rows to the admin function, which only queues them: the process function
+    writes contacts, identities and consent as for any source. The import adds no permission but sending to the
+    events queue."""
+    queues = [
+        json.loads(resource)["Fn::Sub"][1]["queueName"]
+        for action, resource, _ in _allows("AdminFunction")
+        if action.startswith("sqs:")
+    ]
+    assert queues == [{"Fn::GetAtt": ["EventsQueue", "QueueName"]}]
