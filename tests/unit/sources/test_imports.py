@@ -53,7 +53,7 @@ def test_a_row_becomes_a_contact_event_with_its_consent_proof_asserted_by_the_im
         consent_proof="Formulaire newsletter v2, case cochée",
         **{"attributes.birthday": "1990-03-15"},
     )
-    assert event.type == CONTACT_IMPORTED and event.source == "import"
+    assert (event.type, event.source) == (CONTACT_IMPORTED, "import")
     facts = event.contact
     assert (facts.email, facts.first_name, facts.phone, facts.locale) == (
         "camille@example.com",
@@ -164,7 +164,7 @@ def test_a_malformed_batch_is_refused_whole(body: Any, field: str) -> None:
 
 def test_rows_keep_their_line_numbers_through_quoted_newlines_and_blank_lines() -> None:
     parsed = read(
-        'email,consent_state,consent_date,consent_proof\n'
+        "email,consent_state,consent_date,consent_proof\n"
         'a@example.com,granted,2024-01-01,"line one\nline two"\n'
         "\n"
         "b@example.com,,,\n"
