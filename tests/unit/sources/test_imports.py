@@ -52,7 +52,7 @@ def test_a_row_becomes_a_contact_event_with_its_consent_proof_asserted_by_the_im
         consent_level="confirmed",
         consent_date="2024-03-15 10:30:00",
         consent_proof="Formulaire newsletter v2, case cochée",
-        **{"attributes.birthday": "1990-03-15"},
+        **{"attributes.birthday": "1990-03-15"},  # type: ignore[arg-type]
     )
     assert (event.type, event.source) == (CONTACT_IMPORTED, "import")
     facts = event.contact
