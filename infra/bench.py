@@ -499,7 +499,7 @@ def _batch_write_in_moto(raw: bytes) -> float:
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     table = os.environ["PARCOURS_CONTACTS_TABLE"]
     started = time.perf_counter()
-    items = [
+    items: list[Any] = [
         {"PutRequest": {"Item": {"contact_id": {"S": uuid.uuid4().hex}, **{k: {"S": v} for k, v in row.items() if v}}}}
         for row in csv.DictReader(io.StringIO(raw.decode()))
     ]
