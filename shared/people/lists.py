@@ -212,7 +212,8 @@ def change(
 ) -> bool:
     """Adds or removes a membership if it is not so already: the contact's conditional update and the members
     item in one transaction (both or neither); only then list.joined / list.left is emitted under `event_id`.
-    `contact`, when given, has its `lists` kept in hand. False: no change (already so, or no such contact)."""
+    `contact`, when given, has its `lists` kept in hand; `emit` False: no event (an import that starts nothing).
+    False: no change (already so, or no such contact)."""
     t = tables(settings)
     present = ContactModel.lists.contains(name)
     condition = ContactModel.contact_id.exists() & (~present if add else present)

@@ -90,7 +90,6 @@ class Row:
 class Parsed:
     rows: list[Row] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # rows refused before they are sent
-    fatal: Problem | None = None  # the file cannot be read at all: nothing is imported
 
 
 class FileError(ValueError):
