@@ -445,20 +445,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     listing.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
     listing.set_defaults(run=_lists)
-    people = commands.add_parser("contacts", help="a person's file (show, export to a file) and their erasure")
-    people.add_argument("action", choices=["show", "export", "erase"])
-    people.add_argument("--email")
-    people.add_argument("--phone", help="E.164, e.g. +33612345678")
-    people.add_argument("--contact-id")
-    people.add_argument("--shopify-id", help="a Shopify customer id (what a customers/data_request names)")
-    people.add_argument("--output", "-o", help="export: the file (default person-CONTACT_ID.json)")
-    people.add_argument(
-        "--api",
-        default=os.environ.get("PARCOURS_API_URL", "http://127.0.0.1:3000"),
-        help="the HTTP API's URL (default $PARCOURS_API_URL, else the local runtime's)",
-    )
-    people.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
-    people.set_defaults(run=_contacts)
+    # People's data: `parcours contacts show|export|erase|import`
+    from infra import contacts_import
+
+    people = commands.add_parser("contacts", help="people's data: a person's file, their erasure, an import")
+    people_commands = people.add_subparsers(dest="contacts_command", required=True)
+    for action, about in (
+        ("show", "print a person's file: everything stored about them"),
+        ("export", "save a person's file to a JSON file"),
+        ("erase", "erase a person: every item about them, their running scenarios stopped"),
+    ):
+        person = people_commands.add_parser(action, help=about)
+        person.add_argument("--email")
+        person.add_argument("--phone", help="E.164, e.g. +33612345678")
+        person.add_argument("--contact-id")
+        person.add_argument("--shopify-id", help="a Shopify customer id (what a customers/data_request names)")
+        if action == "export":
+            person.add_argument("--output", "-o", help="the file (default person-CONTACT_ID.json)")
+        person.add_argument(
+            "--api",
+            default=os.environ.get("PARCOURS_API_URL", "http://127.0.0.1:3000"),
+            help="the HTTP API's URL (default $PARCOURS_API_URL, else the local runtime's)",
+        )
+        person.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
+        person.set_defaults(run=_contacts, action=action)
+    contacts_import.register(people_commands)
     suppressed = commands.add_parser(
         "suppressions", help="an address parcours no longer mails: show why (show), mail it again (lift --reason)"
     )

@@ -49,6 +49,9 @@ UNRECOGNISED = "unrecognised"
 # A shop's GDPR request (Shopify's mandatory compliance topics): recorded apart with ids only, counted and alarmed
 # for the operator; no scenario acts on it (not in the catalogue).
 COMPLIANCE_REQUESTED = "compliance.requested"
+# A contact read from an imported file (shared.sources.imports) without `--start-scenarios`: processed like any
+# contact's facts (consent, lists, identities), but no scenario can be triggered by it (not in the catalogue).
+CONTACT_IMPORTED = "contact.imported"
 CATALOGUE = (
     CONTACT_SUBSCRIBED,
     CONTACT_UPDATED,

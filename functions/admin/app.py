@@ -1,5 +1,5 @@
 """Admin routes (IAM-authorised: API Gateway checks the caller's SigV4 signature): static lists' members; a
-person's file and their erasure; suppressed addresses (show, lift)."""
+person's file and their erasure; contact import; suppressed addresses (show, lift)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared import clock
 from shared.journeys import privacy
 from shared.people import lists, suppression
 from shared.settings import get_settings
+from shared.sources import imports, ingestion, validation
 
 logger = Logger()
 metrics = Metrics()
@@ -116,6 +118,31 @@ def lift_suppression() -> Response[dict[str, Any]]:
     metrics.add_metric(name="SuppressionLifted", unit=MetricUnit.Count, value=1)
     logger.info("suppression lifted", extra={"by": answer["lifted"]["lifted_by"]})  # no address, no hash
     return _answer(200, answer)
+
+
+@app.post("/v1/contacts/import")
+def import_contacts() -> Response[dict[str, Any]]:
+    """A batch of an imported file's rows (`parcours contacts import`): the good ones queued as their events, each
+    refused one answered with its line and column; 400 only when the batch itself is malformed."""
+    settings = get_settings()
+    now = settings.clock().now()
+    try:
+        body = validation.loads(_body())
+        latest = validation.horizon(now, clock.wall_time())
+        events, problems = imports.receive(body, now, latest, lists.static_refusal)
+    except validation.InputError as error:
+        return _answer(400, {"error": str(error)})
+    try:
+        ingestion.enqueue_all(events, settings)
+    except ingestion.QueueUnavailable:
+        logger.exception("queue unavailable", extra={"source": imports.SOURCE, "messages": len(events)})
+        return _answer(503, {"error": "temporarily unavailable, retry later"})
+    # Counts only: a refused row's error names its column, never its value
+    logger.info("import batch", extra={"accepted": len(events), "refused": len(problems)})
+    metrics.add_metric(name="ImportRowAccepted", unit=MetricUnit.Count, value=len(events))
+    metrics.add_metric(name="ImportRowRefused", unit=MetricUnit.Count, value=len(problems))
+    refused = [{"line": p.line, "column": p.column, "error": p.error} for p in problems]
+    return _answer(200, {"accepted": len(events), "refused": refused})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

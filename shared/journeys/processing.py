@@ -85,6 +85,7 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
     # What this event causes is one link further in its chain, and queued after its own scenarios start
     with ingestion.caused_by(event.chain) as chain, ingestion.held_until_done(settings):
         scoring.apply(event, contact, settings, now)  # points and stage, emitted as events; refreshes `contact`
+        lists.join_imported(event, contact, settings, now)  # an imported row's static lists
         lists.refresh(event, contact, settings, now)
         if event.type == CONTACT_QUALIFIED:
             handoff.enqueue(event, contact, settings)  # the CRM handoff and the EventBridge event (functions/handoff)

@@ -19,6 +19,7 @@ def from_facts(facts: ConsentFacts) -> Consent:
     )
 
 
+IMPORT = "import:"  # the source of consent read from an imported file (shared.sources.imports)
 Channel = Literal["email", "sms"]
 _FIELDS = {"email": ("email_consent", "consent_history"), "sms": ("sms_consent", "sms_consent_history")}
 
@@ -32,6 +33,8 @@ def decide(current: Consent | None, new: Consent, *, explicit: bool, by_the_pers
     3. A statement older than the stored one arrived late: ignored.
     4. A grant over a denial applies only when explicit (the source stated the consent's own time, newer by rule 3):
        re-sent traits or a time parcours defaulted never undo an unsubscribe.
+    5. An imported file's grant (source `import:...`) never undoes a denial, whatever its date: it is the
+       operator's claim, not the person's new opt-in.
     """
     if current is not None and (current.state, current.level) == (new.state, new.level):
         return "unchanged"
@@ -41,6 +44,8 @@ def decide(current: Consent | None, new: Consent, *, explicit: bool, by_the_pers
         return "older than the stored statement"
     if current is not None and current.state == "denied" and new.state == "granted" and not explicit:
         return "a grant without its own time never undoes a denial"
+    if current is not None and current.state == "denied" and new.state == "granted" and new.source.startswith(IMPORT):
+        return "an imported grant never undoes a denial"
     return None
 
 

@@ -37,6 +37,7 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from shared.events import (
+    CONTACT_IMPORTED,
     LIST_JOINED,
     LIST_LEFT,
     ORDER_PLACED,
@@ -207,10 +208,12 @@ def change(
     event_id: str,
     origin: str,
     contact: ContactModel | None = None,
+    emit: bool = True,
 ) -> bool:
     """Adds or removes a membership if it is not so already: the contact's conditional update and the members
     item in one transaction (both or neither); only then list.joined / list.left is emitted under `event_id`.
-    `contact`, when given, has its `lists` kept in hand. False: no change (already so, or no such contact)."""
+    `contact`, when given, has its `lists` kept in hand; `emit` False: no event (an import that starts nothing).
+    False: no change (already so, or no such contact)."""
     t = tables(settings)
     present = ContactModel.lists.contains(name)
     condition = ContactModel.contact_id.exists() & (~present if add else present)
@@ -233,6 +236,8 @@ def change(
     if contact is not None:
         held = set(contact.lists or ())
         contact.lists = (held | {name}) if add else (held - {name}) or None
+    if not emit:
+        return True
     event = Event(
         event_id=event_id,
         type=LIST_JOINED if add else LIST_LEFT,
@@ -430,11 +435,33 @@ def _who(t: Tables, body: bytes) -> str:
     return str(identity.contact_id)
 
 
-def _static(name: str) -> None:
+def static_refusal(name: str) -> str | None:
+    """Why a static list cannot be named so, or None."""
     if not LIST_NAME.match(name):
-        raise AdminError(400, "a list name is lower-case letters, digits and dashes")
+        return "a list name is lower-case letters, digits and dashes"
     if is_dynamic(name):
-        raise AdminError(409, f"list {name!r} is dynamic: its rule in lists.yaml decides who is in it")
+        return f"list {name!r} is dynamic: its rule in lists.yaml decides who is in it"
+    return None
+
+
+def _static(name: str) -> None:
+    refusal = static_refusal(name)
+    if refusal is not None:
+        raise AdminError(409 if is_dynamic(name) else 400, refusal)
+
+
+def join_imported(event: Event, contact: ContactModel, settings: Settings, now: datetime) -> int:
+    """The static lists an imported row names (`properties.lists`, checked at the route), joined once each. Their
+    list.joined is emitted only when the import starts scenarios (`contact.subscribed`): without it, an import
+    starts nothing. Answers how many were joined."""
+    if event.source != "import":
+        return 0
+    joined = 0
+    for name in event.properties.get("lists") or ():
+        event_id = f"parcours#{LIST_JOINED}#import#{name}#{contact.contact_id}#{event.event_id}"
+        emit = event.type != CONTACT_IMPORTED
+        joined += change(settings, contact.contact_id, name, True, now, event_id, "import", contact, emit=emit)
+    return joined
 
 
 def admin_change(settings: Settings, name: str, body: bytes, add: bool, now: datetime) -> dict[str, Any]:

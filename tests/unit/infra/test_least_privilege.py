@@ -270,3 +270,15 @@ def test_the_suppression_routes_are_iam_authorised() -> None:
     routes = {(e["Properties"]["Method"], e["Properties"]["Path"]): e["Properties"]["Auth"] for e in events.values()}
     for path in ("/v1/suppressions/show", "/v1/suppressions/lift"):
         assert routes[("POST", path)] == {"Authorizer": "AWS_IAM"}
+
+
+def test_the_admin_function_imports_contacts_by_queueing_events_on_the_stacks_events_queue_only() -> None:
+    """`parcours contacts import` posts rows to the admin function, which only queues them: the process function
+    writes contacts, identities and consent as for any source. The import adds no permission but sending to the
+    events queue."""
+    queues = [
+        json.loads(resource)["Fn::Sub"][1]["queueName"]
+        for action, resource, _ in _allows("AdminFunction")
+        if action.startswith("sqs:")
+    ]
+    assert queues == [{"Fn::GetAtt": ["EventsQueue", "QueueName"]}]

@@ -64,6 +64,20 @@ ROWS = [
         None,
     ),
     (
+        "an imported file's grant never undoes a denial, however newer its date",
+        stored("denied"),
+        ConsentFacts("granted", "confirmed_opt_in", LATER.isoformat(), "import:mailchimp.csv", "form v2"),
+        False,
+        "an imported grant never undoes a denial",
+    ),
+    (
+        "an imported file's newer grant applies where nothing is denied",
+        stored("granted", level="single_opt_in"),
+        ConsentFacts("granted", "confirmed_opt_in", LATER.isoformat(), "import:mailchimp.csv", "form v2"),
+        False,
+        None,
+    ),
+    (
         "a newer grant over a grant of another level applies",
         stored("granted", level="single_opt_in"),
         statement("granted", LATER, explicit=False, level="confirmed_opt_in"),
