@@ -183,6 +183,78 @@ MOTO_VARIABLES = {
 
 
 @contextmanager
+def _emulation_at_aws_cost() -> Iterator[None]:
+    """Two costs of moto that AWS does not have, and that make a 10,000-row import quadratic (hours), removed for
+    the bench only; what each call does is moto's own.
+    - TransactWriteItems backs up every table it touches, whole (`copy.deepcopy`), before applying: here the backup
+      is of the items the transaction names, restored the same way when it is cancelled.
+    - Every SendMessage computes the queue's attributes, counting its messages three times over (the approximate
+      numbers of messages, delayed and in flight, which nothing here reads): here those counts are 0."""
+    import copy
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+    from moto.sqs.models import Queue
+
+    counts = (
+        "approximate_number_of_messages",
+        "approximate_number_of_messages_delayed",
+        "approximate_number_of_messages_not_visible",
+    )
+    counted = {name: getattr(Queue, name) for name in counts}
+
+    class _TablesKept:
+        """`copy` inside moto's backend: a table is "backed up" as itself; everything else as before."""
+
+        @staticmethod
+        def deepcopy(value: Any) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value)
+
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = []
+        for item in transact_items:
+            _, op = next(iter(item.items()))
+            table = self.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            key = op.get("Key") or op.get("Item") or {}
+            if table.hash_key_attr not in key or (table.range_key_attr and table.range_key_attr not in key):
+                continue  # moto refuses it before writing anything
+            hash_key = DynamoType(key[table.hash_key_attr])
+            range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table, hash_key, range_key, before in reversed(saved):
+                if range_key is None:
+                    table.items.pop(hash_key, None)
+                    if before is not None:
+                        table.items[hash_key] = before
+                else:
+                    table.items[hash_key].pop(range_key, None)
+                    if before is not None:
+                        table.items[hash_key][range_key] = before
+            raise
+
+    kept = models.copy  # type: ignore[attr-defined]
+    models.copy = _TablesKept  # type: ignore[attr-defined,assignment]
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    for name in counts:
+        setattr(Queue, name, property(lambda _queue: 0))
+    try:
+        yield
+    finally:
+        models.copy = kept  # type: ignore[attr-defined]
+        models.DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
+        for name, count in counted.items():
+            setattr(Queue, name, count)
+
+
+@contextmanager
 def _moto_environment() -> Iterator[None]:
     """The functions' environment for moto in this process, restored after."""
     saved = dict(os.environ)
@@ -419,7 +491,7 @@ def import_rate(rows: int) -> tuple[float, float]:
     lines = ["email,first_name,lists,consent_state,consent_level,consent_date,consent_proof"]
     lines += [f"bench.{n}@example.com,Prénom{n},bench,granted,single,2025-01-01,bench form" for n in range(rows)]
     raw = ("\n".join(lines) + "\n").encode()
-    with _moto_environment(), mock_aws():
+    with _moto_environment(), mock_aws(), _emulation_at_aws_cost():
         _provision(samtemplate, "AdminFunction", "ProcessFunction")
         return _import_in_moto(raw, rows), _batch_write_in_moto(raw)
 

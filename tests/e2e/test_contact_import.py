@@ -102,10 +102,11 @@ def test_an_import_keeps_consent_proof_honours_suppression_and_unsubscribes_merg
     assert contact(local, silent)["first_name"]["S"] == "Hugo"
     assert "email_consent" not in contact(local, silent)
     assert contact(local, "not-an-address") == {}
-    # the Shopify customer is the same contact, with the file's name; the shop's "not subscribed" (a denial) stands
+    # the Shopify customer is the same contact, with the file's name; the shop's "not subscribed" (never asked:
+    # unknown), newer than the file's grant, stands
     merged = contact(local, known)
     assert (merged["contact_id"], merged["first_name"]["S"]) == (known_id, "Louise")
-    assert (consent_of(merged)["state"], consent_of(merged)["source"]) == ("denied", "shopify:customers/create")
+    assert (consent_of(merged)["state"], consent_of(merged)["source"]) == ("unknown", "shopify:customers/create")
     # the person's own unsubscribe stands: the file's later grant is the operator's claim, not an opt-in
     assert consent_of(contact(local, left))["state"] == "denied"
     # the list is filled

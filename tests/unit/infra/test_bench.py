@@ -8,6 +8,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import boto3
 import pytest
@@ -112,3 +113,47 @@ def test_the_bench_account_has_what_the_template_hands_the_process_function() ->
         named = {getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name.endswith("_table")}
         assert len(named) == 10
         assert named <= tables
+
+
+def test_the_import_figures_cheaper_emulation_keeps_a_cancelled_transaction_cancelled() -> None:
+    """Figure 5 backs up only the items a transaction names (bench._emulation_at_aws_cost): what a cancelled
+    transaction wrote must still be undone, and moto's own behaviour must come back afterwards."""
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.sqs.models import Queue
+
+    before = (DynamoDBBackend.transact_write_items, Queue.approximate_number_of_messages)
+    with mock_aws(), bench._emulation_at_aws_cost():
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-3")
+        dynamodb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.put_item(TableName="t", Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
+        # Given a transaction whose first write applies and whose second fails its condition
+        cancelled: list[Any] = [
+            {"Put": {"TableName": "t", "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
+            {
+                "Update": {
+                    "TableName": "t",
+                    "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+                    "UpdateExpression": "SET n = :two",
+                    "ConditionExpression": "n = :zero",
+                    "ExpressionAttributeValues": {":two": {"N": "2"}, ":zero": {"N": "0"}},
+                }
+            },
+            {"Delete": {"TableName": "t", "Key": {"pk": {"S": "a"}, "sk": {"S": "2"}}}},
+        ]
+        with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+            dynamodb.transact_write_items(TransactItems=cancelled)
+        # Then nothing of it stays
+        items = dynamodb.scan(TableName="t")["Items"]
+        assert items == [{"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}}]
+        # and a transaction that goes through applies whole
+        dynamodb.transact_write_items(TransactItems=cancelled[:1])
+        assert len(dynamodb.scan(TableName="t")["Items"]) == 2
+    assert (DynamoDBBackend.transact_write_items, Queue.approximate_number_of_messages) == before
