@@ -45,6 +45,7 @@ from shared.storage import get_or_none, tables
 BATCH = 10  # SQS SendMessageBatch's maximum
 PAGE = 1000  # items per page: one Query (well under DynamoDB's 1 MB), 100 batches of events
 SENDERS = 8  # a page's batches in flight at once (boto3 clients are thread-safe)
+RETENTION_PAGE = 50  # contacts per retention page: each erasure is a dozen requests, well within the worker's 60 s
 CATCH_UP = 7  # retention: the days before the period's last day read again, in case a run was missed
 RETENTION = "retention"  # the erasure's origin, in its `_erasure` record
 
@@ -216,7 +217,8 @@ def plan(
         )
         for back in range(1, CATCH_UP + 2):
             day = (before.date() - timedelta(days=back)).isoformat()
-            pages.append(Page(kind=RETENTION, key=day, before=before.isoformat(), **window))
+            limit = min(int(window["limit"]), RETENTION_PAGE)
+            pages.append(Page(kind=RETENTION, key=day, before=before.isoformat(), **{**window, "limit": limit}))
     return start.date().isoformat(), pages
 
 
