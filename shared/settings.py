@@ -54,6 +54,8 @@ class Settings:
     generic_secret_parameter: str | None = None
     write_key: str | None = None
     write_key_parameter: str | None = None
+    # Days a prospect (no order) is kept after their last contact before the daily run erases them (retention)
+    prospect_retention_days: int = 1095
     browser_key: str | None = None  # public (it sits in web pages): reports behaviour only (shared.sources.tracking)
     # SMS (REQUIREMENTS.md, SMS out): the sender id shown on phones, if any, and the opt-out mention every
     # marketing SMS ends with (a French short code such as "STOP au 36xxx" is the provider's; the default names
@@ -97,6 +99,8 @@ class Settings:
                 raise ConfigurationError(f"environment variable {name} must be a number, got {raw!r}") from None
 
         scale = number("PARCOURS_TIME_SCALE", "1")
+        if number("PARCOURS_PROSPECT_RETENTION_DAYS", "1095") < 1:
+            raise ConfigurationError("PARCOURS_PROSPECT_RETENTION_DAYS must be at least 1")
         if scale <= 0:
             raise ConfigurationError("PARCOURS_TIME_SCALE must be positive")
         locale = env.get("PARCOURS_DEFAULT_LOCALE", "fr")
@@ -141,6 +145,7 @@ class Settings:
             default_locale=locale,
             default_timezone=env.get("PARCOURS_DEFAULT_TIMEZONE", "Europe/Paris"),
             event_retention_days=int(number("PARCOURS_EVENT_RETENTION_DAYS", "1095")),
+            prospect_retention_days=int(number("PARCOURS_PROSPECT_RETENTION_DAYS", "1095")),
             time_scale=scale,
             clock_epoch=number("PARCOURS_CLOCK_EPOCH", "0"),
             clock_start=number("PARCOURS_CLOCK_START", "0") if env.get("PARCOURS_CLOCK_START") else None,

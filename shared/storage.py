@@ -145,6 +145,17 @@ class ListsRecheckIndex(GlobalSecondaryIndex["ContactModel"]):
     lists_recheck_on = UnicodeAttribute(hash_key=True)
 
 
+class ContactedOnIndex(GlobalSecondaryIndex["ContactModel"]):
+    """Contacts by the UTC day of their last contact (a signup, form, order or click; never an open): the daily
+    run's retention reads the day a prospect's period ends (shared.journeys.schedule)."""
+
+    class Meta:
+        index_name = "contacted_on"
+        projection = KeysOnlyProjection()
+
+    contacted_on = UnicodeAttribute(hash_key=True)
+
+
 class ContactModel(Model):
     class Meta:
         table_name = "unbound"
@@ -197,6 +208,9 @@ class ContactModel(Model):
     source_updated_at = UTCDateTimeAttribute(null=True)
     last_engaged_at = UTCDateTimeAttribute(null=True)  # last open, click or signup
     engaged_on = UnicodeAttribute(null=True)  # its UTC day, YYYY-MM-DD: the key of the engaged_on index
+    # The person's last contact: a signup, a form, an order or a click, never an open (REQUIREMENTS.md, Privacy)
+    last_contact_at = UTCDateTimeAttribute(null=True)
+    contacted_on = UnicodeAttribute(null=True)  # its UTC day, YYYY-MM-DD: the key of the contacted_on index
     date_keys = UnicodeSetAttribute(null=True)  # the contact's entries in the dates table (shared.people.dates)
     recent_sends = ListAttribute[str](null=True)  # marketing sends of the last 31 days (pacing)
     sends_recorded = NumberAttribute(
@@ -204,6 +218,7 @@ class ContactModel(Model):
     )  # how many were ever recorded: the log's version (shared.journeys.pacing)
     by_engagement = EngagedOnIndex()
     by_lists_recheck = ListsRecheckIndex()
+    by_contact_day = ContactedOnIndex()
 
 
 class DateIndexModel(Model):

@@ -1,5 +1,6 @@
 """The daily run. `lambda_handler`: EventBridge Scheduler, once a day, plans the run's pages onto the schedule
-queue. `page_handler`: the schedule queue, one page each, queues its date.reached and contact.inactive events."""
+queue. `page_handler`: the schedule queue, one page each, queues its date.reached and contact.inactive events,
+erases its prospects past retention."""
 
 from __future__ import annotations
 
@@ -47,5 +48,6 @@ def page_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
             continue
         metrics.add_metric(name="DateEventsQueued", unit=MetricUnit.Count, value=report.date_events)
         metrics.add_metric(name="InactiveEventsQueued", unit=MetricUnit.Count, value=report.inactive_events)
+        metrics.add_metric(name="ProspectsPurged", unit=MetricUnit.Count, value=report.prospects_purged)
         logger.info("daily run page", extra=asdict(report))
     return {"batchItemFailures": failures}

@@ -8,6 +8,12 @@ It queues, as ordinary events that dispatch matches like any trigger:
 - `contact.inactive` for every inactivity trigger, scoring rule and decay (N days) and every contact whose
   engagement day (last open, click or signup, a UTC day) was exactly N days before the run's UTC day.
 
+- retention (REQUIREMENTS.md, Privacy): every prospect (no order) whose last contact (a signup, form, order or
+  click; never an open: `contacted_on`, shared.people.contacts) is older than the period
+  (`Settings.prospect_retention_days`) is erased through the person's erasure (shared.journeys.privacy, origin
+  `retention`): the run reads the contacted_on index's day the period ended on, and the CATCH_UP days before it
+  (a run missed, a day late; erased contacts leave the index, so a day read again costs one empty read).
+
 It reads the dates table and the contacts' engaged_on index, never the whole contacts table, and fans out: the
 scheduled invocation only plans (`plan`: one `Page` per index key to read) and puts on the schedule queue the
 pages of the keys that hold anything (one item read per key: most keys of a day, such as the decay days, are
@@ -30,15 +36,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import clients
 from shared.events import CONTACT_INACTIVE, DATE_REACHED, ContactFacts, Event
-from shared.journeys import dispatch
+from shared.journeys import dispatch, privacy
 from shared.people import dates, lists, moments, scoring
 from shared.settings import ConfigurationError, Settings
 from shared.sources.ingestion import QueueUnavailable, group_and_dedup_ids
-from shared.storage import tables
+from shared.storage import get_or_none, tables
 
 BATCH = 10  # SQS SendMessageBatch's maximum
 PAGE = 1000  # items per page: one Query (well under DynamoDB's 1 MB), 100 batches of events
 SENDERS = 8  # a page's batches in flight at once (boto3 clients are thread-safe)
+RETENTION_PAGE = 50  # contacts per retention page: each erasure is a dozen requests, well within the worker's 60 s
+CATCH_UP = 7  # retention: the days before the period's last day read again, in case a run was missed
+RETENTION = "retention"  # the erasure's origin, in its `_erasure` record
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,7 @@ class Report:
     items_read: int = 0
     date_events: int = 0
     inactive_events: int = 0
+    prospects_purged: int = 0
 
 
 @dataclass
@@ -134,8 +144,8 @@ class Page:
     """One page to read of one index key of one run: a message of the schedule queue, self-contained (the
     worker reads neither the catalogue nor the clock, so a redelivered page queues the very same events)."""
 
-    kind: str  # "date" (the dates table) or "inactive" (the engaged_on index)
-    key: str  # the dates table's key (attribute#MM-DD) or the engagement day (YYYY-MM-DD)
+    kind: str  # "date" (the dates table), "inactive" (engaged_on), "lists" or "retention" (contacted_on)
+    key: str  # the dates table's key (attribute#MM-DD) or the index's day (YYYY-MM-DD)
     start: str  # the run's window, ISO instants: a date moment is this run's if start <= moment < end
     end: str
     now: str  # when the run was planned: the events' occurred_at
@@ -146,6 +156,7 @@ class Page:
     local_day: str = ""
     anniversary_day: str = ""
     days: int = 0  # inactive pages: the inactivity the key stands for
+    before: str = ""  # retention pages: a prospect whose last contact is before this instant is erased
     cursor: dict[str, Any] | None = None  # DynamoDB's LastEvaluatedKey: where this page starts (None: the first)
 
     def to_json(self) -> str:
@@ -155,8 +166,8 @@ class Page:
     def from_json(cls, body: str) -> Page:
         try:
             fields = json.loads(body)
-            if not isinstance(fields, dict) or fields.get("kind") not in ("date", "inactive", "lists"):
-                raise ValueError("kind must be date, inactive or lists")
+            if not isinstance(fields, dict) or fields.get("kind") not in ("date", "inactive", "lists", RETENTION):
+                raise ValueError("kind must be date, inactive, lists or retention")
             return cls(**{**fields, "times": tuple(fields.get("times") or ())})
         except (ValueError, TypeError) as error:
             raise InvalidPage(f"not a page of the daily run: {error}") from None
@@ -166,9 +177,11 @@ class InvalidPage(ValueError):
     """A message of the schedule queue that is not a page (the DLQ keeps it)."""
 
 
-def plan(todo: Work, moment: datetime, now: datetime, page_size: int | None = None) -> tuple[str, list[Page]]:
+def plan(
+    todo: Work, moment: datetime, now: datetime, page_size: int | None = None, retention_days: int | None = None
+) -> tuple[str, list[Page]]:
     """The run's day and the first page of every index key it reads, without reading: planning a run for a
-    million contacts costs what it costs for ten."""
+    million contacts costs what it costs for ten. With `retention_days`, the retention's pages too."""
     start, end = moments.daily_window(moment)
     window: dict[str, Any] = {
         "start": start.isoformat(),
@@ -198,6 +211,14 @@ def plan(todo: Work, moment: datetime, now: datetime, page_size: int | None = No
         pages.append(Page(kind="inactive", key=since, days=days, **window))
     if todo.lists:  # the contacts a dynamic list's window passes for, noted under this run's day
         pages.append(Page(kind="lists", key=start.date().isoformat(), **window))
+    if retention_days:  # last contact before the run's day minus the period: the day before it, and CATCH_UP more
+        before = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
+            days=retention_days
+        )
+        for back in range(1, CATCH_UP + 2):
+            day = (before.date() - timedelta(days=back)).isoformat()
+            limit = min(int(window["limit"]), RETENTION_PAGE)
+            pages.append(Page(kind=RETENTION, key=day, before=before.isoformat(), **{**window, "limit": limit}))
     return start.date().isoformat(), pages
 
 
@@ -215,6 +236,10 @@ def read_page(settings: Settings, page: Page, outbox: _Outbox, report: Report) -
         for contact in found:  # each re-evaluated: its joins and leaves are queued by shared.people.lists
             report.items_read += 1
             lists.recheck_contact(settings, contact.contact_id, page.key, now)
+    elif page.kind == RETENTION:
+        for contact in found:
+            report.items_read += 1
+            report.prospects_purged += _purge(settings, contact.contact_id, datetime.fromisoformat(page.before), now)
     else:
         for contact in found:
             report.items_read += 1
@@ -230,8 +255,24 @@ def _query(settings: Settings, page: Page, limit: int) -> Any:
     """The page's key read from its cursor, at most `limit` items: the dates table, or one of the contacts'
     keys-only indexes (engaged_on, lists_recheck_on)."""
     t = tables(settings)
-    index: Any = {"date": t.dates, "lists": t.contacts.by_lists_recheck}.get(page.kind, t.contacts.by_engagement)
+    index: Any = {
+        "date": t.dates,
+        "lists": t.contacts.by_lists_recheck,
+        RETENTION: t.contacts.by_contact_day,
+    }.get(page.kind, t.contacts.by_engagement)
     return index.query(page.key, limit=limit, page_size=limit, last_evaluated_key=page.cursor)
+
+
+def _purge(settings: Settings, contact_id: str, before: datetime, now: datetime) -> int:
+    """Erases the contact if it is a prospect (no order) whose last contact is before `before`, read again
+    (consistently: the index lags, and a click may have come since): 1 when erased. A customer is never purged."""
+    contact = get_or_none(tables(settings).contacts, contact_id, consistent=True)
+    if contact is None or (contact.orders_count or 0) > 0 or contact.last_order_at is not None:
+        return 0
+    if contact.last_contact_at is None or contact.last_contact_at >= before:
+        return 0
+    answer = privacy.erase(settings, privacy.Who(contact_id=contact_id), now, RETENTION)
+    return 1 if answer["erased"] else 0
 
 
 def _holds_items(settings: Settings, page: Page) -> bool:
@@ -276,8 +317,9 @@ def run(
 ) -> Report:
     """The whole run in this process (tests, `POST /_local/schedule`): the plan, each key's pages one after the
     other. Queues the date.reached events of the 24 hours from `moment` (the scheduled time) and the
-    contact.inactive events of its UTC day."""
-    day, pages = plan(work(entries), moment, now, page_size)
+    contact.inactive events of its UTC day; with the deployment's catalogue (no `entries`), the retention's
+    purge too."""
+    day, pages = plan(work(entries), moment, now, page_size, _retention(settings, entries))
     report = Report(day=day)
     outbox = _Outbox(settings)
     for first in pages:
@@ -299,13 +341,18 @@ def fan_out(
 ) -> Planned:
     """The scheduled invocation: the first page of every key that holds something onto the schedule queue, for
     the page workers."""
-    day, planned = plan(work(entries), moment, now)
+    day, planned = plan(work(entries), moment, now, retention_days=_retention(settings, entries))
     pages = [page for page in planned if _holds_items(settings, page)]
     url = _schedule_queue(settings)
     for first in range(0, len(pages), BATCH):
         batch = pages[first : first + BATCH]
         _send(settings, url, [{"Id": str(i), "MessageBody": page.to_json()} for i, page in enumerate(batch)])
     return Planned(day=day, pages=len(pages))
+
+
+def _retention(settings: Settings, entries: Iterable[dispatch.Entry] | None) -> int | None:
+    """The retention period the deployment's run purges by (none when a test names its own entries)."""
+    return settings.prospect_retention_days if entries is None else None
 
 
 def work_page(settings: Settings, body: str) -> Report:

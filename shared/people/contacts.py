@@ -104,12 +104,25 @@ _SEEN = (
     FORM_SUBMITTED,
     TRACK,
 )
+# What counts as the person's contact for retention (REQUIREMENTS.md, Privacy): a signup, a form, an order; a
+# click too (record_engagement). An open does not: it is the mail client's, not the person's.
+_CONTACTED = (CONTACT_SUBSCRIBED, FORM_SUBMITTED, ORDER_PLACED, ORDER_PAID)
+
+
+def contacted(contact: ContactModel, at: datetime) -> None:
+    """Moves the contact's last contact (and its day, the contacted_on index's key) on the unsaved contact; never
+    back (an older event processed late)."""
+    if contact.last_contact_at is None or contact.last_contact_at <= at:
+        contact.last_contact_at = at
+        contact.contacted_on = at.astimezone(UTC).date().isoformat()
 
 
 def note_activity(contact: ContactModel, event_type: str, properties: Mapping[str, Any], at: datetime) -> None:
     """The counters an event moves on the unsaved contact (saved with it: no extra request per event)."""
     if event_type in _SEEN:
         contact.last_seen_at = at
+    if event_type in _CONTACTED:
+        contacted(contact, at)
     if event_type in (CHECKOUT_STARTED, CHECKOUT_UPDATED) and not properties.get("completed"):
         contact.last_cart_at = at
         url = properties.get("recovery_url")
@@ -212,6 +225,7 @@ def _upsert_once(
         contact = tables.contacts(contact_id=contact_id, created_at=now, updated_at=now)
         contact.created_by_event = True
         engaged(contact, now)  # a signup counts as engagement: silence is counted from it
+        contacted(contact, now)  # and as contact: a prospect's retention is counted from it
     else:
         contact = existing
         before = contact.serialize()
@@ -373,6 +387,13 @@ def record_engagement(contact: ContactModel, at: datetime, clicked: bool = False
         [ContactModel.last_engaged_at.set(at), ContactModel.engaged_on.set(day), last.set(at)],
         ContactModel.last_engaged_at.does_not_exist() | (ContactModel.last_engaged_at <= at),
     )
+    if clicked:  # a click is the person's contact (retention); an open is not
+        update_if(
+            contact,
+            [ContactModel.last_contact_at.set(at), ContactModel.contacted_on.set(day)],
+            ContactModel.contact_id.exists()  # never a partial contact brought back after an erasure
+            & (ContactModel.last_contact_at.does_not_exist() | (ContactModel.last_contact_at <= at)),
+        )
 
 
 def _amount(total: object) -> float:

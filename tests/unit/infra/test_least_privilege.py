@@ -46,7 +46,18 @@ STAR_ALLOWED = {
 TABLES = {
     "HandoffFunction": {"ContactsTable": "read", "EventsTable": "read", "SendsTable": "write"},
     "ScheduleFunction": {"ContactsTable": "read", "DatesTable": "read"},
-    "SchedulePagesFunction": {"DatesTable": "read", "EventsTable": "read", "ContactsTable": "write"},
+    # dynamic lists' lapses; retention: a prospect past its period erased, as the admin erasure (below)
+    "SchedulePagesFunction": {
+        "ContactsTable": "write",
+        "ListMembersTable": "write",
+        "IdentitiesTable": "write",
+        "EventsTable": "write",
+        "SendsTable": "write",
+        "EnrolmentsTable": "write",
+        "DatesTable": "write",
+        "DiscountCodesTable": "write",
+        "SuppressionsTable": "write",  # the erasure's entry, an UpdateItem (never a delete: tested below)
+    },
     # lists; a person's file and erasure: every table that holds them, the suppression entry written, never deleted
     "AdminFunction": {
         "IdentitiesTable": "write",
@@ -166,7 +177,8 @@ def test_step_functions_are_the_stacks_own_state_machines_and_executions() -> No
     }
     for function in _functions():
         allowed = [(action, resource) for action, resource, _ in _allows(function) if action.startswith("states:")]
-        if function == "AdminFunction":  # an erasure stops the person's executions: the stack's own, and only that
+        if function in ("AdminFunction", "SchedulePagesFunction"):  # an erasure (admin, retention) stops the
+            # person's executions: the stack's own, and only that
             assert {action for action, _ in allowed} == {"states:StopExecution"}
             prefix = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-"
             stopped = {
@@ -250,11 +262,12 @@ def test_a_customer_key_on_the_secrets_is_decrypted_only_through_ssm_by_the_func
     }
 
 
-def test_the_redact_webhooks_erase_and_keep_the_suppression_entry() -> None:
-    """The process function erases for Shopify's redact webhooks: it may read and write the hashed entry of an
-    address, never delete it (it is what keeps an erased address from being mailed again). Only the admin function's
-    lift, an operator's recorded act, deletes one."""
-    actions = {action for action, resource, _ in _allows("ProcessFunction") if "SuppressionsTable" in resource}
+@pytest.mark.parametrize("function", ["ProcessFunction", "SchedulePagesFunction"])
+def test_the_redact_webhooks_and_retention_erase_and_keep_the_suppression_entry(function: str) -> None:
+    """The process function erases for Shopify's redact webhooks, the daily run's pages for retention: each may
+    read and write the hashed entry of an address, never delete it (it is what keeps an erased address from being
+    mailed again). Only the admin function's lift, an operator's recorded act, deletes one."""
+    actions = {action for action, resource, _ in _allows(function) if "SuppressionsTable" in resource}
     assert actions == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
 
 
