@@ -23,6 +23,11 @@ def sqs(region: str) -> SQSClient:
     return _client("sqs", region)  # type: ignore[no-any-return]
 
 
+def s3(region: str) -> Any:
+    """S3 (the answers to Shopify's data requests); no type stubs are pinned for it."""
+    return _client("s3", region)
+
+
 def sesv2(region: str) -> SESV2Client:
     return _client("sesv2", region)  # type: ignore[no-any-return]
 

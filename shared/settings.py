@@ -79,6 +79,10 @@ class Settings:
     event_bus_name: str = "default"
     clock_start: float | None = None  # the local runtime's simulated start, when it begins on a chosen day
     schedule_queue_url: str | None = None  # the daily run's pages (shared.journeys.schedule): its two functions only
+    # Shopify's customers/data_request answered by the process function (shared.journeys.privacy): the bucket the
+    # person's file is written to, and the alarm topic the operator is told on (ids only). Unset: the operator's job.
+    data_requests_bucket: str | None = None
+    alarm_topic_arn: str | None = None
 
     def clock(self) -> Clock:
         return Clock(scale=self.time_scale, epoch=self.clock_epoch, start=self.clock_start)
@@ -172,6 +176,8 @@ class Settings:
             handoff_dead_letter_queue_url=env.get("PARCOURS_HANDOFF_DEAD_LETTER_QUEUE_URL", "").strip() or None,
             handoff_max_receive_count=handoff_receives,
             event_bus_name=env.get("PARCOURS_EVENT_BUS_NAME", "").strip() or "default",
+            data_requests_bucket=env.get("PARCOURS_DATA_REQUESTS_BUCKET", "").strip() or None,
+            alarm_topic_arn=env.get("PARCOURS_ALARM_TOPIC_ARN", "").strip() or None,
         )
 
 

@@ -43,10 +43,11 @@ def _handle_once() -> Callable[..., dict[str, Any]]:
     def handle(event: dict[str, Any]) -> dict[str, Any]:
         result = processing.process(Event.from_dict(event), settings, settings.clock())
         if result.compliance:
+            # a data request not answered by itself (README): the operator exports within 30 days; alarmed
             logger.warning(
-                "compliance request recorded: export or erase within 30 days", extra={"topic": event["topic"]}
+                "compliance request for the operator: export within 30 days", extra={"topic": event["topic"]}
             )
-            metrics.add_metric(name="ComplianceRequestReceived", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="ComplianceRequestUnanswered", unit=MetricUnit.Count, value=1)
         if result.unidentified:  # accepted and recorded, but no email, phone nor id: no contact (counted once)
             metrics.add_metric(name="EventWithoutIdentity", unit=MetricUnit.Count, value=1)
         if result.cut:  # what this event caused was not emitted: its causal chain was at its limit (a loop?)

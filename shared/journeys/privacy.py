@@ -15,13 +15,14 @@ before the erasure (in flight on the queue) brings nobody back (`erased_before`)
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.attributes import MapAttribute
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
@@ -323,8 +324,10 @@ def erased_before(t: Tables, email: str | None, received_at: str) -> bool:
 
 def comply(event: Event, settings: Settings, now: datetime) -> bool:
     """Answers a shop's GDPR request by itself where it can: `customers/redact` erases the customer (by email,
-    phone and Shopify id), `shop/redact` every contact the shop gave. True when the operator must act (a
-    `customers/data_request`: `parcours contacts export --shopify-id ID`, README), which the handler alarms."""
+    phone and Shopify id), `shop/redact` every contact the shop gave, `customers/data_request` writes the customer's
+    file to the data requests bucket and tells the operator on the alarm topic (`answer_data_request`). True when
+    the operator must act (a data request that could not be answered: `parcours contacts export --shopify-id ID`,
+    README), which the handler alarms."""
     if event.topic == "customers/redact" and event.contact is not None:
         facts = event.contact
         erase(
@@ -343,4 +346,90 @@ def comply(event: Event, settings: Settings, now: datetime) -> bool:
         for contact_id in shop_contacts:
             erase(settings, Who(contact_id=contact_id), now, f"shopify:{event.topic}")
         return False
+    if event.topic == "customers/data_request":
+        return not answer_data_request(event, settings, now)
     return True
+
+
+DATA_REQUEST_DAYS = 30  # the shop answers its customer within 30 days; the bucket's objects expire then too
+PRESIGN_SECONDS = 3600  # the link the operator makes lives an hour
+NOTHING_STORED = "nothing: parcours stores nothing about this customer (by their email, phone or Shopify id)"
+
+
+@dataclass(frozen=True)
+class DataRequestAnswer:
+    """Where a data request's file was written, and what the operator was told (ids only)."""
+
+    bucket: str
+    key: str
+    found: bool
+    notice: str
+
+
+def data_request_key(event: Event) -> str:
+    """The file's key, from ids only (the shop, Shopify's request id or the delivery's), never the person's."""
+    properties = event.properties
+    shop = _key_part(properties.get("shop")) or _key_part(properties.get("shop_id")) or "unknown-shop"
+    request = _key_part(properties.get("data_request_id"))
+    name = f"data-request-{request}" if request else f"delivery-{_key_part(event.event_id.partition('#')[2])}"
+    return f"shopify/{shop}/{name}.json"
+
+
+def _key_part(value: Any) -> str:
+    text = str(value).strip().lower() if value not in (None, "") else ""
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in text)[:100]
+
+
+def answer_data_request(event: Event, settings: Settings, now: datetime) -> DataRequestAnswer | None:
+    """A Shopify `customers/data_request`: the person's file (as `export`) written as JSON to the data requests
+    bucket, a file that says nothing is stored if parcours knows no one by the request's email, phone or Shopify id
+    (the shop answers anyway), and a notice on the alarm topic with ids only and the command that makes a link.
+    No link in the notice: a forwarded email would carry it. None when it cannot be answered here (no bucket or
+    topic configured, no one named, S3 or SNS refused): the operator's job, alarmed."""
+    if not settings.data_requests_bucket or not settings.alarm_topic_arn or event.contact is None:
+        return None
+    facts = event.contact
+    who = Who(email=facts.email, phone=facts.phone, source_id=facts.source_id)
+    try:
+        document = export(settings, who, now)
+    except PersonError:
+        document = {"exported_at": now.isoformat(), "people": []}
+    found = bool(document["people"])
+    ids = {name: event.properties.get(name) for name in ("shop", "shop_id", "customer_id", "data_request_id")}
+    document = {
+        "request": {"source": "shopify", "topic": event.topic, **ids, "orders": event.properties.get("orders", [])},
+        "stored": found,
+        **({} if found else {"note": NOTHING_STORED}),
+        **document,
+    }
+    key = data_request_key(event)
+    bucket = settings.data_requests_bucket
+    deadline = (now + timedelta(days=DATA_REQUEST_DAYS)).date().isoformat()
+    notice = "\n".join(
+        [
+            "A shop sent a GDPR data request (Shopify customers/data_request); parcours wrote the customer's file.",
+            "",
+            *(f"{name}: {value}" for name, value in ids.items() if value not in (None, "")),
+            "stored: " + ("yes, the file holds everything parcours keeps about them" if found else NOTHING_STORED),
+            f"file: s3://{bucket}/{key} (deleted after {DATA_REQUEST_DAYS} days)",
+            "",
+            f"Send it to the shop owner by {deadline}, with a link valid {PRESIGN_SECONDS // 60} minutes made then:",
+            f"  aws s3 presign s3://{bucket}/{key} --expires-in {PRESIGN_SECONDS}",
+            "(README, People's data: Shopify's compliance webhooks)",
+        ]
+    )
+    try:
+        clients.s3(settings.region).put_object(
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(document, ensure_ascii=False, indent=2, sort_keys=False).encode(),
+            ContentType="application/json",
+        )
+        clients.sns(settings.region).publish(
+            TopicArn=settings.alarm_topic_arn,
+            Subject="parcours: Shopify data request answered, file to send on",
+            Message=notice,
+        )
+    except (ClientError, BotoCoreError):
+        return None
+    return DataRequestAnswer(bucket, key, found, notice)

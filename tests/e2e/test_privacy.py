@@ -149,3 +149,46 @@ def test_the_person_routes_answer_only_signed_calls_and_name_bad_input(local: Ru
         assert (refused.status, named in refused.body["error"]) == (400, True), (bad, refused.body)
     assert signed("POST", url, b"[not json").status == 400
     assert export(local, email=unique_email("unknown")).status == 404
+
+
+def test_shopify_customers_data_request_puts_the_customers_file_in_the_bucket_and_tells_the_operator(
+    local: RunningLocal,
+) -> None:
+    email, phone = unique_email("data.request"), unique_phone()
+    customer_id, contact_id = welcomed(local, email, phone)
+    # What the operator reads: a queue subscribed to the stack's alarm topic
+    ids = local.physical_ids()
+    sqs, sns = local.client("sqs"), local.client("sns")
+    url = sqs.create_queue(QueueName=f"operator-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    topic = ids["AlarmTopic"]
+    subscription = sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+    )
+
+    request: dict[str, Any] = json.loads(sample("shopify/customers-data_request.json"))
+    request_id = uuid.uuid4().int % 10**9
+    request.update(customer={"id": customer_id, "email": email, "phone": phone}, data_request={"id": request_id})
+    answer = post_shopify(
+        local.api_url, "customers/data_request", json.dumps(request).encode(), SHOPIFY_SECRET, uuid.uuid4().hex
+    )
+    assert answer.status == 202
+    local.advance(seconds=60)
+
+    bucket = ids["DataRequestsBucket"]
+    s3 = local.client("s3")
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"] if str(request_id) in o["Key"]]
+    assert email not in key
+    document = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    (person,) = document["people"]
+    assert person["contact_id"] == contact_id
+    stores = person["stores"]
+    assert (stores["contacts"][0]["email"], stores["contacts"][0]["phone"]) == (email, phone)
+    assert [e["type"] for e in stores["events"]] == ["contact.subscribed"]
+    assert [s["step"] for s in stores["sends"]] == ["e1-welcome"]
+
+    notices = [m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])]
+    sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+    (notice,) = [n for n in notices if str(request_id) in n]
+    assert f"aws s3 presign s3://{bucket}/{key} --expires-in 3600" in notice
+    assert [value for value in (email, phone, contact_id, "X-Amz-Signature") if value in notice] == []

@@ -143,14 +143,41 @@ def test_no_function_is_allowed_anything_on_every_resource_but_what_has_no_arn(f
         assert "*" not in action or action == "sqs:SendMessage*", action
 
 
-def test_sms_publishing_names_no_topic() -> None:
+def test_sms_publishing_names_no_topic_and_only_the_process_function_publishes_to_one() -> None:
     denies = [statement for statement in _statements("ActFunction") if statement["Effect"] == "Deny"]
     assert [(statement["Action"], _text(statement["Resource"])) for statement in denies] == [
         ("sns:Publish", _text({"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:*"}))
     ]
     for function in _functions():
         topics = [resource for action, resource, _ in _allows(function) if action == "sns:Publish"]
-        assert topics == (['"*"'] if function == "ActFunction" else []), function
+        expected = {"ActFunction": ['"*"'], "ProcessFunction": [_text({"Ref": "AlarmTopic"})]}
+        assert topics == expected.get(function, []), function
+
+
+def test_a_data_requests_file_is_written_by_the_process_function_only_and_read_by_no_function() -> None:
+    """Shopify's customers/data_request: the process function puts the customer's file in the stack's bucket and
+    tells the operator on the alarm topic (above); no function reads, lists or deletes the files, and no other S3
+    permission is granted (the operator's presigned link is their own credentials)."""
+    objects = _text({"Fn::Sub": "${DataRequestsBucket.Arn}/*"})
+    for function in _functions():
+        s3 = [(action, resource) for action, resource, _ in _allows(function) if action.startswith("s3:")]
+        assert s3 == ([("s3:PutObject", objects)] if function == "ProcessFunction" else []), function
+    environment = samtemplate.load()["Resources"]["ProcessFunction"]["Properties"]["Environment"]["Variables"]
+    assert environment["PARCOURS_DATA_REQUESTS_BUCKET"] == {"Ref": "DataRequestsBucket"}
+    assert environment["PARCOURS_ALARM_TOPIC_ARN"] == {"Ref": "AlarmTopic"}
+
+
+def test_the_data_requests_bucket_is_private_tls_only_encrypted_and_empties_itself_after_30_days() -> None:
+    resources = samtemplate.load()["Resources"]
+    bucket = resources["DataRequestsBucket"]["Properties"]
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert "VersioningConfiguration" not in bucket
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert (rule["Status"], rule["ExpirationInDays"]) == ("Enabled", 30)
+    (statement,) = resources["DataRequestsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Action"]) == ("Deny", "s3:*")
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_email_is_sent_only_from_the_sending_identity_and_the_stacks_configuration_set() -> None:
