@@ -344,6 +344,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def api_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--api` and `--region` of every command that calls the admin routes."""
+    parser.add_argument(
+        "--api",
+        default=os.environ.get("PARCOURS_API_URL", "http://127.0.0.1:3000"),
+        help="the HTTP API's URL (default $PARCOURS_API_URL, else the local runtime's)",
+    )
+    parser.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="parcours", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -438,12 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     listing.add_argument("list", help="the list's name, e.g. clients-fideles")
     listing.add_argument("--email", help="add, remove: the contact's email")
     listing.add_argument("--contact-id", help="add, remove: the contact's id")
-    listing.add_argument(
-        "--api",
-        default=os.environ.get("PARCOURS_API_URL", "http://127.0.0.1:3000"),
-        help="the HTTP API's URL (default $PARCOURS_API_URL, else the local runtime's)",
-    )
-    listing.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
+    api_arguments(listing)
     listing.set_defaults(run=_lists)
     # People's data: `parcours contacts show|export|erase|import`
     from infra import contacts_import
@@ -462,12 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         person.add_argument("--shopify-id", help="a Shopify customer id (what a customers/data_request names)")
         if action == "export":
             person.add_argument("--output", "-o", help="the file (default person-CONTACT_ID.json)")
-        person.add_argument(
-            "--api",
-            default=os.environ.get("PARCOURS_API_URL", "http://127.0.0.1:3000"),
-            help="the HTTP API's URL (default $PARCOURS_API_URL, else the local runtime's)",
-        )
-        person.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
+        api_arguments(person)
         person.set_defaults(run=_contacts, action=action)
     contacts_import.register(people_commands)
     suppressed = commands.add_parser(
@@ -476,12 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     suppressed.add_argument("action", choices=["show", "lift"])
     suppressed.add_argument("address", help="the email address")
     suppressed.add_argument("--reason", help="lift: why it may be mailed again (required, recorded, 500 characters)")
-    suppressed.add_argument(
-        "--api",
-        default=os.environ.get("PARCOURS_API_URL", "http://127.0.0.1:3000"),
-        help="the HTTP API's URL (default $PARCOURS_API_URL, else the local runtime's)",
-    )
-    suppressed.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
+    api_arguments(suppressed)
     suppressed.set_defaults(run=_suppressions)
     args = parser.parse_args(argv)
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import urllib.error
@@ -33,6 +32,8 @@ class ImportFailed(RuntimeError):
 
 def register(commands: Any) -> None:
     """Adds `import` to the `parcours contacts` commands."""
+    from infra.cli import api_arguments
+
     command = commands.add_parser(
         "import",
         help="load existing subscribers from a CSV file (README, People's data > Import)",
@@ -54,12 +55,7 @@ def register(commands: Any) -> None:
         help="import the rows as signups: scenarios triggered by contact.subscribed (the welcome series) start for "
         "those whose consent lets them; by default an import starts no scenario",
     )
-    command.add_argument(
-        "--api",
-        default=os.environ.get("PARCOURS_API_URL", "http://127.0.0.1:3000"),
-        help="the HTTP API's URL (default $PARCOURS_API_URL, else the local runtime's)",
-    )
-    command.add_argument("--region", help="default: the AWS configuration's, or the local runtime's")
+    api_arguments(command)
     command.set_defaults(run=run)
 
 
