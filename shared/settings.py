@@ -30,6 +30,7 @@ class Settings:
     discount_codes_table: str  # pools of unique discount codes (shared.messages.discounts)
     list_members_table: str  # who is in each list, static or dynamic (shared.people.lists)
     idempotency_table: str
+    reports_table: str  # what each scenario did, per day, step and variant (shared.reports.store)
     queue_url: str
     state_machine_prefix: str
     from_address: str
@@ -139,6 +140,7 @@ class Settings:
             discount_codes_table=need("PARCOURS_DISCOUNT_CODES_TABLE"),
             list_members_table=need("PARCOURS_LIST_MEMBERS_TABLE"),
             idempotency_table=need("PARCOURS_IDEMPOTENCY_TABLE"),
+            reports_table=need("PARCOURS_REPORTS_TABLE"),
             queue_url=need("PARCOURS_QUEUE_URL"),
             state_machine_prefix=need("PARCOURS_STATE_MACHINE_PREFIX"),
             from_address=need("PARCOURS_FROM_ADDRESS"),

@@ -48,6 +48,7 @@ def stack_settings(local: RunningLocal, **overrides: str) -> Settings:
         "PARCOURS_DISCOUNT_CODES_TABLE": ids["DiscountCodesTable"],
         "PARCOURS_LIST_MEMBERS_TABLE": ids["ListMembersTable"],
         "PARCOURS_IDEMPOTENCY_TABLE": ids["IdempotencyTable"],
+        "PARCOURS_REPORTS_TABLE": ids["ReportsTable"],
         "PARCOURS_QUEUE_URL": ids["EventsQueue"],
         **{
             name: "unused"

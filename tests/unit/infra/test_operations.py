@@ -37,8 +37,8 @@ def _alarms_on(namespace: str, metric: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def test_there_are_the_ten_tables_and_every_queue_of_the_issue() -> None:
-    assert len(TABLES) == 10
+def test_there_are_the_eleven_tables_and_every_queue_of_the_issue() -> None:
+    assert len(TABLES) == 11
     assert len(QUEUES) >= 6
 
 
