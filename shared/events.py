@@ -26,6 +26,11 @@ CHECKOUT_STARTED = "checkout.started"
 CHECKOUT_UPDATED = "checkout.updated"
 ORDER_PLACED = "order.placed"
 ORDER_PAID = "order.paid"
+# A refund (Shopify refunds/create, WooCommerce `refunded`): properties order_id, refund_id, amount (a decimal string,
+# what was given back), currency. A cancellation (Shopify orders/cancelled, WooCommerce `cancelled`): order_id,
+# amount (the order's total), currency. Both reduce the contact's counters and the revenue reports attribute.
+ORDER_REFUNDED = "order.refunded"
+ORDER_CANCELLED = "order.cancelled"
 SCENARIO_REQUESTED = "scenario.requested"  # an explicit start through the API (`trigger: {api: true}`)
 LIST_JOINED = "list.joined"  # emitted by parcours itself when a scenario adds a contact to a list
 LIST_LEFT = "list.left"
