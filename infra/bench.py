@@ -179,6 +179,7 @@ MOTO_VARIABLES = {
     "PARCOURS_PUBLIC_BASE_URL": "https://mail.boutique.example",
     "PARCOURS_SENDER_NAME": "La Boutique",
     "PARCOURS_POSTAL_ADDRESS": "12 rue des Artisans, 75011 Paris",
+    "PARCOURS_SUPPRESSION_KEY": secrets.token_urlsafe(32),  # this run's: the processing reads the erasures' tombstones
 }
 
 

@@ -84,6 +84,10 @@ class Settings:
     # person's file is written to, and the alarm topic the operator is told on (ids only). Unset: the operator's job.
     data_requests_bucket: str | None = None
     alarm_topic_arn: str | None = None
+    # The key of the suppression hash (HMAC-SHA-256 of an address, shared.people.suppression): one per deployment,
+    # never rotated. Given only to the functions that hash an address; unset there, they fail closed.
+    suppression_key: str | None = None
+    suppression_key_parameter: str | None = None
 
     def clock(self) -> Clock:
         return Clock(scale=self.time_scale, epoch=self.clock_epoch, start=self.clock_start)
@@ -180,6 +184,8 @@ class Settings:
             event_bus_name=env.get("PARCOURS_EVENT_BUS_NAME", "").strip() or "default",
             data_requests_bucket=env.get("PARCOURS_DATA_REQUESTS_BUCKET", "").strip() or None,
             alarm_topic_arn=env.get("PARCOURS_ALARM_TOPIC_ARN", "").strip() or None,
+            suppression_key=env.get("PARCOURS_SUPPRESSION_KEY") or None,
+            suppression_key_parameter=env.get("PARCOURS_SUPPRESSION_KEY_PARAMETER") or None,
         )
 
 

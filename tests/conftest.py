@@ -16,6 +16,14 @@ pytest_plugins = ["tests.shifted_clock", "pytester"]
 
 EVENTS = Path(__file__).parent / "events"
 ROOT = Path(__file__).resolve().parent.parent
+SUPPRESSION_KEY = "test-suppression-key-of-32-characters-at-least"  # the key of the suppression hash, in every test
+
+
+def address_hash(address: str) -> str | None:
+    """An address's suppression key as the functions compute it under the tests' SUPPRESSION_KEY."""
+    from shared.people import suppression
+
+    return suppression.address_hash(suppression.HashKey(SUPPRESSION_KEY.encode()), address)
 
 
 def sample(name: str) -> bytes:
@@ -49,6 +57,8 @@ def environ() -> dict[str, str]:
         "PARCOURS_PUBLIC_BASE_URL": "https://mail.boutique.example/",
         "PARCOURS_SENDER_NAME": "La Boutique",
         "PARCOURS_POSTAL_ADDRESS": "12 rue des Artisans, 75011 Paris",
+        # given only to the functions that hash an address (in AWS their parameter's name); the tests' own
+        "PARCOURS_SUPPRESSION_KEY": SUPPRESSION_KEY,
     }
 
 
@@ -168,6 +178,7 @@ def local(crm: Any) -> Iterator[Any]:
             "PARCOURS_WOOCOMMERCE_SECRET": WOOCOMMERCE_SECRET,
             "PARCOURS_GENERIC_SECRET": ",".join(GENERIC_SECRETS),
             "PARCOURS_LINK_SECRET": ",".join(LINK_SECRETS),
+            "PARCOURS_SUPPRESSION_KEY": SUPPRESSION_KEY,
             "PARCOURS_WRITE_KEY": WRITE_KEY,
             "PARCOURS_BROWSER_KEY": BROWSER_KEY,
         },

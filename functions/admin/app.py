@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared import clock
 from shared.journeys import privacy
 from shared.people import lists, suppression
-from shared.settings import get_settings
+from shared.settings import ConfigurationError, get_settings
 from shared.sources import imports, ingestion, validation
 
 logger = Logger()
@@ -34,6 +34,14 @@ def _body() -> bytes:
 
 def _answer(code: int, body: dict[str, Any]) -> Response[dict[str, Any]]:
     return Response(status_code=code, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@app.exception_handler(ConfigurationError)  # type: ignore[untyped-decorator]
+def not_configured(error: ConfigurationError) -> Response[dict[str, Any]]:
+    """A setting or secret missing (the suppression key's SSM parameter not created yet, say): the operator's to
+    fix, a 503 naming the parameter (never a value); nothing was read nor changed."""
+    logger.error("admin route not configured", extra={"reason": str(error)})
+    return _answer(503, {"error": f"not configured: {error}"})
 
 
 @app.exception_handler(lists.AdminError)  # type: ignore[untyped-decorator]

@@ -317,6 +317,9 @@ class LocalRuntime(ApiServer, Emulation, Faults, Pollers, Timelines, Outbox):
                 "PARCOURS_TIME_SCALE": repr(1.0 if self.skipped is not None else self.time_scale),
                 "PARCOURS_CLOCK_EPOCH": repr(self.clock.epoch),
                 "PARCOURS_LINK_SECRET": self.environ.get("PARCOURS_LINK_SECRET") or secrets.token_urlsafe(32),
+                # the suppression hash's key: nothing outlives the run (moto keeps its tables in memory), so a new
+                # one per run orphans nothing
+                "PARCOURS_SUPPRESSION_KEY": self.environ.get("PARCOURS_SUPPRESSION_KEY") or secrets.token_urlsafe(32),
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
                 "POWERTOOLS_LOG_LEVEL": self.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),

@@ -7,10 +7,13 @@ discount codes it got (named on its sends); the suppression entry of its address
 
 The erasure stops the person's running executions first (a Wait ends at once; a pending wait_for ends by its
 timeout locally, and its act step then finds no contact and an address suppressed), deletes every item, and keeps
-one thing: the suppression entry of the address, keyed by its hash, with the erasure's time (`erased_at`). That
-entry keeps the address from ever being mailed again, and is the tombstone processing reads: an event received
-before the erasure (in flight on the queue) brings nobody back (`erased_before`). The erasure is recorded under
-`_erasure` in the events table with counts only, and answers the same counts: idempotent, a repeat removes nothing.
+one thing: the suppression entry of the address, keyed by its hash (HMAC-SHA-256 under the deployment's
+suppression key, shared.people.suppression), with the erasure's time (`erased_at`). That entry keeps the address
+from ever being mailed again, and is the tombstone processing reads: an event received before the erasure (in
+flight on the queue) brings nobody back (`erased_before`). The erasure is recorded under `_erasure` in the events
+table with counts only, and answers the same counts: idempotent, a repeat removes nothing. Without the suppression
+key, an export or an erasure fails before it reads or deletes anything (ConfigurationError naming the parameter):
+an erasure that could not write its tombstone would let the address be mailed again.
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ class Holdings:
         return {store: len(found) for store, found in self.items.items() if found}
 
 
-def holdings(t: Tables, contact_id: str) -> Holdings:
+def holdings(t: Tables, key: suppression.HashKey, contact_id: str) -> Holdings:
     """Reads, without a scan, everything stored about the contact."""
     try:
         contact = get_or_none(t.contacts, contact_id, consistent=True)
@@ -163,8 +166,8 @@ def holdings(t: Tables, contact_id: str) -> Holdings:
             if codes
             else []
         )
-        key = suppression.address_hash(contact.email) if contact is not None else None
-        entry = get_or_none(t.suppressions, key) if key else None
+        hashed = suppression.address_hash(key, contact.email) if contact is not None else None
+        entry = get_or_none(t.suppressions, hashed) if hashed else None
         held.items["suppressions"] = [entry] if entry is not None else []
     except PynamoDBException as error:
         raise failure(error) from error
@@ -186,7 +189,8 @@ def _identity_keys(contact: ContactModel | None) -> list[str]:
 def export(settings: Settings, who: Who, now: datetime) -> dict[str, Any]:
     """One JSON document with everything stored about the person, grouped by store; PersonError 404 if unknown."""
     t = tables(settings)
-    found = [held for held in map(lambda c: holdings(t, c), contact_ids(t, who)) if held.counts()]
+    key = suppression.hash_key(settings)
+    found = [held for held in (holdings(t, key, c) for c in contact_ids(t, who)) if held.counts()]
     if not found:
         raise PersonError("no one is stored under this name", status=404)
     people = []
@@ -224,13 +228,15 @@ def _value(value: Any) -> Any:
 
 def erase(settings: Settings, who: Who, now: datetime, origin: str) -> dict[str, Any]:
     """Erases the person (every contact the request names): stops their executions, deletes every item, keeps the
-    hashed suppression entry of each address with the erasure's time. Answers the counts removed per store."""
+    hashed suppression entry of each address with the erasure's time. Answers the counts removed per store.
+    The suppression key is read first: without it nothing is touched (ConfigurationError naming the parameter)."""
+    key = suppression.hash_key(settings)
     t = tables(settings)
     removed: dict[str, int] = {}
     addresses = {who.email} if who.email else set()
     stopped = 0
     for contact_id in contact_ids(t, who):
-        held = holdings(t, contact_id)
+        held = holdings(t, key, contact_id)
         if held.contact is not None and held.contact.email:
             addresses.add(held.contact.email)
         stopped += _stop_executions(settings, t, held)
@@ -240,7 +246,7 @@ def erase(settings: Settings, who: Who, now: datetime, origin: str) -> dict[str,
             _delete(items)
             removed[store] = removed.get(store, 0) + len(items)
     for address in sorted(addresses):
-        _tombstone(t, address, now)
+        _tombstone(t, key, address, now)
     answer = {
         "erased": bool(removed),
         "removed": removed,
@@ -287,12 +293,12 @@ def _delete(items: list[Model]) -> None:
         raise failure(error) from error
 
 
-def _tombstone(t: Tables, address: str, now: datetime) -> None:
+def _tombstone(t: Tables, key: suppression.HashKey, address: str, now: datetime) -> None:
     """The address's suppression entry, kept (or made) with the erasure's time; an earlier reason stays."""
-    key = suppression.address_hash(address)
-    if key is None:
+    hashed = suppression.address_hash(key, address)
+    if hashed is None:
         return
-    entry = t.suppressions(address_hash=key)
+    entry = t.suppressions(address_hash=hashed)
     try:
         entry.update(
             actions=[
@@ -305,11 +311,11 @@ def _tombstone(t: Tables, address: str, now: datetime) -> None:
         raise failure(error) from error
 
 
-def erased_before(t: Tables, email: str | None, received_at: str) -> bool:
+def erased_before(t: Tables, key: suppression.HashKey, email: str | None, received_at: str) -> bool:
     """Whether this address was erased after the event was received: the event (in flight meanwhile) is dropped.
     A new event, received after the erasure, may create a new contact (whose address stays suppressed)."""
-    key = suppression.address_hash(email)
-    entry = get_or_none(t.suppressions, key, consistent=True) if key else None
+    hashed = suppression.address_hash(key, email)
+    entry = get_or_none(t.suppressions, hashed, consistent=True) if hashed else None
     if entry is None or entry.erased_at is None:
         return False
     try:

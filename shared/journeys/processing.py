@@ -17,7 +17,7 @@ from shared.events import (
     Event,
 )
 from shared.journeys import bearer, dispatch, enrolments, privacy
-from shared.people import contacts, handoff, lists, scoring
+from shared.people import contacts, handoff, lists, scoring, suppression
 from shared.settings import Settings
 from shared.sources import ingestion
 from shared.storage import EventModel, Tables, tables
@@ -52,13 +52,22 @@ def _record(event: Event, owner: str, t: Tables, now: datetime, settings: Settin
     _history(event, owner, t, now, settings).save()
 
 
+def _erased_before(event: Event, t: Tables, settings: Settings) -> bool:
+    """The erasure's tombstone, read by the event's address (one GetItem). Without the suppression key it raises
+    (ConfigurationError naming the parameter): the event is retried, then dead-lettered with its reason, never
+    processed unchecked nor lost."""
+    if event.contact is None or event.contact.email is None:
+        return False
+    return privacy.erased_before(t, suppression.hash_key(settings), event.contact.email, event.received_at)
+
+
 def process(event: Event, settings: Settings, clock: Clock) -> Result:
     t = tables(settings)
     now = clock.now()
     if event.type == COMPLIANCE_REQUESTED:
         _record(event, f"_compliance#{event.source}", t, now, settings)
         return Result(event.event_id, None, recorded=True, compliance=privacy.comply(event, settings, now))
-    if event.contact is not None and privacy.erased_before(t, event.contact.email, event.received_at):
+    if _erased_before(event, t, settings):
         # Received before the person's erasure, processed after it: it brings nobody back (nothing is written).
         return Result(event.event_id, None, recorded=False, dropped="received before its person's erasure")
     if event.type == UNRECOGNISED or event.contact is None:

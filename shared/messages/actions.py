@@ -13,7 +13,7 @@ from shared import outbox, secrets
 from shared.events import LIST_JOINED, LIST_LEFT, ConsentFacts, ContactFacts, Event
 from shared.journeys import enrolments
 from shared.messages import sending, sms
-from shared.people import conditions, consent, crm, dates, lists, moments, scoring
+from shared.people import conditions, consent, crm, dates, lists, moments, scoring, suppression
 from shared.settings import Settings
 from shared.sources import ingestion
 from shared.storage import ContactModel, StorageBusy, StorageError, busy, get_or_none, save_changes, tables, update_if
@@ -289,8 +289,11 @@ def _perform(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
     action = payload.get("action")
     now = settings.clock().now()
     if action == "send_email":
+        # Both keys first: without the suppression key no email goes out unchecked (ConfigurationError, the step fails)
+        suppression_key = suppression.hash_key(settings)
         link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
-        return sending.send_email(sending.SendRequest.from_payload(payload), settings, settings.clock(), link_secret)
+        request = sending.SendRequest.from_payload(payload)
+        return sending.send_email(request, settings, settings.clock(), link_secret, suppression_key)
     if action == "send_sms":
         return sms.send_sms(sms.request_from(payload), settings, settings.clock())
     if action == "notify_crm":

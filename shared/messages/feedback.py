@@ -7,9 +7,12 @@ SES event publishing sends `{"eventType": "Open" | "Click" | ..., "mail": {"mess
 step, variant, contact) map the event back to the contact and the step.
 
 Bounces, complaints and deliveries first decide the address's suppression (shared.people.suppression), synchronously,
-then are queued like the rest. A reject (SES found a virus) or a rendering failure reached nobody: each becomes an
-event in the contact's history (`email.rejected`, `email.rendering_failed`), counted by the handler's `EmailFailed`
-metric, which an alarm watches. Delivery delays are ignored (SES keeps trying; a bounce follows if it gives up).
+then are queued like the rest. A bounce or complaint needs the suppression key: without it the message fails
+(ConfigurationError) before anything is counted or queued, and Lambda retries it, then keeps it in the feedback
+dead-letter queue; it is never acknowledged unsuppressed. A reject (SES found a virus) or a rendering failure
+reached nobody: each becomes an event in the contact's history (`email.rejected`, `email.rendering_failed`),
+counted by the handler's `EmailFailed` metric, which an alarm watches. Delivery delays are ignored (SES keeps
+trying; a bounce follows if it gives up).
 """
 
 from __future__ import annotations
@@ -135,19 +138,22 @@ def suppress(message: Any, settings: Settings, now: datetime) -> suppression.Dec
     t = tables(settings)
     if ses_type == "Delivery":
         return suppression.on_delivery(t, contact_id)
+    # The key before anything is written: a soft bounce counted without it would be a `repeat` on the retry
+    key = suppression.hash_key(settings)
     if ses_type == "Bounce":
         bounce = message["bounce"] if isinstance(message.get("bounce"), dict) else {}
         message_id = str(mail.get("messageId") or bounce.get("feedbackId") or "")
         recipients = _recipients(message, "bounce", "bouncedRecipients")
-        return suppression.on_bounce(t, contact_id, message_id, recipients, bounce, now)
+        return suppression.on_bounce(t, key, contact_id, message_id, recipients, bounce, now)
     complaint = message["complaint"] if isinstance(message.get("complaint"), dict) else {}
     recipients = _recipients(message, "complaint", "complainedRecipients")
-    return suppression.on_complaint(t, contact_id, recipients, complaint, now)
+    return suppression.on_complaint(t, key, contact_id, recipients, complaint, now)
 
 
 def handle(raw_message: str, settings: Settings, now: datetime) -> Outcome:
     """One SNS message: the address suppressed if it must be, then mapped and queued for processing
-    (StorageError and QueueUnavailable propagate: SNS retries, and both steps are idempotent)."""
+    (StorageError, QueueUnavailable and a missing suppression key's ConfigurationError propagate: Lambda retries
+    the invocation, and both steps are idempotent)."""
     try:
         message = json.loads(raw_message)
     except (TypeError, json.JSONDecodeError):

@@ -131,12 +131,14 @@ def give_back(t: Tables, key: str, contact_id: str, counted: bool) -> None:
         pacing.forget(t, contact_id, key)
 
 
-def send_email(request: SendRequest, settings: Settings, clock: Clock, link_secret: str) -> dict[str, Any]:
+def send_email(
+    request: SendRequest, settings: Settings, clock: Clock, link_secret: str, suppression_key: suppression.HashKey
+) -> dict[str, Any]:
     """Sends the step's email at most once; answers sent, skipped (with the reason) or duplicate."""
     t = tables(settings)
     contact = get_or_none(t.contacts, request.contact_id, consistent=True)
     refusal = _refusal(request, contact)
-    if refusal is None and contact is not None and suppression.is_suppressed(t, contact.email):
+    if refusal is None and contact is not None and suppression.is_suppressed(t, suppression_key, contact.email):
         refusal = "address suppressed"  # by a bounce or complaint, maybe on a contact since erased
     if refusal is None and contact is not None:
         refusal = subscriptions.topic_refusal(contact, request.topic)

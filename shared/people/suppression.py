@@ -6,10 +6,16 @@ as SES reports, before the event is queued: suppression must not wait behind the
 - `Transient` and `Undetermined` bounces are counted on the contact (an atomic ADD; the same SES message counts
   once) and suppress at the third without a delivery in between: a `Delivery` resets the count, so a mailbox full
   for a week and then emptied is mailed again, while one that keeps failing is not.
-- Suppressing writes an entry keyed by the SHA-256 of the normalised address (nothing else about the person: the
-  reason is SES's type and subtype), checked before every email next to the contact's `suppressed` flag: it
-  outlives the contact's erasure, and a contact created later with the same address is still not mailed. The
-  flag is set only when the contact's address is the one that bounced (it may have changed since the send).
+- Suppressing writes an entry keyed by the HMAC-SHA-256 of the normalised address under the deployment's
+  suppression key (nothing else about the person: the reason is SES's type and subtype), checked before every
+  email next to the contact's `suppressed` flag: it outlives the contact's erasure, and a contact created later
+  with the same address is still not mailed. The flag is set only when the contact's address is the one that
+  bounced (it may have changed since the send).
+- The hash is keyed, not salted: without the key, a dictionary of leaked addresses does not reverse it, and an
+  address is still found with one GetItem (a salt per entry would have to be stored beside it, and the look-up by
+  address would become a scan). The key is a secret like the others (`hash_key`), one per deployment and never
+  rotated: another key would orphan every entry. Missing or unreadable, whatever needs it fails closed
+  (ConfigurationError naming the parameter): no email goes out unchecked, an event is retried, a route answers 503.
 - An operator sees why an address is suppressed (`status`) and lifts it with a reason (`lift`): the entry and the
   contact's flag go, the lift is kept without the address (hash, reason, time, IAM identity). A lift never touches
   consent: a complaint's withdrawal stays until the person opts in again.
@@ -18,17 +24,19 @@ as SES reports, before the event is queued: suppression must not wait behind the
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
+from shared import secrets
 from shared.events import ConsentFacts, normalise_email
 from shared.people import consent
-from shared.settings import Settings
+from shared.settings import ConfigurationError, Settings
 from shared.storage import (
     AlreadyExists,
     ContactModel,
@@ -48,6 +56,7 @@ LIFT_REASON_MAX = 500  # characters of an operator's reason for a lift
 LIFTS_PREFIX = "lifted#"  # the key of an address's lift records in the suppressions table
 TRANSIENT_LIMIT = 3  # soft bounces without a delivery in between before the address is suppressed
 COMPLAINT_SOURCE = "ses:complaint"
+KEY_MIN_LENGTH = 32  # characters of the suppression key (`openssl rand -base64 48` gives 64)
 # SES's documented bounce subtypes and complaint feedback types (RFC 5965): a reason is one of them, or `other`.
 KNOWN_DETAILS = frozenset(
     {
@@ -79,16 +88,39 @@ class Decision:
     transient_bounces: int | None = None
 
 
-def address_hash(address: object) -> str | None:
-    """The suppression key of an address: SHA-256 of its normalised (trimmed, lower-case) form; None if not one."""
+@dataclass(frozen=True)
+class HashKey:
+    """The deployment's suppression key, as the HMAC takes it; never in a repr, a log or an answer."""
+
+    secret: bytes = field(repr=False)
+
+
+def hash_key(settings: Settings) -> HashKey:
+    """The suppression key: `PARCOURS_SUPPRESSION_KEY` locally, the SSM SecureString `SuppressionKeyParameterName`
+    names in AWS. ConfigurationError naming the parameter (never a value) when it is missing, unreadable, empty or
+    shorter than KEY_MIN_LENGTH: the caller fails closed."""
+    value = secrets.resolve(settings.suppression_key, settings.suppression_key_parameter, "suppression key").strip()
+    if len(value) < KEY_MIN_LENGTH:
+        where = (
+            "PARCOURS_SUPPRESSION_KEY"
+            if settings.suppression_key or not settings.suppression_key_parameter
+            else f"SSM parameter {settings.suppression_key_parameter}"
+        )
+        raise ConfigurationError(f"{where} (suppression key) is too short: at least {KEY_MIN_LENGTH} characters")
+    return HashKey(value.encode())
+
+
+def address_hash(key: HashKey, address: object) -> str | None:
+    """An address's key in the suppressions table: the HMAC-SHA-256 of its normalised (trimmed, lower-case) form
+    under the deployment's suppression key, in hex; None if not an address."""
     normalised = normalise_email(address)
-    return hashlib.sha256(normalised.encode()).hexdigest() if normalised else None
+    return hmac.new(key.secret, normalised.encode(), hashlib.sha256).hexdigest() if normalised else None
 
 
-def is_suppressed(t: Tables, address: str | None) -> bool:
+def is_suppressed(t: Tables, key: HashKey, address: str | None) -> bool:
     """True if this address bounced for good or complained, whichever contact holds it now."""
-    key = address_hash(address)
-    return key is not None and get_or_none(t.suppressions, key) is not None
+    hashed = address_hash(key, address)
+    return hashed is not None and get_or_none(t.suppressions, hashed) is not None
 
 
 def reason(kind: str, detail: object) -> str:
@@ -103,15 +135,15 @@ def _normalised(addresses: Iterable[object]) -> list[str]:
     return sorted({email for email in map(normalise_email, addresses) if email is not None})
 
 
-def _add_entries(t: Tables, addresses: list[str], why: str, now: datetime) -> bool:
+def _add_entries(t: Tables, key: HashKey, addresses: list[str], why: str, now: datetime) -> bool:
     """The hashed entries, the first reason kept; True if one was new."""
     new = False
     for address in addresses:
-        key = address_hash(address)
-        if key is None:
+        hashed = address_hash(key, address)
+        if hashed is None:
             continue
         try:
-            create_new(t.suppressions(address_hash=key, reason=why, suppressed_at=now), t.suppressions.address_hash)
+            create_new(t.suppressions(address_hash=hashed, reason=why, suppressed_at=now), t.suppressions.address_hash)
             new = True
         except AlreadyExists:
             pass
@@ -136,14 +168,17 @@ def _flag_contact(t: Tables, contact_id: str, addresses: list[str], why: str, no
     )
 
 
-def _suppress(t: Tables, contact_id: str | None, addresses: list[str], why: str, now: datetime) -> Decision:
-    new_entry = _add_entries(t, addresses, why, now)
+def _suppress(
+    t: Tables, key: HashKey, contact_id: str | None, addresses: list[str], why: str, now: datetime
+) -> Decision:
+    new_entry = _add_entries(t, key, addresses, why, now)
     flagged = contact_id is not None and _flag_contact(t, contact_id, addresses, why, now)
     return Decision("suppressed" if new_entry or flagged else "already suppressed", why)
 
 
 def on_bounce(
     t: Tables,
+    key: HashKey,
     contact_id: str | None,
     message_id: str,
     recipients: Iterable[object],
@@ -153,7 +188,7 @@ def on_bounce(
     """A permanent bounce suppresses now; any other is counted, and the third in a row suppresses."""
     addresses = _normalised(recipients)
     if bounce.get("bounceType") == "Permanent":
-        return _suppress(t, contact_id, addresses, reason("permanent_bounce", bounce.get("bounceSubType")), now)
+        return _suppress(t, key, contact_id, addresses, reason("permanent_bounce", bounce.get("bounceSubType")), now)
     if contact_id is None:
         return Decision("unchanged")  # nobody to count on: a message parcours did not send
     item = t.contacts(contact_id=contact_id)
@@ -167,13 +202,14 @@ def on_bounce(
         return Decision("repeat")  # this message's bounce was counted already, or the contact is gone
     count = int(item.transient_bounces or 0)
     if count >= TRANSIENT_LIMIT:
-        decision = _suppress(t, contact_id, addresses, f"transient_bounces:{count}", now)
+        decision = _suppress(t, key, contact_id, addresses, f"transient_bounces:{count}", now)
         return Decision(decision.status, decision.reason, count)
     return Decision("counted", None, count)
 
 
 def on_complaint(
     t: Tables,
+    key: HashKey,
     contact_id: str | None,
     recipients: Iterable[object],
     complaint: dict[str, Any],
@@ -182,7 +218,7 @@ def on_complaint(
     """Suppresses the address and withdraws the contact's email marketing consent, with its proof."""
     addresses = _normalised(recipients)
     why = reason("complaint", complaint.get("complaintFeedbackType"))
-    new_entry = _add_entries(t, addresses, why, now)
+    new_entry = _add_entries(t, key, addresses, why, now)
     contact = get_or_none(t.contacts, contact_id, consistent=True) if contact_id is not None else None
     if contact is None:
         return Decision("suppressed" if new_entry else "already suppressed", why)
@@ -244,12 +280,12 @@ def explained(why: str | None) -> str | None:
     return f"{_KINDS.get(kind, kind)} ({detail})" if detail else _KINDS.get(kind, kind)
 
 
-def _address(given: object) -> tuple[str, str]:
+def _address(key: HashKey, given: object) -> tuple[str, str]:
     address = normalise_email(given)
-    key = address_hash(address)
-    if address is None or key is None:
+    hashed = address_hash(key, address)
+    if address is None or hashed is None:
         raise SuppressionRequestError(400, "email is not an email address")
-    return address, key
+    return address, hashed
 
 
 def _contact(t: Tables, address: str) -> ContactModel | None:
@@ -261,24 +297,24 @@ def _contact(t: Tables, address: str) -> ContactModel | None:
     return contact if contact is not None and contact.email == address else None
 
 
-def _entry(t: Tables, key: str) -> SuppressionModel | None:
-    return get_or_none(t.suppressions, key, consistent=True)
+def _entry(t: Tables, hashed: str) -> SuppressionModel | None:
+    return get_or_none(t.suppressions, hashed, consistent=True)
 
 
 def _since(at: datetime | None) -> str | None:
     return at.isoformat() if at is not None else None
 
 
-def status(t: Tables, given: object) -> dict[str, Any]:
+def status(t: Tables, key: HashKey, given: object) -> dict[str, Any]:
     """Whether an address is suppressed, since when and why, the contact's flag and email consent, and the lifts
     recorded for it: what `parcours suppressions show` prints. The address itself is not in the answer."""
-    address, key = _address(given)
-    entry = _entry(t, key)
+    address, hashed = _address(key, given)
+    entry = _entry(t, hashed)
     contact = _contact(t, address)
-    record = get_or_none(t.suppression_lifts, LIFTS_PREFIX + key, consistent=True)
+    record = get_or_none(t.suppression_lifts, LIFTS_PREFIX + hashed, consistent=True)
     email_consent = contact.email_consent if contact is not None else None
     return {
-        "address_hash": key,
+        "address_hash": hashed,
         "suppressed": entry is not None or bool(contact is not None and contact.suppressed),
         "entry": None
         if entry is None
@@ -319,20 +355,20 @@ def lift_reason(given: object) -> str:
     return text
 
 
-def lift(t: Tables, given: object, why: object, by: str, now: datetime) -> dict[str, Any]:
+def lift(t: Tables, key: HashKey, given: object, why: object, by: str, now: datetime) -> dict[str, Any]:
     """Lifts an address's suppression: its entry and the contact's flag (with its soft-bounce count) go, and the
     lift is recorded first (hash, reason, time, who), so none goes unrecorded. Consent is left as it is: a
     complaint's withdrawal, an unsubscribe, stay until the person opts in again. 404 when nothing is suppressed."""
     text = lift_reason(why)
-    address, key = _address(given)
-    entry = _entry(t, key)
+    address, hashed = _address(key, given)
+    entry = _entry(t, hashed)
     contact = _contact(t, address)
     flagged = contact is not None and bool(contact.suppressed)
     if entry is None and not flagged:
         raise SuppressionRequestError(404, "this address is not suppressed")
     was = entry.reason if entry is not None else contact.suppressed_reason if contact is not None else None
     since = entry.suppressed_at if entry is not None else contact.suppressed_at if contact is not None else None
-    append_lift(t.suppression_lifts, LIFTS_PREFIX + key, text, now, by, was, since)
+    append_lift(t.suppression_lifts, LIFTS_PREFIX + hashed, text, now, by, was, since)
     if entry is not None:
         delete(entry)
     if flagged and contact is not None:
@@ -347,7 +383,7 @@ def lift(t: Tables, given: object, why: object, by: str, now: datetime) -> dict[
             ],
             ContactModel.email == address,
         )
-    answer = status(t, address)
+    answer = status(t, key, address)
     answer["lifted"] = {"reason": text, "lifted_at": now.isoformat(), "lifted_by": by, "suppression_reason": was}
     return answer
 
@@ -363,11 +399,13 @@ def _request(body: bytes, fields: tuple[str, ...]) -> dict[str, Any]:
 
 
 def admin_show(settings: Settings, body: bytes) -> dict[str, Any]:
-    """The admin API's `show`: the body names the address (never the URL, which access logs keep)."""
-    return status(tables(settings), _request(body, ("email",))["email"])
+    """The admin API's `show`: the body names the address (never the URL, which access logs keep).
+    ConfigurationError (503) without the suppression key."""
+    given = _request(body, ("email",))
+    return status(tables(settings), hash_key(settings), given["email"])
 
 
 def admin_lift(settings: Settings, body: bytes, by: str, now: datetime) -> dict[str, Any]:
-    """The admin API's `lift`, `by` the caller's IAM identity."""
+    """The admin API's `lift`, `by` the caller's IAM identity. ConfigurationError (503) without the suppression key."""
     given = _request(body, ("email", "reason"))
-    return lift(tables(settings), given["email"], given.get("reason"), by, now)
+    return lift(tables(settings), hash_key(settings), given["email"], given.get("reason"), by, now)

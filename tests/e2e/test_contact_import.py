@@ -4,7 +4,6 @@ lists), start no scenario unless asked, and a second import of the same file cha
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from infra import cli
 from infra.localprocess import RunningLocal
 from infra.webhook_client import post_shopify, signed
-from tests.conftest import SHOPIFY_SECRET
+from tests.conftest import SHOPIFY_SECRET, address_hash
 from tests.e2e.test_shopify_webhook import customer, unique_email
 from tests.e2e.test_unsubscribe import fetch
 
@@ -67,7 +66,7 @@ def test_an_import_keeps_consent_proof_honours_suppression_and_unsubscribes_merg
     local.client("dynamodb").put_item(
         TableName=local.physical_ids()["SuppressionsTable"],
         Item={
-            "address_hash": {"S": hashlib.sha256(suppressed.encode()).hexdigest()},
+            "address_hash": {"S": str(address_hash(suppressed))},  # keyed: the session's PARCOURS_SUPPRESSION_KEY
             "reason": {"S": "permanent_bounce:General"},
             "suppressed_at": {"S": "2026-01-05T10:00:00.000000+0000"},
         },

@@ -3,6 +3,7 @@ compliance webhooks; what is left afterwards is read by scanning every table of 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import timedelta
@@ -11,7 +12,7 @@ from urllib.parse import quote
 
 from infra.localprocess import RunningLocal
 from infra.webhook_client import Answer, post_shopify, signed
-from tests.conftest import SHOPIFY_SECRET, sample
+from tests.conftest import SHOPIFY_SECRET, address_hash, sample
 from tests.e2e.test_shopify_webhook import at_a_whole_second, unique_email
 
 
@@ -96,6 +97,10 @@ def test_a_persons_file_then_their_erasure_leaves_only_the_hashed_suppression(lo
     # Nothing in any table holds the email, the phone or the contact id
     stored = everything_stored(local)
     assert [value for value in (email, phone, contact_id) if value in stored] == []
+    # ... but the tombstone, under the address's keyed hash (the runtime's PARCOURS_SUPPRESSION_KEY), not its plain
+    # SHA-256, which anyone holding the address could compute
+    assert str(address_hash(email)) in stored
+    assert hashlib.sha256(email.encode()).hexdigest() not in stored
     assert export(local, email=email).status == 404
     assert export(local, contact_id=contact_id).status == 404
 

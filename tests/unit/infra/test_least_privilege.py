@@ -82,7 +82,12 @@ SECRETS = {
     },
     "SubscriptionFunction": {"LinkSecretParameterName"},
     "HandoffFunction": {"CrmSecretParameterName"},
-    "ActFunction": {"LinkSecretParameterName", "CrmSecretParameterName"},
+    # the suppression key: every function that hashes an address (shared.people.suppression.hash_key), and only those
+    "ActFunction": {"LinkSecretParameterName", "CrmSecretParameterName", "SuppressionKeyParameterName"},
+    "FeedbackFunction": {"SuppressionKeyParameterName"},  # a bounce's or complaint's entry
+    "ProcessFunction": {"SuppressionKeyParameterName"},  # the erasure's tombstone; Shopify's redact webhooks
+    "AdminFunction": {"SuppressionKeyParameterName"},  # export, erasure, suppressions show and lift
+    "SchedulePagesFunction": {"SuppressionKeyParameterName"},  # retention's erasures
 }
 STATE_MACHINE_ACTIONS = {
     "states:StartExecution",
@@ -322,3 +327,21 @@ def test_the_admin_function_imports_contacts_by_queueing_events_on_the_stacks_ev
         if action.startswith("sqs:")
     ]
     assert queues == [{"Fn::GetAtt": ["EventsQueue", "QueueName"]}]
+
+
+def test_the_suppression_keys_parameter_is_named_only_to_the_functions_that_hash_an_address() -> None:
+    """They read it (IAM, above) and are told its name; no other function gets either, and no Globals."""
+    template = samtemplate.load()
+    assert "PARCOURS_SUPPRESSION_KEY_PARAMETER" not in template["Globals"]["Function"]["Environment"]["Variables"]
+    named = {
+        function
+        for function in _functions()
+        if template["Resources"][function]["Properties"]
+        .get("Environment", {})
+        .get("Variables", {})
+        .get("PARCOURS_SUPPRESSION_KEY_PARAMETER")
+        == {"Ref": "SuppressionKeyParameterName"}
+    }
+    assert named == {function for function, secrets in SECRETS.items() if "SuppressionKeyParameterName" in secrets}
+    parameter = template["Parameters"]["SuppressionKeyParameterName"]
+    assert (parameter["Default"], parameter["AllowedPattern"]) == ("/parcours/suppression-key", "^/.+")

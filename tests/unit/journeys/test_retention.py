@@ -3,6 +3,7 @@ form, order or click; never an open) is older than the period, through the perso
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,8 +12,9 @@ import pytest
 from shared.events import ContactFacts, Event
 from shared.journeys import dispatch, privacy, processing, schedule
 from shared.people import suppression
-from shared.settings import Settings
+from shared.settings import ConfigurationError, Settings
 from shared.storage import tables
+from tests.conftest import SUPPRESSION_KEY
 from tests.unit.journeys.test_schedule import Stopped, person, settings
 
 __all__ = ["settings"]  # the fixture, shared with the schedule tests
@@ -21,6 +23,7 @@ RUN = datetime(2029, 11, 24, 0, 5, tzinfo=UTC)  # a daily run three years after 
 SIGNUP = datetime(2026, 6, 1, 9, tzinfo=UTC)
 LONG_AGO = datetime(2029, 11, 24, 9, tzinfo=UTC) - timedelta(days=1096)  # 1095 days and 15 hours before the run
 RECENTLY = datetime(2029, 10, 1, 9, tzinfo=UTC)
+KEY = suppression.HashKey(SUPPRESSION_KEY.encode())
 
 
 @pytest.fixture(autouse=True)
@@ -69,12 +72,12 @@ def test_the_daily_run_erases_prospects_past_their_period_and_keeps_customers_an
     kept = {customer, clicked_recently, signed_up_recently}
     assert {c.contact_id for c in t.contacts.scan()} == kept
     for contact_id in gone:  # every item about them, in every store, is gone
-        assert privacy.holdings(t, contact_id).counts() == {}
+        assert privacy.holdings(t, KEY, contact_id).counts() == {}
     for store in (t.identities, t.events, t.dates):
         assert not [item for item in store.scan() if getattr(item, "contact_id", None) in gone]
     # The addresses stay suppressed, the tombstone the erasure keeps: never mailed again
     for email in ("old.click@example.com", "opens.only@example.com"):
-        entry = t.suppressions.get(suppression.address_hash(email))
+        entry = t.suppressions.get(suppression.address_hash(KEY, email))
         assert (entry.reason, entry.erased_at) == ("erased", RUN)
     # Recorded as an erasure from retention, with counts only
     records = list(t.events.query(privacy.ERASURE_OWNER))
@@ -99,3 +102,18 @@ def test_a_prospect_is_purged_by_the_first_run_past_its_period_or_a_week_later(s
     late = on_the_day + timedelta(days=7)
     assert schedule.run(settings, late, late).prospects_purged == 1
     assert list(t.contacts.scan()) == []
+
+
+def test_without_the_suppression_key_the_run_erases_no_one_and_its_page_fails_to_be_retried(settings: Settings) -> None:
+    """An erasure that could not write its tombstone would let the address be mailed again: without the key it
+    stops before it deletes anything (the page worker reports the page failed; SQS retries it, then dead-letters)."""
+    t = tables(settings)
+    contact_id = person(t, "lea@example.com", SIGNUP)
+    happened(settings, "form.submitted", "lea@example.com", LONG_AGO, form="newsletter")
+    keyless = replace(settings, suppression_key=None, suppression_key_parameter=None)
+    with pytest.raises(ConfigurationError, match="no suppression key configured"):
+        schedule.run(keyless, RUN, RUN)
+    assert t.contacts.get(contact_id) is not None
+    assert list(t.suppressions.scan()) == []
+    assert schedule.run(settings, RUN, RUN).prospects_purged == 1  # once the key is there
+    assert t.suppressions.get(suppression.address_hash(KEY, "lea@example.com")).erased_at == RUN

@@ -15,11 +15,13 @@ from moto.ses.models import ses_backends
 from shared import outbox, storage
 from shared.clock import Clock
 from shared.messages import discounts, sending
+from shared.people import suppression
 from shared.settings import Settings
 from shared.storage import Consent, DiscountCodeModel, tables
-from tests.conftest import handler_of
+from tests.conftest import SUPPRESSION_KEY, handler_of
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+KEY = suppression.HashKey(SUPPRESSION_KEY.encode())
 EXECUTION = "arn:aws:states:eu-west-3:123456789012:execution:parcours-abandoned-cart:x"
 
 
@@ -201,7 +203,7 @@ def send(contact_id: str, step: str, discount: dict[str, str] | None, settings: 
         "trigger": {"properties": {"lines": [], "currency": "EUR", "recovery_url": "https://boutique.example/r"}},
         **({"discount": discount} if discount else {}),
     }
-    return sending.send_email(sending.SendRequest.from_payload(payload), settings, Clock(), "secret")
+    return sending.send_email(sending.SendRequest.from_payload(payload), settings, Clock(), "secret", KEY)
 
 
 def bodies() -> list[str]:

@@ -12,11 +12,13 @@ from shared import outbox
 from shared.clock import Clock
 from shared.journeys import pacing
 from shared.messages import mailer, sending
-from shared.people import links
+from shared.people import links, suppression
 from shared.settings import Settings
 from shared.storage import Consent, get_or_none, tables
+from tests.conftest import SUPPRESSION_KEY
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+KEY = suppression.HashKey(SUPPRESSION_KEY.encode())
 
 
 def sent() -> list[Any]:
@@ -62,8 +64,8 @@ def add_contact(settings: Settings, consent: str | None = "granted", **fields: A
 
 def test_a_consenting_contact_gets_the_email_once_even_if_the_task_is_retried(settings: Settings) -> None:
     add_contact(settings)
-    first = sending.send_email(request(), settings, Clock(), "secret")
-    again = sending.send_email(request(), settings, Clock(), "secret")
+    first = sending.send_email(request(), settings, Clock(), "secret", KEY)
+    again = sending.send_email(request(), settings, Clock(), "secret", KEY)
     assert first["status"] == "sent"
     assert again["status"] == "duplicate"
     assert len(sent()) == 1
@@ -72,8 +74,8 @@ def test_a_consenting_contact_gets_the_email_once_even_if_the_task_is_retried(se
 
 def test_the_same_step_in_another_execution_is_another_send(settings: Settings) -> None:
     add_contact(settings)
-    sending.send_email(request(), settings, Clock(), "secret")
-    sending.send_email(request(execution="arn:...:other"), settings, Clock(), "secret")
+    sending.send_email(request(), settings, Clock(), "secret", KEY)
+    sending.send_email(request(execution="arn:...:other"), settings, Clock(), "secret", KEY)
     assert len(sent()) == 2
 
 
@@ -90,12 +92,12 @@ def test_marketing_email_is_skipped_without_consent_or_when_suppressed(
     settings: Settings, consent: str | None, fields: dict[str, Any], reason: str
 ) -> None:
     add_contact(settings, consent, **fields)
-    assert sending.send_email(request(), settings, Clock(), "secret") == {"status": "skipped", "reason": reason}
+    assert sending.send_email(request(), settings, Clock(), "secret", KEY) == {"status": "skipped", "reason": reason}
     assert sent() == []
 
 
 def test_a_contact_erased_since_the_scenario_started_is_skipped(settings: Settings) -> None:
-    assert sending.send_email(request(), settings, Clock(), "secret")["reason"] == "contact not found"
+    assert sending.send_email(request(), settings, Clock(), "secret", KEY)["reason"] == "contact not found"
 
 
 def test_when_ses_refuses_nothing_is_recorded_as_sent_so_a_retry_can_send(settings: Settings) -> None:
@@ -103,9 +105,9 @@ def test_when_ses_refuses_nothing_is_recorded_as_sent_so_a_retry_can_send(settin
     ses = boto3.client("ses", region_name="eu-west-3")
     ses.delete_identity(Identity="boutique.example")
     with pytest.raises(mailer.SendRefused):
-        sending.send_email(request(), settings, Clock(), "secret")
+        sending.send_email(request(), settings, Clock(), "secret", KEY)
     ses.verify_domain_identity(Domain="boutique.example")
-    assert sending.send_email(request(), settings, Clock(), "secret")["status"] == "sent"
+    assert sending.send_email(request(), settings, Clock(), "secret", KEY)["status"] == "sent"
 
 
 def test_an_incomplete_payload_names_the_missing_field() -> None:
@@ -126,11 +128,11 @@ def test_a_message_of_a_topic_the_contact_turned_off_is_skipped_with_the_reason(
         ]
     )
     cart = request(scenario="abandoned-cart", step="e1", template="abandoned-cart/1-reminder", topic="cart-reminders")
-    assert sending.send_email(cart, settings, Clock(), "secret") == {
+    assert sending.send_email(cart, settings, Clock(), "secret", KEY) == {
         "status": "skipped",
         "reason": "topic cart-reminders turned off in the preference centre",
     }
-    assert sending.send_email(request(), settings, Clock(), "secret")["status"] == "sent"  # welcome: newsletter
+    assert sending.send_email(request(), settings, Clock(), "secret", KEY)["status"] == "sent"  # welcome: newsletter
     assert len(sent()) == 1
     transactional = request(scenario="confirm-subscription", step="confirm", template="confirm-subscription/confirm")
     turned_off_all = tables(settings).contacts.get("c1")
@@ -146,13 +148,14 @@ def test_a_message_of_a_topic_the_contact_turned_off_is_skipped_with_the_reason(
         settings,
         Clock(),
         "s",
+        KEY,
     )
     assert confirm["status"] == "sent"  # no topic stops a transactional email
 
 
 def test_every_email_carries_a_preferences_link_to_the_preference_centre(settings: Settings) -> None:
     add_contact(settings)
-    sending.send_email(request(), settings, Clock(), "secret")
+    sending.send_email(request(), settings, Clock(), "secret", KEY)
     message = email.message_from_string(sent()[0].raw_data, policy=email.policy.default)
     html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -174,12 +177,12 @@ def test_a_second_marketing_email_within_the_cap_s_window_is_deferred_until_the_
 ) -> None:
     # Given a contact who got the welcome email (it is counted on the contact)
     add_contact(settings)
-    assert sending.send_email(paced("e1-welcome"), settings, Clock(), "secret")["status"] == "sent"
+    assert sending.send_email(paced("e1-welcome"), settings, Clock(), "secret", KEY)["status"] == "sent"
     [entry] = tables(settings).contacts.get("c1").recent_sends or []
     assert entry.split("|")[1:3] == ["email", "newsletter"]
 
     # When another scenario's email is due within the day, under a cap of one a day
-    answer = sending.send_email(paced("e2-value", execution="arn:...:other"), settings, Clock(), "secret")
+    answer = sending.send_email(paced("e2-value", execution="arn:...:other"), settings, Clock(), "secret", KEY)
 
     # Then it is deferred for (about) a day, nothing is sent nor claimed, and a retry of the first is a duplicate
     assert answer["status"] == "deferred"
@@ -187,22 +190,22 @@ def test_a_second_marketing_email_within_the_cap_s_window_is_deferred_until_the_
     assert answer["reason"] == "frequency cap: 1 email per 1d"
     assert len(sent()) == 1
     assert outbox_item(settings, "arn:...:other", "e2-value") is None
-    assert sending.send_email(paced("e1-welcome"), settings, Clock(), "secret")["status"] == "duplicate"
+    assert sending.send_email(paced("e1-welcome"), settings, Clock(), "secret", KEY)["status"] == "duplicate"
 
 
 def test_a_scenario_that_skips_capped_sends_answers_capped_and_sends_nothing(settings: Settings) -> None:
     add_contact(settings)
-    sending.send_email(paced("e1-welcome"), settings, Clock(), "secret")
-    answer = sending.send_email(paced("e2-value", when_capped="skip"), settings, Clock(), "secret")
+    sending.send_email(paced("e1-welcome"), settings, Clock(), "secret", KEY)
+    answer = sending.send_email(paced("e2-value", when_capped="skip"), settings, Clock(), "secret", KEY)
     assert answer == {"status": "capped", "reason": "frequency cap: 1 email per 1d"}
     assert len(sent()) == 1
 
 
 def test_a_transactional_email_is_never_held_back_nor_counted(settings: Settings) -> None:
     add_contact(settings)
-    sending.send_email(paced("e1-welcome"), settings, Clock(), "secret")
+    sending.send_email(paced("e1-welcome"), settings, Clock(), "secret", KEY)
     receipt = request(step="confirm", category="transactional", execution="arn:...:t")
-    assert sending.send_email(receipt, settings, Clock(), "secret")["status"] == "sent"
+    assert sending.send_email(receipt, settings, Clock(), "secret", KEY)["status"] == "sent"
     assert len(tables(settings).contacts.get("c1").recent_sends or []) == 1
 
 
@@ -249,10 +252,52 @@ def test_an_email_ses_refuses_does_not_count_against_the_cap(settings: Settings)
     ses = boto3.client("ses", region_name="eu-west-3")
     ses.delete_identity(Identity="boutique.example")
     with pytest.raises(mailer.SendRefused):
-        sending.send_email(paced("e1-welcome"), settings, Clock(), "secret")
+        sending.send_email(paced("e1-welcome"), settings, Clock(), "secret", KEY)
     assert tables(settings).contacts.get("c1").recent_sends == []
     # When the domain is fixed, Then another scenario's email is not held back by the one that never went out
     ses.verify_domain_identity(Domain="boutique.example")
-    assert sending.send_email(paced("e2-value", execution="arn:...:other"), settings, Clock(), "secret")["status"] == (
-        "sent"
+    answer = sending.send_email(paced("e2-value", execution="arn:...:other"), settings, Clock(), "secret", KEY)
+    assert answer["status"] == "sent"
+
+
+# ---- the suppression key: keyed hash, and no email without it --------------------------------------------------
+
+
+def test_an_address_is_suppressed_under_its_keyed_hash_and_an_entry_under_the_plain_sha256_matches_nothing(
+    settings: Settings,
+) -> None:
+    import hashlib
+
+    add_contact(settings)
+    t = tables(settings)
+    plain = hashlib.sha256(b"camille@example.com").hexdigest()  # an entry from before the keyed hash
+    t.suppressions(address_hash=plain, reason="permanent_bounce:General", suppressed_at=NOW).save()
+    assert sending.send_email(request(), settings, Clock(), "secret", KEY)["status"] == "sent"  # no match
+    keyed = suppression.address_hash(KEY, "camille@example.com")
+    t.suppressions(address_hash=keyed, reason="complaint:abuse", suppressed_at=NOW).save()
+    assert sending.send_email(request(execution="arn:...:other"), settings, Clock(), "secret", KEY) == {
+        "status": "skipped",
+        "reason": "address suppressed",
+    }
+
+
+def test_without_the_suppression_key_the_act_function_sends_nothing_and_fails_the_step_naming_the_parameter(
+    settings: Settings,
+) -> None:
+    from aws_lambda_powertools.utilities import parameters
+
+    from shared.messages import actions
+    from shared.settings import ConfigurationError
+
+    add_contact(settings)
+    parameters.clear_caches()
+    keyless = dataclasses.replace(
+        settings, suppression_key=None, suppression_key_parameter="/parcours/test/suppression-key", link_secret="s"
     )
+    payload = {"action": "send_email", **request().__dict__}
+    with pytest.raises(ConfigurationError, match=r"/parcours/test/suppression-key .*not found"):
+        actions.perform(payload, keyless)
+    assert sent() == []  # not sent unchecked
+    assert list(tables(settings).sends.scan()) == []  # nor claimed: the step runs whole once the key is there
+    assert actions.perform(payload, dataclasses.replace(settings, link_secret="s"))["status"] == "sent"
+    assert len(sent()) == 1

@@ -1,5 +1,9 @@
-"""SES bounces and complaints suppress the address before anything is queued; the hashed entry outlives the contact."""
+"""SES bounces and complaints suppress the address before anything is queued; the hashed entry (HMAC-SHA-256 under
+the deployment's key) outlives the contact. Without the key nothing is written: the message fails, to be retried."""
 
+import dataclasses
+import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,14 +16,15 @@ from infra.local import InvocationContext
 from shared.clock import Clock
 from shared.messages import feedback, sending
 from shared.people import suppression
-from shared.settings import Settings
+from shared.settings import ConfigurationError, Settings
 from shared.storage import Consent, ContactModel, tables
-from tests.conftest import handler_of
+from tests.conftest import SUPPRESSION_KEY, handler_of
 from tests.unit.functions.test_process_metrics import metrics_of
 from tests.unit.messages.test_feedback import TAGS, queued
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 ADDRESS = "camille.durand@example.com"
+KEY = suppression.HashKey(SUPPRESSION_KEY.encode())
 
 
 @pytest.fixture
@@ -90,7 +95,7 @@ def send(settings: Settings, contact_id: str = "c0ffee", category: str = "market
             "contact_id": contact_id,
         }
     )
-    return sending.send_email(request, settings, Clock(), "secret")
+    return sending.send_email(request, settings, Clock(), "secret", KEY)
 
 
 @pytest.mark.parametrize("key", ["eventType", "notificationType"])
@@ -107,7 +112,7 @@ def test_a_permanent_bounce_suppresses_the_address_at_once_and_is_still_queued(
         f"permanent_bounce:{subtype}",
         NOW,
     )
-    assert suppression.is_suppressed(tables(settings), ADDRESS)
+    assert suppression.is_suppressed(tables(settings), KEY, ADDRESS)
     assert [event.type for event in queued(settings)] == ["email.bounced"]  # for scenarios, as before
     assert send(settings) == {"status": "skipped", "reason": "address suppressed"}
 
@@ -119,7 +124,7 @@ def test_a_repeated_bounce_changes_nothing_and_keeps_the_first_reason_and_time(s
     assert again.suppression == suppression.Decision("already suppressed", "permanent_bounce:NoEmail")
     stored = contact(settings)
     assert (stored.suppressed_reason, stored.suppressed_at) == ("permanent_bounce:General", NOW)
-    entry = tables(settings).suppressions.get(suppression.address_hash(ADDRESS))
+    entry = tables(settings).suppressions.get(suppression.address_hash(KEY, ADDRESS))
     assert (entry.reason, entry.suppressed_at) == ("permanent_bounce:General", NOW)
 
 
@@ -163,7 +168,7 @@ def test_transient_bounces_suppress_at_the_third_and_the_same_message_counts_onc
     third = feedback.handle(bounce("Transient", "MailboxFull", "msg-3"), settings, NOW)
     assert third.suppression == suppression.Decision("suppressed", "transient_bounces:3", 3)
     assert (contact(settings).suppressed, contact(settings).suppressed_reason) == (True, "transient_bounces:3")
-    assert suppression.is_suppressed(tables(settings), ADDRESS)
+    assert suppression.is_suppressed(tables(settings), KEY, ADDRESS)
 
 
 def test_a_delivery_between_soft_bounces_starts_the_count_again(settings: Settings) -> None:
@@ -193,7 +198,7 @@ def test_a_contact_whose_address_changed_since_the_send_keeps_its_new_address(se
     add_contact(settings, email="new.address@example.com")
     outcome = feedback.handle(bounce("Permanent"), settings, NOW)
     assert outcome.suppression == suppression.Decision("suppressed", "permanent_bounce:General")  # the old one
-    assert suppression.is_suppressed(tables(settings), ADDRESS)
+    assert suppression.is_suppressed(tables(settings), KEY, ADDRESS)
     assert not contact(settings).suppressed
     assert send(settings)["status"] == "sent"
 
@@ -205,7 +210,7 @@ def test_a_bounce_of_a_message_parcours_did_not_tag_still_suppresses_its_address
     assert outcome.status == "ignored"  # nothing to queue: no contact
     assert outcome.suppression is not None
     assert outcome.suppression.status == "suppressed"
-    assert suppression.is_suppressed(tables(settings), ADDRESS)
+    assert suppression.is_suppressed(tables(settings), KEY, ADDRESS)
 
 
 def test_the_entry_and_the_reason_hold_no_personal_data(settings: Settings) -> None:
@@ -214,15 +219,71 @@ def test_the_entry_and_the_reason_hold_no_personal_data(settings: Settings) -> N
     item = boto3.client("dynamodb", region_name="eu-west-3").scan(TableName=settings.suppressions_table)["Items"]
     assert len(item) == 1
     assert "camille" not in json.dumps(item).lower()
-    assert item[0]["address_hash"]["S"] == suppression.address_hash(ADDRESS)
-    assert len(item[0]["address_hash"]["S"]) == 64  # SHA-256, hex
+    assert item[0]["address_hash"]["S"] == suppression.address_hash(KEY, ADDRESS)
+    assert len(item[0]["address_hash"]["S"]) == 64  # HMAC-SHA-256, hex
     assert contact(settings).suppressed_reason == "permanent_bounce:other"
 
 
 @pytest.mark.parametrize("raw", [" Camille.Durand@Example.COM ", "camille.durand@example.com"])
 def test_the_hash_is_of_the_normalised_address(raw: str) -> None:
-    assert suppression.address_hash(raw) == suppression.address_hash(ADDRESS)
-    assert suppression.address_hash("not an address") is None
+    assert suppression.address_hash(KEY, raw) == suppression.address_hash(KEY, ADDRESS)
+    assert suppression.address_hash(KEY, "not an address") is None
+
+
+def test_the_hash_is_keyed_so_a_dictionary_of_addresses_does_not_reverse_it_without_the_key() -> None:
+    hashed = suppression.address_hash(KEY, ADDRESS)
+    assert hashed == hmac.new(SUPPRESSION_KEY.encode(), ADDRESS.encode(), hashlib.sha256).hexdigest()
+    assert hashed != hashlib.sha256(ADDRESS.encode()).hexdigest()  # the plain hash of before matches nothing now
+    other = suppression.HashKey(b"another-deployment-key-of-32-characters")
+    assert suppression.address_hash(other, ADDRESS) != hashed
+    assert SUPPRESSION_KEY not in repr(KEY)  # a key in a log line or a traceback's locals shows nothing
+
+
+def test_the_key_comes_from_the_settings_and_a_short_or_missing_one_is_refused_naming_where(
+    environ: dict[str, str],
+) -> None:
+    assert suppression.hash_key(Settings.from_environ(environ)) == KEY
+    padded = Settings.from_environ({**environ, "PARCOURS_SUPPRESSION_KEY": f" {SUPPRESSION_KEY}\n"})
+    assert suppression.hash_key(padded) == KEY  # the same key, however the value was pasted
+    short = Settings.from_environ({**environ, "PARCOURS_SUPPRESSION_KEY": "too-short"})
+    with pytest.raises(ConfigurationError, match=r"PARCOURS_SUPPRESSION_KEY .*too short: at least 32") as raised:
+        suppression.hash_key(short)
+    assert "too-short" not in str(raised.value)
+    with pytest.raises(ConfigurationError, match="no suppression key configured"):
+        suppression.hash_key(Settings.from_environ({**environ, "PARCOURS_SUPPRESSION_KEY": ""}))
+
+
+@pytest.fixture
+def keyless(settings: Settings) -> Settings:
+    """The same deployment with its suppression key's parameter not created (moto's SSM holds none)."""
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    return dataclasses.replace(settings, suppression_key=None, suppression_key_parameter="/parcours/test/suppression")
+
+
+@pytest.mark.parametrize("message", [bounce("Permanent"), bounce("Transient", "MailboxFull"), complaint()])
+def test_without_the_key_a_bounce_or_complaint_fails_before_anything_is_written_and_its_retry_suppresses(
+    settings: Settings, keyless: Settings, message: str
+) -> None:
+    add_contact(settings)
+    with pytest.raises(ConfigurationError, match=r"/parcours/test/suppression .*not found"):
+        feedback.handle(message, keyless, NOW)
+    stored = contact(settings)
+    assert not stored.suppressed
+    assert stored.transient_bounces is None  # not counted: the retry counts it once
+    assert stored.email_consent is not None
+    assert stored.email_consent.state == "granted"
+    assert boto3.client("dynamodb", region_name="eu-west-3").scan(TableName=settings.suppressions_table)["Items"] == []
+    assert queued(settings) == []  # nothing acknowledged: Lambda retries the invocation (then its DLQ keeps it)
+    retried = feedback.handle(message, settings, NOW)  # the key created: the same message, redelivered
+    assert retried.suppression is not None
+    assert retried.suppression.status in ("suppressed", "counted")  # a soft bounce counts (not a `repeat`)
+
+
+def test_a_delivery_needs_no_key(settings: Settings, keyless: Settings) -> None:
+    add_contact(settings)
+    assert feedback.handle(delivery("msg-9"), keyless, NOW).status == "queued"
 
 
 @pytest.fixture

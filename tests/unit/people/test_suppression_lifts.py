@@ -12,11 +12,13 @@ from shared.events import ConsentFacts
 from shared.people import consent, suppression
 from shared.settings import Settings
 from shared.storage import Consent, ContactModel, Tables, tables
+from tests.conftest import SUPPRESSION_KEY
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 LATER = NOW + timedelta(days=3)
 ADDRESS = "camille.durand@example.com"
 OPERATOR = "arn:aws:iam::123456789012:user/ops"
+KEY = suppression.HashKey(SUPPRESSION_KEY.encode())
 
 
 @pytest.fixture
@@ -34,7 +36,7 @@ def add_contact(t: Tables, contact_id: str = "c0ffee", email: str = ADDRESS) -> 
 
 def hard_bounce(t: Tables, contact_id: str | None = "c0ffee") -> None:
     bounce = {"bounceType": "Permanent", "bounceSubType": "NoEmail"}
-    assert suppression.on_bounce(t, contact_id, "msg-1", [ADDRESS], bounce, NOW).status == "suppressed"
+    assert suppression.on_bounce(t, KEY, contact_id, "msg-1", [ADDRESS], bounce, NOW).status == "suppressed"
 
 
 def stored(t: Tables, contact_id: str = "c0ffee") -> ContactModel:
@@ -44,7 +46,7 @@ def stored(t: Tables, contact_id: str = "c0ffee") -> ContactModel:
 def test_show_says_since_when_and_why_and_the_contacts_flag(t: Tables) -> None:
     add_contact(t)
     hard_bounce(t)
-    shown = suppression.status(t, " Camille.Durand@Example.com ")
+    shown = suppression.status(t, KEY, " Camille.Durand@Example.com ")
     assert shown["suppressed"] is True
     assert shown["entry"] == {
         "reason": "permanent_bounce:NoEmail",
@@ -58,25 +60,25 @@ def test_show_says_since_when_and_why_and_the_contacts_flag(t: Tables) -> None:
 
 def test_a_complaint_reads_as_one_and_its_consent_withdrawal_shows(t: Tables) -> None:
     add_contact(t)
-    suppression.on_complaint(t, "c0ffee", [ADDRESS], {"complaintFeedbackType": "abuse"}, NOW)
-    shown = suppression.status(t, ADDRESS)
+    suppression.on_complaint(t, KEY, "c0ffee", [ADDRESS], {"complaintFeedbackType": "abuse"}, NOW)
+    shown = suppression.status(t, KEY, ADDRESS)
     assert shown["entry"]["why"] == "a spam complaint (abuse)"
     assert (shown["contact"]["email_consent"], shown["contact"]["email_consent_source"]) == ("denied", "ses:complaint")
 
 
 def test_an_address_nobody_suppressed_shows_not_suppressed_and_cannot_be_lifted(t: Tables) -> None:
     add_contact(t)
-    assert suppression.status(t, ADDRESS)["suppressed"] is False
+    assert suppression.status(t, KEY, ADDRESS)["suppressed"] is False
     with pytest.raises(suppression.SuppressionRequestError) as refused:
-        suppression.lift(t, ADDRESS, "asked by the person", OPERATOR, LATER)
+        suppression.lift(t, KEY, ADDRESS, "asked by the person", OPERATOR, LATER)
     assert (refused.value.status, str(refused.value)) == (404, "this address is not suppressed")
 
 
 def test_a_lift_removes_the_entry_and_the_flag_and_is_recorded_without_the_address(t: Tables) -> None:
     add_contact(t)
     hard_bounce(t)
-    answer = suppression.lift(t, ADDRESS, "  mailbox fixed, asked by phone  ", OPERATOR, LATER)
-    assert not suppression.is_suppressed(t, ADDRESS)
+    answer = suppression.lift(t, KEY, ADDRESS, "  mailbox fixed, asked by phone  ", OPERATOR, LATER)
+    assert not suppression.is_suppressed(t, KEY, ADDRESS)
     assert stored(t).suppressed is False
     assert stored(t).suppressed_reason is None
     assert consent.refusal_for_marketing_email(stored(t)) is None  # consent was granted: mailed again
@@ -90,23 +92,23 @@ def test_a_lift_removes_the_entry_and_the_flag_and_is_recorded_without_the_addre
             "suppressed_at": NOW.isoformat(),
         }
     ]
-    record = t.suppression_lifts.get(suppression.LIFTS_PREFIX + str(suppression.address_hash(ADDRESS)))
+    record = t.suppression_lifts.get(suppression.LIFTS_PREFIX + str(suppression.address_hash(KEY, ADDRESS)))
     assert ADDRESS not in json.dumps(record.serialize())
 
 
 def test_lifts_accumulate_when_an_address_is_suppressed_again(t: Tables) -> None:
     add_contact(t)
     hard_bounce(t)
-    suppression.lift(t, ADDRESS, "first", OPERATOR, LATER)
+    suppression.lift(t, KEY, ADDRESS, "first", OPERATOR, LATER)
     hard_bounce(t)
-    suppression.lift(t, ADDRESS, "second", OPERATOR, LATER + timedelta(days=1))
-    assert [lifted["reason"] for lifted in suppression.status(t, ADDRESS)["lifts"]] == ["first", "second"]
+    suppression.lift(t, KEY, ADDRESS, "second", OPERATOR, LATER + timedelta(days=1))
+    assert [lifted["reason"] for lifted in suppression.status(t, KEY, ADDRESS)["lifts"]] == ["first", "second"]
 
 
 def test_lifting_a_complaint_leaves_the_consent_withdrawn(t: Tables) -> None:
     add_contact(t)
-    suppression.on_complaint(t, "c0ffee", [ADDRESS], {"complaintFeedbackType": "abuse"}, NOW)
-    suppression.lift(t, ADDRESS, "complained by mistake, said so by email", OPERATOR, LATER)
+    suppression.on_complaint(t, KEY, "c0ffee", [ADDRESS], {"complaintFeedbackType": "abuse"}, NOW)
+    suppression.lift(t, KEY, ADDRESS, "complained by mistake, said so by email", OPERATOR, LATER)
     assert stored(t).suppressed is False
     assert stored(t).email_consent.state == "denied"
     assert consent.refusal_for_marketing_email(stored(t)) == "no marketing consent"
@@ -121,9 +123,9 @@ def test_lifting_a_complaint_leaves_the_consent_withdrawn(t: Tables) -> None:
 
 def test_an_erased_contacts_entry_is_lifted_alone(t: Tables) -> None:
     hard_bounce(t, contact_id=None)  # no contact holds the address (erased, or never one)
-    assert suppression.status(t, ADDRESS)["contact"] is None
-    suppression.lift(t, ADDRESS, "re-subscribed through the shop", OPERATOR, LATER)
-    assert not suppression.is_suppressed(t, ADDRESS)
+    assert suppression.status(t, KEY, ADDRESS)["contact"] is None
+    suppression.lift(t, KEY, ADDRESS, "re-subscribed through the shop", OPERATOR, LATER)
+    assert not suppression.is_suppressed(t, KEY, ADDRESS)
 
 
 @pytest.mark.parametrize(
@@ -141,10 +143,10 @@ def test_a_lift_without_a_proper_reason_is_refused_and_changes_nothing(t: Tables
     add_contact(t)
     hard_bounce(t)
     with pytest.raises(suppression.SuppressionRequestError) as refused:
-        suppression.lift(t, ADDRESS, reason, OPERATOR, LATER)
+        suppression.lift(t, KEY, ADDRESS, reason, OPERATOR, LATER)
     assert refused.value.status == 400
     assert words in str(refused.value)
-    assert suppression.is_suppressed(t, ADDRESS)
+    assert suppression.is_suppressed(t, KEY, ADDRESS)
     assert stored(t).suppressed is True
 
 
