@@ -84,6 +84,10 @@ class Settings:
     # person's file is written to, and the alarm topic the operator is told on (ids only). Unset: the operator's job.
     data_requests_bucket: str | None = None
     alarm_topic_arn: str | None = None
+    # Revenue attribution (shared.reports.attribution): an order goes to the scenario email the person last clicked
+    # within this many days, and separately to the one last opened within this many hours.
+    attribution_click_days: int = 5
+    attribution_open_hours: int = 24
 
     def clock(self) -> Clock:
         return Clock(scale=self.time_scale, epoch=self.clock_epoch, start=self.clock_start)
@@ -125,6 +129,12 @@ class Settings:
             if receives < 1 or receives != int(receives):
                 raise ConfigurationError(f"{name} must be a whole number, 1 or more, got {receives:g}")
             return int(receives)
+
+        def window(name: str, default: str, most: int) -> int:
+            value = number(name, default)
+            if value < 0 or value != int(value) or value > most:
+                raise ConfigurationError(f"{name} must be a whole number from 0 to {most}, got {value:g}")
+            return int(value)
 
         receives = receive_count("PARCOURS_MAX_RECEIVE_COUNT", "5")
         handoff_receives = receive_count("PARCOURS_HANDOFF_MAX_RECEIVE_COUNT", "12")
@@ -180,6 +190,8 @@ class Settings:
             event_bus_name=env.get("PARCOURS_EVENT_BUS_NAME", "").strip() or "default",
             data_requests_bucket=env.get("PARCOURS_DATA_REQUESTS_BUCKET", "").strip() or None,
             alarm_topic_arn=env.get("PARCOURS_ALARM_TOPIC_ARN", "").strip() or None,
+            attribution_click_days=window("PARCOURS_ATTRIBUTION_CLICK_DAYS", "5", 90),
+            attribution_open_hours=window("PARCOURS_ATTRIBUTION_OPEN_HOURS", "24", 90 * 24),
         )
 
 

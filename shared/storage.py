@@ -274,9 +274,12 @@ class SendModel(Model):
         table_name = "unbound"
 
     send_id = UnicodeAttribute(hash_key=True)
-    status = UnicodeAttribute()  # claimed | sent
+    # claimed | sent; on an outcome's own record (send_id "<send id>#<outcome>", shared.outbox.record_outcome):
+    # deferred | capped | failed
+    status = UnicodeAttribute()
     scenario = UnicodeAttribute()
     step = UnicodeAttribute()
+    variant = UnicodeAttribute(null=True)  # the split variant the step is in (the reports count per variant)
     contact_id = UnicodeAttribute()
     channel = UnicodeAttribute()
     message_id = UnicodeAttribute(null=True)

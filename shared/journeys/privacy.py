@@ -3,7 +3,9 @@
 Both walk the same map of where a person is stored, grouped by store (table), found without a scan: the contact;
 its identities (email, phone, source ids); its events, enrolments and sends (queried by contact id, the sends
 through their `by_contact` index); its entries in the dates index and the list members (named on the contact); the
-discount codes it got (named on its sends); the suppression entry of its address.
+discount codes it got (named on its sends); the suppression entry of its address; the emails it last clicked and
+opened, kept for revenue attribution in the reports table (its `attribution#<contact id>` partition). The reports'
+counters name no one and stay.
 
 The erasure stops the person's running executions first (a Wait ends at once; a pending wait_for ends by its
 timeout locally, and its act step then finds no contact and an address suppressed), deletes every item, and keeps
@@ -31,6 +33,7 @@ from shared import clients
 from shared.events import Event, normalise_email, normalise_phone
 from shared.journeys import dispatch, enrolments
 from shared.people import suppression
+from shared.reports import attribution
 from shared.settings import Settings
 from shared.storage import (
     ContactModel,
@@ -192,6 +195,9 @@ def export(settings: Settings, who: Who, now: datetime) -> dict[str, Any]:
     people = []
     for held in found:
         stores = {store: [_plain(item) for item in items] for store, items in held.items.items() if items}
+        kept = attribution.of_contact(settings, held.contact_id)  # the emails they last clicked and opened
+        if kept:
+            stores["reports"] = kept
         if "suppressions" in stores:  # the hash names nobody; why the address is not mailed is what matters here
             stores["suppressions"] = [
                 {"suppressed": True, **{k: v for k, v in stores["suppressions"][0].items() if k != "address_hash"}}
@@ -239,6 +245,9 @@ def erase(settings: Settings, who: Who, now: datetime, origin: str) -> dict[str,
                 continue
             _delete(items)
             removed[store] = removed.get(store, 0) + len(items)
+        forgotten = attribution.forget(settings, contact_id)  # their last click and open (revenue attribution)
+        if forgotten:
+            removed["reports"] = removed.get("reports", 0) + forgotten
     for address in sorted(addresses):
         _tombstone(t, address, now)
     answer = {
