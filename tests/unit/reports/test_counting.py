@@ -72,17 +72,17 @@ def test_a_send_counts_sent_when_it_is_sent_and_an_sms_counts_apart(settings: Se
     records = []
     for channel, step in (("email", "e1-reminder"), ("sms", "s1-reminder")):
         key = outbox.send_id(EXECUTION, step)
-        claimed = streams.changed(
-            settings.sends_table,
-            {"send_id": {"S": key}},
-            lambda: outbox.claim(
+
+        def claim(key: str = key, step: str = step, channel: str = channel) -> bool:
+            return outbox.claim(
                 t, key, scenario="abandoned-cart", step=step, contact_id="c1", channel=channel, now=NOW, variant="b"
-            ),
-        )
-        sent = streams.changed(
-            settings.sends_table, {"send_id": {"S": key}}, lambda: outbox.mark_sent(t, key, f"m-{channel}", NOW)
-        )
-        records += [claimed, sent]
+            )
+
+        def send(key: str = key, channel: str = channel) -> None:
+            outbox.mark_sent(t, key, f"m-{channel}", NOW)
+
+        records.append(streams.changed(settings.sends_table, {"send_id": {"S": key}}, claim))
+        records.append(streams.changed(settings.sends_table, {"send_id": {"S": key}}, send))
     outcome = counting.count(records, settings, NOW)
     assert streams.counters(settings, "abandoned-cart") == {
         ("2026-11-24", "e1-reminder", "b"): {"sent": 1},
@@ -132,47 +132,41 @@ def test_the_act_functions_outcomes_count_once_per_send(settings: Settings) -> N
     key = outbox.send_id(EXECUTION, "e1-reminder")
     records = []
     for status, times in (("deferred", 3), ("failed", 1)):
-        for _ in range(times):  # deferred three times: one deferred send
-            records.append(
-                streams.changed(
-                    settings.sends_table,
-                    {"send_id": {"S": f"{key}#{status}"}},
-                    lambda status=status: outbox.record_outcome(
-                        t,
-                        key,
-                        status,
-                        scenario="abandoned-cart",
-                        step="e1-reminder",
-                        variant=None,
-                        contact_id="c1",
-                        channel="email",
-                        now=NOW,
-                    ),
-                )
+
+        def record(status: str = status) -> None:
+            outbox.record_outcome(
+                t,
+                key,
+                status,
+                scenario="abandoned-cart",
+                step="e1-reminder",
+                variant=None,
+                contact_id="c1",
+                channel="email",
+                now=NOW,
             )
+
+        for _ in range(times):  # deferred three times: one deferred send
+            records.append(streams.changed(settings.sends_table, {"send_id": {"S": f"{key}#{status}"}}, record))
     counting.count(records, settings, NOW)
     assert streams.totals(settings, "abandoned-cart") == {"deferred": 1, "failed": 1}
 
 
-def test_a_cancelled_transaction_drops_the_facts_counted_already_and_writes_the_rest(settings: Settings) -> None:
+def test_a_cancelled_transaction_drops_the_facts_counted_already_and_writes_the_rest(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = streams.event(settings, EMAIL_DELIVERED, NOW, ses("delivered", message="m1"))
     counting.count([first], settings, NOW)
     second = streams.event(settings, EMAIL_DELIVERED, NOW, ses("delivered", message="m2"))
     calls = []
     transact = writes.transact
 
-    def counted(*args: Any, **kwargs: Any) -> list[int]:
-        calls.append(len(args[2]))
-        return transact(*args, **kwargs)
+    def counted(table: str, region: str, batch: list[writes.Write], attempts: int = 3) -> list[int]:
+        calls.append(len(batch))
+        return transact(table, region, batch, attempts)
 
-    import shared.reports.counting as module
-
-    original = module.writes.transact
-    module.writes.transact = counted  # type: ignore[assignment]
-    try:
-        outcome = counting.count([first, second], settings, NOW)  # the first record again, in a new batch
-    finally:
-        module.writes.transact = original  # type: ignore[assignment]
+    monkeypatch.setattr(writes, "transact", counted)
+    outcome = counting.count([first, second], settings, NOW)  # the first record again, in a new batch
     assert calls == [3, 2]  # two markers and the counter item, cancelled; then the new marker and the counter
     assert outcome.repeated == 1
     assert streams.totals(settings, "abandoned-cart") == {"delivered": 2}
