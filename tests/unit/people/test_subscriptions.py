@@ -117,7 +117,8 @@ def test_an_unsubscribe_through_a_scenario_email_is_recorded_once_in_the_history
 ) -> None:
     origin = links.Origin("abandoned-cart", "e2-help", "b")
     link = subscriptions.holder(links.token("c1", "all", SECRET, origin), settings, SECRET)
-    assert link is not None and link.origin == origin
+    assert link is not None
+    assert link.origin == origin
     assert subscriptions.unsubscribe(link, "unsubscribe:one-click", settings, Clock()) is True
     assert subscriptions.unsubscribe(link, "unsubscribe:one-click", settings, Clock()) is False  # nothing changed
     [record] = list(tables(settings).events.query("c1"))
@@ -133,5 +134,6 @@ def test_an_unsubscribe_through_a_scenario_email_is_recorded_once_in_the_history
 
 def test_an_unsubscribe_through_an_older_link_writes_no_record(settings: Settings) -> None:
     link = subscriptions.holder(links.token("c1", "all", SECRET), settings, SECRET)
-    assert link is not None and subscriptions.unsubscribe(link, "unsubscribe:page", settings, Clock()) is True
+    assert link is not None
+    assert subscriptions.unsubscribe(link, "unsubscribe:page", settings, Clock()) is True
     assert list(tables(settings).events.query("c1")) == []
