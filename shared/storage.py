@@ -396,6 +396,26 @@ class ListMemberModel(Model):
     origin = UnicodeAttribute()  # scenario, admin or rule: who put the contact there
 
 
+REPORTS_ATTRIBUTION = "attribution#"  # the reports table's partition of a contact's attribution items
+
+
+class ReportItemModel(Model):
+    """An item of the reports table (shared.reports writes it): here only what a person's file and erasure read,
+    their attribution items under `attribution#<contact id>` (the scenario email they last clicked, `click`, and
+    opened, `open`), which expire with their window. The counters name no one."""
+
+    class Meta:
+        table_name = "unbound"
+
+    report = UnicodeAttribute(hash_key=True)
+    key = UnicodeAttribute(range_key=True)
+    scenario = UnicodeAttribute(null=True)
+    step = UnicodeAttribute(null=True)
+    variant = UnicodeAttribute(null=True)
+    at = UnicodeAttribute(null=True)  # when they clicked or opened it (ISO 8601, UTC)
+    expires_at = TTLAttribute(null=True)
+
+
 M = TypeVar("M", bound=Model)
 
 
@@ -417,6 +437,7 @@ class Tables:
     suppression_lifts: type[SuppressionLiftsModel]  # in the suppressions table
     discount_codes: type[DiscountCodeModel]
     list_members: type[ListMemberModel]
+    reports: type[ReportItemModel]
 
 
 @lru_cache(maxsize=4)
@@ -430,6 +451,7 @@ def _tables(
     suppressions: str,
     discount_codes: str,
     list_members: str,
+    reports: str,
     region: str,
 ) -> Tables:
     return Tables(
@@ -444,6 +466,7 @@ def _tables(
         suppression_lifts=_bind(SuppressionLiftsModel, suppressions, region),
         discount_codes=_bind(DiscountCodeModel, discount_codes, region),
         list_members=_bind(ListMemberModel, list_members, region),
+        reports=_bind(ReportItemModel, reports, region),
     )
 
 
@@ -458,6 +481,7 @@ def tables(settings: Settings) -> Tables:
         settings.suppressions_table,
         settings.discount_codes_table,
         settings.list_members_table,
+        settings.reports_table,
         settings.region,
     )
 

@@ -33,9 +33,9 @@ from shared import clients
 from shared.events import Event, normalise_email, normalise_phone
 from shared.journeys import dispatch, enrolments
 from shared.people import suppression
-from shared.reports import attribution
 from shared.settings import Settings
 from shared.storage import (
+    REPORTS_ATTRIBUTION,
     ContactModel,
     EnrolmentModel,
     SuppressionModel,
@@ -56,6 +56,7 @@ STORES = (
     "dates",
     "list_members",
     "discount_codes",
+    "reports",
     "suppressions",
 )
 
@@ -166,6 +167,8 @@ def holdings(t: Tables, contact_id: str) -> Holdings:
             if codes
             else []
         )
+        # the scenario emails they last clicked and opened, kept for revenue attribution (shared.reports)
+        held.items["reports"] = list(t.reports.query(REPORTS_ATTRIBUTION + contact_id))
         key = suppression.address_hash(contact.email) if contact is not None else None
         entry = get_or_none(t.suppressions, key) if key else None
         held.items["suppressions"] = [entry] if entry is not None else []
@@ -195,9 +198,6 @@ def export(settings: Settings, who: Who, now: datetime) -> dict[str, Any]:
     people = []
     for held in found:
         stores = {store: [_plain(item) for item in items] for store, items in held.items.items() if items}
-        kept = attribution.of_contact(settings, held.contact_id)  # the emails they last clicked and opened
-        if kept:
-            stores["reports"] = kept
         if "suppressions" in stores:  # the hash names nobody; why the address is not mailed is what matters here
             stores["suppressions"] = [
                 {"suppressed": True, **{k: v for k, v in stores["suppressions"][0].items() if k != "address_hash"}}
@@ -245,9 +245,6 @@ def erase(settings: Settings, who: Who, now: datetime, origin: str) -> dict[str,
                 continue
             _delete(items)
             removed[store] = removed.get(store, 0) + len(items)
-        forgotten = attribution.forget(settings, contact_id)  # their last click and open (revenue attribution)
-        if forgotten:
-            removed["reports"] = removed.get("reports", 0) + forgotten
     for address in sorted(addresses):
         _tombstone(t, address, now)
     answer = {

@@ -132,19 +132,6 @@ def remember(engagement: Engagement, settings: Settings) -> bool:
     )
 
 
-def of_contact(settings: Settings, contact_id: str) -> list[dict[str, Any]]:
-    """The contact's attribution items (their last click and open of a scenario email), as plain values."""
-    found = writes.items_of(settings.reports_table, settings.region, writes.attribution_id(contact_id))
-    return [{name: next(iter(value.values())) for name, value in item.items()} for item in found]
-
-
-def forget(settings: Settings, contact_id: str) -> int:
-    """Deletes the contact's attribution items (an erasure); how many there were."""
-    found = writes.items_of(settings.reports_table, settings.region, writes.attribution_id(contact_id))
-    writes.delete_items(settings.reports_table, settings.region, found)
-    return len(found)
-
-
 # ---- orders -------------------------------------------------------------------------------------------------------
 def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
     plain: dict[str, Any] = {}

@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import clients
+from shared.storage import REPORTS_ATTRIBUTION
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 MARKER = "counted#"
-ATTRIBUTION = "attribution#"
+ATTRIBUTION = REPORTS_ATTRIBUTION  # a person's: their file and erasure read it (shared.journeys.privacy)
 ORDER = "order#"
 TRANSACTION_LIMIT = 100  # TransactWriteItems' most actions
 # DynamoDB's answers when it throttles or fails for a while: the batch is retried later (ReportsBusy)

@@ -354,4 +354,4 @@ def test_the_report_function_reads_only_its_three_streams_and_writes_only_the_re
 @pytest.mark.parametrize("function", ["AdminFunction", "ProcessFunction", "SchedulePagesFunction"])
 def test_an_erasure_reads_and_deletes_attribution_items_and_nothing_else_of_the_reports(function: str) -> None:
     reports = _text({"Fn::GetAtt": ["ReportsTable", "Arn"]})
-    assert {a for a, r, _ in _allows(function) if r == reports} == {"dynamodb:Query", "dynamodb:DeleteItem"}
+    assert {a for a, r, _ in _allows(function) if r == reports} == {"dynamodb:Query", "dynamodb:BatchWriteItem"}

@@ -11,7 +11,7 @@ import pytest
 
 from shared.events import EMAIL_CLICKED, EMAIL_OPENED, ORDER_CANCELLED, ORDER_PLACED, ORDER_REFUNDED
 from shared.journeys import privacy
-from shared.reports import attribution, counting
+from shared.reports import counting
 from shared.settings import Settings
 from tests.unit.reports import streams
 
@@ -167,6 +167,6 @@ def test_the_erasure_deletes_what_the_person_last_clicked_and_opened(settings: S
     assert {item["key"] for item in kept} == {"click", "open"}
     answer = privacy.erase(settings, privacy.Who(contact_id="c1"), CLICKED, "test")
     assert answer["removed"]["reports"] == 2
-    assert attribution.of_contact(settings, "c1") == []
+    assert list(tables(settings).reports.query("attribution#c1")) == []
     place(settings, CLICKED + timedelta(hours=1))
     assert revenue(settings) == {}  # nothing left to attribute an order to
