@@ -2,7 +2,8 @@
 
 Figures are printed, never asserted (the machine's load decides the absolute numbers; the ratios travel better):
   1. events per second through ingest and process in `parcours local`, against bare HTTP requests to it;
-  2. DynamoDB requests per event while processing, against a bare put_item loop (the floor: 1.0);
+  2. DynamoDB requests per event while processing, against a bare put_item loop (the floor: 1.0); and, off the event
+     path, the report function's requests for a batch of facts;
   3. the ingest handler's import time (a cold start's share), against `import boto3` plus one client;
   4. the daily run's contacts per second, paged through the schedule queue one page per invocation, against the
      same run in one loop in one process (what the daily run was before it fanned out);
@@ -379,6 +380,48 @@ def _one(handler: Callable[..., Any], case: Case) -> Counter[str]:
     return calls
 
 
+def report_requests(facts: int) -> Counter[str]:
+    """The report function's DynamoDB calls for one batch of `facts` stream records (deliveries of one scenario's
+    step on one day, as a busy scenario's batch is), off the event path: what figure 2 leaves out."""
+    from moto import mock_aws
+
+    from infra import samtemplate
+
+    with _moto_environment(), mock_aws():
+        import boto3
+
+        _provision(samtemplate, "ReportFunction")
+        from shared.clock import Clock
+        from shared.reports import counting
+        from shared.settings import get_settings
+
+        get_settings.cache_clear()
+        settings = get_settings()
+        events = settings.events_table
+        records = []
+        for n in range(facts):
+            properties = json.dumps({"scenario": "welcome", "step": "e1-welcome", "message_id": f"m{n}"})
+            image = {
+                "contact_id": {"S": f"c{n}"},
+                "at_id": {"S": f"2026-11-24T11:00:00+00:00#ses#{n}"},
+                "type": {"S": "email.delivered"},
+                "source": {"S": "ses"},
+                "properties": {"S": properties},
+            }
+            records.append(
+                {
+                    "eventName": "INSERT",
+                    "eventSourceARN": f"arn:aws:dynamodb:{REGION}:123456789012:table/{events}/stream/x",
+                    "dynamodb": {"NewImage": image, "SequenceNumber": str(n)},
+                }
+            )
+        boto3.client("dynamodb", region_name=REGION)  # the client made before counting
+        with counting_dynamodb() as calls:
+            counting.count(records, settings, Clock().now())
+        get_settings.cache_clear()
+    return calls
+
+
 # ---- 3. import time ---------------------------------------------------------------------------------------
 def import_seconds(codes: dict[str, str], runs: int) -> dict[str, float]:
     """Best of `runs` fresh interpreters for each piece of code, taken in turns so that a busy moment of the
@@ -654,6 +697,13 @@ def figure_2(run: Run) -> None:
         print(f"   {total:>2} = {total / floor:.1f} x floor  {name}: {breakdown}")
     totals = [sum(calls.values()) for _, calls in results]
     print(f"   mean {statistics.mean(totals):.1f} per event; floor (bare put_item loop): {floor:.1f} per item")
+    facts = sizes.floor
+    counted = report_requests(facts)
+    writes = counted["TransactWriteItems"]
+    print(
+        f"   off the event path, the report function: {sum(counted.values())} requests for {facts} facts "
+        f"({writes} TransactWriteItems: a marker per fact and each counter item once, at most 100 writes each)"
+    )
 
 
 def figure_1(run: Run) -> None:

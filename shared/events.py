@@ -45,6 +45,10 @@ EMAIL_BOUNCED = "email.bounced"  # and bounce_type (Permanent | Transient | Unde
 EMAIL_COMPLAINED = "email.complained"  # and feedback_type (abuse, ...) when the mailbox provider says
 EMAIL_REJECTED = "email.rejected"  # SES refused the accepted message (a virus): and reason
 EMAIL_RENDERING_FAILED = "email.rendering_failed"  # SES could not render it: and template_name, error
+# The person unsubscribed through the link of an email a scenario sent: scenario, step, variant (from the link) and
+# how (page or one-click). Written by the unsubscribe route into the contact's history, counted by the reports; not in
+# the catalogue (no scenario starts on it: the person just asked for no more marketing).
+EMAIL_UNSUBSCRIBED = "email.unsubscribed"
 PAGE_VIEWED = "page.viewed"  # properties url, path, title, referrer
 FORM_SUBMITTED = "form.submitted"  # properties form (its name) and what the site passes
 TRACK = "track"  # a custom event: property event names it (`where: {event: "Ebook Downloaded"}`)

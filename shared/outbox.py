@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import datetime, timedelta
 
@@ -28,6 +29,7 @@ def claim(
     discount_code: str | None = None,
     discount_pool: str | None = None,
     subject: str | None = None,
+    variant: str | None = None,
 ) -> bool:
     """True if this call owns the send; False if an earlier attempt already claimed it."""
     record = tables.sends(
@@ -35,6 +37,7 @@ def claim(
         status="claimed",
         scenario=scenario,
         step=step,
+        variant=variant,
         contact_id=contact_id,
         channel=channel,
         claimed_at=now,
@@ -48,6 +51,42 @@ def claim(
     except AlreadyExists:
         return False
     return True
+
+
+OUTCOMES = ("deferred", "capped", "failed")
+
+
+def record_outcome(
+    tables: Tables,
+    key: str,
+    status: str,
+    *,
+    scenario: str,
+    step: str,
+    variant: str | None,
+    contact_id: str,
+    channel: str,
+    now: datetime,
+) -> None:
+    """A send held back by the sending habits (deferred, capped) or refused by SES or SNS (failed), recorded beside
+    the send's own record (`<send id>#<status>`) for the reports to count (from the table's stream), once however
+    often it happens: a send deferred three times is one deferred send. Only written when it happens: the normal
+    send path writes nothing more. The person's erasure finds it by contact, as their sends."""
+    if status not in OUTCOMES:
+        raise ValueError(f"not a send outcome: {status!r}")
+    record = tables.sends(
+        send_id=f"{key}#{status}",
+        status=status,
+        scenario=scenario,
+        step=step,
+        variant=variant,
+        contact_id=contact_id,
+        channel=channel,
+        claimed_at=now,
+        expires_at=now + KEEP,
+    )
+    with contextlib.suppress(AlreadyExists):  # recorded the first time
+        create_new(record, SendModel.send_id)
 
 
 def release(tables: Tables, key: str) -> None:

@@ -88,6 +88,10 @@ class Settings:
     # never rotated. Given only to the functions that hash an address; unset there, they fail closed.
     suppression_key: str | None = None
     suppression_key_parameter: str | None = None
+    # Revenue attribution (shared.reports.attribution): an order goes to the scenario email the person last clicked
+    # within this many days, and separately to the one last opened within this many hours.
+    attribution_click_days: int = 5
+    attribution_open_hours: int = 24
 
     def clock(self) -> Clock:
         return Clock(scale=self.time_scale, epoch=self.clock_epoch, start=self.clock_start)
@@ -129,6 +133,12 @@ class Settings:
             if receives < 1 or receives != int(receives):
                 raise ConfigurationError(f"{name} must be a whole number, 1 or more, got {receives:g}")
             return int(receives)
+
+        def window(name: str, default: str, most: int) -> int:
+            value = number(name, default)
+            if value < 0 or value != int(value) or value > most:
+                raise ConfigurationError(f"{name} must be a whole number from 0 to {most}, got {value:g}")
+            return int(value)
 
         receives = receive_count("PARCOURS_MAX_RECEIVE_COUNT", "5")
         handoff_receives = receive_count("PARCOURS_HANDOFF_MAX_RECEIVE_COUNT", "12")
@@ -186,6 +196,8 @@ class Settings:
             alarm_topic_arn=env.get("PARCOURS_ALARM_TOPIC_ARN", "").strip() or None,
             suppression_key=env.get("PARCOURS_SUPPRESSION_KEY") or None,
             suppression_key_parameter=env.get("PARCOURS_SUPPRESSION_KEY_PARAMETER") or None,
+            attribution_click_days=window("PARCOURS_ATTRIBUTION_CLICK_DAYS", "5", 90),
+            attribution_open_hours=window("PARCOURS_ATTRIBUTION_OPEN_HOURS", "24", 90 * 24),
         )
 
 

@@ -274,9 +274,12 @@ class SendModel(Model):
         table_name = "unbound"
 
     send_id = UnicodeAttribute(hash_key=True)
-    status = UnicodeAttribute()  # claimed | sent
+    # claimed | sent; on an outcome's own record (send_id "<send id>#<outcome>", shared.outbox.record_outcome):
+    # deferred | capped | failed
+    status = UnicodeAttribute()
     scenario = UnicodeAttribute()
     step = UnicodeAttribute()
+    variant = UnicodeAttribute(null=True)  # the split variant the step is in (the reports count per variant)
     contact_id = UnicodeAttribute()
     channel = UnicodeAttribute()
     message_id = UnicodeAttribute(null=True)
@@ -393,6 +396,26 @@ class ListMemberModel(Model):
     origin = UnicodeAttribute()  # scenario, admin or rule: who put the contact there
 
 
+REPORTS_ATTRIBUTION = "attribution#"  # the reports table's partition of a contact's attribution items
+
+
+class ReportItemModel(Model):
+    """An item of the reports table (shared.reports writes it): here only what a person's file and erasure read,
+    their attribution items under `attribution#<contact id>` (the scenario email they last clicked, `click`, and
+    opened, `open`), which expire with their window. The counters name no one."""
+
+    class Meta:
+        table_name = "unbound"
+
+    report = UnicodeAttribute(hash_key=True)
+    key = UnicodeAttribute(range_key=True)
+    scenario = UnicodeAttribute(null=True)
+    step = UnicodeAttribute(null=True)
+    variant = UnicodeAttribute(null=True)
+    at = UnicodeAttribute(null=True)  # when they clicked or opened it (ISO 8601, UTC)
+    expires_at = TTLAttribute(null=True)
+
+
 M = TypeVar("M", bound=Model)
 
 
@@ -414,6 +437,7 @@ class Tables:
     suppression_lifts: type[SuppressionLiftsModel]  # in the suppressions table
     discount_codes: type[DiscountCodeModel]
     list_members: type[ListMemberModel]
+    reports: type[ReportItemModel]
 
 
 @lru_cache(maxsize=4)
@@ -427,6 +451,7 @@ def _tables(
     suppressions: str,
     discount_codes: str,
     list_members: str,
+    reports: str,
     region: str,
 ) -> Tables:
     return Tables(
@@ -441,6 +466,7 @@ def _tables(
         suppression_lifts=_bind(SuppressionLiftsModel, suppressions, region),
         discount_codes=_bind(DiscountCodeModel, discount_codes, region),
         list_members=_bind(ListMemberModel, list_members, region),
+        reports=_bind(ReportItemModel, reports, region),
     )
 
 
@@ -455,6 +481,7 @@ def tables(settings: Settings) -> Tables:
         settings.suppressions_table,
         settings.discount_codes_table,
         settings.list_members_table,
+        settings.reports_table,
         settings.region,
     )
 

@@ -15,6 +15,7 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
@@ -96,6 +97,17 @@ class Emulation(State):
             }
             runtime._invoke(backend, function_name, json.dumps({"Records": [record]}), {})
 
+        def send_dynamodb_items(backend: Any, function_arn: str, items: list[Any], source: str) -> bytes:
+            # A table's stream mapped to a function (the report function): moto calls this on every write, with
+            # every record not handed over yet, and keeps them for the next write unless the answer is truthy;
+            # Lambda would run the handler with them (its FilterCriteria are left to the handler, which filters).
+            records = [runtime._stream_record(item, source) for item in items]
+            headers: dict[str, Any] = {}
+            answer = runtime._invoke(backend, function_arn, json.dumps({"Records": records}), headers)
+            if headers.get("x-amz-function-error") or (json.loads(answer or b"{}") or {}).get("batchItemFailures"):
+                return b""  # failed: the records are handed over again with the next write, as a retry
+            return answer or b"{}"
+
         original_send_email = SESV2Response.send_email
 
         def send_email(response: Any) -> str:
@@ -148,6 +160,7 @@ class Emulation(State):
         setattr(SNSBackend, "publish", publish)  # noqa: B010
         setattr(LambdaSimpleBackend, "invoke", invoke)  # noqa: B010
         setattr(LambdaSimpleBackend, "send_sns_message", send_sns_message)  # noqa: B010
+        setattr(LambdaSimpleBackend, "send_dynamodb_items", send_dynamodb_items)  # noqa: B010
         setattr(SESV2Response, "send_email", send_email)  # noqa: B010
         setattr(StateMachine, "create_from_cloudformation_json", classmethod(create_state_machine))  # noqa: B010
 
@@ -180,6 +193,24 @@ class Emulation(State):
                 }
             ).encode()
         return json.dumps(result).encode()
+
+    @staticmethod
+    def _stream_record(item: Any, source: str) -> dict[str, Any]:
+        """A DynamoDB stream record as Lambda hands it over (moto's own shape, its time as epoch seconds)."""
+        record = item.to_json()
+        dynamodb = dict(record["dynamodb"])
+        created: Any = dynamodb.get("ApproximateCreationDateTime")
+        if isinstance(created, datetime):
+            dynamodb["ApproximateCreationDateTime"] = int(created.timestamp())
+        return {
+            "eventID": record["eventID"],
+            "eventName": record["eventName"],
+            "eventVersion": record["eventVersion"],
+            "eventSource": record["eventSource"],
+            "awsRegion": REGION,
+            "dynamodb": dynamodb,
+            "eventSourceARN": source,
+        }
 
     # ---- SES events -------------------------------------------------------------------------------------------
     def ses_event(self, body: bytes) -> tuple[int, dict[str, Any]]:

@@ -240,7 +240,15 @@ class LocalRuntime(ApiServer, Emulation, Faults, Pollers, Timelines, Outbox):
         from shared.sources.ingestion import group_and_dedup_ids
 
         validation.templates(compiled)  # fills the template caches the act function renders from
-        for client in (clients.sqs, clients.sesv2, clients.stepfunctions, clients.sns, clients.events, clients.s3):
+        for client in (
+            clients.sqs,
+            clients.sesv2,
+            clients.stepfunctions,
+            clients.sns,
+            clients.events,
+            clients.s3,
+            clients.dynamodb,
+        ):
             client(REGION)
         dispatch.catalogue()
         t = storage.tables(get_settings())

@@ -3,7 +3,9 @@
 Both walk the same map of where a person is stored, grouped by store (table), found without a scan: the contact;
 its identities (email, phone, source ids); its events, enrolments and sends (queried by contact id, the sends
 through their `by_contact` index); its entries in the dates index and the list members (named on the contact); the
-discount codes it got (named on its sends); the suppression entry of its address.
+discount codes it got (named on its sends); the suppression entry of its address; the emails it last clicked and
+opened, kept for revenue attribution in the reports table (its `attribution#<contact id>` partition). The reports'
+counters name no one and stay.
 
 The erasure stops the person's running executions first (a Wait ends at once; a pending wait_for ends by its
 timeout locally, and its act step then finds no contact and an address suppressed), deletes every item, and keeps
@@ -36,6 +38,7 @@ from shared.journeys import dispatch, enrolments
 from shared.people import suppression
 from shared.settings import Settings
 from shared.storage import (
+    REPORTS_ATTRIBUTION,
     ContactModel,
     EnrolmentModel,
     SuppressionModel,
@@ -56,6 +59,7 @@ STORES = (
     "dates",
     "list_members",
     "discount_codes",
+    "reports",
     "suppressions",
 )
 
@@ -166,6 +170,8 @@ def holdings(t: Tables, key: suppression.HashKey, contact_id: str) -> Holdings:
             if codes
             else []
         )
+        # the scenario emails they last clicked and opened, kept for revenue attribution (shared.reports)
+        held.items["reports"] = list(t.reports.query(REPORTS_ATTRIBUTION + contact_id))
         hashed = suppression.address_hash(key, contact.email) if contact is not None else None
         entry = get_or_none(t.suppressions, hashed) if hashed else None
         held.items["suppressions"] = [entry] if entry is not None else []

@@ -123,6 +123,27 @@ def count_send(
     raise mailer.SendDeferred("the contact's send log kept changing")  # the Task retries and decides again
 
 
+def recorded(
+    t: Tables, request: SendRequest, channel: str, contact_id: str, answer: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """A send held back (deferred, capped) or refused (failed) is recorded for the reports (shared.outbox), once
+    per send; answers `answer`."""
+    status = answer.get("status")
+    if status in outbox.OUTCOMES:
+        outbox.record_outcome(
+            t,
+            outbox.send_id(request.execution, request.step),
+            str(status),
+            scenario=request.scenario,
+            step=request.step,
+            variant=request.variant,
+            contact_id=contact_id,
+            channel=channel,
+            now=now,
+        )
+    return answer
+
+
 def give_back(t: Tables, key: str, contact_id: str, counted: bool) -> None:
     """SES or SNS said no and nothing went out: the claim is released (a retry or a redrive may send) and the send
     no longer counts against the contact's caps."""
@@ -149,9 +170,11 @@ def send_email(
     now = clock.now()
     rules, held = held_back(request, "email", contact, settings, now)
     if held is not None:
-        return held
+        return recorded(t, request, "email", contact.contact_id, held, now)
     discount = discounts.for_send(request, t, now)  # a pool's code: the contact's own, claimed once
-    unsubscribe_token = links.token(contact.contact_id, "all", link_secret)
+    # The link names the email it is in (scenario, step, variant) under its MAC: the reports count an unsubscribe there
+    origin = links.Origin(request.scenario, request.step, request.variant)
+    unsubscribe_token = links.token(contact.contact_id, subscriptions.UNSUBSCRIBE_SCOPE, link_secret, origin)
     unsubscribe_url = f"{settings.public_base_url}/unsubscribe?t={quote(unsubscribe_token)}"
     base, contact_id = settings.public_base_url, contact.contact_id
     locale = contact.locale or settings.default_locale
@@ -198,16 +221,19 @@ def send_email(
         discount_code=discount.code if discount else None,
         discount_pool=discount.pool if discount else None,
         subject=rendered.subject,
+        variant=request.variant,
     ):
         return {"status": "duplicate", "reason": "this step was already sent for this execution"}
     held = count_send(t, request, "email", contact, settings, now) if rules is not None else None
     if held is not None:
         outbox.release(t, key)
-        return held
+        return recorded(t, request, "email", contact.contact_id, held, now)
     try:
         message_id = mailer.send(message, envelope, settings.region, settings.configuration_set)
-    except (mailer.SendDeferred, mailer.SendRefused):
+    except (mailer.SendDeferred, mailer.SendRefused) as error:
         give_back(t, key, contact.contact_id, counted=rules is not None)
+        if isinstance(error, mailer.SendRefused):  # for good: the execution fails at this step
+            recorded(t, request, "email", contact.contact_id, {"status": "failed"}, now)
         raise
     outbox.mark_sent(t, key, message_id, clock.now())
     return {"status": "sent", "message_id": message_id, **discounts.answer(discount)}

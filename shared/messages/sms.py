@@ -16,7 +16,7 @@ from shared.events import E164
 from shared.journeys import bearer, enrolments
 from shared.messages import segments
 from shared.messages.mailer import SendDeferred, SendRefused
-from shared.messages.sending import InvalidRequest, SendRequest, count_send, give_back, held_back
+from shared.messages.sending import InvalidRequest, SendRequest, count_send, give_back, held_back, recorded
 from shared.messages.templates import render_sms
 from shared.people import consent
 from shared.settings import Settings
@@ -128,7 +128,7 @@ def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str
     now = clock.now()
     rules, held = held_back(request, "sms", contact, settings, now)
     if held is not None:
-        return held
+        return recorded(t, request, "sms", contact.contact_id, held, now)
     sns = clients.sns(settings.region)
     if opted_out(sns, contact.phone):
         mirror_opt_out(t, contact, now)
@@ -157,17 +157,20 @@ def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str
         contact_id=contact.contact_id,
         channel="sms",
         now=now,
+        variant=request.variant,
     )
     if not claimed:
         return {"status": "duplicate", "reason": "this step was already sent for this execution"}
     held = count_send(t, request, "sms", contact, settings, now) if rules is not None else None
     if held is not None:
         outbox.release(t, key)
-        return held
+        return recorded(t, request, "sms", contact.contact_id, held, now)
     try:
         message_id = publish(sns, contact.phone, text, SMS_TYPES[request.category], settings.sms_sender_id)
-    except (SendDeferred, SendRefused):
+    except (SendDeferred, SendRefused) as error:
         give_back(t, key, contact.contact_id, counted=rules is not None)
+        if isinstance(error, SendRefused):  # for good: the execution fails at this step
+            recorded(t, request, "sms", contact.contact_id, {"status": "failed"}, now)
         raise
     cost = segments.size(text)
     outbox.mark_sent(t, key, message_id, clock.now(), segments=cost.segments, encoding=cost.encoding)

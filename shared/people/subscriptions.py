@@ -3,16 +3,27 @@ one-click POST, harmless twice), choose topics and frequency, resubscribe, confi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.clock import Clock
-from shared.events import ConsentFacts
+from shared.events import EMAIL_UNSUBSCRIBED, ConsentFacts
 from shared.people import consent, links, topics
 from shared.settings import Settings
-from shared.storage import ContactModel, ItemTooLarge, Preferences, get_or_none, save_changes, tables, update_if
+from shared.storage import (
+    AlreadyExists,
+    ContactModel,
+    ItemTooLarge,
+    Preferences,
+    create_new,
+    get_or_none,
+    save_changes,
+    tables,
+    update_if,
+)
 
 logger = logging.getLogger(__name__)
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
@@ -27,28 +38,52 @@ class LinkHolder:
     contact_id: str
     scope: str
     locale: str
+    origin: links.Origin | None = None  # the email the link is in (unsubscribe links sent since the reports)
 
 
 def holder(token: str, settings: Settings, link_secret: str, scope: str | None = None) -> LinkHolder | None:
     """Whose genuine link this is, or None for a forged, edited or truncated token (or one of another scope)."""
-    verified = links.verify(token, link_secret)
-    if verified is None or (scope is not None and verified[1] != scope):
+    verified = links.read(token, link_secret)
+    if verified is None or (scope is not None and verified.scope != scope):
         return None
-    contact_id, scope = verified
-    contact = get_or_none(tables(settings).contacts, contact_id)
+    contact = get_or_none(tables(settings).contacts, verified.contact_id)
     locale = (contact.locale if contact is not None else None) or settings.default_locale
-    return LinkHolder(contact_id, scope, locale)
+    return LinkHolder(verified.contact_id, verified.scope, locale, verified.origin)
 
 
 def unsubscribe(link: LinkHolder, source: str, settings: Settings, clock: Clock) -> bool:
-    """Withdraws marketing consent, with its proof; True if it changed anything (a repeat changes nothing)."""
+    """Withdraws marketing consent, with its proof; True if it changed anything (a repeat changes nothing). Through
+    the link of a scenario's email, a change is also written to the contact's history as `email.unsubscribed` with
+    that email's scenario, step and variant, which the reports count (one more write, only when it changed)."""
     t = tables(settings)
     contact = get_or_none(t.contacts, link.contact_id, consistent=True)
     if contact is None:
         return False  # erased already: nothing left to mail
     now = clock.now()
     statement = ConsentFacts(state="denied", level=None, at=now.isoformat(), source=source)
-    return _record(contact, statement, now, withdrawal=True)
+    changed = _record(contact, statement, now, withdrawal=True)
+    if changed and link.origin is not None:
+        _unsubscribed(link.contact_id, link.origin, source, settings, now)
+    return changed
+
+
+def _unsubscribed(contact_id: str, origin: links.Origin, source: str, settings: Settings, now: datetime) -> None:
+    """The unsubscribe's record in the contact's history (kept as long as the other events), naming the email."""
+    record = tables(settings).events(
+        contact_id=contact_id,
+        at_id=f"{now.isoformat()}#unsubscribe#{origin.scenario}#{origin.step}",
+        type=EMAIL_UNSUBSCRIBED,
+        source="unsubscribe",
+        properties={
+            "topic": source,
+            "scenario": origin.scenario,
+            "step": origin.step,
+            "variant": origin.variant,
+        },
+        expires_at=now + timedelta(days=settings.event_retention_days),
+    )
+    with contextlib.suppress(AlreadyExists):  # the same instant's unsubscribe, recorded already
+        create_new(record, type(record).contact_id)
 
 
 def _record(contact: ContactModel, statement: ConsentFacts, now: datetime, *, withdrawal: bool) -> bool:

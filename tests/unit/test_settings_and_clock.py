@@ -32,11 +32,27 @@ def test_a_missing_variable_is_named(environ: dict[str, str], missing: str) -> N
         ("PARCOURS_MAX_RECEIVE_COUNT", "0"),
         ("PARCOURS_MAX_RECEIVE_COUNT", "2.5"),
         ("PARCOURS_MAX_RECEIVE_COUNT", "five"),
+        ("PARCOURS_ATTRIBUTION_CLICK_DAYS", "-1"),
+        ("PARCOURS_ATTRIBUTION_CLICK_DAYS", "91"),
+        ("PARCOURS_ATTRIBUTION_OPEN_HOURS", "1.5"),
+        ("PARCOURS_ATTRIBUTION_OPEN_HOURS", "a day"),
     ],
 )
 def test_a_malformed_variable_is_named(environ: dict[str, str], name: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         Settings.from_environ({**environ, name: value})
+
+
+def test_the_attribution_windows_default_to_five_days_for_clicks_and_24_hours_for_opens(
+    environ: dict[str, str],
+) -> None:
+    settings = Settings.from_environ(environ)
+    assert (settings.attribution_click_days, settings.attribution_open_hours) == (5, 24)
+    given = {**environ, "PARCOURS_ATTRIBUTION_CLICK_DAYS": "7", "PARCOURS_ATTRIBUTION_OPEN_HOURS": "0"}
+    assert (
+        Settings.from_environ(given).attribution_click_days,
+        Settings.from_environ(given).attribution_open_hours,
+    ) == (7, 0)
 
 
 class Wall:

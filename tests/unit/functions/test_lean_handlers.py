@@ -29,7 +29,7 @@ TOOLING = (
 
 
 @pytest.mark.parametrize(
-    "handler", ["ingest", "process", "act", "subscription", "feedback", "schedule", "handoff", "admin"]
+    "handler", ["ingest", "process", "act", "subscription", "feedback", "schedule", "handoff", "admin", "report"]
 )
 def test_a_handler_module_imports_no_build_or_test_tooling(handler: str) -> None:
     code = f"import json, sys; import functions.{handler}.app; print(json.dumps(sorted(sys.modules)))"

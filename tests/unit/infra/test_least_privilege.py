@@ -57,6 +57,7 @@ TABLES = {
         "DatesTable": "write",
         "DiscountCodesTable": "write",
         "SuppressionsTable": "write",  # the erasure's entry, an UpdateItem (never a delete: tested below)
+        "ReportsTable": "write",  # the person's attribution items deleted
     },
     # lists; a person's file and erasure: every table that holds them, the suppression entry written, never deleted
     "AdminFunction": {
@@ -69,10 +70,15 @@ TABLES = {
         "DatesTable": "write",
         "DiscountCodesTable": "write",
         "SuppressionsTable": "write",  # an erasure's entry, a lift (never a put, never a scan: tested below)
+        "ReportsTable": "write",  # the person's attribution items deleted
     },
     "ActFunction": {"SuppressionsTable": "read", "ContactsTable": "write"},
     "IngestFunction": {},
+    "ReportFunction": {"ReportsTable": "write"},
 }
+# The report function counts off the event path: it reads the three streams and writes only the reports table.
+REPORT_ACTIONS = {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+STREAM_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 SECRETS = {
     "IngestFunction": {
         "ShopifySecretParameterName",
@@ -248,8 +254,15 @@ def test_a_function_that_only_reads_a_table_may_only_read_it(function: str, tabl
 
 
 def test_the_public_routes_update_only_a_contacts_consent_and_preferences() -> None:
+    """... and put the unsubscribe's record in the contact's history (the reports count it), never anything else."""
     allows = _allows("SubscriptionFunction")
-    dynamodb = [(action, resource, condition) for action, resource, condition in allows if "dynamodb" in action]
+    events = _text({"Fn::GetAtt": ["EventsTable", "Arn"]})
+    assert {action for action, resource, _ in allows if resource == events} == {"dynamodb:PutItem"}
+    dynamodb = [
+        (action, resource, condition)
+        for action, resource, condition in allows
+        if "dynamodb" in action and resource != events
+    ]
     assert {action for action, _, _ in dynamodb} == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
     assert {resource for _, resource, _ in dynamodb} == {_text({"Fn::GetAtt": ["ContactsTable", "Arn"]})}
     (update,) = [condition for action, _, condition in dynamodb if action == "dynamodb:UpdateItem"]
@@ -345,3 +358,23 @@ def test_the_suppression_keys_parameter_is_named_only_to_the_functions_that_hash
     assert named == {function for function, secrets in SECRETS.items() if "SuppressionKeyParameterName" in secrets}
     parameter = template["Parameters"]["SuppressionKeyParameterName"]
     assert (parameter["Default"], parameter["AllowedPattern"]) == ("/parcours/suppression-key", "^/.+")
+
+
+def test_the_report_function_reads_only_its_three_streams_and_writes_only_the_reports_table() -> None:
+    allows = _allows("ReportFunction")
+    streams = {
+        _text({"Fn::GetAtt": [table, "StreamArn"]}) for table in ("EnrolmentsTable", "SendsTable", "EventsTable")
+    }
+    reports = _text({"Fn::GetAtt": ["ReportsTable", "Arn"]})
+    dlq = _text({"Fn::GetAtt": ["ReportDeadLetterQueue", "Arn"]})
+    assert {(a, r) for a, r, _ in allows} == {(a, r) for a in STREAM_ACTIONS for r in streams} | {
+        (a, reports) for a in REPORT_ACTIONS
+    } | {("sqs:SendMessage", dlq)}
+    managed = _translated()["Resources"]["ReportFunctionRole"]["Properties"]["ManagedPolicyArns"]
+    assert not any("DynamoDB" in json.dumps(arn) for arn in managed)  # no stream of the account on "*"
+
+
+@pytest.mark.parametrize("function", ["AdminFunction", "ProcessFunction", "SchedulePagesFunction"])
+def test_an_erasure_reads_and_deletes_attribution_items_and_nothing_else_of_the_reports(function: str) -> None:
+    reports = _text({"Fn::GetAtt": ["ReportsTable", "Arn"]})
+    assert {a for a, r, _ in _allows(function) if r == reports} == {"dynamodb:Query", "dynamodb:BatchWriteItem"}

@@ -117,6 +117,11 @@ def test_every_dead_letter_queue_has_an_alarm_on_its_depth() -> None:
         for function in FUNCTIONS.values()
         if "DeadLetterQueue" in function["Properties"]
     }
+    targets |= {  # the stream mappings' on-failure destinations
+        mapping["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+        for mapping in _of("AWS::Lambda::EventSourceMapping").values()
+        if "DestinationConfig" in mapping["Properties"]
+    }
     depth = _alarms_on("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert targets == {
         "EventsDeadLetterQueue",
@@ -124,6 +129,7 @@ def test_every_dead_letter_queue_has_an_alarm_on_its_depth() -> None:
         "ScheduleDeadLetterQueue",
         "FeedbackDeadLetterQueue",
         "ScheduleRunDeadLetterQueue",
+        "ReportDeadLetterQueue",
     }
     assert set(depth) == targets
     for props in depth.values():
@@ -245,3 +251,48 @@ def test_every_skipped_checkov_check_is_named_with_its_reason() -> None:
             assert len(skip.get("comment", "")) > 40, f"{name} {skip['id']}: say why"
             skipped += 1
     assert skipped > 0
+
+
+def test_the_stream_mappings_retry_a_bounded_number_of_times_split_failing_batches_and_keep_what_still_fails() -> None:
+    """The report function's streams (README, Reports): a record that keeps failing would otherwise block its shard
+    for the stream's 24 hours; each mapping retries it 10 times at most, bisecting the batch, reports partial failures,
+    then names it on the dead-letter queue. Only the records that count invoke the function."""
+    mappings = _of("AWS::Lambda::EventSourceMapping")
+    assert {m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0] for m in mappings.values()} == {
+        "EnrolmentsTable",
+        "SendsTable",
+        "EventsTable",
+    }
+    for mapping in mappings.values():
+        props = mapping["Properties"]
+        assert props["FunctionName"] == {"Ref": "ReportFunction"}
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert props["BisectBatchOnFunctionError"] is True
+        assert 0 < props["MaximumRetryAttempts"] <= 10
+        assert props["MaximumBatchingWindowInSeconds"] > 0
+        assert props["DestinationConfig"]["OnFailure"]["Destination"] == {
+            "Fn::GetAtt": ["ReportDeadLetterQueue", "Arn"]
+        }
+        for pattern in props["FilterCriteria"]["Filters"]:
+            json.loads(pattern["Pattern"])
+    for table, view in (
+        ("EventsTable", "NEW_IMAGE"),
+        ("SendsTable", "NEW_AND_OLD_IMAGES"),
+        ("EnrolmentsTable", "NEW_AND_OLD_IMAGES"),
+    ):
+        assert TABLES[table]["Properties"]["StreamSpecification"] == {"StreamViewType": view}
+
+
+def test_the_dashboard_shows_sends_opens_clicks_and_conversions_per_scenario() -> None:
+    from shared.reports import counting
+
+    body, _ = RESOURCES["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    searched = {
+        metric[0]["expression"]
+        for widget in json.loads(body)["widgets"]
+        for metric in widget["properties"]["metrics"]
+        if isinstance(metric[0], dict)
+    }
+    for name in ("ScenarioSent", "ScenarioOpened", "ScenarioClicked", "ScenarioConverted"):
+        assert name in counting.METRICS.values()  # what the report function emits, dimension `scenario`
+        assert f"SEARCH('{{parcours,scenario,service}} MetricName=\"{name}\"', 'Sum', 3600)" in searched

@@ -301,3 +301,47 @@ def test_without_the_suppression_key_the_act_function_sends_nothing_and_fails_th
     assert list(tables(settings).sends.scan()) == []  # nor claimed: the step runs whole once the key is there
     assert actions.perform(payload, dataclasses.replace(settings, link_secret="s"))["status"] == "sent"
     assert len(sent()) == 1
+
+
+def outcomes(settings: Settings, execution: str, step: str) -> dict[str, Any]:
+    """The outcomes recorded beside a send for the reports (shared.outbox.record_outcome), by status."""
+    key = outbox.send_id(execution, step)
+    found = {}
+    for status in outbox.OUTCOMES:
+        item = get_or_none(tables(settings).sends, f"{key}#{status}")
+        if item is not None:
+            found[status] = (item.scenario, item.step, item.variant, item.channel)
+    return found
+
+
+def test_a_deferred_or_capped_send_is_recorded_once_for_the_reports_and_a_sent_one_writes_no_outcome(
+    settings: Settings,
+) -> None:
+    add_contact(settings)
+    sending.send_email(paced("e1-welcome"), settings, Clock(), "secret", KEY)
+    assert outcomes(settings, "arn:...:x", "e1-welcome") == {}  # the normal path writes nothing more
+    deferred = dataclasses.replace(paced("e2-value", execution="arn:...:other"), variant="b")
+    for _ in range(3):  # the state machine waits and asks again: one deferred send
+        assert sending.send_email(deferred, settings, Clock(), "secret", KEY)["status"] == "deferred"
+    assert outcomes(settings, "arn:...:other", "e2-value") == {"deferred": ("welcome", "e2-value", "b", "email")}
+    sending.send_email(paced("e3", execution="arn:...:third", when_capped="skip"), settings, Clock(), "secret", KEY)
+    assert outcomes(settings, "arn:...:third", "e3") == {"capped": ("welcome", "e3", None, "email")}
+
+
+def test_an_email_ses_refuses_is_recorded_failed_for_the_reports(settings: Settings) -> None:
+    add_contact(settings)
+    boto3.client("ses", region_name="eu-west-3").delete_identity(Identity="boutique.example")
+    with pytest.raises(mailer.SendRefused):
+        sending.send_email(request(), settings, Clock(), "secret", KEY)
+    assert outcomes(settings, request().execution, "e1-welcome") == {"failed": ("welcome", "e1-welcome", None, "email")}
+
+
+def test_the_unsubscribe_link_names_the_email_it_is_in_under_its_mac(settings: Settings) -> None:
+    add_contact(settings)
+    sending.send_email(dataclasses.replace(request(), variant="b"), settings, Clock(), "secret", KEY)
+    message = email.message_from_string(sent()[-1].raw_data, policy=email.policy.default)
+    token = message["List-Unsubscribe"].split("t=", 1)[1].split(">", 1)[0]
+    from urllib.parse import unquote
+
+    link = links.read(unquote(token), "secret")
+    assert link == links.Link("c1", "all", links.Origin("welcome", "e1-welcome", "b"))

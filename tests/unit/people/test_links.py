@@ -75,3 +75,21 @@ def test_a_tampered_token_is_refused(setting: str) -> None:
 def test_a_setting_that_lists_no_key_is_a_configuration_mistake() -> None:
     with pytest.raises(ConfigurationError, match="no key"):
         links.token("c0ffee", "all", " , ")
+
+
+def test_an_unsubscribe_token_names_its_email_under_the_mac_and_the_older_tokens_stay_valid() -> None:
+    origin = links.Origin("abandoned-cart", "e1-reminder", "b")
+    token = links.token("c0ffee", "all", ROTATION, origin)
+    assert links.read(token, ROTATION) == links.Link("c0ffee", "all", origin)
+    assert links.verify(token, ROTATION) == ("c0ffee", "all")
+    assert links.read(token, OLD) is None  # signed with NEW
+    # Moved to another email (or to none): refused
+    kid, contact, scope, _, mac = token.split(".")
+    other = links.Origin("welcome", "e1-welcome").encoded()
+    assert links.read(f"{kid}.{contact}.{scope}.{other}.{mac}", ROTATION) is None
+    assert links.read(f"{kid}.{contact}.{scope}.{mac}", ROTATION) is None
+    assert links.read(f"{kid}.{contact}.{scope}.not-base64!.{mac}", ROTATION) is None
+    # The tokens of emails sent before it: as they were
+    assert links.read(links.token("c0ffee", "all", ROTATION), ROTATION) == links.Link("c0ffee", "all")
+    assert links.read(legacy_token("c0ffee", "all", OLD), ROTATION) == links.Link("c0ffee", "all")
+    assert links.Origin.decoded(links.Origin("s", "e", None).encoded()) == links.Origin("s", "e", None)

@@ -110,3 +110,30 @@ def test_an_unsubscribe_never_recreates_a_contact_erased_meanwhile(settings: Set
     statement = ConsentFacts(state="denied", level=None, at=NOW.isoformat(), source="unsubscribe:page")
     assert subscriptions._record(contact, statement, NOW, withdrawal=True) is False
     assert contacts.count() == 0
+
+
+def test_an_unsubscribe_through_a_scenario_email_is_recorded_once_in_the_history_naming_that_email(
+    settings: Settings,
+) -> None:
+    origin = links.Origin("abandoned-cart", "e2-help", "b")
+    link = subscriptions.holder(links.token("c1", "all", SECRET, origin), settings, SECRET)
+    assert link is not None
+    assert link.origin == origin
+    assert subscriptions.unsubscribe(link, "unsubscribe:one-click", settings, Clock()) is True
+    assert subscriptions.unsubscribe(link, "unsubscribe:one-click", settings, Clock()) is False  # nothing changed
+    [record] = list(tables(settings).events.query("c1"))
+    assert record.type == "email.unsubscribed"
+    assert record.properties == {
+        "topic": "unsubscribe:one-click",
+        "scenario": "abandoned-cart",
+        "step": "e2-help",
+        "variant": "b",
+    }
+    assert record.expires_at is not None
+
+
+def test_an_unsubscribe_through_an_older_link_writes_no_record(settings: Settings) -> None:
+    link = subscriptions.holder(links.token("c1", "all", SECRET), settings, SECRET)
+    assert link is not None
+    assert subscriptions.unsubscribe(link, "unsubscribe:page", settings, Clock()) is True
+    assert list(tables(settings).events.query("c1")) == []
