@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sesv2 import SESV2Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -26,6 +27,12 @@ def sqs(region: str) -> SQSClient:
 def s3(region: str) -> Any:
     """S3 (the answers to Shopify's data requests); no type stubs are pinned for it."""
     return _client("s3", region)
+
+
+def dynamodb(region: str) -> DynamoDBClient:
+    """The low-level client, where an item is read and written as DynamoDB's JSON (the reports' counters and the
+    stream records they are counted from: shared.reports)."""
+    return _client("dynamodb", region)  # type: ignore[no-any-return]
 
 
 def sesv2(region: str) -> SESV2Client:
