@@ -9,6 +9,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Benchmark:
     scenario: str  # the shipped scenario's id it judges
+    step: str | None  # the step whose rate it judges (None: the scenario's)
     figure: str  # the rate it judges, as named in a report's `rates`
     low: float
     high: float | None  # None: "above low"
@@ -19,6 +20,7 @@ class Benchmark:
 BENCHMARKS = (
     Benchmark(
         "welcome",
+        "e1-welcome",  # "un email de bienvenue": the welcome email itself, not the series' later ones
         "open",
         0.50,
         0.60,
@@ -27,6 +29,7 @@ BENCHMARKS = (
     ),
     Benchmark(
         "abandoned-cart",
+        None,  # the carts recovered: the scenario's goal (an order) reached, over the carts that entered
         "conversion",
         0.10,
         0.15,
@@ -35,7 +38,7 @@ BENCHMARKS = (
     ),
 )
 DELIVERED_BENCHMARK = Benchmark(
-    "*", "delivery", 0.95, None, "deliverability: aim at 95 % delivered or more", "seed article"
+    "*", None, "delivery", 0.95, None, "deliverability: aim at 95 % delivered or more", "seed article"
 )
 
 

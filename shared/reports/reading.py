@@ -229,19 +229,27 @@ def _step_entry(step: StepLayout, totals: Totals, in_scenario: bool) -> dict[str
     }
 
 
-def _benchmarks(scenario: str, scenario_rates: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "figure": b.figure,
-            "low": b.low,
-            "high": b.high,
-            "text": b.text,
-            "source": b.source,
-            "value": scenario_rates.get(b.figure),
-            "status": benchmarks.judged(b, scenario_rates.get(b.figure)),
-        }
-        for b in benchmarks.of(scenario)
-    ]
+def _benchmarks(scenario: str, scenario_rates: Mapping[str, Any], steps: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The seeds' benchmarks of this scenario, each with the figure it judges (the scenario's or a step's rate)."""
+    found = []
+    for b in benchmarks.of(scenario):
+        judged_rates = scenario_rates
+        if b.step is not None:
+            judged_rates = next((step["rates"] for step in steps if step["id"] == b.step), {})
+        value = judged_rates.get(b.figure)
+        found.append(
+            {
+                "step": b.step,
+                "figure": b.figure,
+                "low": b.low,
+                "high": b.high,
+                "text": b.text,
+                "source": b.source,
+                "value": value,
+                "status": benchmarks.judged(b, value),
+            }
+        )
+    return found
 
 
 def scenario_report(
@@ -287,7 +295,7 @@ def scenario_report(
         "id": layout.id,
         "name": layout.name,
         **figured,
-        "benchmarks": _benchmarks(layout.id, figured["rates"]),
+        "benchmarks": _benchmarks(layout.id, figured["rates"], steps),
         "steps": steps,
         "splits": splits,
         "daily": [
@@ -369,8 +377,8 @@ def assemble(asked: Period, scenarios: list[dict[str, Any]]) -> dict[str, Any]:
         "scenarios": scenarios,
         "deliverability": delivery,
         "benchmarks": [
-            {"scenario": b.scenario, "figure": b.figure, "low": b.low, "high": b.high, "text": b.text}
-            | {"source": b.source}
+            {"scenario": b.scenario, "step": b.step, "figure": b.figure, "low": b.low, "high": b.high}
+            | {"text": b.text, "source": b.source}
             for b in (*benchmarks.BENCHMARKS, delivered_benchmark)
         ],
         "deliverability_benchmark": {
