@@ -45,9 +45,7 @@ def sample() -> dict[str, Any]:
             "2026-03-02", "e1-welcome", None, {"sent": 2000, "delivered": 1880, "opened": 1100, "bounced": 120}
         ),
         CounterItem("2026-03-02", "short", "a", {"sent": 1000, "delivered": 990, "opened": 500, "clicked": 20}),
-        CounterItem(
-            "2026-03-02", "long", "b", {"sent": 1000, "delivered": 960, "opened": 480, "clicked": 60}
-        ),
+        CounterItem("2026-03-02", "long", "b", {"sent": 1000, "delivered": 960, "opened": 480, "clicked": 60}),
     ]
     scenarios = [
         reading.scenario_report(CART, cart, DAYS),
