@@ -261,3 +261,28 @@ def test_a_leap_year_fits_in_one_report(admin: Any) -> None:
     status, answer = get(admin, {"from": "2028-01-01", "to": "2028-12-31"})  # 366 days
     assert status == 200
     assert len(answer["scenarios"][0]["daily"]) == 366
+
+
+def test_a_compiled_scenario_with_a_split_is_reported_with_its_variants(aws: dict[str, str]) -> None:
+    """The layout the compiler writes in the catalogue (tests/fixtures/scenarios/branching.yaml has a split)."""
+    from shared.journeys import compiler
+    from shared.journeys.loader import load
+    from tests.conftest import ROOT
+
+    scenario = load(ROOT / "tests/fixtures/scenarios/branching.yaml", ROOT / "templates")
+    compiled = layout.from_entry(scenario.id, compiler.catalogue_entry(scenario))
+    assert [(s.id, s.split, s.variant) for s in compiled.steps] == [
+        ("tips", None, None),
+        ("reminder", None, None),
+        ("variant-a", "subject-test", "a"),
+        ("variant-b", "subject-test", "b"),
+    ]
+    put("branching", "2026-03-02", "variant-a", "a", sent=300, delivered=300, clicked=9)
+    put("branching", "2026-03-02", "variant-b", "b", sent=700, delivered=700, clicked=36)
+    (split,) = report([compiled], "2026-03-01", "2026-03-31")["scenarios"][0]["splits"]
+    assert [(v["name"], v["percent"], v["clicked"]) for v in split["variants"]] == [("a", 30, 9), ("b", 70, 36)]
+    assert split["winner"] is None  # 3 % against 5.1 %: p ≈ 0.13, not yet
+    assert split["verdict"].startswith("no significant difference yet on click rate")
+    put("branching", "2026-03-03", "variant-b", "b", sent=0, clicked=20)  # 56 of 700: 8 %
+    (split,) = report([compiled], "2026-03-01", "2026-03-31")["scenarios"][0]["splits"]
+    assert (split["winner"], split["significant"]) == ("b", True)
