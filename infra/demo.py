@@ -55,9 +55,22 @@ def run(time_scale: float, timeout: float) -> int:
             f"\n{len(outbox)} messages sent in {time.monotonic() - started:.0f} s real time; "
             + ("as expected." if ok else f"expected {EXPECTED}: something is wrong.")
         )
+        _print_report(runtime)
         return 0 if ok else 1
     finally:
         runtime.stop()
+
+
+def _print_report(runtime: LocalRuntime) -> None:
+    """The report's summary of the last 30 days (`parcours report` shows it all; the page: /_local/report.html)."""
+    from infra import reporting
+
+    try:
+        report = reporting.local_report("", runtime.clock.now().date())
+    except Exception as error:  # the demo's messages are what it shows; a report that fails says why, and no more
+        print(f"\nreport: not available ({type(error).__name__}: {error})")
+        return
+    print("\n" + reporting.summary(report))
 
 
 def _print(outbox: list[dict[str, str]], time_scale: float) -> None:

@@ -1,5 +1,5 @@
 """Admin routes (IAM-authorised: API Gateway checks the caller's SigV4 signature): static lists' members; a
-person's file and their erasure; contact import; suppressed addresses (show, lift)."""
+person's file and their erasure; contact import; suppressed addresses (show, lift); the scenarios' report."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared import clock
 from shared.journeys import privacy
 from shared.people import lists, suppression
+from shared.reports.reading import ReportRequestError
 from shared.settings import ConfigurationError, get_settings
 from shared.sources import imports, ingestion, validation
 
@@ -151,6 +152,30 @@ def import_contacts() -> Response[dict[str, Any]]:
     metrics.add_metric(name="ImportRowRefused", unit=MetricUnit.Count, value=len(problems))
     refused = [{"line": p.line, "column": p.column, "error": p.error} for p in problems]
     return _answer(200, {"accepted": len(events), "refused": refused})
+
+
+@app.exception_handler(ReportRequestError)  # type: ignore[untyped-decorator]
+def report_refused(error: ReportRequestError) -> Response[dict[str, Any]]:
+    logger.warning("report request refused", extra={"field": error.field})
+    return _answer(error.status, {"error": str(error), "field": error.field})
+
+
+@app.get("/v1/reports/scenarios")
+def scenarios_report() -> Response[dict[str, Any]]:
+    """What each deployed scenario did over a period: one Query per scenario (shared.reports.reading)."""
+    from shared.journeys import dispatch
+    from shared.reports import layout, queries, reading
+
+    settings = get_settings()
+    deployed = layout.layouts(dispatch.CATALOGUE)
+    asked = reading.period(app.current_event.query_string_parameters or {}, [s.id for s in deployed])
+    try:
+        answer = reading.report(settings.region, settings.reports_table, deployed, asked)
+    except queries.ReportsUnavailable:
+        logger.exception("reports unavailable")
+        return _answer(503, {"error": "the reports cannot be read now, retry later"})
+    logger.info("report read", extra={"days": len(answer["scenarios"][0]["daily"]) if answer["scenarios"] else 0})
+    return _answer(200, answer)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -78,6 +78,12 @@ class ApiServer(State):
         if method == "GET" and url.path == "/_local/outbox.html":
             self._reply(request, 200, {"content-type": "text/html; charset=utf-8"}, outbox_page(self.outbox()))
             return
+        if method == "GET" and url.path == "/_local/report.html":  # the report's page (infra/reporting.py)
+            from infra import reporting
+
+            status, page = reporting.local_page(url.query, self.clock.now().date())
+            self._reply(request, status, {"content-type": "text/html; charset=utf-8"}, page)
+            return
         match = self._route(method, url.path)
         if match is None:
             self._reply(request, 404, {"content-type": "application/json"}, b'{"message":"Not Found"}')

@@ -500,7 +500,41 @@ def catalogue_entry(scenario: Scenario) -> dict[str, Any]:
         },
         "goal": _goal(scenario),
         "category": scenario.category,
+        "report": report_layout(scenario),
     }
+
+
+def report_layout(scenario: Scenario) -> dict[str, Any]:
+    """What the reports show of this scenario (shared.reports.layout): its sending steps in the file's order, each
+    with the split and variant it is in, and its splits with their variants, so that a report lists every step, even
+    one that sent nothing yet, and groups a split's variants."""
+    steps: list[dict[str, Any]] = []
+    splits: list[dict[str, Any]] = []
+
+    def walk(items: tuple[Step, ...], split: str | None, variant: str | None) -> None:
+        for step in items:
+            if isinstance(step, SendEmail | SendSms):
+                channel = "email" if isinstance(step, SendEmail) else "sms"
+                steps.append({"id": step.id, "channel": channel, "split": split, "variant": variant})
+            elif isinstance(step, If):
+                walk(step.then, split, variant)
+                walk(step.otherwise, split, variant)
+            elif isinstance(step, Choose):
+                for case in step.cases:
+                    walk(case.steps, split, variant)
+                walk(step.otherwise, split, variant)
+            elif isinstance(step, WaitForEvent):
+                walk(step.on_event, split, variant)
+                walk(step.on_timeout, split, variant)
+            elif isinstance(step, Split):
+                splits.append(
+                    {"id": step.id, "variants": [{"name": v.name, "percent": v.percent} for v in step.variants]}
+                )
+                for v in step.variants:
+                    walk(v.steps, step.id, v.name)
+
+    walk(scenario.steps, None, None)
+    return {"name": scenario.name, "steps": steps, "splits": splits}
 
 
 def _goal(scenario: Scenario) -> dict[str, Any] | None:
