@@ -2,8 +2,9 @@
 Docker-less Lambda returns a canned answer), delivering SNS messages to subscribed functions (moto's SNS calls its
 Docker Lambda), creating the stack's state machines in the backend that executes them, keeping the tags of each sent
 email (moto's SESv2 drops them) for the SES events `POST /_local/ses-event` publishes, keeping the attributes of
-published SMS (moto drops them; the outbox shows the sender id), and draining FIFO queues as Lambda's poller does
-(pollers.py). What moto's CloudFormation skips is done at deployment (runtime.py), simulated time in timelines.py.
+published SMS (moto drops them; the outbox shows the sender id), draining FIFO queues as Lambda's poller does
+(pollers.py), and DynamoDB's atomic requests (serialise_dynamodb). What moto's CloudFormation skips is done at
+deployment (runtime.py), simulated time in timelines.py.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -51,6 +53,94 @@ class InvocationContext:
         )
 
 
+# moto's DynamoDB backend calls that read or write items: one at a time, as DynamoDB makes each request atomic.
+DYNAMODB_CALLS = (
+    "get_item",
+    "put_item",
+    "update_item",
+    "delete_item",
+    "query",
+    "scan",
+    "transact_write_items",
+    "execute_statement",
+    "execute_transaction",
+    "batch_execute_statement",
+)
+
+
+def serialise_dynamodb() -> None:
+    """DynamoDB applies a conditional write or a transaction atomically; moto does not, under the runtime's threads
+    (two functions at once, as Lambda runs them): its condition is checked, then the item written, and a failed
+    transaction puts back a copy of each table it touched, taken before it began, so that another request's write
+    made meanwhile is lost (a shop's consent vanished when the site's identify, at the same moment, lost its race
+    to create the same contact). Each call runs alone under one lock.
+
+    A write to a table with a stream hands its records to the mapped function (the report function) within the
+    call, as moto does; that function writes to DynamoDB itself, from another thread: so the records are handed
+    over once the call has let go of the lock, before it answers, one batch of a stream at a time and in order (a
+    writer finding its stream's batch under way leaves its records to that one; a failed batch is put back for the
+    next write, as moto keeps it)."""
+    from moto.awslambda.utils import get_backend
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import StreamRecord, StreamShard
+
+    lock = threading.RLock()
+    local = threading.local()  # per thread: how deep in locked calls, and the streams written meanwhile
+    delivering: dict[str, threading.Lock] = {}  # per table with a stream
+
+    def deliver(shard: Any) -> None:
+        with lock:
+            busy = delivering.setdefault(shard.table.name, threading.Lock())
+        if not busy.acquire(blocking=False):
+            return  # the batch under way takes these records next
+        try:
+            while True:
+                with lock:
+                    records, shard.items = shard.items, []
+                if not records:
+                    return
+                result: Any = None
+                for arn, mapping in list(shard.table.lambda_event_source_mappings.items()):
+                    result = get_backend(shard.account_id, arn.split(":")[3]).send_dynamodb_items(
+                        arn, records, mapping.event_source_arn
+                    )
+                if not result:
+                    with lock:
+                        shard.items = records + shard.items
+                    return
+        finally:
+            busy.release()
+
+    def alone(method: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if getattr(local, "depth", 0) == 0:
+                local.depth, local.shards = 0, {}
+            local.depth += 1
+            try:
+                with lock:
+                    return method(*args, **kwargs)
+            finally:
+                local.depth -= 1
+                if local.depth == 0:
+                    for shard in list(local.shards.values()):
+                        deliver(shard)
+
+        return call
+
+    def add(shard: Any, old: Any, new: Any) -> None:
+        # moto's StreamShard.add, the handing over left to deliver()
+        view = shard.table.stream_specification["StreamViewType"]
+        name = "INSERT" if old is None else "REMOVE" if new is None else "MODIFY"
+        sequence = len(shard.items) + shard.starting_sequence_number
+        shard.items.append(StreamRecord(shard.table, view, name, old, new, sequence))
+        if shard.table.lambda_event_source_mappings and getattr(local, "depth", 0):
+            local.shards[shard.table.name] = shard
+
+    for name in DYNAMODB_CALLS:
+        setattr(DynamoDBBackend, name, alone(getattr(DynamoDBBackend, name)))
+    setattr(StreamShard, "add", add)  # noqa: B010 (monkeypatching moto, on purpose)
+
+
 class Emulation(State):
     def _patch_moto(self) -> None:
         """What moto lacks, patched into it; time is patched after (timelines.py)."""
@@ -62,6 +152,7 @@ class Emulation(State):
         from moto.stepfunctions.responses import get_backend as sfn_backend
 
         runtime = self
+        serialise_dynamodb()
 
         def invoke(
             backend: Any,

@@ -166,3 +166,50 @@ def test_the_operations_resources_moto_supports_are_created_and_the_tables_are_u
         assert groups[ids[logical_id]].get("retentionInDays") == 30
     table = local.client("dynamodb").describe_table(TableName=ids["ContactsTable"])["Table"]
     assert table.get("DeletionProtectionEnabled", False) is False
+
+
+def test_a_write_made_while_another_transaction_fails_is_kept_as_dynamodb_keeps_it(local: RunningLocal) -> None:
+    """moto puts back, when a transaction fails, a copy of the table taken before it began: a write another function
+    made meanwhile vanished (a contact's consent, in test_trust). The runtime makes each request atomic."""
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    dynamodb = local.client("dynamodb")
+    table = local.physical_ids()["IdentitiesTable"]
+    run = uuid.uuid4().hex
+
+    def failing_transaction(n: int) -> None:
+        item = {"identity": {"S": f"test#{run}#absent#{n}"}, "contact_id": {"S": "nobody"}}
+        put = {
+            "TableName": table,
+            "Item": item,
+            "ConditionExpression": "attribute_exists(#key)",
+            "ExpressionAttributeNames": {"#key": "identity"},
+        }
+        try:
+            dynamodb.transact_write_items(TransactItems=[{"Put": put}])
+        except dynamodb.exceptions.TransactionCanceledException:
+            pass
+
+    def put(n: int) -> None:
+        dynamodb.put_item(TableName=table, Item={"identity": {"S": f"test#{run}#{n}"}, "contact_id": {"S": "c"}})
+
+    # Given a table of some size (the copy moto takes takes longer), and transactions on it that fail
+    for batch in range(40):
+        puts = [
+            {"PutRequest": {"Item": {"identity": {"S": f"test#{run}#old#{batch}#{n}"}, "contact_id": {"S": "c"}}}}
+            for n in range(25)
+        ]
+        dynamodb.batch_write_item(RequestItems={table: puts})
+
+    # When other writes to it are made at the same time
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda n: (failing_transaction if n % 2 else put)(n), range(400)))
+
+    # Then every one of those writes is there
+    kept = [
+        n
+        for n in range(0, 400, 2)
+        if "Item" in dynamodb.get_item(TableName=table, Key={"identity": {"S": f"test#{run}#{n}"}})
+    ]
+    assert kept == list(range(0, 400, 2))
