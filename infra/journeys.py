@@ -68,10 +68,14 @@ class JourneyFileError(ValueError):
 
 @dataclass(frozen=True)
 class Expected:
-    step: str
+    step: str | tuple[str, ...]  # or one of these: the variants of a split (which one depends on the contact)
     at: int | None  # simulated seconds after the first event
     on_day: int | None = None  # or: on the local day J+N ...
     local_time: str | None = None  # ... at this local time of day
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        return (self.step,) if isinstance(self.step, str) else self.step
 
     def offset(self, start: datetime, day_zero: datetime, tz_name: str | None) -> int | None:
         """Seconds after `start` this send is expected at; J+0 is the local day of `day_zero`."""
@@ -163,7 +167,7 @@ def load(path: Path, scenarios: dict[str, Any]) -> list[Case]:
             isinstance(attributes, dict) and all(isinstance(k, str) for k in attributes)
         ):
             raise JourneyFileError(f"{here}: contact attributes map names to values, e.g. {{birthday: J+2}}")
-        for step in [e.step for e in sent] + list(expect.get("not_sent") or []):
+        for step in [step for e in sent for step in e.steps] + list(expect.get("not_sent") or []):
             if step not in steps:
                 raise JourneyFileError(f"{here}: {scenario} has no send step {step!r}; it has {', '.join(steps)}")
         ends = expect.get("ends")
@@ -198,13 +202,20 @@ def load(path: Path, scenarios: dict[str, Any]) -> list[Case]:
 def _expected(item: Any, here: str) -> Expected:
     if not isinstance(item, dict) or "step" not in item or set(item) - {"step", "at", "day", "time"}:
         raise JourneyFileError(f"{here}: each expected send is {{step, at}} or {{step, day: J+N, time: HH:MM}}")
+    step = item["step"]
+    if isinstance(step, list):  # one of a split's variants
+        if len(step) < 2 or not all(isinstance(one, str) for one in step):
+            raise JourneyFileError(f"{here}: step is a step id, or a list of two or more (one of a split's variants)")
+        step = tuple(step)
+    elif not isinstance(step, str):
+        raise JourneyFileError(f"{here}: step is a step id, or a list of two or more (one of a split's variants)")
     if "day" not in item:
-        return Expected(item["step"], _duration(item["at"], here) if "at" in item else None)
+        return Expected(step, _duration(item["at"], here) if "at" in item else None)
     day = RELATIVE_DAY.match(str(item["day"]))
     local_time = item.get("time")
     if day is None or not isinstance(local_time, str) or not re.match(r"^\d{2}:\d{2}$", local_time):
         raise JourneyFileError(f'{here}: write `day: J+2, time: "10:00"` (a local day and time of day)')
-    return Expected(item["step"], None, int(day.group(1)), local_time)
+    return Expected(step, None, int(day.group(1)), local_time)
 
 
 def resolve_attributes(attributes: dict[str, Any], start: datetime) -> dict[str, Any]:
@@ -381,12 +392,16 @@ class _Play:
         sent = {m["step"]: datetime.fromisoformat(m["sent_at"]) for m in messages}
         for expected in case.sent:
             expected_at = expected.offset(first, self.start, case.timezone())
-            if expected.step not in sent:
-                problems.append(f"expected {expected.step} to be sent; sent: {', '.join(sent) or 'nothing'}")
+            found = [step for step in expected.steps if step in sent]
+            named = " or ".join(expected.steps)
+            if not found:
+                problems.append(f"expected {named} to be sent; sent: {', '.join(sent) or 'nothing'}")
+            elif len(found) > 1:
+                problems.append(f"expected one of {named} to be sent (a split's variants), sent: {', '.join(found)}")
             elif expected_at is not None:
-                offset = (sent[expected.step] - first).total_seconds()
+                offset = (sent[found[0]] - first).total_seconds()
                 if offset != expected_at:
-                    problems.append(f"{expected.step} sent at {_human(offset)}, expected at {_human(expected_at)}")
+                    problems.append(f"{found[0]} sent at {_human(offset)}, expected at {_human(expected_at)}")
         for step in case.not_sent:
             if step in sent:
                 problems.append(f"{step} was sent, expected not to be")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from infra import build
 from infra.localprocess import RunningLocal
@@ -171,9 +174,6 @@ def test_the_operations_resources_moto_supports_are_created_and_the_tables_are_u
 def test_a_write_made_while_another_transaction_fails_is_kept_as_dynamodb_keeps_it(local: RunningLocal) -> None:
     """moto puts back, when a transaction fails, a copy of the table taken before it began: a write another function
     made meanwhile vanished (a contact's consent, in test_trust). The runtime makes each request atomic."""
-    import uuid
-    from concurrent.futures import ThreadPoolExecutor
-
     dynamodb = local.client("dynamodb")
     table = local.physical_ids()["IdentitiesTable"]
     run = uuid.uuid4().hex
@@ -186,10 +186,8 @@ def test_a_write_made_while_another_transaction_fails_is_kept_as_dynamodb_keeps_
             "ConditionExpression": "attribute_exists(#key)",
             "ExpressionAttributeNames": {"#key": "identity"},
         }
-        try:
+        with contextlib.suppress(dynamodb.exceptions.TransactionCanceledException):
             dynamodb.transact_write_items(TransactItems=[{"Put": put}])
-        except dynamodb.exceptions.TransactionCanceledException:
-            pass
 
     def put(n: int) -> None:
         dynamodb.put_item(TableName=table, Item={"identity": {"S": f"test#{run}#{n}"}, "contact_id": {"S": "c"}})

@@ -56,6 +56,9 @@ def test_a_journey_file_loads_with_times_in_seconds(tmp_path: Path) -> None:
         (("{step: e1-welcome, at: 0h}", "{step: e1-welcome, day: J+2}"), "write `day: J+2"),
         (("      ends: completed\n", "      ends: completed\n      consent: maybe\n"), "consent is one of"),
         (("consent: granted}", "consent: granted, attributes: [birthday]}"), "contact attributes map names"),
+        (("step: e1-welcome", "step: [e1-welcome]"), "a list of two or more (one of a split's variants)"),
+        (("step: e1-welcome", "step: {a: e1-welcome}"), "a list of two or more (one of a split's variants)"),
+        (("step: e1-welcome", "step: [e1-welcome, e9-nothing]"), "has no send step 'e9-nothing'"),
     ],
 )
 def test_each_mistake_names_the_file_and_the_case(tmp_path: Path, change: tuple[str, str], words: str) -> None:
@@ -63,6 +66,11 @@ def test_each_mistake_names_the_file_and_the_case(tmp_path: Path, change: tuple[
         load(tmp_path, GOOD.replace(*change))
     assert words in str(error.value)
     assert str(error.value).startswith("welcome.test.yaml")
+
+
+def test_a_send_may_be_expected_from_one_of_a_splits_variants(tmp_path: Path) -> None:
+    [case] = load(tmp_path, GOOD.replace("step: e1-welcome", "step: [e1-welcome, e2-value]"))
+    assert case.sent[0].steps == ("e1-welcome", "e2-value")
 
 
 def test_every_shipped_journey_file_loads() -> None:
