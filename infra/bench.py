@@ -187,17 +187,14 @@ MOTO_VARIABLES = {
 @contextmanager
 def _emulation_at_aws_cost() -> Iterator[None]:
     """Two costs of moto that AWS does not have, and that make a 10,000-row import quadratic (hours), removed for
-    the bench only; what each call does is moto's own.
-    - TransactWriteItems backs up every table it touches, whole (`copy.deepcopy`), before applying: here the backup
-      is of the items the transaction names, restored the same way when it is cancelled.
+    the bench; what each call does is moto's own.
+    - TransactWriteItems backs up every table it touches, whole, before applying: here the backup is of the items
+      the transaction names (infra.local.emulation.back_up_items, as the local runtime does).
     - Every SendMessage computes the queue's attributes, counting its messages three times over (the approximate
       numbers of messages, delayed and in flight, which nothing here reads): here those counts are 0."""
-    import copy
-
-    from moto.dynamodb import models
-    from moto.dynamodb.models.dynamo_type import DynamoType
-    from moto.dynamodb.models.table import Table
     from moto.sqs.models import Queue
+
+    from infra.local.emulation import back_up_items
 
     counts = (
         "approximate_number_of_messages",
@@ -205,53 +202,13 @@ def _emulation_at_aws_cost() -> Iterator[None]:
         "approximate_number_of_messages_not_visible",
     )
     counted = {name: getattr(Queue, name) for name in counts}
-
-    class _TablesKept:
-        """`copy` inside moto's backend: a table is "backed up" as itself; everything else as before."""
-
-        @staticmethod
-        def deepcopy(value: Any) -> Any:
-            return value if isinstance(value, Table) else copy.deepcopy(value)
-
-    original = models.DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        saved = []
-        for item in transact_items:
-            _, op = next(iter(item.items()))
-            table = self.tables.get(op.get("TableName"))
-            if table is None:
-                continue
-            key = op.get("Key") or op.get("Item") or {}
-            if table.hash_key_attr not in key or (table.range_key_attr and table.range_key_attr not in key):
-                continue  # moto refuses it before writing anything
-            hash_key = DynamoType(key[table.hash_key_attr])
-            range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
-            saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
-        try:
-            original(self, transact_items)
-        except Exception:
-            for table, hash_key, range_key, before in reversed(saved):
-                if range_key is None:
-                    table.items.pop(hash_key, None)
-                    if before is not None:
-                        table.items[hash_key] = before
-                else:
-                    table.items[hash_key].pop(range_key, None)
-                    if before is not None:
-                        table.items[hash_key][range_key] = before
-            raise
-
-    kept = models.copy  # type: ignore[attr-defined]
-    models.copy = _TablesKept  # type: ignore[attr-defined,assignment]
-    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     for name in counts:
         setattr(Queue, name, property(lambda _queue: 0))
+    undo = back_up_items()
     try:
         yield
     finally:
-        models.copy = kept  # type: ignore[attr-defined]
-        models.DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
+        undo()
         for name, count in counted.items():
             setattr(Queue, name, count)
 

@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
@@ -66,6 +67,71 @@ DYNAMODB_CALLS = (
     "execute_transaction",
     "batch_execute_statement",
 )
+
+
+def back_up_items() -> Callable[[], None]:
+    """moto's TransactWriteItems backs up every table it touches, whole (`copy.deepcopy`), before applying, and puts
+    the copies back when it is cancelled: a cost that grows with the data (a 10,000-row import went quadratic, the
+    session's e2e tables slowed every transaction). Here the backup is of the items the transaction names, and of
+    the length of each touched table's stream, restored the same way when it is cancelled (a cancelled transaction
+    hands no record to the stream's function). Atomic only under serialise_dynamodb's lock (or one thread).
+    Answers what puts moto's own back."""
+    import copy
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    class _TablesKept:
+        """`copy` inside moto's backend: a table is "backed up" as itself; everything else as before."""
+
+        @staticmethod
+        def deepcopy(value: Any) -> Any:
+            return value if isinstance(value, Table) else copy.deepcopy(value)
+
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved: list[Any] = []
+        streams: dict[str, tuple[Any, int]] = {}
+        for item in transact_items:
+            _, op = next(iter(item.items()))
+            table = self.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            key = op.get("Key") or op.get("Item") or {}
+            if table.hash_key_attr not in key or (table.range_key_attr and table.range_key_attr not in key):
+                continue  # moto refuses it before writing anything
+            hash_key = DynamoType(key[table.hash_key_attr])
+            range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            saved.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+            if table.stream_shard is not None:
+                streams.setdefault(table.name, (table.stream_shard, len(table.stream_shard.items)))
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table, hash_key, range_key, before in reversed(saved):
+                if range_key is None:
+                    table.items.pop(hash_key, None)
+                    if before is not None:
+                        table.items[hash_key] = before
+                else:
+                    table.items[hash_key].pop(range_key, None)
+                    if before is not None:
+                        table.items[hash_key][range_key] = before
+            for shard, length in streams.values():
+                del shard.items[length:]
+            raise
+
+    kept = models.copy  # type: ignore[attr-defined]
+    models.copy = _TablesKept  # type: ignore[attr-defined,assignment]
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+    def undo() -> None:
+        models.copy = kept  # type: ignore[attr-defined]
+        models.DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
+
+    return undo
 
 
 def serialise_dynamodb() -> None:
@@ -152,6 +218,7 @@ class Emulation(State):
         from moto.stepfunctions.responses import get_backend as sfn_backend
 
         runtime = self
+        back_up_items()
         serialise_dynamodb()
 
         def invoke(

@@ -118,7 +118,7 @@ def test_the_bench_account_has_what_the_template_hands_the_process_function() ->
 def test_the_import_figures_cheaper_emulation_keeps_a_cancelled_transaction_cancelled() -> None:
     """Figure 5 backs up only the items a transaction names (bench._emulation_at_aws_cost): what a cancelled
     transaction wrote must still be undone, and moto's own behaviour must come back afterwards."""
-    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
     from moto.sqs.models import Queue
 
     before = (DynamoDBBackend.transact_write_items, Queue.approximate_number_of_messages)
@@ -132,8 +132,10 @@ def test_the_import_figures_cheaper_emulation_keeps_a_cancelled_transaction_canc
                 {"AttributeName": "sk", "AttributeType": "S"},
             ],
             BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
         dynamodb.put_item(TableName="t", Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
+        stream: Any = dynamodb_backends["123456789012"]["eu-west-3"].tables["t"].stream_shard
         # Given a transaction whose first write applies and whose second fails its condition
         cancelled: list[Any] = [
             {"Put": {"TableName": "t", "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
@@ -150,9 +152,10 @@ def test_the_import_figures_cheaper_emulation_keeps_a_cancelled_transaction_canc
         ]
         with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
             dynamodb.transact_write_items(TransactItems=cancelled)
-        # Then nothing of it stays
+        # Then nothing of it stays, in the table nor in its stream (the report function counts from streams)
         items = dynamodb.scan(TableName="t")["Items"]
         assert items == [{"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}}]
+        assert [record.record["eventName"] for record in stream.items] == ["INSERT"]
         # and a transaction that goes through applies whole
         dynamodb.transact_write_items(TransactItems=cancelled[:1])
         assert len(dynamodb.scan(TableName="t")["Items"]) == 2
