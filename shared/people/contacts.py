@@ -285,19 +285,23 @@ def _upsert_once(
     counters = []
     if event_type == ORDER_PLACED:
         counters = _count_order(contact, (properties or {}).get("total"), now, new=before is None)
+    records = [history(contact.contact_id)] if history is not None else []
+    placed = order is not None and event_type == ORDER_PLACED
+    if order is not None and placed:
+        records.append(order(contact.contact_id))
     try:
-        records = [history(contact.contact_id)] if history is not None else []
-        if order is not None and event_type == ORDER_PLACED:
-            records.append(order(contact.contact_id))
-        save_changes(contact, before, counters, records)
+        try:
+            save_changes(contact, before, counters, records)
+        except AlreadyApplied:
+            if not placed:
+                raise
+            # The order's item is there already (it names whoever placed that order id first: another delivery of
+            # the order, or another shop's order of the same id): the contact is written as before, without it.
+            save_changes(contact, before, counters, records[:-1])
     except AlreadyExists:
         raise _Raced from None
     except AlreadyApplied:  # an earlier attempt at this event wrote it (and failed after): counted once, as stored
-        stored = get_or_none(tables.contacts, contact.contact_id, consistent=True)
-        if stored is None:  # the order's item names another contact (it was placed before): this one without it
-            save_changes(contact, before, counters, records[:-1])
-            stored = tables.contacts.get(contact.contact_id)
-        contact = stored
+        contact = tables.contacts.get(contact.contact_id)
     for key in keys:
         if key in found:  # this contact's, or (first come, first kept) another's
             continue

@@ -188,3 +188,15 @@ def test_what_is_taken_back(
 ) -> None:
     got = orders.amounts(event_type, Decimal(amount), Decimal(total) if total else None, Decimal(taken), Decimal(spent))
     assert got == (Decimal(expected[0]), Decimal(expected[1]))
+
+
+def test_an_order_id_placed_again_by_another_customer_still_counts_for_them(settings: Settings) -> None:
+    # (another shop's order of the same id, say): the order's item keeps naming whoever placed it first
+    run(settings, placed())
+    other = "lea.dupont@example.com"
+    again = placed("o2", email=other, customer={"id": 42, "email": other})
+    result = run(settings, again)
+    assert result.contact_id is not None
+    contact = tables(settings).contacts.get(result.contact_id)
+    assert (contact.orders_count, contact.total_spent) == (1, 59.8)
+    assert tables(settings).orders.get(orders.order_key("shopify", ORDER)).contact_id != result.contact_id
