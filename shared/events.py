@@ -2,7 +2,9 @@
 
 Catalogue (this increment): `contact.subscribed` (a new contact signed up), `contact.updated`,
 `checkout.started` / `checkout.updated` (a checkout, abandoned until an order follows: recovery URL and items),
-`order.placed`, `order.paid`, `scenario.requested` (an explicit start through the API), `list.joined` /
+`order.placed`, `order.paid`, `order.refunded` / `order.cancelled` (a shop gave money back, or cancelled the
+order: a scenario may start on them, e.g. a "sorry to see you return it" email), `scenario.requested` (an explicit
+start through the API), `list.joined` /
 `list.left` / `score.changed` (emitted by parcours' own actions), `stage.changed` / `contact.qualified` (emitted
 by the scoring when a contact's lifecycle stage moves forward, and when it becomes a sales-qualified lead),
 `email.opened` / `email.clicked` (SES feedback on a message a scenario sent; they also keep the contact's
@@ -68,6 +70,8 @@ CATALOGUE = (
     CHECKOUT_UPDATED,
     ORDER_PLACED,
     ORDER_PAID,
+    ORDER_REFUNDED,
+    ORDER_CANCELLED,
     SCENARIO_REQUESTED,
     LIST_JOINED,
     LIST_LEFT,

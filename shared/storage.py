@@ -243,6 +243,28 @@ class IdentityModel(Model):
     contact_id = UnicodeAttribute()
 
 
+ORDER_IDENTITY = "order#"  # the identities table's items of an order: `order#<source>#<order id>`
+
+
+class OrderModel(Model):
+    """An order a contact placed, in the identities table under `order#<source>#<order id>` (shared.people.orders):
+    whom it is of (a Shopify refund names the order, not the person) and what its refunds and its cancellation took
+    back from the contact's counters, so that each is taken once and the two together never more than the order
+    added. Expires with the order's events (the events' retention)."""
+
+    class Meta:
+        table_name = "unbound"
+
+    identity = UnicodeAttribute(hash_key=True)
+    contact_id = UnicodeAttribute()
+    total = NumberAttribute(null=True)  # what the order added to the contact's total_spent (None: not seen placed)
+    currency = UnicodeAttribute(null=True)
+    taken = NumberAttribute(default=0)  # what its refunds and cancellation took back from total_spent
+    refunds = UnicodeSetAttribute(null=True)  # the refund ids taken back
+    cancelled_at = UTCDateTimeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
 class EventModel(Model):
     """A contact's history, newest last, purged by TTL."""
 
@@ -428,6 +450,7 @@ def _bind(model: type[M], table_name: str, region: str) -> type[M]:
 class Tables:
     contacts: type[ContactModel]
     identities: type[IdentityModel]
+    orders: type[OrderModel]  # in the identities table
     events: type[EventModel]
     sends: type[SendModel]
     enrolments: type[EnrolmentModel]
@@ -457,6 +480,7 @@ def _tables(
     return Tables(
         contacts=_bind(ContactModel, contacts, region),
         identities=_bind(IdentityModel, identities, region),
+        orders=_bind(OrderModel, identities, region),
         events=_bind(EventModel, events, region),
         sends=_bind(SendModel, sends, region),
         enrolments=_bind(EnrolmentModel, enrolments, region),

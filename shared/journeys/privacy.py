@@ -1,11 +1,12 @@
 """A person's rights over their data (REQUIREMENTS.md, Privacy): their whole file (access) and its erasure.
 
 Both walk the same map of where a person is stored, grouped by store (table), found without a scan: the contact;
-its identities (email, phone, source ids); its events, enrolments and sends (queried by contact id, the sends
-through their `by_contact` index); its entries in the dates index and the list members (named on the contact); the
-discount codes it got (named on its sends); the suppression entry of its address; the emails it last clicked and
-opened, kept for revenue attribution in the reports table (its `attribution#<contact id>` partition). The reports'
-counters name no one and stay.
+its identities (email, phone, source ids); the items of the orders it placed (who placed them, what refunds took
+back: shared.people.orders, named by its order events); its events, enrolments and sends (queried by contact id,
+the sends through their `by_contact` index); its entries in the dates index and the list members (named on the
+contact); the discount codes it got (named on its sends); the suppression entry of its address; the emails it last
+clicked and opened, kept for revenue attribution in the reports table (its `attribution#<contact id>` partition).
+The reports' counters name no one and stay.
 
 The erasure stops the person's running executions first (a Wait ends at once; a pending wait_for ends by its
 timeout locally, and its act step then finds no contact and an address suppressed), deletes every item, and keeps
@@ -35,7 +36,7 @@ from pynamodb.models import Model
 from shared import clients
 from shared.events import Event, normalise_email, normalise_phone
 from shared.journeys import dispatch, enrolments
-from shared.people import suppression
+from shared.people import orders, suppression
 from shared.settings import Settings
 from shared.storage import (
     REPORTS_ATTRIBUTION,
@@ -53,6 +54,7 @@ ERASED = "erased"  # the suppression reason of an address erased without a bounc
 STORES = (
     "contacts",
     "identities",
+    "orders",
     "events",
     "sends",
     "enrolments",
@@ -149,7 +151,12 @@ def holdings(t: Tables, key: suppression.HashKey, contact_id: str) -> Holdings:
         held.items["identities"] = (
             [identity for identity in t.identities.batch_get(keys) if identity.contact_id == contact_id] if keys else []
         )
-        held.items["events"] = list(t.events.query(contact_id))
+        history = list(t.events.query(contact_id))
+        held.items["events"] = list(history)
+        placed = orders.order_keys(history)
+        held.items["orders"] = (
+            [order for order in t.orders.batch_get(placed) if order.contact_id == contact_id] if placed else []
+        )
         send_ids = [send.send_id for send in t.sends.by_contact.query(contact_id)]
         sends = sorted(t.sends.batch_get(send_ids), key=lambda s: s.claimed_at) if send_ids else []
         held.items["sends"] = list(sends)

@@ -17,7 +17,7 @@ from shared.events import (
     Event,
 )
 from shared.journeys import bearer, dispatch, enrolments, privacy
-from shared.people import contacts, handoff, lists, scoring, suppression
+from shared.people import contacts, handoff, lists, orders, scoring, suppression
 from shared.settings import Settings
 from shared.sources import ingestion
 from shared.storage import EventModel, Tables, tables
@@ -70,25 +70,36 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
     if _erased_before(event, t, settings):
         # Received before the person's erasure, processed after it: it brings nobody back (nothing is written).
         return Result(event.event_id, None, recorded=False, dropped="received before its person's erasure")
-    if event.type == UNRECOGNISED or event.contact is None:
+    retention = timedelta(days=settings.event_retention_days)
+    if event.type in orders.TAKE_BACKS:
+        # A refund or a cancellation: found by its order (or the customer it names), never a new contact
+        contact, reason = orders.take_back(
+            event, t, now, retention, lambda owner: _history(event, owner, t, now, settings)
+        )
+        if contact is None:
+            _record(event, f"_unattributed#{event.source}", t, now, settings)
+            return Result(event.event_id, None, recorded=True, dropped=reason)
+    elif event.type == UNRECOGNISED or event.contact is None:
         # Accepted and kept (a source's own bucket), but nothing acts on it.
         _record(event, f"_unattributed#{event.source}", t, now, settings)
         return Result(event.event_id, None, recorded=True, unidentified=event.type != UNRECOGNISED)
-    contact = contacts.upsert(
-        event.contact,
-        t,
-        now,
-        event.type,
-        event.properties,
-        history=lambda owner: _history(event, owner, t, now, settings),  # written with the contact
-    )
-    if contact is None and event.contact.anonymous_id is not None:
-        # A visitor not identified yet: kept under its anonymous id, copied to the contact on its identify.
-        _record(event, contacts.ANONYMOUS_OWNER + event.contact.anonymous_id, t, now, settings)
-        return Result(event.event_id, None, recorded=True)
-    if contact is None:
-        _record(event, f"_unattributed#{event.source}", t, now, settings)
-        return Result(event.event_id, None, recorded=True, unidentified=True)
+    else:
+        contact = contacts.upsert(
+            event.contact,
+            t,
+            now,
+            event.type,
+            event.properties,
+            history=lambda owner: _history(event, owner, t, now, settings),  # written with the contact
+            order=orders.placed(event, t, now, retention),  # an order placed: its item, written with it
+        )
+        if contact is None and event.contact.anonymous_id is not None:
+            # A visitor not identified yet: kept under its anonymous id, copied to the contact on its identify.
+            _record(event, contacts.ANONYMOUS_OWNER + event.contact.anonymous_id, t, now, settings)
+            return Result(event.event_id, None, recorded=True)
+        if contact is None:
+            _record(event, f"_unattributed#{event.source}", t, now, settings)
+            return Result(event.event_id, None, recorded=True, unidentified=True)
     if event.type in (EMAIL_OPENED, EMAIL_CLICKED):
         contacts.record_engagement(contact, now, clicked=event.type == EMAIL_CLICKED)  # and the inactivity index
     # What this event causes is one link further in its chain, and queued after its own scenarios start

@@ -92,6 +92,16 @@ def _parse(timestamp: str | None) -> datetime | None:
         return None
 
 
+def find(facts: ContactFacts, tables: Tables) -> str | None:
+    """The id of the contact these facts' email or source id names (the phone, as in upsert, only without them);
+    None when none does. Never creates anything (one request)."""
+    keys = identity_keys(facts)
+    if not keys:
+        return None
+    strong = [key for key in keys if not key.startswith("phone#")]
+    return _find(keys, tables, deciding=strong or keys)[0]
+
+
 MAX_PAGES = 50  # distinct paths counted per contact: enough for "pages of interest", bounded item size
 # What the person did themselves (a shop's admin editing a customer is not the person being seen).
 _SEEN = (
@@ -145,12 +155,15 @@ def upsert(
     event_type: str | None = None,
     properties: Mapping[str, Any] | None = None,
     history: Callable[[str], Model] | None = None,
+    order: Callable[[str], Model] | None = None,
 ) -> ContactModel | None:
     """The contact these facts describe, created or updated; None when nothing identifies anyone.
 
     With the event's type and properties, the counters it moves are saved in the same write (note_activity).
     With `history` (the event's record for a contact id), the record is written with the contact, in one
-    transaction when the contact changes: a contact never shows an event its history lacks.
+    transaction when the contact changes: a contact never shows an event its history lacks. With `order` (an order
+    placed: its item for a contact id, shared.people.orders), the item is written in that transaction too, only if
+    absent: an order counts once on the contact, whatever deliveries of it come.
 
     A new contact claims its identities before it is written: two first events for one new address (a shop's
     webhook and the site's identify, in two FIFO groups) end as one contact. The one that loses the claim, or the
@@ -158,7 +171,7 @@ def upsert(
     """
     for _ in range(RACES):
         with contextlib.suppress(_Raced):
-            return _upsert_once(facts, tables, now, event_type, properties, history)
+            return _upsert_once(facts, tables, now, event_type, properties, history, order)
     raise StorageError(f"other events wrote this new contact {RACES} times meanwhile; the event is retried later")
 
 
@@ -190,6 +203,7 @@ def _upsert_once(
     event_type: str | None,
     properties: Mapping[str, Any] | None,
     history: Callable[[str], Model] | None,
+    order: Callable[[str], Model] | None = None,
 ) -> ContactModel | None:
     if facts.contact_id is not None:  # parcours' own event about a contact it knows: nothing to update
         known = get_or_none(tables.contacts, facts.contact_id)
@@ -271,8 +285,19 @@ def _upsert_once(
     counters = []
     if event_type == ORDER_PLACED:
         counters = _count_order(contact, (properties or {}).get("total"), now, new=before is None)
+    records = [history(contact.contact_id)] if history is not None else []
+    placed = order is not None and event_type == ORDER_PLACED
+    if order is not None and placed:
+        records.append(order(contact.contact_id))
     try:
-        save_changes(contact, before, counters, [history(contact.contact_id)] if history is not None else [])
+        try:
+            save_changes(contact, before, counters, records)
+        except AlreadyApplied:
+            if not placed:
+                raise
+            # The order's item is there already (it names whoever placed that order id first: another delivery of
+            # the order, or another shop's order of the same id): the contact is written as before, without it.
+            save_changes(contact, before, counters, records[:-1])
     except AlreadyExists:
         raise _Raced from None
     except AlreadyApplied:  # an earlier attempt at this event wrote it (and failed after): counted once, as stored

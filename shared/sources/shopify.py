@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from shared.events import (
@@ -12,8 +13,10 @@ from shared.events import (
     COMPLIANCE_REQUESTED,
     CONTACT_SUBSCRIBED,
     CONTACT_UPDATED,
+    ORDER_CANCELLED,
     ORDER_PAID,
     ORDER_PLACED,
+    ORDER_REFUNDED,
     UNRECOGNISED,
     ConsentFacts,
     ContactFacts,
@@ -30,6 +33,9 @@ TOPICS = {
     "checkouts/update": CHECKOUT_UPDATED,
     "orders/create": ORDER_PLACED,
     "orders/paid": ORDER_PAID,
+    # What a shop takes back: the contact's counters and the attributed revenue go down (shared.people.orders).
+    "refunds/create": ORDER_REFUNDED,  # a refund names its order, not the customer: found by the order
+    "orders/cancelled": ORDER_CANCELLED,
     # The mandatory compliance topics: a customer's data export or erasure, a shop's erasure 48 h after uninstall.
     "customers/data_request": COMPLIANCE_REQUESTED,
     "customers/redact": COMPLIANCE_REQUESTED,
@@ -114,6 +120,15 @@ def to_event(headers: Mapping[str, str], payload: Any, received_at: datetime) ->
     elif event_type in (CHECKOUT_STARTED, CHECKOUT_UPDATED, ORDER_PLACED, ORDER_PAID):
         contact = _buyer_facts(payload, topic, received)
         properties.update(_purchase(payload, event_type))
+    elif event_type == ORDER_REFUNDED:
+        refund = _refund(payload)
+        if refund is None:
+            event_type = UNRECOGNISED  # nothing given back (a restock only, a failed transaction): recorded, no effect
+        else:
+            properties.update(refund)
+    elif event_type == ORDER_CANCELLED:
+        contact = _buyer_identity(payload)
+        properties.update(_cancellation(payload))
     elif event_type == COMPLIANCE_REQUESTED:
         properties.update(_compliance(payload))
         contact = _compliance_facts(payload)
@@ -164,6 +179,53 @@ def _buyer_facts(payload: Mapping[str, Any], topic: str, received: str) -> Conta
         source_id=_source_id(customer.get("id")),
         email_consent=consent,
     )
+
+
+def _buyer_identity(payload: Mapping[str, Any]) -> ContactFacts | None:
+    """Whom a cancelled order is of: the ids that find a contact, nothing else (a cancellation neither creates a
+    contact nor says anything of its name or consent)."""
+    customer = _mapping(payload.get("customer"))
+    facts = ContactFacts(
+        email=validation.email_or_none(payload.get("email") or customer.get("email")),
+        source_id=_source_id(customer.get("id")),
+    )
+    return facts if facts.email or facts.source_id else None
+
+
+def _refund(payload: Mapping[str, Any]) -> dict[str, Any] | None:
+    """refunds/create: what was given back, the sum of the refund's `transactions` of kind `refund` and status
+    `success`, in their currency (the order's presentment currency); None when nothing was given back. A refund's
+    line items and order adjustments say what was returned, not what was paid back: not read."""
+    order_id = validation.order_ref(payload.get("order_id"), "order_id")
+    refund_id = validation.order_ref(payload.get("id"), "id")
+    transactions = payload.get("transactions")
+    if transactions is not None and not isinstance(transactions, list):
+        raise validation.InputError("transactions", "must be a list of the refund's transactions")
+    given, currencies = Decimal(0), set()
+    for index, transaction in enumerate(transactions or []):
+        if not isinstance(transaction, Mapping):
+            raise validation.InputError(f"transactions[{index}]", "must be an object")
+        if transaction.get("kind") != "refund" or transaction.get("status") != "success":
+            continue
+        given += validation.money(transaction.get("amount"), f"transactions[{index}].amount")
+        currencies.add(validation.currency(transaction.get("currency"), f"transactions[{index}].currency"))
+    if not currencies:
+        return None
+    if len(currencies) > 1:
+        raise validation.InputError("transactions", "a refund's transactions must be in one currency")
+    return {"order_id": order_id, "refund_id": refund_id, "amount": str(given), "currency": currencies.pop()}
+
+
+def _cancellation(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """orders/cancelled: the order and its total (in the currency orders/create recorded it in, see _purchase)."""
+    currency_field = "presentment_currency" if payload.get("presentment_currency") is not None else "currency"
+    return {
+        "order_id": validation.order_ref(payload.get("id"), "id"),
+        "order_name": _text(payload.get("name")),
+        "amount": str(validation.money(payload.get("total_price"), "total_price")),
+        "currency": validation.currency(payload.get(currency_field), currency_field),
+        "reason": _text(payload.get("cancel_reason")),  # customer, fraud, inventory, declined, other
+    }
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

@@ -14,7 +14,10 @@ refused here with an `InputError` (a 400) that names the field and the limit:
   characters: a shop's webhook cannot be fixed by its sender, and a name only greets;
 - emails: `valid_email` (the email-validator library, syntax only: no DNS, no network);
 - ids that become DynamoDB keys (the event id, a source's own id): at most MAX_KEY bytes;
-- custom attributes: `limit_attributes` (count, name, value, total size).
+- custom attributes: `limit_attributes` (count, name, value, total size);
+- a refund or a cancellation (`order.refunded`, `order.cancelled`): `properties.order_id` (and a refund's
+  `properties.refund_id`) the shop's id (ORDER_REF), `properties.amount` a decimal between 0 and MAX_TOTAL,
+  `properties.currency` an ISO 4217 code: what the contact's counters and the reports take back.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from typing import Any
 from shared.events import (
     CHECKOUT_STARTED,
     CHECKOUT_UPDATED,
+    ORDER_CANCELLED,
     ORDER_PAID,
     ORDER_PLACED,
+    ORDER_REFUNDED,
     ConsentFacts,
     ContactFacts,
     Event,
@@ -62,6 +67,10 @@ MAX_ATTRIBUTES_SIZE = 16 * 1024  # bytes of all of them, as JSON
 _BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 _LOCALE = re.compile(r"^[a-z]{2}$")
 _PURCHASES = (CHECKOUT_STARTED, CHECKOUT_UPDATED, ORDER_PLACED, ORDER_PAID)
+_TAKE_BACKS = (ORDER_REFUNDED, ORDER_CANCELLED)
+# An order's or a refund's id as the shops write them; the reports key an order on it (shared.reports.attribution).
+ORDER_REF = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217
 
 
 class InputError(PayloadError):
@@ -231,6 +240,38 @@ def amount(value: object, field: str) -> None:
         raise InputError(field, rule)
 
 
+def order_ref(value: object, field: str) -> str:
+    """An order's or a refund's id (a number or text, as the shops write them) as text; InputError naming the
+    field when absent or not an id."""
+    text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    if not ORDER_REF.match(text):
+        raise InputError(field, "must be the shop's id (letters, digits, '.', '_', ':' or '-', at most 128)")
+    return text
+
+
+def money(value: object, field: str) -> Decimal:
+    """An amount given back or an order's total: a decimal (text, as shops write money, or a number) between 0 and
+    MAX_TOTAL, exact; InputError naming the field otherwise (absent included)."""
+    rule = f'must be a decimal amount >= 0 and at most {MAX_TOTAL}, e.g. "42.00"'
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InputError(field, rule)
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise InputError(field, rule) from None
+    if not number.is_finite() or number < 0 or number > MAX_TOTAL:
+        raise InputError(field, rule)
+    return number
+
+
+def currency(value: object, field: str) -> str:
+    """An ISO 4217 code (`EUR`; `eur` is read as `EUR`); InputError naming the field otherwise (absent included)."""
+    code = value.strip().upper() if isinstance(value, str) else ""
+    if not CURRENCY.match(code):
+        raise InputError(field, "must be an ISO 4217 currency code, e.g. EUR")
+    return code
+
+
 # ---------------------------------------------------------------------------------------------------- attributes
 
 
@@ -342,6 +383,12 @@ def checked(event: Event, now: datetime, where: str = "") -> Event:
     _walk(event.properties, f"{where}properties")
     if event.type in _PURCHASES:
         amount(event.properties.get("total"), f"{where}properties.total")
+    if event.type in _TAKE_BACKS:
+        order_ref(event.properties.get("order_id"), f"{where}properties.order_id")
+        money(event.properties.get("amount"), f"{where}properties.amount")
+        currency(event.properties.get("currency"), f"{where}properties.currency")
+        if event.type == ORDER_REFUNDED:
+            order_ref(event.properties.get("refund_id"), f"{where}properties.refund_id")
     contact = None
     if event.contact is not None:
         _walk(dataclasses.asdict(event.contact), f"{where}contact")

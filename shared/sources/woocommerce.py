@@ -6,6 +6,8 @@
 | `customer.updated` | `contact.updated` |
 | `order.created` | `order.placed` (a `checkout-draft` order is not an order yet: `unrecognised`) |
 | `order.updated` | `order.paid` once paid (status `processing` or `completed`, `date_paid` set), else `unrecognised` |
+| `order.updated`, status `refunded` | `order.refunded` (all of the order refunded: a partial refund stays paid) |
+| `order.updated`, status `cancelled` | `order.cancelled` |
 | anything else | `unrecognised`: recorded, no effect |
 
 WooCommerce core carries no marketing consent: consent is only read from the order's or customer's `meta_data`
@@ -24,8 +26,10 @@ from typing import Any
 from shared.events import (
     CONTACT_SUBSCRIBED,
     CONTACT_UPDATED,
+    ORDER_CANCELLED,
     ORDER_PAID,
     ORDER_PLACED,
+    ORDER_REFUNDED,
     UNRECOGNISED,
     ConsentFacts,
     ContactFacts,
@@ -42,6 +46,9 @@ TOPICS = {
     "order.updated": ORDER_PAID,  # only when the order is paid: see _event_type
 }
 PAID_STATUSES = ("processing", "completed")
+# What a shop takes back (shared.people.orders): a partial refund leaves the status as it was (the order stays paid);
+# the status becomes `refunded` once all of it is refunded, `cancelled` when the order is cancelled.
+TAKE_BACK_STATUSES = {"refunded": ORDER_REFUNDED, "cancelled": ORDER_CANCELLED}
 CONSENT_KEY = "parcours_marketing_consent"
 CONSENT_AT_KEY = "parcours_marketing_consent_at"
 CONSENT_WORDING_KEY = "parcours_marketing_consent_wording"  # the checkbox's text or version: kept with the proof
@@ -81,6 +88,9 @@ def to_event(headers: Mapping[str, str], payload: Any, received_at: datetime) ->
     elif event_type in (ORDER_PLACED, ORDER_PAID):
         contact = _buyer_facts(payload, topic, received)
         properties.update(_purchase(payload))
+    elif event_type in (ORDER_REFUNDED, ORDER_CANCELLED):
+        contact = _buyer_identity(payload)
+        properties.update(_refund(payload) if event_type == ORDER_REFUNDED else _cancellation(payload))
     return Event(
         event_id=_event_id(event_type, webhook_id, headers, payload),
         type=event_type,
@@ -96,6 +106,8 @@ def to_event(headers: Mapping[str, str], payload: Any, received_at: datetime) ->
 def _event_type(topic: str, payload: Mapping[str, Any]) -> str:
     if topic == "order.created" and payload.get("status") == "checkout-draft":
         return UNRECOGNISED  # the block checkout's draft: the customer has not ordered yet
+    if topic == "order.updated" and payload.get("status") in TAKE_BACK_STATUSES:
+        return TAKE_BACK_STATUSES[str(payload.get("status"))]
     if topic == "order.updated" and not is_paid(payload):
         return UNRECOGNISED  # any other change of an order (shipped, refunded, a note): recorded, no effect
     return TOPICS.get(topic, UNRECOGNISED)
@@ -112,7 +124,9 @@ def _event_id(event_type: str, webhook_id: str, headers: Mapping[str, str], payl
     An order is placed once and a customer created once, whatever the deliveries (`woocommerce#order.placed#<id>`):
     the order's counters and its scenarios cannot count it twice. A payment is keyed on the order and its payment
     time: every later `order.updated` of a paid order (completed, a note, a partial refund) maps to the same
-    `order.paid`, which therefore happens once. Any other delivery is keyed on (webhook, resource,
+    `order.paid`, which therefore happens once. A full refund is keyed on the order and its refund id
+    (`woocommerce#order.refunded#<id>#<refund id>`), a cancellation on the order: a note added to a refunded or
+    cancelled order later maps to the same event. Any other delivery is keyed on (webhook, resource,
     `date_modified_gmt`, or `date_created_gmt` if never modified); a payload without them (`action.*`,
     `order.deleted`) falls back to the delivery id.
     """
@@ -120,6 +134,10 @@ def _event_id(event_type: str, webhook_id: str, headers: Mapping[str, str], payl
     known = isinstance(resource_id, int | str) and not isinstance(resource_id, bool) and str(resource_id) != ""
     if event_type in (ORDER_PLACED, CONTACT_SUBSCRIBED) and known:
         return f"woocommerce#{event_type}#{resource_id}"
+    if event_type == ORDER_REFUNDED and known:
+        return f"woocommerce#order.refunded#{resource_id}#{_refund(payload)['refund_id']}"
+    if event_type == ORDER_CANCELLED and known:
+        return f"woocommerce#order.cancelled#{resource_id}"
     if event_type == ORDER_PAID and known:
         return f"woocommerce#order.paid#{resource_id}#{_text(payload.get('date_paid_gmt') or payload.get('date_paid'))}"
     modified = _text(payload.get("date_modified_gmt")) or _text(payload.get("date_created_gmt"))  # never modified
@@ -194,6 +212,51 @@ def _buyer_facts(order: Mapping[str, Any], topic: str, received: str) -> Contact
         updated_at=created,
         phone=normalise_phone(billing.get("phone")),
     )
+
+
+def _buyer_identity(order: Mapping[str, Any]) -> ContactFacts | None:
+    """Whom a refunded or cancelled order is of: the ids that find a contact, nothing else (neither creates a
+    contact nor says anything of its name or consent)."""
+    facts = ContactFacts(
+        email=validation.email_or_none(_mapping(order.get("billing")).get("email")),
+        source_id=_source_id(order.get("customer_id")),
+    )
+    return facts if facts.email or facts.source_id else None
+
+
+def _refund(order: Mapping[str, Any]) -> dict[str, Any]:
+    """A fully refunded order: what was given back, the sum of its `refunds` (WooCommerce writes their totals
+    negative, `-10.00`), under the id of the latest refund; without refunds listed (a status set by hand), the
+    order's total under `<order id>-refunded`."""
+    order_id = validation.order_ref(order.get("id"), "id")
+    refunds = order.get("refunds")
+    if refunds is not None and not isinstance(refunds, list):
+        raise validation.InputError("refunds", "must be a list of the order's refunds")
+    given, ids = Decimal(0), []
+    for index, refund in enumerate(refunds or []):
+        if not isinstance(refund, Mapping):
+            raise validation.InputError(f"refunds[{index}]", "must be an object")
+        raw = str(refund.get("total")).strip() if isinstance(refund.get("total"), int | float | str) else None
+        given += validation.money(raw[1:] if raw and raw.startswith("-") else raw, f"refunds[{index}].total")
+        ids.append(validation.order_ref(refund.get("id"), f"refunds[{index}].id"))
+    if not ids:
+        given, ids = validation.money(order.get("total"), "total"), [f"{order_id}-refunded"]
+    return {
+        "order_id": order_id,
+        "refund_id": max(ids, key=lambda id_: (len(id_), id_)),  # the latest: WooCommerce's ids grow
+        "amount": str(given),
+        "currency": validation.currency(order.get("currency"), "currency"),
+    }
+
+
+def _cancellation(order: Mapping[str, Any]) -> dict[str, Any]:
+    number = _text(str(order["number"])) if order.get("number") is not None else None
+    return {
+        "order_id": validation.order_ref(order.get("id"), "id"),
+        "order_name": f"#{number}" if number else None,
+        "amount": str(validation.money(order.get("total"), "total")),
+        "currency": validation.currency(order.get("currency"), "currency"),
+    }
 
 
 def _purchase(order: Mapping[str, Any]) -> dict[str, Any]:

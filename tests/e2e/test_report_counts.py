@@ -1,7 +1,9 @@
 """The reports' counters against `parcours local`, over HTTP: two abandoned checkouts both get the cart reminder,
 one shopper clicks it (`POST /_local/ses-event`) and orders 42.00 EUR, and the reports table counts abandoned-cart
 with 2 entered, 1 clicked, 1 converted and 42.00 EUR attributed to the clicked reminder, counted off the event path
-from the tables' streams (the report function, run by the local runtime as Lambda runs it)."""
+from the tables' streams (the report function, run by the local runtime as Lambda runs it). Then the shop refunds
+the order (a signed `refunds/create`, which names the order only) and cancels it: the revenue the report route
+answers and the buyer's total spent go back to what they were, and the cancellation takes the order off both."""
 
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 from infra.localprocess import RunningLocal
-from infra.webhook_client import post_shopify
+from infra.webhook_client import post_shopify, signed
 from shared.reports import store
-from tests.conftest import SHOPIFY_SECRET
+from tests.conftest import SHOPIFY_SECRET, sample_json
 from tests.e2e.test_cart_to_order import with_email
 from tests.e2e.test_shopify_webhook import customer, unique_email
 
@@ -91,3 +93,63 @@ def test_the_cart_reminder_clicked_then_an_order_is_counted_and_its_revenue_attr
     local.ses_event(to=buyer, step="e1-reminder", type="click", link="https://boutique.example/cart")
     local.advance(seconds=0)
     assert total(report(local, "abandoned-cart"), "clicked") - total(before, "clicked") == 1
+
+
+def revenue(local: RunningLocal, day: str) -> float:
+    """abandoned-cart's revenue in EUR over one day, as the signed report route answers it."""
+    answer = signed("GET", f"{local.api_url}/v1/reports/scenarios?from={day}&to={day}")
+    assert answer.status == 200, answer.body
+    [cart] = [scenario for scenario in answer.body["scenarios"] if scenario["id"] == "abandoned-cart"]
+    return float(cart["revenue"].get("EUR", 0.0))
+
+
+def file_of(local: RunningLocal, email: str) -> dict[str, Any]:
+    """The person's contact as their file (the signed export route) shows it."""
+    answer = signed("GET", f"{local.api_url}/v1/contacts/export?email={email}")
+    assert answer.status == 200, answer.body
+    contact: dict[str, Any] = answer.body["people"][0]["stores"]["contacts"][0]
+    return contact
+
+
+def test_a_refund_of_the_attributed_order_brings_its_revenue_and_the_buyer_s_total_back_to_zero(
+    local: RunningLocal,
+) -> None:
+    # Given a shopper who clicked the cart reminder and ordered 42.00 EUR
+    buyer = unique_email("refund")
+    post_shopify(local.api_url, "customers/create", customer(buyer), SHOPIFY_SECRET, uuid.uuid4().hex)
+    post_shopify(
+        local.api_url, "checkouts/create", with_email("checkouts-create.json", buyer), SHOPIFY_SECRET, uuid.uuid4().hex
+    )
+    local.advance(seconds=3600)
+    assert local.ses_event(to=buyer, step="e1-reminder", type="click", link="https://boutique.example/cart")[0] == 202
+    local.advance(seconds=300)
+    day = local.now().astimezone(UTC).date().isoformat()
+    before = revenue(local, day)
+    order: dict[str, Any] = json.loads(with_email("orders-create.json", buyer))
+    order.update(id=uuid.uuid4().int % 10**13, total_price="42.00", currency="EUR", presentment_currency="EUR")
+    post_shopify(local.api_url, "orders/create", json.dumps(order).encode(), SHOPIFY_SECRET, uuid.uuid4().hex)
+    local.advance(seconds=0)
+    assert revenue(local, day) - before == 42.0
+    assert (file_of(local, buyer)["orders_count"], file_of(local, buyer)["total_spent"]) == (1, 42.0)
+
+    # When the shop refunds it in full: Shopify's refunds/create names the order, not the customer
+    refund: dict[str, Any] = sample_json("shopify/refunds-create.json")
+    refund.update(id=uuid.uuid4().int % 10**12, order_id=order["id"])
+    refund["transactions"][1].update(amount="42.00", currency="EUR")
+    refunded = post_shopify(
+        local.api_url, "refunds/create", json.dumps(refund).encode(), SHOPIFY_SECRET, uuid.uuid4().hex
+    )
+    assert (refunded.status, refunded.body["type"]) == (202, "order.refunded")
+    local.advance(seconds=0)
+
+    # Then the report's attributed revenue is back where it was, and so is the buyer's total spent
+    assert revenue(local, day) == before
+    assert (file_of(local, buyer)["orders_count"], file_of(local, buyer)["total_spent"]) == (1, 0.0)
+
+    # And when the shop then cancels the order, it no longer counts among the buyer's orders
+    cancelled = {**order, "cancelled_at": local.now().isoformat(), "cancel_reason": "customer"}
+    raw = json.dumps(cancelled).encode()
+    assert post_shopify(local.api_url, "orders/cancelled", raw, SHOPIFY_SECRET, uuid.uuid4().hex).status == 202
+    local.advance(seconds=0)
+    assert (file_of(local, buyer)["orders_count"], file_of(local, buyer)["total_spent"]) == (0, 0.0)
+    assert revenue(local, day) == before

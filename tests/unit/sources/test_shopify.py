@@ -4,8 +4,10 @@ from typing import Any
 
 import pytest
 
+from shared.clock import Clock
 from shared.events import CONTACT_SUBSCRIBED, CONTACT_UPDATED, UNRECOGNISED, Event
-from shared.sources import shopify
+from shared.sources import ingestion, shopify, validation
+from shared.sources.signatures import shopify_signature
 from tests.conftest import sample_json
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -242,3 +244,95 @@ def test_an_order_names_its_discount_codes_for_rules_and_templates() -> None:
     assert shopify.to_event(headers("orders/create"), payload, NOW).properties["discount_code"] is None
     payload["discount_codes"] = [{"code": "ETE15", "amount": "7.50", "type": "percentage"}, {"code": " FREESHIP "}]
     assert shopify.to_event(headers("orders/create"), payload, NOW).properties["discount_code"] == "ETE15,FREESHIP"
+
+
+# ---- refunds and cancellations ------------------------------------------------------------------------------------
+
+
+def test_a_refund_gives_back_its_successful_refund_transactions_and_names_its_order_not_a_person() -> None:
+    event = shopify.to_event(headers("refunds/create"), sample_json("shopify/refunds-create.json"), NOW)
+    assert event.type == "order.refunded"
+    # the failed transaction of 29.90 is not counted; the successful one is
+    assert event.properties == {
+        "shop": "b.myshopify.com",
+        "order_id": "5512345678901",
+        "refund_id": "902345678901",
+        "amount": "29.90",
+        "currency": "EUR",
+    }
+    assert event.contact is None  # a refund names no customer: processing finds them by the order
+
+
+def test_a_refund_in_two_transactions_gives_back_their_sum() -> None:
+    payload = sample_json("shopify/refunds-create.json")
+    payload["transactions"][0].update(status="success", amount="12.10")
+    assert shopify.to_event(headers("refunds/create"), payload, NOW).properties["amount"] == "42.00"
+
+
+def test_a_refund_that_gives_nothing_back_is_recorded_without_effect() -> None:
+    payload = sample_json("shopify/refunds-create.json")
+    payload["transactions"] = [dict(t, status="failure") for t in payload["transactions"]]  # a restock, say
+    assert shopify.to_event(headers("refunds/create"), payload, NOW).type == UNRECOGNISED
+
+
+def test_a_cancelled_order_takes_back_its_total_and_names_the_customer_by_ids_only() -> None:
+    event = shopify.to_event(headers("orders/cancelled"), sample_json("shopify/orders-cancelled.json"), NOW)
+    assert event.type == "order.cancelled"
+    assert {k: event.properties[k] for k in ("order_id", "amount", "currency", "reason")} == {
+        "order_id": "5512345678901",
+        "amount": "59.80",
+        "currency": "EUR",
+        "reason": "customer",
+    }
+    assert event.contact is not None
+    assert (event.contact.email, event.contact.source_id) == ("camille.martin@example.com", "shopify#7281290412345")
+    # nothing of the person's name or consent: a cancellation neither creates a contact nor changes consent
+    assert (event.contact.first_name, event.contact.email_consent) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("topic", "sample", "change", "field"),
+    [
+        ("refunds/create", "refunds-create.json", {"order_id": None}, "order_id"),
+        ("refunds/create", "refunds-create.json", {"order_id": "12 34"}, "order_id"),
+        ("refunds/create", "refunds-create.json", {"id": True}, "id"),
+        ("refunds/create", "refunds-create.json", {"transactions": {"amount": "1"}}, "transactions"),
+        ("refunds/create", "refunds-create.json", {"transactions#1": {"amount": "douze"}}, "transactions[1].amount"),
+        ("refunds/create", "refunds-create.json", {"transactions#1": {"amount": "-29.90"}}, "transactions[1].amount"),
+        ("refunds/create", "refunds-create.json", {"transactions#1": {"amount": None}}, "transactions[1].amount"),
+        ("refunds/create", "refunds-create.json", {"transactions#1": {"currency": "€"}}, "transactions[1].currency"),
+        ("refunds/create", "refunds-create.json", {"transactions#1": {"currency": None}}, "transactions[1].currency"),
+        ("orders/cancelled", "orders-cancelled.json", {"id": None}, "id"),
+        ("orders/cancelled", "orders-cancelled.json", {"total_price": "NaN"}, "total_price"),
+        ("orders/cancelled", "orders-cancelled.json", {"total_price": "-59.80"}, "total_price"),
+        ("orders/cancelled", "orders-cancelled.json", {"presentment_currency": "euro"}, "presentment_currency"),
+    ],
+)
+def test_a_bad_refund_or_cancellation_is_refused_at_ingest_naming_the_field(
+    topic: str, sample: str, change: dict[str, Any], field: str
+) -> None:
+    payload = sample_json(f"shopify/{sample}")
+    for name, value in change.items():
+        if name.startswith("transactions#"):
+            payload["transactions"][int(name.partition("#")[2])].update(value)
+        else:
+            payload[name] = value
+    with pytest.raises(validation.InputError) as refused:
+        shopify.to_event(headers(topic), payload, NOW)
+    assert refused.value.field == field
+    # and through the route: a 400 whose reason names it
+    raw = json.dumps(payload).encode()
+    signed = {
+        **headers(topic),
+        "content-type": "application/json",
+        "x-shopify-hmac-sha256": shopify_signature(raw, "s"),
+    }
+    with pytest.raises(ingestion.Rejected) as rejected:
+        ingestion.receive_shopify(raw, signed, "s", _Fixed())
+    assert rejected.value.status == 400
+    assert rejected.value.reason.startswith(f"{field}: ")
+
+
+class _Fixed(Clock):
+    def now(self) -> datetime:
+        return NOW

@@ -12,6 +12,7 @@ from shared.journeys import processing
 from shared.messages.templates import render_email
 from shared.settings import Settings
 from shared.sources import woocommerce
+from shared.sources.validation import InputError
 from shared.storage import tables
 from tests.conftest import ROOT, sample_json
 
@@ -59,9 +60,8 @@ def test_each_topic_maps_to_its_catalogue_event(topic: str, sample: str, expecte
 
 @pytest.mark.parametrize(
     ("status", "date_paid_gmt"),
-    [("processing", None), ("on-hold", None), ("pending", None), ("cancelled", "2026-11-26T14:40:03"),
-     ("refunded", "2026-11-26T14:40:03"), ("failed", None)],
-)  # fmt: skip
+    [("processing", None), ("on-hold", None), ("pending", None), ("failed", None)],
+)  # fmt: skip (refunded and cancelled take the order back: see below)
 def test_an_order_update_that_is_not_a_payment_is_recorded_without_effect(
     status: str, date_paid_gmt: str | None
 ) -> None:
@@ -403,3 +403,62 @@ def test_an_order_names_its_coupons_as_its_discount_code() -> None:
     assert event("order.created", "order-created.json").properties["discount_code"] is None
     coupons = [{"id": 3, "code": "ete15", "discount": "7.50"}, {"id": 4, "code": ""}]
     assert event("order.created", "order-created.json", coupon_lines=coupons).properties["discount_code"] == "ete15"
+
+
+# ---- refunds and cancellations ------------------------------------------------------------------------------------
+
+
+def test_a_fully_refunded_order_gives_back_the_sum_of_its_refunds_under_the_latest_refund() -> None:
+    mapped = event("order.updated", "order-updated-refunded.json")
+    assert mapped.type == "order.refunded"
+    assert {k: mapped.properties[k] for k in ("order_id", "refund_id", "amount", "currency")} == {
+        "order_id": "731",
+        "refund_id": "745",
+        "amount": "64.70",  # 24.90 + 39.80, written negative by WooCommerce
+        "currency": "EUR",
+    }
+    # once per refund, however often the refunded order is updated later (a note, ...)
+    assert mapped.event_id == "woocommerce#order.refunded#731#745"
+    later = event("order.updated", "order-updated-refunded.json", date_modified_gmt="2026-12-02T08:00:00")
+    assert later.event_id == mapped.event_id
+    assert mapped.contact is not None
+    assert (mapped.contact.email, mapped.contact.source_id) == ("camille.martin@example.com", "woocommerce#26")
+    assert (mapped.contact.first_name, mapped.contact.email_consent) == (None, None)  # ids only
+
+
+def test_an_order_refunded_by_hand_without_refunds_listed_gives_back_its_total() -> None:
+    mapped = event("order.updated", "order-updated-refunded.json", refunds=[])
+    assert (mapped.properties["amount"], mapped.properties["refund_id"]) == ("64.70", "731-refunded")
+
+
+def test_a_cancelled_order_takes_back_its_total_once() -> None:
+    mapped = event("order.updated", "order-updated-cancelled.json")
+    assert mapped.type == "order.cancelled"
+    assert {k: mapped.properties[k] for k in ("order_id", "amount", "currency", "order_name")} == {
+        "order_id": "731",
+        "amount": "64.70",
+        "currency": "EUR",
+        "order_name": "#731",
+    }
+    assert mapped.event_id == "woocommerce#order.cancelled#731"
+
+
+@pytest.mark.parametrize(
+    ("sample", "change", "field"),
+    [
+        ("order-updated-refunded.json", {"id": None}, "id"),
+        ("order-updated-refunded.json", {"refunds": "all"}, "refunds"),
+        ("order-updated-refunded.json", {"refunds": [{"id": 745, "total": "-abc"}]}, "refunds[0].total"),
+        ("order-updated-refunded.json", {"refunds": [{"id": None, "total": "-1.00"}]}, "refunds[0].id"),
+        ("order-updated-refunded.json", {"currency": "E"}, "currency"),
+        ("order-updated-cancelled.json", {"total": "-64.70"}, "total"),
+        ("order-updated-cancelled.json", {"total": None}, "total"),
+        ("order-updated-cancelled.json", {"currency": None}, "currency"),
+    ],
+)
+def test_a_bad_refund_or_cancellation_is_refused_naming_the_field(
+    sample: str, change: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InputError) as refused:
+        event("order.updated", sample, **change)
+    assert refused.value.field == field
