@@ -49,19 +49,20 @@ def test_a_split_shows_each_variants_counts_and_names_a_winner_only_when_signifi
     b = got["b"]
     assert min(len(got["a"]), len(b)) >= 4
 
-    # When two people of variant b click its email
-    for email in b[:2]:
+    # When one person of variant b clicks its email
+    for email in b[:1]:
         status, _ = local.ses_event(to=email, step="e1-thanks-circle", type="click", link="https://boutique.example/")
         assert status == 202
     local.advance(seconds=0)
 
-    # Then the report shows both variants' sends and clicks, and no winner yet: 2 of 4 against 0 of 4 may be chance
+    # Then the report shows both variants' sends and clicks, and no winner yet: one click is chance whatever the
+    # sizes here (Fisher's p is at least 4 / 40)
     last = local.now().astimezone(UTC).date().isoformat()
     split = subject_test(local, day, last)
     after = counts(split)
     sent = {name: after[name][0] - before[name][0] for name in ("a", "b")}
     clicked = {name: after[name][1] - before[name][1] for name in ("a", "b")}
-    assert (sent, clicked) == ({"a": len(got["a"]), "b": len(b)}, {"a": 0, "b": 2})
+    assert (sent, clicked) == ({"a": len(got["a"]), "b": len(b)}, {"a": 0, "b": 1})
     assert [v["percent"] for v in split["variants"]] == [50, 50]
     if before == {"a": (0, 0), "b": (0, 0)}:  # alone on this day: the verdict is on these figures only
         assert (split["winner"], split["significant"]) == (None, False)
@@ -69,7 +70,7 @@ def test_a_split_shows_each_variants_counts_and_names_a_winner_only_when_signifi
         assert split["test"] == "Fisher's exact test"  # cells of fewer than 5 expected
 
     # When every other person of variant b clicks too
-    for email in b[2:]:
+    for email in b[1:]:
         local.ses_event(to=email, step="e1-thanks-circle", type="click", link="https://boutique.example/")
     local.advance(seconds=0)
 
