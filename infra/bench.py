@@ -8,7 +8,10 @@ Figures are printed, never asserted (the machine's load decides the absolute num
   4. the daily run's contacts per second, paged through the schedule queue one page per invocation, against the
      same run in one loop in one process (what the daily run was before it fanned out);
   5. a CSV import's rows per second (`parcours contacts import`'s batches through the admin handler, queued, then
-     the process handler), against a bare BatchWriteItem loop writing the same rows as items.
+     the process handler), against a bare BatchWriteItem loop writing the same rows as items;
+  6. state transitions per contact down each shipped scenario's full path, against its floor (one Task per message,
+     one Wait between), and the welcome series executed in moto's interpreter (`--save-cost` keeps its send's
+     DynamoDB requests and milliseconds in infra/cost/measured.json, which `parcours cost` prices).
 A little over 600 lines on purpose: each measurement sits beside its baseline, so that a figure is read in one place.
 """
 
@@ -597,6 +600,7 @@ class Sizes:
 class Run:
     sizes: Sizes
     runtime: Callable[[], RunningLocal] = started_runtime  # figure 1's `parcours local`, ready
+    save_cost: bool = False  # figure 6 writes its figures to infra/cost/measured.json
 
 
 FULL = Sizes(events=200, clients=4, runs=7, silent=5000, page=500, floor=100, rows=10_000)
@@ -673,7 +677,39 @@ def figure_1(run: Run) -> None:
     )
 
 
+def figure_6(run: Run) -> None:
+    from infra import build
+    from infra.cost import estimate, measure, paths
+
+    print("6. state transitions per contact (each shipped scenario's full path), against its floor", flush=True)
+    compiled = build.compile_all()
+    for name in compiled.scenarios:
+        path, _ = estimate.full_path(compiled.definition(name))
+        floor = paths.floor(path)
+        ratio = f"{path.transitions / floor:.2f} x floor ({floor}: " if floor else "(floor: "
+        print(f"   {path.transitions:>2} = {ratio}{path.messages} messages, {path.waits} waits)  {name}")
+    executed = measure.execute("welcome")
+    reads, writes = executed.requests("send_email")
+    print(
+        f"   welcome executed in moto: {len(executed.entered)} states entered ({executed.status}); a send: "
+        f"{reads:.0f} reads + {writes:.0f} writes, {executed.milliseconds('send_email'):.0f} ms"
+    )
+    if run.save_cost:
+        measured = estimate.load(estimate.MEASURED)
+        from shared.clock import Clock
+
+        measured["measured_on"] = Clock().now().date().isoformat()
+        measured["act"]["tasks"]["send_email"] = {
+            "reads": reads,
+            "writes": writes,
+            "ms": round(executed.milliseconds("send_email"), 1),
+        }
+        estimate.MEASURED.write_text(json.dumps(measured, indent=2) + "\n", encoding="utf-8")
+        print(f"   saved to {estimate.MEASURED.relative_to(ROOT)}")
+
+
 FIGURES: tuple[tuple[int, Callable[[Run], None]], ...] = (
+    (6, figure_6),
     (5, figure_5),
     (4, figure_4),
     (3, figure_3),
@@ -696,14 +732,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--silent", type=int, help=f"contacts the daily run figure finds silent ({FULL.silent})")
     parser.add_argument("--page", type=int, help=f"items per page for the daily run figure ({FULL.page})")
     parser.add_argument("--rows", type=int, help=f"CSV rows the import figure loads ({FULL.rows})")
+    parser.add_argument("--save-cost", action="store_true", help="keep figure 6's figures in infra/cost/measured.json")
     args = parser.parse_args(argv)
     chosen = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Sizes)}
     sizes = dataclasses.replace(QUICK if args.quick else FULL, **{k: v for k, v in chosen.items() if v is not None})
 
     if not args.quick:
-        return _figures(Run(sizes))
+        return _figures(Run(sizes, save_cost=args.save_cost))
     with runtime_in_background() as runtime:
-        return _figures(Run(sizes, runtime))
+        return _figures(Run(sizes, runtime, save_cost=args.save_cost))
 
 
 @contextmanager

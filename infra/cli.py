@@ -334,6 +334,14 @@ def _contacts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cost(args: argparse.Namespace) -> int:
+    from infra.cost import estimate
+
+    shop = estimate.Shop(args.contacts, args.events, args.orders, args.consent, args.new_contacts)
+    print(estimate.report(shop, args.prices or estimate.PRICES, args.measured or estimate.MEASURED), end="")
+    return 0
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -378,6 +386,17 @@ def main(argv: list[str] | None = None) -> int:
         "signs with $PARCOURS_CRM_SECRET",
     )
     local.set_defaults(run=_local)
+    costing = commands.add_parser(
+        "cost", help="what each scenario costs in AWS (per 1,000 entries, per message) and a shop's month"
+    )
+    costing.add_argument("--prices", type=Path, help="prices file (default: infra/cost/prices.json)")
+    costing.add_argument("--measured", type=Path, help="measured figures (default: infra/cost/measured.json)")
+    costing.add_argument("--contacts", type=int, default=10_000, help="the shop's contacts (10000)")
+    costing.add_argument("--events", type=int, default=50_000, help="events a month: webhooks, tracking (50000)")
+    costing.add_argument("--orders", type=int, default=1_000, help="orders a month (1000)")
+    costing.add_argument("--new-contacts", type=int, default=500, help="new contacts a month (500)")
+    costing.add_argument("--consent", type=float, default=0.5, help="share with marketing consent (0.5)")
+    costing.set_defaults(run=_cost)
     comp = commands.add_parser("compile", help="compile scenarios/*.yaml into scenarios/compiled/")
     comp.add_argument("--check", action="store_true", help="fail if the compiled files are not up to date")
     comp.set_defaults(run=_compile)

@@ -2,8 +2,9 @@
 
 Drawn from the ASL itself, so the picture is what Step Functions runs. Retry and Catch edges are left out: every
 Task may end in "Step failed" after its retries, which the legend says once. So is a marketing send's loop
-through "Held back?" and its Wait (a send the sending habits defer waits, then tries again): the send is drawn
-going on to its next step, which keeps the picture a tree read top-down.
+through its Catch of HeldBack, the two Passes reading the seconds and its Wait (a send the sending habits defer
+waits, then tries again): the send is drawn going on to its next step, which keeps the picture a tree read top-down.
+The last step ends the execution itself (`End`): no end state is drawn after it.
 """
 
 from __future__ import annotations
@@ -20,29 +21,28 @@ class Edge:
     label: str
 
 
-def _held_back(state: dict[str, Any]) -> bool:
-    choices = state.get("Choices") or []
-    return state["Type"] == "Choice" and len(choices) == 1 and choices[0].get("StringEquals") == "deferred"
-
-
 def folded(definition: dict[str, Any]) -> set[str]:
-    """The states of the held-back loops, not drawn: each send's Choice and its Wait."""
+    """The states of the held-back loops, not drawn: what each send's Catch of HeldBack leads to, up to its Wait
+    (which leads back to the send)."""
     states = definition["States"]
-    return {name for name, state in states.items() if _held_back(state)} | {
-        choice["Next"] for state in states.values() if _held_back(state) for choice in state["Choices"]
-    }
+    hidden: set[str] = set()
+    for name, state in states.items():
+        for catch in state.get("Catch", []):
+            if catch["ErrorEquals"] == ["HeldBack"]:
+                target = catch["Next"]
+                while target != name and target not in hidden:
+                    hidden.add(target)
+                    target = states[target]["Next"]
+    return hidden
 
 
 def edges(definition: dict[str, Any]) -> list[Edge]:
     states = definition["States"]
-    onward = {name: state["Default"] for name, state in states.items() if _held_back(state)}
     hidden = folded(definition)
     found = []
     for name, state in states.items():
         if name in hidden:
             continue
-        if state["Type"] == "Task" and state.get("Next") in onward:
-            state = {**state, "Next": onward[state["Next"]]}
         if state["Type"] == "Choice":
             low, default = 0, "no"
             for choice in state["Choices"]:

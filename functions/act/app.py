@@ -45,4 +45,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             **result,
         },
     )
-    return result
+    return actions.hold_if_deferred(result)  # a deferral is an error the send's Task Catches: its Wait, then again

@@ -1,13 +1,14 @@
 """Scenario model -> Amazon States Language. Pure and deterministic: same scenario, same bytes.
 
-Transitions per step kind (Standard workflows bill each one):
+Transitions per step kind (Standard workflows bill each one; `parcours cost` counts them down each path):
   send_email, send_sms                                        1 (one Task re-checks consent, suppression, the
                                                                  goal (and SNS's opt-out list), then sends once)
-                                                              +1 in a marketing scenario: a Choice on whether the
-                                                                 sending habits held the message back (caps,
-                                                                 quiet hours, French SMS hours); each deferral
-                                                                 adds 3 (a Wait until the moment the Task named,
-                                                                 the Task again, the Choice again)
+                                                              +4 per deferral, only when it happens: in a marketing
+                                                                 scenario the act function raises HeldBack when the
+                                                                 sending habits hold the message back (caps, quiet
+                                                                 hours, French SMS hours); the Task Catches it to two
+                                                                 Passes reading the seconds, a Wait on them, the
+                                                                 Task again
   notify_crm                                                  1 (one Task POSTs the signed notification)
   set_attribute, add_score, add/remove_from_list              1 (one Task)
   wait                                                        1 (one Wait state, never polls)
@@ -19,7 +20,9 @@ Transitions per step kind (Standard workflows bill each one):
   a date trigger's leading wait                               2 (the same as wait_until: until the day's time)
   wait_for                                                    1 (a Task holding a task token until the event
                                                                  or its timeout; nothing polls)
-  exit, and the end of the steps                              1 (the Succeed state)
+  the end of the steps                                        0 (the last Task or Wait ends the execution)
+  exit, a branch left empty                                   1 (the Succeed state "Done": a Choice cannot end
+                                                                 an execution, and an exit mid-way needs a target)
   entry cap (`entry: {cap: N}`)                               +1 per execution: a final "Leave" Task before
                                                                  the end (also on the failure path) frees the
                                                                  contact's place and closes the enrolment
@@ -112,7 +115,7 @@ class _Node:
     step: Step
     name: str
     variant: str | None
-    check: str = ""  # the evaluating Task's name, for `if`; the held-back Choice's, for a marketing send
+    check: str = ""  # the evaluating Task's name, for `if`; the held-back Pass's, for a marketing send
     hold: str = ""  # a marketing send's Wait until the moment its sending habits allow
     branches: list[list[_Node]] = field(default_factory=list)
 
@@ -123,10 +126,10 @@ class _Planner:
         self.marketing = marketing
 
     def send(self, step: SendEmail | SendSms, label: str, variant: str | None) -> _Node:
-        """A send's Task; in a marketing scenario also the Choice and the Wait of a send held back."""
+        """A send's Task; in a marketing scenario also the Pass and the Wait of a send held back."""
         node = _Node(step, self.unique(label), variant)
         if self.marketing:
-            node.check = self.unique(f"Held back? ({step.id})")
+            node.check = self.unique(f"Held back ({step.id})")
             node.hold = self.unique(f"Wait until {step.id} may go")
         return node
 
@@ -200,6 +203,9 @@ RETRY = [
     }
 ]
 CATCH_ALL = {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": FAILED}
+# What the act function raises when the sending habits hold a send back (shared.messages.actions.HeldBack): its
+# message is the JSON of the deferred answer ({"seconds", "until", "reason"}), inside the error's Cause (JSON too)
+HELD_BACK = "HeldBack"
 # The steps that emit events (score.changed, list.joined, list.left) get the trigger: what they emit is one link
 # further in its causal chain (its `chain`, shared.sources.ingestion.CHAIN_LIMIT)
 CAUSE = {"trigger.$": "$.trigger"}
@@ -250,21 +256,37 @@ class _Linker:
         return node.check
 
     def send(self, node: _Node, payload: dict[str, Any], channel: str, comment: str, following: str) -> str:
-        """A send Task; in a marketing scenario the sending habits' rules ride in its payload, and when it answers
-        `deferred` a Wait on the seconds it named leads back to it (it decides again then: nothing polls)."""
+        """A send Task; in a marketing scenario the sending habits' rules ride in its payload, and when it raises
+        HeldBack its Catch leads to a Pass reading the seconds it named, a Wait on them, and back to the Task (it
+        decides again then: nothing polls). A send that goes costs its one transition."""
+        self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
         if not node.hold:
-            self.states[node.name] = self.task(payload, following, comment, {"status.$": "$.Payload.status"})
             return node.name
         payload["pacing"] = self.policy.payload(channel, self.scenario.topic, self.scenario.when_capped)
-        comment += " Answers deferred when a cap, quiet hours or the French SMS hours hold it back."
-        result = {"status.$": "$.Payload.status", "answer.$": "$.Payload"}
-        self.states[node.name] = self.task(payload, node.check, comment, result)
+        self.states[node.name]["ResultSelector"] = {"status.$": "$.Payload.status", "answer.$": "$.Payload"}
+        self.states[node.name]["Comment"] += (
+            " Raises HeldBack when a cap, quiet hours or the French SMS hours hold it back."
+        )
+        held = {"ErrorEquals": [HELD_BACK], "ResultPath": "$.held", "Next": node.check}
+        self.states[node.name]["Catch"].insert(0, held)
+        # The error's Cause is JSON text whose errorMessage is JSON text: two Passes read the seconds (moto's
+        # interpreter has no workflow variables to do it in one)
+        reading = f"{node.check}: seconds"
         self.states[node.check] = {
-            "Type": "Choice",
-            "Choices": [{"Variable": "$.last.status", "StringEquals": "deferred", "Next": node.hold}],
-            "Default": following,
+            "Type": "Pass",
+            "Comment": "Reads the HeldBack error's Cause (JSON text).",
+            "Parameters": {"cause.$": "States.StringToJson($.held.Cause)"},
+            "ResultPath": "$.held",
+            "Next": reading,
         }
-        self.states[node.hold] = {"Type": "Wait", "SecondsPath": "$.last.answer.seconds", "Next": node.name}
+        self.states[reading] = {
+            "Type": "Pass",
+            "Comment": "Reads the deferred answer (seconds, until, reason) from the error's message (JSON text).",
+            "Parameters": {"answer.$": "States.StringToJson($.held.cause.errorMessage)"},
+            "ResultPath": "$.held",
+            "Next": node.hold,
+        }
+        self.states[node.hold] = {"Type": "Wait", "SecondsPath": "$.held.answer.seconds", "Next": node.name}
         return node.name
 
     def leave_states(self) -> None:
@@ -451,7 +473,12 @@ def compile_scenario(scenario: Scenario, policy: pacing.Policy | None = None) ->
     start = linker.link(nodes, linker.end)
     linker.leave_states()
     states = {name: linker.states[name] for name in _order(start, linker.states)}
-    states[DONE] = {"Type": "Succeed"}
+    for state in states.values():  # the last step ends the execution itself: no Succeed state to pay for
+        if state.get("Next") == DONE and state["Type"] != "Choice":
+            del state["Next"]
+            state["End"] = True
+    if start == DONE or DONE in {target for state in states.values() for target in _targets(state)}:
+        states[DONE] = {"Type": "Succeed"}  # an exit, a branch left empty, a Choice's way out: it cannot end
     if any(state["Type"] == "Task" for state in states.values()):  # Step Functions refuses unreachable states
         states[FAILED] = {
             "Type": "Fail",
@@ -464,6 +491,13 @@ def compile_scenario(scenario: Scenario, policy: pacing.Policy | None = None) ->
         "StartAt": start,
         "States": states,
     }
+
+
+def _targets(state: dict[str, Any]) -> list[str]:
+    """Where a state may lead: its Choices, Catches, Default and Next."""
+    targets = [choice["Next"] for choice in state.get("Choices", [])]
+    targets += [catch["Next"] for catch in state.get("Catch", [])]
+    return targets + [state[key] for key in ("Default", "Next") if key in state]
 
 
 def _order(start: str, states: dict[str, Any]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
@@ -21,6 +22,23 @@ from shared.storage import ContactModel, StorageBusy, StorageError, busy, get_or
 
 class InvalidAction(ValueError):
     """A payload the compiler would never produce: a field is missing or malformed."""
+
+
+class HeldBack(Exception):  # its name is the error the send Task Catches (shared.journeys.compiler)
+    """The sending habits hold a send back (a cap, quiet hours, the French SMS hours): the act function raises it, so
+    that a send that goes costs one state transition and only a deferral leaves the main path. Its message is the
+    JSON of the deferred answer ({"status", "reason", "until", "seconds"}), which the state machine reads to wait."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        super().__init__(json.dumps(answer, sort_keys=True))
+        self.answer = answer
+
+
+def hold_if_deferred(answer: dict[str, Any]) -> dict[str, Any]:
+    """The Task's answer, or HeldBack when it is `deferred` (recorded for the reports already)."""
+    if answer.get("status") == "deferred":
+        raise HeldBack(answer)
+    return answer
 
 
 class MomentBeyondExecution(ValueError):

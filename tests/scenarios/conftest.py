@@ -107,12 +107,12 @@ def sent_at(local: RunningLocal, email: str) -> dict[str, datetime]:
     return {m["step"]: datetime.fromisoformat(m["sent_at"]) for m in local.outbox(to=email)}
 
 
-HELD_BACK = "Held back? ("  # the Choice after each marketing send (shared.journeys.compiler): a detail of the send
+HELD_BACK = "Held back ("  # the Pass a deferred marketing send Catches to (shared.journeys.compiler): a detail
 
 
 def entered_states(local: RunningLocal, execution: str) -> list[str]:
-    """The states the execution went through, in order, but the Choice every marketing send passes (a deferral
-    still shows, as its Wait: "Wait until <step> may go")."""
+    """The states the execution went through, in order, but the Pass a deferred marketing send Catches to (a
+    deferral still shows, as its Wait: "Wait until <step> may go")."""
     events = local.client("stepfunctions").get_execution_history(executionArn=execution)["events"]
     names = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     return [name for name in names if not name.startswith(HELD_BACK)]

@@ -28,7 +28,7 @@ def test_an_incomplete_profile_gets_the_reminder_and_leaves(local: RunningLocal,
     execution = start(local, branching, contact_id, bucket=10)
     local.advance(seconds=0)  # no wait on this path: it ends at once
     assert described(local, execution)["status"] == "SUCCEEDED"
-    assert entered_states(local, execution) == ["Check profile", "profile?", "Send email reminder", "Done"]
+    assert entered_states(local, execution) == ["Check profile", "profile?", "Send email reminder"]
     assert [m["step"] for m in local.outbox(to=address)] == ["reminder"]
     assert store.contacts.get(contact_id).attributes.as_dict() == {}
 
@@ -57,7 +57,6 @@ def test_a_complete_profile_gets_tips_then_its_variant_then_the_updates(
         "Check vip-check",
         "vip-check?",
         "Remove from list clients-fideles (leave-list)",
-        "Done",
     ]
     messages = local.outbox(to=address)
     assert [(m["step"], datetime.fromisoformat(m["sent_at"])) for m in messages] == [
@@ -78,4 +77,4 @@ def test_a_contact_erased_mid_scenario_is_skipped_by_every_action(
     execution = start(local, branching, uuid.uuid4().hex, bucket=50)
     local.advance(seconds=0)
     assert described(local, execution)["status"] == "SUCCEEDED"
-    assert entered_states(local, execution)[-2:] == ["Send email reminder", "Done"]  # no profile: the else branch
+    assert entered_states(local, execution)[-1:] == ["Send email reminder"]  # no profile: the else branch

@@ -87,7 +87,7 @@ def test_the_contact_over_the_cap_is_refused_and_a_place_frees_when_one_leaves(
     # The quick one leaves at once (its Leave Task frees the place and closes its enrolment) ...
     local.advance(seconds=0)
     assert described(local, quick_execution)["status"] == "SUCCEEDED"
-    assert entered_states(local, quick_execution)[-2:] == ["Leave", "Done"]
+    assert entered_states(local, quick_execution)[-1:] == ["Leave"]
     assert enrolments.running(store, "capped") == 1
     [closed] = enrolments.of(store, quick, "capped")
     assert closed.status == "finished"

@@ -38,6 +38,5 @@ def test_the_first_case_that_holds_runs_then_the_paths_join(
         "segment?",
         f"Send email {branch}",
         "Send email e-all",
-        "Done",
     ]
     assert [m["step"] for m in local.outbox(to=email)] == [branch, "e-all"]

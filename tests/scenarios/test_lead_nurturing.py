@@ -14,7 +14,7 @@ from shared.storage import Tables
 from tests.crm_receiver import CrmReceiver
 from tests.scenarios.conftest import add_contact, described, entered_states, machine, start
 
-STEPS = ["Add to list sales-qualified (sales-list)", "Send email e1-meet-sales", "Done"]
+STEPS = ["Add to list sales-qualified (sales-list)", "Send email e1-meet-sales"]
 
 
 @pytest.mark.parametrize("consent", ["granted", None])

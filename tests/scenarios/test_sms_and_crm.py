@@ -84,7 +84,6 @@ def test_the_sms_goes_out_once_and_the_crm_receives_one_signed_post(
         "Send SMS s1-reminder",
         "Send email e1-reminder",
         "Notify CRM handoff",
-        "Done",
     ]
     # The outbox lists both channels together, oldest first: the SMS before the email sent after it.
     ours = [m for m in local.outbox() if m["to"] in (address, number)]

@@ -50,7 +50,6 @@ def test_the_email_waits_for_ten_oclock_on_a_weekday_where_the_contact_lives(
         "Plan morning",
         "Wait until 10:00 mon,tue,wed,thu,fri (morning)",
         "Send email hello",
-        "Done",
     ]
     assert datetime.fromisoformat(json.loads(result["output"])["plan"]["until"]) == due
     [message] = local.outbox(to=email)

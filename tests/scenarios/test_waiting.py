@@ -62,7 +62,7 @@ def test_the_event_arriving_first_resumes_the_execution_on_its_branch(local: Run
     # Then the execution goes on at once with the event branch, and nothing waits any more
     result = described(local, execution)
     assert result["status"] == "SUCCEEDED"
-    assert entered_states(local, execution) == ["Wait for order.placed (order-check)", "Send email thanks", "Done"]
+    assert entered_states(local, execution) == ["Wait for order.placed (order-check)", "Send email thanks"]
     assert json.loads(result["output"])["awaited"]["type"] == "order.placed"
     sent = sent_at(local, email)
     assert sent["thanks"] == (began + timedelta(hours=6)).replace(microsecond=0)
@@ -81,7 +81,7 @@ def test_without_the_event_the_timeout_branch_runs(local: RunningLocal, waiting:
 
     # Then the timeout branch runs at that moment
     assert described(local, execution)["status"] == "SUCCEEDED"
-    assert entered_states(local, execution) == ["Wait for order.placed (order-check)", "Send email nudge", "Done"]
+    assert entered_states(local, execution) == ["Wait for order.placed (order-check)", "Send email nudge"]
     sent = sent_at(local, email)
     assert sent["nudge"] == (began + timedelta(days=1)).replace(microsecond=0)
     assert "thanks" not in sent

@@ -37,7 +37,6 @@ def test_a_consenting_contact_gets_four_emails_at_j0_j2_j5_j8(local: RunningLoca
         "Send email e3-social-proof",
         "Wait 3d until J+8",
         "Send email e4-offer",
-        "Done",
     ]
     messages = local.outbox(to=email)
     assert [m["step"] for m in messages] == ["e1-welcome", "e2-value", "e3-social-proof", "e4-offer"]

@@ -64,9 +64,9 @@ def test_a_capped_scenario_draws_its_leave_task_and_keeps_the_failure_path_in_wo
 
 
 def test_a_marketing_send_is_drawn_going_on_to_its_next_step_its_deferral_loop_folded() -> None:
-    # Given the welcome series, whose sends the sending habits may hold back (a Choice and a Wait each)
+    # Given the welcome series, whose sends the sending habits may hold back (two Passes and a Wait each)
     welcome = build.compile_all().definition("welcome")
-    assert len(graph.folded(welcome)) == 8
+    assert len(graph.folded(welcome)) == 12
     # When it is drawn, Then each send leads to the next wait and the picture has no cycle
     text = graph.mermaid(welcome)
     assert "Wait until e1-welcome may go" not in text

@@ -26,10 +26,13 @@ FUNCTIONS = _of("AWS::Serverless::Function")
 
 
 def _alarms_on(namespace: str, metric: str) -> dict[str, dict[str, Any]]:
-    """Each alarm on that metric, by the Ref or GetAtt of its first dimension's value."""
+    """Each alarm on that metric (alone, or first in a metric math expression), by the Ref or GetAtt of its first
+    dimension's value."""
     found = {}
     for alarm in ALARMS.values():
         props = alarm["Properties"]
+        if "Metrics" in props and "MetricName" not in props:  # metric math: the first metric it reads
+            props = next((m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m), props)
         if props.get("Namespace") == namespace and props.get("MetricName") == metric:
             value = props["Dimensions"][0]["Value"]
             key = value.get("Ref") or value["Fn::GetAtt"][0]

@@ -50,23 +50,27 @@ def test_the_welcome_series_compiles_to_readable_states_in_order() -> None:
     definition = compiler.compile_scenario(welcome())
     assert list(definition["States"]) == [
         "Send email e1-welcome",
-        "Held back? (e1-welcome)",
+        "Held back (e1-welcome)",
+        "Held back (e1-welcome): seconds",
         "Wait until e1-welcome may go",
         "Wait 2d until J+2",
         "Send email e2-value",
-        "Held back? (e2-value)",
+        "Held back (e2-value)",
+        "Held back (e2-value): seconds",
         "Wait until e2-value may go",
         "Wait 3d until J+5",
         "Send email e3-social-proof",
-        "Held back? (e3-social-proof)",
+        "Held back (e3-social-proof)",
+        "Held back (e3-social-proof): seconds",
         "Wait until e3-social-proof may go",
         "Wait 3d until J+8",
         "Send email e4-offer",
-        "Held back? (e4-offer)",
+        "Held back (e4-offer)",
+        "Held back (e4-offer): seconds",
         "Wait until e4-offer may go",
-        "Done",
         "Step failed",
     ]
+    assert definition["States"]["Send email e4-offer"]["End"] is True  # no Succeed state to pay for
     waits = [s["Seconds"] for s in definition["States"].values() if s["Type"] == "Wait" and "Seconds" in s]
     assert waits == [2 * 86400, 3 * 86400, 3 * 86400]
 
@@ -74,16 +78,18 @@ def test_the_welcome_series_compiles_to_readable_states_in_order() -> None:
 def test_a_marketing_send_held_back_waits_the_seconds_it_answered_then_sends_again() -> None:
     states = compiler.compile_scenario(welcome())["States"]
     send = states["Send email e2-value"]
-    assert send["Next"] == "Held back? (e2-value)"
-    assert send["ResultSelector"] == {"status.$": "$.Payload.status", "answer.$": "$.Payload"}
-    assert states["Held back? (e2-value)"] == {
-        "Type": "Choice",
-        "Choices": [{"Variable": "$.last.status", "StringEquals": "deferred", "Next": "Wait until e2-value may go"}],
-        "Default": "Wait 3d until J+5",
+    # A send that goes costs its Task only: it leads straight on to the next step
+    assert send["Next"] == "Wait 3d until J+5"
+    # Held back, the act function raises HeldBack, whose Cause holds the deferred answer as JSON text
+    assert send["Catch"][0] == {"ErrorEquals": ["HeldBack"], "ResultPath": "$.held", "Next": "Held back (e2-value)"}
+    assert send["Catch"][1]["ErrorEquals"] == ["States.ALL"]
+    assert states["Held back (e2-value)"]["Parameters"] == {"cause.$": "States.StringToJson($.held.Cause)"}
+    assert states["Held back (e2-value): seconds"]["Parameters"] == {
+        "answer.$": "States.StringToJson($.held.cause.errorMessage)"
     }
     assert states["Wait until e2-value may go"] == {
         "Type": "Wait",
-        "SecondsPath": "$.last.answer.seconds",
+        "SecondsPath": "$.held.answer.seconds",
         "Next": "Send email e2-value",
     }
 
@@ -132,7 +138,8 @@ def test_every_task_retries_lambda_and_throttling_errors_and_catches_the_rest() 
             )
             assert retry["BackoffRate"] > 1
             assert retry["JitterStrategy"] == "FULL"
-            assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Step failed"}]
+            # (a marketing send Catches HeldBack first: its deferral path)
+            assert state["Catch"][-1] == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Step failed"}
 
 
 def test_transient_errors_are_retried_for_about_a_day_with_capped_exponential_backoff() -> None:
@@ -203,8 +210,8 @@ def test_an_if_checks_the_contact_now_then_chooses_and_both_branches_join_the_ne
         "Choices": [{"Variable": "$.last.value", "BooleanEquals": True, "Next": "Send email tips"}],
         "Default": "Send email reminder",
     }
-    assert states[states["Send email tips"]["Next"]]["Default"] == "Wait 1d until J+1"
-    assert states[states["Send email reminder"]["Next"]]["Default"] == "Done"  # exit
+    assert states["Send email tips"]["Next"] == "Wait 1d until J+1"
+    assert states["Send email reminder"]["End"] is True  # exit: the Task before it ends the execution
 
 
 def test_a_split_chooses_on_the_contacts_bucket_by_cumulative_percent_and_tags_the_variant() -> None:
@@ -339,7 +346,6 @@ def test_an_sms_and_a_crm_notification_are_one_task_each_with_retries() -> None:
         "Send SMS s1-reminder",
         "Send email e1-reminder",
         "Notify CRM handoff",
-        "Done",
         "Step failed",
     ]
     sms = states["Send SMS s1-reminder"]
@@ -354,15 +360,15 @@ def test_an_sms_and_a_crm_notification_are_one_task_each_with_retries() -> None:
         "trigger.$": "$.trigger",
         "pacing": {"caps": [], "when_capped": "defer", "french_hours": "08:00-20:00"},
     }
-    assert states[sms["Next"]]["Default"] == "Send email e1-reminder"
+    assert sms["Next"] == "Send email e1-reminder"
     crm = states["Notify CRM handoff"]
     assert crm["Parameters"]["Payload"]["action"] == "notify_crm"
     assert crm["Parameters"]["Payload"]["type"] == "qualified"
     assert crm["Parameters"]["Payload"]["execution.$"] == "$$.Execution.Id"  # the delivery id's half
-    assert crm["Next"] == "Done"
+    assert crm["End"] is True
     for state in (sms, crm):
         assert {"SendDeferred", "CrmDeferred", "Lambda.ServiceException"} <= set(state["Retry"][0]["ErrorEquals"])
-        assert state["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Step failed"}]
+        assert state["Catch"][-1] == {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Step failed"}
 
 
 def _targets(state: dict[str, Any]) -> list[str]:
@@ -380,7 +386,7 @@ def test_a_capped_scenario_frees_the_place_on_every_way_out_with_one_more_task()
     for name, state in states.items():
         if name not in ("Leave", "Leave after a failure"):
             assert not {"Done", "Step failed"} & set(_targets(state)), name  # the exit step included
-    assert (leave["Next"], after_failure["Next"]) == ("Done", "Step failed")
+    assert (leave["End"], after_failure["Next"]) == (True, "Step failed")  # the last Task ends the execution
     for state in (leave, after_failure):
         assert state["Parameters"]["Payload"]["action"] == "leave"
         assert state["Parameters"]["Payload"]["execution.$"] == "$$.Execution.Id"
@@ -421,13 +427,13 @@ def test_re_engagement_unsubscribes_in_one_task_and_stops_on_an_open_or_a_click(
     goodbye = states["Unsubscribe from email (goodbye)"]
     assert goodbye["Parameters"]["Payload"]["action"] == "unsubscribe"
     assert goodbye["Parameters"]["Payload"]["channel"] == "email"
-    assert goodbye["Next"] == "Done"
+    assert goodbye["End"] is True
     entry = compiler.catalogue_entry(scenario)
     assert entry["goal"] == {"event": "email.opened", "events": ["email.opened", "email.clicked"]}
     assert entry["trigger"] == {"event": "contact.inactive", "where": {"days": 90}}
-    # transitions for a silent contact: plan + wait, E1 + held back?, wait, E2 + held back?, wait, unsubscribe, the end
-    deferrals = [name for name in states if name.endswith("may go")]
-    assert len([name for name in states if name not in ("Done", "Step failed", *deferrals)]) + 1 == 10
+    # transitions for a silent contact: plan + wait, E1, wait, E2, wait, unsubscribe (which ends it)
+    deferrals = [name for name in states if name.endswith("may go") or name.startswith("Held back (")]
+    assert len([name for name in states if name not in ("Done", "Step failed", *deferrals)]) == 7
 
 
 def test_a_date_wait_plans_from_the_attribute_and_refuses_a_moment_past_the_year() -> None:

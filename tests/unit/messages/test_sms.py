@@ -15,7 +15,7 @@ from shared import clients, clock
 from shared.clock import Clock
 from shared.events import normalise_phone
 from shared.journeys import enrolments
-from shared.messages import sms
+from shared.messages import actions, sms
 from shared.messages.mailer import SendDeferred, SendRefused
 from shared.messages.sending import InvalidRequest, SendRequest
 from shared.settings import Settings, get_settings
@@ -360,5 +360,9 @@ def test_the_act_function_counts_each_deferral(
     monkeypatch.setenv("PARCOURS_CLOCK_START", repr(SUNDAY_NOON.timestamp()))
     get_settings.cache_clear()
     payload = {**request().__dict__, "pacing": FRENCH_HOURS, "action": "send_sms"}
-    assert act(payload, InvocationContext.of("act"))["status"] == "deferred"
+    # the deferral is an error the send's Task Catches (its Wait, then the Task again), carrying the seconds
+    with pytest.raises(actions.HeldBack) as held:
+        act(payload, InvocationContext.of("act"))
+    assert held.value.answer["status"] == "deferred"
+    assert held.value.answer["seconds"] > 0
     assert metrics_of(capsys.readouterr().out)["SmsDeferred"] == [1.0]

@@ -1,0 +1,214 @@
+"""What a scenario costs in AWS, per 1,000 entries and per message, by service; and a month of a shop described by a
+few numbers. Transitions come from the compiled ASL (infra.cost.paths), requests and milliseconds from the bench's
+measured figures (measured.json), prices from prices.json (or the file given). Free tiers are left out, and so is
+storage (DynamoDB's GB-month, CloudWatch Logs): the figures are the requests' cost, an upper bound for small shops."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from infra.cost import paths
+
+HERE = Path(__file__).resolve().parent
+PRICES = HERE / "prices.json"
+MEASURED = HERE / "measured.json"
+SERVICES = ("Step Functions", "Lambda", "DynamoDB", "SES", "SNS SMS", "SQS", "EventBridge")
+COUNTRY = "FR"  # SMS prices differ by country: the shipped scenarios write to French numbers
+
+
+@dataclass(frozen=True)
+class Shop:
+    """A shop's month: its contacts, their events and orders, the share with marketing consent."""
+
+    contacts: int = 10_000
+    events: int = 50_000  # webhooks and tracking calls a month
+    orders: int = 1_000
+    consent: float = 0.5
+    new_contacts: int = 500
+
+
+@dataclass(frozen=True)
+class Line:
+    """One scenario's (or campaign's) cost of one entry along its full path, by service (USD; None: unpriced)."""
+
+    name: str
+    path: paths.Path
+    paths: int
+    by_service: dict[str, float | None]
+
+    @property
+    def per_entry(self) -> float:
+        return sum(v for v in self.by_service.values() if v is not None)
+
+    @property
+    def per_message(self) -> float | None:
+        return self.per_entry / self.path.messages if self.path.messages else None
+
+    @property
+    def unpriced(self) -> list[str]:
+        return [service for service, value in self.by_service.items() if value is None]
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _usd(prices: dict[str, Any], name: str) -> float:
+    return float(prices[name]["usd"])
+
+
+def _lambda(prices: dict[str, Any], ms: float, memory_mb: int) -> float:
+    """One invocation: its request and its GB-seconds (billed by the millisecond, rounded up)."""
+    seconds = math.ceil(ms) / 1000
+    return _usd(prices, "lambda_request") + seconds * memory_mb / 1024 * _usd(prices, "lambda_arm64_gb_second")
+
+
+def _dynamodb(prices: dict[str, Any], reads: float, writes: float) -> float:
+    return reads * _usd(prices, "dynamodb_read_request") + writes * _usd(prices, "dynamodb_write_request")
+
+
+def full_path(definition: dict[str, Any]) -> tuple[paths.Path, int]:
+    """The path that sends the most (then costs the most transitions): a contact who goes all the way; and how
+    many paths there are."""
+    found = paths.paths(definition)
+    return max(found, key=lambda path: (path.messages, path.transitions)), len(found)
+
+
+def line(name: str, definition: dict[str, Any], prices: dict[str, Any], measured: dict[str, Any]) -> Line:
+    path, count = full_path(definition)
+    act = measured["act"]
+    tasks = act["tasks"]
+    lambda_cost = dynamodb_cost = 0.0
+    for action in path.actions:
+        figures = tasks.get(action, tasks["default"])
+        lambda_cost += _lambda(prices, figures["ms"], act["memory_mb"])
+        dynamodb_cost += _dynamodb(prices, figures["reads"], figures["writes"])
+    emails, sms = path.sent("email"), path.sent("sms")
+    feedback = measured["feedback"]  # SES's notifications of each email (delivery...), through SNS to a function
+    notified = emails * feedback["notifications_per_email"]
+    lambda_cost += notified * _lambda(prices, feedback["ms"], feedback["memory_mb"])
+    dynamodb_cost += notified * _dynamodb(prices, feedback["reads"], feedback["writes"])
+    sms_price = prices["sns_sms"].get(COUNTRY)
+    by_service: dict[str, float | None] = {
+        "Step Functions": path.transitions * _usd(prices, "stepfunctions_standard_transition"),
+        "Lambda": lambda_cost,
+        "DynamoDB": dynamodb_cost,
+        "SES": emails * _usd(prices, "ses_email"),
+        "SNS SMS": 0.0 if not sms else None if sms_price is None else sms * float(sms_price),
+        "SQS": 0.0,  # the event that started the entry is the shop's (see monthly); a Task queues nothing here
+        "EventBridge": 0.0,  # the daily run's schedule is the shop's (see monthly)
+    }
+    return Line(name, path, count, by_service)
+
+
+def campaign_lines(prices: dict[str, Any], measured: dict[str, Any]) -> list[Line]:
+    """Campaigns' rows: a hook for shared.campaigns (one send per recipient, no state machine), none yet."""
+    return []
+
+
+def entries(scenario_trigger: str, shop: Shop) -> float:
+    """A month's entries into a scenario, from what starts it (a rough guide, said in the output)."""
+    consenting = shop.consent
+    return {
+        "contact.subscribed": shop.new_contacts * consenting,
+        "checkout.started": float(shop.orders),  # as many abandoned checkouts as orders
+        "order.placed": float(shop.orders),
+        "date": shop.contacts * consenting / 12,  # a birthday a year for those who gave one
+        "inactive": shop.contacts * consenting * 0.02,
+    }.get(scenario_trigger, 0.0)
+
+
+def per_event(prices: dict[str, Any], measured: dict[str, Any]) -> dict[str, float]:
+    """One event through ingest, the queue and the process function, by service."""
+    process = measured["process"]
+    return {
+        "Lambda": 2 * _lambda(prices, process["ms"], process["memory_mb"]),  # ingest, then process
+        "DynamoDB": _dynamodb(prices, process["reads"], process["writes"]),
+        "SQS": measured["sqs_requests_per_event"] * _usd(prices, "sqs_fifo_request"),
+    }
+
+
+def monthly(
+    lines: list[Line], triggers: dict[str, str], shop: Shop, prices: dict[str, Any], measured: dict[str, Any]
+) -> dict[str, float | None]:
+    total: dict[str, float | None] = dict.fromkeys(SERVICES, 0.0)
+
+    def add(service: str, value: float | None) -> None:
+        current = total[service]
+        total[service] = None if value is None or current is None else current + value
+
+    for one in lines:
+        count = entries(triggers.get(one.name, ""), shop)
+        for service, value in one.by_service.items():
+            add(service, None if value is None and count else (value or 0.0) * count)
+    for service, value in per_event(prices, measured).items():
+        add(service, value * shop.events)
+    add("EventBridge", 30 * _usd(prices, "eventbridge_scheduler_invocation"))  # the daily run
+    return total
+
+
+def trigger_of(scenario: Any) -> str:
+    if scenario.trigger_date is not None:
+        return "date"
+    event = str(scenario.trigger_event or "")
+    return "inactive" if event == "contact.inactive" else event
+
+
+def _money(value: float | None, digits: int = 4) -> str:
+    return "unpriced" if value is None else f"${value:,.{digits}f}"
+
+
+def report(shop: Shop, prices_file: Path = PRICES, measured_file: Path = MEASURED) -> str:
+    from infra import build
+    from shared.journeys import loader
+
+    prices, measured = load(prices_file), load(measured_file)
+    compiled = build.compile_all()
+    lines, triggers = [], {}
+    for name in compiled.scenarios:
+        lines.append(line(name, compiled.definition(name), prices, measured))
+        scenario = loader.load(build.SCENARIOS / f"{name}.yaml", build.TEMPLATES)
+        triggers[name] = trigger_of(scenario)
+    lines += campaign_lines(prices, measured)
+    out = [
+        f"AWS cost per 1,000 entries along each scenario's full path (every message sent), {prices['region']} "
+        f"list prices read {prices['read_on']} ({prices_file.name}); requests and milliseconds measured "
+        f"{measured['measured_on']} ({measured_file.name}). Free tiers and storage left out.",
+        "",
+        "| scenario | paths | transitions | messages | "
+        + " | ".join(SERVICES)
+        + " | per 1,000 entries | per message |",
+        "|---" * (len(SERVICES) + 6) + "|",
+    ]
+    for one in lines:
+        cells = [_money(1000 * v if v is not None else None, 3) for v in one.by_service.values()]
+        per_message = one.per_message
+        out.append(
+            f"| {one.name} | {one.paths} | {one.path.transitions} | {one.path.messages} | "
+            + " | ".join(cells)
+            + f" | {_money(1000 * one.per_entry, 3)}{' + SMS' if one.unpriced else ''} | "
+            + f"{_money(per_message, 6) if per_message is not None else '-'} |"
+        )
+    total = monthly(lines, triggers, shop, prices, measured)
+    out += [
+        "",
+        f"A month of a shop with {shop.contacts:,} contacts, {shop.events:,} events, {shop.orders:,} orders, "
+        f"{shop.new_contacts:,} new contacts, {shop.consent:.0%} with marketing consent:",
+        "",
+        "| scenario | entries a month |",
+        "|---|---|",
+    ]
+    out += [f"| {one.name} | {entries(triggers.get(one.name, ''), shop):,.0f} |" for one in lines]
+    out += ["", "| service | a month |", "|---|---|"]
+    out += [f"| {service} | {_money(value, 2)} |" for service, value in total.items()]
+    known = sum(v for v in total.values() if v is not None)
+    missing = [service for service, value in total.items() if value is None]
+    out.append(f"| total | {_money(known, 2)}{' + ' + ', '.join(missing) + ' (unpriced)' if missing else ''} |")
+    if missing:
+        out.append(f"\n{', '.join(missing)}: {prices['sns_sms']['source']}.")
+    return "\n".join(out) + "\n"
