@@ -338,7 +338,11 @@ def _cost(args: argparse.Namespace) -> int:
     from infra.cost import estimate
 
     shop = estimate.Shop(args.contacts, args.events, args.orders, args.consent, args.new_contacts)
-    print(estimate.report(shop, args.prices or estimate.PRICES, args.measured or estimate.MEASURED), end="")
+    try:
+        print(estimate.report(shop, args.prices or estimate.PRICES, args.measured or estimate.MEASURED), end="")
+    except estimate.CostFileError as error:
+        print(f"parcours cost: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -349,6 +353,26 @@ def _positive(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if value <= 0:
         raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("is a share, from 0 to 1 (0.5 for half)")
     return value
 
 
@@ -391,11 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     costing.add_argument("--prices", type=Path, help="prices file (default: infra/cost/prices.json)")
     costing.add_argument("--measured", type=Path, help="measured figures (default: infra/cost/measured.json)")
-    costing.add_argument("--contacts", type=int, default=10_000, help="the shop's contacts (10000)")
-    costing.add_argument("--events", type=int, default=50_000, help="events a month: webhooks, tracking (50000)")
-    costing.add_argument("--orders", type=int, default=1_000, help="orders a month (1000)")
-    costing.add_argument("--new-contacts", type=int, default=500, help="new contacts a month (500)")
-    costing.add_argument("--consent", type=float, default=0.5, help="share with marketing consent (0.5)")
+    costing.add_argument("--contacts", type=_count, default=10_000, help="the shop's contacts (10000)")
+    costing.add_argument("--events", type=_count, default=50_000, help="events a month: webhooks, tracking (50000)")
+    costing.add_argument("--orders", type=_count, default=1_000, help="orders a month (1000)")
+    costing.add_argument("--new-contacts", type=_count, default=500, help="new contacts a month (500)")
+    costing.add_argument("--consent", type=_share, default=0.5, help="share with marketing consent (0.5)")
     costing.set_defaults(run=_cost)
     comp = commands.add_parser("compile", help="compile scenarios/*.yaml into scenarios/compiled/")
     comp.add_argument("--check", action="store_true", help="fail if the compiled files are not up to date")

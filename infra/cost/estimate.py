@@ -53,9 +53,42 @@ class Line:
         return [service for service, value in self.by_service.items() if value is None]
 
 
-def load(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+class CostFileError(ValueError):
+    """A prices or measured file that cannot be used; the message names the file and the entry."""
+
+
+def load(path: Path, shipped: Path | None = None) -> dict[str, Any]:
+    """A prices or measured file; one given instead of the `shipped` one must name every figure that one names,
+    each a number (0 or more; null where the shipped file has null, for a price not known), so that a typo is an
+    error here rather than a wrong total."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise CostFileError(f"{path}: cannot be read ({error.strerror})") from None
+    except json.JSONDecodeError as error:
+        raise CostFileError(f"{path}:{error.lineno}: not JSON ({error.msg})") from None
+    if not isinstance(data, dict):
+        raise CostFileError(f"{path}: a JSON object is expected, as in {(shipped or path).name}")
+    if shipped is not None and shipped.resolve() != path.resolve():
+        _like(data, json.loads(shipped.read_text(encoding="utf-8")), path, "")
     return data
+
+
+def _like(data: dict[str, Any], shipped: dict[str, Any], path: Path, where: str) -> None:
+    for key, expected in shipped.items():
+        name = f"{where}{key}"
+        if key not in data:
+            raise CostFileError(f"{path}: {name} is missing")
+        value = data[key]
+        if isinstance(expected, dict):
+            if not isinstance(value, dict):
+                raise CostFileError(f"{path}: {name} must be an object")
+            _like(value, expected, path, f"{name}.")
+        elif expected is None or (isinstance(expected, int | float) and not isinstance(expected, bool)):
+            number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if not ((number and value >= 0) or (value is None and expected is None)):
+                allowed = "a number, 0 or more, or null" if expected is None else "a number, 0 or more"
+                raise CostFileError(f"{path}: {name} must be {allowed}, not {json.dumps(value)}")
 
 
 def _usd(prices: dict[str, Any], name: str) -> float:
@@ -167,7 +200,7 @@ def report(shop: Shop, prices_file: Path = PRICES, measured_file: Path = MEASURE
     from infra import build
     from shared.journeys import loader
 
-    prices, measured = load(prices_file), load(measured_file)
+    prices, measured = load(prices_file, PRICES), load(measured_file, MEASURED)
     compiled = build.compile_all()
     lines, triggers = [], {}
     for name in compiled.scenarios:
