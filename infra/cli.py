@@ -527,9 +527,10 @@ def main(argv: list[str] | None = None) -> int:
     suppressed.add_argument("--reason", help="lift: why it may be mailed again (required, recorded, 500 characters)")
     api_arguments(suppressed)
     suppressed.set_defaults(run=_suppressions)
-    from infra import reporting
+    from infra import campaigns_cli, reporting
 
     reporting.register(commands)
+    campaigns_cli.register(commands)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

@@ -49,7 +49,7 @@ STEP = "email"
 REASONS = (
     "no_consent",
     "unsubscribed",
-    "topic_off",
+    "unsubscribed_topic",
     "suppressed",
     "frequency_cap",
     "preference",
@@ -455,7 +455,7 @@ def reason_of(reason: str, contact: ContactModel | None) -> str:
     if reason.startswith("objected") or reason.startswith("no marketing consent"):
         return "no_consent"
     prefixes = {
-        "topic ": "topic_off",
+        "topic ": "unsubscribed_topic",
         "address suppressed": "suppressed",
         "frequency cap": "frequency_cap",
         "the contact chose": "preference",

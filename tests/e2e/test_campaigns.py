@@ -8,9 +8,13 @@ import json
 import re
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from infra import cli
 from infra.localprocess import RunningLocal
 from infra.webhook_client import Answer, post_shopify, post_tracking, signed
 from tests.conftest import SHOPIFY_SECRET, WRITE_KEY
@@ -177,3 +181,36 @@ def fetch_unsigned(url: str) -> int:
             return int(answer.status)
     except urllib.error.HTTPError as error:
         return error.code
+
+
+def test_parcours_campaigns_sends_a_file_and_shows_its_status(
+    local: RunningLocal, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given a subscriber on a list and a campaign file for it
+    members = f"cli-{uuid.uuid4().hex[:8]}"
+    email = subscriber(local, "cli", members)
+    campaign_id = f"cli-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / f"{campaign_id}.yaml"
+    path.write_text(
+        f"id: {campaign_id}\nemail: promotions/black-friday\ntopic: promotions\naudience:\n  list: {members}\n"
+    )
+    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    api = ["--api", local.api_url, "--region", "eu-west-3"]
+
+    # When `parcours campaigns send` is given the file
+    assert cli.main(["campaigns", "send", campaign_id, "--file", str(path), *api]) == 0
+    assert f"campaign {campaign_id} created" in capsys.readouterr().out
+    local.advance(seconds=60)
+
+    # Then the email went, and `status` says so
+    assert [m["to"] for m in campaign_mail(local, campaign_id)] == [email]
+    assert cli.main(["campaigns", "status", campaign_id, *api]) == 0
+    shown = capsys.readouterr().out
+    assert "sent       1" in shown
+    assert "progress   100.0 %" in shown
+    # And sending it again is refused, naming why
+    assert cli.main(["campaigns", "send", campaign_id, "--file", str(path), *api]) == 1
+    assert "goes out once" in capsys.readouterr().err
