@@ -22,7 +22,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
 from shared import clients, secrets
-from shared.campaigns import document
+from shared.campaigns import ab, document
 from shared.campaigns.errors import CampaignRequestError
 from shared.campaigns.store import Conflict, Store, number, text
 from shared.messages import mailer, sending
@@ -46,6 +46,7 @@ LOOKAHEAD = 300  # seconds of sends queued ahead of the clock before the next pa
 MAX_DELAY = 900  # SQS's longest delay: a message due later is put back until it is due
 COMPILED = Path(__file__).resolve().parents[2] / "scenarios" / "compiled" / "campaigns.json"
 STEP = "email"
+REST = "rest:"  # a chunk of the rest of an A/B test: `rest:<winner>`
 REASONS = (
     "no_consent",
     "unsubscribed",
@@ -58,6 +59,7 @@ REASONS = (
     "not_found",
     "other",
 )
+KINDS = ("page", "chunk", "decide", "rest")  # decide, rest: an A/B test's decision, and a page of the rest
 
 
 class InvalidMessage(ValueError):
@@ -66,12 +68,13 @@ class InvalidMessage(ValueError):
 
 @dataclass(frozen=True)
 class Message:
-    kind: str  # page | chunk
+    kind: str  # page | chunk | decide | rest
     campaign: str
     index: int = 0  # page: its number
     cursor: dict[str, Any] | None = None  # page: DynamoDB's LastEvaluatedKey, where it starts
     contacts: tuple[str, ...] = ()  # chunk: its people
     due: str = ""  # chunk: when it is sent (ISO); page: not before (a campaign `at` an instant)
+    variant: str = ""  # chunk, rest: the A/B variant its people get (rest: the winner)
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "contacts": list(self.contacts)}, sort_keys=True)
@@ -80,8 +83,8 @@ class Message:
     def from_json(cls, body: str) -> Message:
         try:
             fields = json.loads(body)
-            if not isinstance(fields, dict) or fields.get("kind") not in ("page", "chunk"):
-                raise ValueError("kind must be page or chunk")
+            if not isinstance(fields, dict) or fields.get("kind") not in KINDS:
+                raise ValueError(f"kind must be one of {', '.join(KINDS)}")
             return cls(**{**fields, "contacts": tuple(fields.get("contacts") or ())})
         except (ValueError, TypeError) as error:
             raise InvalidMessage(f"not a campaign message: {error}") from None
@@ -181,6 +184,7 @@ def start(settings: Settings, campaign_id: str, now: datetime) -> dict[str, Any]
         store.start(campaign_id, now)
     except Conflict:
         raise CampaignRequestError(409, f"campaign {campaign_id!r} was started or cancelled meanwhile") from None
+    store.list_started(campaign_id, campaign.name, now, campaign.ab.to_dict() if campaign.ab else None)  # reports
     first = Message("page", campaign_id, due=campaign.when.at.isoformat() if campaign.when.at else "")
     _queue(settings, [(first, _delay(campaign.when.at, now) if campaign.when.at else 0)])
     return {"id": campaign_id, "status": "sending", "started_at": now.isoformat(), "when": _when(campaign)}
@@ -230,8 +234,47 @@ def status(settings: Settings, campaign_id: str) -> dict[str, Any]:
         "skipped": {"total": sum(skipped.values()), **skipped},
         "done": done,
         "progress": round(done / audience, 4) if audience else (1.0 if read_done else 0.0),
+        **({"ab": _ab_status(settings, campaign, item)} if campaign.ab is not None else {}),
         "campaign": campaign.to_dict(),
     }
+
+
+def _ab_status(settings: Settings, campaign: document.Campaign, item: dict[str, Any]) -> dict[str, Any]:
+    """The A/B test: each variant's sends, opens and clicks (the reports' counts), the phase, and once decided the
+    winner, whether it was significant, and why."""
+    test = campaign.ab
+    assert test is not None
+    started = text(item, "started_at")
+    decided = json.loads(text(item, "ab_decision") or "null")
+    until = text(item, "sample_until")
+    now = settings.clock().now()
+    live: dict[str, Any] = {}
+    if started:
+        first = datetime.fromisoformat(started).astimezone(UTC).date()
+        live = ab.measured(
+            settings.region, settings.reports_table, campaign.id, test, first, now.astimezone(UTC).date()
+        )
+    decide_at = (
+        (datetime.fromisoformat(until) + timedelta(seconds=test.wait)).isoformat()
+        if until and item.get("read_done", {}).get("BOOL")
+        else None
+    )
+    shown = ("sent", "delivered", "opened", "clicked", "open", "click")
+    counted = {w["name"]: {k: w[k] for k in shown} for w in live.get("variants", [])}
+    phase = "draft" if not started else "decided" if decided else "waiting" if decide_at else "sampling"
+    answer: dict[str, Any] = {
+        **test.to_dict(),
+        "phase": phase,
+        "held": number(item, "held"),
+        "decide_at": decide_at,
+        "variants": [{**v.to_dict(), **counted.get(v.name, {})} for v in test.variants],
+        "verdict_now": live.get("verdict"),
+        "winner": decided["winner"] if decided else None,
+        "significant": decided["significant"] if decided else None,
+    }
+    if decided:
+        answer["decision"] = decided
+    return answer
 
 
 def _when(campaign: document.Campaign) -> dict[str, Any]:
@@ -289,6 +332,10 @@ def work(settings: Settings, body: str) -> Report:
     campaign = _campaign_of(item, store)
     if message.kind == "page":
         return _page(settings, store, campaign, item, message, now)
+    if message.kind == "decide":
+        return _decide(settings, store, campaign, item, now)
+    if message.kind == "rest":
+        return _rest(settings, store, campaign, item, message, now)
     return _chunk(settings, store, campaign, message, now)
 
 
@@ -306,19 +353,22 @@ def _page(
     report.read = len(ids)
     store.page_read(campaign.id, message.index, len(ids), last=cursor is None)
     started = datetime.fromisoformat(text(item, "started_at") or now.isoformat())
-    groups = _moments(settings, campaign, ids, started)
-    rate = _rate(settings)
-    size = max(1, min(CHUNK, math.floor(rate)))
-    queued: list[tuple[Message, int]] = []
-    latest = now
-    for due, people in sorted(groups.items()):
-        for first in range(0, len(people), size):
-            chunk = tuple(people[first : first + size])
-            place = store.reserve(campaign.id, due, len(chunk))
-            at = max(due + timedelta(seconds=place / rate), now)
-            latest = max(latest, at + timedelta(seconds=len(chunk) / rate))
-            queued.append((Message("chunk", campaign.id, contacts=chunk, due=at.isoformat()), _delay(at, now)))
+    lots: dict[str, list[str]] = {"": ids}
+    if campaign.ab is not None:  # the sample gets the variants; the rest is held until the decision
+        lots = {v.name: [] for v in campaign.ab.variants}
+        held: list[str] = []
+        for contact_id in ids:
+            name = ab.assign(campaign.id, campaign.ab, contact_id)
+            (held if name is None else lots[name]).append(contact_id)
+        store.hold(campaign.id, message.index, held)
+    queued, latest = _scheduled(settings, store, campaign, lots, started, now)
     report.chunks = len(queued)
+    if campaign.ab is not None:
+        store.sample_until(campaign.id, latest)
+        if cursor is None:  # the last page: the decision `wait` after the sample's last send
+            until = max(latest, datetime.fromisoformat(text(item, "sample_until") or latest.isoformat()))
+            decide_at = until + timedelta(seconds=campaign.ab.wait)
+            queued.append((Message("decide", campaign.id, due=decide_at.isoformat()), _delay(decide_at, now)))
     if cursor is not None:
         # Local times: every page read now (its people's moments are spread over a day); else keep LOOKAHEAD ahead
         ahead = 0 if campaign.when.local_time is not None else (latest - now).total_seconds() - LOOKAHEAD
@@ -326,6 +376,74 @@ def _page(
         queued.append((Message("page", campaign.id, index=message.index + 1, cursor=cursor), delay))
     _queue(settings, queued)
     store.mark_continued(campaign.id, message.index)
+    return report
+
+
+def _scheduled(
+    settings: Settings,
+    store: Store,
+    campaign: document.Campaign,
+    lots: dict[str, list[str]],
+    started: datetime,
+    now: datetime,
+) -> tuple[list[tuple[Message, int]], datetime]:
+    """The chunks of a page's people (per variant, for an A/B test), each at its moment on the sending line; and
+    when the last of them ends."""
+    rate = _rate(settings)
+    size = max(1, min(CHUNK, math.floor(rate)))
+    queued: list[tuple[Message, int]] = []
+    latest = now
+    for name, ids in lots.items():
+        groups = _moments(settings, campaign, ids, started)
+        for due, people in sorted(groups.items()):
+            for first in range(0, len(people), size):
+                chunk = tuple(people[first : first + size])
+                place = store.reserve(campaign.id, due, len(chunk))
+                at = max(due + timedelta(seconds=place / rate), now)
+                latest = max(latest, at + timedelta(seconds=len(chunk) / rate))
+                message = Message("chunk", campaign.id, contacts=chunk, due=at.isoformat(), variant=name)
+                queued.append((message, _delay(at, now)))
+    return queued, latest
+
+
+def _decide(
+    settings: Settings, store: Store, campaign: document.Campaign, item: dict[str, Any], now: datetime
+) -> Report:
+    """The A/B decision, once: the variants measured as the reports count them, the winner kept, the rest queued."""
+    report = Report("decide")
+    if campaign.ab is None:
+        return report
+    kept = json.loads(text(item, "ab_decision") or "null")
+    if kept is None:
+        first = datetime.fromisoformat(text(item, "started_at") or now.isoformat()).astimezone(UTC).date()
+        result = ab.measured(
+            settings.region, settings.reports_table, campaign.id, campaign.ab, first, now.astimezone(UTC).date()
+        )
+        kept = store.decide(campaign.id, ab.decision(campaign.ab, result, now))
+    _queue(settings, [(Message("rest", campaign.id, index=0, variant=str(kept["winner"])), 0)])
+    report.chunks = 1
+    return report
+
+
+def _rest(
+    settings: Settings, store: Store, campaign: document.Campaign, item: dict[str, Any], message: Message, now: datetime
+) -> Report:
+    """One page of the people held back: the winner for each, at the sending rate from the decision on."""
+    report = Report("rest")
+    found = store.held(campaign.id, message.index)
+    if found is None or found[1]:  # no such page (the last one was done), or released already (a redelivery)
+        return report
+    people, _released = found
+    report.read = len(people)
+    decided = json.loads(text(item, "ab_decision") or "{}")
+    since = datetime.fromisoformat(str(decided.get("decided_at") or now.isoformat()))
+    queued, latest = _scheduled(settings, store, campaign, {f"{REST}{message.variant}": people}, since, now)
+    report.chunks = len(queued)
+    ahead = (latest - now).total_seconds() - LOOKAHEAD
+    following = Message("rest", campaign.id, index=message.index + 1, variant=message.variant)
+    queued.append((following, max(0, min(MAX_DELAY, math.ceil(ahead)))))
+    _queue(settings, queued)
+    store.release(campaign.id, message.index)
     return report
 
 
@@ -385,13 +503,18 @@ def _contacts(settings: Settings, ids: Iterable[str]) -> dict[str, ContactModel 
     return {contact_id: found.get(contact_id) for contact_id in wanted}
 
 
-def request(campaign: document.Campaign, contact_id: str, settings: Settings) -> sending.SendRequest:
+def request(campaign: document.Campaign, contact_id: str, settings: Settings, variant: str = "") -> sending.SendRequest:
     """The scenario send's request for this person: the campaign as its scenario (`campaign.<id>`, in the SES tags
-    and the unsubscribe link's origin), one execution per person (the send's claim: once per person)."""
+    and the unsubscribe link's origin), one execution per person (the send's claim: once per person). `variant`:
+    an A/B variant's subject or template, tagged with its name in the sample; `rest:<name>` the winner's, untagged
+    (the rest is not part of the test's figures)."""
+    chosen = ab.variant(campaign.ab, variant.removeprefix(REST)) if campaign.ab is not None and variant else None
     return sending.SendRequest(
         scenario=f"campaign.{campaign.id}",
         step=STEP,
-        template=campaign.email,
+        template=(chosen.email if chosen is not None and chosen.email else campaign.email),
+        variant=variant if chosen is not None and not variant.startswith(REST) else None,
+        subject=chosen.subject if chosen is not None else None,
         category="marketing",
         execution=f"campaign.{campaign.id}#{contact_id}",
         contact_id=contact_id,
@@ -406,7 +529,7 @@ def _chunk(settings: Settings, store: Store, campaign: document.Campaign, messag
     suppression_key = suppression.hash_key(settings)
     link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
     for contact_id, contact in _contacts(settings, message.contacts).items():
-        outcome = _deliver(settings, campaign, contact_id, contact, now, link_secret, suppression_key)
+        outcome = _deliver(settings, campaign, contact_id, contact, now, link_secret, suppression_key, message.variant)
         if store.record(campaign.id, contact_id, outcome, settings.clock().now()):
             report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
     return report
@@ -420,6 +543,7 @@ def _deliver(
     now: datetime,
     link_secret: str,
     suppression_key: suppression.HashKey,
+    variant: str = "",
 ) -> str:
     """One person's outcome: sent, failed, excluded or skipped_<reason>. SES busy: SendDeferred goes up (the chunk
     comes back later; who was served is not served again)."""
@@ -427,7 +551,7 @@ def _deliver(
         return "excluded"
     try:
         answer = sending.send_email(
-            request(campaign, contact_id, settings), settings, settings.clock(), link_secret, suppression_key
+            request(campaign, contact_id, settings, variant), settings, settings.clock(), link_secret, suppression_key
         )
     except mailer.SendRefused:
         return "failed"

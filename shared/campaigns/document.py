@@ -27,11 +27,19 @@ if TYPE_CHECKING:
 ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 TEMPLATE = re.compile(r"^[a-z0-9][a-z0-9/_-]{0,99}$")
 TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-TOP = ("id", "name", "description", "email", "topic", "audience", "when")
+TOP = ("id", "name", "description", "email", "topic", "audience", "when", "ab")
 REQUIRED = ("id", "email", "topic", "audience")
 AUDIENCE = ("list", "if", "exclude")
 EXCLUDE = ("lists", "if")
 WHEN = ("at", "local_time", "date", "timezone")
+AB = ("variants", "sample", "wait", "metric")
+AB_REQUIRED = ("variants", "sample", "wait")
+VARIANT = ("name", "subject", "email")
+VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,19}$")
+METRICS = ("clicks", "opens")  # clicks first: the default (an open is often Apple's proxy, not the person)
+SAMPLE = re.compile(r"^\s*(\d{1,2})\s*%\s*$")
+MAX_VARIANTS = 10
+WAIT_MIN, WAIT_MAX = 3600, 30 * 86400  # an hour at least: opens and clicks come over hours
 # Conditions a campaign's audience may not use: they read a message of a scenario's execution.
 NO_EXECUTION = ("opened", "clicked")
 
@@ -69,6 +77,43 @@ class When:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One arm of an A/B test: another subject (plain text), another template, or both."""
+
+    name: str
+    subject: str | None = None
+    email: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"name": self.name}
+        if self.subject is not None:
+            found["subject"] = self.subject
+        if self.email is not None:
+            found["email"] = self.email
+        return found
+
+
+@dataclass(frozen=True)
+class ABTest:
+    """`sample` % of the audience gets the variants (an equal share each, by a hash of the person); `wait` seconds
+    after the sample's last send, the variant with the better `metric` rate goes to the rest (shared.campaigns.ab)."""
+
+    variants: tuple[Variant, ...]
+    sample: int  # percent of the audience, 1 to 99
+    wait: int  # seconds
+    wait_text: str  # as written: 4h
+    metric: str = "clicks"  # clicks | opens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "variants": [variant.to_dict() for variant in self.variants],
+            "sample": f"{self.sample}%",
+            "wait": self.wait_text,
+            "metric": self.metric,
+        }
+
+
+@dataclass(frozen=True)
 class Campaign:
     id: str
     email: str  # the template, as send_email steps name it: templates/email/<email>.<locale>.html
@@ -77,6 +122,7 @@ class Campaign:
     when: When = field(default_factory=When)
     name: str = ""
     description: str = ""
+    ab: ABTest | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The document as JSON, as POST /v1/campaigns accepts it (what the campaigns table keeps)."""
@@ -104,6 +150,8 @@ class Campaign:
             if self.when.timezone is not None:
                 local["timezone"] = self.when.timezone
             document["when"] = local
+        if self.ab is not None:
+            document["ab"] = self.ab.to_dict()
         return document
 
 
@@ -236,25 +284,94 @@ def read(root: Node | None, known: Known, path: str | None = None, file_id: str 
         raise reader.fail(top["id"], "id", "id must be lower-case letters, digits and dashes (at most 40)")
     if file_id is not None and campaign_id != file_id:
         raise reader.fail(top["id"], "id", f"id {campaign_id!r} must match the file name {file_id!r}")
-    template = reader.text(top["email"], "email")
-    if not TEMPLATE.match(template) or ".." in template:
-        raise reader.fail(top["email"], "email", f"{template!r} is not a template name such as promotions/black-friday")
-    if known.template is not None and not known.template(template):
-        raise reader.fail(
-            top["email"], "email", f"no email template {template!r}: expected templates/email/{template}.<locale>.html"
-        )
+    template = _template(reader, top["email"], "email", known)
     topic = reader.text(top["topic"], "topic")
     if topic not in TOPICS:
         raise reader.fail(top["topic"], "topic", f"unknown topic {topic!r}; topics: {', '.join(TOPICS)}")
+    when = _when(reader, top["when"]) if "when" in top else When()
+    ab = _ab(reader, top["ab"], known) if "ab" in top else None
+    if ab is not None and when.local_time is not None:
+        raise reader.fail(
+            top["ab"],
+            "ab",
+            "an A/B test cannot go with when.local_time: the rest would get the winner at the decision, not at "
+            "their own local time; send it now or `at` an instant",
+        )
     return Campaign(
         id=campaign_id,
         email=template,
         topic=topic,
         audience=_audience(reader, top["audience"], known),
-        when=_when(reader, top["when"]) if "when" in top else When(),
+        when=when,
         name=reader.text(top["name"], "name") if "name" in top else "",
         description=reader.text(top["description"], "description") if "description" in top else "",
+        ab=ab,
     )
+
+
+def _template(reader: _Reader, at: Node, name: str, known: Known) -> str:
+    template = reader.text(at, name)
+    if not TEMPLATE.match(template) or ".." in template:
+        raise reader.fail(at, name, f"{template!r} is not a template name such as promotions/black-friday")
+    if known.template is not None and not known.template(template):
+        raise reader.fail(
+            at, name, f"no email template {template!r}: expected templates/email/{template}.<locale>.html"
+        )
+    return template
+
+
+def _ab(reader: _Reader, at: Node, known: Known) -> ABTest:
+    """The `ab` key: variants (a subject, a template or both each), the sample's share, the wait and the metric."""
+    from shared.journeys.scenario import parse_duration  # the scenarios' durations: 4h, 1d
+
+    fields = reader.mapping(at, "ab", AB, AB_REQUIRED)
+    items = fields["variants"].value
+    if not isinstance(items, list) or not 2 <= len(items) <= MAX_VARIANTS:
+        raise reader.fail(fields["variants"], "ab.variants", f"ab.variants is a list of 2 to {MAX_VARIANTS} variants")
+    variants: list[Variant] = []
+    for n, item in enumerate(items):
+        where = f"ab.variants[{n}]"
+        variant = reader.mapping(item, where, VARIANT, ())
+        if "subject" not in variant and "email" not in variant:
+            raise reader.fail(item, where, f"{where} needs a `subject` or an `email` (a template), or both")
+        name = reader.text(variant["name"], f"{where}.name") if "name" in variant else chr(ord("a") + n)
+        if not VARIANT_NAME.match(name):
+            raise reader.fail(
+                variant["name"], f"{where}.name", f"{name!r} is not a variant name (lower-case letters, digits, dashes)"
+            )
+        if name in {v.name for v in variants}:
+            raise reader.fail(variant.get("name", item), f"{where}.name", f"two variants are named {name!r}")
+        subject = reader.text(variant["subject"], f"{where}.subject") if "subject" in variant else None
+        if subject is not None and ("{{" in subject or "{%" in subject or len(subject) > 200):
+            raise reader.fail(
+                variant["subject"],
+                f"{where}.subject",
+                f"{where}.subject is plain text of at most 200 characters, no {{{{ }}}}: a personalised subject goes "
+                "in a template, named with `email:`",
+            )
+        email = _template(reader, variant["email"], f"{where}.email", known) if "email" in variant else None
+        variants.append(Variant(name, subject, email))
+    if len({(v.subject, v.email) for v in variants}) < len(variants):
+        raise reader.fail(
+            fields["variants"], "ab.variants", "two variants are the same: an A/B test compares different ones"
+        )
+    raw = fields["sample"].value
+    match = SAMPLE.match(raw) if isinstance(raw, str) else None
+    sample = int(match.group(1)) if match else raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    if sample is None or not 1 <= sample <= 99:
+        raise reader.fail(
+            fields["sample"], "ab.sample", f"ab.sample {raw!r} is not a share of the audience from 1% to 99% (20%)"
+        )
+    wait_text = fields["wait"].value
+    wait = parse_duration(wait_text) if isinstance(wait_text, str) else None
+    if wait is None or not WAIT_MIN <= wait <= WAIT_MAX:
+        raise reader.fail(
+            fields["wait"], "ab.wait", f"ab.wait {wait_text!r} is not a duration from 1h to 30d, such as 4h"
+        )
+    metric = fields["metric"].value if "metric" in fields else "clicks"
+    if metric not in METRICS:
+        raise reader.fail(fields["metric"], "ab.metric", f"ab.metric {metric!r}: write clicks or opens")
+    return ABTest(tuple(variants), sample, wait, str(wait_text).strip(), str(metric))
 
 
 def _audience(reader: _Reader, at: Node, known: Known) -> Audience:
@@ -427,6 +544,38 @@ def json_schema() -> dict[str, Any]:
                         },
                     },
                 ],
+            },
+            "ab": {
+                "type": "object",
+                "description": "An A/B test: the variants go to a sample, the better one to the rest after `wait`.",
+                "additionalProperties": False,
+                "required": list(AB_REQUIRED),
+                "properties": {
+                    "variants": {
+                        "type": "array",
+                        "minItems": 2,
+                        "maxItems": MAX_VARIANTS,
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "anyOf": [{"required": ["subject"]}, {"required": ["email"]}],
+                            "properties": {
+                                "name": {"type": "string", "pattern": VARIANT_NAME.pattern},
+                                "subject": {"type": "string", "minLength": 1, "maxLength": 200},
+                                "email": {"type": "string", "pattern": TEMPLATE.pattern},
+                            },
+                        },
+                    },
+                    "sample": {
+                        "description": "The share of the audience that gets the variants, e.g. 20%",
+                        "oneOf": [
+                            {"type": "string", "pattern": SAMPLE.pattern},
+                            {"type": "integer", "minimum": 1, "maximum": 99},
+                        ],
+                    },
+                    "wait": {"type": "string", "pattern": r"^\d+\s*(s|m|h|d|w)$", "description": "1h to 30d"},
+                    "metric": {"enum": list(METRICS), "description": "The rate that decides (default clicks)."},
+                },
             },
         },
     }

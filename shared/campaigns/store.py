@@ -11,13 +11,16 @@ Items of a campaign (sort key `item`):
 - `page#<n>`: a page of the audience read, with its count (counted once) and whether its chunks and the next page
   were queued (`continued`: a page delivered twice queues nothing twice).
 - `slot#<epoch>`: how many sends were given a moment from that instant on: the pacer of the sending rate.
+- `held#<n>`: an A/B test's people of page n held back until the decision (below, with the decision).
+Partition `_started`: one item per campaign started (its name and start), which the reports list.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,6 +29,7 @@ from shared import clients
 from shared.storage import StorageBusy, StorageError, busy
 
 CAMPAIGN = "campaign"
+STARTED = "_started"  # the partition listing the campaigns started (no campaign id starts with `_`)
 SHARDS = 10
 KEEP = timedelta(days=400)  # a person's outcome: past any resend's question, then gone (TTL `expires_at`)
 
@@ -267,3 +271,122 @@ class Store:
             "get_item", self.table, self.region, Key=_key(campaign_id, f"r#{contact_id}"), ConsistentRead=True
         )
         return text(answer.get("Item", {}), "outcome")
+
+    # ---- A/B tests: the people held until the decision, the decision, kept once --------------------------------
+    # Items: `held#<n>` the page n's people not in the sample (JSON list), with `released` once the rest's chunks
+    # of that page are queued; on the campaign item: `held` (their count), `sample_until` (the sample's last send
+    # moment), `ab_decision` (JSON: the winner, significant or not, shared.campaigns.ab.decision).
+    def hold(self, campaign_id: str, index: int, contacts: list[str]) -> bool:
+        """Keeps a page's people held back, once (with their count): False when kept already (a redelivery)."""
+        try:
+            clients.dynamodb(self.region).transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": {**_key(campaign_id, f"held#{index:08d}"), "contacts": {"S": json.dumps(contacts)}},
+                            "ConditionExpression": "attribute_not_exists(campaign_id)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": _key(campaign_id, CAMPAIGN),
+                            "UpdateExpression": "ADD held :n",
+                            "ExpressionAttributeValues": {":n": {"N": str(len(contacts))}},
+                        }
+                    },
+                ]
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                return False
+            raise StorageBusy(f"campaigns table: {error.response.get('Error', {}).get('Code')}") from error
+        except BotoCoreError as error:
+            raise StorageBusy(f"campaigns table: {type(error).__name__}") from error
+        return True
+
+    def held(self, campaign_id: str, index: int) -> tuple[list[str], bool] | None:
+        """A page's people held back and whether they were released; None: no such page."""
+        answer = _call(
+            "get_item", self.table, self.region, Key=_key(campaign_id, f"held#{index:08d}"), ConsistentRead=True
+        )
+        item = answer.get("Item")
+        if item is None:
+            return None
+        return list(json.loads(text(item, "contacts") or "[]")), bool(item.get("released", {}).get("BOOL"))
+
+    def release(self, campaign_id: str, index: int) -> None:
+        _call(
+            "update_item",
+            self.table,
+            self.region,
+            Key=_key(campaign_id, f"held#{index:08d}"),
+            UpdateExpression="SET released = :t",
+            ExpressionAttributeValues={":t": {"BOOL": True}},
+        )
+
+    def sample_until(self, campaign_id: str, moment: datetime) -> None:
+        """Moves the sample's last send moment later (never earlier)."""
+        value = {"S": moment.astimezone(UTC).isoformat()}
+        with contextlib.suppress(Conflict):  # a later moment is kept already
+            _call(
+                "update_item",
+                self.table,
+                self.region,
+                Key=_key(campaign_id, CAMPAIGN),
+                UpdateExpression="SET sample_until = :m",
+                ConditionExpression="attribute_not_exists(sample_until) OR sample_until < :m",
+                ExpressionAttributeValues={":m": value},
+            )
+
+    def decide(self, campaign_id: str, decision: dict[str, Any]) -> dict[str, Any]:
+        """Keeps the A/B decision once; answers the one kept (an earlier one, when this one came second)."""
+        try:
+            _call(
+                "update_item",
+                self.table,
+                self.region,
+                Key=_key(campaign_id, CAMPAIGN),
+                UpdateExpression="SET ab_decision = :d",
+                ConditionExpression="attribute_not_exists(ab_decision)",
+                ExpressionAttributeValues={":d": {"S": json.dumps(decision, sort_keys=True)}},
+            )
+            return decision
+        except Conflict:
+            kept: dict[str, Any] = json.loads(text(self.get(campaign_id) or {}, "ab_decision") or "{}")
+            return kept
+
+    # ---- the campaigns started, for the reports: one partition, one item per campaign ------------------------
+    def list_started(self, campaign_id: str, name: str, started_at: datetime, ab: dict[str, Any] | None) -> None:
+        item: dict[str, Any] = {
+            **_key(STARTED, campaign_id),
+            "name": {"S": name or campaign_id},
+            "started_at": {"S": started_at.isoformat()},
+        }
+        if ab is not None:
+            item["ab"] = {"S": json.dumps(ab, sort_keys=True)}
+        _call("put_item", self.table, self.region, Item=item)
+
+    def started(self) -> list[dict[str, Any]]:
+        """Every campaign started: id, name, started_at, ab (its document's `ab`, if any)."""
+        request: dict[str, Any] = {
+            "KeyConditionExpression": "campaign_id = :c",
+            "ExpressionAttributeValues": {":c": {"S": STARTED}},
+        }
+        found = []
+        while True:
+            answer = _call("query", self.table, self.region, **request)
+            for item in answer.get("Items", []):
+                ab = text(item, "ab")
+                found.append(
+                    {
+                        "id": text(item, "item"),
+                        "name": text(item, "name"),
+                        "started_at": text(item, "started_at"),
+                        "ab": json.loads(ab) if ab else None,
+                    }
+                )
+            if "LastEvaluatedKey" not in answer:
+                return found
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]

@@ -36,6 +36,7 @@ class SendRequest:
     pacing: dict[str, Any] | None = None  # the sending habits' rules (marketing only; shared.journeys.pacing)
     discount: dict[str, str] | None = None  # the step's discount: {code: X} or {pool: P} (shared.messages.discounts)
     soft_opt_in: bool = False  # the scenario's: customers who never objected need no opt-in (shared.people.consent)
+    subject: str | None = None  # plain text in place of the template's subject (a campaign's A/B variant)
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], action: str = "send_email") -> SendRequest:
@@ -207,7 +208,7 @@ def send_email(
         variant=request.variant,
         contact_id=contact.contact_id,
     )
-    rendered = render_email(request.template, locale, context)
+    rendered = render_email(request.template, locale, context, subject=request.subject)
     message = mailer.build_message(envelope, rendered)
     key = outbox.send_id(request.execution, request.step)
     if not outbox.claim(

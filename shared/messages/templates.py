@@ -152,14 +152,17 @@ def inline_css(html: str) -> str:
     return _inliner().inline(html)
 
 
-def render_email(name: str, locale: str, context: dict[str, Any], root: Path = DEFAULT_ROOT) -> RenderedEmail:
+def render_email(
+    name: str, locale: str, context: dict[str, Any], root: Path = DEFAULT_ROOT, subject: str | None = None
+) -> RenderedEmail:
+    """The email for a person; `subject`: plain text in place of the template's (a campaign's A/B variant)."""
     path = template_name(name, locale, root)
     context = {**context, "locale": path.split(".")[-2]}
     env = environment(root)
     try:
         template = env.get_template(path)
         ctx = template.new_context(context)
-        subject = plain_text(_block(template, "subject", ctx))
+        override, subject = subject, plain_text(_block(template, "subject", ctx))
         preheader = plain_text(_block(template, "preheader", ctx))  # the layout escapes it once, in the HTML
         html = template.render({**context, "preheader": preheader})
         inlined = inline_css(html)
@@ -174,7 +177,11 @@ def render_email(name: str, locale: str, context: dict[str, Any], root: Path = D
     if not subject:
         raise TemplateProblem(f"{path}: the subject block is missing or empty")
     return RenderedEmail(
-        subject=subject, preheader=preheader, html=inlined, text=html_to_text(html), locale=context["locale"]
+        subject=plain_text(override) if override else subject,
+        preheader=preheader,
+        html=inlined,
+        text=html_to_text(html),
+        locale=context["locale"],
     )
 
 

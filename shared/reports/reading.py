@@ -178,8 +178,11 @@ def _interval(successes: int, trials: int) -> dict[str, float | None]:
     }
 
 
-def split_result(split_id: str, variants: Sequence[tuple[str, int, list[str], Totals]]) -> dict[str, Any]:
-    """One split: each variant's counts and rates with 95 % Wilson intervals, and the verdict on clicks (stats)."""
+def split_result(
+    split_id: str, variants: Sequence[tuple[str, int, list[str], Totals]], deciding: str = DECIDING
+) -> dict[str, Any]:
+    """One split: each variant's counts and rates with 95 % Wilson intervals, and the verdict on clicks (stats), or
+    on opens (`deciding="opened"`: a campaign's A/B test may choose them)."""
     every_delivered = all(totals.counters["delivered"] > 0 for _, _, _, totals in variants)
     base = "delivered" if every_delivered else "sent"  # the same denominator for every variant
     shown = []
@@ -200,12 +203,13 @@ def split_result(split_id: str, variants: Sequence[tuple[str, int, list[str], To
                 "order": _interval(int(c["orders_click"]), trials),
             }
         )
-        arms.append(stats.Arm(name, min(int(c[DECIDING]), trials), trials))
-    decided = stats.verdict(arms, "click rate")
+        arms.append(stats.Arm(name, min(int(c[deciding]), trials), trials))
+    metric = "open" if deciding == "opened" else "click"
+    decided = stats.verdict(arms, f"{metric} rate")
     return {
         "id": split_id,
         "base": base,
-        "metric": "click",
+        "metric": metric,
         "variants": shown,
         "test": decided.test,
         "p_value": None if decided.p_value is None else round(decided.p_value, 6),
