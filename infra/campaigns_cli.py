@@ -83,8 +83,35 @@ def summary(status: dict[str, Any]) -> str:
             f"excluded   {status['excluded']}",
             f"failed     {status['failed']}",
             f"progress   {status['progress'] * 100:.1f} %",
+            *(_ab_lines(status["ab"]) if status.get("ab") else []),
         ]
     )
+
+
+def _ab_lines(test: dict[str, Any]) -> list[str]:
+    """The A/B test: its phase, each variant's sends, opens and clicks, and the winner, significant or not."""
+    phase = str(test.get("phase"))
+    if phase == "waiting" and test.get("decide_at"):
+        phase += f", decides at {test['decide_at']}"
+    lines = [
+        f"A/B test   {test['sample']} sample, on {test['metric']} after {test['wait']}: {phase}",
+        f"held       {test.get('held', 0)} (for the winner)",
+    ]
+    for variant in test.get("variants", []):
+        what = f"subject {variant['subject']!r}" if variant.get("subject") else ""
+        if variant.get("email"):
+            what = f"{what}, email {variant['email']}" if what else f"email {variant['email']}"
+        figures = "  ".join(
+            f"{label} {variant.get(key, 0)}"
+            for label, key in (("sent", "sent"), ("opens", "opened"), ("clicks", "clicked"))
+        )
+        lines.append(f"  {variant['name']:<10} {figures}  ({what})")
+    if test.get("winner"):
+        significant = "significant" if test.get("significant") else "not significant"
+        lines.append(f"winner     {test['winner']} ({significant}): {test.get('decision', {}).get('verdict', '')}")
+    elif test.get("verdict_now"):
+        lines.append(f"so far     {test['verdict_now']}")
+    return lines
 
 
 def register(commands: Any) -> None:
