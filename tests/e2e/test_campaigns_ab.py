@@ -117,8 +117,8 @@ def test_an_ab_campaign_sends_the_variants_to_the_sample_then_the_winner_to_the_
     assert "not significantly" in test["decision"]["verdict"]
     assert test["decision"]["test"] == "Fisher's exact test"
     assert (status["sent"], status["audience"], status["status"], status["progress"]) == (10, 10, "sent", 1.0)
-    counted = {v["name"]: v["sent"] for v in test["variants"]}
-    assert counted == {"a": len(by_subject["a"]), "b": len(by_subject["b"])}  # the rest is not in the test's figures
+    sent = {v["name"]: v["sent"] for v in test["variants"]}
+    assert sent == {"a": len(by_subject["a"]), "b": len(by_subject["b"])}  # the rest is not in the test's figures
 
     # And `parcours campaigns status` says the same in a few lines
     for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
