@@ -66,14 +66,16 @@ def _svg(figure: Any, salt: str) -> Markup:
 
 
 def funnel_chart(scenario: dict[str, Any]) -> Markup:
-    """Entered -> sent -> delivered -> opened -> clicked -> converted, as horizontal bars with their counts."""
+    """Entered -> sent -> delivered -> opened -> clicked -> converted, as horizontal bars with their counts (a
+    campaign: from sent to clicked; nobody enters it, it has no goal)."""
     plt = _pyplot()
-    stages = [("entered", "entered")]
+    campaign = scenario.get("kind") == "campaign"
+    stages = [] if campaign else [("entered", "entered")]
     stages += [("sent", "emails sent"), ("delivered", "delivered"), ("opened", "opened"), ("clicked", "clicked")]
-    stages += [("converted", "converted (goal)")]
+    stages += [] if campaign else [("converted", "converted (goal)")]
     values = [scenario[key] for key, _ in stages]
     figure, axes = plt.subplots(figsize=(5.2, 2.4))
-    colours = ["#72b7b2", "#4c78a8", "#4c78a8", "#f58518", "#54a24b", "#b279a2"]
+    colours = ["#72b7b2", "#4c78a8", "#4c78a8", "#f58518", "#54a24b", "#b279a2"][1 if campaign else 0 :]
     bars = axes.barh([label for _, label in stages], values, color=colours)
     axes.invert_yaxis()
     axes.bar_label(bars, labels=[f"{v:,}" for v in values], padding=3)
@@ -81,7 +83,7 @@ def funnel_chart(scenario: dict[str, Any]) -> Markup:
     axes.xaxis.set_visible(False)
     axes.spines["bottom"].set_visible(False)
     axes.set_title("Funnel", loc="left", fontsize=11)
-    return _svg(figure, f"funnel-{scenario['id']}")
+    return _svg(figure, f"funnel-{scenario.get('key', scenario['id'])}")
 
 
 def daily_chart(scenario: dict[str, Any]) -> Markup:
@@ -94,7 +96,7 @@ def daily_chart(scenario: dict[str, Any]) -> Markup:
     axes.set_ylim(bottom=0)
     axes.legend(loc="upper left", ncols=5, fontsize=8, frameon=False, bbox_to_anchor=(0, 1.18))
     _date_axis(axes)
-    return _svg(figure, f"daily-{scenario['id']}")
+    return _svg(figure, f"daily-{scenario.get('key', scenario['id'])}")
 
 
 def _date_axis(axes: Any) -> None:
@@ -182,19 +184,23 @@ th:last-child { text-align: left; }
 </style></head>
 <body><main>
 <h1>parcours report</h1>
-<p class="muted">{{ report["from"] }} to {{ report["to"] }} (UTC days, both included) · {{ scenarios|length }}
-scenarios · rates over delivered emails, or over sent ones where no delivery is known yet (marked “of sent”)</p>
+{% set campaign_rows = scenarios|selectattr("kind", "equalto", "campaign")|list %}
+<p class="muted">{{ report["from"] }} to {{ report["to"] }} (UTC days, both included) · {{ scenarios|length -
+campaign_rows|length }} scenarios · {{ campaign_rows|length }} campaigns · rates over delivered emails, or over sent
+ones where no delivery is known yet (marked “of sent”)</p>
 
 <section class="card"><h2 style="margin-top:0">Summary</h2>
 <div class="scroll"><table>
-<tr><th>scenario</th><th>entered</th><th>emails sent</th><th>delivered</th><th>opened</th><th>clicked</th>
+<tr><th>scenario or campaign</th><th>entered</th><th>emails sent</th><th>delivered</th><th>opened</th><th>clicked</th>
 <th>converted</th><th>revenue<br><span class="muted">by last click</span></th><th>benchmark (seed)</th></tr>
 {% for s in scenarios %}
-<tr><td><a href="#scenario-{{ s.id }}">{{ s.name }}</a><br><span class="muted">{{ s.id }}</span></td>
-<td>{{ s.entered }}</td><td>{{ s.sent }}</td><td>{{ pct(s.rates.delivery) }}</td>
+<tr><td><a href="#scenario-{{ s.key }}">{{ s.name }}</a><br><span class="muted">{% if s.kind == "campaign" %}campaign
+{{ s.id }}, started {{ s.started_at[:10] }}{% else %}{{ s.id }}{% endif %}</span></td>
+<td>{{ "–" if s.kind == "campaign" else s.entered }}</td><td>{{ s.sent }}</td><td>{{ pct(s.rates.delivery) }}</td>
 <td>{{ pct(s.rates.open) }}{% if s.rates.base == "sent" and s.sent %} <span class="muted">of sent</span>{% endif %}</td>
 <td>{{ pct(s.rates.click) }}</td>
-<td>{{ s.converted }} ({{ pct(s.rates.conversion) }})</td><td>{{ amounts(s.revenue) }}</td>
+<td>{{ "–" if s.kind == "campaign" else s.converted ~ " (" ~ pct(s.rates.conversion) ~ ")" }}</td>
+<td>{{ amounts(s.revenue) }}</td>
 <td class="wrap">{% for b in s.benchmarks %}{{ bench(b) }}{% endfor %}</td></tr>
 {% endfor %}
 </table></div></section>
@@ -232,17 +238,19 @@ loop.last }}{% endfor %}</p>{% else %}<p>No day past a line.</p>{% endif %}
 {% else %}<p class="muted">No email sent in this period.</p>{% endif %}
 </section>
 
-{% for s in scenarios if charts[s.id] %}
-<section class="card" id="scenario-{{ s.id }}">
-<h2 style="margin-top:0">{{ s.name }} <span class="muted">{{ s.id }}</span></h2>
-<p>{{ s.entered }} entered · {{ s.completed }} completed · {{ s.converted }} converted
-({{ pct(s.rates.conversion) }}) · {{ s.sent }} emails, {{ s.sms_sent }} SMS ·
+{% for s in scenarios if charts[s.key] %}
+<section class="card" id="scenario-{{ s.key }}">
+<h2 style="margin-top:0">{{ s.name }} <span class="muted">{{ "campaign " if s.kind == "campaign" }}{{ s.id }}</span>
+</h2>
+<p>{% if s.kind == "campaign" %}started {{ s.started_at[:16]|replace("T", " ") }} UTC{% else %}{{ s.entered }}
+entered · {{ s.completed }} completed · {{ s.converted }} converted ({{ pct(s.rates.conversion) }}){% endif %} ·
+{{ s.sent }} emails, {{ s.sms_sent }} SMS ·
 opened {{ pct(s.rates.open) }} · clicked {{ pct(s.rates.click) }} · {{ s.orders }} orders attributed by a click:
 <b>{{ amounts(s.revenue) }}</b>
 {% if s.orders_open %}(by an open, counted apart: {{ s.orders_open }} orders, {{ amounts(s.revenue_open) }}){% endif %}
 </p>
 {% for b in s.benchmarks %}<p class="bench">{{ bench(b) }} {{ b.text }} ({{ b.source }})</p>{% endfor %}
-<div class="charts">{{ charts[s.id].funnel }}{{ charts[s.id].daily }}</div>
+<div class="charts">{{ charts[s.key].funnel }}{{ charts[s.key].daily }}</div>
 <h3>Steps</h3>
 <div class="scroll"><table><tr><th>step</th><th>sent</th><th>delivered</th><th>opened</th><th>clicked</th>
 <th>bounced</th>
@@ -265,7 +273,7 @@ opened {{ pct(s.rates.open) }} · clicked {{ pct(s.rates.click) }} · {{ s.order
 <p class="verdict {{ 'winner' if sp.winner else 'pending' }}">{{ sp.verdict }}{% if sp.sends_needed_per_variant %}
 · about {{ "{:,}".format(sp.sends_needed_per_variant) }} sends per variant would tell this difference apart{% endif %}
 </p>
-<div class="charts">{{ charts[s.id].splits[sp.id] }}
+<div class="charts">{{ charts[s.key].splits[sp.id] }}
 <div class="scroll"><table style="width:auto"><tr><th>variant</th><th>share</th><th>sent</th><th>delivered</th>
 <th>opened</th>
 <th>open rate (95 % CI)</th><th>clicked</th><th>click rate (95 % CI)</th><th>orders</th><th>revenue</th></tr>
@@ -277,14 +285,14 @@ opened {{ pct(s.rates.open) }} · clicked {{ pct(s.rates.click) }} · {{ s.order
 {% endfor %}</table></div></div>
 <p class="muted">Rates over {{ sp.base }} emails; {{ sp.test or "no test yet" }}{% if sp.p_value is not none %},
 p = {{ "%.3g"|format(sp.p_value) }} (significant under {{ "%.3g"|format(sp.alpha) }}){% endif %}. A winner is declared
-only when the click rates differ significantly.</p>
+only when the {{ sp.metric }} rates differ significantly.</p>
 {% endfor %}
 </section>
 {% endfor %}
-{% set quiet = scenarios|rejectattr("id", "in", active)|list %}
+{% set quiet = scenarios|rejectattr("key", "in", active)|list %}
 {% if quiet %}<section class="card" id="quiet"><h2 style="margin-top:0">Nothing in this period</h2>
-<p>{% for s in quiet %}<span id="scenario-{{ s.id }}">{{ s.name }} <span class="muted">({{ s.id }})</span></span>{{ ", "
-if not loop.last }}{% endfor %}: no entry, no send, no order.</p>
+<p>{% for s in quiet %}<span id="scenario-{{ s.key }}">{{ s.name }} <span class="muted">({{ s.key }})</span></span>{{
+", " if not loop.last }}{% endfor %}: no entry, no send, no order.</p>
 </section>{% endif %}
 <p class="muted">Counted off the event path from the tables' streams, each fact once; revenue attributed to the email
 last clicked (and, counted apart, last opened) within the attribution windows, net of refunds and cancellations
@@ -321,20 +329,22 @@ def page(report: dict[str, Any]) -> str:
     """The HTML page of a report (the admin route's answer)."""
     environment = Environment(autoescape=True)
     charts: dict[str, Any] = {}
-    for scenario in report["scenarios"]:
+    # A row's key: a scenario's id, a campaign's report name (campaign.<id>: a campaign may share a scenario's id)
+    rows = [{**row, "key": row.get("report") or row["id"]} for row in report["scenarios"]]
+    for scenario in rows:
         if not _active(scenario):
-            charts[scenario["id"]] = None
+            charts[scenario["key"]] = None
             continue
-        charts[scenario["id"]] = {
+        charts[scenario["key"]] = {
             "funnel": funnel_chart(scenario),
             "daily": daily_chart(scenario),
-            "splits": {split["id"]: split_chart(scenario["id"], split) for split in scenario["splits"]},
+            "splits": {split["id"]: split_chart(scenario["key"], split) for split in scenario["splits"]},
         }
     sending = any(day["sent"] for day in report["deliverability"]["days"])
     template = environment.from_string(PAGE)
     return template.render(
         report=report,
-        scenarios=report["scenarios"],
+        scenarios=rows,
         charts=charts,
         flagged=[
             day

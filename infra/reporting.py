@@ -45,19 +45,30 @@ def table(report: dict[str, Any]) -> str:
     """The terminal's table: one line a scenario, the seeds' benchmark beside the figure it judges."""
     from infra.report_page import amounts, percent
 
-    head = ("scenario", "entered", "sent", "delivered", "opened", "clicked", "converted", "revenue", "benchmark")
+    head = (
+        "scenario / campaign",
+        "entered",
+        "sent",
+        "delivered",
+        "opened",
+        "clicked",
+        "converted",
+        "revenue",
+        "benchmark",
+    )
     rows = [head]
     for s in report["scenarios"]:
         opened = percent(s["rates"]["open"]) + ("*" if s["rates"]["base"] == "sent" and s["sent"] else "")
+        campaign = s.get("kind") == "campaign"
         rows.append(
             (
-                s["id"],
-                str(s["entered"]),
+                s.get("report", s["id"]),  # a campaign as its sends are named: campaign.<id>
+                "-" if campaign else str(s["entered"]),
                 str(s["sent"]),
                 percent(s["rates"]["delivery"]),
                 opened,
                 percent(s["rates"]["click"]),
-                f"{s['converted']} ({percent(s['rates']['conversion'])})",
+                "-" if campaign else f"{s['converted']} ({percent(s['rates']['conversion'])})",
                 amounts(s["revenue"]),
                 _benchmark_text(s),
             )
@@ -92,8 +103,9 @@ def summary(report: dict[str, Any]) -> str:
     lines = [f"report {report['from']} to {report['to']} (GET /v1/reports/scenarios; the page: /_local/report.html)"]
     active = [s for s in report["scenarios"] if s["entered"] or s["sent"] or s["sms_sent"]]
     for s in active:
+        name = s.get("report", s["id"])  # a campaign as its sends are named: campaign.<id>
         lines.append(
-            f"  {s['id']:<22} entered {s['entered']:>3}  sent {s['sent']:>3}  opened {s['opened']:>3}  "
+            f"  {name:<22} entered {s['entered']:>3}  sent {s['sent']:>3}  opened {s['opened']:>3}  "
             f"clicked {s['clicked']:>3}  converted {s['converted']:>3}  revenue {amounts(s['revenue'])}"
         )
     if not active:
@@ -114,6 +126,7 @@ def _run(args: argparse.Namespace) -> int:
         "from": first.isoformat(),
         "to": last.isoformat(),
         **({"scenario": args.scenario} if args.scenario else {}),
+        **({"campaign": args.campaign} if args.campaign else {}),
     }
     url = f"{args.api.rstrip('/')}/v1/reports/scenarios?{urlencode(query)}"
     status, answer = cli._admin_call("GET", url, b"", args.region)
@@ -130,11 +143,13 @@ def register(commands: Any) -> None:
     from infra import cli
 
     reporting = commands.add_parser(
-        "report", help="what each scenario did over a period: a table here and a self-contained HTML report"
+        "report",
+        help="what each scenario and campaign did over a period: a table here and a self-contained HTML report",
     )
     reporting.add_argument("--from", dest="first", type=_day, help="first day, YYYY-MM-DD (default: 30 days ago)")
     reporting.add_argument("--to", dest="last", type=_day, help="last day, YYYY-MM-DD, included (default: today)")
     reporting.add_argument("--scenario", help="only this scenario")
+    reporting.add_argument("--campaign", help="only this campaign")
     reporting.add_argument("--html", default="report.html", help="the HTML file written (default report.html)")
     cli.api_arguments(reporting)
     reporting.set_defaults(run=_run)
@@ -145,6 +160,7 @@ def local_report(query: str, today: date) -> dict[str, Any]:
     """The report as the admin route answers it, read in the local runtime's process (its settings, its emulated
     account); `query` as the route's (`from`, `to`, `scenario`), the last 30 days by default. ReportRequestError
     when it is bad."""
+    from shared.campaigns import reported
     from shared.journeys import dispatch
     from shared.reports import layout, reading
     from shared.settings import get_settings
@@ -156,9 +172,11 @@ def local_report(query: str, today: date) -> dict[str, Any]:
         date.fromisoformat(given["to"]) if reading.DATE.match(given.get("to", "")) else None,
     )
     deployed = layout.layouts(dispatch.CATALOGUE)
-    asked = reading.period({**given, "from": first.isoformat(), "to": last.isoformat()}, [s.id for s in deployed])
     settings = get_settings()
-    return reading.report(settings.region, settings.reports_table, deployed, asked)
+    campaigns = reported.layouts(settings)
+    period = {**given, "from": first.isoformat(), "to": last.isoformat()}
+    asked = reading.period(period, [s.id for s in deployed], [c.id for c in campaigns])
+    return reading.report(settings.region, settings.reports_table, deployed, asked, campaigns)
 
 
 def local_page(query: str, today: date) -> tuple[int, bytes]:

@@ -163,15 +163,18 @@ def report_refused(error: ReportRequestError) -> Response[dict[str, Any]]:
 
 @app.get("/v1/reports/scenarios")
 def scenarios_report() -> Response[dict[str, Any]]:
-    """What each deployed scenario did over a period: one Query per scenario (shared.reports.reading)."""
+    """What each deployed scenario and each campaign did over a period: one Query each (shared.reports.reading)."""
+    from shared.campaigns import reported
     from shared.journeys import dispatch
     from shared.reports import layout, queries, reading
 
     settings = get_settings()
     deployed = layout.layouts(dispatch.CATALOGUE)
-    asked = reading.period(app.current_event.query_string_parameters or {}, [s.id for s in deployed])
     try:
-        answer = reading.report(settings.region, settings.reports_table, deployed, asked)
+        campaigns = reported.layouts(settings)
+        parameters = app.current_event.query_string_parameters or {}
+        asked = reading.period(parameters, [s.id for s in deployed], [c.id for c in campaigns])
+        answer = reading.report(settings.region, settings.reports_table, deployed, asked, campaigns)
     except queries.ReportsUnavailable:
         logger.exception("reports unavailable")
         return _answer(503, {"error": "the reports cannot be read now, retry later"})

@@ -398,6 +398,11 @@ def _audience(reader: _Reader, at: Node, known: Known) -> Audience:
     return Audience(list=members, condition=condition, exclude_lists=excluded, exclude_if=exclude_if)
 
 
+def ab_of(value: Any) -> ABTest:
+    """An `ab` key kept as JSON (checked when its campaign was saved)."""
+    return _ab(_Reader(None), from_json(value), Known())
+
+
 def _when(reader: _Reader, at: Node) -> When:
     if at.value == "now":
         return When()

@@ -34,6 +34,23 @@ class ScenarioLayout:
     splits: tuple[SplitLayout, ...] = ()
 
 
+@dataclass(frozen=True)
+class CampaignLayout:
+    """A campaign started, as a report shows it: its one step (`email`, the SES tags' step of its sends) and, for
+    an A/B test, its variants with their share of the audience; handed in by the caller (shared.campaigns)."""
+
+    id: str
+    name: str
+    started_at: str  # ISO 8601
+    variants: tuple[tuple[str, int], ...] = ()  # (name, percent of the audience), in the document's order
+    deciding: str = "clicked"  # the A/B test's metric: clicked | opened
+
+    @property
+    def report(self) -> str:
+        """The scenario name its sends carry, under which the reports count them."""
+        return f"campaign.{self.id}"
+
+
 def from_entry(scenario: str, entry: dict[str, Any]) -> ScenarioLayout:
     """A catalogue entry's layout (an entry compiled before layouts existed: no step known, the counters still are)."""
     report = entry.get("report") or {}

@@ -24,9 +24,11 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from shared.reports import benchmarks, queries, stats, store
-from shared.reports.layout import ScenarioLayout, StepLayout
+from shared.reports.layout import CampaignLayout, ScenarioLayout, StepLayout
 
 MAX_DAYS = 366
+CAMPAIGN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+CAMPAIGN_STEP = "email"
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SHOWN = tuple(name for name in store.COUNTERS if name not in ("orders_click", "orders_open"))
 DAILY = ("entered", "converted", "sent", "delivered", "opened", "clicked", "bounced", "complained", "unsubscribed")
@@ -55,6 +57,7 @@ class Period:
     first: date
     last: date  # included
     scenario: str | None = None  # only this one
+    campaign: str | None = None  # only this campaign
 
     def days(self) -> list[str]:
         return [(self.first + timedelta(days=n)).isoformat() for n in range((self.last - self.first).days + 1)]
@@ -72,9 +75,9 @@ def _day(parameters: Mapping[str, str], name: str) -> date:
         raise ReportRequestError(name, f"{value!r} is not a real day") from None
 
 
-def period(parameters: Mapping[str, str], known: Iterable[str]) -> Period:
+def period(parameters: Mapping[str, str], known: Iterable[str], campaigns: Iterable[str] = ()) -> Period:
     """The period a request asks for: `from` and `to` (both required, both included, at most MAX_DAYS days) and an
-    optional `scenario` among `known`."""
+    optional `scenario` among `known`, or `campaign` among the `campaigns` started."""
     first, last = _day(parameters, "from"), _day(parameters, "to")
     if last < first:
         raise ReportRequestError("to", f"must be on or after from ({first.isoformat()})")
@@ -85,7 +88,15 @@ def period(parameters: Mapping[str, str], known: Iterable[str]) -> Period:
         names = sorted(known)
         if scenario not in names:
             raise ReportRequestError("scenario", f"{scenario[:60]!r} is not a deployed scenario; known: {names}")
-    return Period(first, last, scenario)
+    campaign = parameters.get("campaign")
+    if campaign is not None:
+        if scenario is not None:
+            raise ReportRequestError("campaign", "ask for a scenario or a campaign, not both")
+        if not CAMPAIGN_ID.match(campaign):
+            raise ReportRequestError("campaign", f"{campaign[:60]!r} is not a campaign id (lower-case, digits, dashes)")
+        if campaign not in set(campaigns):
+            raise ReportRequestError("campaign", f"no campaign {campaign!r} was started")
+    return Period(first, last, scenario, campaign)
 
 
 # ---- sums ------------------------------------------------------------------------------------------------------
@@ -296,6 +307,7 @@ def scenario_report(
         splits.append(split_result(split.id, variants))
     figured = figures(total)
     return {
+        "kind": "scenario",
         "id": layout.id,
         "name": layout.name,
         **figured,
@@ -312,6 +324,41 @@ def scenario_report(
             for day, totals in by_day.items()
         ],
     }
+
+
+# ---- one campaign ----------------------------------------------------------------------------------------------
+def campaign_report(
+    campaign: CampaignLayout, items: Iterable[queries.CounterItem], days: Sequence[str]
+) -> dict[str, Any]:
+    """A campaign as a scenario of one step (`email`), counted and attributed alike; an A/B test as its split: the
+    sample's variants (the rest, sent the winner untagged, is in the step's figures, not the test's)."""
+    found = list(items)
+    step = StepLayout(CAMPAIGN_STEP, "email", "ab" if campaign.variants else None, None)
+    row = scenario_report(ScenarioLayout(campaign.report, campaign.name, (step,)), found, days)
+    splits = []
+    if campaign.variants:
+        arms = []
+        for name, percent in campaign.variants:
+            totals = Totals.empty()
+            for item in found:
+                if item.step == CAMPAIGN_STEP and item.variant == name:
+                    totals.add(item)
+            arms.append((name, percent, [CAMPAIGN_STEP], totals))
+        splits.append(split_result("ab", arms, campaign.deciding))
+    return {
+        **row,
+        "kind": "campaign",
+        "id": campaign.id,
+        "report": campaign.report,
+        "started_at": campaign.started_at,
+        "splits": splits,
+    }
+
+
+def _counted(row: Mapping[str, Any]) -> bool:
+    return any(row[name] for name in ("sent", "sms_sent", "opened", "clicked", "orders", "orders_open")) or bool(
+        row["revenue"] or row["revenue_open"]
+    )
 
 
 # ---- deliverability --------------------------------------------------------------------------------------------
@@ -359,15 +406,34 @@ def deliverability(scenarios: Sequence[Mapping[str, Any]], days: Sequence[str]) 
 
 
 # ---- the report ------------------------------------------------------------------------------------------------
-def report(region: str, table: str, layouts: Sequence[ScenarioLayout], asked: Period) -> dict[str, Any]:
-    """The report of `asked` over the scenarios of `layouts` (or the one asked): one Query per scenario."""
+def report(
+    region: str,
+    table: str,
+    layouts: Sequence[ScenarioLayout],
+    asked: Period,
+    campaigns: Sequence[CampaignLayout] = (),
+) -> dict[str, Any]:
+    """The report of `asked` over the scenarios of `layouts` and the campaigns started (or the one asked): one Query
+    per scenario and per campaign started by the period's end. Every scenario is a row; a campaign is one (`kind:
+    campaign`) when it started in the period or counted something in it (its opens, clicks and orders come days
+    after its sends)."""
     days = asked.days()
-    chosen = [layout for layout in layouts if asked.scenario in (None, layout.id)]
-    scenarios = [
+    chosen = [layout for layout in layouts if asked.campaign is None and asked.scenario in (None, layout.id)]
+    rows = [
         scenario_report(layout, queries.counter_items(region, table, layout.id, asked.first, asked.last), days)
         for layout in chosen
     ]
-    return assemble(asked, scenarios)
+    for campaign in sorted(campaigns, key=lambda c: (c.started_at, c.id)):
+        if asked.scenario is not None or asked.campaign not in (None, campaign.id):
+            continue
+        started = campaign.started_at[:10]
+        if started > asked.last.isoformat():
+            continue
+        items = queries.counter_items(region, table, campaign.report, asked.first, asked.last)
+        row = campaign_report(campaign, items, days)
+        if started >= asked.first.isoformat() or _counted(row) or asked.campaign == campaign.id:
+            rows.append(row)
+    return assemble(asked, rows)
 
 
 def assemble(asked: Period, scenarios: list[dict[str, Any]]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -119,6 +119,20 @@ def test_an_ab_campaign_sends_the_variants_to_the_sample_then_the_winner_to_the_
     assert (status["sent"], status["audience"], status["status"], status["progress"]) == (10, 10, "sent", 1.0)
     sent = {v["name"]: v["sent"] for v in test["variants"]}
     assert sent == {"a": len(by_subject["a"]), "b": len(by_subject["b"])}  # the rest is not in the test's figures
+
+    # And the report shows the campaign's A/B test as its split: the sample's variants, b clicked, no winner declared
+    day = status["started_at"][:10]
+    last = local.now().astimezone(UTC).date().isoformat()
+    reported = signed("GET", f"{local.api_url}/v1/reports/scenarios?from={day}&to={last}&campaign={campaign_id}")
+    assert reported.status == 200, reported.body
+    [row] = reported.body["scenarios"]
+    [split] = row["splits"]
+    assert [(v["name"], v["percent"], v["sent"], v["clicked"]) for v in split["variants"]] == [
+        ("a", 25, len(by_subject["a"]), 0),
+        ("b", 25, len(by_subject["b"]), len(by_subject["b"])),
+    ]
+    assert (split["metric"], split["winner"], split["significant"]) == ("click", None, False)
+    assert row["sent"] == 10  # the rest too, in the campaign's figures
 
     # And `parcours campaigns status` says the same in a few lines
     for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
