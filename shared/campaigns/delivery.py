@@ -37,6 +37,7 @@ from shared.campaigns.store import Conflict, Store, number, text
 from shared.messages import mailer, sending
 from shared.messages.templates import DEFAULT_ROOT
 from shared.people import conditions, dates, moments, suppression
+from shared.reports import queries
 from shared.settings import ConfigurationError, Settings
 from shared.storage import ContactModel, StorageError, get_or_none, tables
 
@@ -251,9 +252,12 @@ def _ab_status(settings: Settings, campaign: document.Campaign, item: dict[str, 
     live: dict[str, Any] = {}
     if started:
         first = datetime.fromisoformat(started).astimezone(UTC).date()
-        live = ab.measured(
-            settings.region, settings.reports_table, campaign.id, test, first, now.astimezone(UTC).date()
-        )
+        try:
+            live = ab.measured(
+                settings.region, settings.reports_table, campaign.id, test, first, now.astimezone(UTC).date()
+            )
+        except queries.ReportsUnavailable:  # the rest of the status still answers; the counts say they are missing
+            live = {"verdict": "the variants' counts cannot be read now (the reports table), retry later"}
     decide_at = (
         (datetime.fromisoformat(until) + timedelta(seconds=test.wait)).isoformat()
         if until and item.get("read_done", {}).get("BOOL")
