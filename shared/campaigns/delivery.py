@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -441,7 +441,9 @@ def _rest(
     report.read = len(people)
     decided = json.loads(text(item, "ab_decision") or "{}")
     since = datetime.fromisoformat(str(decided.get("decided_at") or now.isoformat()))
-    queued, latest = _scheduled(settings, store, campaign, {f"{REST}{message.variant}": people}, since, now)
+    # The rest's line starts at the decision (not at the campaign's `at`, long past: its sends would all be due at once)
+    unscheduled = replace(campaign, when=document.When())
+    queued, latest = _scheduled(settings, store, unscheduled, {f"{REST}{message.variant}": people}, since, now)
     report.chunks = len(queued)
     ahead = (latest - now).total_seconds() - LOOKAHEAD
     following = Message("rest", campaign.id, index=message.index + 1, variant=message.variant)

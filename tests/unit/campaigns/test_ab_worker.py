@@ -201,3 +201,38 @@ def test_a_message_of_another_kind_is_refused() -> None:
         delivery.Message.from_json(json.dumps({"kind": "shout", "campaign": "spring"}))
     message: dict[str, Any] = {"kind": "rest", "campaign": "spring", "index": 2, "variant": "b"}
     assert delivery.Message.from_json(json.dumps(message)).variant == "b"
+
+
+def test_the_rest_of_a_campaign_at_an_instant_is_paced_from_the_decision(
+    settings: Settings, now: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a rate of 2 emails a second and an A/B test at an instant a minute away
+    monkeypatch.setattr(delivery, "_rate", lambda given: 2.0)
+    people = [person(settings, f"s{n:02d}") for n in range(20)]
+    held = sum(1 for name in drawn(people).values() if name is None)
+    at = datetime.fromtimestamp(now[0], UTC) + timedelta(minutes=1)
+    delivery.save(settings, json.dumps({**AB_DOCUMENT, "when": {"at": at.isoformat()}}).encode(), at)
+    delivery.start(settings, "spring", at - timedelta(minutes=1))
+    now[0] += 61
+    run(settings)  # the sample, at the instant
+    put: list[dict[str, Any]] = []
+    real = delivery._queue
+
+    def recorded(given: Settings, messages: list[tuple[delivery.Message, int]]) -> None:
+        put.extend(json.loads(message.to_json()) for message, _ in messages)
+        real(given, messages)
+
+    monkeypatch.setattr(delivery, "_queue", recorded)
+
+    # When the decision comes, hours after the instant
+    now[0] += 3 * 3600
+    decided = datetime.fromtimestamp(now[0], UTC)
+    run(settings)
+
+    # Then the rest's chunks are spaced at the rate from the decision on, not all due at once (a chunk handled
+    # before its moment is put back as it was: counted once here)
+    rest = {tuple(c["contacts"]): c for c in put if c["kind"] == "chunk" and c["variant"] == "rest:a"}  # no count: a
+    assert sum(len(people) for people in rest) == held
+    dues = sorted(datetime.fromisoformat(c["due"]) for c in rest.values())
+    assert dues[0] >= decided
+    assert (dues[-1] - dues[0]).total_seconds() == pytest.approx((held - 1) // 2, abs=1)
