@@ -14,6 +14,8 @@ consent, topic, suppression, caps, quiet hours, RFC 8058 headers, links, postal 
   that moment, and each moment has its own line.
 No invocation grows with the audience; a retried or redelivered message mails no one twice (the send's claim) and
 counts no one twice (the person's outcome item).
+An SMS campaign (shared.campaigns.sms) goes the same way at its own rate; a person the SMS hours hold back is put
+back on the line at the moment they allow, in a chunk of its own.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ from pynamodb.exceptions import PynamoDBException
 
 from shared import clients, secrets
 from shared.campaigns import document
+from shared.campaigns import sms as texting
 from shared.campaigns.errors import CampaignRequestError
 from shared.campaigns.store import Conflict, Store, number, text
-from shared.messages import mailer, sending
+from shared.messages import mailer, sending, sms
 from shared.messages.templates import DEFAULT_ROOT
 from shared.people import conditions, dates, moments, suppression
 from shared.settings import ConfigurationError, Settings
@@ -55,6 +58,8 @@ REASONS = (
     "preference",
     "quiet_hours",
     "no_email",
+    "no_phone",
+    "invalid_phone",
     "not_found",
     "other",
 )
@@ -96,6 +101,7 @@ class Report:
     chunks: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     postponed: bool = False
+    deferred: int = 0  # SMS held back by the hours, queued again for their moment
 
 
 @lru_cache(maxsize=2)
@@ -118,7 +124,8 @@ def template_exists(name: str, root: Path = DEFAULT_ROOT) -> bool:
 
 
 def known(settings: Settings) -> document.Known:
-    """At run time: a list is known when something fills it (compiled) or it has members (one item read)."""
+    """At run time: a list is known when something fills it (compiled) or it has members (one item read); an SMS
+    template when it renders short enough with the deployment's stop mention."""
 
     def list_known(name: str) -> bool:
         if name in compiled().get("lists", ()):
@@ -128,7 +135,10 @@ def known(settings: Settings) -> document.Known:
         except PynamoDBException as error:
             raise StorageError(str(error)) from error
 
-    return document.Known(template=template_exists, list=list_known)
+    def sms_refusal(name: str) -> str | None:
+        return texting.template_refusal(name, settings.sms_stop_text, settings.sender_name)
+
+    return document.Known(template=template_exists, list=list_known, sms=sms_refusal)
 
 
 def parse_body(body: bytes) -> Any:
@@ -216,6 +226,8 @@ def status(settings: Settings, campaign_id: str) -> dict[str, Any]:
         "id": campaign_id,
         "name": campaign.name,
         "email": campaign.email,
+        **({"sms": campaign.sms} if campaign.sms else {}),
+        "channel": campaign.channel,
         "topic": campaign.topic,
         "status": state,
         "when": _when(campaign),
@@ -292,8 +304,8 @@ def work(settings: Settings, body: str) -> Report:
     return _chunk(settings, store, campaign, message, now)
 
 
-def _rate(settings: Settings) -> float:
-    return settings.campaign_rate
+def _rate(settings: Settings, campaign: document.Campaign) -> float:
+    return settings.campaign_sms_rate if campaign.channel == "sms" else settings.campaign_rate
 
 
 def _page(
@@ -307,7 +319,24 @@ def _page(
     store.page_read(campaign.id, message.index, len(ids), last=cursor is None)
     started = datetime.fromisoformat(text(item, "started_at") or now.isoformat())
     groups = _moments(settings, campaign, ids, started)
-    rate = _rate(settings)
+    queued, latest = _in_line(settings, store, campaign, groups, now)
+    report.chunks = len(queued)
+    if cursor is not None:
+        # Local times: every page read now (its people's moments are spread over a day); else keep LOOKAHEAD ahead
+        ahead = 0 if campaign.when.local_time is not None else (latest - now).total_seconds() - LOOKAHEAD
+        delay = max(0, min(MAX_DELAY, math.ceil(ahead)))
+        queued.append((Message("page", campaign.id, index=message.index + 1, cursor=cursor), delay))
+    _queue(settings, queued)
+    store.mark_continued(campaign.id, message.index)
+    return report
+
+
+def _in_line(
+    settings: Settings, store: Store, campaign: document.Campaign, groups: dict[datetime, list[str]], now: datetime
+) -> tuple[list[tuple[Message, int]], datetime]:
+    """The chunks of these people, each given its moment on the line of its group's instant at the sending rate; and
+    when the last of them is done."""
+    rate = _rate(settings, campaign)
     size = max(1, min(CHUNK, math.floor(rate)))
     queued: list[tuple[Message, int]] = []
     latest = now
@@ -318,15 +347,7 @@ def _page(
             at = max(due + timedelta(seconds=place / rate), now)
             latest = max(latest, at + timedelta(seconds=len(chunk) / rate))
             queued.append((Message("chunk", campaign.id, contacts=chunk, due=at.isoformat()), _delay(at, now)))
-    report.chunks = len(queued)
-    if cursor is not None:
-        # Local times: every page read now (its people's moments are spread over a day); else keep LOOKAHEAD ahead
-        ahead = 0 if campaign.when.local_time is not None else (latest - now).total_seconds() - LOOKAHEAD
-        delay = max(0, min(MAX_DELAY, math.ceil(ahead)))
-        queued.append((Message("page", campaign.id, index=message.index + 1, cursor=cursor), delay))
-    _queue(settings, queued)
-    store.mark_continued(campaign.id, message.index)
-    return report
+    return queued, latest
 
 
 def _read(
@@ -405,10 +426,20 @@ def _chunk(settings: Settings, store: Store, campaign: document.Campaign, messag
     report = Report("chunk")
     suppression_key = suppression.hash_key(settings)
     link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
+    later: dict[datetime, list[str]] = {}  # SMS held back by the hours: back on the line at their moment
     for contact_id, contact in _contacts(settings, message.contacts).items():
-        outcome = _deliver(settings, campaign, contact_id, contact, now, link_secret, suppression_key)
+        if campaign.channel == "sms":
+            outcome = _deliver_sms(settings, campaign, contact_id, contact, now)
+        else:
+            outcome = _deliver(settings, campaign, contact_id, contact, now, link_secret, suppression_key)
+        if isinstance(outcome, datetime):
+            later.setdefault(outcome, []).append(contact_id)
+            continue
         if store.record(campaign.id, contact_id, outcome, settings.clock().now()):
             report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
+    if later:
+        report.deferred = sum(len(people) for people in later.values())
+        _queue(settings, _in_line(settings, store, campaign, later, now)[0])
     return report
 
 
@@ -439,6 +470,33 @@ def _deliver(
         else contact
     )
     return f"skipped_{reason_of(str(answer.get('reason') or ''), fresh)}"
+
+
+def _deliver_sms(
+    settings: Settings, campaign: document.Campaign, contact_id: str, contact: ContactModel | None, now: datetime
+) -> str | datetime:
+    """One person's outcome, as `_deliver`, or the moment the SMS hours let their SMS go (they are not counted yet)."""
+    if contact is None:
+        return "skipped_not_found"
+    if excluded(settings, campaign.audience, contact, now):
+        return "excluded"
+    rules = compiled().get("sms_pacing", {}).get(campaign.topic)
+    request = texting.request(campaign.id, campaign.sms, campaign.topic, contact_id, rules)
+    refusal = texting.early_refusal(contact, campaign.topic)
+    if refusal is None:
+        moment = texting.next_moment(request, contact, settings, now)
+        if moment is not None:
+            return moment
+        try:
+            answer = sms.send_sms(request, settings, settings.clock())
+        except mailer.SendRefused:
+            return "failed"
+        if answer.get("status") in ("sent", "duplicate"):
+            return "sent"
+        if answer.get("status") == "deferred":  # the hours closed between the look and the send
+            return datetime.fromisoformat(str(answer["until"]))
+        refusal = str(answer.get("reason") or "")
+    return f"skipped_{texting.reason_of(refusal, contact) or reason_of(refusal, contact)}"
 
 
 def excluded(settings: Settings, audience: document.Audience, contact: ContactModel, now: datetime) -> bool:
