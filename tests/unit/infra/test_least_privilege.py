@@ -39,6 +39,7 @@ READ_ACTIONS = {
 STAR_ALLOWED = {
     # SMS go to phone numbers, which have no ARN; CheckIfPhoneNumberIsOptedOut has no resource type.
     "ActFunction": {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"},
+    "CampaignFunction": {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"},  # an SMS campaign's SMS
     # SendTaskSuccess has no resource type either: the task token names the execution (IAM accepts only "*").
     "ProcessFunction": {"states:SendTaskSuccess"},
 }
@@ -167,13 +168,18 @@ def test_no_function_is_allowed_anything_on_every_resource_but_what_has_no_arn(f
 
 
 def test_sms_publishing_names_no_topic_and_only_the_process_function_publishes_to_one() -> None:
-    denies = [statement for statement in _statements("ActFunction") if statement["Effect"] == "Deny"]
-    assert [(statement["Action"], _text(statement["Resource"])) for statement in denies] == [
-        ("sns:Publish", _text({"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:*"}))
-    ]
+    for texting in ("ActFunction", "CampaignFunction"):  # a scenario's SMS; an SMS campaign's
+        denies = [statement for statement in _statements(texting) if statement["Effect"] == "Deny"]
+        assert [(statement["Action"], _text(statement["Resource"])) for statement in denies] == [
+            ("sns:Publish", _text({"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:*"}))
+        ], texting
     for function in _functions():
         topics = [resource for action, resource, _ in _allows(function) if action == "sns:Publish"]
-        expected = {"ActFunction": ['"*"'], "ProcessFunction": [_text({"Ref": "AlarmTopic"})]}
+        expected = {
+            "ActFunction": ['"*"'],
+            "CampaignFunction": ['"*"'],
+            "ProcessFunction": [_text({"Ref": "AlarmTopic"})],
+        }
         assert topics == expected.get(function, []), function
 
 
