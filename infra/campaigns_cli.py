@@ -76,7 +76,8 @@ def summary(status: dict[str, Any]) -> str:
     complete = "" if status.get("audience_complete") else " (still reading)"
     return "\n".join(
         [
-            f"campaign {status['id']}: {status['status']}, {status['when']['kind']}",
+            f"campaign {status['id']}: {status['status']}, {status['when']['kind']}"
+            + (f", SMS {status['sms']}" if status.get("channel") == "sms" else ""),
             f"audience   {status['audience']}{complete}",
             f"sent       {status['sent']}",
             f"skipped    {skipped.get('total', 0)} ({reasons})",

@@ -42,5 +42,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 "CampaignSent" if outcome == "sent" else "CampaignFailed" if outcome == "failed" else "CampaignSkipped"
             )
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
+        if report.deferred:  # SMS held back by the French SMS hours or quiet hours, queued for their moment
+            metrics.add_metric(name="CampaignSmsDeferred", unit=MetricUnit.Count, value=report.deferred)
         logger.info("campaign message", extra=asdict(report))  # counts only
     return {"batchItemFailures": failures}

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from moto.sns.models import sns_backends
 
+from infra import campaigns_cli
 from shared.campaigns import delivery
 from shared.clock import wall_time
 from shared.journeys import pacing
@@ -136,6 +137,7 @@ def test_each_person_gets_the_sms_with_the_stop_mention_or_is_counted_by_reason(
         "frequency_cap": 1,
     }
     assert (status["status"], status["progress"]) == ("sent", 1.0)
+    assert campaigns_cli.summary(status).startswith("campaign flash: sent, now, SMS promotions/black-friday\n")
     # And SNS's opt-out is mirrored on the contact, as a scenario's SMS does
     mirrored = get_or_none(tables(settings).contacts, "sns-opted-out")
     assert mirrored is not None
