@@ -227,6 +227,25 @@ def cancel_campaign(campaign_id: str) -> Response[dict[str, Any]]:
     return _answer(200, answer)
 
 
+@app.post("/v1/campaigns/<campaign_id>/preview")
+def preview_campaign(campaign_id: str) -> Response[dict[str, Any]]:
+    """The campaign rendered for one contact (named in the body: an address never goes in a URL)."""
+    from shared.campaigns import preview
+
+    return _answer(200, preview.preview(get_settings(), campaign_id, _body()))
+
+
+@app.post("/v1/campaigns/<campaign_id>/test")
+def test_campaign(campaign_id: str) -> Response[dict[str, Any]]:
+    from shared.campaigns import preview
+
+    settings = get_settings()
+    answer = preview.test(settings, campaign_id, _body(), settings.clock().now())
+    metrics.add_metric(name="CampaignTestSent", unit=MetricUnit.Count, value=len(answer["sent"]))
+    logger.info("campaign test sent", extra={"campaign": campaign_id, "addresses": len(answer["sent"])})  # no address
+    return _answer(200, answer)
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics

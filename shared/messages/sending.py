@@ -152,6 +152,35 @@ def give_back(t: Tables, key: str, contact_id: str, counted: bool) -> None:
         pacing.forget(t, contact_id, key)
 
 
+def email_context(
+    settings: Settings,
+    locale: str,
+    *,
+    first_name: str | None,
+    last_name: str | None,
+    email: str | None,
+    trigger: dict[str, Any],
+    unsubscribe_url: str,
+    preferences_url: str,
+    confirm_url: str,
+    discount: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What an email template is rendered with (a send's, and a campaign's preview or test, whose links are
+    stand-ins): the contact, the trigger, the sender and its postal address, the signed links."""
+    return {
+        "contact": {"first_name": first_name, "last_name": last_name, "email": email},
+        "first_name": first_name,
+        "trigger": trigger,
+        "sender": {"name": settings.sender_name, "postal_address": settings.postal_address},
+        "unsubscribe_url": unsubscribe_url,
+        "preferences_url": preferences_url,
+        # for a double opt-in email (scenario confirm-subscription): the link and the sentence it records
+        "confirm_url": confirm_url,
+        "confirm_wording": subscriptions.wording(subscriptions.CONFIRM_WORDING, locale, settings.sender_name),
+        "discount": discount,
+    }
+
+
 def send_email(
     request: SendRequest, settings: Settings, clock: Clock, link_secret: str, suppression_key: suppression.HashKey
 ) -> dict[str, Any]:
@@ -178,23 +207,19 @@ def send_email(
     unsubscribe_url = f"{settings.public_base_url}/unsubscribe?t={quote(unsubscribe_token)}"
     base, contact_id = settings.public_base_url, contact.contact_id
     locale = contact.locale or settings.default_locale
-    context: dict[str, Any] = {
-        "contact": {
-            "first_name": contact.first_name,
-            "last_name": contact.last_name,
-            "email": contact.email,
-        },
-        "first_name": contact.first_name,
+    context = email_context(
+        settings,
+        locale,
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        email=contact.email,
         # its bearer links read back from the contact's history, kept out of the execution (shared.journeys.bearer)
-        "trigger": bearer.restore(request.trigger, contact.contact_id, t.events, contact.last_cart_url),
-        "sender": {"name": settings.sender_name, "postal_address": settings.postal_address},
-        "unsubscribe_url": unsubscribe_url,
-        "preferences_url": links.url(base, "/preferences", contact_id, subscriptions.PREFERENCES_SCOPE, link_secret),
-        # for a double opt-in email (scenario confirm-subscription): the link and the sentence it records
-        "confirm_url": links.url(base, "/confirm", contact_id, subscriptions.CONFIRM_SCOPE, link_secret),
-        "confirm_wording": subscriptions.wording(subscriptions.CONFIRM_WORDING, locale, settings.sender_name),
-        "discount": discount.context() if discount else None,
-    }
+        trigger=bearer.restore(request.trigger, contact.contact_id, t.events, contact.last_cart_url),
+        unsubscribe_url=unsubscribe_url,
+        preferences_url=links.url(base, "/preferences", contact_id, subscriptions.PREFERENCES_SCOPE, link_secret),
+        confirm_url=links.url(base, "/confirm", contact_id, subscriptions.CONFIRM_SCOPE, link_secret),
+        discount=discount.context() if discount else None,
+    )
     envelope = mailer.Envelope(
         sender_name=settings.sender_name,
         sender_address=settings.from_address,

@@ -206,10 +206,11 @@ def test_the_data_requests_bucket_is_private_tls_only_encrypted_and_empties_itse
 def test_email_is_sent_only_from_the_sending_identity_and_the_stacks_configuration_set() -> None:
     for function in _functions():
         resources = [resource for action, resource, _ in _allows(function) if action.startswith("ses:")]
-        if function not in ("ActFunction", "CampaignFunction"):
+        if function not in ("ActFunction", "CampaignFunction", "AdminFunction"):
             assert resources == [], function
             continue
-        assert resources, "the act function sends the scenarios' emails, the campaign function the campaigns'"
+        # the act function sends the scenarios' emails, the campaign function the campaigns', the admin a test's
+        assert resources, function
         for resource in resources:
             assert "identity/*" not in resource
             assert (
@@ -385,6 +386,8 @@ def test_the_campaign_function_queues_only_on_its_own_queue_and_its_routes_are_i
         ("POST", "/v1/campaigns/{id}/send"),
         ("GET", "/v1/campaigns/{id}"),
         ("POST", "/v1/campaigns/{id}/cancel"),
+        ("POST", "/v1/campaigns/{id}/preview"),
+        ("POST", "/v1/campaigns/{id}/test"),
     }
     for event in events.values():
         if event["Properties"]["Path"].startswith("/v1/campaigns"):
