@@ -86,8 +86,8 @@ def _email_entry(raw: str) -> dict[str, Any]:
         value = message.get(name)
         if value is None:
             return None
-        unfolded = re.sub(r"\r?\n(?=[ \t])", "", str(value))  # a long header is folded (RFC 5322 2.2.3)
-        return str(make_header(decode_header(unfolded))).strip()
+        decoded = str(make_header(decode_header(value)))
+        return re.sub(r"\r?\n(?=[ \t])", "", decoded).strip()  # a long header is folded (RFC 5322 2.2.3)
 
     date = message.get("Date")
     return {

@@ -28,3 +28,11 @@ def test_an_8bit_email_with_a_folded_subject_reads_back_as_written() -> None:
     assert entry["subject"] == subject
     assert entry["text"].strip() == "Déjà là"
     assert "Déjà là" in entry["html"]
+
+
+def test_a_folded_subject_between_plain_and_encoded_words_keeps_one_space() -> None:
+    raw = (
+        "Subject: Votre prochaine commande vous ouvre le cercle des clients\n =?utf-8?q?fid=C3=A8les?=\n"
+        "To: a@example.com\nContent-Type: text/plain; charset=utf-8\n\nBonjour\n"
+    )
+    assert _email_entry(raw)["subject"] == "Votre prochaine commande vous ouvre le cercle des clients fidèles"
