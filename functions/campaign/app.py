@@ -38,9 +38,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             failures.append({"itemIdentifier": record["messageId"]})
             continue
         for outcome, count in report.outcomes.items():
-            name = (
-                "CampaignSent" if outcome == "sent" else "CampaignFailed" if outcome == "failed" else "CampaignSkipped"
-            )
+            names = {"sent": "CampaignSent", "failed": "CampaignFailed", "deferred": "CampaignDeferred"}
+            name = names.get(outcome, "CampaignSkipped")
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
         logger.info("campaign message", extra=asdict(report))  # counts only
     return {"batchItemFailures": failures}

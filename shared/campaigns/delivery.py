@@ -397,7 +397,7 @@ def request(campaign: document.Campaign, contact_id: str, settings: Settings) ->
         contact_id=contact_id,
         trigger={},
         topic=campaign.topic,
-        pacing=compiled().get("pacing", {}).get(campaign.topic) or {"caps": [], "when_capped": "skip"},
+        pacing=compiled().get("pacing", {}).get(campaign.topic) or {"caps": [], "when_capped": "defer"},
     )
 
 
@@ -405,10 +405,21 @@ def _chunk(settings: Settings, store: Store, campaign: document.Campaign, messag
     report = Report("chunk")
     suppression_key = suppression.hash_key(settings)
     link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
+    later: dict[datetime, list[str]] = {}
     for contact_id, contact in _contacts(settings, message.contacts).items():
         outcome = _deliver(settings, campaign, contact_id, contact, now, link_secret, suppression_key)
+        if isinstance(outcome, datetime):  # the contact's quiet hours: their email waits for them to end
+            later.setdefault(outcome, []).append(contact_id)
+            continue
         if store.record(campaign.id, contact_id, outcome, settings.clock().now()):
             report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
+    if later:
+        held = [
+            (Message("chunk", campaign.id, contacts=tuple(people), due=until.isoformat()), _delay(until, now))
+            for until, people in sorted(later.items())
+        ]
+        _queue(settings, held)
+        report.outcomes["deferred"] = sum(len(people) for people in later.values())
     return report
 
 
@@ -420,9 +431,10 @@ def _deliver(
     now: datetime,
     link_secret: str,
     suppression_key: suppression.HashKey,
-) -> str:
-    """One person's outcome: sent, failed, excluded or skipped_<reason>. SES busy: SendDeferred goes up (the chunk
-    comes back later; who was served is not served again)."""
+) -> str | datetime:
+    """One person's outcome: sent, failed, excluded or skipped_<reason>; or, in their quiet hours, when these end
+    (the email waits, as a scenario's does). A cap or the contact's frequency skips: a campaign does not wait days
+    for room. SES busy: SendDeferred goes up (the chunk comes back later; who was served is not served again)."""
     if contact is not None and excluded(settings, campaign.audience, contact, now):
         return "excluded"
     try:
@@ -433,6 +445,12 @@ def _deliver(
         return "failed"
     if answer.get("status") in ("sent", "duplicate"):  # duplicate: claimed by an earlier attempt, which sent it
         return "sent"
+    if answer.get("status") == "deferred":
+        reasons = str(answer.get("reason") or "").split("; ")
+        habits = [reason for reason in reasons if not reason.startswith("quiet hours")]
+        if not habits and answer.get("until"):
+            return datetime.fromisoformat(str(answer["until"]))
+        return f"skipped_{reason_of(habits[0] if habits else reasons[0], contact)}"
     fresh = (
         get_or_none(tables(settings).contacts, contact_id)
         if answer.get("reason") == "no marketing consent"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -175,6 +176,38 @@ def test_chunks_are_spaced_at_the_sending_rate_and_wait_for_their_moment(
     delivery.work(slow, json.dumps(chunks[3][0]))
     assert sent_to() == []
     assert [c for c, _ in put] == [chunks[3][0]]
+
+
+def test_in_the_contacts_quiet_hours_the_email_waits_for_them_to_end(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given email quiet hours (sending.yaml) around the contact's present hour, Paris time
+    local = Clock().now().astimezone(ZoneInfo("Europe/Paris"))
+    quiet = f"{(local - timedelta(hours=1)):%H:%M}-{(local + timedelta(hours=2)):%H:%M}"
+    rules = {"caps": [], "when_capped": "defer", "quiet_hours": quiet}
+    monkeypatch.setattr(delivery, "compiled", lambda: {"lists": [], "pacing": {"promotions": rules}})
+    person(settings, "sleeper")
+    save_and_start(settings)
+    put: list[dict[str, Any]] = []
+    real = delivery._queue
+
+    def recorded(given: Settings, messages: list[tuple[delivery.Message, int]]) -> None:
+        put.extend(json.loads(message.to_json()) for message, _ in messages)
+        real(given, messages)
+
+    monkeypatch.setattr(delivery, "_queue", recorded)
+
+    # When the campaign's chunk comes
+    run(settings)
+
+    # Then nothing is sent nor counted yet: the chunk is queued again for the end of the quiet hours
+    assert sent_to() == []
+    status = delivery.status(settings, "spring")
+    assert (status["sent"], status["skipped"]["total"], status["status"]) == (0, 0, "sending")
+    [*_, again] = put
+    assert again["contacts"] == ["sleeper"]
+    ends = datetime.fromisoformat(again["due"]).astimezone(ZoneInfo("Europe/Paris"))
+    assert f"{ends:%H:%M}" == quiet.split("-")[1]
 
 
 def test_a_condition_audience_reads_the_contacts_it_holds_for(settings: Settings) -> None:
