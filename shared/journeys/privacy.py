@@ -5,8 +5,9 @@ its identities (email, phone, source ids); the items of the orders it placed (wh
 back: shared.people.orders, named by its order events); its events, enrolments and sends (queried by contact id,
 the sends through their `by_contact` index); its entries in the dates index and the list members (named on the
 contact); the discount codes it got (named on its sends); the suppression entry of its address; the emails it last
-clicked and opened, kept for revenue attribution in the reports table (its `attribution#<contact id>` partition).
-The reports' counters name no one and stay.
+clicked and opened, kept for revenue attribution in the reports table (its `attribution#<contact id>` partition);
+its outcome in each campaign (the campaigns table's `r#<contact id>` items, found by its `by_contact` index, where
+the function is given that table). The reports' counters and a campaign's counters name no one and stay.
 
 The erasure stops the person's running executions first (a Wait ends at once; a pending wait_for ends by its
 timeout locally, and its act step then finds no contact and an address suppressed), deletes every item, and keeps
@@ -42,8 +43,11 @@ from shared.storage import (
     REPORTS_ATTRIBUTION,
     ContactModel,
     EnrolmentModel,
+    StorageBusy,
+    StorageError,
     SuppressionModel,
     Tables,
+    busy,
     failure,
     get_or_none,
     tables,
@@ -196,6 +200,45 @@ def _identity_keys(contact: ContactModel | None) -> list[str]:
     return keys + [f"{source}#{native}" for source, native in sorted(sources.items())]
 
 
+CAMPAIGN_INDEX = "by_contact"
+
+
+def campaign_outcomes(settings: Settings, contact_id: str) -> list[dict[str, str]]:
+    """The person's outcome in each campaign (shared.campaigns.store), by the campaigns table's sparse index: only
+    those items carry a contact id. None where the function is not given the table."""
+    if not settings.campaigns_table:
+        return []
+    client = clients.dynamodb(settings.region)
+    query: dict[str, Any] = {
+        "TableName": settings.campaigns_table,
+        "IndexName": CAMPAIGN_INDEX,
+        "KeyConditionExpression": "contact_id = :c",
+        "ExpressionAttributeValues": {":c": {"S": contact_id}},
+    }
+    found: list[dict[str, str]] = []
+    try:
+        while True:
+            answer = client.query(**query)
+            found += [
+                {name: value["S"] for name, value in item.items() if "S" in value} for item in answer.get("Items", [])
+            ]
+            if "LastEvaluatedKey" not in answer:
+                return found
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    except (ClientError, BotoCoreError) as error:
+        raise StorageBusy(str(error)) if busy(error) else StorageError(str(error)) from error
+
+
+def _erase_campaign_outcomes(settings: Settings, outcomes: list[dict[str, str]]) -> None:
+    client = clients.dynamodb(settings.region)
+    try:
+        for item in outcomes:
+            key = {"campaign_id": {"S": item["campaign_id"]}, "item": {"S": item["item"]}}
+            client.delete_item(TableName=str(settings.campaigns_table), Key=key)
+    except (ClientError, BotoCoreError) as error:
+        raise StorageBusy(str(error)) if busy(error) else StorageError(str(error)) from error
+
+
 # ---- access: the person's file ---------------------------------------------------------------------------------
 
 
@@ -203,12 +246,20 @@ def export(settings: Settings, who: Who, now: datetime) -> dict[str, Any]:
     """One JSON document with everything stored about the person, grouped by store; PersonError 404 if unknown."""
     t = tables(settings)
     key = suppression.hash_key(settings)
-    found = [held for held in (holdings(t, key, c) for c in contact_ids(t, who)) if held.counts()]
+    found = [
+        (held, outcomes)
+        for held, outcomes in ((holdings(t, key, c), campaign_outcomes(settings, c)) for c in contact_ids(t, who))
+        if held.counts() or outcomes
+    ]
     if not found:
         raise PersonError("no one is stored under this name", status=404)
     people = []
-    for held in found:
+    for held, outcomes in found:
         stores = {store: [_plain(item) for item in items] for store, items in held.items.items() if items}
+        if outcomes:
+            stores["campaigns"] = [
+                {"campaign": o["campaign_id"], "outcome": o.get("outcome"), "at": o.get("at")} for o in outcomes
+            ]
         if "suppressions" in stores:  # the hash names nobody; why the address is not mailed is what matters here
             stores["suppressions"] = [
                 {"suppressed": True, **{k: v for k, v in stores["suppressions"][0].items() if k != "address_hash"}}
@@ -258,6 +309,10 @@ def erase(settings: Settings, who: Who, now: datetime, origin: str) -> dict[str,
                 continue
             _delete(items)
             removed[store] = removed.get(store, 0) + len(items)
+        outcomes = campaign_outcomes(settings, contact_id)
+        if outcomes:
+            _erase_campaign_outcomes(settings, outcomes)
+            removed["campaigns"] = removed.get("campaigns", 0) + len(outcomes)
     for address in sorted(addresses):
         _tombstone(t, key, address, now)
     answer = {

@@ -278,3 +278,23 @@ def _environ(settings: Settings) -> dict[str, str]:
         "PARCOURS_LINK_SECRET": "secret",
         "PARCOURS_SUPPRESSION_KEY": settings.suppression_key or "",
     }
+
+
+def test_a_persons_file_holds_their_campaign_outcomes_and_their_erasure_removes_them(settings: Settings) -> None:
+    from shared.journeys import privacy
+
+    # Given a campaign sent to two people
+    person(settings, "a")
+    person(settings, "b")
+    save_and_start(settings)
+    run(settings)
+    now = Clock().now()
+
+    # Then a's file shows it, and a's erasure removes it; the campaign's counts stay (they name no one)
+    [held] = privacy.export(settings, privacy.Who(contact_id="a"), now)["people"]
+    assert [(o["campaign"], o["outcome"]) for o in held["stores"]["campaigns"]] == [("spring", "sent")]
+    erased = privacy.erase(settings, privacy.Who(contact_id="a"), now, "test")
+    assert erased["removed"]["campaigns"] == 1
+    assert privacy.campaign_outcomes(settings, "a") == []
+    assert [o["outcome"] for o in privacy.campaign_outcomes(settings, "b")] == ["sent"]
+    assert delivery.status(settings, "spring")["sent"] == 2

@@ -58,6 +58,7 @@ TABLES = {
         "DiscountCodesTable": "write",
         "SuppressionsTable": "write",  # the erasure's entry, an UpdateItem (never a delete: tested below)
         "ReportsTable": "write",  # the person's attribution items deleted
+        "CampaignsTable": "write",  # the person's campaign outcomes deleted
     },
     # lists; a person's file and erasure: every table that holds them, the suppression entry written, never deleted
     "AdminFunction": {
@@ -430,3 +431,11 @@ def test_the_report_function_reads_only_its_three_streams_and_writes_only_the_re
 def test_an_erasure_reads_and_deletes_attribution_items_and_nothing_else_of_the_reports(function: str) -> None:
     reports = _text({"Fn::GetAtt": ["ReportsTable", "Arn"]})
     assert {a for a, r, _ in _allows(function) if r == reports} == {"dynamodb:Query", "dynamodb:BatchWriteItem"}
+
+
+@pytest.mark.parametrize("function", ["ProcessFunction", "SchedulePagesFunction"])
+def test_an_erasure_finds_campaign_outcomes_by_their_index_and_deletes_them_and_nothing_else(function: str) -> None:
+    table = _text({"Fn::GetAtt": ["CampaignsTable", "Arn"]})
+    index = _text({"Fn::Sub": "${CampaignsTable.Arn}/index/by_contact"})
+    allowed = {(a, r) for a, r, _ in _allows(function) if "CampaignsTable" in r}
+    assert allowed == {(a, r) for a in ("dynamodb:Query", "dynamodb:DeleteItem") for r in (table, index)}
