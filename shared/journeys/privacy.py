@@ -6,7 +6,7 @@ back: shared.people.orders, named by its order events); its events, enrolments a
 the sends through their `by_contact` index); its entries in the dates index and the list members (named on the
 contact); the discount codes it got (named on its sends); the suppression entry of its address; the emails it last
 clicked and opened, kept for revenue attribution in the reports table (its `attribution#<contact id>` partition);
-its outcome in each campaign (the campaigns table's `r#<contact id>` items, found by its `by_contact` index, where
+its outcome in each campaign (the campaigns table's `<id>#r#<contact id>` items, found by its `by_contact` index, where
 the function is given that table). The reports' counters and a campaign's counters name no one and stay.
 
 The erasure stops the person's running executions first (a Wait ends at once; a pending wait_for ends by its
@@ -258,7 +258,7 @@ def export(settings: Settings, who: Who, now: datetime) -> dict[str, Any]:
         stores = {store: [_plain(item) for item in items] for store, items in held.items.items() if items}
         if outcomes:
             stores["campaigns"] = [
-                {"campaign": o["campaign_id"], "outcome": o.get("outcome"), "at": o.get("at")} for o in outcomes
+                {"campaign": o.get("campaign"), "outcome": o.get("outcome"), "at": o.get("at")} for o in outcomes
             ]
         if "suppressions" in stores:  # the hash names nobody; why the address is not mailed is what matters here
             stores["suppressions"] = [
