@@ -398,6 +398,7 @@ def request(campaign: document.Campaign, contact_id: str, settings: Settings) ->
         trigger={},
         topic=campaign.topic,
         pacing=compiled().get("pacing", {}).get(campaign.topic) or {"caps": [], "when_capped": "defer"},
+        has_goal=False,
     )
 
 

@@ -36,6 +36,7 @@ class SendRequest:
     pacing: dict[str, Any] | None = None  # the sending habits' rules (marketing only; shared.journeys.pacing)
     discount: dict[str, str] | None = None  # the step's discount: {code: X} or {pool: P} (shared.messages.discounts)
     soft_opt_in: bool = False  # the scenario's: customers who never objected need no opt-in (shared.people.consent)
+    has_goal: bool = True  # a campaign's send has no execution whose goal could stop it: no enrolment to read
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], action: str = "send_email") -> SendRequest:
@@ -192,7 +193,11 @@ def send_email(
         refusal = "address suppressed"  # by a bounce or complaint, maybe on a contact since erased
     if refusal is None and contact is not None:
         refusal = subscriptions.topic_refusal(contact, request.topic)
-    if refusal is None and enrolments.goal_reached(t, request.contact_id, request.scenario, request.execution):
+    if (
+        refusal is None
+        and request.has_goal
+        and enrolments.goal_reached(t, request.contact_id, request.scenario, request.execution)
+    ):
         refusal = "goal reached"
     if refusal is not None or contact is None or contact.email is None:
         return {"status": "skipped", "reason": refusal or "no email address"}

@@ -82,7 +82,6 @@ TABLES = {
         "SendsTable": "write",
         "ListMembersTable": "read",
         "EventsTable": "read",
-        "EnrolmentsTable": "read",
         "SuppressionsTable": "read",
     },
     "IngestFunction": {},
