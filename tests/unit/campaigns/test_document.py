@@ -132,3 +132,18 @@ def test_the_shipped_campaigns_are_valid_and_a_broken_file_is_reported_with_its_
     [problem] = problems
     assert ":5:" in problem
     assert "unknown list 'nope'" in problem
+
+
+def test_editors_schema_accepts_the_shipped_campaign_and_refuses_an_unknown_key() -> None:
+    import jsonschema
+    import yaml
+
+    schema = json.loads((build.ROOT / "campaigns" / "schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    shipped = yaml.safe_load((build.ROOT / "campaigns" / "black-friday.yaml").read_text(encoding="utf-8"))
+    shipped["when"]["date"] = str(shipped["when"]["date"])  # YAML reads a date; JSON has text
+    assert list(validator.iter_errors(shipped)) == []
+    assert list(validator.iter_errors({**shipped, "colour": "red"}))
+    assert list(validator.iter_errors({**shipped, "audience": {"list": "a", "if": {"in_list": "b"}}}))
+    assert list(validator.iter_errors({k: v for k, v in shipped.items() if k != "topic"}))
