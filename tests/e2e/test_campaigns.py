@@ -18,6 +18,7 @@ from infra import cli
 from infra.localprocess import RunningLocal
 from infra.webhook_client import Answer, post_shopify, post_tracking, signed
 from tests.conftest import SHOPIFY_SECRET, WRITE_KEY
+from tests.e2e.test_preferences import link
 from tests.e2e.test_shopify_webhook import customer, unique_email
 from tests.e2e.test_unsubscribe import fetch
 
@@ -261,3 +262,26 @@ def test_a_preview_renders_for_one_contact_and_a_test_goes_only_to_the_given_add
         == 404
     )
     assert signed("POST", f"{local.api_url}/v1/campaigns/{campaign_id}/test", b'{"to": "not an address"}').status == 400
+
+
+def test_a_member_who_turned_the_topic_off_in_the_preference_centre_is_skipped_as_such(local: RunningLocal) -> None:
+    # Given two subscribers on a list, one of whom turned promotions off in the preference centre of their welcome
+    members = f"tp-{uuid.uuid4().hex[:8]}"
+    keeps = subscriber(local, "keeps", members)
+    picky = subscriber(local, "picky", members)
+    [welcome] = local.outbox(to=picky)
+    preferences = link(welcome, "/preferences").replace("&amp;", "&")
+    kept = b"do=save&topic=newsletter&topic=cart-reminders&topic=tips&frequency=all"
+    assert fetch(preferences, kept)[0] == 200
+
+    # When a promotions campaign goes to the list
+    campaign_id = f"topic-{uuid.uuid4().hex[:8]}"
+    document = {"id": campaign_id, "email": "promotions/black-friday", "topic": "promotions"}
+    assert campaign(local, {**document, "audience": {"list": members}}).status == 201
+    assert signed("POST", f"{local.api_url}/v1/campaigns/{campaign_id}/send", b"").status == 202
+    local.advance(seconds=60)
+
+    # Then only the other gets it, and the status names why
+    assert [m["to"] for m in campaign_mail(local, campaign_id)] == [keeps]
+    status = signed("GET", f"{local.api_url}/v1/campaigns/{campaign_id}").body
+    assert (status["sent"], status["skipped"]) == (1, {"total": 1, "unsubscribed_topic": 1})
