@@ -53,7 +53,6 @@ REASONS = (
     "suppressed",
     "frequency_cap",
     "preference",
-    "quiet_hours",
     "no_email",
     "not_found",
     "other",
@@ -478,7 +477,6 @@ def reason_of(reason: str, contact: ContactModel | None) -> str:
         "address suppressed": "suppressed",
         "frequency cap": "frequency_cap",
         "the contact chose": "preference",
-        "quiet hours": "quiet_hours",
         "no email address": "no_email",
         "contact not found": "not_found",
     }
