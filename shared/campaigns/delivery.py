@@ -291,10 +291,6 @@ def work(settings: Settings, body: str) -> Report:
     return _chunk(settings, store, campaign, message, now)
 
 
-def _rate(settings: Settings) -> float:
-    return settings.campaign_rate
-
-
 def _page(
     settings: Settings, store: Store, campaign: document.Campaign, item: dict[str, Any], message: Message, now: datetime
 ) -> Report:
@@ -306,7 +302,7 @@ def _page(
     store.page_read(campaign.id, message.index, len(ids), last=cursor is None)
     started = datetime.fromisoformat(text(item, "started_at") or now.isoformat())
     groups = _moments(settings, campaign, ids, started)
-    rate = _rate(settings)
+    rate = settings.campaign_rate
     size = max(1, min(CHUNK, math.floor(rate)))
     queued: list[tuple[Message, int]] = []
     latest = now
@@ -384,7 +380,7 @@ def _contacts(settings: Settings, ids: Iterable[str]) -> dict[str, ContactModel 
     return {contact_id: found.get(contact_id) for contact_id in wanted}
 
 
-def request(campaign: document.Campaign, contact_id: str, settings: Settings) -> sending.SendRequest:
+def request(campaign: document.Campaign, contact_id: str) -> sending.SendRequest:
     """The scenario send's request for this person: the campaign as its scenario (`campaign.<id>`, in the SES tags
     and the unsubscribe link's origin), one execution per person (the send's claim: once per person)."""
     return sending.SendRequest(
@@ -439,7 +435,7 @@ def _deliver(
         return "excluded"
     try:
         answer = sending.send_email(
-            request(campaign, contact_id, settings), settings, settings.clock(), link_secret, suppression_key
+            request(campaign, contact_id), settings, settings.clock(), link_secret, suppression_key
         )
     except mailer.SendRefused:
         return "failed"
