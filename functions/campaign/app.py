@@ -37,9 +37,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.exception("campaign message failed", extra={"message_id": record["messageId"]})
             failures.append({"itemIdentifier": record["messageId"]})
             continue
-        for outcome, count in report.outcomes.items():
-            names = {"sent": "CampaignSent", "failed": "CampaignFailed", "deferred": "CampaignDeferred"}
-            name = names.get(outcome, "CampaignSkipped")
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
+        outcomes = dict(report.outcomes)
+        sent, failed, deferred = outcomes.pop("sent", 0), outcomes.pop("failed", 0), outcomes.pop("deferred", 0)
+        if sent:
+            metrics.add_metric(name="CampaignSent", unit=MetricUnit.Count, value=sent)
+        if failed:
+            metrics.add_metric(name="CampaignFailed", unit=MetricUnit.Count, value=failed)
+        if deferred:  # quiet hours: queued again for their end
+            metrics.add_metric(name="CampaignDeferred", unit=MetricUnit.Count, value=deferred)
+        if outcomes:  # skipped for a reason, or excluded
+            metrics.add_metric(name="CampaignSkipped", unit=MetricUnit.Count, value=sum(outcomes.values()))
         logger.info("campaign message", extra=asdict(report))  # counts only
     return {"batchItemFailures": failures}
