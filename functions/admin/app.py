@@ -17,9 +17,8 @@ from functions import TRACED
 from shared import clock
 from shared.journeys import privacy
 from shared.people import lists, suppression
-from shared.reports.reading import ReportRequestError
 from shared.settings import ConfigurationError, get_settings
-from shared.sources import imports, ingestion, validation
+from shared.sources import ingestion, validation
 
 logger = Logger()
 metrics = Metrics()
@@ -134,6 +133,8 @@ def lift_suppression() -> Response[dict[str, Any]]:
 def import_contacts() -> Response[dict[str, Any]]:
     """A batch of an imported file's rows (`parcours contacts import`): the good ones queued as their events, each
     refused one answered with its line and column; 400 only when the batch itself is malformed."""
+    from shared.sources import imports  # the CSV rows' rules: loaded by the first import, not by every route
+
     settings = get_settings()
     now = settings.clock().now()
     try:
@@ -155,23 +156,21 @@ def import_contacts() -> Response[dict[str, Any]]:
     return _answer(200, {"accepted": len(events), "refused": refused})
 
 
-@app.exception_handler(ReportRequestError)  # type: ignore[untyped-decorator]
-def report_refused(error: ReportRequestError) -> Response[dict[str, Any]]:
-    logger.warning("report request refused", extra={"field": error.field})
-    return _answer(error.status, {"error": str(error), "field": error.field})
-
-
 @app.get("/v1/reports/scenarios")
 def scenarios_report() -> Response[dict[str, Any]]:
-    """What each deployed scenario did over a period: one Query per scenario (shared.reports.reading)."""
+    """What each deployed scenario did over a period: one Query per scenario (shared.reports.reading). The reports'
+    modules load with the first report, not with every route (about 10 ms of a cold start)."""
     from shared.journeys import dispatch
     from shared.reports import layout, queries, reading
 
     settings = get_settings()
     deployed = layout.layouts(dispatch.CATALOGUE)
-    asked = reading.period(app.current_event.query_string_parameters or {}, [s.id for s in deployed])
     try:
+        asked = reading.period(app.current_event.query_string_parameters or {}, [s.id for s in deployed])
         answer = reading.report(settings.region, settings.reports_table, deployed, asked)
+    except reading.ReportRequestError as error:
+        logger.warning("report request refused", extra={"field": error.field})
+        return _answer(error.status, {"error": str(error), "field": error.field})
     except queries.ReportsUnavailable:
         logger.exception("reports unavailable")
         return _answer(503, {"error": "the reports cannot be read now, retry later"})

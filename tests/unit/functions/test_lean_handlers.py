@@ -79,3 +79,20 @@ def test_a_handler_without_a_batch_nor_a_router_does_not_load_asyncio(handler: s
     """asyncio costs about 15 ms of a cold start: Powertools' batch and event_handler packages import it, the
     handlers that use neither do not (wrapt 2, under the X-Ray SDK, did: wrapt stays at 1.17)."""
     assert "asyncio" not in _loaded_in_lambda(handler)
+
+
+@pytest.mark.parametrize(
+    ("handler", "later"),
+    [
+        # Jinja with the first render, an SMS step's and a CRM step's modules with the first such step
+        ("act", ("jinja2", "shared.messages.sms", "shared.people.crm")),
+        # Jinja with the first page it renders; the process function renders nothing
+        ("subscription", ("jinja2",)),
+        ("process", ("jinja2",)),
+        # the reports' and the CSV import's modules with the first such request
+        ("admin", ("shared.reports.reading", "shared.sources.imports")),
+    ],
+)
+def test_what_only_some_requests_need_loads_with_the_first_of_them(handler: str, later: tuple[str, ...]) -> None:
+    loaded = _loaded_in_lambda(handler)
+    assert [name for name in loaded if name in later or name.split(".")[0] in later] == []
