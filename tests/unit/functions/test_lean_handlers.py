@@ -57,6 +57,9 @@ def test_the_css_inliner_loads_with_the_first_email_not_with_the_handler(handler
     assert [name for name in loaded if name.split(".")[0] == "css_inline"] == []
 
 
+SOURCES = ("shared.sources.shopify", "shared.sources.woocommerce", "shared.sources.generic")
+
+
 def _loaded_in_lambda(handler: str) -> list[str]:
     """The modules a handler loads where its Tracer is on, as in Lambda (LAMBDA_TASK_ROOT set): X-Ray patches then."""
     code = f"import json, sys; import functions.{handler}.app; print(json.dumps(sorted(sys.modules)))"
@@ -91,6 +94,8 @@ def test_a_handler_without_a_batch_nor_a_router_does_not_load_asyncio(handler: s
         ("process", ("jinja2",)),
         # the reports' and the CSV import's modules with the first such request
         ("admin", ("shared.reports.reading", "shared.sources.imports")),
+        # the sources' mappings: the ingest side's (a webhook loads its own source's)
+        *[(handler, SOURCES) for handler in ("process", "act", "schedule", "handoff", "admin", "feedback")],
     ],
 )
 def test_what_only_some_requests_need_loads_with_the_first_of_them(handler: str, later: tuple[str, ...]) -> None:
