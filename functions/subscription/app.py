@@ -6,6 +6,9 @@ import binascii
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+# Every route answers a rendered page: Jinja loads with the handler, where its cost is counted (shared.messages.
+# templates leaves it to the first render for the functions that render only for some requests).
+import jinja2.sandbox  # noqa: F401
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths

@@ -89,8 +89,7 @@ def test_a_handler_without_a_batch_nor_a_router_does_not_load_asyncio(handler: s
     [
         # Jinja with the first render, an SMS step's and a CRM step's modules with the first such step
         ("act", ("jinja2", "shared.messages.sms", "shared.people.crm")),
-        # Jinja with the first page it renders; the process function renders nothing
-        ("subscription", ("jinja2",)),
+        # the process function renders nothing (the subscription function renders on every route: it loads Jinja)
         ("process", ("jinja2",)),
         # the reports' and the CSV import's modules with the first such request
         ("admin", ("shared.reports.reading", "shared.sources.imports")),
