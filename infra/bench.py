@@ -12,7 +12,9 @@ Figures are printed, never asserted (the machine's load decides the absolute num
   6. state transitions per contact down each shipped scenario's full path, against its floor (one Task per message,
      one Wait between), and the welcome series executed in moto's interpreter (`--save-cost` keeps its send's
      DynamoDB requests and milliseconds in infra/cost/measured.json, which `parcours cost` prices);
-  7. the process handler's own CPU per event (its AWS calls apart: their client side beside it, moto's answers
+  7. a campaign's people per second, its pages and chunks through the campaign queue one message per invocation,
+     against a bare loop over the same pages of the list writing one item per person.
+  8. the process handler's own CPU per event (its AWS calls apart: their client side beside it, moto's answers
      out), against the event's body parsed plus a bare put_item; and where it goes, a profile.
 About 1,000 lines on purpose: each measurement sits beside its baseline, so that a figure is read in one place.
 """
@@ -595,7 +597,146 @@ def _batch_write_in_moto(raw: bytes) -> float:
     return len(items) / (time.perf_counter() - started)
 
 
-# ---- 7. the process handler's own CPU per event ---------------------------------------------------------------
+# ---- 7. a campaign ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CampaignFigures:
+    rate: float  # people/s through the campaign's pages and chunks
+    bare: float  # people/s of the bare loop over the same pages
+    sent: int
+    messages: int  # queue messages handled, one per invocation
+    requests: Counter[str]  # DynamoDB requests of the whole campaign, by operation
+
+
+def campaign_rate(audience: int) -> CampaignFigures:
+    """The campaign's figures, moto in-process.
+
+    The audience is one static list of consenting contacts, a tenth of whom turned the campaign's topic off. The
+    campaign is the deployed path: POST /v1/campaigns and its send through the admin handler, then every message
+    of the campaign queue to the campaign handler, one per invocation (BatchSize 1), as Lambda's event source
+    mapping does: each page read and cut into chunks, each chunk's people sent through the scenarios' send
+    (consent, topic, suppression, caps, claim, SES, the send log). The sending rate is set out of the way (a
+    million a second): the figure is what parcours costs per person, not the SES quota's wait. The baseline reads
+    the same pages of the list and writes one item per person (the least a campaign can do to remember whom it
+    reached): the ratio is what a person costs on top of that, whatever the machine."""
+    from moto import mock_aws
+
+    from infra import samtemplate
+
+    with _moto_environment(), mock_aws(), _emulation_at_aws_cost():
+        return _campaign_in_moto(samtemplate, audience)
+
+
+def _campaign_in_moto(samtemplate: Any, audience: int) -> CampaignFigures:
+    import boto3
+
+    from functions.admin import app as admin
+    from functions.campaign import app
+    from infra.local import InvocationContext
+    from shared.campaigns import delivery
+    from shared.settings import get_settings
+    from shared.storage import Consent, Preferences, tables
+
+    os.environ["PARCOURS_CAMPAIGN_RATE"] = "1000000"
+    os.environ["PARCOURS_LINK_SECRET"] = secrets.token_urlsafe(32)
+    _provision(samtemplate, "AdminFunction", "CampaignFunction")
+    boto3.client("ses", region_name=REGION).verify_domain_identity(Domain="boutique.example")
+    sqs = boto3.client("sqs", region_name=REGION)
+    get_settings.cache_clear()
+    settings = get_settings()
+    queue = settings.campaign_queue_url
+    assert queue is not None
+    t = tables(settings)
+    at = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    granted = Consent(  # type: ignore[no-untyped-call]
+        state="granted", level="single_opt_in", source="bench", at=at
+    )
+    with t.contacts.batch_write() as contacts, t.list_members.batch_write() as members:
+        for n in range(audience):
+            contact_id = f"bench-{n:07d}"
+            preferences = (
+                Preferences(topics_off={"promotions"}, source="bench", at=at)  # type: ignore[no-untyped-call]
+                if n % 10 == 9
+                else None
+            )
+            contacts.save(
+                t.contacts(
+                    contact_id,
+                    email=f"bench.{n}@example.com",
+                    created_at=at,
+                    updated_at=at,
+                    email_consent=granted,
+                    lists={"bench-newsletter"},
+                    preferences=preferences,
+                )
+            )
+            members.save(t.list_members("bench-newsletter", contact_id, joined_at=at, origin="bench"))
+
+    def admin_call(method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        event = {
+            "version": "2.0",
+            "routeKey": f"{method} {path}",
+            "rawPath": path,
+            "headers": {"content-type": "application/json"},
+            "requestContext": {"http": {"method": method, "path": path}, "stage": "$default"},
+            "body": json.dumps(body) if body is not None else "",
+            "isBase64Encoded": False,
+        }
+        answer = admin.lambda_handler(event, InvocationContext.of("parcours-AdminFunction"))
+        if answer["statusCode"] >= 300:
+            raise RuntimeError(f"{method} {path}: {answer['statusCode']} {answer['body']}")
+        return json.loads(answer["body"])  # type: ignore[no-any-return]
+
+    document = {
+        "id": "bench",
+        "email": "promotions/black-friday",
+        "topic": "promotions",
+        "audience": {"list": "bench-newsletter"},
+    }
+    try:
+        started = time.perf_counter()
+        with counting_dynamodb() as requests:
+            admin_call("POST", "/v1/campaigns", document)
+            admin_call("POST", "/v1/campaigns/bench/send")
+            handled = 0
+            while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1).get("Messages"):
+                record = {"messageId": messages[0]["MessageId"], "body": messages[0]["Body"]}
+                answer = app.lambda_handler({"Records": [record]}, InvocationContext.of("parcours-CampaignFunction"))
+                if answer["batchItemFailures"]:
+                    raise RuntimeError("the campaign handler failed a message")
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=messages[0]["ReceiptHandle"])
+                handled += 1
+        rate = audience / (time.perf_counter() - started)
+        status = admin_call("GET", "/v1/campaigns/bench")
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        dynamodb.create_table(
+            TableName="bench-reached",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        started = time.perf_counter()
+        cursor = None
+        while True:
+            page = t.list_members.query("bench-newsletter", limit=delivery.PAGE, last_evaluated_key=cursor)
+            for member in page:
+                dynamodb.put_item(TableName="bench-reached", Item={"id": {"S": member.contact_id}})
+            cursor = page.last_evaluated_key
+            if not cursor:
+                break
+        bare = audience / (time.perf_counter() - started)
+    finally:
+        get_settings.cache_clear()
+    skipped = audience // 10
+    if (status["sent"], status["skipped"].get("unsubscribed_topic"), status["status"]) != (
+        audience - skipped,
+        skipped or None,
+        "sent",
+    ):
+        raise RuntimeError(f"the campaign did not reach its audience: {status}")
+    return CampaignFigures(rate, bare, int(status["sent"]), handled, Counter(requests))
+
+
+# ---- 8. the process handler's own CPU per event --------------------------------------------------------------
 @dataclass(frozen=True)
 class OwnCpu:
     events: int  # events measured (rounds x CASES)
@@ -860,7 +1001,8 @@ class Sizes:
     page: int  # items per page, figure 4
     floor: int  # put_item calls of figure 2's floor
     rows: int  # CSV rows imported, figure 5
-    rounds: int  # rounds of figure 2's events (each a customer of its own) measured by figure 7
+    audience: int  # people a campaign is sent to, figure 7
+    rounds: int  # rounds of figure 2's events (each a customer of its own) measured by figure 8
 
 
 @dataclass(frozen=True)
@@ -868,13 +1010,29 @@ class Run:
     sizes: Sizes
     runtime: Callable[[], RunningLocal] = started_runtime  # figure 1's `parcours local`, ready
     save_cost: bool = False  # figure 6 writes its figures to infra/cost/measured.json
-    profile: int = 0  # figure 7 prints this many functions of its profile (0: only the split by package)
+    profile: int = 0  # figure 8 prints this many functions of its profile (0: only the split by package)
 
 
-FULL = Sizes(events=200, clients=4, runs=7, silent=5000, page=500, floor=100, rows=10_000, rounds=40)
+FULL = Sizes(events=200, clients=4, runs=7, silent=5000, page=500, floor=100, rows=10_000, audience=1000, rounds=40)
 # `make test` runs this: every figure's code on sizes that only prove it still runs (figure 4 still reads several
 # pages, figure 1 still waits for every event to be stored); the figures it prints mean nothing.
-QUICK = Sizes(events=4, clients=2, runs=1, silent=30, page=10, floor=10, rows=12, rounds=1)
+QUICK = Sizes(events=4, clients=2, runs=1, silent=30, page=10, floor=10, rows=12, audience=30, rounds=1)
+
+
+def figure_7(run: Run) -> None:
+    sizes = run.sizes
+    print(f"7. a campaign: {sizes.audience} people on one list, moto in-process", flush=True)
+    figures = campaign_rate(sizes.audience)
+    rate, bare = figures.rate, figures.bare
+    print(
+        f"   {rate:.0f} people/s read, checked and sent ({figures.sent} emails, {figures.messages} queue messages, one "
+        f"per invocation) = {rate / bare:.3f} x a bare loop over the same pages writing one item per person "
+        f"({bare:.0f}/s)"
+    )
+    per_person = ", ".join(
+        f"{operation} {count / sizes.audience:.2f}" for operation, count in figures.requests.most_common()
+    )
+    print(f"   DynamoDB requests per person: {per_person}")
 
 
 def figure_5(run: Run) -> None:
@@ -985,11 +1143,11 @@ def figure_6(run: Run) -> None:
 OWN_CPU_BEFORE = 105
 
 
-def figure_7(run: Run) -> None:
+def figure_8(run: Run) -> None:
     sizes = run.sizes
     events = sizes.rounds * len(CASES)
     print(
-        f"7. the process handler's own CPU per event: {sizes.rounds} round{'s' * (sizes.rounds > 1)} of figure 2's "
+        f"8. the process handler's own CPU per event: {sizes.rounds} round{'s' * (sizes.rounds > 1)} of figure 2's "
         f"{len(CASES)} events "
         "(each round a customer of its own), moto in-process, its AWS calls apart",
         flush=True,
@@ -1011,6 +1169,7 @@ def figure_7(run: Run) -> None:
 
 
 FIGURES: tuple[tuple[int, Callable[[Run], None]], ...] = (
+    (8, figure_8),
     (7, figure_7),
     (6, figure_6),
     (5, figure_5),
@@ -1035,8 +1194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--silent", type=int, help=f"contacts the daily run figure finds silent ({FULL.silent})")
     parser.add_argument("--page", type=int, help=f"items per page for the daily run figure ({FULL.page})")
     parser.add_argument("--rows", type=int, help=f"CSV rows the import figure loads ({FULL.rows})")
+    parser.add_argument("--audience", type=int, help=f"people the campaign figure sends to ({FULL.audience})")
     parser.add_argument("--rounds", type=int, help=f"rounds of events the own CPU figure measures ({FULL.rounds})")
-    parser.add_argument("--profile", type=int, default=0, help="functions of figure 7's profile to print (0)")
+    parser.add_argument("--profile", type=int, default=0, help="functions of figure 8's profile to print (0)")
     parser.add_argument("--save-cost", action="store_true", help="keep figure 6's figures in infra/cost/measured.json")
     args = parser.parse_args(argv)
     chosen = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Sizes)}
