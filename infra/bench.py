@@ -1055,7 +1055,18 @@ def figure_4(run: Run) -> None:
     )
 
 
-HANDLERS = ("ingest", "process", "act", "subscription", "feedback", "schedule", "handoff", "admin", "report")
+HANDLERS = (
+    "ingest",
+    "process",
+    "act",
+    "subscription",
+    "feedback",
+    "schedule",
+    "handoff",
+    "admin",
+    "report",
+    "campaign",
+)
 
 
 def figure_3(run: Run) -> None:

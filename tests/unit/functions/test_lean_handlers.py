@@ -30,7 +30,8 @@ TOOLING = (
 
 
 @pytest.mark.parametrize(
-    "handler", ["ingest", "process", "act", "subscription", "feedback", "schedule", "handoff", "admin", "report"]
+    "handler",
+    ["ingest", "process", "act", "subscription", "feedback", "schedule", "handoff", "admin", "report", "campaign"],
 )
 def test_a_handler_module_imports_no_build_or_test_tooling(handler: str) -> None:
     code = f"import json, sys; import functions.{handler}.app; print(json.dumps(sorted(sys.modules)))"
@@ -77,7 +78,7 @@ def test_in_lambda_the_tracer_loads_nothing_it_does_not_trace() -> None:
     assert [name for name in loaded if name.split(".")[0] in ("pynamodb", "requests", "sqlite3")] == []
 
 
-@pytest.mark.parametrize("handler", ["act", "feedback", "schedule", "report"])
+@pytest.mark.parametrize("handler", ["act", "feedback", "schedule", "report", "campaign"])
 def test_a_handler_without_a_batch_nor_a_router_does_not_load_asyncio(handler: str) -> None:
     """asyncio costs about 15 ms of a cold start: Powertools' batch and event_handler packages import it, the
     handlers that use neither do not (wrapt 2, under the X-Ray SDK, did: wrapt stays at 1.17)."""
@@ -94,7 +95,7 @@ def test_a_handler_without_a_batch_nor_a_router_does_not_load_asyncio(handler: s
         # the reports' and the CSV import's modules with the first such request
         ("admin", ("shared.reports.reading", "shared.sources.imports")),
         # the sources' mappings: the ingest side's (a webhook loads its own source's)
-        *[(handler, SOURCES) for handler in ("process", "act", "schedule", "handoff", "admin", "feedback")],
+        *[(handler, SOURCES) for handler in ("process", "act", "schedule", "handoff", "admin", "feedback", "campaign")],
     ],
 )
 def test_what_only_some_requests_need_loads_with_the_first_of_them(handler: str, later: tuple[str, ...]) -> None:
