@@ -1013,7 +1013,7 @@ class Run:
     profile: int = 0  # figure 8 prints this many functions of its profile (0: only the split by package)
 
 
-FULL = Sizes(events=200, clients=4, runs=7, silent=5000, page=500, floor=100, rows=10_000, audience=1000, rounds=40)
+FULL = Sizes(events=200, clients=4, runs=15, silent=5000, page=500, floor=100, rows=10_000, audience=1000, rounds=40)
 # `make test` runs this: every figure's code on sizes that only prove it still runs (figure 4 still reads several
 # pages, figure 1 still waits for every event to be stored); the figures it prints mean nothing.
 QUICK = Sizes(events=4, clients=2, runs=1, silent=30, page=10, floor=10, rows=12, audience=30, rounds=1)

@@ -16,7 +16,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions import TRACED
 from shared import clock
 from shared.campaigns.errors import CampaignRequestError
-from shared.journeys import privacy
 from shared.people import lists, suppression
 from shared.settings import ConfigurationError, get_settings
 from shared.sources import ingestion, validation
@@ -76,29 +75,40 @@ def members(name: str) -> Response[dict[str, Any]]:
     return _answer(200, lists.admin_members(get_settings(), name))
 
 
-@app.exception_handler(privacy.PersonError)  # type: ignore[untyped-decorator]
-def person_refused(error: privacy.PersonError) -> Response[dict[str, Any]]:
-    logger.warning("person request refused", extra={"status": error.status, "reason": str(error)})  # names no one
-    return _answer(error.status, {"error": str(error)})
+def _person_refused(status: int, reason: str) -> Response[dict[str, Any]]:
+    logger.warning("person request refused", extra={"status": status, "reason": reason})  # names no one
+    return _answer(status, {"error": reason})
 
 
+# shared.journeys.privacy (and the contact, scoring and dispatch modules it brings) loads with the first export or
+# erasure, not with every admin route: each route answers its PersonError itself.
 @app.get("/v1/contacts/export")
 def export() -> Response[dict[str, Any]]:
+    from shared.journeys import privacy
+
     settings = get_settings()
-    who = privacy.Who.from_request(app.current_event.query_string_parameters or {})
-    return _answer(200, privacy.export(settings, who, settings.clock().now()))
+    try:
+        who = privacy.Who.from_request(app.current_event.query_string_parameters or {})
+        return _answer(200, privacy.export(settings, who, settings.clock().now()))
+    except privacy.PersonError as error:
+        return _person_refused(error.status, str(error))
 
 
 @app.post("/v1/contacts/erase")
 def erase() -> Response[dict[str, Any]]:
+    from shared.journeys import privacy
+
     settings = get_settings()
     try:
-        given = json.loads(_body() or b"{}")
-    except ValueError:
-        raise privacy.PersonError('the body must be JSON: {"email": ...}') from None
-    if not isinstance(given, dict):
-        raise privacy.PersonError('the body must be a JSON object: {"email": ...}')
-    answer = privacy.erase(settings, privacy.Who.from_request(given), settings.clock().now(), origin="admin")
+        try:
+            given = json.loads(_body() or b"{}")
+        except ValueError:
+            raise privacy.PersonError('the body must be JSON: {"email": ...}') from None
+        if not isinstance(given, dict):
+            raise privacy.PersonError('the body must be a JSON object: {"email": ...}')
+        answer = privacy.erase(settings, privacy.Who.from_request(given), settings.clock().now(), origin="admin")
+    except privacy.PersonError as error:
+        return _person_refused(error.status, str(error))
     metrics.add_metric(name="PersonErased", unit=MetricUnit.Count, value=1 if answer["erased"] else 0)
     logger.info("person erased", extra=answer)  # counts only
     return _answer(200, answer)
