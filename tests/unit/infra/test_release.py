@@ -155,7 +155,7 @@ def test_the_packaged_template_has_only_s3_uris_passes_cfn_lint_and_is_created(
     ]
     sar = again["Metadata"][release.SAR]
     uris += [sar["LicenseUrl"], sar["ReadmeUrl"]]
-    assert len(uris) == 10 + 1 + 10 + 2  # functions, the layer, state machines, licence and readme
+    assert len(uris) == 11 + 1 + 10 + 2  # functions (campaigns added one), the layer, state machines, licence, readme
     assert all(uri.startswith("s3://releases/parcours/") for uri in uris), uris
     assert "CodeUri" not in again["Globals"]["Function"]
     for uri in uris:  # each one is there
