@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import TRACED
 from shared import deadletters
 from shared.events import Event
 from shared.journeys import processing
@@ -26,7 +27,7 @@ from shared.settings import get_settings
 logger = Logger()
 metrics = Metrics()
 # X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED)
 # Only the failing message's group (its contact) waits for a retry; the other contacts' messages go on.
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 # Kept 7 days: Shopify retries for 4 hours, SQS redrives within 14 days of a fix.
