@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import clients
+from shared import clients, writes
 from shared.events import SCENARIO_REQUESTED, Event
 from shared.journeys import bearer, enrolments
 from shared.people.conditions import Facts, history_of, holds, matches
@@ -170,6 +170,13 @@ def _start(
     }
     arn = settings.state_machine_prefix + scenario
     execution_arn = arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    gathered = writes.current()
+    if gathered is not None:
+        # Recorded in the event's one transaction (with its place, in a capped scenario), started after it, and
+        # again by a redelivery that finds the event's mark: its name starts it once (`start`).
+        enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
+        gathered.effect({"start": arn, "name": name, "input": json.dumps(execution_input, sort_keys=True)})
+        return Outcome(scenario, name, started=True, reason="trigger matched")
     if capped:
         enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
     try:
@@ -191,6 +198,40 @@ def _start(
     if not capped:
         enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
     return Outcome(scenario, name, started=reason == "trigger matched", reason=reason)
+
+
+def start(arn: str, name: str, execution_input: str, settings: Settings) -> None:
+    """Starts an execution the event's transaction recorded; started already (by an earlier delivery) is done."""
+    try:
+        clients.stepfunctions(settings.region).start_execution(stateMachineArn=arn, name=name, input=execution_input)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code != "ExecutionAlreadyExists":
+            raise DispatchError(f"{arn.rsplit(':', 1)[-1]}: {code}") from error
+    except BotoCoreError as error:
+        raise DispatchError(f"{arn.rsplit(':', 1)[-1]}: {type(error).__name__}") from error
+
+
+def stop(execution_arn: str, cause: str, settings: Settings) -> None:
+    """Stops an execution whose goal an event reached; one that has ended meanwhile is left as it ended."""
+    try:
+        clients.stepfunctions(settings.region).stop_execution(
+            executionArn=execution_arn, error="GoalReached", cause=cause
+        )
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code not in ("ExecutionDoesNotExist", "ResourceNotFound"):
+            raise DispatchError(f"stop: {code}") from error
+
+
+def resume(token: str, output: str, settings: Settings) -> None:
+    """Hands an awaited event to the execution waiting for it; one that stopped waiting meanwhile is left."""
+    try:
+        clients.stepfunctions(settings.region).send_task_success(taskToken=token, output=output)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+            raise DispatchError(f"resume: {code}") from error
 
 
 def _undo_place(t: Tables, contact_id: str, scenario: str, execution_arn: str, capped: bool) -> None:
@@ -234,10 +275,13 @@ def stop_on_goals(
         if not by_event and not _meets(entry.goal_condition, contact, settings, t, now):
             continue
         cause = event.type if by_event else GOAL_CONDITION
+        gathered = writes.current()
         for enrolment in active:
             try:
                 running = sfn.describe_execution(executionArn=enrolment.execution_arn)["status"] == "RUNNING"
-                if running:
+                if running and gathered is not None:  # stopped once the event's transaction is written
+                    gathered.effect({"stop": enrolment.execution_arn, "cause": cause})
+                elif running:
                     sfn.stop_execution(executionArn=enrolment.execution_arn, error="GoalReached", cause=cause)
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "ResourceNotFound"):
@@ -270,7 +314,14 @@ def resume_waiting(
     properties = bearer.without_links(event.properties)[0]  # nothing renders an awaited event: no bearer link
     output = json.dumps({"type": event.type, "event_id": event.event_id, "properties": properties})
     outcomes = []
+    gathered = writes.current()
     for enrolment in enrolments.waiting_for(t, contact.contact_id, event.type, enrolled):
+        if gathered is not None:  # resumed once the event's transaction is written
+            gathered.effect({"resume": str(enrolment.task_token), "output": output})
+            enrolments.stop_waiting(enrolment)
+            reason = f"resumed by {event.type}"
+            outcomes.append(Outcome(enrolment.scenario, enrolment.key.partition("#")[2], started=False, reason=reason))
+            continue
         try:
             sfn.send_task_success(taskToken=str(enrolment.task_token), output=output)
             reason = f"resumed by {event.type}"

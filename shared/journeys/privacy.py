@@ -39,6 +39,7 @@ from shared.journeys import dispatch, enrolments
 from shared.people import orders, suppression
 from shared.settings import Settings
 from shared.storage import (
+    MARK_PREFIX,
     REPORTS_ATTRIBUTION,
     ContactModel,
     EnrolmentModel,
@@ -63,6 +64,7 @@ STORES = (
     "discount_codes",
     "reports",
     "suppressions",
+    "marks",
 )
 
 
@@ -153,6 +155,9 @@ def holdings(t: Tables, key: suppression.HashKey, contact_id: str) -> Holdings:
         )
         history = list(t.events.query(contact_id))
         held.items["events"] = list(history)
+        # the processed marks of their events (shared.writes): what those did outside DynamoDB names the contact
+        marks = [MARK_PREFIX + record.at_id.partition("#")[2] for record in history]
+        held.items["marks"] = list(t.marks.batch_get(list(dict.fromkeys(marks)))) if marks else []
         placed = orders.order_keys(history)
         held.items["orders"] = (
             [order for order in t.orders.batch_get(placed) if order.contact_id == contact_id] if placed else []
@@ -329,13 +334,18 @@ def erased_before(t: Tables, key: suppression.HashKey, email: str | None, receiv
     A new event, received after the erasure, may create a new contact (whose address stays suppressed)."""
     hashed = suppression.address_hash(key, email)
     entry = get_or_none(t.suppressions, hashed, consistent=True) if hashed else None
-    if entry is None or entry.erased_at is None:
+    return entry is not None and received_before(received_at, entry.erased_at)
+
+
+def received_before(received_at: str, erased_at: datetime | None) -> bool:
+    """Whether an event received then was in flight when its address was erased (an unreadable time: it was)."""
+    if erased_at is None:
         return False
     try:
         received = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
     except ValueError:
         return True
-    return received <= entry.erased_at
+    return received <= erased_at
 
 
 # ---- Shopify's mandatory compliance webhooks ------------------------------------------------------------------

@@ -186,6 +186,19 @@ def held_until_done(settings: Settings) -> Iterator[None]:
             enqueue(event, settings)
 
 
+@contextmanager
+def held() -> Iterator[list[Event]]:
+    """The events parcours emits while it processes one event, kept in the list it yields and not queued: the
+    processing stores them with the event's mark and queues them once its transaction is written (shared.writes),
+    after its own scenarios start."""
+    kept: list[Event] = []
+    token = _held.set(kept)
+    try:
+        yield kept
+    finally:
+        _held.reset(token)
+
+
 def enqueue(event: Event, settings: Settings) -> str:
     """Sends to the FIFO queue; SQS drops a redelivery within its 5-minute window. Inside `held_until_done`, kept
     until the processing is done (answers no message id then)."""

@@ -1,0 +1,195 @@
+"""One event's writes: gathered while the event is processed, written at its end in one transaction with its mark.
+
+The processing reads what the event needs, then decides: the contact changes in hand, and every other item it
+would write (history record, identities, dates, enrolments, list members, a scenario's place) is added here instead
+of written. `commit` writes them all in one TransactWriteItems with the event's processed mark (storage.MarkModel),
+or none of them: the contact as one update of what differs from the contact as read, under the conditions the
+decisions took (score, caps counters and stage as read, list memberships, order counters); every other item as its
+own put, update or delete. A condition that no longer holds names what moved: the mark (another delivery processed
+the event: `Processed`), or anything else (`Changed`: read again, decide again).
+
+What the event does outside DynamoDB (executions started and stopped, waits resumed, events queued) is kept as
+`effects`: stored in the mark, carried out after the transaction, and again by a redelivery that finds the mark, each
+under its own id (an execution's name, an event's id), so that a crash between the two loses nothing and doubles
+nothing.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from shared.storage import (
+    AlreadyExists,
+    ContactModel,
+    EventModel,
+    MarkModel,
+    StorageError,
+    changes,
+    connection,
+    create_new,
+    failure,
+    hash_key,
+    key_names,
+)
+
+Effect = dict[str, Any]  # {"start": arn, "name", "input"} | {"stop": arn, "cause"} | {"resume": token, "output"} ...
+MARK = "mark"
+CONTACT = "contact"
+
+
+class Processed(StorageError):
+    """The event's mark is there: a delivery of it wrote everything already."""
+
+
+class Changed(StorageError):
+    """A condition a decision took no longer holds (`label` names the item): read again and decide again."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(f"changed meanwhile: {label}")
+        self.label = label
+
+
+@dataclass
+class _Op:
+    kind: str  # put | update | delete
+    item: Model
+    label: str
+    condition: Condition | None = None
+    actions: list[Action] = field(default_factory=list)
+
+
+def _key(item: Model) -> tuple[str, str, str]:
+    values = item.serialize()
+    hash_name, range_name = key_names(type(item))
+    return item.Meta.table_name, str(values.get(hash_name)), str(values.get(range_name)) if range_name else ""
+
+
+@dataclass
+class Writes:
+    """What one event writes; `refused`: labels whose condition failed in an earlier attempt (a full scenario)."""
+
+    mark: MarkModel
+    refused: frozenset[str] = frozenset()
+    effects: list[Effect] = field(default_factory=list)
+    contact: ContactModel | None = None
+    before: dict[str, Any] | None = None  # the contact as read; None: created by the event
+    conditions: list[Condition] = field(default_factory=list)  # the contact's
+    ops: list[_Op] = field(default_factory=list)
+
+    def keep(self, contact: ContactModel, before: dict[str, Any] | None) -> None:
+        """The contact written at the end: created (`before` None) or updated by what differs from `before`."""
+        self.contact, self.before = contact, before
+
+    def condition(self, condition: Condition) -> None:
+        """A condition on the contact as stored when written (what a decision read)."""
+        self.conditions.append(condition)
+
+    def put(self, item: Model, condition: Condition | None = None, label: str | None = None) -> None:
+        self.ops.append(_Op("put", item, label or type(item).__name__, condition))
+
+    def create(self, item: Model, label: str | None = None) -> None:
+        """Put only if absent (an identity, a record): present means another event wrote it meanwhile."""
+        self.put(item, hash_key(item).does_not_exist(), label)
+
+    def update(
+        self, item: Model, actions: list[Action], condition: Condition | None = None, label: str | None = None
+    ) -> None:
+        key = _key(item)
+        for op in self.ops:  # one operation per item in a transaction: a second update joins the first
+            if op.kind == "update" and _key(op.item) == key:
+                op.actions += actions
+                if condition is not None:
+                    op.condition = condition if op.condition is None else op.condition & condition
+                return
+        self.ops.append(_Op("update", item, label or type(item).__name__, condition, list(actions)))
+
+    def delete(self, item: Model, label: str | None = None) -> None:
+        self.ops.append(_Op("delete", item, label or type(item).__name__))
+
+    def records(self, contact_id: str) -> list[EventModel]:
+        """The contact's history records put in this transaction (the event's own): what a read of its history
+        before the write must count too."""
+        return [op.item for op in self.ops if isinstance(op.item, EventModel) and op.item.contact_id == contact_id]
+
+    def effect(self, effect: Effect) -> None:
+        self.effects.append(effect)
+
+    def _contact_op(self) -> _Op | None:
+        contact = self.contact
+        if contact is None:
+            return None
+        if self.before is None:
+            return _Op("put", contact, CONTACT, ContactModel.contact_id.does_not_exist())
+        actions = changes(contact, self.before)
+        if not actions and not self.conditions:
+            return None
+        condition = ContactModel.contact_id.exists()  # never a partial contact brought back after an erasure
+        for extra in self.conditions:
+            condition &= extra
+        if not actions:  # a decision read it, nothing changes: checked only
+            actions = [ContactModel.updated_at.set(contact.updated_at)] if contact.updated_at else []
+        return _Op("update", contact, CONTACT, condition, actions)
+
+    def commit(self) -> None:
+        """Everything in one request with the mark (a single item: a conditional put); Processed or Changed when a
+        condition did not hold, nothing written then."""
+        ops = [_Op("put", self.mark, MARK, MarkModel.id.does_not_exist())]
+        contact = self._contact_op()
+        ops += [contact] if contact is not None else []
+        ops += self.ops
+        if len(ops) == 1:
+            try:
+                create_new(self.mark, MarkModel.id)
+            except AlreadyExists:
+                raise Processed(self.mark.id) from None
+            return
+        # PynamoDB sends the deletes, then the puts, then the updates: the cancellation reasons come in that order
+        ordered = [op for kind in ("delete", "put", "update") for op in ops if op.kind == kind]
+        region = getattr(self.mark.Meta, "region")  # noqa: B009 (bound at run time: the stubs' Meta has none)
+        try:
+            with TransactWrite(connection=connection(region)) as transaction:
+                for op in ordered:
+                    if op.kind == "delete":
+                        transaction.delete(op.item, condition=op.condition)
+                    elif op.kind == "put":
+                        transaction.save(op.item, condition=op.condition)
+                    else:
+                        transaction.update(op.item, actions=op.actions, condition=op.condition)
+        except TransactWriteError as error:
+            reasons = error.cancellation_reasons or []
+            for index, reason in enumerate(reasons):
+                if reason is not None and reason.code == "ConditionalCheckFailed":
+                    label = ordered[index].label if index < len(ordered) else "?"
+                    raise (Processed(self.mark.id) if label == MARK else Changed(label)) from None
+            if any(reason is not None and reason.code == "TransactionConflict" for reason in reasons):
+                raise Changed("conflict") from None
+            raise failure(error) from error
+        except PynamoDBException as error:
+            raise failure(error) from error
+
+
+_open: contextvars.ContextVar[Writes | None] = contextvars.ContextVar("parcours_writes", default=None)
+
+
+def current() -> Writes | None:
+    """The writes of the event in hand, while it is processed; None elsewhere (a scenario's Task writes at once)."""
+    return _open.get()
+
+
+@contextmanager
+def gathering(writes: Writes) -> Iterator[Writes]:
+    token = _open.set(writes)
+    try:
+        yield writes
+    finally:
+        _open.reset(token)
