@@ -192,6 +192,13 @@ class ContactModel(Model):
     lists_recheck_on = UnicodeAttribute(null=True)  # YYYY-MM-DD: the daily run re-evaluates its dynamic lists then
     orders_count = NumberAttribute(default=0)
     score = NumberAttribute(default=0)
+    # When the contact last entered each scenario (scenario -> ISO time), written with the enrolment: re-entry is
+    # decided on the contact alone, and the enrolments are read only for a scenario the contact is in. None: a
+    # contact from before it (its enrolments are read, and it is filled in from them).
+    entered = MapAttribute[str, Any](null=True)
+    # The events an execution's wait_for step has awaited for the contact (noted by the step, never removed: an
+    # event of another type reads no enrolment to resume one)
+    awaiting = UnicodeSetAttribute(null=True)
     # How often each scoring rule scored in its current period: "rule@period" -> times (shared.people.scoring's caps)
     score_caps = MapAttribute[str, Any](null=True)
     total_spent = NumberAttribute(default=0)
@@ -726,9 +733,11 @@ def get_or_none(model: type[M], key: str, *, range_key: str | None = None, consi
 Key = tuple[type[Model], str, str | None]  # a model (bound to its table), its hash key and its range key
 
 
-def get_together(keys: Sequence[Key], consistent: bool = False) -> dict[Key, Model]:
+def get_together(keys: Sequence[Key], consistent: Sequence[type[Model]] = ()) -> dict[Key, Model]:
     """The items of these keys, over any tables, in one BatchGetItem (more only past its 100 keys, or for keys
-    DynamoDB left unprocessed): what an event needs first is read in one request. Missing items are absent."""
+    DynamoDB left unprocessed): what an event needs first is read in one request. Missing items are absent.
+    `consistent`: the models whose table is read strongly consistent (twice the read units of an eventual read)."""
+    strongly = {model.Meta.table_name for model in consistent}
     wanted = list(dict.fromkeys(keys))
     if not wanted:
         return {}
@@ -747,7 +756,8 @@ def get_together(keys: Sequence[Key], consistent: bool = False) -> dict[Key, Mod
                 if range_value is not None and names[1] is not None:
                     wire[names[1]] = {"S": range_value}
                 table = request.setdefault(
-                    model.Meta.table_name, {"Keys": [], **({"ConsistentRead": True} if consistent else {})}
+                    model.Meta.table_name,
+                    {"Keys": [], **({"ConsistentRead": True} if model.Meta.table_name in strongly else {})},
                 )
                 table["Keys"].append(wire)
             while request:

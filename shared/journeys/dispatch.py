@@ -27,7 +27,7 @@ from shared.journeys import bearer, enrolments
 from shared.people.conditions import Facts, history_of, holds, matches
 from shared.people.consent import refusal_for_marketing_email
 from shared.settings import Settings
-from shared.storage import ContactModel, EnrolmentModel, Tables, tables
+from shared.storage import ContactModel, EnrolmentModel, Tables, tables, update_if
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "scenarios" / "compiled" / "catalogue.json"
 
@@ -98,13 +98,28 @@ def bucket(scenario: str, contact_id: str) -> int:
     return int(hashlib.sha256(f"{scenario}:{contact_id}".encode()).hexdigest()[:8], 16) % 100
 
 
-def _re_entry_refusal(entry: Entry, past: list[EnrolmentModel], now: datetime) -> str | None:
-    if not past or entry.re_entry == "always":
+def needs_enrolments(event: Event, contact: ContactModel, entries: tuple[Entry, ...]) -> bool:
+    """Whether deciding this event reads the contact's enrolments: only when one of its executions may await it
+    (a wait_for step noted its event on the contact), or for a scenario the contact entered whose goal the event may
+    reach (the starts decide on `entered`), or for a contact from before `entered` (read once, then kept)."""
+    if contact.created_by_event:
+        return False
+    kept = enrolments.entered(contact)
+    if kept is None or event.type in (contact.awaiting or set()):
+        return True
+    return any(
+        entry.scenario in kept
+        and (entry.goal_condition is not None or event.type in (entry.goal_events or (entry.goal_event,)))
+        for entry in entries
+    )
+
+
+def _re_entry_refusal(entry: Entry, last: datetime | None, now: datetime) -> str | None:
+    if last is None or entry.re_entry == "always":
         return None
     if entry.re_entry == "never":
         return "already entered once (re_entry: never)"
     wait = timedelta(seconds=int(entry.re_entry.partition(":")[2]))
-    last = max(enrolment.started_at for enrolment in past)
     return f"entered less than {wait} ago (re_entry)" if now - last < wait else None
 
 
@@ -129,7 +144,7 @@ def start_matching(
         refusal = (
             refusal_for_marketing_email(contact, soft_opt_in=entry.soft_opt_in) if entry.consent == "email" else None
         )
-        refusal = refusal or _re_entry_refusal(entry, past, now)
+        refusal = refusal or _re_entry_refusal(entry, enrolments.last_entered(contact, entry.scenario, past), now)
         if refusal is None and entry.condition is not None and not _meets(entry.condition, contact, settings, t, now):
             refusal = "entry condition not met (entry.if)"
         if refusal is None and _meets(entry.goal_condition, contact, settings, t, now):
@@ -175,6 +190,7 @@ def _start(
         # Recorded in the event's one transaction (with its place, in a capped scenario), started after it, and
         # again by a redelivery that finds the event's mark: its name starts it once (`start`).
         enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
+        enrolments.note_entered(contact, scenario, now)
         gathered.effect({"start": arn, "name": name, "input": json.dumps(execution_input, sort_keys=True)})
         return Outcome(scenario, name, started=True, reason="trigger matched")
     if capped:
@@ -197,6 +213,9 @@ def _start(
         raise DispatchError(f"{scenario}: {type(error).__name__}") from error
     if not capped:
         enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
+    if contact.entered is not None:  # kept from then on (None: its enrolments are read, as before)
+        update_if(contact, [ContactModel.entered[scenario].set(now.isoformat())], ContactModel.entered.exists())
+        enrolments.note_entered(contact, scenario, now)
     return Outcome(scenario, name, started=reason == "trigger matched", reason=reason)
 
 

@@ -11,7 +11,15 @@ from pynamodb.exceptions import DeleteError, PynamoDBException, TransactWriteErr
 from pynamodb.transactions import TransactWrite
 
 from shared import writes
-from shared.storage import EnrolmentModel, ScenarioCounterModel, StorageError, Tables, get_or_none, update_if
+from shared.storage import (
+    ContactModel,
+    EnrolmentModel,
+    ScenarioCounterModel,
+    StorageError,
+    Tables,
+    get_or_none,
+    update_if,
+)
 
 KEEP = timedelta(days=400)  # longer than any execution
 
@@ -30,6 +38,34 @@ def of(t: Tables, contact_id: str, scenario: str, enrolled: list[EnrolmentModel]
 def all_of(t: Tables, contact_id: str) -> list[EnrolmentModel]:
     """Every enrolment of the contact in one query (a contact has few): an event's dispatch reads them once."""
     return list(t.enrolments.query(contact_id))
+
+
+def entered(contact: ContactModel) -> dict[str, str] | None:
+    """When the contact last entered each scenario; None for a contact from before it was kept."""
+    return dict(contact.entered.as_dict()) if contact.entered is not None else None
+
+
+def last_entered(contact: ContactModel, scenario: str, past: list[EnrolmentModel]) -> datetime | None:
+    """When the contact last entered the scenario: as the contact keeps it, else by its enrolments."""
+    kept = entered(contact)
+    if kept is not None:
+        at = kept.get(scenario)
+        return datetime.fromisoformat(at) if isinstance(at, str) else None
+    return max((enrolment.started_at for enrolment in past), default=None)
+
+
+def note_entered(contact: ContactModel, scenario: str, now: datetime) -> None:
+    """In hand: the contact's entries with this one (written with the enrolment)."""
+    contact.entered = {**(entered(contact) or {}), scenario: now.isoformat()}
+
+
+def fill_entered(contact: ContactModel, enrolled: list[EnrolmentModel]) -> None:
+    """A contact from before `entered`: filled in, in hand, from its enrolments (read once for the event)."""
+    if contact.entered is None:
+        last: dict[str, str] = {}
+        for enrolment in sorted(enrolled, key=lambda e: e.started_at):
+            last[str(enrolment.scenario)] = enrolment.started_at.isoformat()
+        contact.entered = last
 
 
 def record(t: Tables, contact_id: str, scenario: str, execution_arn: str, now: datetime) -> None:
@@ -87,6 +123,9 @@ def await_event(
             EnrolmentModel.task_token.set(token),
         ]
     )
+    # the contact's events awaited: its event's processing then reads the enrolments (shared.journeys.dispatch)
+    contact = t.contacts(contact_id=contact_id)
+    update_if(contact, [ContactModel.awaiting.add({event})], ContactModel.contact_id.exists())
 
 
 def waiting_for(

@@ -132,7 +132,7 @@ def first_read(event: Event, t: Tables, settings: Settings) -> FirstRead:
             keys.append((t.suppressions, tombstone, None))
     identity_keys = contacts.lookup_keys(facts) if facts is not None else []
     keys += [(t.identities, key, None) for key in identity_keys]
-    found = get_together(keys, consistent=True)
+    found = get_together(keys, consistent=[t.suppressions])  # an erasure just made is seen
     mark = found.get((t.marks, mark_id(event), None))
     entry = found.get((t.suppressions, tombstone, None)) if tombstone else None
     erased = isinstance(entry, SuppressionModel) and privacy.received_before(event.received_at, entry.erased_at)
@@ -192,6 +192,9 @@ def decide(event: Event, seen: FirstRead, settings: Settings, t: Tables, now: da
         if contact is None:
             _record(event, f"_unattributed#{event.source}", t, now, settings)
             return Result(event.event_id, None, recorded=True, dropped=reason)
+        gathered = writes.current()
+        if gathered is not None:  # as its take-back left it: what the rest decides is written with the mark
+            gathered.keep(contact, contact.serialize())
     elif event.type == UNRECOGNISED or event.contact is None:
         # Accepted and kept (a source's own bucket), but nothing acts on it.
         _record(event, f"_unattributed#{event.source}", t, now, settings)
@@ -223,9 +226,10 @@ def decide(event: Event, seen: FirstRead, settings: Settings, t: Tables, now: da
         handoff.enqueue(event, contact, settings)  # the CRM handoff and the EventBridge event (functions/handoff)
     entries = dispatch.catalogue()
     # Goals first: an order ends the abandoned-cart series before it starts the post-purchase one.
-    # The contact's enrolments, read once for the three, only when one of them needs them (none to read for a
-    # contact this event created).
-    enrolled = [] if contact.created_by_event else enrolments.all_of(t, contact.contact_id)
+    # The contact's enrolments, read once for the three, only for a scenario it entered whose goal this event may
+    # reach or which awaits it (the starts decide on the contact's `entered`; none for a contact it created).
+    enrolled = enrolments.all_of(t, contact.contact_id) if dispatch.needs_enrolments(event, contact, entries) else []
+    enrolments.fill_entered(contact, enrolled)
     outcomes = dispatch.stop_on_goals(event, contact, settings, entries, now, enrolled)
     outcomes += dispatch.resume_waiting(event, contact, settings, enrolled)
     outcomes += dispatch.start_matching(event, contact, settings, entries, now, enrolled)

@@ -1,6 +1,7 @@
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 import pytest
@@ -171,3 +172,113 @@ def test_an_abandoned_checkout_s_recovery_link_stays_out_of_the_execution_input(
     assert result.contact_id is not None
     restored = bearer.restore(trigger, result.contact_id, tables(settings).events)  # what the send Task does
     assert restored["properties"]["recovery_url"] == link
+
+
+def test_a_crash_between_the_write_and_the_start_starts_the_scenario_once_on_redelivery(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a first delivery whose transaction is written, then the function dies before Step Functions is called
+    event = shopify_event("customers-create.json")
+    start = dispatch.start
+    crash = iter([RuntimeError("the function timed out")])
+
+    def dies_once(*args: Any, **kwargs: Any) -> None:
+        for error in crash:
+            raise error
+        start(*args, **kwargs)
+
+    monkeypatch.setattr(dispatch, "start", dies_once)
+    with pytest.raises(RuntimeError):
+        processing.process(event, settings, Clock())
+    assert executions() == []
+    [mark] = tables(settings).marks.scan()  # written with the contact: the event is processed
+
+    # When SQS delivers it again, and once more after that
+    again = processing.process(event, settings, Clock())
+    processing.process(event, settings, Clock())
+
+    # Then the welcome started once, under the event's name, and the contact was written once
+    [contact] = tables(settings).contacts.scan()
+    assert executions() == [dispatch.execution_name("welcome", contact.contact_id, "shopify#evt-1")]
+    assert (again.again, [(o.scenario, o.started) for o in again.outcomes]) == (True, [("welcome", True)])
+    assert [e.type for e in tables(settings).events.query(contact.contact_id)] == ["contact.subscribed"]
+    assert mark.id == "event#shopify#evt-1"
+    assert contact.contact_id not in json.dumps(mark.result)  # the answer a redelivery gives names no one
+
+
+def test_a_redelivery_costs_one_read_and_writes_nothing(settings: Settings) -> None:
+    from infra.bench import counting_dynamodb
+
+    event = shopify_event("customers-create.json")
+    processing.process(event, settings, Clock())
+    with counting_dynamodb() as calls:
+        processing.process(event, settings, Clock())
+    assert dict(calls) == {"BatchGetItem": 1}
+
+
+def every_scenario() -> None:
+    """An order starts loyalty and post-purchase: their state machines, doing nothing."""
+    sfn = boto3.client("stepfunctions", region_name="eu-west-3")
+    for name in ("post-purchase", "loyalty", "abandoned-cart"):
+        sfn.create_state_machine(name=f"parcours-{name}", definition=PASS, roleArn="arn:aws:iam::123456789012:role/sfn")
+
+
+def test_two_deliveries_of_one_order_at_once_count_it_once(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a known customer, and their order delivered twice at the same moment: the second delivery is read
+    # while the first decides, and written before it
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    url = sqs.create_queue(QueueName="parcours-events.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    settings = replace(settings, queue_url=url)
+    every_scenario()
+    processing.process(shopify_event("customers-create.json", event_id="evt-0"), settings, Clock())
+    order = shopify_event("orders-create.json", "orders/create", "evt-order")
+    decide = processing.decide
+    racing = iter([True])
+
+    def interleaved(*args: Any, **kwargs: Any) -> processing.Result:
+        answer = decide(*args, **kwargs)
+        for _ in racing:
+            processing.process(order, settings, Clock())  # the other delivery, in full, meanwhile
+        return answer
+
+    monkeypatch.setattr(processing, "decide", interleaved)
+
+    # When both are processed
+    first = processing.process(order, settings, Clock())
+
+    # Then the order counts once: the later writer found the event's mark and wrote nothing
+    assert first.again
+    [contact] = tables(settings).contacts.scan()
+    assert (contact.orders_count, contact.total_spent) == (1, float(order.properties["total"]))
+    assert [e.type for e in tables(settings).events.query(contact.contact_id)].count("order.placed") == 1
+
+
+def test_two_orders_of_one_customer_at_once_both_count(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a known customer whose second order is written while the first is being decided on the contact as read
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    url = sqs.create_queue(QueueName="parcours-events.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    settings = replace(settings, queue_url=url)
+    every_scenario()
+    processing.process(shopify_event("customers-create.json", event_id="evt-0"), settings, Clock())
+    first = shopify_event("orders-create.json", "orders/create", "evt-order-1")
+    second = shopify_event("orders-create.json", "orders/create", "evt-order-2")
+    second = replace(second, properties={**second.properties, "order_id": "second"})
+    decide = processing.decide
+    racing = iter([True])
+
+    def interleaved(*args: Any, **kwargs: Any) -> processing.Result:
+        answer = decide(*args, **kwargs)
+        for _ in racing:
+            processing.process(second, settings, Clock())
+        return answer
+
+    monkeypatch.setattr(processing, "decide", interleaved)
+
+    # When the first is written: its condition on the counters as read fails, and it is read and decided again
+    result = processing.process(first, settings, Clock())
+
+    # Then both orders count
+    assert not result.again
+    [contact] = tables(settings).contacts.scan()
+    assert contact.orders_count == 2
+    assert contact.total_spent == 2 * float(first.properties["total"])
