@@ -520,8 +520,9 @@ def _count_order(
     if gathered is not None:
         count, spent = ContactModel.orders_count, ContactModel.total_spent
         had_count, had_spent = contact.orders_count, contact.total_spent
-        gathered.condition(count.does_not_exist() if had_count is None else count == had_count)
-        gathered.condition(spent.does_not_exist() if had_spent is None else spent == had_spent)
+        # a counter at 0 may be stored as 0 or not at all
+        gathered.condition((count.does_not_exist() | (count == 0)) if not had_count else count == had_count)
+        gathered.condition((spent.does_not_exist() | (spent == 0)) if not had_spent else spent == had_spent)
         contact.orders_count = int(had_count or 0) + 1
         contact.total_spent = float(had_spent or 0) + amount
         contact.last_order_at, contact.first_order_at = at, contact.first_order_at or at

@@ -1,3 +1,4 @@
+import contextvars
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -8,7 +9,7 @@ import pytest
 
 from shared.clock import Clock
 from shared.events import Event
-from shared.journeys import dispatch, processing
+from shared.journeys import dispatch, enrolments, processing
 from shared.settings import Settings
 from shared.sources import shopify
 from shared.storage import tables
@@ -282,3 +283,33 @@ def test_two_orders_of_one_customer_at_once_both_count(settings: Settings, monke
     [contact] = tables(settings).contacts.scan()
     assert contact.orders_count == 2
     assert contact.total_spent == 2 * float(first.properties["total"])
+
+
+def test_a_capped_scenario_filled_between_the_read_and_the_write_is_decided_again_without_a_place(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the welcome capped at 1 contact, its last place taken by another contact while this event is decided
+    [welcome] = [entry for entry in dispatch.catalogue() if entry.scenario == "welcome"]
+    monkeypatch.setattr(dispatch, "catalogue", lambda: (replace(welcome, cap=1),))
+    t = tables(settings)
+    decide = processing.decide
+    racing = iter([True])
+
+    def interleaved(*args: Any, **kwargs: Any) -> processing.Result:
+        answer = decide(*args, **kwargs)
+        for _ in racing:  # the other contact's start, written at once (outside this event's writes)
+            assert contextvars.Context().run(enrolments.take_place, t, "welcome", 1)
+        return answer
+
+    monkeypatch.setattr(processing, "decide", interleaved)
+
+    # When the event's transaction meets the full counter
+    result = processing.process(shopify_event("customers-create.json"), settings, Clock())
+
+    # Then nothing passed the cap: the event was decided again, the contact stored without entering
+    assert [(o.scenario, o.started, o.reason) for o in result.outcomes] == [("welcome", False, "entry cap reached")]
+    assert executions() == []
+    assert enrolments.running(t, "welcome") == 1
+    assert result.contact_id is not None
+    assert [e.type for e in t.events.query(result.contact_id)] == ["contact.subscribed"]
+    assert list(t.enrolments.query(result.contact_id)) == []
