@@ -13,8 +13,9 @@ timeout locally, and its act step then finds no contact and an address suppresse
 one thing: the suppression entry of the address, keyed by its hash (HMAC-SHA-256 under the deployment's
 suppression key, shared.people.suppression), with the erasure's time (`erased_at`). That entry keeps the address
 from ever being mailed again, and is the tombstone processing reads: an event received before the erasure (in
-flight on the queue) brings nobody back (`erased_before`). The erasure is recorded under `_erasure` in the events
-table with counts only, and answers the same counts: idempotent, a repeat removes nothing. Without the suppression
+flight on the queue) brings nobody back (`received_before`, the tombstone read with the event's mark). The erasure
+is recorded under `_erasure` in the events table with counts only, and answers the same counts: idempotent, a
+repeat removes nothing. Without the suppression
 key, an export or an erasure fails before it reads or deletes anything (ConfigurationError naming the parameter):
 an erasure that could not write its tombstone would let the address be mailed again.
 """
