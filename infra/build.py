@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared.campaigns import document
 from shared.journeys import compiler, declarations, loader, loops, policies, scenario
+from shared.people.topics import TOPICS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"
 COMPILED = SCENARIOS / "compiled"
 TEMPLATES = ROOT / "templates"
+CAMPAIGNS = ROOT / "campaigns"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,12 @@ def compile_all(scenarios_dir: Path = SCENARIOS, templates_dir: Path = TEMPLATES
     catalogue = {model.id: compiler.catalogue_entry(model) for model in loaded.values()}
     files["scenarios/compiled/catalogue.json"] = json.dumps(catalogue, indent=2, sort_keys=True) + "\n"
     files["scenarios/compiled/scoring.json"] = json.dumps(rules.to_dict(), indent=2, sort_keys=True) + "\n"
+    # What a campaign needs at run time (shared.campaigns): the lists something fills, the sending habits per topic
+    filling = {r.name for model in loaded.values() for r in model.references if r.kind == "list" and r.writes}
+    known = sorted(filling | set(filled.lists))
+    campaigns = {"lists": known, "pacing": {topic: policy.payload("email", topic, "skip") for topic in TOPICS}}
+    files["scenarios/compiled/campaigns.json"] = json.dumps(campaigns, indent=2, sort_keys=True) + "\n"
+    files["campaigns/schema.json"] = json.dumps(document.json_schema(), indent=2, ensure_ascii=False) + "\n"
     return Compiled(loaded, files)
 
 
@@ -64,6 +73,7 @@ def write(compiled: Compiled, root: Path = ROOT) -> list[str]:
     changed = []
     target = root / "scenarios" / "compiled"
     target.mkdir(parents=True, exist_ok=True)
+    (root / "campaigns").mkdir(exist_ok=True)
     for relative, content in compiled.files.items():
         path = root / relative
         if not path.exists() or path.read_text(encoding="utf-8") != content:

@@ -75,6 +75,12 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"{len(compiled.scenarios)} scenario(s) valid: {', '.join(sorted(compiled.scenarios))}")
         dynamic = [spec["name"] for spec in json.loads(compiled.files["scenarios/compiled/lists.json"])["lists"]]
         print(f"{len(dynamic)} dynamic list(s) valid: {', '.join(dynamic) or '-'}")
+    campaigns, campaign_problems = validation.campaigns(compiled)
+    for problem in campaign_problems:
+        print(problem, file=sys.stderr)
+    if not campaign_problems:
+        print(f"{len(campaigns)} campaign(s) valid: {', '.join(campaigns) or '-'}")
+    problems = [*problems, *campaign_problems]
     stop_text = os.environ.get("PARCOURS_SMS_STOP_TEXT", "").strip() or Settings.sms_stop_text
     for cost in validation.sms_costs(compiled, stop_text=stop_text):  # what each SMS costs: informative
         print(cost.line(), file=sys.stderr if cost.warning else sys.stdout)
@@ -521,9 +527,10 @@ def main(argv: list[str] | None = None) -> int:
     suppressed.add_argument("--reason", help="lift: why it may be mailed again (required, recorded, 500 characters)")
     api_arguments(suppressed)
     suppressed.set_defaults(run=_suppressions)
-    from infra import reporting
+    from infra import campaigns_cli, reporting
 
     reporting.register(commands)
+    campaigns_cli.register(commands)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

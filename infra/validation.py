@@ -256,3 +256,34 @@ def sms_costs(compiled: Compiled, root: Path = TEMPLATES, stop_text: str = Setti
         )
         costs.append(SmsCost(f"templates/sms/{name}.{locale}.txt", segments.size(text), marketing, outside))
     return costs
+
+
+def campaigns(compiled: Compiled, folder: Path | None = None, root: Path = TEMPLATES) -> tuple[list[str], list[str]]:
+    """The campaign files of campaigns/ (every YAML file): (the valid ones' ids, each problem with its file and line).
+    A campaign's template must exist and render in both locales; its lists must be filled by something (a rule, a
+    scenario, a declaration), as a scenario's are."""
+    from infra.build import CAMPAIGNS
+    from shared.campaigns import delivery, document
+
+    known_lists = set(json.loads(compiled.files["scenarios/compiled/campaigns.json"])["lists"])
+    known = document.Known(
+        template=lambda name: delivery.template_exists(name, root), list=lambda name: name in known_lists
+    )
+    valid: list[str] = []
+    problems: list[str] = []
+    for path in sorted((folder or CAMPAIGNS).glob("*.yaml")):
+        try:
+            campaign = document.load(path, known)
+        except document.CampaignError as error:
+            problems.append(str(error))
+            continue
+        failed = False
+        for locale in LOCALES:
+            try:
+                render_email(campaign.email, locale, SAMPLE_CONTEXT, root)
+            except TemplateProblem as error:
+                problems.append(f"{document.shown_path(path)}: email {campaign.email!r} ({locale}): {error}")
+                failed = True
+        if not failed:
+            valid.append(campaign.id)
+    return valid, problems

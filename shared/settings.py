@@ -92,6 +92,11 @@ class Settings:
     # within this many days, and separately to the one last opened within this many hours.
     attribution_click_days: int = 5
     attribution_open_hours: int = 24
+    # Campaigns (shared.campaigns): their table and queue (the admin and campaign functions only), and the sending
+    # rate, emails per second (SES's account quota: 14 on a new production account)
+    campaigns_table: str | None = None
+    campaign_queue_url: str | None = None
+    campaign_rate: float = 14.0
 
     def clock(self) -> Clock:
         return Clock(scale=self.time_scale, epoch=self.clock_epoch, start=self.clock_start)
@@ -140,6 +145,9 @@ class Settings:
                 raise ConfigurationError(f"{name} must be a whole number from 0 to {most}, got {value:g}")
             return int(value)
 
+        rate = number("PARCOURS_CAMPAIGN_RATE", "14")
+        if rate <= 0:
+            raise ConfigurationError(f"PARCOURS_CAMPAIGN_RATE must be positive (emails per second), got {rate:g}")
         receives = receive_count("PARCOURS_MAX_RECEIVE_COUNT", "5")
         handoff_receives = receive_count("PARCOURS_HANDOFF_MAX_RECEIVE_COUNT", "12")
         return cls(
@@ -198,6 +206,9 @@ class Settings:
             suppression_key_parameter=env.get("PARCOURS_SUPPRESSION_KEY_PARAMETER") or None,
             attribution_click_days=window("PARCOURS_ATTRIBUTION_CLICK_DAYS", "5", 90),
             attribution_open_hours=window("PARCOURS_ATTRIBUTION_OPEN_HOURS", "24", 90 * 24),
+            campaigns_table=env.get("PARCOURS_CAMPAIGNS_TABLE", "").strip() or None,
+            campaign_queue_url=env.get("PARCOURS_CAMPAIGN_QUEUE_URL", "").strip() or None,
+            campaign_rate=rate,
         )
 
 

@@ -50,6 +50,7 @@ def environ() -> dict[str, str]:
         "PARCOURS_LIST_MEMBERS_TABLE": "list-members",
         "PARCOURS_IDEMPOTENCY_TABLE": "idempotency",
         "PARCOURS_REPORTS_TABLE": "reports",
+        "PARCOURS_CAMPAIGNS_TABLE": "campaigns",
         "PARCOURS_QUEUE_URL": "https://sqs.eu-west-3.amazonaws.com/123456789012/parcours-events.fifo",
         "PARCOURS_STATE_MACHINE_PREFIX": "arn:aws:states:eu-west-3:123456789012:stateMachine:parcours-",
         "PARCOURS_FROM_ADDRESS": "bonjour@boutique.example",
@@ -86,6 +87,7 @@ TABLE_VARIABLES = {
     "ListMembersTable": "PARCOURS_LIST_MEMBERS_TABLE",
     "IdempotencyTable": "PARCOURS_IDEMPOTENCY_TABLE",
     "ReportsTable": "PARCOURS_REPORTS_TABLE",
+    "CampaignsTable": "PARCOURS_CAMPAIGNS_TABLE",
 }
 
 

@@ -14,6 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import clock
+from shared.campaigns.errors import CampaignRequestError
 from shared.journeys import privacy
 from shared.people import lists, suppression
 from shared.reports.reading import ReportRequestError
@@ -175,6 +176,54 @@ def scenarios_report() -> Response[dict[str, Any]]:
         logger.exception("reports unavailable")
         return _answer(503, {"error": "the reports cannot be read now, retry later"})
     logger.info("report read", extra={"days": len(answer["scenarios"][0]["daily"]) if answer["scenarios"] else 0})
+    return _answer(200, answer)
+
+
+@app.exception_handler(CampaignRequestError)  # type: ignore[untyped-decorator]
+def campaign_refused(error: CampaignRequestError) -> Response[dict[str, Any]]:
+    logger.warning("campaign request refused", extra={"status": error.status, "field": error.field})
+    body: dict[str, Any] = {"error": str(error)}
+    if error.field:
+        body["field"] = error.field
+    return _answer(error.status, body)
+
+
+@app.post("/v1/campaigns")
+def save_campaign() -> Response[dict[str, Any]]:
+    """Creates a campaign, or changes a draft: the same document as a campaigns/*.yaml file, checked alike."""
+    from shared.campaigns import delivery
+
+    settings = get_settings()
+    answer = delivery.save(settings, _body(), settings.clock().now())
+    logger.info("campaign saved", extra={"campaign": answer["id"], "status": answer["status"]})
+    return _answer(201 if answer["status"] == "created" else 200, answer)
+
+
+@app.post("/v1/campaigns/<campaign_id>/send")
+def send_campaign(campaign_id: str) -> Response[dict[str, Any]]:
+    from shared.campaigns import delivery
+
+    settings = get_settings()
+    answer = delivery.start(settings, campaign_id, settings.clock().now())
+    metrics.add_metric(name="CampaignStarted", unit=MetricUnit.Count, value=1)
+    logger.info("campaign started", extra={"campaign": campaign_id})
+    return _answer(202, answer)
+
+
+@app.get("/v1/campaigns/<campaign_id>")
+def campaign_status(campaign_id: str) -> Response[dict[str, Any]]:
+    from shared.campaigns import delivery
+
+    return _answer(200, delivery.status(get_settings(), campaign_id))
+
+
+@app.post("/v1/campaigns/<campaign_id>/cancel")
+def cancel_campaign(campaign_id: str) -> Response[dict[str, Any]]:
+    from shared.campaigns import delivery
+
+    settings = get_settings()
+    answer = delivery.cancel(settings, campaign_id, settings.clock().now())
+    logger.info("campaign cancelled", extra={"campaign": campaign_id})
     return _answer(200, answer)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from infra.local.state import ACCOUNT, REGION, State
 
 # Standard queues whose event source the runtime plays itself, as Lambda's poller (see _poll_standard_queues).
-POLLED_QUEUES = ("CrmHandoffQueue",)
+POLLED_QUEUES = ("CrmHandoffQueue", "CampaignQueue")
 
 
 def drain_fifo(queue: Any) -> None:

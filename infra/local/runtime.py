@@ -47,6 +47,7 @@ ENVIRONMENT_PARAMETERS = {
     "PARCOURS_SMS_SENDER_ID": "SmsSenderId",
     "PARCOURS_SMS_STOP_TEXT": "SmsStopText",
     "PARCOURS_BROWSER_KEY": "BrowserKey",
+    "PARCOURS_CAMPAIGN_RATE": "CampaignSendRate",
 }
 
 

@@ -5,7 +5,9 @@ Nothing here runs a figure for real (`make test` does that after pytest): the fi
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -111,6 +113,7 @@ def test_the_bench_account_has_what_the_template_hands_the_process_function() ->
         sqs.get_queue_attributes(QueueUrl=settings.handoff_queue_url, AttributeNames=["QueueArn"])
         tables = set(boto3.client("dynamodb", region_name=bench.REGION).list_tables()["TableNames"])
         named = {getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name.endswith("_table")}
+        named.discard(None)  # the campaigns table: only the admin and campaign functions have it
         assert len(named) == 11
         assert named <= tables
 
@@ -160,3 +163,61 @@ def test_the_import_figures_cheaper_emulation_keeps_a_cancelled_transaction_canc
         dynamodb.transact_write_items(TransactItems=cancelled[:1])
         assert len(dynamodb.scan(TableName="t")["Items"]) == 2
     assert (DynamoDBBackend.transact_write_items, Queue.approximate_number_of_messages) == before
+
+
+@pytest.mark.parametrize("elsewhere", [False, True])
+def test_figure_8_counts_the_aws_calls_and_their_cpu_apart_from_the_callers(elsewhere: bool) -> None:
+    """Figure 7's own CPU is the caller's less its AWS calls: every call is counted, moto's answers apart from the
+    client side, and botocore comes back as it was; from a thread of their own, the caller's thread pays none."""
+    from botocore.client import BaseClient
+
+    before = getattr(BaseClient, "_make_api_call")  # noqa: B009
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="eu-west-3")
+        dynamodb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        with bench._aws_apart(elsewhere) as aws:
+            started = time.thread_time()
+            for n in range(20):
+                dynamodb.put_item(TableName="t", Item={"pk": {"S": str(n)}})
+            with pytest.raises(dynamodb.exceptions.ResourceNotFoundException):  # a refused call is counted too
+                dynamodb.get_item(TableName="missing", Key={"pk": {"S": "0"}})
+            caller = time.thread_time() - started
+        assert aws.calls == 21
+        assert 0 < aws.answers < aws.seconds
+        if elsewhere:
+            assert caller < aws.seconds / 2
+        else:
+            assert aws.seconds <= caller
+    assert getattr(BaseClient, "_make_api_call") is before  # noqa: B009
+
+
+def test_figure_8s_profile_names_parcours_own_functions_and_leaves_the_bench_out() -> None:
+    import cProfile
+    import pstats
+
+    from shared.events import Event
+
+    body = json.loads((bench.EVENTS / "customers-create.json").read_text(encoding="utf-8"))
+    record = bench._record("customers/create", "e1", json.dumps(body).encode())
+    profile = cProfile.Profile(time.thread_time)
+    with mock_aws(), bench._aws_apart(elsewhere=True):
+        sqs = boto3.client("sqs", region_name="eu-west-3")
+        sqs.list_queues()
+
+        def event_then_call() -> None:
+            Event.from_dict(json.loads(record["body"]))
+            sqs.list_queues()  # from the bench's thread (bench._aws_apart): its hand-over is not parcours' work
+
+        for _ in range(50):
+            profile.runcall(event_then_call)
+    lines = bench.profile_lines(pstats.Stats(profile), 50, top=40)
+    assert lines[0].startswith("   by package: ")
+    assert "shared.events" in lines[0]
+    assert any("from_dict (shared/events.py:" in line for line in lines[2:])
+    assert not any("infra/bench.py" in line or "threading.py" in line for line in lines)
+    assert any("event_then_call (tests/unit/infra/test_bench.py:" in line for line in lines)

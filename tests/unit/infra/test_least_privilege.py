@@ -71,8 +71,19 @@ TABLES = {
         "DiscountCodesTable": "write",
         "SuppressionsTable": "write",  # an erasure's entry, a lift (never a put, never a scan: tested below)
         "ReportsTable": "write",  # the person's attribution items deleted
+        "CampaignsTable": "write",  # a campaign saved, started, cancelled; its status read
     },
     "ActFunction": {"SuppressionsTable": "read", "ContactsTable": "write"},
+    # a campaign's pages and chunks: the audience read, each email sent as a scenario's (claimed, logged on the contact)
+    "CampaignFunction": {
+        "CampaignsTable": "write",
+        "ContactsTable": "write",
+        "SendsTable": "write",
+        "ListMembersTable": "read",
+        "EventsTable": "read",
+        "EnrolmentsTable": "read",
+        "SuppressionsTable": "read",
+    },
     "IngestFunction": {},
     "ReportFunction": {"ReportsTable": "write"},
 }
@@ -94,6 +105,7 @@ SECRETS = {
     "ProcessFunction": {"SuppressionKeyParameterName"},  # the erasure's tombstone; Shopify's redact webhooks
     "AdminFunction": {"SuppressionKeyParameterName"},  # export, erasure, suppressions show and lift
     "SchedulePagesFunction": {"SuppressionKeyParameterName"},  # retention's erasures
+    "CampaignFunction": {"LinkSecretParameterName", "SuppressionKeyParameterName"},  # a campaign's emails, as the act's
 }
 STATE_MACHINE_ACTIONS = {
     "states:StartExecution",
@@ -194,10 +206,10 @@ def test_the_data_requests_bucket_is_private_tls_only_encrypted_and_empties_itse
 def test_email_is_sent_only_from_the_sending_identity_and_the_stacks_configuration_set() -> None:
     for function in _functions():
         resources = [resource for action, resource, _ in _allows(function) if action.startswith("ses:")]
-        if function != "ActFunction":
+        if function not in ("ActFunction", "CampaignFunction"):
             assert resources == [], function
             continue
-        assert resources, "the act function sends the emails"
+        assert resources, "the act function sends the scenarios' emails, the campaign function the campaigns'"
         for resource in resources:
             assert "identity/*" not in resource
             assert (
@@ -343,16 +355,40 @@ def test_the_report_route_is_iam_authorised_and_reads_the_reports_by_query_only(
     assert {action for action, _ in allowed} == {"dynamodb:Query", "dynamodb:BatchWriteItem"}
 
 
-def test_the_admin_function_imports_contacts_by_queueing_events_on_the_stacks_events_queue_only() -> None:
+def test_the_admin_function_queues_only_on_the_events_queue_and_the_campaign_queue() -> None:
     """`parcours contacts import` posts rows to the admin function, which only queues them: the process function
-    writes contacts, identities and consent as for any source. The import adds no permission but sending to the
-    events queue."""
+    writes contacts, identities and consent as for any source. A campaign's start queues its first page. Nothing
+    else is sent anywhere."""
     queues = [
         json.loads(resource)["Fn::Sub"][1]["queueName"]
         for action, resource, _ in _allows("AdminFunction")
         if action.startswith("sqs:")
     ]
-    assert queues == [{"Fn::GetAtt": ["EventsQueue", "QueueName"]}]
+    assert sorted(queues, key=json.dumps) == [
+        {"Fn::GetAtt": ["CampaignQueue", "QueueName"]},
+        {"Fn::GetAtt": ["EventsQueue", "QueueName"]},
+    ]
+
+
+def test_the_campaign_function_queues_only_on_its_own_queue_and_its_routes_are_iam_authorised() -> None:
+    queues = [
+        json.loads(resource)["Fn::Sub"][1]["queueName"]
+        for action, resource, _ in _allows("CampaignFunction")
+        if action.startswith("sqs:") and action != "sqs:DeleteMessage" and "SendMessage" in action
+    ]
+    assert queues == [{"Fn::GetAtt": ["CampaignQueue", "QueueName"]}]
+    events = samtemplate.load()["Resources"]["AdminFunction"]["Properties"]["Events"]
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()}
+    campaign_routes = {route for route in routes if route[1].startswith("/v1/campaigns")}
+    assert campaign_routes == {
+        ("POST", "/v1/campaigns"),
+        ("POST", "/v1/campaigns/{id}/send"),
+        ("GET", "/v1/campaigns/{id}"),
+        ("POST", "/v1/campaigns/{id}/cancel"),
+    }
+    for event in events.values():
+        if event["Properties"]["Path"].startswith("/v1/campaigns"):
+            assert event["Properties"]["Auth"] == {"Authorizer": "AWS_IAM"}
 
 
 def test_the_suppression_keys_parameter_is_named_only_to_the_functions_that_hash_an_address() -> None:

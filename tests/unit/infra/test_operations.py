@@ -40,8 +40,8 @@ def _alarms_on(namespace: str, metric: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def test_there_are_the_eleven_tables_and_every_queue_of_the_issue() -> None:
-    assert len(TABLES) == 11
+def test_there_are_the_twelve_tables_and_every_queue_of_the_issue() -> None:
+    assert len(TABLES) == 12  # with the campaigns' (README, Campaigns)
     assert len(QUEUES) >= 6
 
 
@@ -105,7 +105,7 @@ def test_the_age_of_the_oldest_message_of_each_queue_a_function_consumes_is_alar
         for event in function["Properties"].get("Events", {}).values()
         if event["Type"] == "SQS"
     }
-    assert consumed == {"EventsQueue", "CrmHandoffQueue", "ScheduleQueue"}
+    assert consumed == {"EventsQueue", "CrmHandoffQueue", "ScheduleQueue", "CampaignQueue"}
     assert set(_alarms_on("AWS/SQS", "ApproximateAgeOfOldestMessage")) == consumed
 
 
@@ -130,6 +130,7 @@ def test_every_dead_letter_queue_has_an_alarm_on_its_depth() -> None:
         "EventsDeadLetterQueue",
         "CrmHandoffDeadLetterQueue",
         "ScheduleDeadLetterQueue",
+        "CampaignDeadLetterQueue",
         "FeedbackDeadLetterQueue",
         "ScheduleRunDeadLetterQueue",
         "ReportDeadLetterQueue",

@@ -1,0 +1,101 @@
+"""`parcours campaigns save|send|status|cancel ID`: the campaigns' admin routes, SigV4-signed like `parcours lists`.
+`save` and `send` first post campaigns/ID.yaml when there is one (the file is the campaign's source, reviewed in git);
+a campaign already sent keeps its document, so `send` then only asks for the start (refused: it goes out once)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _file(args: argparse.Namespace) -> Path | None:
+    from infra.build import CAMPAIGNS
+
+    path = Path(args.file) if args.file else CAMPAIGNS / f"{args.id}.yaml"
+    return path if path.exists() else None
+
+
+def _save(args: argparse.Namespace, base: str, path: Path) -> int | None:
+    """Posts the file's document; None when it went (created or updated), else the exit status."""
+    from infra import cli
+    from shared.campaigns import document
+
+    try:
+        campaign = document.load(path, document.Known())  # the route checks templates and lists against the stack
+    except document.CampaignError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if campaign.id != args.id:
+        print(f"error: {path} is campaign {campaign.id!r}, not {args.id!r}", file=sys.stderr)
+        return 2
+    status, answer = cli._admin_call("POST", base, json.dumps(campaign.to_dict()).encode(), args.region)
+    if status in (200, 201):
+        print(f"{path}: campaign {campaign.id} {answer.get('status')}")
+        return None
+    if status == 409 and args.action == "send":
+        return None  # sent or cancelled already: the start says so
+    return cli._print_answer(status, answer)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from infra import cli
+
+    base = f"{args.api.rstrip('/')}/v1/campaigns"
+    if args.action in ("save", "send"):
+        path = _file(args)
+        if path is None and (args.action == "save" or args.file):
+            print(f"error: no file {args.file or f'campaigns/{args.id}.yaml'}", file=sys.stderr)
+            return 2
+        if path is not None:
+            refused = _save(args, base, path)
+            if refused is not None:
+                return refused
+        if args.action == "save":
+            return 0
+    method, url = {
+        "send": ("POST", f"{base}/{args.id}/send"),
+        "status": ("GET", f"{base}/{args.id}"),
+        "cancel": ("POST", f"{base}/{args.id}/cancel"),
+    }[args.action]
+    status, answer = cli._admin_call(method, url, b"", args.region)
+    if status == 202:
+        status = 200
+    if status == 200 and args.action != "send" and isinstance(answer, dict) and not args.json:
+        print(summary(answer))
+        return 0
+    return cli._print_answer(status, answer)
+
+
+def summary(status: dict[str, Any]) -> str:
+    """The status in a few lines: what a marketer looks at."""
+    skipped = status.get("skipped") or {}
+    reasons = ", ".join(f"{reason} {n}" for reason, n in skipped.items() if reason != "total") or "none"
+    complete = "" if status.get("audience_complete") else " (still reading)"
+    return "\n".join(
+        [
+            f"campaign {status['id']}: {status['status']}, {status['when']['kind']}",
+            f"audience   {status['audience']}{complete}",
+            f"sent       {status['sent']}",
+            f"skipped    {skipped.get('total', 0)} ({reasons})",
+            f"excluded   {status['excluded']}",
+            f"failed     {status['failed']}",
+            f"progress   {status['progress'] * 100:.1f} %",
+        ]
+    )
+
+
+def register(commands: Any) -> None:
+    from infra import cli
+
+    parser = commands.add_parser(
+        "campaigns", help="campaigns: save campaigns/ID.yaml, send it, follow its status, cancel it"
+    )
+    parser.add_argument("action", choices=["save", "send", "status", "cancel"])
+    parser.add_argument("id", help="the campaign's id (its file: campaigns/ID.yaml)")
+    parser.add_argument("--file", help="save, send: the campaign's file (default campaigns/ID.yaml, if it exists)")
+    parser.add_argument("--json", action="store_true", help="status, cancel: the route's JSON answer")
+    cli.api_arguments(parser)
+    parser.set_defaults(run=_run)

@@ -1,0 +1,466 @@
+"""Sending a campaign: pages of its audience read one at a time, the people of each page put in chunks, each chunk
+sent at its moment by a worker of the campaign queue, through the scenarios' own send (shared.messages.sending:
+consent, topic, suppression, caps, quiet hours, RFC 8058 headers, links, postal address).
+
+- `start` (the admin route) moves the campaign from draft to sending and queues its first page.
+- A page message reads ONE page of the audience (the list's members, or a page of the contacts meeting the
+  condition), counts it once, splits it into chunks, gives each chunk its moment from the sending rate (`reserve`:
+  one counter per instant the sends start from, so every worker of the campaign draws from the same line), queues
+  the chunks with that delay, then queues the next page: at once while the line is short, later when it reaches
+  LOOKAHEAD seconds, so the reading keeps ahead of the sending without running through a million people at once.
+- A chunk message waits on the queue until its moment (SQS delays of at most 15 minutes, put back until due),
+  then sends to each of its people and records the outcome once per person (shared.campaigns.store).
+- At a local time: each person's moment is the time of day in their own zone; the chunks of a page are grouped by
+  that moment, and each moment has its own line.
+No invocation grows with the audience; a retried or redelivered message mails no one twice (the send's claim) and
+counts no one twice (the person's outcome item).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, time, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
+
+from shared import clients, secrets
+from shared.campaigns import document
+from shared.campaigns.errors import CampaignRequestError
+from shared.campaigns.store import Conflict, Store, number, text
+from shared.messages import mailer, sending
+from shared.messages.templates import DEFAULT_ROOT
+from shared.people import conditions, dates, moments, suppression
+from shared.settings import ConfigurationError, Settings
+from shared.storage import ContactModel, StorageError, get_or_none, tables
+
+PAGE = 500  # people read per page message
+CHUNK = 50  # people per chunk message, at most (fewer at a low rate: a chunk is about a second of sending)
+LOOKAHEAD = 300  # seconds of sends queued ahead of the clock before the next page is read
+MAX_DELAY = 900  # SQS's longest delay: a message due later is put back until it is due
+COMPILED = Path(__file__).resolve().parents[2] / "scenarios" / "compiled" / "campaigns.json"
+STEP = "email"
+REASONS = (
+    "no_consent",
+    "unsubscribed",
+    "unsubscribed_topic",
+    "suppressed",
+    "frequency_cap",
+    "preference",
+    "quiet_hours",
+    "no_email",
+    "not_found",
+    "other",
+)
+
+
+class InvalidMessage(ValueError):
+    """A message of the campaign queue that is none of its messages (the DLQ keeps it)."""
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: str  # page | chunk
+    campaign: str
+    index: int = 0  # page: its number
+    cursor: dict[str, Any] | None = None  # page: DynamoDB's LastEvaluatedKey, where it starts
+    contacts: tuple[str, ...] = ()  # chunk: its people
+    due: str = ""  # chunk: when it is sent (ISO); page: not before (a campaign `at` an instant)
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "contacts": list(self.contacts)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, body: str) -> Message:
+        try:
+            fields = json.loads(body)
+            if not isinstance(fields, dict) or fields.get("kind") not in ("page", "chunk"):
+                raise ValueError("kind must be page or chunk")
+            return cls(**{**fields, "contacts": tuple(fields.get("contacts") or ())})
+        except (ValueError, TypeError) as error:
+            raise InvalidMessage(f"not a campaign message: {error}") from None
+
+
+@dataclass
+class Report:
+    """What one message did (for the logs and metrics: counts only)."""
+
+    kind: str
+    read: int = 0
+    chunks: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    postponed: bool = False
+
+
+@lru_cache(maxsize=2)
+def compiled(path: Path = COMPILED) -> dict[str, Any]:
+    """The lists something fills and the sending habits per topic, as `parcours compile` wrote them."""
+    if not path.exists():
+        return {"lists": [], "pacing": {}}
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _store(settings: Settings) -> Store:
+    if not settings.campaigns_table:
+        raise ConfigurationError("environment variable PARCOURS_CAMPAIGNS_TABLE is required by campaigns")
+    return Store(settings.campaigns_table, settings.region)
+
+
+def template_exists(name: str, root: Path = DEFAULT_ROOT) -> bool:
+    return any((root / "email").glob(f"{name}.*.html"))
+
+
+def known(settings: Settings) -> document.Known:
+    """At run time: a list is known when something fills it (compiled) or it has members (one item read)."""
+
+    def list_known(name: str) -> bool:
+        if name in compiled().get("lists", ()):
+            return True
+        try:
+            return any(True for _ in tables(settings).list_members.query(name, limit=1))
+        except PynamoDBException as error:
+            raise StorageError(str(error)) from error
+
+    return document.Known(template=template_exists, list=list_known)
+
+
+def parse_body(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except ValueError:
+        raise CampaignRequestError(400, "the body must be a JSON campaign document") from None
+
+
+def save(settings: Settings, body: bytes, now: datetime) -> dict[str, Any]:
+    """POST /v1/campaigns: the document checked as `parcours validate` checks a file, then created or updated."""
+    data = parse_body(body)
+    try:
+        campaign = document.read(document.from_json(data), known(settings))
+    except document.CampaignError as error:
+        raise CampaignRequestError(400, str(error), error.field) from None
+    try:
+        status = _store(settings).save(campaign.id, campaign.to_dict(), now)
+    except Conflict:
+        raise CampaignRequestError(
+            409, f"campaign {campaign.id!r} was sent or cancelled: it is not changed; save it under another id"
+        ) from None
+    return {"id": campaign.id, "status": status, "campaign": campaign.to_dict()}
+
+
+def _campaign_of(item: dict[str, Any], store: Store) -> document.Campaign:
+    return document.read(document.from_json(store.document(item)), document.Known())  # checked when saved
+
+
+def _existing(store: Store, campaign_id: str) -> dict[str, Any]:
+    if not document.ID.match(campaign_id):
+        raise CampaignRequestError(400, "a campaign id is lower-case letters, digits and dashes (at most 40)")
+    item = store.get(campaign_id)
+    if item is None:
+        raise CampaignRequestError(404, f"no campaign {campaign_id!r}: create it with POST /v1/campaigns")
+    return item
+
+
+def start(settings: Settings, campaign_id: str, now: datetime) -> dict[str, Any]:
+    """POST /v1/campaigns/{id}/send: from draft to sending once, its first page queued (at its instant, if any)."""
+    store = _store(settings)
+    item = _existing(store, campaign_id)
+    state = text(item, "status")
+    if state != "draft":
+        raise CampaignRequestError(
+            409, f"campaign {campaign_id!r} is {state} already: a campaign goes out once (GET it for its progress)"
+        )
+    campaign = _campaign_of(item, store)
+    try:
+        store.start(campaign_id, now)
+    except Conflict:
+        raise CampaignRequestError(409, f"campaign {campaign_id!r} was started or cancelled meanwhile") from None
+    first = Message("page", campaign_id, due=campaign.when.at.isoformat() if campaign.when.at else "")
+    _queue(settings, [(first, _delay(campaign.when.at, now) if campaign.when.at else 0)])
+    return {"id": campaign_id, "status": "sending", "started_at": now.isoformat(), "when": _when(campaign)}
+
+
+def cancel(settings: Settings, campaign_id: str, now: datetime) -> dict[str, Any]:
+    """POST /v1/campaigns/{id}/cancel: what has not gone does not go (each chunk reads the status first)."""
+    store = _store(settings)
+    item = _existing(store, campaign_id)
+    try:
+        store.cancel(campaign_id, now)
+    except Conflict:
+        state = text(store.get(campaign_id) or item, "status")
+        raise CampaignRequestError(409, f"campaign {campaign_id!r} is {state}: nothing to cancel") from None
+    return status(settings, campaign_id)
+
+
+def status(settings: Settings, campaign_id: str) -> dict[str, Any]:
+    """GET /v1/campaigns/{id}: audience, sent, skipped by reason, failed, excluded and progress."""
+    store = _store(settings)
+    item = _existing(store, campaign_id)
+    campaign = _campaign_of(item, store)
+    counts = store.counters(campaign_id)
+    skipped = {reason: counts.get(f"skipped_{reason}", 0) for reason in REASONS}
+    skipped = {reason: n for reason, n in skipped.items() if n}
+    done = counts.get("sent", 0) + counts.get("failed", 0) + counts.get("excluded", 0) + sum(skipped.values())
+    audience = number(item, "audience")
+    read_done = bool(item.get("read_done", {}).get("BOOL"))
+    state = text(item, "status") or "draft"
+    if state == "sending" and read_done and done >= audience:
+        state = "sent"
+    return {
+        "id": campaign_id,
+        "name": campaign.name,
+        "email": campaign.email,
+        "topic": campaign.topic,
+        "status": state,
+        "when": _when(campaign),
+        "created_at": text(item, "created_at"),
+        "started_at": text(item, "started_at"),
+        "cancelled_at": text(item, "cancelled_at"),
+        "audience": audience,
+        "audience_complete": read_done,  # every page of the audience read (the audience is counted as it is read)
+        "sent": counts.get("sent", 0),
+        "failed": counts.get("failed", 0),
+        "excluded": counts.get("excluded", 0),
+        "skipped": {"total": sum(skipped.values()), **skipped},
+        "done": done,
+        "progress": round(done / audience, 4) if audience else (1.0 if read_done else 0.0),
+        "campaign": campaign.to_dict(),
+    }
+
+
+def _when(campaign: document.Campaign) -> dict[str, Any]:
+    when = campaign.when
+    if when.at is not None:
+        return {"kind": "at", "at": when.at.isoformat()}
+    if when.local_time is not None:
+        local: dict[str, Any] = {"kind": "local_time", "local_time": when.local_time}
+        if when.date is not None:
+            local["date"] = when.date.isoformat()
+        return local
+    return {"kind": "now"}
+
+
+def _delay(due: datetime, now: datetime) -> int:
+    return max(0, min(MAX_DELAY, math.ceil((due - now).total_seconds())))
+
+
+def _queue(settings: Settings, messages: list[tuple[Message, int]]) -> None:
+    """SendMessageBatch ten at a time, each message with its delay; refused entries sent again (twice at most)."""
+    if not settings.campaign_queue_url:
+        raise ConfigurationError("environment variable PARCOURS_CAMPAIGN_QUEUE_URL is required by campaigns")
+    sqs = clients.sqs(settings.region)
+    for first in range(0, len(messages), 10):
+        entries = [
+            {"Id": str(n), "MessageBody": message.to_json(), "DelaySeconds": delay}
+            for n, (message, delay) in enumerate(messages[first : first + 10])
+        ]
+        for _attempt in range(3):
+            try:
+                answer: Any = sqs.send_message_batch(QueueUrl=settings.campaign_queue_url, Entries=entries)  # type: ignore[arg-type]
+            except (ClientError, BotoCoreError) as error:
+                raise StorageError(f"campaign queue: {type(error).__name__}") from error
+            failed = {entry["Id"] for entry in answer.get("Failed", [])}
+            entries = [entry for entry in entries if entry["Id"] in failed]
+            if not entries:
+                break
+        if entries:
+            raise StorageError(f"campaign queue: {len(entries)} message(s) refused after retries")
+
+
+def work(settings: Settings, body: str) -> Report:
+    """One message of the campaign queue: a page read, or a chunk sent."""
+    message = Message.from_json(body)
+    now = settings.clock().now()
+    store = _store(settings)
+    item = store.get(message.campaign)
+    if item is None or text(item, "status") != "sending":  # cancelled (or gone): what has not gone stays
+        return Report(message.kind)
+    if message.due:
+        due = datetime.fromisoformat(message.due)
+        if due - now > timedelta(seconds=1):  # not yet: back on the queue until its moment
+            _queue(settings, [(message, _delay(due, now))])
+            return Report(message.kind, postponed=True)
+    campaign = _campaign_of(item, store)
+    if message.kind == "page":
+        return _page(settings, store, campaign, item, message, now)
+    return _chunk(settings, store, campaign, message, now)
+
+
+def _rate(settings: Settings) -> float:
+    return settings.campaign_rate
+
+
+def _page(
+    settings: Settings, store: Store, campaign: document.Campaign, item: dict[str, Any], message: Message, now: datetime
+) -> Report:
+    report = Report("page")
+    if store.page_continued(campaign.id, message.index):  # a redelivery of a page already handled
+        return report
+    ids, cursor = _read(settings, campaign, message.cursor, now)
+    report.read = len(ids)
+    store.page_read(campaign.id, message.index, len(ids), last=cursor is None)
+    started = datetime.fromisoformat(text(item, "started_at") or now.isoformat())
+    groups = _moments(settings, campaign, ids, started)
+    rate = _rate(settings)
+    size = max(1, min(CHUNK, math.floor(rate)))
+    queued: list[tuple[Message, int]] = []
+    latest = now
+    for due, people in sorted(groups.items()):
+        for first in range(0, len(people), size):
+            chunk = tuple(people[first : first + size])
+            place = store.reserve(campaign.id, due, len(chunk))
+            at = max(due + timedelta(seconds=place / rate), now)
+            latest = max(latest, at + timedelta(seconds=len(chunk) / rate))
+            queued.append((Message("chunk", campaign.id, contacts=chunk, due=at.isoformat()), _delay(at, now)))
+    report.chunks = len(queued)
+    if cursor is not None:
+        # Local times: every page read now (its people's moments are spread over a day); else keep LOOKAHEAD ahead
+        ahead = 0 if campaign.when.local_time is not None else (latest - now).total_seconds() - LOOKAHEAD
+        delay = max(0, min(MAX_DELAY, math.ceil(ahead)))
+        queued.append((Message("page", campaign.id, index=message.index + 1, cursor=cursor), delay))
+    _queue(settings, queued)
+    store.mark_continued(campaign.id, message.index)
+    return report
+
+
+def _read(
+    settings: Settings, campaign: document.Campaign, cursor: dict[str, Any] | None, now: datetime
+) -> tuple[list[str], dict[str, Any] | None]:
+    """One page of the audience: (contact ids, the next page's cursor or None)."""
+    t = tables(settings)
+    try:
+        if campaign.audience.list is not None:
+            found: Any = t.list_members.query(
+                campaign.audience.list, limit=PAGE, page_size=PAGE, last_evaluated_key=cursor
+            )
+            ids = [member.contact_id for member in found]
+        else:
+            condition = campaign.audience.condition or {}
+            found = t.contacts.scan(limit=PAGE, page_size=PAGE, last_evaluated_key=cursor)
+            ids = [contact.contact_id for contact in found if _holds(settings, condition, contact, now)]
+        return ids, found.last_evaluated_key or None
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+
+
+def _holds(settings: Settings, condition: dict[str, Any], contact: ContactModel, now: datetime) -> bool:
+    history = conditions.history_of(tables(settings).events, contact.contact_id)
+    facts = conditions.Facts(now=now, default_timezone=settings.default_timezone, history=history)
+    return conditions.holds(condition, contact, facts)
+
+
+def _moments(
+    settings: Settings, campaign: document.Campaign, ids: list[str], started: datetime
+) -> dict[datetime, list[str]]:
+    """The people of a page grouped by the instant their sending starts from."""
+    when = campaign.when
+    if when.local_time is None:
+        return {when.at or started: list(ids)} if ids else {}
+    at = time.fromisoformat(when.local_time)
+    default = when.timezone or settings.default_timezone
+    groups: dict[datetime, list[str]] = {}
+    for contact_id, contact in _contacts(settings, ids).items():
+        zone_name = conditions.attribute(contact, dates.TIMEZONE) if contact is not None else None
+        tz = moments.zone(zone_name if isinstance(zone_name, str) else None, default)
+        due = moments.on_day(when.date, at, tz) if when.date is not None else moments.next_moment(started, at, (), tz)
+        groups.setdefault(due.astimezone(started.tzinfo), []).append(contact_id)
+    return groups
+
+
+def _contacts(settings: Settings, ids: Iterable[str]) -> dict[str, ContactModel | None]:
+    """The contacts by id, in the given order, a batch of reads per hundred (None: no longer there)."""
+    wanted = list(ids)
+    found: dict[str, ContactModel] = {}
+    try:
+        for first in range(0, len(wanted), 100):
+            found |= {c.contact_id: c for c in tables(settings).contacts.batch_get(wanted[first : first + 100])}
+    except PynamoDBException as error:
+        raise StorageError(str(error)) from error
+    return {contact_id: found.get(contact_id) for contact_id in wanted}
+
+
+def request(campaign: document.Campaign, contact_id: str, settings: Settings) -> sending.SendRequest:
+    """The scenario send's request for this person: the campaign as its scenario (`campaign.<id>`, in the SES tags
+    and the unsubscribe link's origin), one execution per person (the send's claim: once per person)."""
+    return sending.SendRequest(
+        scenario=f"campaign.{campaign.id}",
+        step=STEP,
+        template=campaign.email,
+        category="marketing",
+        execution=f"campaign.{campaign.id}#{contact_id}",
+        contact_id=contact_id,
+        trigger={},
+        topic=campaign.topic,
+        pacing=compiled().get("pacing", {}).get(campaign.topic) or {"caps": [], "when_capped": "skip"},
+    )
+
+
+def _chunk(settings: Settings, store: Store, campaign: document.Campaign, message: Message, now: datetime) -> Report:
+    report = Report("chunk")
+    suppression_key = suppression.hash_key(settings)
+    link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
+    for contact_id, contact in _contacts(settings, message.contacts).items():
+        outcome = _deliver(settings, campaign, contact_id, contact, now, link_secret, suppression_key)
+        if store.record(campaign.id, contact_id, outcome, settings.clock().now()):
+            report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
+    return report
+
+
+def _deliver(
+    settings: Settings,
+    campaign: document.Campaign,
+    contact_id: str,
+    contact: ContactModel | None,
+    now: datetime,
+    link_secret: str,
+    suppression_key: suppression.HashKey,
+) -> str:
+    """One person's outcome: sent, failed, excluded or skipped_<reason>. SES busy: SendDeferred goes up (the chunk
+    comes back later; who was served is not served again)."""
+    if contact is not None and excluded(settings, campaign.audience, contact, now):
+        return "excluded"
+    try:
+        answer = sending.send_email(
+            request(campaign, contact_id, settings), settings, settings.clock(), link_secret, suppression_key
+        )
+    except mailer.SendRefused:
+        return "failed"
+    if answer.get("status") in ("sent", "duplicate"):  # duplicate: claimed by an earlier attempt, which sent it
+        return "sent"
+    fresh = (
+        get_or_none(tables(settings).contacts, contact_id)
+        if answer.get("reason") == "no marketing consent"
+        else contact
+    )
+    return f"skipped_{reason_of(str(answer.get('reason') or ''), fresh)}"
+
+
+def excluded(settings: Settings, audience: document.Audience, contact: ContactModel, now: datetime) -> bool:
+    if set(audience.exclude_lists) & set(contact.lists or ()):
+        return True
+    return audience.exclude_if is not None and _holds(settings, audience.exclude_if, contact, now)
+
+
+def reason_of(reason: str, contact: ContactModel | None) -> str:
+    """The status's name for why the send's re-check held a person back (shared.messages.sending's reasons)."""
+    if reason == "no marketing consent":
+        consent = contact.email_consent if contact is not None else None
+        return "unsubscribed" if consent is not None and consent.state == "denied" else "no_consent"
+    if reason.startswith("objected") or reason.startswith("no marketing consent"):
+        return "no_consent"
+    prefixes = {
+        "topic ": "unsubscribed_topic",
+        "address suppressed": "suppressed",
+        "frequency cap": "frequency_cap",
+        "the contact chose": "preference",
+        "quiet hours": "quiet_hours",
+        "no email address": "no_email",
+        "contact not found": "not_found",
+    }
+    return next((name for prefix, name in prefixes.items() if reason.startswith(prefix)), "other")
