@@ -174,15 +174,7 @@ def _start(
     """Starts the execution. In a capped scenario the contact already holds a place: the enrolment is recorded
     first (the execution's Leave Task must find it, however fast it ends), and both are undone if the start fails.
     """
-    execution_input = {
-        "contact_id": contact.contact_id,
-        "bucket": bucket(scenario, contact.contact_id),
-        # Without its bearer links (shared.journeys.bearer): the send Task reads them from the recorded event.
-        "trigger": {
-            **bearer.execution_trigger(event.type, event.event_id, event.properties, bearer.history_key(event, now)),
-            **({"chain": event.chain} if event.chain else {}),  # what its steps emit is one link further
-        },
-    }
+    execution_input = input_of(scenario, contact.contact_id, event, now)
     arn = settings.state_machine_prefix + scenario
     execution_arn = arn.replace(":stateMachine:", ":execution:") + f":{name}"
     gathered = writes.current()
@@ -191,13 +183,14 @@ def _start(
         # again by a redelivery that finds the event's mark: its name starts it once (`start`).
         enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
         enrolments.note_entered(contact, scenario, now)
-        gathered.effect({"start": arn, "name": name, "input": json.dumps(execution_input, sort_keys=True)})
+        # the effect names the execution; its input is the event's, made again from the event when carried out
+        gathered.effect({"start": arn, "name": name, "scenario": scenario, "contact": contact.contact_id})
         return Outcome(scenario, name, started=True, reason="trigger matched")
     if capped:
         enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
     try:
         answer = clients.stepfunctions(settings.region).start_execution(
-            stateMachineArn=arn, name=name, input=json.dumps(execution_input, sort_keys=True)
+            stateMachineArn=arn, name=name, input=execution_input
         )
         execution_arn = answer["executionArn"]
         reason = "trigger matched"
@@ -217,6 +210,27 @@ def _start(
         update_if(contact, [ContactModel.entered[scenario].set(now.isoformat())], ContactModel.entered.exists())
         enrolments.note_entered(contact, scenario, now)
     return Outcome(scenario, name, started=reason == "trigger matched", reason=reason)
+
+
+def input_of(scenario: str, contact_id: str, event: Event, now: datetime) -> str:
+    """An execution's input, the same on every attempt at the event (a repeated start of a running execution with
+    the same name and input is that execution)."""
+    execution_input = {
+        "contact_id": contact_id,
+        "bucket": bucket(scenario, contact_id),
+        # Without its bearer links (shared.journeys.bearer): the send Task reads them from the recorded event.
+        "trigger": {
+            **bearer.execution_trigger(event.type, event.event_id, event.properties, bearer.history_key(event, now)),
+            **({"chain": event.chain} if event.chain else {}),  # what its steps emit is one link further
+        },
+    }
+    return json.dumps(execution_input, sort_keys=True)
+
+
+def awaited(event: Event) -> str:
+    """What a wait_for step is handed: the event without its bearer links (nothing renders an awaited event)."""
+    properties = bearer.without_links(event.properties)[0]
+    return json.dumps({"type": event.type, "event_id": event.event_id, "properties": properties})
 
 
 def start(arn: str, name: str, execution_input: str, settings: Settings) -> None:
@@ -330,13 +344,12 @@ def resume_waiting(
     """Resumes the contact's executions waiting for this event (their wait_for steps), with the event."""
     t = tables(settings)
     sfn = clients.stepfunctions(settings.region)
-    properties = bearer.without_links(event.properties)[0]  # nothing renders an awaited event: no bearer link
-    output = json.dumps({"type": event.type, "event_id": event.event_id, "properties": properties})
+    output = awaited(event)
     outcomes = []
     gathered = writes.current()
     for enrolment in enrolments.waiting_for(t, contact.contact_id, event.type, enrolled):
         if gathered is not None:  # resumed once the event's transaction is written
-            gathered.effect({"resume": str(enrolment.task_token), "output": output})
+            gathered.effect({"resume": str(enrolment.task_token)})  # handed the event (`awaited`) when carried out
             enrolments.stop_waiting(enrolment)
             reason = f"resumed by {event.type}"
             outcomes.append(Outcome(enrolment.scenario, enrolment.key.partition("#")[2], started=False, reason=reason))

@@ -152,7 +152,7 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
     for _ in range(ATTEMPTS):
         seen = first_read(event, t, settings)
         if seen.mark is not None:  # processed already: what it did outside DynamoDB, once more (each once by its id)
-            carry_out(seen.mark.effects or [], settings)
+            carry_out(seen.mark.effects or [], event, settings, now)
             return Result.of_mark(event.event_id, seen.mark.result or {})
         gathered = writes.Writes(mark=t.marks(id=mark_id(event), expiration=now + KEPT), refused=refused)
         with writes.gathering(gathered), ingestion.caused_by(event.chain) as chain, ingestion.held() as emitted:
@@ -167,7 +167,7 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         except writes.Changed as changed:
             refused |= {changed.label}
             continue
-        carry_out(gathered.effects, settings)
+        carry_out(gathered.effects, event, settings, now)
         return result
     raise StorageBusy(f"the event's items kept changing meanwhile ({ATTEMPTS} attempts); the event is retried later")
 
@@ -236,17 +236,20 @@ def decide(event: Event, seen: FirstRead, settings: Settings, t: Tables, now: da
     return Result(event.event_id, contact.contact_id, recorded=True, outcomes=outcomes)
 
 
-def carry_out(effects: list[dict[str, Any]], settings: Settings) -> None:
+def carry_out(effects: list[dict[str, Any]], event: Event, settings: Settings, now: datetime) -> None:
     """What the event does outside DynamoDB, in order; each is done once by its own id, so doing it again (a
     redelivery after a crash, or after all went well) changes nothing: an execution's name starts it once, a stop
-    or a resume of what has ended is refused and ignored, an event's id makes its processing happen once."""
+    or a resume of what has ended is refused and ignored, an event's id makes its processing happen once. What
+    the event itself carries (an execution's input, an awaited event) is made again from it, not kept in the mark
+    (a large order's properties twice over would not fit in an item)."""
     for effect in effects:
         if "start" in effect:
-            dispatch.start(effect["start"], effect["name"], effect["input"], settings)
+            execution_input = dispatch.input_of(effect["scenario"], effect["contact"], event, now)
+            dispatch.start(effect["start"], effect["name"], execution_input, settings)
         elif "stop" in effect:
             dispatch.stop(effect["stop"], effect["cause"], settings)
         elif "resume" in effect:
-            dispatch.resume(effect["resume"], effect["output"], settings)
+            dispatch.resume(effect["resume"], dispatch.awaited(event), settings)
         elif "emit" in effect:
             ingestion.enqueue(Event.from_dict(json.loads(effect["emit"])), settings)
         elif "send" in effect:
