@@ -69,7 +69,7 @@ class _Op:
 
 
 def _key(item: Model) -> tuple[str, str, str]:
-    values = item.serialize()
+    values = item.serialize(null_check=False)  # a key-only item names its key too
     hash_name, range_name = key_names(type(item))
     return item.Meta.table_name, str(values.get(hash_name)), str(values.get(range_name)) if range_name else ""
 
@@ -112,6 +112,13 @@ class Writes:
                     op.condition = condition if op.condition is None else op.condition & condition
                 return
         self.ops.append(_Op("update", item, label or type(item).__name__, condition, list(actions)))
+
+    def withdraw(self, label: str) -> bool:
+        """Takes back the operation of this label, if any (a place a goal frees, taken again by a start)."""
+        kept = [op for op in self.ops if op.label != label]
+        withdrawn = len(kept) < len(self.ops)
+        self.ops = kept
+        return withdrawn
 
     def delete(self, item: Model, label: str | None = None) -> None:
         self.ops.append(_Op("delete", item, label or type(item).__name__))

@@ -164,6 +164,8 @@ def take_place(t: Tables, scenario: str, cap: int) -> bool:
         label = CAP + scenario
         if label in gathered.refused:
             return False
+        if gathered.withdraw(PLACE + scenario):  # a goal of this event freed a place: this start takes it
+            return True
         gathered.update(_counter(t, scenario), [field.add(1)], field.does_not_exist() | (field < cap), label=label)
         return True
     return update_if(_counter(t, scenario), [field.add(1)], field.does_not_exist() | (field < cap))

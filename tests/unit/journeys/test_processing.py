@@ -313,3 +313,26 @@ def test_a_capped_scenario_filled_between_the_read_and_the_write_is_decided_agai
     assert result.contact_id is not None
     assert [e.type for e in t.events.query(result.contact_id)] == ["contact.subscribed"]
     assert list(t.enrolments.query(result.contact_id)) == []
+
+
+def test_an_event_both_goal_and_trigger_of_a_full_capped_scenario_hands_the_place_over(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the welcome capped at 1, re-entered always, and reached as a goal by its own trigger event
+    [welcome] = [entry for entry in dispatch.catalogue() if entry.scenario == "welcome"]
+    capped = replace(welcome, cap=1, re_entry="always", goal_event=welcome.trigger_event)
+    monkeypatch.setattr(dispatch, "catalogue", lambda: (capped,))
+    t = tables(settings)
+    first = processing.process(shopify_event("customers-create.json", event_id="evt-1"), settings, Clock())
+    assert [(o.scenario, o.started) for o in first.outcomes] == [("welcome", True)]
+
+    # When the same customer's next event stops their execution (a goal) and starts a new one (a trigger)
+    second = processing.process(shopify_event("customers-create.json", event_id="evt-2"), settings, Clock())
+
+    # Then the place the goal freed is the new execution's: one contact in, never more than the cap
+    assert [(o.started, o.reason) for o in second.outcomes] == [
+        (False, f"goal {welcome.trigger_event} reached"),
+        (True, "trigger matched"),
+    ]
+    assert enrolments.running(t, "welcome") == 1
+    assert len(executions()) == 2
