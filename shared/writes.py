@@ -154,6 +154,7 @@ class Writes:
         contact = self._contact_op()
         ops += [contact] if contact is not None else []
         ops += self.ops
+        ops = _spill(ops)
         if len(ops) == 1:
             try:
                 create_new(self.mark, MarkModel.id)
@@ -183,6 +184,33 @@ class Writes:
             raise failure(error) from error
         except PynamoDBException as error:
             raise failure(error) from error
+
+
+TRANSACTION_ITEMS = 100  # DynamoDB's most items in one TransactWriteItems
+
+
+def _spill(ops: list[_Op]) -> list[_Op]:
+    """Past a transaction's 100 items (a contact with very many dated attributes or lists), the unconditional puts
+    and deletes (date index entries, list members: written again the same by a retry) go first in batches; the
+    rest stays one transaction."""
+    if len(ops) <= TRANSACTION_ITEMS:
+        return ops
+    free = [op for op in ops if op.kind in ("put", "delete") and op.condition is None]
+    spilled = free[: len(ops) - TRANSACTION_ITEMS]
+    by_model: dict[type[Model], list[_Op]] = {}
+    for op in spilled:
+        by_model.setdefault(type(op.item), []).append(op)
+    try:
+        for model, batch_ops in by_model.items():
+            with model.batch_write() as batch:
+                for op in batch_ops:
+                    if op.kind == "put":
+                        batch.save(op.item)
+                    else:
+                        batch.delete(op.item)
+    except PynamoDBException as error:
+        raise failure(error) from error
+    return [op for op in ops if all(op is not other for other in spilled)]
 
 
 _open: contextvars.ContextVar[Writes | None] = contextvars.ContextVar("parcours_writes", default=None)

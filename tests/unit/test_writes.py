@@ -142,3 +142,15 @@ def test_the_first_read_gets_items_of_several_tables_in_one_request(t: Tables) -
     assert dict(calls) == {"BatchGetItem": 1}
     assert set(found) == {keys[0], keys[1]}
     assert found[keys[1]].contact_id == "c1"  # type: ignore[attr-defined]
+
+
+def test_more_items_than_a_transaction_holds_are_all_written(t: Tables) -> None:
+    # Given an event joining a contact to more lists than one transaction's 100 items
+    unit = gathered(t)
+    unit.keep(t.contacts(contact_id="c1", created_at=NOW, updated_at=NOW), None)
+    for n in range(120):
+        unit.put(t.list_members(list_name=f"list-{n}", contact_id="c1", joined_at=NOW, origin="rule"))
+    unit.commit()
+    assert sum(t.list_members.count(f"list-{n}") for n in range(120)) == 120
+    assert t.contacts.count() == 1
+    assert t.marks.count() == 1
