@@ -635,11 +635,12 @@ def changes(item: Model, before: dict[str, Any]) -> list[Action]:
             continue
         if type(attribute) is MapAttribute and old is not None and new is not None:
             actions += _changed_keys(attribute, old["M"], new["M"], getattr(item, name).as_dict())
-        elif isinstance(attribute, UnicodeSetAttribute) and old is not None and new is not None:
-            added, removed = set(new["SS"]) - set(old["SS"]), set(old["SS"]) - set(new["SS"])
+        elif isinstance(attribute, UnicodeSetAttribute):
+            had, has = set((old or {}).get("SS", ())), set((new or {}).get("SS", ()))
+            added, removed = has - had, had - has
             if added and removed:  # both at once (rare): the set as it is now
                 actions.append(attribute.set(getattr(item, name)))
-            else:
+            else:  # ADD creates the set, DELETE of its last names removes it
                 actions.append(attribute.add(added) if added else attribute.delete(removed))
         else:
             actions.append(attribute.remove() if new is None else attribute.set(getattr(item, name)))

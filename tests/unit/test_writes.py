@@ -154,3 +154,15 @@ def test_more_items_than_a_transaction_holds_are_all_written(t: Tables) -> None:
     assert sum(t.list_members.count(f"list-{n}") for n in range(120)) == 120
     assert t.contacts.count() == 1
     assert t.marks.count() == 1
+
+
+def test_a_first_list_joined_keeps_one_a_scenario_joined_meanwhile(t: Tables) -> None:
+    t.contacts(contact_id="c1", created_at=NOW, updated_at=NOW).save()  # in no list when read
+    contact = stored(t, "c1")
+    before = contact.serialize()
+    t.contacts(contact_id="c1").update(actions=[ContactModel.lists.add({"b"})])
+    contact.lists = {"a"}
+    unit = gathered(t)
+    unit.keep(contact, before)
+    unit.commit()
+    assert stored(t, "c1").lists == {"a", "b"}
