@@ -25,7 +25,7 @@ from shared import clients, writes
 from shared.events import SCENARIO_REQUESTED, Event
 from shared.journeys import bearer, enrolments
 from shared.people.conditions import Facts, history_of, holds, matches
-from shared.people.consent import refusal_for_marketing_email
+from shared.people.consent import marketing_email_as_read, refusal_for_marketing_email
 from shared.settings import Settings
 from shared.storage import ContactModel, EnrolmentModel, Tables, tables, update_if
 
@@ -152,6 +152,9 @@ def start_matching(
         if refusal is not None:
             outcomes.append(Outcome(entry.scenario, name, started=False, reason=refusal))
             continue
+        gathered = writes.current()
+        if gathered is not None and entry.consent == "email":  # written only if the consent read still holds
+            gathered.condition(marketing_email_as_read(contact))
         capped = entry.cap is not None
         if entry.cap is not None and not enrolments.take_place(t, entry.scenario, entry.cap):
             outcomes.append(Outcome(entry.scenario, name, started=False, reason="entry cap reached"))

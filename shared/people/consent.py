@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
+
+from pynamodb.expressions.condition import Condition
 
 from shared.events import ConsentFacts
 from shared.storage import Consent, ContactModel
@@ -80,6 +82,19 @@ def refusal_for_marketing_email(contact: ContactModel | None, *, soft_opt_in: bo
     if soft_opt_in:
         return soft_opt_in_refusal(contact)
     return "no marketing consent"
+
+
+def marketing_email_as_read(contact: ContactModel) -> Condition:
+    """The condition that what `refusal_for_marketing_email` read is still so when written: not suppressed, the
+    email consent in the state read. A start decided on it is written only if no withdrawal came meanwhile (the
+    event is then decided again, and refused)."""
+    suppressed = ContactModel.suppressed
+    condition = suppressed.does_not_exist() | (suppressed == False)  # noqa: E712 (a DynamoDB condition)
+    state = contact.email_consent.state if contact.email_consent is not None else None
+    consent = ContactModel.email_consent
+    # the state inside the map (PynamoDB's typing takes a nested attribute's comparison for a bool)
+    held = consent.does_not_exist() if state is None else cast(Condition, consent.state == state)
+    return cast(Condition, condition & held)
 
 
 def objected(contact: ContactModel) -> bool:

@@ -12,7 +12,7 @@ from shared.events import Event
 from shared.journeys import dispatch, enrolments, processing
 from shared.settings import Settings
 from shared.sources import shopify
-from shared.storage import tables
+from shared.storage import ContactModel, tables
 from tests.conftest import sample_json
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -336,3 +336,37 @@ def test_an_event_both_goal_and_trigger_of_a_full_capped_scenario_hands_the_plac
     ]
     assert enrolments.running(t, "welcome") == 1
     assert len(executions()) == 2
+
+
+def test_a_consent_withdrawn_between_the_read_and_the_write_starts_nothing(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a subscriber whose checkout is being decided when they unsubscribe (another event, written meanwhile)
+    every_scenario()
+    processing.process(shopify_event("customers-create.json", event_id="evt-0"), settings, Clock())
+    [contact] = tables(settings).contacts.scan()
+    decide = processing.decide
+    racing = iter([True])
+
+    def interleaved(*args: Any, **kwargs: Any) -> processing.Result:
+        answer = decide(*args, **kwargs)
+        for _ in racing:
+            tables(settings).contacts(contact_id=contact.contact_id).update(
+                actions=[ContactModel.email_consent.state.set("denied")]
+            )
+        return answer
+
+    monkeypatch.setattr(processing, "decide", interleaved)
+
+    # When the checkout's transaction meets the withdrawal
+    checkout = shopify_event("checkouts-create.json", "checkouts/create", "evt-2")
+    result = processing.process(checkout, settings, Clock())
+
+    # Then it was decided again on the consent as it is: the abandoned cart does not start
+    assert [(o.scenario, o.started, o.reason) for o in result.outcomes] == [
+        ("abandoned-cart", False, "no marketing consent")
+    ]
+    sfn = boto3.client("stepfunctions", region_name="eu-west-3")
+    arn = settings.state_machine_prefix + "abandoned-cart"
+    assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
+    assert [e.type for e in tables(settings).events.query(contact.contact_id)].count("checkout.started") == 1
