@@ -61,7 +61,7 @@ class Changed(StorageError):
 
 @dataclass
 class _Op:
-    kind: str  # put | update | delete
+    kind: str  # put | update | delete | check (the contact's condition alone)
     item: Model
     label: str
     condition: Condition | None = None
@@ -69,9 +69,15 @@ class _Op:
 
 
 def _key(item: Model) -> tuple[str, str, str]:
+    """The item's table and key values (every key of these tables is a string)."""
     values = item.serialize(null_check=False)  # a key-only item names its key too
     hash_name, range_name = key_names(type(item))
-    return item.Meta.table_name, str(values.get(hash_name)), str(values.get(range_name)) if range_name else ""
+
+    def value(name: str | None) -> str:
+        stored = values.get(name) if name else None
+        return str(next(iter(stored.values()))) if isinstance(stored, dict) and stored else ""
+
+    return item.Meta.table_name, value(hash_name), value(range_name)
 
 
 @dataclass
@@ -144,7 +150,7 @@ class Writes:
         for extra in self.conditions:
             condition &= extra
         if not actions:  # a decision read it, nothing changes: checked only
-            actions = [ContactModel.updated_at.set(contact.updated_at)] if contact.updated_at else []
+            return _Op("check", contact, CONTACT, condition)
         return _Op("update", contact, CONTACT, condition, actions)
 
     def commit(self) -> None:
@@ -161,13 +167,17 @@ class Writes:
             except AlreadyExists:
                 raise Processed(self.mark.id) from None
             return
-        # PynamoDB sends the deletes, then the puts, then the updates: the cancellation reasons come in that order
-        ordered = [op for kind in ("delete", "put", "update") for op in ops if op.kind == kind]
+        # PynamoDB sends the condition checks, the deletes, the puts, then the updates: the cancellation reasons
+        # come in that order
+        ordered = [op for kind in ("check", "delete", "put", "update") for op in ops if op.kind == kind]
         region = getattr(self.mark.Meta, "region")  # noqa: B009 (bound at run time: the stubs' Meta has none)
         try:
             with TransactWrite(connection=connection(region)) as transaction:
                 for op in ordered:
-                    if op.kind == "delete":
+                    if op.kind == "check":
+                        key = _key(op.item)
+                        transaction.condition_check(type(op.item), key[1], condition=op.condition)
+                    elif op.kind == "delete":
                         transaction.delete(op.item, condition=op.condition)
                     elif op.kind == "put":
                         transaction.save(op.item, condition=op.condition)

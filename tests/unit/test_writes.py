@@ -166,3 +166,20 @@ def test_a_first_list_joined_keeps_one_a_scenario_joined_meanwhile(t: Tables) ->
     unit.keep(contact, before)
     unit.commit()
     assert stored(t, "c1").lists == {"a", "b"}
+
+
+def test_a_contact_a_decision_read_but_nothing_changed_is_checked_not_written(t: Tables) -> None:
+    t.contacts(contact_id="c1", score=5, created_at=NOW, updated_at=NOW).save()
+    contact = stored(t, "c1")
+    unit = gathered(t)
+    unit.keep(contact, contact.serialize())
+    unit.condition(ContactModel.score == 4)  # no longer as read
+    with pytest.raises(writes.Changed) as changed:
+        unit.commit()
+    assert changed.value.label == writes.CONTACT
+    unit = gathered(t)
+    unit.keep(contact, contact.serialize())
+    unit.condition(ContactModel.score == 5)
+    unit.put(t.list_members(list_name="vip", contact_id="c1", joined_at=NOW, origin="rule"))
+    unit.commit()
+    assert t.list_members.count("vip") == 1
