@@ -352,7 +352,7 @@ def test_a_consent_withdrawn_between_the_read_and_the_write_starts_nothing(
         answer = decide(*args, **kwargs)
         for _ in racing:
             tables(settings).contacts(contact_id=contact.contact_id).update(
-                actions=[ContactModel.email_consent.state.set("denied")]
+                actions=[ContactModel.email_consent.state.set("denied")]  # type: ignore[attr-defined]
             )
         return answer
 
