@@ -153,8 +153,8 @@ def start_matching(
             outcomes.append(Outcome(entry.scenario, name, started=False, reason=refusal))
             continue
         gathered = writes.current()
-        if gathered is not None and entry.consent == "email":  # written only if the consent read still holds
-            gathered.condition(marketing_email_as_read(contact))
+        if gathered is not None and entry.consent == "email" and gathered.before is not None:
+            gathered.condition(marketing_email_as_read(gathered.before))  # written only if the consent read holds
         capped = entry.cap is not None
         if entry.cap is not None and not enrolments.take_place(t, entry.scenario, entry.cap):
             outcomes.append(Outcome(entry.scenario, name, started=False, reason="entry cap reached"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from pynamodb.expressions.condition import Condition
 
@@ -84,14 +84,15 @@ def refusal_for_marketing_email(contact: ContactModel | None, *, soft_opt_in: bo
     return "no marketing consent"
 
 
-def marketing_email_as_read(contact: ContactModel) -> Condition:
-    """The condition that what `refusal_for_marketing_email` read is still so when written: not suppressed, the
-    email consent in the state read. A start decided on it is written only if no withdrawal came meanwhile (the
-    event is then decided again, and refused)."""
+def marketing_email_as_read(before: dict[str, Any]) -> Condition:
+    """The condition that the contact's suppression and email consent are still as read (`before`: the contact's
+    `serialize()` when read; the event's own consent, written in the same transaction, is not a change meanwhile).
+    A start decided on them is written only if no withdrawal came meanwhile (the event is then decided again)."""
     suppressed = ContactModel.suppressed
-    condition = suppressed.does_not_exist() | (suppressed == False)  # noqa: E712 (a DynamoDB condition)
-    state = contact.email_consent.state if contact.email_consent is not None else None
+    was_suppressed = bool((before.get("suppressed") or {}).get("BOOL"))
+    condition = (suppressed == True) if was_suppressed else suppressed.does_not_exist() | (suppressed == False)  # noqa: E712
     consent = ContactModel.email_consent
+    state = ((before.get("email_consent") or {}).get("M") or {}).get("state", {}).get("S")
     # the state inside the map (PynamoDB's typing takes a nested attribute's comparison for a bool)
     held = consent.does_not_exist() if state is None else cast(Condition, consent.state == state)
     return cast(Condition, condition & held)
