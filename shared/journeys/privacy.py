@@ -14,8 +14,9 @@ timeout locally, and its act step then finds no contact and an address suppresse
 one thing: the suppression entry of the address, keyed by its hash (HMAC-SHA-256 under the deployment's
 suppression key, shared.people.suppression), with the erasure's time (`erased_at`). That entry keeps the address
 from ever being mailed again, and is the tombstone processing reads: an event received before the erasure (in
-flight on the queue) brings nobody back (`erased_before`). The erasure is recorded under `_erasure` in the events
-table with counts only, and answers the same counts: idempotent, a repeat removes nothing. Without the suppression
+flight on the queue) brings nobody back (`received_before`, the tombstone read with the event's mark). The erasure
+is recorded under `_erasure` in the events table with counts only, and answers the same counts: idempotent, a
+repeat removes nothing. Without the suppression
 key, an export or an erasure fails before it reads or deletes anything (ConfigurationError naming the parameter):
 an erasure that could not write its tombstone would let the address be mailed again.
 """
@@ -40,6 +41,7 @@ from shared.journeys import dispatch, enrolments
 from shared.people import orders, suppression
 from shared.settings import Settings
 from shared.storage import (
+    MARK_PREFIX,
     REPORTS_ATTRIBUTION,
     ContactModel,
     EnrolmentModel,
@@ -67,6 +69,7 @@ STORES = (
     "discount_codes",
     "reports",
     "suppressions",
+    "marks",
 )
 
 
@@ -157,6 +160,9 @@ def holdings(t: Tables, key: suppression.HashKey, contact_id: str) -> Holdings:
         )
         history = list(t.events.query(contact_id))
         held.items["events"] = list(history)
+        # the processed marks of their events (shared.writes): what those did outside DynamoDB names the contact
+        marks = [MARK_PREFIX + record.at_id.partition("#")[2] for record in history]
+        held.items["marks"] = list(t.marks.batch_get(list(dict.fromkeys(marks)))) if marks else []
         placed = orders.order_keys(history)
         held.items["orders"] = (
             [order for order in t.orders.batch_get(placed) if order.contact_id == contact_id] if placed else []
@@ -384,13 +390,18 @@ def erased_before(t: Tables, key: suppression.HashKey, email: str | None, receiv
     A new event, received after the erasure, may create a new contact (whose address stays suppressed)."""
     hashed = suppression.address_hash(key, email)
     entry = get_or_none(t.suppressions, hashed, consistent=True) if hashed else None
-    if entry is None or entry.erased_at is None:
+    return entry is not None and received_before(received_at, entry.erased_at)
+
+
+def received_before(received_at: str, erased_at: datetime | None) -> bool:
+    """Whether an event received then was in flight when its address was erased (an unreadable time: it was)."""
+    if erased_at is None:
         return False
     try:
         received = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
     except ValueError:
         return True
-    return received <= entry.erased_at
+    return received <= erased_at
 
 
 # ---- Shopify's mandatory compliance webhooks ------------------------------------------------------------------

@@ -184,24 +184,21 @@ def _linked(event: Event) -> Event | None:
 
 
 @contextmanager
-def held_until_done(settings: Settings) -> Iterator[None]:
-    """The events parcours emits while it processes one event (score.changed, stage.changed, list.joined...) are
-    queued when that processing is done, even when it fails further on (they tell of changes already written): the
-    scenarios of the event itself start first, and, where the queue delivers at once (the local runtime's event
-    source), the emitted events are not processed inside it, holding its own starts back."""
-    token = _held.set([])
+def held() -> Iterator[list[Event]]:
+    """The events parcours emits while it processes one event, kept in the list it yields and not queued: the
+    processing stores them with the event's mark and queues them once its transaction is written (shared.writes),
+    after its own scenarios start."""
+    kept: list[Event] = []
+    token = _held.set(kept)
     try:
-        yield
+        yield kept
     finally:
-        held = _held.get() or []
         _held.reset(token)
-        for event in held:
-            enqueue(event, settings)
 
 
 def enqueue(event: Event, settings: Settings) -> str:
-    """Sends to the FIFO queue; SQS drops a redelivery within its 5-minute window. Inside `held_until_done`, kept
-    until the processing is done (answers no message id then)."""
+    """Sends to the FIFO queue; SQS drops a redelivery within its 5-minute window. Inside `held`, kept
+    for the processing to queue after its transaction (answers no message id then)."""
     linked = _linked(event)
     if linked is None:
         return ""

@@ -59,6 +59,7 @@ TABLES = {
         "SuppressionsTable": "write",  # the erasure's entry, an UpdateItem (never a delete: tested below)
         "ReportsTable": "write",  # the person's attribution items deleted
         "CampaignsTable": "write",  # the person's campaign outcomes deleted
+        "IdempotencyTable": "write",  # the processed marks of the person's events deleted
     },
     # lists; a person's file and erasure: every table that holds them, the suppression entry written, never deleted
     "AdminFunction": {
@@ -72,6 +73,7 @@ TABLES = {
         "DiscountCodesTable": "write",
         "SuppressionsTable": "write",  # an erasure's entry, a lift (never a put, never a scan: tested below)
         "ReportsTable": "write",  # the person's attribution items deleted
+        "IdempotencyTable": "write",  # the processed marks of the person's events deleted
         "CampaignsTable": "write",  # a campaign saved, started, cancelled; its status read
     },
     "ActFunction": {"SuppressionsTable": "read", "ContactsTable": "write"},
@@ -326,7 +328,9 @@ def test_the_redact_webhooks_and_retention_erase_and_keep_the_suppression_entry(
     read and write the hashed entry of an address, never delete it (it is what keeps an erased address from being
     mailed again). Only the admin function's lift, an operator's recorded act, deletes one."""
     actions = {action for action, resource, _ in _allows(function) if "SuppressionsTable" in resource}
-    assert actions == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    # the process function reads the tombstone with the event's processed mark and identities, in one BatchGetItem
+    read_together = {"dynamodb:BatchGetItem"} if function == "ProcessFunction" else set()
+    assert actions == {"dynamodb:GetItem", "dynamodb:UpdateItem"} | read_together
 
 
 def test_the_admin_function_reads_deletes_and_appends_suppression_items_but_never_puts_nor_scans() -> None:
