@@ -56,7 +56,6 @@ REASONS = (
     "suppressed",
     "frequency_cap",
     "preference",
-    "quiet_hours",
     "no_email",
     "no_phone",
     "invalid_phone",
@@ -101,7 +100,6 @@ class Report:
     chunks: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     postponed: bool = False
-    deferred: int = 0  # SMS held back by the hours, queued again for their moment
 
 
 @lru_cache(maxsize=2)
@@ -406,7 +404,7 @@ def _contacts(settings: Settings, ids: Iterable[str]) -> dict[str, ContactModel 
     return {contact_id: found.get(contact_id) for contact_id in wanted}
 
 
-def request(campaign: document.Campaign, contact_id: str, settings: Settings) -> sending.SendRequest:
+def request(campaign: document.Campaign, contact_id: str) -> sending.SendRequest:
     """The scenario send's request for this person: the campaign as its scenario (`campaign.<id>`, in the SES tags
     and the unsubscribe link's origin), one execution per person (the send's claim: once per person)."""
     return sending.SendRequest(
@@ -418,7 +416,8 @@ def request(campaign: document.Campaign, contact_id: str, settings: Settings) ->
         contact_id=contact_id,
         trigger={},
         topic=campaign.topic,
-        pacing=compiled().get("pacing", {}).get(campaign.topic) or {"caps": [], "when_capped": "skip"},
+        pacing=compiled().get("pacing", {}).get(campaign.topic) or {"caps": [], "when_capped": "defer"},
+        has_goal=False,
     )
 
 
@@ -426,7 +425,7 @@ def _chunk(settings: Settings, store: Store, campaign: document.Campaign, messag
     report = Report("chunk")
     suppression_key = suppression.hash_key(settings)
     link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
-    later: dict[datetime, list[str]] = {}  # SMS held back by the hours: back on the line at their moment
+    later: dict[datetime, list[str]] = {}  # held back by quiet hours (or an SMS's French hours): back on the line at their moment
     for contact_id, contact in _contacts(settings, message.contacts).items():
         if campaign.channel == "sms":
             outcome = _deliver_sms(settings, campaign, contact_id, contact, now)
@@ -438,7 +437,7 @@ def _chunk(settings: Settings, store: Store, campaign: document.Campaign, messag
         if store.record(campaign.id, contact_id, outcome, settings.clock().now()):
             report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
     if later:
-        report.deferred = sum(len(people) for people in later.values())
+        report.outcomes["deferred"] = sum(len(people) for people in later.values())
         _queue(settings, _in_line(settings, store, campaign, later, now)[0])
     return report
 
@@ -451,19 +450,26 @@ def _deliver(
     now: datetime,
     link_secret: str,
     suppression_key: suppression.HashKey,
-) -> str:
-    """One person's outcome: sent, failed, excluded or skipped_<reason>. SES busy: SendDeferred goes up (the chunk
-    comes back later; who was served is not served again)."""
+) -> str | datetime:
+    """One person's outcome: sent, failed, excluded or skipped_<reason>; or, in their quiet hours, when these end
+    (the email waits, as a scenario's does). A cap or the contact's frequency skips: a campaign does not wait days
+    for room. SES busy: SendDeferred goes up (the chunk comes back later; who was served is not served again)."""
     if contact is not None and excluded(settings, campaign.audience, contact, now):
         return "excluded"
     try:
         answer = sending.send_email(
-            request(campaign, contact_id, settings), settings, settings.clock(), link_secret, suppression_key
+            request(campaign, contact_id), settings, settings.clock(), link_secret, suppression_key
         )
     except mailer.SendRefused:
         return "failed"
     if answer.get("status") in ("sent", "duplicate"):  # duplicate: claimed by an earlier attempt, which sent it
         return "sent"
+    if answer.get("status") == "deferred":
+        reasons = str(answer.get("reason") or "").split("; ")
+        habits = [reason for reason in reasons if not reason.startswith("quiet hours")]
+        if not habits and answer.get("until"):
+            return datetime.fromisoformat(str(answer["until"]))
+        return f"skipped_{reason_of(habits[0] if habits else reasons[0], contact)}"
     fresh = (
         get_or_none(tables(settings).contacts, contact_id)
         if answer.get("reason") == "no marketing consent"
@@ -517,7 +523,6 @@ def reason_of(reason: str, contact: ContactModel | None) -> str:
         "address suppressed": "suppressed",
         "frequency cap": "frequency_cap",
         "the contact chose": "preference",
-        "quiet hours": "quiet_hours",
         "no email address": "no_email",
         "contact not found": "not_found",
     }

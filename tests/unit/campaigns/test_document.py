@@ -216,3 +216,18 @@ def test_the_api_refuses_an_sms_campaign_naming_the_field() -> None:
             )
         assert raised.value.field == field
         assert str(raised.value).startswith(f"{field}: ")
+
+
+def test_editors_schema_accepts_the_shipped_campaign_and_refuses_an_unknown_key() -> None:
+    import jsonschema
+    import yaml
+
+    schema = json.loads((build.ROOT / "campaigns" / "schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    shipped = yaml.safe_load((build.ROOT / "campaigns" / "black-friday.yaml").read_text(encoding="utf-8"))
+    shipped["when"]["date"] = str(shipped["when"]["date"])  # YAML reads a date; JSON has text
+    assert list(validator.iter_errors(shipped)) == []
+    assert list(validator.iter_errors({**shipped, "colour": "red"}))
+    assert list(validator.iter_errors({**shipped, "audience": {"list": "a", "if": {"in_list": "b"}}}))
+    assert list(validator.iter_errors({k: v for k, v in shipped.items() if k != "topic"}))

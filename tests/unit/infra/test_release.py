@@ -148,7 +148,7 @@ def test_the_packaged_template_has_only_s3_uris_passes_cfn_lint_and_is_created(
     ]
     sar = again["Metadata"][release.SAR]
     uris += [sar["LicenseUrl"], sar["ReadmeUrl"]]
-    assert len(uris) == 10 + 1 + 10 + 2  # functions, the layer, state machines, licence and readme
+    assert len(uris) == 11 + 1 + 10 + 2  # functions, the layer, state machines, licence and readme
     assert all(uri.startswith("s3://releases/parcours/") for uri in uris), uris
     assert "CodeUri" not in again["Globals"]["Function"]
     for uri in uris:  # each one is there
@@ -178,7 +178,7 @@ def test_the_packaged_template_has_only_s3_uris_passes_cfn_lint_and_is_created(
     )
     assert cloudformation.describe_stacks(StackName="parcours")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
     functions = boto3.client("lambda", region_name=REGION).list_functions()["Functions"]
-    assert len(functions) == 10
+    assert len(functions) == 11
     assert all(f["Runtime"] == "python3.12" and f["CodeSize"] > 100_000 for f in functions)  # the code from S3
 
 
