@@ -62,7 +62,8 @@ def compile_all(scenarios_dir: Path = SCENARIOS, templates_dir: Path = TEMPLATES
     # What a campaign needs at run time (shared.campaigns): the lists something fills, the sending habits per topic
     filling = {r.name for model in loaded.values() for r in model.references if r.kind == "list" and r.writes}
     known = sorted(filling | set(filled.lists))
-    campaigns = {"lists": known, "pacing": {topic: policy.payload("email", topic, "skip") for topic in TOPICS}}
+    campaigns = {"lists": known, "pacing": {topic: policy.payload("email", topic, "defer") for topic in TOPICS}}
+    campaigns["sms_pacing"] = {topic: policy.payload("sms", topic, "skip") for topic in TOPICS}  # SMS campaigns
     files["scenarios/compiled/campaigns.json"] = json.dumps(campaigns, indent=2, sort_keys=True) + "\n"
     files["campaigns/schema.json"] = json.dumps(document.json_schema(), indent=2, ensure_ascii=False) + "\n"
     return Compiled(loaded, files)

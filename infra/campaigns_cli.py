@@ -1,6 +1,7 @@
-"""`parcours campaigns save|send|status|cancel ID`: the campaigns' admin routes, SigV4-signed like `parcours lists`.
-`save` and `send` first post campaigns/ID.yaml when there is one (the file is the campaign's source, reviewed in git);
-a campaign already sent keeps its document, so `send` then only asks for the start (refused: it goes out once)."""
+"""`parcours campaigns save|send|status|cancel|preview|test ID`: the campaigns' admin routes, SigV4-signed like
+`parcours lists`. `save` and `send` first post campaigns/ID.yaml when there is one (the file is the campaign's
+source, reviewed in git); a campaign already sent keeps its document, so `send` then only asks for the start
+(refused: it goes out once). `preview` writes the HTML and the text to files; `test` sends to the given addresses."""
 
 from __future__ import annotations
 
@@ -55,6 +56,14 @@ def _run(args: argparse.Namespace) -> int:
                 return refused
         if args.action == "save":
             return 0
+    if args.action == "preview":
+        return _preview(args, base)
+    if args.action == "test":
+        if not args.to:
+            print("error: `parcours campaigns test ID` needs --to ADDRESS (repeatable)", file=sys.stderr)
+            return 2
+        body = json.dumps({"to": args.to}).encode()
+        return cli._print_answer(*cli._admin_call("POST", f"{base}/{args.id}/test", body, args.region))
     method, url = {
         "send": ("POST", f"{base}/{args.id}/send"),
         "status": ("GET", f"{base}/{args.id}"),
@@ -69,6 +78,27 @@ def _run(args: argparse.Namespace) -> int:
     return cli._print_answer(status, answer)
 
 
+def _preview(args: argparse.Namespace, base: str) -> int:
+    """The campaign rendered for one contact, its HTML and text written to files."""
+    from infra import cli
+
+    if not args.contact:
+        print("error: `parcours campaigns preview ID` needs --contact EMAIL", file=sys.stderr)
+        return 2
+    body = json.dumps({"email": args.contact}).encode()
+    status, answer = cli._admin_call("POST", f"{base}/{args.id}/preview", body, args.region)
+    if status != 200:
+        return cli._print_answer(status, answer)
+    folder = Path(args.output)
+    folder.mkdir(parents=True, exist_ok=True)
+    html, text = folder / f"{args.id}.preview.html", folder / f"{args.id}.preview.txt"
+    html.write_text(answer["html"], encoding="utf-8")
+    text.write_text(f"Subject: {answer['subject']}\n\n{answer['text']}", encoding="utf-8")
+    print(f"subject: {answer['subject']} ({answer['locale']})")
+    print(f"written: {html} and {text}")
+    return 0
+
+
 def summary(status: dict[str, Any]) -> str:
     """The status in a few lines: what a marketer looks at."""
     skipped = status.get("skipped") or {}
@@ -76,7 +106,8 @@ def summary(status: dict[str, Any]) -> str:
     complete = "" if status.get("audience_complete") else " (still reading)"
     return "\n".join(
         [
-            f"campaign {status['id']}: {status['status']}, {status['when']['kind']}",
+            f"campaign {status['id']}: {status['status']}, {status['when']['kind']}"
+            + (f", SMS {status['sms']}" if status.get("channel") == "sms" else ""),
             f"audience   {status['audience']}{complete}",
             f"sent       {status['sent']}",
             f"skipped    {skipped.get('total', 0)} ({reasons})",
@@ -118,11 +149,15 @@ def register(commands: Any) -> None:
     from infra import cli
 
     parser = commands.add_parser(
-        "campaigns", help="campaigns: save campaigns/ID.yaml, send it, follow its status, cancel it"
+        "campaigns",
+        help="campaigns: save campaigns/ID.yaml, send it, follow its status, cancel it; preview it, send a test",
     )
-    parser.add_argument("action", choices=["save", "send", "status", "cancel"])
+    parser.add_argument("action", choices=["save", "send", "status", "cancel", "preview", "test"])
     parser.add_argument("id", help="the campaign's id (its file: campaigns/ID.yaml)")
     parser.add_argument("--file", help="save, send: the campaign's file (default campaigns/ID.yaml, if it exists)")
     parser.add_argument("--json", action="store_true", help="status, cancel: the route's JSON answer")
+    parser.add_argument("--contact", help="preview: the contact's email, rendered as they would get it")
+    parser.add_argument("--output", default=".", help="preview: the folder of ID.preview.html and .txt (default .)")
+    parser.add_argument("--to", action="append", help="test: an address the test goes to (repeatable, at most 10)")
     cli.api_arguments(parser)
     parser.set_defaults(run=_run)

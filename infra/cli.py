@@ -462,14 +462,16 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--timeout", type=_positive, default=90.0, help="real seconds to wait for the series")
     demo.set_defaults(run=_demo)
     dlq = commands.add_parser(
-        "dlq", help="events the process function could not handle, or CRM handoffs that failed: list, redrive"
+        "dlq",
+        help="events the process function could not handle, CRM handoffs or campaign messages that failed: "
+        "list, redrive",
     )
     dlq.add_argument("action", choices=["list", "redrive"])
     dlq.add_argument(
         "--queue",
-        choices=sorted(("events", "handoff")),
+        choices=sorted(("events", "handoff", "campaigns")),
         default="events",
-        help="events (default): the events queue's DLQ; handoff: the CRM handoff's",
+        help="events (default): the events queue's DLQ; handoff: the CRM handoff's; campaigns: the campaigns'",
     )
     dlq.add_argument("--id", dest="ids", action="append", help="only this message or event id (repeatable)")
     dlq.add_argument("--stack", default="parcours", help="the CloudFormation stack (default parcours)")

@@ -67,6 +67,7 @@ def clients(endpoint_url: str | None, region: str | None) -> tuple[Any, Any]:
 OUTPUTS = {
     "events": ("EventsQueueUrl", "EventsDeadLetterQueueUrl"),
     "handoff": ("CrmHandoffQueueUrl", "CrmHandoffDeadLetterQueueUrl"),
+    "campaigns": ("CampaignQueueUrl", "CampaignDeadLetterQueueUrl"),  # a redriven chunk mails no one twice
 }
 
 

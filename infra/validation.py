@@ -260,14 +260,18 @@ def sms_costs(compiled: Compiled, root: Path = TEMPLATES, stop_text: str = Setti
 
 def campaigns(compiled: Compiled, folder: Path | None = None, root: Path = TEMPLATES) -> tuple[list[str], list[str]]:
     """The campaign files of campaigns/ (every YAML file): (the valid ones' ids, each problem with its file and line).
-    A campaign's template must exist and render in both locales; its lists must be filled by something (a rule, a
+    A campaign's template must exist and render in both locales (an SMS one, within two segments with the stop
+    mention: shared.campaigns.sms); its lists must be filled by something (a rule, a
     scenario, a declaration), as a scenario's are."""
     from infra.build import CAMPAIGNS
     from shared.campaigns import delivery, document
+    from shared.campaigns import sms as texting
 
     known_lists = set(json.loads(compiled.files["scenarios/compiled/campaigns.json"])["lists"])
     known = document.Known(
-        template=lambda name: delivery.template_exists(name, root), list=lambda name: name in known_lists
+        template=lambda name: delivery.template_exists(name, root),
+        list=lambda name: name in known_lists,
+        sms=lambda name: texting.template_refusal(name, Settings.sms_stop_text, root=root),
     )
     valid: list[str] = []
     problems: list[str] = []
@@ -278,7 +282,7 @@ def campaigns(compiled: Compiled, folder: Path | None = None, root: Path = TEMPL
             problems.append(str(error))
             continue
         failed = False
-        for locale in LOCALES:
+        for locale in LOCALES if campaign.channel == "email" else ():  # an SMS rendered in Known.sms
             try:
                 render_email(campaign.email, locale, SAMPLE_CONTEXT, root)
             except TemplateProblem as error:

@@ -97,6 +97,7 @@ class Settings:
     campaigns_table: str | None = None
     campaign_queue_url: str | None = None
     campaign_rate: float = 14.0
+    campaign_sms_rate: float = 20.0  # an SMS campaign's, SMS per second (SNS's account quota for SMS)
 
     def clock(self) -> Clock:
         return Clock(scale=self.time_scale, epoch=self.clock_epoch, start=self.clock_start)
@@ -148,6 +149,9 @@ class Settings:
         rate = number("PARCOURS_CAMPAIGN_RATE", "14")
         if rate <= 0:
             raise ConfigurationError(f"PARCOURS_CAMPAIGN_RATE must be positive (emails per second), got {rate:g}")
+        sms_rate = number("PARCOURS_CAMPAIGN_SMS_RATE", "20")
+        if sms_rate <= 0:
+            raise ConfigurationError(f"PARCOURS_CAMPAIGN_SMS_RATE must be positive (SMS per second), got {sms_rate:g}")
         receives = receive_count("PARCOURS_MAX_RECEIVE_COUNT", "5")
         handoff_receives = receive_count("PARCOURS_HANDOFF_MAX_RECEIVE_COUNT", "12")
         return cls(
@@ -209,6 +213,7 @@ class Settings:
             campaigns_table=env.get("PARCOURS_CAMPAIGNS_TABLE", "").strip() or None,
             campaign_queue_url=env.get("PARCOURS_CAMPAIGN_QUEUE_URL", "").strip() or None,
             campaign_rate=rate,
+            campaign_sms_rate=sms_rate,
         )
 
 

@@ -192,6 +192,13 @@ class ContactModel(Model):
     lists_recheck_on = UnicodeAttribute(null=True)  # YYYY-MM-DD: the daily run re-evaluates its dynamic lists then
     orders_count = NumberAttribute(default=0)
     score = NumberAttribute(default=0)
+    # When the contact last entered each scenario (scenario -> ISO time), written with the enrolment: re-entry is
+    # decided on the contact alone, and the enrolments are read only for a scenario the contact is in. None: a
+    # contact from before it (its enrolments are read, and it is filled in from them).
+    entered = MapAttribute[str, Any](null=True)
+    # The events an execution's wait_for step has awaited for the contact (noted by the step, never removed: an
+    # event of another type reads no enrolment to resume one)
+    awaiting = UnicodeSetAttribute(null=True)
     # How often each scoring rule scored in its current period: "rule@period" -> times (shared.people.scoring's caps)
     score_caps = MapAttribute[str, Any](null=True)
     total_spent = NumberAttribute(default=0)
@@ -418,6 +425,24 @@ class ListMemberModel(Model):
     origin = UnicodeAttribute()  # scenario, admin or rule: who put the contact there
 
 
+MARK_PREFIX = "event#"  # a processed mark's key: the prefix, then the source's event id
+
+
+class MarkModel(Model):
+    """An event processed: written in the transaction of everything the event changed (shared.writes), keyed by the
+    event's id, so that a redelivery reads it first (one request) and changes nothing twice. It keeps the handler's
+    answer and what the processing did outside DynamoDB after that transaction (executions started or stopped, events
+    queued): a redelivery does those again, each once by its own id (a crash between the two loses none)."""
+
+    class Meta:
+        table_name = "unbound"
+
+    id = UnicodeAttribute(hash_key=True)  # "event#" + the source's event id
+    result = JSONAttribute(null=True)  # the handler's answer: no contact id nor address
+    effects = JSONAttribute(null=True)  # shared.writes.Effect, as data (may name the contact: erased with it)
+    expiration = TTLAttribute(null=True)  # the idempotency table's TTL attribute
+
+
 REPORTS_ATTRIBUTION = "attribution#"  # the reports table's partition of a contact's attribution items
 
 
@@ -461,6 +486,7 @@ class Tables:
     discount_codes: type[DiscountCodeModel]
     list_members: type[ListMemberModel]
     reports: type[ReportItemModel]
+    marks: type[MarkModel]  # in the idempotency table
 
 
 @lru_cache(maxsize=4)
@@ -475,6 +501,7 @@ def _tables(
     discount_codes: str,
     list_members: str,
     reports: str,
+    idempotency: str,
     region: str,
 ) -> Tables:
     return Tables(
@@ -491,6 +518,7 @@ def _tables(
         discount_codes=_bind(DiscountCodeModel, discount_codes, region),
         list_members=_bind(ListMemberModel, list_members, region),
         reports=_bind(ReportItemModel, reports, region),
+        marks=_bind(MarkModel, idempotency, region),
     )
 
 
@@ -506,6 +534,7 @@ def tables(settings: Settings) -> Tables:
         settings.discount_codes_table,
         settings.list_members_table,
         settings.reports_table,
+        settings.idempotency_table,
         settings.region,
     )
 
@@ -551,39 +580,31 @@ def save_changes(
     `with_items`: other items written in the same transaction, each only if absent (an event's history record with
     its contact: one request, both or neither). Their keys make the write happen once: a retry of the same event
     finds its record there and writes nothing (AlreadyApplied), its counters counted once."""
-    hash_key = _hash_key(item)
+    key_attribute = hash_key(item)
     try:
         if before is None and not with_items:
-            create_new(item, hash_key)
+            create_new(item, key_attribute)
             return
         actions: list[Action] = list(also or [])
         if before is not None:
-            after = item.serialize()
-            for name, attribute in item.get_attributes().items():
-                if attribute.is_hash_key or attribute.is_range_key:
-                    continue
-                old, new = before.get(attribute.attr_name), after.get(attribute.attr_name)
-                if old != new and type(attribute) is MapAttribute and old is not None and new is not None:
-                    actions += _changed_keys(attribute, old["M"], new["M"], getattr(item, name).as_dict())
-                elif old != new:
-                    actions.append(attribute.remove() if new is None else attribute.set(getattr(item, name)))
+            actions += changes(item, before)
         if not with_items:
             if actions:
                 item.update(actions=actions)  # returns the item as stored: counters refreshed in hand
             return
         if before is not None and not actions and len(with_items) == 1:  # the record alone: a conditional put
             try:
-                create_new(with_items[0], _hash_key(with_items[0]))
+                create_new(with_items[0], hash_key(with_items[0]))
             except AlreadyExists:
                 raise AlreadyApplied(type(with_items[0]).__name__) from None
             return
-        with TransactWrite(connection=_connection(item.Meta.region)) as transaction:
+        with TransactWrite(connection=connection(item.Meta.region)) as transaction:
             if before is None:
-                transaction.save(item, condition=hash_key.does_not_exist())
+                transaction.save(item, condition=key_attribute.does_not_exist())
             elif actions:
                 transaction.update(item, actions=actions)
             for other in with_items:
-                transaction.save(other, condition=_hash_key(other).does_not_exist())
+                transaction.save(other, condition=hash_key(other).does_not_exist())
         if also:
             item.refresh()
     except TransactWriteError as error:
@@ -601,7 +622,32 @@ def save_changes(
         raise failure(error) from error
 
 
-def _hash_key(item: Model) -> Any:
+def changes(item: Model, before: dict[str, Any]) -> list[Action]:
+    """The update writing what differs in `item` from `before` (its `serialize()` when read): a free-form map key by
+    key, a set by the names added or removed (a list another writer joined meanwhile is kept), else the attribute."""
+    actions: list[Action] = []
+    after = item.serialize()
+    for name, attribute in item.get_attributes().items():
+        if attribute.is_hash_key or attribute.is_range_key:
+            continue
+        old, new = before.get(attribute.attr_name), after.get(attribute.attr_name)
+        if old == new:
+            continue
+        if type(attribute) is MapAttribute and old is not None and new is not None:
+            actions += _changed_keys(attribute, old["M"], new["M"], getattr(item, name).as_dict())
+        elif isinstance(attribute, UnicodeSetAttribute):
+            had, has = set((old or {}).get("SS", ())), set((new or {}).get("SS", ()))
+            added, removed = has - had, had - has
+            if added and removed:  # both at once (rare): the set as it is now
+                actions.append(attribute.set(getattr(item, name)))
+            else:  # ADD creates the set, DELETE of its last names removes it
+                actions.append(attribute.add(added) if added else attribute.delete(removed))
+        else:
+            actions.append(attribute.remove() if new is None else attribute.set(getattr(item, name)))
+    return actions
+
+
+def hash_key(item: Model) -> Any:
     """The item's partition key attribute: `attribute_not_exists` on it holds when no item has the whole key."""
     return next(a for a in item.get_attributes().values() if a.is_hash_key)
 
@@ -619,7 +665,7 @@ def _changed_keys(
 
 
 @lru_cache(maxsize=4)
-def _connection(region: str) -> Connection:
+def connection(region: str) -> Connection:
     """The connection transactions go through (models keep their own), made once per container."""
     return Connection(region=region)
 
@@ -631,7 +677,7 @@ def write_together(
     updates) of the first item whose condition did not hold; nothing is written then. Other failures: StorageError."""
     first: Model = saves[0][0] if saves else updates[0][0]
     try:
-        with TransactWrite(connection=_connection(first.Meta.region)) as transaction:
+        with TransactWrite(connection=connection(first.Meta.region)) as transaction:
             for item, condition in saves:
                 transaction.save(item, condition=condition)
             for item, actions, condition in updates:
@@ -683,3 +729,56 @@ def get_or_none(model: type[M], key: str, *, range_key: str | None = None, consi
         return None
     except PynamoDBException as error:
         raise failure(error) from error
+
+
+Key = tuple[type[Model], str, str | None]  # a model (bound to its table), its hash key and its range key
+
+
+def get_together(keys: Sequence[Key], consistent: Sequence[type[Model]] = ()) -> dict[Key, Model]:
+    """The items of these keys, over any tables, in one BatchGetItem (more only past its 100 keys, or for keys
+    DynamoDB left unprocessed): what an event needs first is read in one request. Missing items are absent.
+    `consistent`: the models whose table is read strongly consistent (twice the read units of an eventual read)."""
+    strongly = {model.Meta.table_name for model in consistent}
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return {}
+    by_table: dict[str, list[Key]] = {}
+    for key in wanted:
+        by_table.setdefault(key[0].Meta.table_name, []).append(key)
+    client: Any = connection(wanted[0][0].Meta.region).client  # botocore's: the stubs name no batch_get_item
+    found: dict[Key, Model] = {}
+    try:
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start : start + 100]
+            request: dict[str, Any] = {}
+            for model, hash_value, range_value in chunk:
+                names = key_names(model)  # every key of these tables is a string
+                wire = {str(names[0]): {"S": hash_value}}
+                if range_value is not None and names[1] is not None:
+                    wire[names[1]] = {"S": range_value}
+                table = request.setdefault(
+                    model.Meta.table_name,
+                    {"Keys": [], **({"ConsistentRead": True} if model.Meta.table_name in strongly else {})},
+                )
+                table["Keys"].append(wire)
+            while request:
+                answer = client.batch_get_item(RequestItems=request)
+                for table_name, items in answer.get("Responses", {}).items():
+                    for raw in items:
+                        for key in by_table[table_name]:
+                            names = key_names(key[0])
+                            if raw[names[0]]["S"] == key[1] and (key[2] is None or raw[names[1]]["S"] == key[2]):
+                                found[key] = key[0].from_raw_data(raw)
+                request = answer.get("UnprocessedKeys") or {}
+    except ClientError as error:
+        raise StorageBusy(str(error)) if busy(error) else StorageError(str(error)) from error
+    except (BotoConnectionError, HTTPClientError) as error:
+        raise StorageBusy(str(error)) from error
+    return found
+
+
+def key_names(model: type[Model]) -> tuple[str, str | None]:
+    attributes = model.get_attributes().values()
+    hash_name = next(a.attr_name for a in attributes if a.is_hash_key)
+    range_name = next((a.attr_name for a in attributes if a.is_range_key), None)
+    return hash_name, range_name

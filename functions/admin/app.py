@@ -13,18 +13,17 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import TRACED
 from shared import clock
 from shared.campaigns.errors import CampaignRequestError
-from shared.journeys import privacy
 from shared.people import lists, suppression
-from shared.reports.reading import ReportRequestError
 from shared.settings import ConfigurationError, get_settings
-from shared.sources import imports, ingestion, validation
+from shared.sources import ingestion, validation
 
 logger = Logger()
 metrics = Metrics()
 # X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED)
 app = APIGatewayHttpResolver()
 
 
@@ -76,29 +75,40 @@ def members(name: str) -> Response[dict[str, Any]]:
     return _answer(200, lists.admin_members(get_settings(), name))
 
 
-@app.exception_handler(privacy.PersonError)  # type: ignore[untyped-decorator]
-def person_refused(error: privacy.PersonError) -> Response[dict[str, Any]]:
-    logger.warning("person request refused", extra={"status": error.status, "reason": str(error)})  # names no one
-    return _answer(error.status, {"error": str(error)})
+def _person_refused(status: int, reason: str) -> Response[dict[str, Any]]:
+    logger.warning("person request refused", extra={"status": status, "reason": reason})  # names no one
+    return _answer(status, {"error": reason})
 
 
+# shared.journeys.privacy (and the contact, scoring and dispatch modules it brings) loads with the first export or
+# erasure, not with every admin route: each route answers its PersonError itself.
 @app.get("/v1/contacts/export")
 def export() -> Response[dict[str, Any]]:
+    from shared.journeys import privacy
+
     settings = get_settings()
-    who = privacy.Who.from_request(app.current_event.query_string_parameters or {})
-    return _answer(200, privacy.export(settings, who, settings.clock().now()))
+    try:
+        who = privacy.Who.from_request(app.current_event.query_string_parameters or {})
+        return _answer(200, privacy.export(settings, who, settings.clock().now()))
+    except privacy.PersonError as error:
+        return _person_refused(error.status, str(error))
 
 
 @app.post("/v1/contacts/erase")
 def erase() -> Response[dict[str, Any]]:
+    from shared.journeys import privacy
+
     settings = get_settings()
     try:
-        given = json.loads(_body() or b"{}")
-    except ValueError:
-        raise privacy.PersonError('the body must be JSON: {"email": ...}') from None
-    if not isinstance(given, dict):
-        raise privacy.PersonError('the body must be a JSON object: {"email": ...}')
-    answer = privacy.erase(settings, privacy.Who.from_request(given), settings.clock().now(), origin="admin")
+        try:
+            given = json.loads(_body() or b"{}")
+        except ValueError:
+            raise privacy.PersonError('the body must be JSON: {"email": ...}') from None
+        if not isinstance(given, dict):
+            raise privacy.PersonError('the body must be a JSON object: {"email": ...}')
+        answer = privacy.erase(settings, privacy.Who.from_request(given), settings.clock().now(), origin="admin")
+    except privacy.PersonError as error:
+        return _person_refused(error.status, str(error))
     metrics.add_metric(name="PersonErased", unit=MetricUnit.Count, value=1 if answer["erased"] else 0)
     logger.info("person erased", extra=answer)  # counts only
     return _answer(200, answer)
@@ -134,6 +144,8 @@ def lift_suppression() -> Response[dict[str, Any]]:
 def import_contacts() -> Response[dict[str, Any]]:
     """A batch of an imported file's rows (`parcours contacts import`): the good ones queued as their events, each
     refused one answered with its line and column; 400 only when the batch itself is malformed."""
+    from shared.sources import imports  # the CSV rows' rules: loaded by the first import, not by every route
+
     settings = get_settings()
     now = settings.clock().now()
     try:
@@ -155,15 +167,10 @@ def import_contacts() -> Response[dict[str, Any]]:
     return _answer(200, {"accepted": len(events), "refused": refused})
 
 
-@app.exception_handler(ReportRequestError)  # type: ignore[untyped-decorator]
-def report_refused(error: ReportRequestError) -> Response[dict[str, Any]]:
-    logger.warning("report request refused", extra={"field": error.field})
-    return _answer(error.status, {"error": str(error), "field": error.field})
-
-
 @app.get("/v1/reports/scenarios")
 def scenarios_report() -> Response[dict[str, Any]]:
-    """What each deployed scenario and each campaign did over a period: one Query each (shared.reports.reading)."""
+    """What each deployed scenario and each campaign did over a period: one Query each (shared.reports.reading). The
+    reports' modules load with the first report, not with every route (about 10 ms of a cold start)."""
     from shared.campaigns import reported
     from shared.journeys import dispatch
     from shared.reports import layout, queries, reading
@@ -175,6 +182,9 @@ def scenarios_report() -> Response[dict[str, Any]]:
         parameters = app.current_event.query_string_parameters or {}
         asked = reading.period(parameters, [s.id for s in deployed], [c.id for c in campaigns])
         answer = reading.report(settings.region, settings.reports_table, deployed, asked, campaigns)
+    except reading.ReportRequestError as error:
+        logger.warning("report request refused", extra={"field": error.field})
+        return _answer(error.status, {"error": str(error), "field": error.field})
     except queries.ReportsUnavailable:
         logger.exception("reports unavailable")
         return _answer(503, {"error": "the reports cannot be read now, retry later"})
@@ -227,6 +237,25 @@ def cancel_campaign(campaign_id: str) -> Response[dict[str, Any]]:
     settings = get_settings()
     answer = delivery.cancel(settings, campaign_id, settings.clock().now())
     logger.info("campaign cancelled", extra={"campaign": campaign_id})
+    return _answer(200, answer)
+
+
+@app.post("/v1/campaigns/<campaign_id>/preview")
+def preview_campaign(campaign_id: str) -> Response[dict[str, Any]]:
+    """The campaign rendered for one contact (named in the body: an address never goes in a URL)."""
+    from shared.campaigns import preview
+
+    return _answer(200, preview.preview(get_settings(), campaign_id, _body()))
+
+
+@app.post("/v1/campaigns/<campaign_id>/test")
+def test_campaign(campaign_id: str) -> Response[dict[str, Any]]:
+    from shared.campaigns import preview
+
+    settings = get_settings()
+    answer = preview.test(settings, campaign_id, _body(), settings.clock().now())
+    metrics.add_metric(name="CampaignTestSent", unit=MetricUnit.Count, value=len(answer["sent"]))
+    logger.info("campaign test sent", extra={"campaign": campaign_id, "addresses": len(answer["sent"])})  # no address
     return _answer(200, answer)
 
 

@@ -10,13 +10,14 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import TRACED
 from shared.campaigns import delivery
 from shared.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
 # X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED)
 
 
 @logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
@@ -37,10 +38,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             logger.exception("campaign message failed", extra={"message_id": record["messageId"]})
             failures.append({"itemIdentifier": record["messageId"]})
             continue
-        for outcome, count in report.outcomes.items():
-            name = (
-                "CampaignSent" if outcome == "sent" else "CampaignFailed" if outcome == "failed" else "CampaignSkipped"
-            )
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
+        outcomes = dict(report.outcomes)
+        sent, failed, deferred = outcomes.pop("sent", 0), outcomes.pop("failed", 0), outcomes.pop("deferred", 0)
+        if sent:
+            metrics.add_metric(name="CampaignSent", unit=MetricUnit.Count, value=sent)
+        if failed:
+            metrics.add_metric(name="CampaignFailed", unit=MetricUnit.Count, value=failed)
+        if deferred:  # quiet hours: queued again for their end
+            metrics.add_metric(name="CampaignDeferred", unit=MetricUnit.Count, value=deferred)
+        if outcomes:  # skipped for a reason, or excluded
+            metrics.add_metric(name="CampaignSkipped", unit=MetricUnit.Count, value=sum(outcomes.values()))
         logger.info("campaign message", extra=asdict(report))  # counts only
     return {"batchItemFailures": failures}

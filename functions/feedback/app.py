@@ -9,13 +9,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import TRACED
 from shared.messages import feedback
 from shared.settings import get_settings
 
 logger = Logger()
 metrics = Metrics()
 # X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED)
 
 
 @logger.inject_lambda_context(correlation_id_path="Records[0].Sns.MessageId")

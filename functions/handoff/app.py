@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import TRACED
 from shared import secrets
 from shared.people import handoff
 from shared.settings import get_settings
@@ -17,7 +18,7 @@ from shared.settings import get_settings
 logger = Logger()
 metrics = Metrics()
 # X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED)
 # A failing handoff is retried alone (its visibility set by its backoff); the others in the batch are done. A batch
 # that failed whole is reported item by item too, not as a function error: each item already chose when it returns.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -12,6 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import TRACED
 from shared import clock, secrets
 from shared.events import Event
 from shared.settings import ConfigurationError, Settings, get_settings
@@ -20,7 +21,7 @@ from shared.sources import ingestion, tracking
 logger = Logger()
 metrics = Metrics()
 # X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED)
 app = APIGatewayHttpResolver()
 
 

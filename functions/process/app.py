@@ -11,13 +11,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import TRACED
 from shared import deadletters
 from shared.events import Event
 from shared.journeys import processing
@@ -26,33 +22,22 @@ from shared.settings import get_settings
 logger = Logger()
 metrics = Metrics()
 # X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED)
 # Only the failing message's group (its contact) waits for a retry; the other contacts' messages go on.
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-# Kept 7 days: Shopify retries for 4 hours, SQS redrives within 14 days of a fix.
-idempotency = IdempotencyConfig(event_key_jmespath="event_id", expires_after_seconds=7 * 24 * 3600)
 
 
 @lru_cache(maxsize=1)
 def _handle_once() -> Callable[..., dict[str, Any]]:
-    """Idempotent on the source's event id; built on first use, when the settings are known."""
+    """Once per event id: its processed mark, written with everything it changes (shared.writes), makes a
+    redelivery change nothing again (its first read finds the mark); built on first use, when the settings are known."""
     settings = get_settings()
-    store = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 
-    @idempotent_function(data_keyword_argument="event", persistence_store=store, config=idempotency)  # type: ignore[untyped-decorator]
     def handle(event: dict[str, Any]) -> dict[str, Any]:
         result = processing.process(Event.from_dict(event), settings, settings.clock())
-        if result.compliance:
-            # a data request not answered by itself (README): the operator exports within 30 days; alarmed
-            logger.warning(
-                "compliance request for the operator: export within 30 days", extra={"topic": event["topic"]}
-            )
-            metrics.add_metric(name="ComplianceRequestUnanswered", unit=MetricUnit.Count, value=1)
-        if result.unidentified:  # accepted and recorded, but no email, phone nor id: no contact (counted once)
-            metrics.add_metric(name="EventWithoutIdentity", unit=MetricUnit.Count, value=1)
-        if result.cut:  # what this event caused was not emitted: its causal chain was at its limit (a loop?)
-            metrics.add_metric(name="EventChainCut", unit=MetricUnit.Count, value=result.cut)
-        # Stored as the idempotency record's data: no contact id there (an erasure must leave none behind)
+        if not result.again:  # a redelivery answers from the event's mark: counted when it was processed
+            _count(result, event["topic"])
+        # Logged only: the answer names no contact (as a redelivery answers from the event's mark)
         logger.info("event's contact", extra={"contact_id": result.contact_id, "dropped": result.dropped})
         return {
             "event_id": result.event_id,
@@ -61,7 +46,18 @@ def _handle_once() -> Callable[..., dict[str, Any]]:
             "scenarios": [{"scenario": o.scenario, "started": o.started, "reason": o.reason} for o in result.outcomes],
         }
 
-    return handle  # type: ignore[no-any-return]
+    return handle
+
+
+def _count(result: processing.Result, topic: str) -> None:
+    if result.compliance:
+        # a data request not answered by itself (README): the operator exports within 30 days; alarmed
+        logger.warning("compliance request for the operator: export within 30 days", extra={"topic": topic})
+        metrics.add_metric(name="ComplianceRequestUnanswered", unit=MetricUnit.Count, value=1)
+    if result.unidentified:  # accepted and recorded, but no email, phone nor id: no contact (counted once)
+        metrics.add_metric(name="EventWithoutIdentity", unit=MetricUnit.Count, value=1)
+    if result.cut:  # what this event caused was not emitted: its causal chain was at its limit (a loop?)
+        metrics.add_metric(name="EventChainCut", unit=MetricUnit.Count, value=result.cut)
 
 
 def _event_id(record: SQSRecord) -> str:
@@ -90,7 +86,6 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    idempotency.register_lambda_context(context)
     return dict(
         process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     )

@@ -6,12 +6,16 @@ import binascii
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+# Every route answers a rendered page: Jinja loads with the handler, where its cost is counted (shared.messages.
+# templates leaves it to the first render for the functions that render only for some requests).
+import jinja2.sandbox  # noqa: F401
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from functions import TRACED
 from shared import secrets
 from shared.messages.templates import render_page
 from shared.people import subscriptions, topics
@@ -20,7 +24,7 @@ from shared.settings import ConfigurationError, Settings, get_settings
 logger = Logger()
 metrics = Metrics()
 # X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
-tracer = Tracer()
+tracer = Tracer(patch_modules=TRACED)
 app = APIGatewayHttpResolver()
 
 

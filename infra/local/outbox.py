@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import html
 import json
+import re
 from datetime import datetime
 from email import message_from_string
 from email.message import Message
@@ -66,6 +67,10 @@ class Outbox(State):
 def _part(message: Message, subtype: str) -> str | None:
     for part in message.walk():
         if part.get_content_type() == f"text/{subtype}" and not part.is_multipart():
+            if part.get("Content-Transfer-Encoding", "").lower() in ("8bit", "binary"):
+                # Short lines are sent as 8bit (Python's email picks it when no line needs folding): the message
+                # was read from text, so its part is text already (decoding it again would take UTF-8 for Latin-1)
+                return str(part.get_payload())
             payload = part.get_payload(decode=True)
             if isinstance(payload, bytes):
                 return payload.decode(part.get_content_charset() or "utf-8")
@@ -79,7 +84,10 @@ def _email_entry(raw: str) -> dict[str, Any]:
 
     def header(name: str) -> str | None:
         value = message.get(name)
-        return str(make_header(decode_header(value))) if value is not None else None
+        if value is None:
+            return None
+        decoded = str(make_header(decode_header(value)))
+        return re.sub(r"\r?\n(?=[ \t])", "", decoded).strip()  # a long header is folded (RFC 5322 2.2.3)
 
     date = message.get("Date")
     return {

@@ -64,7 +64,8 @@ def _sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
 class Pollers(State):
     # ---- SQS event sources -------------------------------------------------------------------------------------
     def _poll_standard_queues(self, translated: dict[str, Any], physical: dict[str, str]) -> None:
-        """Lambda's SQS poller, for the queues in POLLED_QUEUES (the CRM handoff's), whose retries are their point.
+        """Lambda's SQS poller, for the queues in POLLED_QUEUES (the CRM handoff's, whose retries are their point; the
+        campaigns', whose delays are).
 
         moto's own event source invokes the function while SendMessage is in flight, with a receive count of 1,
         and deletes every message unless the function raises (it ignores batchItemFailures). That is left as it is

@@ -48,6 +48,7 @@ ENVIRONMENT_PARAMETERS = {
     "PARCOURS_SMS_STOP_TEXT": "SmsStopText",
     "PARCOURS_BROWSER_KEY": "BrowserKey",
     "PARCOURS_CAMPAIGN_RATE": "CampaignSendRate",
+    "PARCOURS_CAMPAIGN_SMS_RATE": "CampaignSmsRate",
 }
 
 

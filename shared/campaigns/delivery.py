@@ -14,6 +14,8 @@ consent, topic, suppression, caps, quiet hours, RFC 8058 headers, links, postal 
   that moment, and each moment has its own line.
 No invocation grows with the audience; a retried or redelivered message mails no one twice (the send's claim) and
 counts no one twice (the person's outcome item).
+An SMS campaign (shared.campaigns.sms) goes the same way at its own rate; a person the SMS hours hold back is put
+back on the line at the moment they allow, in a chunk of its own.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ from pynamodb.exceptions import PynamoDBException
 
 from shared import clients, secrets
 from shared.campaigns import ab, document
+from shared.campaigns import sms as texting
 from shared.campaigns.errors import CampaignRequestError
 from shared.campaigns.store import Conflict, Store, number, text
-from shared.messages import mailer, sending
+from shared.messages import mailer, sending, sms
 from shared.messages.templates import DEFAULT_ROOT
 from shared.people import conditions, dates, moments, suppression
 from shared.reports import queries
@@ -55,8 +58,9 @@ REASONS = (
     "suppressed",
     "frequency_cap",
     "preference",
-    "quiet_hours",
     "no_email",
+    "no_phone",
+    "invalid_phone",
     "not_found",
     "other",
 )
@@ -122,7 +126,8 @@ def template_exists(name: str, root: Path = DEFAULT_ROOT) -> bool:
 
 
 def known(settings: Settings) -> document.Known:
-    """At run time: a list is known when something fills it (compiled) or it has members (one item read)."""
+    """At run time: a list is known when something fills it (compiled) or it has members (one item read); an SMS
+    template when it renders short enough with the deployment's stop mention."""
 
     def list_known(name: str) -> bool:
         if name in compiled().get("lists", ()):
@@ -132,7 +137,10 @@ def known(settings: Settings) -> document.Known:
         except PynamoDBException as error:
             raise StorageError(str(error)) from error
 
-    return document.Known(template=template_exists, list=list_known)
+    def sms_refusal(name: str) -> str | None:
+        return texting.template_refusal(name, settings.sms_stop_text, settings.sender_name)
+
+    return document.Known(template=template_exists, list=list_known, sms=sms_refusal)
 
 
 def parse_body(body: bytes) -> Any:
@@ -221,6 +229,8 @@ def status(settings: Settings, campaign_id: str) -> dict[str, Any]:
         "id": campaign_id,
         "name": campaign.name,
         "email": campaign.email,
+        **({"sms": campaign.sms} if campaign.sms else {}),
+        "channel": campaign.channel,
         "topic": campaign.topic,
         "status": state,
         "when": _when(campaign),
@@ -343,8 +353,8 @@ def work(settings: Settings, body: str) -> Report:
     return _chunk(settings, store, campaign, message, now)
 
 
-def _rate(settings: Settings) -> float:
-    return settings.campaign_rate
+def _rate(settings: Settings, campaign: document.Campaign) -> float:
+    return settings.campaign_sms_rate if campaign.channel == "sms" else settings.campaign_rate
 
 
 def _page(
@@ -391,22 +401,38 @@ def _scheduled(
     started: datetime,
     now: datetime,
 ) -> tuple[list[tuple[Message, int]], datetime]:
-    """The chunks of a page's people (per variant, for an A/B test), each at its moment on the sending line; and
-    when the last of them ends."""
-    rate = _rate(settings)
-    size = max(1, min(CHUNK, math.floor(rate)))
+    """The chunks of a page's people (per variant, for an A/B test) on the sending line; and when the last ends."""
     queued: list[tuple[Message, int]] = []
     latest = now
     for name, ids in lots.items():
-        groups = _moments(settings, campaign, ids, started)
-        for due, people in sorted(groups.items()):
-            for first in range(0, len(people), size):
-                chunk = tuple(people[first : first + size])
-                place = store.reserve(campaign.id, due, len(chunk))
-                at = max(due + timedelta(seconds=place / rate), now)
-                latest = max(latest, at + timedelta(seconds=len(chunk) / rate))
-                message = Message("chunk", campaign.id, contacts=chunk, due=at.isoformat(), variant=name)
-                queued.append((message, _delay(at, now)))
+        chunks, last = _in_line(settings, store, campaign, _moments(settings, campaign, ids, started), now, name)
+        queued += chunks
+        latest = max(latest, last)
+    return queued, latest
+
+
+def _in_line(
+    settings: Settings,
+    store: Store,
+    campaign: document.Campaign,
+    groups: dict[datetime, list[str]],
+    now: datetime,
+    variant: str = "",
+) -> tuple[list[tuple[Message, int]], datetime]:
+    """The chunks of these people, each given its moment on the line of its group's instant at the sending rate; and
+    when the last of them is done."""
+    rate = _rate(settings, campaign)
+    size = max(1, min(CHUNK, math.floor(rate)))
+    queued: list[tuple[Message, int]] = []
+    latest = now
+    for due, people in sorted(groups.items()):
+        for first in range(0, len(people), size):
+            chunk = tuple(people[first : first + size])
+            place = store.reserve(campaign.id, due, len(chunk))
+            at = max(due + timedelta(seconds=place / rate), now)
+            latest = max(latest, at + timedelta(seconds=len(chunk) / rate))
+            message = Message("chunk", campaign.id, contacts=chunk, due=at.isoformat(), variant=variant)
+            queued.append((message, _delay(at, now)))
     return queued, latest
 
 
@@ -509,7 +535,7 @@ def _contacts(settings: Settings, ids: Iterable[str]) -> dict[str, ContactModel 
     return {contact_id: found.get(contact_id) for contact_id in wanted}
 
 
-def request(campaign: document.Campaign, contact_id: str, settings: Settings, variant: str = "") -> sending.SendRequest:
+def request(campaign: document.Campaign, contact_id: str, variant: str = "") -> sending.SendRequest:
     """The scenario send's request for this person: the campaign as its scenario (`campaign.<id>`, in the SES tags
     and the unsubscribe link's origin), one execution per person (the send's claim: once per person). `variant`:
     an A/B variant's subject or template, tagged with its name in the sample; `rest:<name>` the winner's, untagged
@@ -526,7 +552,8 @@ def request(campaign: document.Campaign, contact_id: str, settings: Settings, va
         contact_id=contact_id,
         trigger={},
         topic=campaign.topic,
-        pacing=compiled().get("pacing", {}).get(campaign.topic) or {"caps": [], "when_capped": "skip"},
+        pacing=compiled().get("pacing", {}).get(campaign.topic) or {"caps": [], "when_capped": "defer"},
+        has_goal=False,
     )
 
 
@@ -534,10 +561,23 @@ def _chunk(settings: Settings, store: Store, campaign: document.Campaign, messag
     report = Report("chunk")
     suppression_key = suppression.hash_key(settings)
     link_secret = secrets.resolve(settings.link_secret, settings.link_secret_parameter, "link signing secret")
+    # Held back by quiet hours (or an SMS's French hours): back on the line at their moment
+    later: dict[datetime, list[str]] = {}
     for contact_id, contact in _contacts(settings, message.contacts).items():
-        outcome = _deliver(settings, campaign, contact_id, contact, now, link_secret, suppression_key, message.variant)
+        if campaign.channel == "sms":
+            outcome = _deliver_sms(settings, campaign, contact_id, contact, now)
+        else:
+            outcome = _deliver(
+                settings, campaign, contact_id, contact, now, link_secret, suppression_key, message.variant
+            )
+        if isinstance(outcome, datetime):
+            later.setdefault(outcome, []).append(contact_id)
+            continue
         if store.record(campaign.id, contact_id, outcome, settings.clock().now()):
             report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
+    if later:
+        report.outcomes["deferred"] = sum(len(people) for people in later.values())
+        _queue(settings, _in_line(settings, store, campaign, later, now, message.variant)[0])
     return report
 
 
@@ -550,25 +590,59 @@ def _deliver(
     link_secret: str,
     suppression_key: suppression.HashKey,
     variant: str = "",
-) -> str:
-    """One person's outcome: sent, failed, excluded or skipped_<reason>. SES busy: SendDeferred goes up (the chunk
-    comes back later; who was served is not served again)."""
+) -> str | datetime:
+    """One person's outcome: sent, failed, excluded or skipped_<reason>; or, in their quiet hours, when these end
+    (the email waits, as a scenario's does). A cap or the contact's frequency skips: a campaign does not wait days
+    for room. SES busy: SendDeferred goes up (the chunk comes back later; who was served is not served again)."""
     if contact is not None and excluded(settings, campaign.audience, contact, now):
         return "excluded"
     try:
         answer = sending.send_email(
-            request(campaign, contact_id, settings, variant), settings, settings.clock(), link_secret, suppression_key
+            request(campaign, contact_id, variant), settings, settings.clock(), link_secret, suppression_key
         )
     except mailer.SendRefused:
         return "failed"
     if answer.get("status") in ("sent", "duplicate"):  # duplicate: claimed by an earlier attempt, which sent it
         return "sent"
+    if answer.get("status") == "deferred":
+        reasons = str(answer.get("reason") or "").split("; ")
+        habits = [reason for reason in reasons if not reason.startswith("quiet hours")]
+        if not habits and answer.get("until"):
+            return datetime.fromisoformat(str(answer["until"]))
+        return f"skipped_{reason_of(habits[0] if habits else reasons[0], contact)}"
     fresh = (
         get_or_none(tables(settings).contacts, contact_id)
         if answer.get("reason") == "no marketing consent"
         else contact
     )
     return f"skipped_{reason_of(str(answer.get('reason') or ''), fresh)}"
+
+
+def _deliver_sms(
+    settings: Settings, campaign: document.Campaign, contact_id: str, contact: ContactModel | None, now: datetime
+) -> str | datetime:
+    """One person's outcome, as `_deliver`, or the moment the SMS hours let their SMS go (they are not counted yet)."""
+    if contact is None:
+        return "skipped_not_found"
+    if excluded(settings, campaign.audience, contact, now):
+        return "excluded"
+    rules = compiled().get("sms_pacing", {}).get(campaign.topic)
+    request = texting.request(campaign.id, campaign.sms, campaign.topic, contact_id, rules)
+    refusal = texting.early_refusal(contact, campaign.topic)
+    if refusal is None:
+        moment = texting.next_moment(request, contact, settings, now)
+        if moment is not None:
+            return moment
+        try:
+            answer = sms.send_sms(request, settings, settings.clock())
+        except mailer.SendRefused:
+            return "failed"
+        if answer.get("status") in ("sent", "duplicate"):
+            return "sent"
+        if answer.get("status") == "deferred":  # the hours closed between the look and the send
+            return datetime.fromisoformat(str(answer["until"]))
+        refusal = str(answer.get("reason") or "")
+    return f"skipped_{texting.reason_of(refusal, contact) or reason_of(refusal, contact)}"
 
 
 def excluded(settings: Settings, audience: document.Audience, contact: ContactModel, now: datetime) -> bool:
@@ -589,7 +663,6 @@ def reason_of(reason: str, contact: ContactModel | None) -> str:
         "address suppressed": "suppressed",
         "frequency cap": "frequency_cap",
         "the contact chose": "preference",
-        "quiet hours": "quiet_hours",
         "no email address": "no_email",
         "contact not found": "not_found",
     }

@@ -4,7 +4,8 @@ One reader serves both: a YAML file is read with its places (a mistake names fil
 without (a mistake names the field). What needs the deployment (a template, a list) is asked of the caller through
 `Known`, so the CLI checks against the repository and the admin function against what it ships and stores.
 Keys are added here and in `json_schema` together (tests/unit/campaigns/test_document.py checks they agree); an
-A/B test (`ab`) or an SMS (`sms`) would be new keys of TOP.
+A/B test (`ab`) would be a new key of TOP. A campaign is an email or an SMS: `email:` or `sms:` names its
+template, exactly one of them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.journeys.scenario import ScenarioError
 from shared.people.conditions import LIST_NAME, ConditionError, check
 from shared.people.topics import TOPICS
 
@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 TEMPLATE = re.compile(r"^[a-z0-9][a-z0-9/_-]{0,99}$")
 TIME_OF_DAY = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-TOP = ("id", "name", "description", "email", "topic", "audience", "when", "ab")
-REQUIRED = ("id", "email", "topic", "audience")
+TOP = ("id", "name", "description", "email", "sms", "topic", "audience", "when", "ab")
+REQUIRED = ("id", "topic", "audience")  # and one of CHANNELS
+CHANNELS = ("email", "sms")
 AUDIENCE = ("list", "if", "exclude")
 EXCLUDE = ("lists", "if")
 WHEN = ("at", "local_time", "date", "timezone")
@@ -116,13 +117,22 @@ class ABTest:
 @dataclass(frozen=True)
 class Campaign:
     id: str
-    email: str  # the template, as send_email steps name it: templates/email/<email>.<locale>.html
+    email: str  # the template, as send_email steps name it: templates/email/<email>.<locale>.html ("" for an SMS)
     topic: str
     audience: Audience
     when: When = field(default_factory=When)
     name: str = ""
     description: str = ""
     ab: ABTest | None = None
+    sms: str = ""  # an SMS campaign's template, as send_sms steps name it: templates/sms/<sms>.<locale>.txt
+
+    @property
+    def channel(self) -> str:
+        return "sms" if self.sms else "email"
+
+    @property
+    def template(self) -> str:
+        return self.sms or self.email
 
     def to_dict(self) -> dict[str, Any]:
         """The document as JSON, as POST /v1/campaigns accepts it (what the campaigns table keeps)."""
@@ -136,7 +146,12 @@ class Campaign:
             exclude["if"] = self.audience.exclude_if
         if exclude:
             audience["exclude"] = exclude
-        document: dict[str, Any] = {"id": self.id, "email": self.email, "topic": self.topic, "audience": audience}
+        document: dict[str, Any] = {
+            "id": self.id,
+            self.channel: self.template,
+            "topic": self.topic,
+            "audience": audience,
+        }
         if self.name:
             document["name"] = self.name
         if self.description:
@@ -158,10 +173,13 @@ class Campaign:
 @dataclass(frozen=True)
 class Known:
     """What the deployment has: `template(name)` whether an email template exists, `list(name)` whether a list does
-    (filled by a rule, a scenario, a declaration or, for the API, holding members). None: not checked."""
+    (filled by a rule, a scenario, a declaration or, for the API, holding members), `sms(name)` why an SMS template
+    cannot be a campaign's (missing, or too long once rendered with its stop mention; None: it can).
+    None: not checked."""
 
     template: Callable[[str], bool] | None = None
     list: Callable[[str], bool] | None = None
+    sms: Callable[[str], str | None] | None = None
 
 
 class Node:
@@ -277,18 +295,33 @@ def read(root: Node | None, known: Known, path: str | None = None, file_id: str 
     `file_id`: the file's name without .yaml, which the id must match."""
     reader = _Reader(path)
     if root is None:
-        raise CampaignError("", "the file is empty; a campaign needs id, email, topic and audience", f"{path}:1:1")
+        raise CampaignError(
+            "", "the file is empty; a campaign needs id, email (or sms), topic and audience", f"{path}:1:1"
+        )
     top = reader.mapping(root, "", TOP, REQUIRED)
     campaign_id = reader.text(top["id"], "id")
     if not ID.match(campaign_id):
         raise reader.fail(top["id"], "id", "id must be lower-case letters, digits and dashes (at most 40)")
     if file_id is not None and campaign_id != file_id:
         raise reader.fail(top["id"], "id", f"id {campaign_id!r} must match the file name {file_id!r}")
-    template = _template(reader, top["email"], "email", known)
+    channel = _channel(reader, root, top)
+    if channel == "email":
+        template = _template(reader, top["email"], "email", known)
+    else:
+        template = reader.text(top["sms"], "sms")
+        if not TEMPLATE.match(template) or ".." in template:
+            raise reader.fail(top["sms"], "sms", f"{template!r} is not a template name such as promotions/black-friday")
+        refusal = known.sms(template) if known.sms is not None else None
+        if refusal is not None:
+            raise reader.fail(top["sms"], "sms", refusal)
     topic = reader.text(top["topic"], "topic")
     if topic not in TOPICS:
         raise reader.fail(top["topic"], "topic", f"unknown topic {topic!r}; topics: {', '.join(TOPICS)}")
     when = _when(reader, top["when"]) if "when" in top else When()
+    if "ab" in top and channel == "sms":
+        raise reader.fail(
+            top["ab"], "ab", "an A/B test compares email subjects or templates: an SMS campaign cannot have `ab`"
+        )
     ab = _ab(reader, top["ab"], known) if "ab" in top else None
     if ab is not None and when.local_time is not None:
         raise reader.fail(
@@ -299,7 +332,8 @@ def read(root: Node | None, known: Known, path: str | None = None, file_id: str 
         )
     return Campaign(
         id=campaign_id,
-        email=template,
+        email=template if channel == "email" else "",
+        sms=template if channel == "sms" else "",
         topic=topic,
         audience=_audience(reader, top["audience"], known),
         when=when,
@@ -372,6 +406,19 @@ def _ab(reader: _Reader, at: Node, known: Known) -> ABTest:
     if metric not in METRICS:
         raise reader.fail(fields["metric"], "ab.metric", f"ab.metric {metric!r}: write clicks or opens")
     return ABTest(tuple(variants), sample, wait, str(wait_text).strip(), str(metric))
+
+
+def _channel(reader: _Reader, root: Node, top: dict[str, Node]) -> str:
+    """`email` or `sms`: the one of the two the document names."""
+    if "email" in top and "sms" in top:
+        raise reader.fail(
+            top["sms"], "sms", "a campaign is an email or an SMS: write `email: TEMPLATE` or `sms: TEMPLATE`, not both"
+        )
+    if "email" not in top and "sms" not in top:
+        raise reader.fail(
+            root, "email", "the campaign needs the key 'email' (its email template), or 'sms' for an SMS campaign"
+        )
+    return "email" if "email" in top else "sms"
 
 
 def _audience(reader: _Reader, at: Node, known: Known) -> Audience:
@@ -454,7 +501,10 @@ def _when(reader: _Reader, at: Node) -> When:
 
 def load(path: Path, known: Known) -> Campaign:
     """A campaign file of campaigns/, read with its places."""
+    # The scenario language's reader (YAML, build time): the campaign worker and the admin function, which read
+    # campaigns as JSON, do not load it (about 45 ms of their cold start)
     from shared.journeys.reading import compose, locate, shown
+    from shared.journeys.scenario import ScenarioError
 
     name = shown(path)
     try:
@@ -497,10 +547,12 @@ def json_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://parcours.dev/schemas/campaign.json",
         "title": "parcours campaign",
-        "description": "One email to a list or a segment (README, Campaigns). The same document is POST /v1/campaigns.",
+        "description": "One email or SMS to a list or a segment (README, Campaigns). The same document is "
+        "POST /v1/campaigns.",
         "type": "object",
         "additionalProperties": False,
         "required": list(REQUIRED),
+        "oneOf": [{"required": [channel]} for channel in CHANNELS],
         "properties": {
             "id": {"type": "string", "pattern": ID.pattern, "description": "The file name without .yaml."},
             "name": {"type": "string", "minLength": 1},
@@ -509,6 +561,12 @@ def json_schema() -> dict[str, Any]:
                 "type": "string",
                 "pattern": TEMPLATE.pattern,
                 "description": "The template, as send_email steps name it: templates/email/<email>.<locale>.html",
+            },
+            "sms": {
+                "type": "string",
+                "pattern": TEMPLATE.pattern,
+                "description": "An SMS campaign's template (instead of email), as send_sms steps name it: "
+                "templates/sms/<sms>.<locale>.txt",
             },
             "topic": {"enum": list(TOPICS), "description": "What a contact can turn off in the preference centre."},
             "audience": {

@@ -1,17 +1,21 @@
-"""The campaigns table: one partition per campaign, DynamoDB's JSON through the low-level client (AWS errors become
-StorageError or StorageBusy here, at the edge).
+"""The campaigns table: DynamoDB's JSON through the low-level client (AWS errors become StorageError or StorageBusy
+here, at the edge).
 
-Items of a campaign (sort key `item`):
+The campaign's own items share its partition (`campaign_id` = the id; sort key `item`):
 - `campaign`: the document (JSON), its status (draft, sending, cancelled), when it was created, started, cancelled;
   `audience` (people read from the list or matched by the condition, counted once per page) and `read_done`.
-- `count#N` (N < SHARDS): counters of outcomes (`sent`, `failed`, `excluded`, `skipped_<reason>`), spread over
-  SHARDS items so that a fast campaign does not write one item hundreds of times a second; a status sums them.
-- `r#<contact id>`: the person's outcome, written once (a conditional put) in the same transaction as its counter:
-  a person is counted once, and mailed once (the send's own claim, shared.outbox), whatever is retried.
 - `page#<n>`: a page of the audience read, with its count (counted once) and whether its chunks and the next page
   were queued (`continued`: a page delivered twice queues nothing twice).
 - `slot#<epoch>`: how many sends were given a moment from that instant on: the pacer of the sending rate.
 - `held#<n>`: an A/B test's people of page n held back until the decision (below, with the decision).
+What is written once per person has partitions of its own, so that a campaign sending hundreds a second does not
+write one partition past DynamoDB's 1,000 write units a second:
+- `<id>#r#<contact id>` / `outcome`: the person's outcome (`sent`, `failed`, `excluded`, `skipped_<reason>`),
+  written once (a conditional put) in the same transaction as its counter: a person is counted once, and mailed
+  once (the send's own claim, shared.outbox), whatever is retried. It names its `campaign` and `contact_id` (the
+  sparse `by_contact` index: the person's file and erasure, shared.journeys.privacy).
+- `<id>#count#<n>` / `count` (n < SHARDS): the outcome counters, spread over SHARDS partitions; a status reads them
+  in one BatchGetItem and sums them.
 Partition `_started`: one item per campaign started (its name and start), which the reports list.
 """
 
@@ -144,18 +148,20 @@ class Store:
         )
 
     def counters(self, campaign_id: str) -> dict[str, int]:
-        """The outcome counters, summed over their shards (one query)."""
-        answer = _call(
-            "query",
-            self.table,
-            self.region,
-            KeyConditionExpression="campaign_id = :c AND begins_with(#i, :p)",
-            ExpressionAttributeNames={"#i": "item"},
-            ExpressionAttributeValues={":c": {"S": campaign_id}, ":p": {"S": "count#"}},
-            ConsistentRead=True,
-        )
+        """The outcome counters, summed over their shards (one BatchGetItem)."""
+        keys = [_key(f"{campaign_id}#count#{shard}", "count") for shard in range(SHARDS)]
+        try:
+            answer = clients.dynamodb(self.region).batch_get_item(
+                RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}}
+            )
+        except ClientError as error:
+            raise StorageBusy("campaigns table") if busy(error) else StorageError("campaigns table") from error
+        except BotoCoreError as error:
+            raise StorageBusy(f"campaigns table: {type(error).__name__}") from error
+        if answer.get("UnprocessedKeys"):
+            raise StorageBusy("campaigns table: counters not all read (throttled)")
         totals: dict[str, int] = {}
-        for item in answer.get("Items", []):
+        for item in answer.get("Responses", {}).get(self.table, []):
             for name, value in item.items():
                 if "N" in value:
                     totals[name] = totals.get(name, 0) + int(value["N"])
@@ -234,7 +240,8 @@ class Store:
                         "Put": {
                             "TableName": self.table,
                             "Item": {
-                                **_key(campaign_id, f"r#{contact_id}"),
+                                **_key(f"{campaign_id}#r#{contact_id}", "outcome"),
+                                "campaign": {"S": campaign_id},
                                 "outcome": {"S": outcome},
                                 "at": {"S": now.isoformat()},
                                 "contact_id": {"S": contact_id},
@@ -246,7 +253,7 @@ class Store:
                     {
                         "Update": {
                             "TableName": self.table,
-                            "Key": _key(campaign_id, f"count#{shard}"),
+                            "Key": _key(f"{campaign_id}#count#{shard}", "count"),
                             "UpdateExpression": "ADD #o :one",
                             "ExpressionAttributeNames": {"#o": outcome},
                             "ExpressionAttributeValues": {":one": {"N": "1"}},
@@ -268,7 +275,11 @@ class Store:
 
     def outcome(self, campaign_id: str, contact_id: str) -> str | None:
         answer = _call(
-            "get_item", self.table, self.region, Key=_key(campaign_id, f"r#{contact_id}"), ConsistentRead=True
+            "get_item",
+            self.table,
+            self.region,
+            Key=_key(f"{campaign_id}#r#{contact_id}", "outcome"),
+            ConsistentRead=True,
         )
         return text(answer.get("Item", {}), "outcome")
 

@@ -21,13 +21,13 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import clients
+from shared import clients, writes
 from shared.events import SCENARIO_REQUESTED, Event
 from shared.journeys import bearer, enrolments
 from shared.people.conditions import Facts, history_of, holds, matches
-from shared.people.consent import refusal_for_marketing_email
+from shared.people.consent import marketing_email_as_read, refusal_for_marketing_email
 from shared.settings import Settings
-from shared.storage import ContactModel, EnrolmentModel, Tables, tables
+from shared.storage import ContactModel, EnrolmentModel, Tables, tables, update_if
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "scenarios" / "compiled" / "catalogue.json"
 
@@ -98,13 +98,28 @@ def bucket(scenario: str, contact_id: str) -> int:
     return int(hashlib.sha256(f"{scenario}:{contact_id}".encode()).hexdigest()[:8], 16) % 100
 
 
-def _re_entry_refusal(entry: Entry, past: list[EnrolmentModel], now: datetime) -> str | None:
-    if not past or entry.re_entry == "always":
+def needs_enrolments(event: Event, contact: ContactModel, entries: tuple[Entry, ...]) -> bool:
+    """Whether deciding this event reads the contact's enrolments: only when one of its executions may await it
+    (a wait_for step noted its event on the contact), or for a scenario the contact entered whose goal the event may
+    reach (the starts decide on `entered`), or for a contact from before `entered` (read once, then kept)."""
+    if contact.created_by_event:
+        return False
+    kept = enrolments.entered(contact)
+    if kept is None or event.type in (contact.awaiting or set()):
+        return True
+    return any(
+        entry.scenario in kept
+        and (entry.goal_condition is not None or event.type in (entry.goal_events or (entry.goal_event,)))
+        for entry in entries
+    )
+
+
+def _re_entry_refusal(entry: Entry, last: datetime | None, now: datetime) -> str | None:
+    if last is None or entry.re_entry == "always":
         return None
     if entry.re_entry == "never":
         return "already entered once (re_entry: never)"
     wait = timedelta(seconds=int(entry.re_entry.partition(":")[2]))
-    last = max(enrolment.started_at for enrolment in past)
     return f"entered less than {wait} ago (re_entry)" if now - last < wait else None
 
 
@@ -129,7 +144,7 @@ def start_matching(
         refusal = (
             refusal_for_marketing_email(contact, soft_opt_in=entry.soft_opt_in) if entry.consent == "email" else None
         )
-        refusal = refusal or _re_entry_refusal(entry, past, now)
+        refusal = refusal or _re_entry_refusal(entry, enrolments.last_entered(contact, entry.scenario, past), now)
         if refusal is None and entry.condition is not None and not _meets(entry.condition, contact, settings, t, now):
             refusal = "entry condition not met (entry.if)"
         if refusal is None and _meets(entry.goal_condition, contact, settings, t, now):
@@ -137,6 +152,9 @@ def start_matching(
         if refusal is not None:
             outcomes.append(Outcome(entry.scenario, name, started=False, reason=refusal))
             continue
+        gathered = writes.current()
+        if gathered is not None and entry.consent == "email" and gathered.before is not None:
+            gathered.condition(marketing_email_as_read(gathered.before))  # written only if the consent read holds
         capped = entry.cap is not None
         if entry.cap is not None and not enrolments.take_place(t, entry.scenario, entry.cap):
             outcomes.append(Outcome(entry.scenario, name, started=False, reason="entry cap reached"))
@@ -159,22 +177,23 @@ def _start(
     """Starts the execution. In a capped scenario the contact already holds a place: the enrolment is recorded
     first (the execution's Leave Task must find it, however fast it ends), and both are undone if the start fails.
     """
-    execution_input = {
-        "contact_id": contact.contact_id,
-        "bucket": bucket(scenario, contact.contact_id),
-        # Without its bearer links (shared.journeys.bearer): the send Task reads them from the recorded event.
-        "trigger": {
-            **bearer.execution_trigger(event.type, event.event_id, event.properties, bearer.history_key(event, now)),
-            **({"chain": event.chain} if event.chain else {}),  # what its steps emit is one link further
-        },
-    }
+    execution_input = input_of(scenario, contact.contact_id, event, now)
     arn = settings.state_machine_prefix + scenario
     execution_arn = arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    gathered = writes.current()
+    if gathered is not None:
+        # Recorded in the event's one transaction (with its place, in a capped scenario), started after it, and
+        # again by a redelivery that finds the event's mark: its name starts it once (`start`).
+        enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
+        enrolments.note_entered(contact, scenario, now)
+        # the effect names the execution; its input is the event's, made again from the event when carried out
+        gathered.effect({"start": arn, "name": name, "scenario": scenario, "contact": contact.contact_id})
+        return Outcome(scenario, name, started=True, reason="trigger matched")
     if capped:
         enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
     try:
         answer = clients.stepfunctions(settings.region).start_execution(
-            stateMachineArn=arn, name=name, input=json.dumps(execution_input, sort_keys=True)
+            stateMachineArn=arn, name=name, input=execution_input
         )
         execution_arn = answer["executionArn"]
         reason = "trigger matched"
@@ -190,7 +209,65 @@ def _start(
         raise DispatchError(f"{scenario}: {type(error).__name__}") from error
     if not capped:
         enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
+    if contact.entered is not None:  # kept from then on (None: its enrolments are read, as before)
+        update_if(contact, [ContactModel.entered[scenario].set(now.isoformat())], ContactModel.entered.exists())
+        enrolments.note_entered(contact, scenario, now)
     return Outcome(scenario, name, started=reason == "trigger matched", reason=reason)
+
+
+def input_of(scenario: str, contact_id: str, event: Event, now: datetime) -> str:
+    """An execution's input, the same on every attempt at the event (a repeated start of a running execution with
+    the same name and input is that execution)."""
+    execution_input = {
+        "contact_id": contact_id,
+        "bucket": bucket(scenario, contact_id),
+        # Without its bearer links (shared.journeys.bearer): the send Task reads them from the recorded event.
+        "trigger": {
+            **bearer.execution_trigger(event.type, event.event_id, event.properties, bearer.history_key(event, now)),
+            **({"chain": event.chain} if event.chain else {}),  # what its steps emit is one link further
+        },
+    }
+    return json.dumps(execution_input, sort_keys=True)
+
+
+def awaited(event: Event) -> str:
+    """What a wait_for step is handed: the event without its bearer links (nothing renders an awaited event)."""
+    properties = bearer.without_links(event.properties)[0]
+    return json.dumps({"type": event.type, "event_id": event.event_id, "properties": properties})
+
+
+def start(arn: str, name: str, execution_input: str, settings: Settings) -> None:
+    """Starts an execution the event's transaction recorded; started already (by an earlier delivery) is done."""
+    try:
+        clients.stepfunctions(settings.region).start_execution(stateMachineArn=arn, name=name, input=execution_input)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code != "ExecutionAlreadyExists":
+            raise DispatchError(f"{arn.rsplit(':', 1)[-1]}: {code}") from error
+    except BotoCoreError as error:
+        raise DispatchError(f"{arn.rsplit(':', 1)[-1]}: {type(error).__name__}") from error
+
+
+def stop(execution_arn: str, cause: str, settings: Settings) -> None:
+    """Stops an execution whose goal an event reached; one that has ended meanwhile is left as it ended."""
+    try:
+        clients.stepfunctions(settings.region).stop_execution(
+            executionArn=execution_arn, error="GoalReached", cause=cause
+        )
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code not in ("ExecutionDoesNotExist", "ResourceNotFound"):
+            raise DispatchError(f"stop: {code}") from error
+
+
+def resume(token: str, output: str, settings: Settings) -> None:
+    """Hands an awaited event to the execution waiting for it; one that stopped waiting meanwhile is left."""
+    try:
+        clients.stepfunctions(settings.region).send_task_success(taskToken=token, output=output)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+            raise DispatchError(f"resume: {code}") from error
 
 
 def _undo_place(t: Tables, contact_id: str, scenario: str, execution_arn: str, capped: bool) -> None:
@@ -234,10 +311,13 @@ def stop_on_goals(
         if not by_event and not _meets(entry.goal_condition, contact, settings, t, now):
             continue
         cause = event.type if by_event else GOAL_CONDITION
+        gathered = writes.current()
         for enrolment in active:
             try:
                 running = sfn.describe_execution(executionArn=enrolment.execution_arn)["status"] == "RUNNING"
-                if running:
+                if running and gathered is not None:  # stopped once the event's transaction is written
+                    gathered.effect({"stop": enrolment.execution_arn, "cause": cause})
+                elif running:
                     sfn.stop_execution(executionArn=enrolment.execution_arn, error="GoalReached", cause=cause)
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "ResourceNotFound"):
@@ -267,10 +347,16 @@ def resume_waiting(
     """Resumes the contact's executions waiting for this event (their wait_for steps), with the event."""
     t = tables(settings)
     sfn = clients.stepfunctions(settings.region)
-    properties = bearer.without_links(event.properties)[0]  # nothing renders an awaited event: no bearer link
-    output = json.dumps({"type": event.type, "event_id": event.event_id, "properties": properties})
+    output = awaited(event)
     outcomes = []
+    gathered = writes.current()
     for enrolment in enrolments.waiting_for(t, contact.contact_id, event.type, enrolled):
+        if gathered is not None:  # resumed once the event's transaction is written
+            gathered.effect({"resume": str(enrolment.task_token)})  # handed the event (`awaited`) when carried out
+            enrolments.stop_waiting(enrolment)
+            reason = f"resumed by {event.type}"
+            outcomes.append(Outcome(enrolment.scenario, enrolment.key.partition("#")[2], started=False, reason=reason))
+            continue
         try:
             sfn.send_task_success(taskToken=str(enrolment.task_token), output=output)
             reason = f"resumed by {event.type}"

@@ -10,7 +10,16 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import DeleteError, PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from shared.storage import EnrolmentModel, ScenarioCounterModel, StorageError, Tables, get_or_none, update_if
+from shared import writes
+from shared.storage import (
+    ContactModel,
+    EnrolmentModel,
+    ScenarioCounterModel,
+    StorageError,
+    Tables,
+    get_or_none,
+    update_if,
+)
 
 KEEP = timedelta(days=400)  # longer than any execution
 
@@ -31,8 +40,37 @@ def all_of(t: Tables, contact_id: str) -> list[EnrolmentModel]:
     return list(t.enrolments.query(contact_id))
 
 
+def entered(contact: ContactModel) -> dict[str, str] | None:
+    """When the contact last entered each scenario; None for a contact from before it was kept."""
+    return dict(contact.entered.as_dict()) if contact.entered is not None else None
+
+
+def last_entered(contact: ContactModel, scenario: str, past: list[EnrolmentModel]) -> datetime | None:
+    """When the contact last entered the scenario: as the contact keeps it, else by its enrolments."""
+    kept = entered(contact)
+    if kept is not None:
+        at = kept.get(scenario)
+        return datetime.fromisoformat(at) if isinstance(at, str) else None
+    return max((enrolment.started_at for enrolment in past), default=None)
+
+
+def note_entered(contact: ContactModel, scenario: str, now: datetime) -> None:
+    """In hand: the contact's entries with this one (written with the enrolment)."""
+    contact.entered = {**(entered(contact) or {}), scenario: now.isoformat()}
+
+
+def fill_entered(contact: ContactModel, enrolled: list[EnrolmentModel]) -> None:
+    """A contact from before `entered`: filled in, in hand, from its enrolments (read once for the event)."""
+    if contact.entered is None:
+        last: dict[str, str] = {}
+        for enrolment in sorted(enrolled, key=lambda e: e.started_at):
+            last[str(enrolment.scenario)] = enrolment.started_at.isoformat()
+        contact.entered = last
+
+
 def record(t: Tables, contact_id: str, scenario: str, execution_arn: str, now: datetime) -> None:
-    t.enrolments(
+    """Records a start (in the event's one transaction while its writes are gathered, shared.writes)."""
+    enrolment = t.enrolments(
         contact_id=contact_id,
         key=key(scenario, execution_arn),
         scenario=scenario,
@@ -40,7 +78,12 @@ def record(t: Tables, contact_id: str, scenario: str, execution_arn: str, now: d
         status="active",
         started_at=now,
         expires_at=now + KEEP,
-    ).save()
+    )
+    gathered = writes.current()
+    if gathered is not None:
+        gathered.put(enrolment)
+    else:
+        enrolment.save()
 
 
 def close(enrolment: EnrolmentModel, converted_by: str | None, now: datetime) -> None:
@@ -51,7 +94,11 @@ def close(enrolment: EnrolmentModel, converted_by: str | None, now: datetime) ->
     ]
     if converted_by:
         actions.append(EnrolmentModel.goal_event.set(converted_by))
-    enrolment.update(actions=actions)
+    gathered = writes.current()
+    if gathered is not None:
+        gathered.update(enrolment, actions)
+    else:
+        enrolment.update(actions=actions)
 
 
 def goal_reached(t: Tables, contact_id: str, scenario: str, execution_arn: str) -> bool:
@@ -76,6 +123,9 @@ def await_event(
             EnrolmentModel.task_token.set(token),
         ]
     )
+    # the contact's events awaited: its event's processing then reads the enrolments (shared.journeys.dispatch)
+    contact = t.contacts(contact_id=contact_id)
+    update_if(contact, [ContactModel.awaiting.add({event})], ContactModel.contact_id.exists())
 
 
 def waiting_for(
@@ -87,7 +137,12 @@ def waiting_for(
 
 
 def stop_waiting(enrolment: EnrolmentModel) -> None:
-    enrolment.update(actions=[EnrolmentModel.waiting_event.remove(), EnrolmentModel.task_token.remove()])
+    actions: list[Any] = [EnrolmentModel.waiting_event.remove(), EnrolmentModel.task_token.remove()]
+    gathered = writes.current()
+    if gathered is not None:
+        gathered.update(enrolment, actions)
+    else:
+        enrolment.update(actions=actions)
 
 
 # ---- entry cap: how many contacts are in a capped scenario right now (exact, never above the cap) ----------------
@@ -104,7 +159,20 @@ def take_place(t: Tables, scenario: str, cap: int) -> bool:
     """Counts one more contact in, only if fewer than `cap` are in (one conditional write: concurrent starts
     never pass the cap). False when it is full."""
     field = ScenarioCounterModel.running
+    gathered = writes.current()
+    if gathered is not None:  # in the event's one transaction: full then, the event is decided again without it
+        label = CAP + scenario
+        if label in gathered.refused:
+            return False
+        if gathered.withdraw(PLACE + scenario):  # a goal of this event freed a place: this start takes it
+            return True
+        gathered.update(_counter(t, scenario), [field.add(1)], field.does_not_exist() | (field < cap), label=label)
+        return True
     return update_if(_counter(t, scenario), [field.add(1)], field.does_not_exist() | (field < cap))
+
+
+CAP = "cap#"  # the label of a scenario's place taken in an event's transaction (shared.writes)
+PLACE = "place#"  # of a place given back by a goal
 
 
 def give_place_back(t: Tables, scenario: str) -> None:
@@ -148,6 +216,18 @@ def finish(
     if converted_by:
         actions.append(EnrolmentModel.goal_event.set(converted_by))
     active = EnrolmentModel.status == "active"
+    gathered = writes.current()
+    if gathered is not None:
+        # In the event's one transaction: not active (its Leave Task closed it meanwhile) or its counter at zero
+        # fails it, and the event is decided again without that part.
+        label = f"enrolment#{key(scenario, execution_arn)}"
+        if label in gathered.refused:
+            return False
+        gathered.update(enrolment, actions, active, label=label)
+        field = ScenarioCounterModel.running
+        if capped and PLACE + scenario not in gathered.refused:
+            gathered.update(_counter(t, scenario), [field.add(-1)], field > 0, label=PLACE + scenario)
+        return True
     if capped:
         try:
             with TransactWrite(connection=_connection(region)) as transaction:

@@ -5,16 +5,18 @@ its identities (email, phone, source ids); the items of the orders it placed (wh
 back: shared.people.orders, named by its order events); its events, enrolments and sends (queried by contact id,
 the sends through their `by_contact` index); its entries in the dates index and the list members (named on the
 contact); the discount codes it got (named on its sends); the suppression entry of its address; the emails it last
-clicked and opened, kept for revenue attribution in the reports table (its `attribution#<contact id>` partition).
-The reports' counters name no one and stay.
+clicked and opened, kept for revenue attribution in the reports table (its `attribution#<contact id>` partition);
+its outcome in each campaign (the campaigns table's `<id>#r#<contact id>` items, found by its `by_contact` index, where
+the function is given that table). The reports' counters and a campaign's counters name no one and stay.
 
 The erasure stops the person's running executions first (a Wait ends at once; a pending wait_for ends by its
 timeout locally, and its act step then finds no contact and an address suppressed), deletes every item, and keeps
 one thing: the suppression entry of the address, keyed by its hash (HMAC-SHA-256 under the deployment's
 suppression key, shared.people.suppression), with the erasure's time (`erased_at`). That entry keeps the address
 from ever being mailed again, and is the tombstone processing reads: an event received before the erasure (in
-flight on the queue) brings nobody back (`erased_before`). The erasure is recorded under `_erasure` in the events
-table with counts only, and answers the same counts: idempotent, a repeat removes nothing. Without the suppression
+flight on the queue) brings nobody back (`received_before`, the tombstone read with the event's mark). The erasure
+is recorded under `_erasure` in the events table with counts only, and answers the same counts: idempotent, a
+repeat removes nothing. Without the suppression
 key, an export or an erasure fails before it reads or deletes anything (ConfigurationError naming the parameter):
 an erasure that could not write its tombstone would let the address be mailed again.
 """
@@ -39,11 +41,15 @@ from shared.journeys import dispatch, enrolments
 from shared.people import orders, suppression
 from shared.settings import Settings
 from shared.storage import (
+    MARK_PREFIX,
     REPORTS_ATTRIBUTION,
     ContactModel,
     EnrolmentModel,
+    StorageBusy,
+    StorageError,
     SuppressionModel,
     Tables,
+    busy,
     failure,
     get_or_none,
     tables,
@@ -63,6 +69,7 @@ STORES = (
     "discount_codes",
     "reports",
     "suppressions",
+    "marks",
 )
 
 
@@ -153,6 +160,9 @@ def holdings(t: Tables, key: suppression.HashKey, contact_id: str) -> Holdings:
         )
         history = list(t.events.query(contact_id))
         held.items["events"] = list(history)
+        # the processed marks of their events (shared.writes): what those did outside DynamoDB names the contact
+        marks = [MARK_PREFIX + record.at_id.partition("#")[2] for record in history]
+        held.items["marks"] = list(t.marks.batch_get(list(dict.fromkeys(marks)))) if marks else []
         placed = orders.order_keys(history)
         held.items["orders"] = (
             [order for order in t.orders.batch_get(placed) if order.contact_id == contact_id] if placed else []
@@ -196,6 +206,45 @@ def _identity_keys(contact: ContactModel | None) -> list[str]:
     return keys + [f"{source}#{native}" for source, native in sorted(sources.items())]
 
 
+CAMPAIGN_INDEX = "by_contact"
+
+
+def campaign_outcomes(settings: Settings, contact_id: str) -> list[dict[str, str]]:
+    """The person's outcome in each campaign (shared.campaigns.store), by the campaigns table's sparse index: only
+    those items carry a contact id. None where the function is not given the table."""
+    if not settings.campaigns_table:
+        return []
+    client = clients.dynamodb(settings.region)
+    query: dict[str, Any] = {
+        "TableName": settings.campaigns_table,
+        "IndexName": CAMPAIGN_INDEX,
+        "KeyConditionExpression": "contact_id = :c",
+        "ExpressionAttributeValues": {":c": {"S": contact_id}},
+    }
+    found: list[dict[str, str]] = []
+    try:
+        while True:
+            answer = client.query(**query)
+            found += [
+                {name: value["S"] for name, value in item.items() if "S" in value} for item in answer.get("Items", [])
+            ]
+            if "LastEvaluatedKey" not in answer:
+                return found
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    except (ClientError, BotoCoreError) as error:
+        raise StorageBusy(str(error)) if busy(error) else StorageError(str(error)) from error
+
+
+def _erase_campaign_outcomes(settings: Settings, outcomes: list[dict[str, str]]) -> None:
+    client = clients.dynamodb(settings.region)
+    try:
+        for item in outcomes:
+            key = {"campaign_id": {"S": item["campaign_id"]}, "item": {"S": item["item"]}}
+            client.delete_item(TableName=str(settings.campaigns_table), Key=key)
+    except (ClientError, BotoCoreError) as error:
+        raise StorageBusy(str(error)) if busy(error) else StorageError(str(error)) from error
+
+
 # ---- access: the person's file ---------------------------------------------------------------------------------
 
 
@@ -203,12 +252,20 @@ def export(settings: Settings, who: Who, now: datetime) -> dict[str, Any]:
     """One JSON document with everything stored about the person, grouped by store; PersonError 404 if unknown."""
     t = tables(settings)
     key = suppression.hash_key(settings)
-    found = [held for held in (holdings(t, key, c) for c in contact_ids(t, who)) if held.counts()]
+    found = [
+        (held, outcomes)
+        for held, outcomes in ((holdings(t, key, c), campaign_outcomes(settings, c)) for c in contact_ids(t, who))
+        if held.counts() or outcomes
+    ]
     if not found:
         raise PersonError("no one is stored under this name", status=404)
     people = []
-    for held in found:
+    for held, outcomes in found:
         stores = {store: [_plain(item) for item in items] for store, items in held.items.items() if items}
+        if outcomes:
+            stores["campaigns"] = [
+                {"campaign": o.get("campaign"), "outcome": o.get("outcome"), "at": o.get("at")} for o in outcomes
+            ]
         if "suppressions" in stores:  # the hash names nobody; why the address is not mailed is what matters here
             stores["suppressions"] = [
                 {"suppressed": True, **{k: v for k, v in stores["suppressions"][0].items() if k != "address_hash"}}
@@ -258,6 +315,10 @@ def erase(settings: Settings, who: Who, now: datetime, origin: str) -> dict[str,
                 continue
             _delete(items)
             removed[store] = removed.get(store, 0) + len(items)
+        outcomes = campaign_outcomes(settings, contact_id)
+        if outcomes:
+            _erase_campaign_outcomes(settings, outcomes)
+            removed["campaigns"] = removed.get("campaigns", 0) + len(outcomes)
     for address in sorted(addresses):
         _tombstone(t, key, address, now)
     answer = {
@@ -329,13 +390,18 @@ def erased_before(t: Tables, key: suppression.HashKey, email: str | None, receiv
     A new event, received after the erasure, may create a new contact (whose address stays suppressed)."""
     hashed = suppression.address_hash(key, email)
     entry = get_or_none(t.suppressions, hashed, consistent=True) if hashed else None
-    if entry is None or entry.erased_at is None:
+    return entry is not None and received_before(received_at, entry.erased_at)
+
+
+def received_before(received_at: str, erased_at: datetime | None) -> bool:
+    """Whether an event received then was in flight when its address was erased (an unreadable time: it was)."""
+    if erased_at is None:
         return False
     try:
         received = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
     except ValueError:
         return True
-    return received <= entry.erased_at
+    return received <= erased_at
 
 
 # ---- Shopify's mandatory compliance webhooks ------------------------------------------------------------------

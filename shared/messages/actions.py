@@ -13,8 +13,8 @@ from pynamodb.exceptions import PynamoDBException
 from shared import outbox, secrets
 from shared.events import LIST_JOINED, LIST_LEFT, ConsentFacts, ContactFacts, Event
 from shared.journeys import enrolments
-from shared.messages import sending, sms
-from shared.people import conditions, consent, crm, dates, lists, moments, scoring, suppression
+from shared.messages import sending
+from shared.people import conditions, consent, dates, lists, moments, scoring, suppression
 from shared.settings import Settings
 from shared.sources import ingestion
 from shared.storage import ContactModel, StorageBusy, StorageError, busy, get_or_none, save_changes, tables, update_if
@@ -313,8 +313,12 @@ def _perform(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
         request = sending.SendRequest.from_payload(payload)
         return sending.send_email(request, settings, settings.clock(), link_secret, suppression_key)
     if action == "send_sms":
+        from shared.messages import sms  # an SMS step's: loaded by the first, not at every cold start
+
         return sms.send_sms(sms.request_from(payload), settings, settings.clock())
     if action == "notify_crm":
+        from shared.people import crm  # a CRM step's (urllib's opener): loaded by the first
+
         return crm.notify(payload, settings, now, lambda: _crm_secret(settings))
     if action == "plan_wait":
         return plan_wait(payload, settings, now)

@@ -37,6 +37,7 @@ class SendRequest:
     discount: dict[str, str] | None = None  # the step's discount: {code: X} or {pool: P} (shared.messages.discounts)
     soft_opt_in: bool = False  # the scenario's: customers who never objected need no opt-in (shared.people.consent)
     subject: str | None = None  # plain text in place of the template's subject (a campaign's A/B variant)
+    has_goal: bool = True  # a campaign's send has no execution whose goal could stop it: no enrolment to read
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], action: str = "send_email") -> SendRequest:
@@ -153,6 +154,35 @@ def give_back(t: Tables, key: str, contact_id: str, counted: bool) -> None:
         pacing.forget(t, contact_id, key)
 
 
+def email_context(
+    settings: Settings,
+    locale: str,
+    *,
+    first_name: str | None,
+    last_name: str | None,
+    email: str | None,
+    trigger: dict[str, Any],
+    unsubscribe_url: str,
+    preferences_url: str,
+    confirm_url: str,
+    discount: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What an email template is rendered with (a send's, and a campaign's preview or test, whose links are
+    stand-ins): the contact, the trigger, the sender and its postal address, the signed links."""
+    return {
+        "contact": {"first_name": first_name, "last_name": last_name, "email": email},
+        "first_name": first_name,
+        "trigger": trigger,
+        "sender": {"name": settings.sender_name, "postal_address": settings.postal_address},
+        "unsubscribe_url": unsubscribe_url,
+        "preferences_url": preferences_url,
+        # for a double opt-in email (scenario confirm-subscription): the link and the sentence it records
+        "confirm_url": confirm_url,
+        "confirm_wording": subscriptions.wording(subscriptions.CONFIRM_WORDING, locale, settings.sender_name),
+        "discount": discount,
+    }
+
+
 def send_email(
     request: SendRequest, settings: Settings, clock: Clock, link_secret: str, suppression_key: suppression.HashKey
 ) -> dict[str, Any]:
@@ -164,7 +194,11 @@ def send_email(
         refusal = "address suppressed"  # by a bounce or complaint, maybe on a contact since erased
     if refusal is None and contact is not None:
         refusal = subscriptions.topic_refusal(contact, request.topic)
-    if refusal is None and enrolments.goal_reached(t, request.contact_id, request.scenario, request.execution):
+    if (
+        refusal is None
+        and request.has_goal
+        and enrolments.goal_reached(t, request.contact_id, request.scenario, request.execution)
+    ):
         refusal = "goal reached"
     if refusal is not None or contact is None or contact.email is None:
         return {"status": "skipped", "reason": refusal or "no email address"}
@@ -179,23 +213,19 @@ def send_email(
     unsubscribe_url = f"{settings.public_base_url}/unsubscribe?t={quote(unsubscribe_token)}"
     base, contact_id = settings.public_base_url, contact.contact_id
     locale = contact.locale or settings.default_locale
-    context: dict[str, Any] = {
-        "contact": {
-            "first_name": contact.first_name,
-            "last_name": contact.last_name,
-            "email": contact.email,
-        },
-        "first_name": contact.first_name,
+    context = email_context(
+        settings,
+        locale,
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        email=contact.email,
         # its bearer links read back from the contact's history, kept out of the execution (shared.journeys.bearer)
-        "trigger": bearer.restore(request.trigger, contact.contact_id, t.events, contact.last_cart_url),
-        "sender": {"name": settings.sender_name, "postal_address": settings.postal_address},
-        "unsubscribe_url": unsubscribe_url,
-        "preferences_url": links.url(base, "/preferences", contact_id, subscriptions.PREFERENCES_SCOPE, link_secret),
-        # for a double opt-in email (scenario confirm-subscription): the link and the sentence it records
-        "confirm_url": links.url(base, "/confirm", contact_id, subscriptions.CONFIRM_SCOPE, link_secret),
-        "confirm_wording": subscriptions.wording(subscriptions.CONFIRM_WORDING, locale, settings.sender_name),
-        "discount": discount.context() if discount else None,
-    }
+        trigger=bearer.restore(request.trigger, contact.contact_id, t.events, contact.last_cart_url),
+        unsubscribe_url=unsubscribe_url,
+        preferences_url=links.url(base, "/preferences", contact_id, subscriptions.PREFERENCES_SCOPE, link_secret),
+        confirm_url=links.url(base, "/confirm", contact_id, subscriptions.CONFIRM_SCOPE, link_secret),
+        discount=discount.context() if discount else None,
+    )
     envelope = mailer.Envelope(
         sender_name=settings.sender_name,
         sender_address=settings.from_address,

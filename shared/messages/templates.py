@@ -16,14 +16,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, TemplateNotFound, TemplateSyntaxError
-from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
-
 from shared.sources.products import web_url
 
 if TYPE_CHECKING:
     from css_inline import CSSInliner
+    from jinja2 import Template
+    from jinja2.runtime import Context
+    from jinja2.sandbox import SandboxedEnvironment
 
 LOCALES = ("fr", "en")
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "templates"
@@ -44,6 +43,11 @@ class RenderedEmail:
 
 @lru_cache(maxsize=4)
 def environment(root: Path = DEFAULT_ROOT) -> SandboxedEnvironment:
+    """Built once per container, Jinja with it: loaded by the first render, not by every handler importing this
+    module (the act function's other steps, the subscription function's POSTs; about 30 ms of a cold start)."""
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
     env = SandboxedEnvironment(
         loader=FileSystemLoader(str(root)),
         autoescape=True,
@@ -60,6 +64,9 @@ def environment(root: Path = DEFAULT_ROOT) -> SandboxedEnvironment:
 @lru_cache(maxsize=4)
 def text_environment(root: Path = DEFAULT_ROOT) -> SandboxedEnvironment:
     """For SMS: the same sandbox without HTML escaping (an apostrophe must stay an apostrophe on a phone)."""
+    from jinja2 import FileSystemLoader, StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
     return SandboxedEnvironment(
         loader=FileSystemLoader(str(root)),
         autoescape=False,
@@ -156,6 +163,8 @@ def render_email(
     name: str, locale: str, context: dict[str, Any], root: Path = DEFAULT_ROOT, subject: str | None = None
 ) -> RenderedEmail:
     """The email for a person; `subject`: plain text in place of the template's (a campaign's A/B variant)."""
+    from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError  # loaded by environment()
+
     path = template_name(name, locale, root)
     context = {**context, "locale": path.split(".")[-2]}
     env = environment(root)
@@ -193,6 +202,8 @@ class RenderedSms:
 
 def render_sms(name: str, locale: str, context: dict[str, Any], root: Path = DEFAULT_ROOT) -> RenderedSms:
     """The SMS text as written, without surrounding blank lines; errors name the file and line."""
+    from jinja2 import TemplateError, TemplateNotFound, TemplateSyntaxError  # loaded by environment()
+
     path = template_name(name, locale, root, kind="sms")
     context = {**context, "locale": path.split(".")[-2]}
     try:

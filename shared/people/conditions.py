@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
+from shared import writes
 from shared.events import EMAIL_CLICKED, EMAIL_OPENED
 from shared.people.consent import refusal_for_marketing_email
 from shared.people.moments import zone
@@ -158,9 +159,17 @@ def history_of(events: type[EventModel], contact_id: str) -> History:
     """The contact's history as conditions read it: one bounded query of its own events since a moment."""
 
     def count(event_type: str, since: datetime, where: dict[str, Any] | None) -> int:
-        recent = events.query(
-            contact_id, EventModel.at_id >= since.isoformat(), filter_condition=EventModel.type == event_type
+        recent = list(
+            events.query(
+                contact_id, EventModel.at_id >= since.isoformat(), filter_condition=EventModel.type == event_type
+            )
         )
+        gathered = writes.current()  # the event in hand's own record, not written yet
+        recent += [
+            record
+            for record in (gathered.records(contact_id) if gathered is not None else [])
+            if record.type == event_type and record.at_id >= since.isoformat()
+        ]
         return sum(1 for event in recent if matches(where, event.properties or {}))
 
     return count

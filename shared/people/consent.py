@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, cast
+
+from pynamodb.expressions.condition import Condition
 
 from shared.events import ConsentFacts
 from shared.storage import Consent, ContactModel
@@ -80,6 +82,20 @@ def refusal_for_marketing_email(contact: ContactModel | None, *, soft_opt_in: bo
     if soft_opt_in:
         return soft_opt_in_refusal(contact)
     return "no marketing consent"
+
+
+def marketing_email_as_read(before: dict[str, Any]) -> Condition:
+    """The condition that the contact's suppression and email consent are still as read (`before`: the contact's
+    `serialize()` when read; the event's own consent, written in the same transaction, is not a change meanwhile).
+    A start decided on them is written only if no withdrawal came meanwhile (the event is then decided again)."""
+    suppressed = ContactModel.suppressed
+    was_suppressed = bool((before.get("suppressed") or {}).get("BOOL"))
+    condition = (suppressed == True) if was_suppressed else suppressed.does_not_exist() | (suppressed == False)  # noqa: E712
+    consent = ContactModel.email_consent
+    state = ((before.get("email_consent") or {}).get("M") or {}).get("state", {}).get("S")
+    # the state inside the map (PynamoDB's typing takes a nested attribute's comparison for a bool)
+    held = consent.does_not_exist() if state is None else cast(Condition, consent.state == state)
+    return cast(Condition, condition & held)
 
 
 def objected(contact: ContactModel) -> bool:

@@ -13,6 +13,7 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 
+from shared import writes
 from shared.events import (
     CHECKOUT_STARTED,
     CHECKOUT_UPDATED,
@@ -66,10 +67,22 @@ def anonymous_key(anonymous_id: str) -> str:
     return "anonymous#" + anonymous_id
 
 
-def _find(keys: list[str], tables: Tables, deciding: list[str] | None = None) -> tuple[str | None, dict[str, str]]:
+def lookup_keys(facts: ContactFacts) -> list[str]:
+    """Every identity an event's processing may read: its identities and its anonymous visitor's (read together)."""
+    if facts.contact_id is not None:
+        return []
+    return identity_keys(facts) + ([anonymous_key(facts.anonymous_id)] if facts.anonymous_id else [])
+
+
+def _find(
+    keys: list[str], tables: Tables, deciding: list[str] | None = None, read: dict[str, str] | None = None
+) -> tuple[str | None, dict[str, str]]:
     """The contact id of the first known identity among `deciding` (default: all), and every known identity's
-    contact id: one request (BatchGetItem), and no write later for an identity already there."""
-    if len(keys) == 1:
+    contact id: one request (BatchGetItem), none when `read` holds them (read with the event's mark), and no write
+    later for an identity already there."""
+    if read is not None:
+        known = {key: read[key] for key in keys if key in read}
+    elif len(keys) == 1:
         identity = get_or_none(tables.identities, keys[0])
         known = {keys[0]: identity.contact_id} if identity is not None else {}
     else:
@@ -156,6 +169,7 @@ def upsert(
     properties: Mapping[str, Any] | None = None,
     history: Callable[[str], Model] | None = None,
     order: Callable[[str], Model] | None = None,
+    identities: dict[str, str] | None = None,
 ) -> ContactModel | None:
     """The contact these facts describe, created or updated; None when nothing identifies anyone.
 
@@ -171,7 +185,7 @@ def upsert(
     """
     for _ in range(RACES):
         with contextlib.suppress(_Raced):
-            return _upsert_once(facts, tables, now, event_type, properties, history, order)
+            return _upsert_once(facts, tables, now, event_type, properties, history, order, identities)
     raise StorageError(f"other events wrote this new contact {RACES} times meanwhile; the event is retried later")
 
 
@@ -204,10 +218,16 @@ def _upsert_once(
     properties: Mapping[str, Any] | None,
     history: Callable[[str], Model] | None,
     order: Callable[[str], Model] | None = None,
+    identities: dict[str, str] | None = None,
 ) -> ContactModel | None:
+    gathered = writes.current()
     if facts.contact_id is not None:  # parcours' own event about a contact it knows: nothing to update
         known = get_or_none(tables.contacts, facts.contact_id)
-        if known is not None and history is not None:
+        if known is not None and gathered is not None:
+            gathered.keep(known, known.serialize())  # what the event's decisions change on it, written once
+            if history is not None and HISTORY not in gathered.refused:
+                gathered.create(history(known.contact_id), label=HISTORY)
+        elif known is not None and history is not None:
             with contextlib.suppress(AlreadyExists):  # recorded by an earlier attempt at this event
                 create_new(history(known.contact_id), EventModel.contact_id)
         return known
@@ -217,16 +237,19 @@ def _upsert_once(
         if facts.anonymous_id is None:
             return None
         # An anonymous visitor: its own contact once an identify merged it, else no one (no contact is created).
-        contact_id, found = _find([anonymous_key(facts.anonymous_id)], tables)
+        contact_id, found = _find([anonymous_key(facts.anonymous_id)], tables, read=identities)
         if contact_id is None:
             return None
     else:
         # A household may share a phone: it finds a contact only when the facts carry no email nor source id.
         strong = [key for key in keys if not key.startswith("phone#")]
-        contact_id, found = _find(keys, tables, deciding=strong or keys)
+        contact_id, found = _find(keys, tables, deciding=strong or keys, read=identities)
         if contact_id is None:
             contact_id, claimed = uuid.uuid4().hex, True
-            if _claim(strong or keys, contact_id, tables) is not None:
+            if gathered is not None:  # claimed in the transaction: a claim lost fails it, and the event is read again
+                for key in strong or keys:
+                    gathered.create(tables.identities(identity=key, contact_id=contact_id), label=IDENTITY_CLAIM)
+            elif _claim(strong or keys, contact_id, tables) is not None:
                 raise _Raced  # another event's new contact took the address first: it is the one
             found.update(dict.fromkeys(strong or keys, contact_id))
     contact: ContactModel
@@ -278,17 +301,24 @@ def _upsert_once(
         consent.record(contact, facts.email_consent)
     if facts.sms_consent is not None:
         consent.record(contact, facts.sms_consent, channel="sms")
-    merging = bool(keys) and facts.anonymous_id is not None and copy_anonymous(facts.anonymous_id, contact, tables)
+    merging = (
+        bool(keys)
+        and facts.anonymous_id is not None
+        and copy_anonymous(facts.anonymous_id, contact, tables, merged=_merged(facts.anonymous_id, identities))
+    )
     if event_type is not None:
         note_activity(contact, event_type, properties or {}, now)
     contact.updated_at = now
     counters = []
     if event_type == ORDER_PLACED:
-        counters = _count_order(contact, (properties or {}).get("total"), now, new=before is None)
+        counters = _count_order(contact, (properties or {}).get("total"), now, new=before is None, gathered=gathered)
     records = [history(contact.contact_id)] if history is not None else []
     placed = order is not None and event_type == ORDER_PLACED
     if order is not None and placed:
         records.append(order(contact.contact_id))
+    if gathered is not None:
+        _gather(gathered, tables, contact, before, records, placed, keys, found, facts, merging)
+        return contact
     try:
         try:
             save_changes(contact, before, counters, records)
@@ -318,13 +348,60 @@ def _upsert_once(
     return contact
 
 
+IDENTITY_CLAIM = "identity"
+HISTORY = "history"  # shared.journeys.processing's label of the event's record
+ORDER = "order"
+
+
+def _merged(anonymous_id: str, identities: dict[str, str] | None) -> bool | None:
+    """Whether the visitor was merged already, as read with the event's mark (None: not read)."""
+    return None if identities is None else anonymous_key(anonymous_id) in identities
+
+
+def _gather(
+    gathered: writes.Writes,
+    tables: Tables,
+    contact: ContactModel,
+    before: dict[str, Any] | None,
+    records: list[Model],
+    placed: bool,
+    keys: list[str],
+    found: dict[str, str],
+    facts: ContactFacts,
+    merging: bool,
+) -> None:
+    """The contact's writes for the event's one transaction: the contact (unless an attempt before the marks wrote
+    the event's record: the contact is then as that attempt left it), its record, the order's item (unless another
+    delivery of the order wrote it: the contact is counted as before, without it), and its new identities."""
+    if HISTORY in gathered.refused:
+        return
+    gathered.keep(contact, before)
+    for index, record in enumerate(records):
+        if placed and index == len(records) - 1:
+            if ORDER not in gathered.refused:
+                gathered.create(record, label=ORDER)
+        else:
+            gathered.create(record, label=HISTORY)
+    for key in keys:
+        if key in found:  # this contact's, or (first come, first kept) another's
+            continue
+        if not facts.identity_trusted and not _owns(contact, key):
+            continue  # an untrusted source's address the contact does not hold: it finds no one later either
+        gathered.create(tables.identities(identity=key, contact_id=contact.contact_id), label=IDENTITY_CLAIM)
+    if merging and facts.anonymous_id is not None:
+        gathered.create(
+            tables.identities(identity=anonymous_key(facts.anonymous_id), contact_id=contact.contact_id),
+            label=IDENTITY_CLAIM,
+        )
+
+
 def _owns(contact: ContactModel, key: str) -> bool:
     """Whether an identity key names what the contact holds now (its email, its phone) or a source id."""
     kind, _, value = key.partition("#")
     return {"email": contact.email, "phone": contact.phone}.get(kind, value) == value
 
 
-def copy_anonymous(anonymous_id: str, contact: ContactModel, tables: Tables) -> bool:
+def copy_anonymous(anonymous_id: str, contact: ContactModel, tables: Tables, merged: bool | None = None) -> bool:
     """Merges an anonymous visitor into the (unsaved) contact, unless it was merged already: its most recent
     recorded events are copied into the contact's history and move the contact's counters (pages of interest, last
     seen), so behaviour conditions count the page views made before the identify. True if the caller must then write
@@ -332,9 +409,10 @@ def copy_anonymous(anonymous_id: str, contact: ContactModel, tables: Tables) -> 
     only a failure between the two would count the pages twice). An anonymous id stays with the first contact it was
     merged into (a shared computer joins no two people).
 
-    One read when already merged; else one bounded query of the visitor's events and their batched copy.
+    One read when already merged (none when `merged` says it, read with the event's mark); else one bounded query
+    of the visitor's events and their batched copy.
     """
-    if get_or_none(tables.identities, anonymous_key(anonymous_id)) is not None:
+    if merged if merged is not None else get_or_none(tables.identities, anonymous_key(anonymous_id)) is not None:
         return False
     try:
         recent = list(
@@ -428,12 +506,26 @@ def _amount(total: object) -> float:
         return 0.0
 
 
-def _count_order(contact: ContactModel, total: object, at: datetime, new: bool) -> list[Action]:
+def _count_order(
+    contact: ContactModel, total: object, at: datetime, new: bool, gathered: writes.Writes | None = None
+) -> list[Action]:
     """An order's counters: set on a new contact, else atomic additions in the contact's one update (two
-    concurrent orders both count)."""
+    concurrent orders both count). While the event's writes are gathered, counted in hand (what the scoring and
+    the lists read) and written under the condition that they are still as read (a concurrent order or take-back
+    fails it: the event is read again and counted on what it left)."""
     amount = _amount(total)
     if new:
         contact.orders_count, contact.total_spent, contact.last_order_at, contact.first_order_at = 1, amount, at, at
+        return []
+    if gathered is not None:
+        count, spent = ContactModel.orders_count, ContactModel.total_spent
+        had_count, had_spent = contact.orders_count, contact.total_spent
+        # a counter at 0 may be stored as 0 or not at all
+        gathered.condition((count.does_not_exist() | (count == 0)) if not had_count else count == had_count)
+        gathered.condition((spent.does_not_exist() | (spent == 0)) if not had_spent else spent == had_spent)
+        contact.orders_count = int(had_count or 0) + 1
+        contact.total_spent = float(had_spent or 0) + amount
+        contact.last_order_at, contact.first_order_at = at, contact.first_order_at or at
         return []
     return [
         ContactModel.orders_count.add(1),

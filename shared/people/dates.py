@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pynamodb.exceptions import PynamoDBException
 
+from shared import writes
 from shared.people import moments
 from shared.storage import ContactModel, StorageError, Tables
 
@@ -39,6 +40,13 @@ def reindex(contact: ContactModel, t: Tables) -> set[str]:
     wanted = entries(contact)
     held = set(contact.date_keys or ())
     timezone = timezone_of(contact)
+    gathered = writes.current()
+    if gathered is not None:  # in the event's one transaction
+        for key in sorted(held - set(wanted)):
+            gathered.delete(t.dates(key=key, contact_id=contact.contact_id))
+        for key, day in sorted(wanted.items()):
+            gathered.put(t.dates(key=key, contact_id=contact.contact_id, date=day, timezone=timezone))
+        return set(wanted)
     try:
         with t.dates.batch_write() as batch:
             for key in sorted(held - set(wanted)):

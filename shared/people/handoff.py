@@ -31,7 +31,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared import clients, deadletters, outbox
+from shared import clients, deadletters, outbox, writes
 from shared.events import CONTACT_QUALIFIED, SCORE_CHANGED, Event
 from shared.people import crm
 from shared.settings import Settings
@@ -127,6 +127,10 @@ def enqueue(event: Event, contact: ContactModel, settings: Settings) -> str | No
         qualified_at=str(properties.get("qualified_at") or event.occurred_at),
         delivery=delivery_id(event.event_id),
     )
+    gathered = writes.current()
+    if gathered is not None:  # sent once the event's transaction is written (its delivery id: handed off once)
+        gathered.effect({"send": settings.handoff_queue_url, "body": message.to_json()})
+        return None
     sqs = clients.sqs(settings.region)
     return sqs.send_message(QueueUrl=settings.handoff_queue_url, MessageBody=message.to_json())["MessageId"]
 

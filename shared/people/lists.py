@@ -36,6 +36,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from shared import writes
 from shared.events import (
     CONTACT_IMPORTED,
     LIST_JOINED,
@@ -177,10 +178,13 @@ def read_window(t: Tables, contact_id: str, selected: list[Rule], now: datetime)
         found = t.events.query(
             contact_id, EventModel.at_id >= since.isoformat(), filter_condition=EventModel.type.is_in(*types)
         )
+        gathered = writes.current()
+        pending = gathered.records(contact_id) if gathered is not None else []  # the event's own, not written yet
         records = []
-        for item in found:
+        for item in [*found, *pending]:
             at = datetime.fromisoformat(item.at_id.partition("#")[0])
-            records.append((at, item.type, dict(item.properties or {})))
+            if item.type in types and at >= since:
+                records.append((at, item.type, dict(item.properties or {})))
     except PynamoDBException as error:
         raise StorageError(str(error)) from error
     return Window(now, records)
@@ -213,26 +217,38 @@ def change(
     """Adds or removes a membership if it is not so already: the contact's conditional update and the members
     item in one transaction (both or neither); only then list.joined / list.left is emitted under `event_id`.
     `contact`, when given, has its `lists` kept in hand; `emit` False: no event (an import that starts nothing).
-    False: no change (already so, or no such contact)."""
+    False: no change (already so, or no such contact). While an event's writes are gathered (shared.writes), the
+    contact in hand changes and the member item joins the event's one transaction, under the same condition."""
     t = tables(settings)
     present = ContactModel.lists.contains(name)
-    condition = ContactModel.contact_id.exists() & (~present if add else present)
-    action = ContactModel.lists.add({name}) if add else ContactModel.lists.delete({name})
     member = t.list_members(list_name=name, contact_id=contact_id, joined_at=now, origin=origin)
-    try:
-        with TransactWrite(connection=_connection(settings.region)) as transaction:
-            transaction.update(t.contacts(contact_id=contact_id), actions=[action], condition=condition)
-            if add:
-                transaction.save(member)
-            else:
-                transaction.delete(member)
-    except TransactWriteError as error:
-        # The contact's condition is the only one (PynamoDB sends the puts and deletes before the updates).
-        if any(reason is not None and reason.code == "ConditionalCheckFailed" for reason in error.cancellation_reasons):
+    gathered = writes.current()
+    if gathered is not None and contact is not None and contact.contact_id == contact_id:
+        if (name in (contact.lists or set())) == add:
             return False
-        raise StorageError(str(error)) from error
-    except PynamoDBException as error:
-        raise StorageError(str(error)) from error
+        gathered.condition(~present if add else present)
+        if add:
+            gathered.put(member)
+        else:
+            gathered.delete(member)
+    else:
+        condition = ContactModel.contact_id.exists() & (~present if add else present)
+        action = ContactModel.lists.add({name}) if add else ContactModel.lists.delete({name})
+        try:
+            with TransactWrite(connection=_connection(settings.region)) as transaction:
+                transaction.update(t.contacts(contact_id=contact_id), actions=[action], condition=condition)
+                if add:
+                    transaction.save(member)
+                else:
+                    transaction.delete(member)
+        except TransactWriteError as error:
+            # The contact's condition is the only one (PynamoDB sends the puts and deletes before the updates).
+            reasons = error.cancellation_reasons or []
+            if any(reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons):
+                return False
+            raise StorageError(str(error)) from error
+        except PynamoDBException as error:
+            raise StorageError(str(error)) from error
     if contact is not None:
         held = set(contact.lists or ())
         contact.lists = (held | {name}) if add else (held - {name}) or None
@@ -316,6 +332,9 @@ def _keep_recheck(contact: ContactModel, window: Window | None, now: datetime, r
     if not replace and held is not None and held >= today and (wanted is None or held <= wanted):
         return
     if wanted == held:
+        return
+    if writes.current() is not None:  # written with the contact in the event's one transaction
+        contact.lists_recheck_on = wanted
         return
     attribute = ContactModel.lists_recheck_on
     update_if(

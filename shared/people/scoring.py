@@ -31,6 +31,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
+from shared import writes
 from shared.events import (
     CONTACT_INACTIVE,
     CONTACT_QUALIFIED,
@@ -264,6 +265,9 @@ def commit(
     that leaves nothing to do now (then its claim is read, once, to emit its events again)."""
     t = tables(settings)
     thresholds = config().stages
+    gathered = writes.current()
+    if gathered is not None:
+        return _gather(gathered, contact, key, topic, planned, ordered, score_id, settings, now)
     for attempt in range(ATTEMPTS):
         if attempt:
             try:
@@ -317,6 +321,41 @@ def commit(
             return again
         # failed == 1: the contact changed since it was read (another event scored, or it was erased): read again
     raise StorageError(f"the contact kept changing while being scored ({ATTEMPTS} attempts); the event is retried")
+
+
+def _gather(
+    gathered: writes.Writes,
+    contact: ContactModel,
+    key: str,
+    topic: str,
+    planned: Callable[[ContactModel], list[Points]],
+    ordered: Callable[[ContactModel], bool],
+    score_id: Callable[[str], str],
+    settings: Settings,
+    now: datetime,
+) -> list[Event]:
+    """The change in hand, for the event's one transaction (shared.writes), under the same condition as `commit`'s
+    (the score, the counters and the stage as read): the event's mark is its claim, and keeps the events it emits."""
+    thresholds = config().stages
+    points = planned(contact)
+    old = _score(contact)
+    new = old + sum(p.points for p in points)
+    stage = stage_of(contact)
+    target = stage_for(new, ordered(contact), thresholds) if thresholds is not None else stage
+    moves = STAGES.index(target) > STAGES.index(stage)
+    if not points and not moves:
+        return []
+    events = _events(contact.contact_id, key, topic, points, old, (stage, target) if moves else None, score_id, now)
+    _, condition, counters = _update(contact, points, old, target if moves else None, now)
+    gathered.condition(condition)
+    contact.score = new
+    if counters is not None:
+        contact.score_caps = counters
+    if moves:
+        changed = {STAGE: target, **({QUALIFIED_AT: now.isoformat()} if target == "sql" else {})}
+        contact.attributes = {**_attributes(contact), **changed}
+    _enqueue(events, settings)
+    return events
 
 
 def _again(t: Tables, contact_id: str, key: str, settings: Settings, now: datetime) -> list[Event]:

@@ -19,11 +19,13 @@ from shared import clients
 from shared.clock import Clock
 from shared.events import SCENARIO_REQUESTED, ConsentFacts, ContactFacts, Event, PayloadError
 from shared.settings import Settings
-from shared.sources import generic, products, shopify, validation, woocommerce
-from shared.sources.signatures import verify_shopify, verify_timestamped, verify_woocommerce
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+# The sources' mappings, checks and signatures (shared.sources.shopify, woocommerce, generic, validation, products,
+# signatures) are imported by the receive_* functions, the ingest side's: the functions that only enqueue what they
+# emit (process, act, schedule, admin, handoff) do not load them at their cold start (about 9 ms).
 
 MAX_BODY_BYTES = 256 * 1024
 FORM = "application/x-www-form-urlencoded"
@@ -55,6 +57,8 @@ def check_body(raw_body: bytes, headers: Mapping[str, str], accepted: tuple[str,
 def _decode(raw_body: bytes, to_event: Callable[[Any], Event], latest: datetime) -> Event:
     """The event of a verified body: 400 naming the problem when it is not JSON, not the source's shape, or holds
     what processing would choke on (shared.sources.validation; `latest`: its horizon)."""
+    from shared.sources import validation
+
     try:
         return validation.checked(to_event(validation.loads(raw_body)), latest)
     except PayloadError as error:
@@ -64,6 +68,9 @@ def _decode(raw_body: bytes, to_event: Callable[[Any], Event], latest: datetime)
 def receive_shopify(
     raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock, wall_time: float | None = None
 ) -> Event:
+    from shared.sources import shopify, validation
+    from shared.sources.signatures import verify_shopify
+
     check_body(raw_body, headers)
     if not verify_shopify(raw_body, headers.get("x-shopify-hmac-sha256"), secret):
         raise Rejected(401, "invalid or missing X-Shopify-Hmac-Sha256 signature")
@@ -80,6 +87,9 @@ def receive_generic(
     The replay window is measured on the wall clock (`wall_time`), which the sender's timestamp comes from: the
     local runtime's compressed clock runs days ahead of it.
     """
+    from shared.sources import generic, validation
+    from shared.sources.signatures import verify_timestamped
+
     check_body(raw_body, headers)
     if not verify_timestamped(raw_body, headers.get("x-parcours-signature"), secrets, wall_time):
         raise Rejected(401, "invalid, missing or expired X-Parcours-Signature (t=<unix>,v1=<hex>, within 300 s of now)")
@@ -98,6 +108,9 @@ def receive_woocommerce(
     raw_body: bytes, headers: Mapping[str, str], secret: str, clock: Clock, wall_time: float | None = None
 ) -> Event | None:
     """The event of a signed delivery, or None for the activation ping (answer 200, enqueue nothing)."""
+    from shared.sources import validation, woocommerce
+    from shared.sources.signatures import verify_woocommerce
+
     if len(raw_body) <= MAX_BODY_BYTES and is_woocommerce_ping(raw_body, headers):
         return None
     check_body(raw_body, headers)
@@ -171,24 +184,21 @@ def _linked(event: Event) -> Event | None:
 
 
 @contextmanager
-def held_until_done(settings: Settings) -> Iterator[None]:
-    """The events parcours emits while it processes one event (score.changed, stage.changed, list.joined...) are
-    queued when that processing is done, even when it fails further on (they tell of changes already written): the
-    scenarios of the event itself start first, and, where the queue delivers at once (the local runtime's event
-    source), the emitted events are not processed inside it, holding its own starts back."""
-    token = _held.set([])
+def held() -> Iterator[list[Event]]:
+    """The events parcours emits while it processes one event, kept in the list it yields and not queued: the
+    processing stores them with the event's mark and queues them once its transaction is written (shared.writes),
+    after its own scenarios start."""
+    kept: list[Event] = []
+    token = _held.set(kept)
     try:
-        yield
+        yield kept
     finally:
-        held = _held.get() or []
         _held.reset(token)
-        for event in held:
-            enqueue(event, settings)
 
 
 def enqueue(event: Event, settings: Settings) -> str:
-    """Sends to the FIFO queue; SQS drops a redelivery within its 5-minute window. Inside `held_until_done`, kept
-    until the processing is done (answers no message id then)."""
+    """Sends to the FIFO queue; SQS drops a redelivery within its 5-minute window. Inside `held`, kept
+    for the processing to queue after its transaction (answers no message id then)."""
     linked = _linked(event)
     if linked is None:
         return ""
@@ -253,6 +263,8 @@ def receive_start_request(
            "attributes": {"birthday": "1990-03-15", "timezone": "Europe/Paris", ...},
            "consent": {"state": "granted", "level": "confirmed_opt_in", "at": ISO 8601}, "request_id": ...}
     """
+    from shared.sources import products, validation
+
     if scenario not in known:
         raise Rejected(
             404,

@@ -18,6 +18,7 @@ from infra import cli
 from infra.localprocess import RunningLocal
 from infra.webhook_client import Answer, post_shopify, post_tracking, signed
 from tests.conftest import SHOPIFY_SECRET, WRITE_KEY
+from tests.e2e.test_preferences import link
 from tests.e2e.test_shopify_webhook import customer, unique_email
 from tests.e2e.test_unsubscribe import fetch
 
@@ -214,3 +215,73 @@ def test_parcours_campaigns_sends_a_file_and_shows_its_status(
     # And sending it again is refused, naming why
     assert cli.main(["campaigns", "send", campaign_id, "--file", str(path), *api]) == 1
     assert "goes out once" in capsys.readouterr().err
+
+
+def test_a_preview_renders_for_one_contact_and_a_test_goes_only_to_the_given_addresses(
+    local: RunningLocal, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given a campaign to a list of one subscriber
+    members = f"pv-{uuid.uuid4().hex[:8]}"
+    email = subscriber(local, "preview", members)
+    campaign_id = f"pv-{uuid.uuid4().hex[:8]}"
+    document = {"id": campaign_id, "email": "promotions/black-friday", "topic": "promotions"}
+    assert campaign(local, {**document, "audience": {"list": members}}).status == 201
+    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    api = ["--api", local.api_url, "--region", "eu-west-3"]
+
+    # When it is previewed for the subscriber
+    assert cli.main(["campaigns", "preview", campaign_id, "--contact", email, "--output", str(tmp_path), *api]) == 0
+    assert "aujourd'hui seulement" in capsys.readouterr().out
+
+    # Then its HTML and text are in files, with the postal address, and its links unsubscribe nobody
+    html = (tmp_path / f"{campaign_id}.preview.html").read_text()
+    text = (tmp_path / f"{campaign_id}.preview.txt").read_text()
+    assert "12 rue" in html or "Paris" in html
+    assert text.startswith("Subject: ")
+    assert "unsubscribe?t=preview" in html
+    assert fetch(f"{local.api_url}/unsubscribe?t=preview", b"List-Unsubscribe=One-Click")[0] == 403
+
+    # When a test goes to two colleagues
+    assert (
+        cli.main(["campaigns", "test", campaign_id, "--to", "ana@agency.example", "--to", "bo@agency.example", *api])
+        == 0
+    )
+    capsys.readouterr()
+
+    # Then only they get it, marked as a test, and the campaign is still an unsent draft
+    mail = campaign_mail(local, campaign_id)
+    assert sorted(m["to"] for m in mail) == ["ana@agency.example", "bo@agency.example"]
+    assert all(m["subject"].startswith("[TEST] ") and m["step"] == "test" for m in mail)
+    status = signed("GET", f"{local.api_url}/v1/campaigns/{campaign_id}").body
+    assert (status["status"], status["sent"]) == ("draft", 0)
+    assert (
+        signed("POST", f"{local.api_url}/v1/campaigns/{campaign_id}/preview", b'{"email": "no@x.example"}').status
+        == 404
+    )
+    assert signed("POST", f"{local.api_url}/v1/campaigns/{campaign_id}/test", b'{"to": "not an address"}').status == 400
+
+
+def test_a_member_who_turned_the_topic_off_in_the_preference_centre_is_skipped_as_such(local: RunningLocal) -> None:
+    # Given two subscribers on a list, one of whom turned promotions off in the preference centre of their welcome
+    members = f"tp-{uuid.uuid4().hex[:8]}"
+    keeps = subscriber(local, "keeps", members)
+    picky = subscriber(local, "picky", members)
+    [welcome] = local.outbox(to=picky)
+    preferences = link(welcome, "/preferences").replace("&amp;", "&")
+    kept = b"do=save&topic=newsletter&topic=cart-reminders&topic=tips&frequency=all"
+    assert fetch(preferences, kept)[0] == 200
+
+    # When a promotions campaign goes to the list
+    campaign_id = f"topic-{uuid.uuid4().hex[:8]}"
+    document = {"id": campaign_id, "email": "promotions/black-friday", "topic": "promotions"}
+    assert campaign(local, {**document, "audience": {"list": members}}).status == 201
+    assert signed("POST", f"{local.api_url}/v1/campaigns/{campaign_id}/send", b"").status == 202
+    local.advance(seconds=60)
+
+    # Then only the other gets it, and the status names why
+    assert [m["to"] for m in campaign_mail(local, campaign_id)] == [keeps]
+    status = signed("GET", f"{local.api_url}/v1/campaigns/{campaign_id}").body
+    assert (status["sent"], status["skipped"]) == (1, {"total": 1, "unsubscribed_topic": 1})

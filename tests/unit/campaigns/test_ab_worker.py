@@ -4,6 +4,7 @@ rest, each person once; a cancelled test sends the rest nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import json
 from collections.abc import Iterator
@@ -207,7 +208,7 @@ def test_the_rest_of_a_campaign_at_an_instant_is_paced_from_the_decision(
     settings: Settings, now: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a rate of 2 emails a second and an A/B test at an instant a minute away
-    monkeypatch.setattr(delivery, "_rate", lambda given: 2.0)
+    settings = dataclasses.replace(settings, campaign_rate=2.0)
     people = [person(settings, f"s{n:02d}") for n in range(20)]
     held = sum(1 for name in drawn(people).values() if name is None)
     at = datetime.fromtimestamp(now[0], UTC) + timedelta(minutes=1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import boto3
 import pytest
@@ -177,6 +178,38 @@ def test_chunks_are_spaced_at_the_sending_rate_and_wait_for_their_moment(
     assert [c for c, _ in put] == [chunks[3][0]]
 
 
+def test_in_the_contacts_quiet_hours_the_email_waits_for_them_to_end(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given email quiet hours (sending.yaml) around the contact's present hour, Paris time
+    local = Clock().now().astimezone(ZoneInfo("Europe/Paris"))
+    quiet = f"{(local - timedelta(hours=1)):%H:%M}-{(local + timedelta(hours=2)):%H:%M}"
+    rules = {"caps": [], "when_capped": "defer", "quiet_hours": quiet}
+    monkeypatch.setattr(delivery, "compiled", lambda: {"lists": [], "pacing": {"promotions": rules}})
+    person(settings, "sleeper")
+    save_and_start(settings)
+    put: list[dict[str, Any]] = []
+    real = delivery._queue
+
+    def recorded(given: Settings, messages: list[tuple[delivery.Message, int]]) -> None:
+        put.extend(json.loads(message.to_json()) for message, _ in messages)
+        real(given, messages)
+
+    monkeypatch.setattr(delivery, "_queue", recorded)
+
+    # When the campaign's chunk comes
+    run(settings)
+
+    # Then nothing is sent nor counted yet: the chunk is queued again for the end of the quiet hours
+    assert sent_to() == []
+    status = delivery.status(settings, "spring")
+    assert (status["sent"], status["skipped"]["total"], status["status"]) == (0, 0, "sending")
+    [*_, again] = put
+    assert again["contacts"] == ["sleeper"]
+    ends = datetime.fromisoformat(again["due"]).astimezone(ZoneInfo("Europe/Paris"))
+    assert f"{ends:%H:%M}" == quiet.split("-")[1]
+
+
 def test_a_condition_audience_reads_the_contacts_it_holds_for(settings: Settings) -> None:
     person(settings, "customer", on_list=False, orders_count=2)
     person(settings, "prospect", on_list=False)
@@ -245,3 +278,23 @@ def _environ(settings: Settings) -> dict[str, str]:
         "PARCOURS_LINK_SECRET": "secret",
         "PARCOURS_SUPPRESSION_KEY": settings.suppression_key or "",
     }
+
+
+def test_a_persons_file_holds_their_campaign_outcomes_and_their_erasure_removes_them(settings: Settings) -> None:
+    from shared.journeys import privacy
+
+    # Given a campaign sent to two people
+    person(settings, "a")
+    person(settings, "b")
+    save_and_start(settings)
+    run(settings)
+    now = Clock().now()
+
+    # Then a's file shows it, and a's erasure removes it; the campaign's counts stay (they name no one)
+    [held] = privacy.export(settings, privacy.Who(contact_id="a"), now)["people"]
+    assert [(o["campaign"], o["outcome"]) for o in held["stores"]["campaigns"]] == [("spring", "sent")]
+    erased = privacy.erase(settings, privacy.Who(contact_id="a"), now, "test")
+    assert erased["removed"]["campaigns"] == 1
+    assert privacy.campaign_outcomes(settings, "a") == []
+    assert [o["outcome"] for o in privacy.campaign_outcomes(settings, "b")] == ["sent"]
+    assert delivery.status(settings, "spring")["sent"] == 2

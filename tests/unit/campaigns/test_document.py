@@ -4,6 +4,7 @@ JSON named by field; the schema editors use kept in step with the reader; the sh
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,101 @@ def test_the_shipped_campaigns_are_valid_and_a_broken_file_is_reported_with_its_
     [problem] = problems
     assert ":5:" in problem
     assert "unknown list 'nope'" in problem
+
+
+SMS_KNOWN = document.Known(
+    template=KNOWN.template,
+    list=KNOWN.list,
+    sms=lambda name: None if name == "promotions/flash" else f"no SMS template {name!r}",
+)
+SMS = GOOD.replace("email: promotions/black-friday", "sms: promotions/flash")
+
+
+def test_an_sms_campaign_names_its_sms_template_in_place_of_the_email() -> None:
+    body = {"id": "flash", "sms": "promotions/flash", "topic": "promotions", "audience": {"list": "newsletter"}}
+    campaign = document.read(document.from_json(body), SMS_KNOWN)
+    assert (campaign.channel, campaign.template, campaign.sms, campaign.email) == (
+        "sms",
+        "promotions/flash",
+        "promotions/flash",
+        "",
+    )
+    assert campaign.to_dict() == body  # the same document back, without an email key
+    assert document.read(document.from_json(campaign.to_dict()), SMS_KNOWN) == campaign
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "words"),
+    [
+        (GOOD.replace("topic:", "sms: promotions/flash\ntopic:"), 3, "sms", "not both"),
+        (GOOD.replace("email: promotions/black-friday\n", ""), 1, "email", "or 'sms' for an SMS campaign"),
+        (SMS.replace("promotions/flash", "promotions/none"), 2, "sms", "no SMS template 'promotions/none'"),
+        (SMS.replace("promotions/flash", "../flash"), 2, "sms", "is not a template name"),
+        (SMS.replace("sms: promotions/flash", "sms: ''"), 2, "sms", "non-empty text"),
+    ],
+)
+def test_each_sms_mistake_is_named_with_its_file_line_and_field(
+    tmp_path: Path, text: str, line: int, field: str, words: str
+) -> None:
+    path = tmp_path / "spring.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(document.CampaignError) as raised:
+        document.load(path, SMS_KNOWN)
+    assert f"spring.yaml:{line}:" in str(raised.value), str(raised.value)
+    assert words in str(raised.value)
+    assert raised.value.field == field
+
+
+def test_an_sms_campaign_file_is_checked_against_the_sms_templates_and_their_length(tmp_path: Path) -> None:
+    # Given the shipped templates and one SMS far too long for a campaign (three segments with the stop mention)
+    templates = tmp_path / "templates"
+    shutil.copytree(build.TEMPLATES, templates)
+    (templates / "sms" / "promotions" / "long.fr.txt").write_text("{{ sender.name }} : " + "Soldes ! " * 40)
+    (templates / "sms" / "promotions" / "long.en.txt").write_text("{{ sender.name }}: short")
+    folder = tmp_path / "campaigns"
+    folder.mkdir()
+    shipped = GOOD.replace("email: promotions/black-friday", "sms: promotions/black-friday")
+    (folder / "flash.yaml").write_text(shipped.replace("spring", "flash"))
+    (folder / "long.yaml").write_text(shipped.replace("spring", "long").replace("black-friday", "long"))
+    (folder / "none.yaml").write_text(shipped.replace("spring", "none").replace("black-friday", "none"))
+
+    # When `parcours validate` reads them
+    valid, problems = validation.campaigns(build.compile_all(), folder, templates)
+
+    # Then the shipped SMS is valid; the long one and the missing one are refused with their file and line
+    assert valid == ["flash"]
+    long, missing = problems
+    assert "long.yaml:2:" in long, long
+    assert "(fr) is 394 characters" in long
+    assert "3 segments, a campaign's SMS is at most 2" in long
+    assert "none.yaml:2:" in missing
+    assert "no SMS template 'promotions/none'" in missing
+
+
+def test_the_api_refuses_an_sms_campaign_naming_the_field() -> None:
+    for body, field in (
+        ({"id": "x", "email": "promotions/black-friday", "sms": "promotions/flash"}, "sms"),
+        ({"id": "x"}, "email"),
+        ({"id": "x", "sms": "promotions/gone"}, "sms"),
+    ):
+        with pytest.raises(document.CampaignError) as raised:
+            document.read(
+                document.from_json({"topic": "promotions", "audience": {"list": "newsletter"}, **body}), SMS_KNOWN
+            )
+        assert raised.value.field == field
+        assert str(raised.value).startswith(f"{field}: ")
+
+
+def test_editors_schema_accepts_the_shipped_campaign_and_refuses_an_unknown_key() -> None:
+    import jsonschema
+    import yaml
+
+    schema = json.loads((build.ROOT / "campaigns" / "schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    shipped = yaml.safe_load((build.ROOT / "campaigns" / "black-friday.yaml").read_text(encoding="utf-8"))
+    shipped["when"]["date"] = str(shipped["when"]["date"])  # YAML reads a date; JSON has text
+    assert list(validator.iter_errors(shipped)) == []
+    assert list(validator.iter_errors({**shipped, "colour": "red"}))
+    assert list(validator.iter_errors({**shipped, "audience": {"list": "a", "if": {"in_list": "b"}}}))
+    assert list(validator.iter_errors({k: v for k, v in shipped.items() if k != "topic"}))

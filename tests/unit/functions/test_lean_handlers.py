@@ -1,6 +1,7 @@
 """What a handler imports is paid at every cold start: only its run-time dependencies, nothing of the tooling."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -29,7 +30,8 @@ TOOLING = (
 
 
 @pytest.mark.parametrize(
-    "handler", ["ingest", "process", "act", "subscription", "feedback", "schedule", "handoff", "admin", "report"]
+    "handler",
+    ["ingest", "process", "act", "subscription", "feedback", "schedule", "handoff", "admin", "report", "campaign"],
 )
 def test_a_handler_module_imports_no_build_or_test_tooling(handler: str) -> None:
     code = f"import json, sys; import functions.{handler}.app; print(json.dumps(sorted(sys.modules)))"
@@ -54,3 +56,48 @@ def test_the_css_inliner_loads_with_the_first_email_not_with_the_handler(handler
     loaded = json.loads(subprocess.check_output([sys.executable, "-c", code], cwd=ROOT, text=True))
     assert "shared.messages.templates" in loaded  # the module that inlines
     assert [name for name in loaded if name.split(".")[0] == "css_inline"] == []
+
+
+SOURCES = ("shared.sources.shopify", "shared.sources.woocommerce", "shared.sources.generic")
+
+
+def _loaded_in_lambda(handler: str) -> list[str]:
+    """The modules a handler loads where its Tracer is on, as in Lambda (LAMBDA_TASK_ROOT set): X-Ray patches then."""
+    code = f"import json, sys; import functions.{handler}.app; print(json.dumps(sorted(sys.modules)))"
+    env = {**os.environ, "LAMBDA_TASK_ROOT": str(ROOT), "AWS_DEFAULT_REGION": "eu-west-3"}
+    env.pop("POWERTOOLS_TRACE_DISABLED", None)
+    loaded: list[str] = json.loads(subprocess.check_output([sys.executable, "-c", code], cwd=ROOT, env=env, text=True))
+    return loaded
+
+
+def test_in_lambda_the_tracer_loads_nothing_it_does_not_trace() -> None:
+    """X-Ray patches botocore only (functions.TRACED): its patch_all loaded PynamoDB into the ingest handler,
+    requests and sqlite3 into every one."""
+    loaded = _loaded_in_lambda("ingest")
+    assert "aws_xray_sdk.ext.botocore.patch" in loaded  # the AWS calls are traced
+    assert [name for name in loaded if name.split(".")[0] in ("pynamodb", "requests", "sqlite3")] == []
+
+
+@pytest.mark.parametrize("handler", ["act", "feedback", "schedule", "report", "campaign"])
+def test_a_handler_without_a_batch_nor_a_router_does_not_load_asyncio(handler: str) -> None:
+    """asyncio costs about 15 ms of a cold start: Powertools' batch and event_handler packages import it, the
+    handlers that use neither do not (wrapt 2, under the X-Ray SDK, did: wrapt stays at 1.17)."""
+    assert "asyncio" not in _loaded_in_lambda(handler)
+
+
+@pytest.mark.parametrize(
+    ("handler", "later"),
+    [
+        # Jinja with the first render, an SMS step's and a CRM step's modules with the first such step
+        ("act", ("jinja2", "shared.messages.sms", "shared.people.crm")),
+        # the process function renders nothing (the subscription function renders on every route: it loads Jinja)
+        ("process", ("jinja2",)),
+        # the reports', the CSV import's and a person's export or erasure's modules with the first such request
+        ("admin", ("shared.reports.reading", "shared.sources.imports", "shared.journeys.privacy")),
+        # the sources' mappings: the ingest side's (a webhook loads its own source's)
+        *[(handler, SOURCES) for handler in ("process", "act", "schedule", "handoff", "admin", "feedback", "campaign")],
+    ],
+)
+def test_what_only_some_requests_need_loads_with_the_first_of_them(handler: str, later: tuple[str, ...]) -> None:
+    loaded = _loaded_in_lambda(handler)
+    assert [name for name in loaded if name in later or name.split(".")[0] in later] == []

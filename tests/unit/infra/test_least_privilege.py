@@ -39,6 +39,7 @@ READ_ACTIONS = {
 STAR_ALLOWED = {
     # SMS go to phone numbers, which have no ARN; CheckIfPhoneNumberIsOptedOut has no resource type.
     "ActFunction": {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"},
+    "CampaignFunction": {"sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"},  # an SMS campaign's SMS
     # SendTaskSuccess has no resource type either: the task token names the execution (IAM accepts only "*").
     "ProcessFunction": {"states:SendTaskSuccess"},
 }
@@ -58,6 +59,8 @@ TABLES = {
         "DiscountCodesTable": "write",
         "SuppressionsTable": "write",  # the erasure's entry, an UpdateItem (never a delete: tested below)
         "ReportsTable": "write",  # the person's attribution items deleted
+        "CampaignsTable": "write",  # the person's campaign outcomes deleted
+        "IdempotencyTable": "write",  # the processed marks of the person's events deleted
     },
     # lists; a person's file and erasure: every table that holds them, the suppression entry written, never deleted
     "AdminFunction": {
@@ -71,6 +74,7 @@ TABLES = {
         "DiscountCodesTable": "write",
         "SuppressionsTable": "write",  # an erasure's entry, a lift (never a put, never a scan: tested below)
         "ReportsTable": "write",  # the person's attribution items deleted
+        "IdempotencyTable": "write",  # the processed marks of the person's events deleted
         "CampaignsTable": "write",  # a campaign saved, started, cancelled; its status read
     },
     "ActFunction": {"SuppressionsTable": "read", "ContactsTable": "write"},
@@ -81,7 +85,6 @@ TABLES = {
         "SendsTable": "write",
         "ListMembersTable": "read",
         "EventsTable": "read",
-        "EnrolmentsTable": "read",
         "SuppressionsTable": "read",
     },
     "IngestFunction": {},
@@ -167,13 +170,18 @@ def test_no_function_is_allowed_anything_on_every_resource_but_what_has_no_arn(f
 
 
 def test_sms_publishing_names_no_topic_and_only_the_process_function_publishes_to_one() -> None:
-    denies = [statement for statement in _statements("ActFunction") if statement["Effect"] == "Deny"]
-    assert [(statement["Action"], _text(statement["Resource"])) for statement in denies] == [
-        ("sns:Publish", _text({"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:*"}))
-    ]
+    for texting in ("ActFunction", "CampaignFunction"):  # a scenario's SMS; an SMS campaign's
+        denies = [statement for statement in _statements(texting) if statement["Effect"] == "Deny"]
+        assert [(statement["Action"], _text(statement["Resource"])) for statement in denies] == [
+            ("sns:Publish", _text({"Fn::Sub": "arn:${AWS::Partition}:sns:*:*:*"}))
+        ], texting
     for function in _functions():
         topics = [resource for action, resource, _ in _allows(function) if action == "sns:Publish"]
-        expected = {"ActFunction": ['"*"'], "ProcessFunction": [_text({"Ref": "AlarmTopic"})]}
+        expected = {
+            "ActFunction": ['"*"'],
+            "CampaignFunction": ['"*"'],
+            "ProcessFunction": [_text({"Ref": "AlarmTopic"})],
+        }
         assert topics == expected.get(function, []), function
 
 
@@ -206,10 +214,11 @@ def test_the_data_requests_bucket_is_private_tls_only_encrypted_and_empties_itse
 def test_email_is_sent_only_from_the_sending_identity_and_the_stacks_configuration_set() -> None:
     for function in _functions():
         resources = [resource for action, resource, _ in _allows(function) if action.startswith("ses:")]
-        if function not in ("ActFunction", "CampaignFunction"):
+        if function not in ("ActFunction", "CampaignFunction", "AdminFunction"):
             assert resources == [], function
             continue
-        assert resources, "the act function sends the scenarios' emails, the campaign function the campaigns'"
+        # the act function sends the scenarios' emails, the campaign function the campaigns', the admin a test's
+        assert resources, function
         for resource in resources:
             assert "identity/*" not in resource
             assert (
@@ -325,7 +334,9 @@ def test_the_redact_webhooks_and_retention_erase_and_keep_the_suppression_entry(
     read and write the hashed entry of an address, never delete it (it is what keeps an erased address from being
     mailed again). Only the admin function's lift, an operator's recorded act, deletes one."""
     actions = {action for action, resource, _ in _allows(function) if "SuppressionsTable" in resource}
-    assert actions == {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    # the process function reads the tombstone with the event's processed mark and identities, in one BatchGetItem
+    read_together = {"dynamodb:BatchGetItem"} if function == "ProcessFunction" else set()
+    assert actions == {"dynamodb:GetItem", "dynamodb:UpdateItem"} | read_together
 
 
 def test_the_admin_function_reads_deletes_and_appends_suppression_items_but_never_puts_nor_scans() -> None:
@@ -385,6 +396,8 @@ def test_the_campaign_function_queues_only_on_its_own_queue_and_its_routes_are_i
         ("POST", "/v1/campaigns/{id}/send"),
         ("GET", "/v1/campaigns/{id}"),
         ("POST", "/v1/campaigns/{id}/cancel"),
+        ("POST", "/v1/campaigns/{id}/preview"),
+        ("POST", "/v1/campaigns/{id}/test"),
     }
     for event in events.values():
         if event["Properties"]["Path"].startswith("/v1/campaigns"):
@@ -427,3 +440,11 @@ def test_the_report_function_reads_only_its_three_streams_and_writes_only_the_re
 def test_an_erasure_reads_and_deletes_attribution_items_and_nothing_else_of_the_reports(function: str) -> None:
     reports = _text({"Fn::GetAtt": ["ReportsTable", "Arn"]})
     assert {a for a, r, _ in _allows(function) if r == reports} == {"dynamodb:Query", "dynamodb:BatchWriteItem"}
+
+
+@pytest.mark.parametrize("function", ["ProcessFunction", "SchedulePagesFunction"])
+def test_an_erasure_finds_campaign_outcomes_by_their_index_and_deletes_them_and_nothing_else(function: str) -> None:
+    table = _text({"Fn::GetAtt": ["CampaignsTable", "Arn"]})
+    index = _text({"Fn::Sub": "${CampaignsTable.Arn}/index/by_contact"})
+    allowed = {(a, r) for a, r, _ in _allows(function) if "CampaignsTable" in r}
+    assert allowed == {(a, r) for a in ("dynamodb:Query", "dynamodb:DeleteItem") for r in (table, index)}

@@ -209,6 +209,8 @@ def test_validation_reports_each_shipped_sms_encoding_and_segments_with_the_stop
     assert [line.split(":")[0] for line in lines] == [
         "templates/sms/abandoned-cart/1-reminder.en.txt",
         "templates/sms/abandoned-cart/1-reminder.fr.txt",
+        "templates/sms/promotions/black-friday.en.txt",  # an SMS campaign's (README, Campaigns)
+        "templates/sms/promotions/black-friday.fr.txt",
     ]
     assert all(", stop mention included)" in line and ": GSM-7, 1 segment (" in line for line in lines)
 

@@ -289,9 +289,9 @@ def test_two_first_events_for_one_new_address_at_once_end_as_one_contact(
     find = contacts._find
 
     def interleaved(
-        keys: list[str], t_: object, deciding: list[str] | None = None
+        keys: list[str], t_: object, deciding: list[str] | None = None, read: dict[str, str] | None = None
     ) -> tuple[str | None, dict[str, str]]:
-        answer = find(keys, t, deciding)
+        answer = find(keys, t, deciding, read)
         if "segment#u5" in keys and answer[0] is None:
             monkeypatch.setattr(contacts, "_find", find)
             contacts.upsert(shop, t, NOW)  # the other event wins the race meanwhile

@@ -120,8 +120,10 @@ def test_what_parcours_emits_is_one_link_further_and_nothing_past_the_chain_limi
     ingestion.enqueue(source, settings)
     assert chains() == [0]
     # What parcours emits while handling an event of chain 3 is at 4, held or not
-    with ingestion.caused_by(3) as chain, ingestion.held_until_done(settings):
+    with ingestion.caused_by(3) as chain, ingestion.held() as kept:
         ingestion.enqueue(own, settings)
+    for linked in kept:  # queued after the processing's transaction, outside its cause
+        ingestion.enqueue(linked, settings)
     assert (chains(), chain.cut) == ([4], 0)
     # At the limit, nothing more is emitted: counted, and logged without personal data
     limit = ingestion.CHAIN_LIMIT
@@ -134,10 +136,10 @@ def test_what_parcours_emits_is_one_link_further_and_nothing_past_the_chain_limi
 
 
 @mock_aws
-def test_events_emitted_while_an_event_is_processed_are_queued_when_it_is_done_even_if_it_fails(
+def test_events_emitted_while_an_event_is_decided_are_kept_not_queued(
     aws_credentials: None, environ: dict[str, str]
 ) -> None:
-    # Given a FIFO queue and an event emitted during a processing that then fails
+    # Given a FIFO queue and an event emitted while an event is decided
     sqs, url, settings = events_queue(environ)
     event = ingestion.receive_shopify(BODY, headers(BODY), SECRET, Clock())
 
@@ -146,20 +148,13 @@ def test_events_emitted_while_an_event_is_processed_are_queued_when_it_is_done_e
             sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["ApproximateNumberOfMessages"]
         )
 
-    seen_during: list[int] = []
+    with ingestion.held() as kept:
+        ingestion.enqueue(event, settings)
 
-    def processing() -> None:
-        with ingestion.held_until_done(settings):
-            ingestion.enqueue(event, settings)
-            seen_during.append(waiting())
-            raise RuntimeError("a start refused further on")
-
-    with pytest.raises(RuntimeError):
-        processing()
-    # Then nothing was queued while the processing went on (its own scenarios start first)
-    assert seen_during == [0]
-    # And the emitted event is queued all the same: it tells of a change already written
-    assert waiting() == 1
+    # Then it is kept for the processing's mark, and nothing is queued (the processing queues it after its
+    # transaction, from the mark: nothing is written, nothing is told, when the decision fails)
+    assert [e.event_id for e in kept] == [event.event_id]
+    assert waiting() == 0
 
 
 @mock_aws
