@@ -1,7 +1,8 @@
 """`parcours campaigns save|send|status|cancel|preview|test ID`: the campaigns' admin routes, SigV4-signed like
 `parcours lists`. `save` and `send` first post campaigns/ID.yaml when there is one (the file is the campaign's
 source, reviewed in git); a campaign already sent keeps its document, so `send` then only asks for the start
-(refused: it goes out once). `preview` writes the HTML and the text to files; `test` sends to the given addresses."""
+(refused: it goes out once). `preview` writes the HTML and the text to files (an SMS's text alone); `test` sends to
+the given addresses (an SMS campaign: phone numbers)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,10 @@ def _run(args: argparse.Namespace) -> int:
         return _preview(args, base)
     if args.action == "test":
         if not args.to:
-            print("error: `parcours campaigns test ID` needs --to ADDRESS (repeatable)", file=sys.stderr)
+            print(
+                "error: `parcours campaigns test ID` needs --to ADDRESS (an email or, for SMS, a number; repeatable)",
+                file=sys.stderr,
+            )
             return 2
         body = json.dumps({"to": args.to}).encode()
         return cli._print_answer(*cli._admin_call("POST", f"{base}/{args.id}/test", body, args.region))
@@ -91,6 +95,12 @@ def _preview(args: argparse.Namespace, base: str) -> int:
         return cli._print_answer(status, answer)
     folder = Path(args.output)
     folder.mkdir(parents=True, exist_ok=True)
+    if answer.get("channel") == "sms":
+        text = folder / f"{args.id}.preview.txt"
+        text.write_text(answer["text"] + "\n", encoding="utf-8")
+        print(f"SMS to {answer.get('phone') or '(no number)'}: {answer['encoding']}, {answer['segments']} segment(s)")
+        print(f"written: {text}")
+        return 0
     html, text = folder / f"{args.id}.preview.html", folder / f"{args.id}.preview.txt"
     html.write_text(answer["html"], encoding="utf-8")
     text.write_text(f"Subject: {answer['subject']}\n\n{answer['text']}", encoding="utf-8")
@@ -158,6 +168,10 @@ def register(commands: Any) -> None:
     parser.add_argument("--json", action="store_true", help="status, cancel: the route's JSON answer")
     parser.add_argument("--contact", help="preview: the contact's email, rendered as they would get it")
     parser.add_argument("--output", default=".", help="preview: the folder of ID.preview.html and .txt (default .)")
-    parser.add_argument("--to", action="append", help="test: an address the test goes to (repeatable, at most 10)")
+    parser.add_argument(
+        "--to",
+        action="append",
+        help="test: an address (for an SMS campaign a number, +33...) the test goes to (repeatable, at most 10)",
+    )
     cli.api_arguments(parser)
     parser.set_defaults(run=_run)

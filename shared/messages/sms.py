@@ -112,6 +112,21 @@ def publish(sns: SNSClient, phone: str, text: str, sms_type: str, sender_id: str
     return answer["MessageId"]
 
 
+def sms_context(settings: Settings, contact: ContactModel | None, trigger: dict[str, Any]) -> dict[str, Any]:
+    """What an SMS template reads: the contact's names and contacts, the trigger, the sender."""
+    return {
+        "contact": {
+            "first_name": contact.first_name if contact is not None else None,
+            "last_name": contact.last_name if contact is not None else None,
+            "email": contact.email if contact is not None else None,
+            "phone": contact.phone if contact is not None else None,
+        },
+        "first_name": contact.first_name if contact is not None else None,
+        "trigger": trigger,
+        "sender": {"name": settings.sender_name, "postal_address": settings.postal_address},
+    }
+
+
 def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str, Any]:
     """Sends the step's SMS at most once; answers sent (with its encoding and segment count, what it costs),
     skipped (with the reason) or duplicate.
@@ -133,18 +148,9 @@ def send_sms(request: SendRequest, settings: Settings, clock: Clock) -> dict[str
     if opted_out(sns, contact.phone):
         mirror_opt_out(t, contact, now)
         return {"status": "skipped", "reason": "the number opted out of SMS (SNS opt-out list)"}
-    context: dict[str, Any] = {
-        "contact": {
-            "first_name": contact.first_name,
-            "last_name": contact.last_name,
-            "email": contact.email,
-            "phone": contact.phone,
-        },
-        "first_name": contact.first_name,
-        # its bearer links read back from the contact's history, kept out of the execution (shared.journeys.bearer)
-        "trigger": bearer.restore(request.trigger, contact.contact_id, t.events, contact.last_cart_url),
-        "sender": {"name": settings.sender_name, "postal_address": settings.postal_address},
-    }
+    # its bearer links read back from the contact's history, kept out of the execution (shared.journeys.bearer)
+    trigger = bearer.restore(request.trigger, contact.contact_id, t.events, contact.last_cart_url)
+    context = sms_context(settings, contact, trigger)
     text = render_sms(request.template, contact.locale or settings.default_locale, context).text
     if request.category == "marketing":
         text = with_stop_mention(text, settings.sms_stop_text)

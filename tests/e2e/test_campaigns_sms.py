@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from infra import cli
 from infra.localprocess import RunningLocal
 from infra.webhook_client import post_shopify, signed
 from shared.journeys.pacing import french_holidays
@@ -25,6 +29,11 @@ STOP = "STOP : répondez STOP"  # the template's SmsStopText default
 def texter(local: RunningLocal, members_of: str, sms_consent: bool = True) -> str:
     """A Shopify customer with a French mobile number (who agreed to marketing SMS, or only to emails), on a list;
     answers the number."""
+    return customer(local, members_of, sms_consent)[1]
+
+
+def customer(local: RunningLocal, members_of: str, sms_consent: bool = True) -> tuple[str, str]:
+    """The same customer's email and number."""
     email, phone = unique_email("sms"), f"+336{uuid.uuid4().int % 10**7:07d}1"
     body: dict[str, Any] = json.loads(sms_customer(email, phone))
     if not sms_consent:
@@ -35,7 +44,7 @@ def texter(local: RunningLocal, members_of: str, sms_consent: bool = True) -> st
     local.advance(seconds=0)
     added = signed("POST", f"{local.api_url}/v1/lists/{members_of}/add", json.dumps({"email": email}).encode())
     assert added.status == 200, added.body
-    return phone
+    return email, phone
 
 
 def campaign_sms(local: RunningLocal, campaign_id: str) -> list[dict[str, Any]]:
@@ -130,3 +139,46 @@ def test_an_sms_campaign_started_on_a_sunday_goes_out_on_monday_at_8_paris_time(
     assert message["to"] == phone
     assert sent_at(message) == monday_8
     assert signed("GET", f"{local.api_url}/v1/campaigns/{campaign_id}").body["sent"] == 1
+
+
+def test_an_sms_campaign_previews_as_the_text_a_contact_would_get_and_tests_go_to_given_numbers_only(
+    local: RunningLocal, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given an SMS campaign to a list of one customer with a mobile number, on a Tuesday morning in Paris
+    local.advance(to=next_day(local, 1, 10))
+    members = f"smspv-{uuid.uuid4().hex[:8]}"
+    email, phone = customer(local, members)
+    campaign_id = f"smspv-{uuid.uuid4().hex[:8]}"
+    document = {"id": campaign_id, "sms": "promotions/black-friday", "topic": "promotions"}
+    assert campaign(local, {**document, "audience": {"list": members}}).status == 201
+    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    api = ["--api", local.api_url, "--region", "eu-west-3"]
+
+    # When it is previewed for the customer
+    assert cli.main(["campaigns", "preview", campaign_id, "--contact", email, "--output", str(tmp_path), *api]) == 0
+
+    # Then the text she would get is in a file, with the stop mention, and its size is said; no HTML is written
+    said = capsys.readouterr().out
+    assert f"SMS to {phone}: GSM-7, 1 segment(s)" in said
+    text = (tmp_path / f"{campaign_id}.preview.txt").read_text(encoding="utf-8")
+    assert "Black Friday" in text
+    assert text.endswith(f"{STOP}\n")
+    assert not (tmp_path / f"{campaign_id}.preview.html").exists()
+
+    # When a test goes to a colleague's number
+    test = signed("POST", f"{local.api_url}/v1/campaigns/{campaign_id}/test", b'{"to": ["+33 7 00 00 00 01"]}')
+
+    # Then it went to that number only, marked as a test, and the campaign is still an unsent draft
+    assert test.status == 200, test.body
+    [sent] = test.body["sent"]
+    assert sent["to"] == "+33700000001"
+    assert sent["text"].startswith("[TEST] ")
+    assert sent["text"].endswith(STOP)
+    assert campaign_sms(local, campaign_id) == []
+    status = signed("GET", f"{local.api_url}/v1/campaigns/{campaign_id}").body
+    assert (status["status"], status["sent"]) == ("draft", 0)
+    refused = signed("POST", f"{local.api_url}/v1/campaigns/{campaign_id}/test", b'{"to": "07 00 00 00 01"}')
+    assert (refused.status, refused.body["field"]) == (400, "to[0]")

@@ -99,6 +99,7 @@ def test_the_metric_is_clicks_unless_said() -> None:
         ),
         ("ab:\n", 'when:\n  local_time: "10:00"\nab:\n', 9, "ab", "cannot go with when.local_time"),
         (GOOD[GOOD.index("ab:") :], "ab: yes\n", 6, "ab", "must be a mapping"),
+        ("email: promotions/black-friday\n", "sms: promotions/black-friday\n", 7, "ab", "an SMS campaign cannot"),
     ],
 )
 def test_each_ab_mistake_is_named_with_its_file_line_and_field(
