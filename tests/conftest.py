@@ -75,6 +75,15 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
+@pytest.fixture
+def local_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI signs its admin calls (SigV4) with the local runtime's keys, never this machine's own profile."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+
 TABLE_VARIABLES = {
     "ContactsTable": "PARCOURS_CONTACTS_TABLE",
     "IdentitiesTable": "PARCOURS_IDENTITIES_TABLE",

@@ -73,7 +73,7 @@ def test_a_campaign_to_a_list_mails_each_consenting_member_once_and_counts_the_u
         assert message["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message["headers"]["List-Unsubscribe"].startswith("<http")
         assert "/preferences?t=" in message["html"]
-        assert "12 rue" in message["html"] or "postal" not in message["html"]  # the layout's postal address line
+        assert "12 rue des Artisans" in message["html"]  # the runtime's PostalAddress, in the layout's footer
         assert message["subject"].endswith("aujourd'hui seulement")
 
     # And sending it again sends nothing more
@@ -185,7 +185,7 @@ def fetch_unsigned(url: str) -> int:
 
 
 def test_parcours_campaigns_sends_a_file_and_shows_its_status(
-    local: RunningLocal, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    local: RunningLocal, local_credentials: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     # Given a subscriber on a list and a campaign file for it
     members = f"cli-{uuid.uuid4().hex[:8]}"
@@ -195,10 +195,6 @@ def test_parcours_campaigns_sends_a_file_and_shows_its_status(
     path.write_text(
         f"id: {campaign_id}\nemail: promotions/black-friday\ntopic: promotions\naudience:\n  list: {members}\n"
     )
-    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     api = ["--api", local.api_url, "--region", "eu-west-3"]
 
     # When `parcours campaigns send` is given the file
@@ -218,7 +214,7 @@ def test_parcours_campaigns_sends_a_file_and_shows_its_status(
 
 
 def test_a_preview_renders_for_one_contact_and_a_test_goes_only_to_the_given_addresses(
-    local: RunningLocal, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    local: RunningLocal, local_credentials: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     # Given a campaign to a list of one subscriber
     members = f"pv-{uuid.uuid4().hex[:8]}"
@@ -226,10 +222,6 @@ def test_a_preview_renders_for_one_contact_and_a_test_goes_only_to_the_given_add
     campaign_id = f"pv-{uuid.uuid4().hex[:8]}"
     document = {"id": campaign_id, "email": "promotions/black-friday", "topic": "promotions"}
     assert campaign(local, {**document, "audience": {"list": members}}).status == 201
-    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     api = ["--api", local.api_url, "--region", "eu-west-3"]
 
     # When it is previewed for the subscriber
@@ -239,7 +231,7 @@ def test_a_preview_renders_for_one_contact_and_a_test_goes_only_to_the_given_add
     # Then its HTML and text are in files, with the postal address, and its links unsubscribe nobody
     html = (tmp_path / f"{campaign_id}.preview.html").read_text()
     text = (tmp_path / f"{campaign_id}.preview.txt").read_text()
-    assert "12 rue" in html or "Paris" in html
+    assert "12 rue des Artisans" in html
     assert text.startswith("Subject: ")
     assert "unsubscribe?t=preview" in html
     assert fetch(f"{local.api_url}/unsubscribe?t=preview", b"List-Unsubscribe=One-Click")[0] == 403

@@ -26,7 +26,7 @@ def report(local: RunningLocal, query: str) -> Any:
 
 
 def test_a_campaign_is_a_row_of_the_report_with_the_revenue_its_click_earned(
-    local: RunningLocal, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    local: RunningLocal, local_credentials: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     # Given a subscriber on a list, and a campaign to it, sent
     members = f"rp-{uuid.uuid4().hex[:8]}"
@@ -81,10 +81,6 @@ def test_a_campaign_is_a_row_of_the_report_with_the_revenue_its_click_earned(
     assert (refused.status, refused.body["field"]) == (400, "campaign")
 
     # And `parcours report` lists it in its table and its page
-    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     page = tmp_path / "report.html"
     arguments = ["report", "--from", day, "--to", last, "--campaign", campaign_id, "--html", str(page)]
     assert cli.main([*arguments, "--api", local.api_url, "--region", "eu-west-3"]) == 0

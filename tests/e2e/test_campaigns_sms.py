@@ -142,7 +142,7 @@ def test_an_sms_campaign_started_on_a_sunday_goes_out_on_monday_at_8_paris_time(
 
 
 def test_an_sms_campaign_previews_as_the_text_a_contact_would_get_and_tests_go_to_given_numbers_only(
-    local: RunningLocal, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    local: RunningLocal, local_credentials: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     # Given an SMS campaign to a list of one customer with a mobile number, on a Tuesday morning in Paris
     local.advance(to=next_day(local, 1, 10))
@@ -151,10 +151,6 @@ def test_an_sms_campaign_previews_as_the_text_a_contact_would_get_and_tests_go_t
     campaign_id = f"smspv-{uuid.uuid4().hex[:8]}"
     document = {"id": campaign_id, "sms": "promotions/black-friday", "topic": "promotions"}
     assert campaign(local, {**document, "audience": {"list": members}}).status == 201
-    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     api = ["--api", local.api_url, "--region", "eu-west-3"]
 
     # When it is previewed for the customer

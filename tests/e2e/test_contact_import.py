@@ -42,14 +42,8 @@ def import_file(local: RunningLocal, path: Path, *flags: str) -> int:
     return cli.main(["contacts", "import", str(path), "--api", local.api_url, "--region", "eu-west-3", *flags])
 
 
-@pytest.fixture
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
-        monkeypatch.setenv(name, value)
-
-
 def test_an_import_keeps_consent_proof_honours_suppression_and_unsubscribes_merges_and_starts_nothing_unasked(
-    local: RunningLocal, credentials: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    local: RunningLocal, local_credentials: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     new, silent, known, suppressed, left = (
         unique_email(prefix) for prefix in ("new", "silent", "known", "bounced", "left")

@@ -123,14 +123,10 @@ def test_the_admin_routes_answer_only_signed_calls_and_adding_emits_list_joined(
 
 
 def test_parcours_lists_signs_its_calls_with_the_aws_credentials(
-    local: RunningLocal, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    local: RunningLocal, local_credentials: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     email = unique_email("cli")
     post_shopify(local.api_url, "customers/create", customer(email), SHOPIFY_SECRET, uuid.uuid4().hex)
-    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     add = ["lists", "add", "cli-press", "--email", email, "--api", local.api_url, "--region", "eu-west-3"]
     local.advance(seconds=0)  # the queued signup is processed: the contact exists
     assert cli.main(add) == 0

@@ -24,12 +24,8 @@ def run(capsys: pytest.CaptureFixture[str], local: RunningLocal, *args: str) -> 
 
 
 def test_a_hard_bounce_is_shown_lifted_with_a_reason_and_the_next_email_goes(
-    local: RunningLocal, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    local: RunningLocal, local_credentials: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     # Given a subscriber whose first welcome email bounced for good (SES -> SNS -> the feedback function)
     email = unique_email("bounced")
     subscribed = at_a_whole_second(local)
