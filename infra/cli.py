@@ -343,7 +343,7 @@ def _contacts(args: argparse.Namespace) -> int:
 def _cost(args: argparse.Namespace) -> int:
     from infra.cost import estimate
 
-    shop = estimate.Shop(args.contacts, args.events, args.orders, args.consent, args.new_contacts)
+    shop = estimate.Shop(args.contacts, args.events, args.orders, args.consent, args.new_contacts, args.campaigns)
     try:
         print(estimate.report(shop, args.prices or estimate.PRICES, args.measured or estimate.MEASURED), end="")
     except estimate.CostFileError as error:
@@ -426,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     costing.add_argument("--orders", type=_count, default=1_000, help="orders a month (1000)")
     costing.add_argument("--new-contacts", type=_count, default=500, help="new contacts a month (500)")
     costing.add_argument("--consent", type=_share, default=0.5, help="share with marketing consent (0.5)")
+    costing.add_argument(
+        "--campaigns", type=_count, default=4, help="email campaigns a month, each to everyone with consent (4)"
+    )
     costing.set_defaults(run=_cost)
     comp = commands.add_parser("compile", help="compile scenarios/*.yaml into scenarios/compiled/")
     comp.add_argument("--check", action="store_true", help="fail if the compiled files are not up to date")

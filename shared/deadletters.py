@@ -16,9 +16,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 from shared import clients
+from shared.batches import Record
 from shared.events import ConsentFacts, ContactFacts, Event
 from shared.settings import Settings
 
@@ -133,7 +132,7 @@ def scrub(message: str) -> str:
     return _DIGITS.sub("…", _EMAIL.sub("…", message)).strip()[:500] or "(no message)"
 
 
-def consume(record: SQSRecord, handle: Callable[[dict[str, Any]], dict[str, Any]], settings: Settings) -> Outcome:
+def consume(record: Record, handle: Callable[[dict[str, Any]], dict[str, Any]], settings: Settings) -> Outcome:
     """Handles one queued event, or dead-letters it with its reason; raises only what SQS should retry."""
     try:
         data = read(record.body)
@@ -151,7 +150,7 @@ def consume(record: SQSRecord, handle: Callable[[dict[str, Any]], dict[str, Any]
 
 
 def send(
-    record: SQSRecord, kind: str, error: BaseException, data: dict[str, Any] | None, settings: Settings
+    record: Record, kind: str, error: BaseException, data: dict[str, Any] | None, settings: Settings
 ) -> DeadLetter:
     """The message, unchanged, on the DLQ with its reason; deduplicated on its id if sent twice."""
     assert settings.dead_letter_queue_url is not None
@@ -173,7 +172,7 @@ def send(
     clients.sqs(settings.region).send_message(
         QueueUrl=settings.dead_letter_queue_url,
         MessageBody=record.body,
-        MessageGroupId=record.attributes.message_group_id or "unknown",
+        MessageGroupId=record.group_id or "unknown",
         MessageDeduplicationId=record.message_id or "unknown",
         MessageAttributes={
             name: {"DataType": "String", "StringValue": value[:1000]} for name, value in attributes.items() if value
@@ -182,13 +181,13 @@ def send(
     return letter
 
 
-def receives(record: SQSRecord) -> int:
+def receives(record: Record) -> int:
     """How many times SQS handed the message out (1 when it does not say)."""
     count = str(record.attributes.get("ApproximateReceiveCount") or "1")
     return int(count) if count.isdigit() else 1
 
 
-def first_failure(record: SQSRecord, now: datetime) -> str:
+def first_failure(record: Record, now: datetime) -> str:
     count = receives(record)
     first = str(record.attributes.get("ApproximateFirstReceiveTimestamp") or "")
     if count <= 1 or not first.isdigit():

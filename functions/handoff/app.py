@@ -6,12 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions import TRACED
-from shared import secrets
+from shared import batches, secrets
 from shared.people import handoff
 from shared.settings import get_settings
 
@@ -19,9 +17,6 @@ logger = Logger()
 metrics = Metrics()
 # X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
 tracer = Tracer(patch_modules=TRACED)
-# A failing handoff is retried alone (its visibility set by its backoff); the others in the batch are done. A batch
-# that failed whole is reported item by item too, not as a function error: each item already chose when it returns.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def _crm_secret() -> str:
@@ -29,7 +24,7 @@ def _crm_secret() -> str:
     return secrets.resolve(settings.crm_secret, settings.crm_secret_parameter, "CRM signing secret")
 
 
-def record_handler(record: SQSRecord) -> dict[str, Any]:
+def record_handler(record: batches.Record) -> dict[str, Any]:
     logger.set_correlation_id(record.message_id)
     try:
         outcome = handoff.consume(record, get_settings(), _crm_secret)
@@ -56,5 +51,6 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    answer = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
-    return dict(answer)
+    # A failing handoff is retried alone (its visibility set by its backoff); the others in the batch are done. A
+    # batch that failed whole is reported item by item too, not as a function error: each item chose when it returns.
+    return batches.partial(event, record_handler)

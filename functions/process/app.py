@@ -9,12 +9,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions import TRACED
-from shared import deadletters
+from shared import batches, deadletters
 from shared.events import Event
 from shared.journeys import processing
 from shared.settings import get_settings
@@ -23,8 +21,6 @@ logger = Logger()
 metrics = Metrics()
 # X-Ray subsegments for the AWS calls; no response nor error message in a trace: they may name a person.
 tracer = Tracer(patch_modules=TRACED)
-# Only the failing message's group (its contact) waits for a retry; the other contacts' messages go on.
-processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 
 
 @lru_cache(maxsize=1)
@@ -60,7 +56,7 @@ def _count(result: processing.Result, topic: str) -> None:
         metrics.add_metric(name="EventChainCut", unit=MetricUnit.Count, value=result.cut)
 
 
-def _event_id(record: SQSRecord) -> str:
+def _event_id(record: batches.Record) -> str:
     """The source's event id, the logs' correlation id from ingestion on; the SQS message id if the body is not one."""
     try:
         body = json.loads(record.body)
@@ -69,7 +65,7 @@ def _event_id(record: SQSRecord) -> str:
     return str(body.get("event_id") or record.message_id) if isinstance(body, dict) else record.message_id
 
 
-def record_handler(record: SQSRecord) -> dict[str, Any]:
+def record_handler(record: batches.Record) -> dict[str, Any]:
     logger.set_correlation_id(_event_id(record))
     outcome = deadletters.consume(record, lambda body: _handle_once()(event=body), get_settings())
     if outcome.dead_letter is not None:
@@ -86,6 +82,14 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 @tracer.capture_lambda_handler(capture_response=False, capture_error=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return dict(
-        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    # Only the failing message's group (its contact) waits for a retry; the other contacts' messages go on. A batch
+    # failed whole fails the invocation.
+    return batches.partial(event, record_handler, fifo=True, on_error=_retried, fail_whole=True)
+
+
+def _retried(record: batches.Record, error: Exception) -> None:
+    """SQS hands it out again (its type only: an error's text may name a person)."""
+    logger.warning(
+        "event failed, to be retried", extra={"error": type(error).__name__, "message_id": record.message_id}
     )
+    metrics.add_metric(name="EventRetried", unit=MetricUnit.Count, value=1)

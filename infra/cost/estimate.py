@@ -29,6 +29,7 @@ class Shop:
     orders: int = 1_000
     consent: float = 0.5
     new_contacts: int = 500
+    campaigns: int = 4  # email campaigns a month, each to everyone with consent (a weekly newsletter)
 
 
 @dataclass(frozen=True)
@@ -121,27 +122,76 @@ def line(name: str, definition: dict[str, Any], prices: dict[str, Any], measured
         figures = tasks.get(action, tasks["default"])
         lambda_cost += _lambda(prices, figures["ms"], act["memory_mb"])
         dynamodb_cost += _dynamodb(prices, figures["reads"], figures["writes"])
-    emails, sms = path.sent("email"), path.sent("sms")
-    feedback = measured["feedback"]  # SES's notifications of each email (delivery...), through SNS to a function
-    notified = emails * feedback["notifications_per_email"]
-    lambda_cost += notified * _lambda(prices, feedback["ms"], feedback["memory_mb"])
-    dynamodb_cost += notified * _dynamodb(prices, feedback["reads"], feedback["writes"])
-    sms_price = prices["sns_sms"].get(COUNTRY)
     by_service: dict[str, float | None] = {
         "Step Functions": path.transitions * _usd(prices, "stepfunctions_standard_transition"),
         "Lambda": lambda_cost,
         "DynamoDB": dynamodb_cost,
-        "SES": emails * _usd(prices, "ses_email"),
-        "SNS SMS": 0.0 if not sms else None if sms_price is None else sms * float(sms_price),
         "SQS": 0.0,  # the event that started the entry is the shop's (see monthly); a Task queues nothing here
         "EventBridge": 0.0,  # the daily run's schedule is the shop's (see monthly)
     }
-    return Line(name, path, count, by_service)
+    return Line(name, path, count, _with_messages(by_service, path, prices, measured))
 
 
-def campaign_lines(prices: dict[str, Any], measured: dict[str, Any]) -> list[Line]:
-    """Campaigns' rows: a hook for shared.campaigns (one send per recipient, no state machine), none yet."""
-    return []
+def _with_messages(
+    by_service: dict[str, float | None], path: paths.Path, prices: dict[str, Any], measured: dict[str, Any]
+) -> dict[str, float | None]:
+    """The path's messages added: SES or SNS's price, and SES's notifications of each email (delivery...) through
+    SNS to the feedback function."""
+    emails, sms = path.sent("email"), path.sent("sms")
+    feedback = measured["feedback"]
+    notified = emails * feedback["notifications_per_email"]
+    sms_price = prices["sns_sms"].get(COUNTRY)
+    added = {
+        "Lambda": notified * _lambda(prices, feedback["ms"], feedback["memory_mb"]),
+        "DynamoDB": notified * _dynamodb(prices, feedback["reads"], feedback["writes"]),
+        "SES": emails * _usd(prices, "ses_email"),
+        "SNS SMS": 0.0 if not sms else None if sms_price is None else sms * float(sms_price),
+    }
+    return {
+        service: None
+        if by_service.get(service, 0.0) is None or added.get(service, 0.0) is None
+        else (by_service.get(service) or 0.0) + (added.get(service) or 0.0)
+        for service in SERVICES
+    }
+
+
+def campaign_line(name: str, channel: str, prices: dict[str, Any], measured: dict[str, Any]) -> Line:
+    """One person of a campaign (no state machine): their share of the worker's page and chunk invocations and of
+    those invocations' queue messages (each sent, received, deleted), at the template's default sending rate (the
+    chunk's size follows it); their DynamoDB requests and milliseconds as the bench measured them (figure 7); their
+    message. An entry here is a person the campaign reaches."""
+    from shared.campaigns import delivery
+    from shared.settings import Settings
+
+    figures = measured["campaign"]
+    rate = Settings.campaign_sms_rate if channel == "sms" else Settings.campaign_rate
+    invocations = 1 / max(1, min(delivery.CHUNK, math.floor(rate))) + 1 / delivery.PAGE
+    seconds = figures["ms"] / 1000 * figures["memory_mb"] / 1024
+    by_service: dict[str, float | None] = {
+        "Step Functions": 0.0,
+        "Lambda": invocations * _usd(prices, "lambda_request") + seconds * _usd(prices, "lambda_arm64_gb_second"),
+        "DynamoDB": _dynamodb(prices, figures["reads"], figures["writes"]),
+        "SQS": 3 * invocations * _usd(prices, "sqs_standard_request"),
+        "EventBridge": 0.0,
+    }
+    path = paths.Path((), (), ("send_sms" if channel == "sms" else "send_email",))
+    return Line(name, path, 1, _with_messages(by_service, path, prices, measured))
+
+
+def campaign_lines(prices: dict[str, Any], measured: dict[str, Any], folder: Path | None = None) -> list[Line]:
+    """The shipped campaigns' rows (campaigns/*.yaml), each named `ID (campaign)`; a campaign that cannot be read is
+    refused with its file and line (`parcours validate` says everything else wrong with it)."""
+    from infra.build import CAMPAIGNS
+    from shared.campaigns import document
+
+    lines = []
+    for file in sorted((folder or CAMPAIGNS).glob("*.yaml")):
+        try:
+            campaign = document.load(file, document.Known())
+        except document.CampaignError as error:
+            raise CostFileError(str(error)) from None
+        lines.append(campaign_line(f"{campaign.id} (campaign)", campaign.channel, prices, measured))
+    return lines
 
 
 def entries(scenario_trigger: str, shop: Shop) -> float:
@@ -153,6 +203,7 @@ def entries(scenario_trigger: str, shop: Shop) -> float:
         "order.placed": float(shop.orders),
         "date": shop.contacts * consenting / 12,  # a birthday a year for those who gave one
         "inactive": shop.contacts * consenting * 0.02,
+        "campaign": shop.campaigns * shop.contacts * consenting,
     }.get(scenario_trigger, 0.0)
 
 
@@ -207,13 +258,17 @@ def report(shop: Shop, prices_file: Path = PRICES, measured_file: Path = MEASURE
         lines.append(line(name, compiled.definition(name), prices, measured))
         scenario = loader.load(build.SCENARIOS / f"{name}.yaml", build.TEMPLATES)
         triggers[name] = trigger_of(scenario)
+    campaigns = campaign_line(f"campaigns ({shop.campaigns} a month)", "email", prices, measured)  # any email one
+    triggers[campaigns.name] = "campaign"
+    month = [*lines, campaigns]
     lines += campaign_lines(prices, measured)
     out = [
-        f"AWS cost per 1,000 entries along each scenario's full path (every message sent), {prices['region']} "
+        f"AWS cost per 1,000 entries along each scenario's full path (every message sent), and per 1,000 people a "
+        f"campaign reaches, {prices['region']} "
         f"list prices read {prices['read_on']} ({prices_file.name}); requests and milliseconds measured "
         f"{measured['measured_on']} ({measured_file.name}). Free tiers and storage left out.",
         "",
-        "| scenario | paths | transitions | messages | "
+        "| scenario or campaign | paths | transitions | messages | "
         + " | ".join(SERVICES)
         + " | per 1,000 entries | per message |",
         "|---" * (len(SERVICES) + 6) + "|",
@@ -227,16 +282,17 @@ def report(shop: Shop, prices_file: Path = PRICES, measured_file: Path = MEASURE
             + f" | {_money(1000 * one.per_entry, 3)}{' + SMS' if one.unpriced else ''} | "
             + f"{_money(per_message, 6) if per_message is not None else '-'} |"
         )
-    total = monthly(lines, triggers, shop, prices, measured)
+    total = monthly(month, triggers, shop, prices, measured)
     out += [
         "",
         f"A month of a shop with {shop.contacts:,} contacts, {shop.events:,} events, {shop.orders:,} orders, "
-        f"{shop.new_contacts:,} new contacts, {shop.consent:.0%} with marketing consent:",
+        f"{shop.new_contacts:,} new contacts, {shop.consent:.0%} with marketing consent, {shop.campaigns} email "
+        "campaigns to all of them:",
         "",
-        "| scenario | entries a month |",
+        "| scenario or campaign | entries a month |",
         "|---|---|",
     ]
-    out += [f"| {one.name} | {entries(triggers.get(one.name, ''), shop):,.0f} |" for one in lines]
+    out += [f"| {one.name} | {entries(triggers.get(one.name, ''), shop):,.0f} |" for one in month]
     out += ["", "| service | a month |", "|---|---|"]
     out += [f"| {service} | {_money(value, 2)} |" for service, value in total.items()]
     known = sum(v for v in total.values() if v is not None)

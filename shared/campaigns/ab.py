@@ -18,7 +18,6 @@ from datetime import date, datetime
 from typing import Any
 
 from shared.campaigns import document
-from shared.reports import queries, reading
 
 BUCKETS = 10_000
 STEP = "email"  # the campaign's one step in the SES tags and the reports (shared.campaigns.delivery.STEP)
@@ -50,6 +49,9 @@ def share(ab: document.ABTest) -> int:
 
 def measured(region: str, table: str, campaign_id: str, ab: document.ABTest, first: date, last: date) -> dict[str, Any]:
     """The variants' counts and rates over the days first..last and the reports' verdict on the test's metric."""
+    # The reports' modules (their statistics) load with a decision or an A/B status, not with every page and chunk
+    from shared.reports import queries, reading
+
     totals = {v.name: reading.Totals.empty() for v in ab.variants}
     for item in queries.counter_items(region, table, report_name(campaign_id), first, last):
         if item.step == STEP and item.variant in totals:

@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import clients, deadletters, outbox, writes
+from shared.batches import Record
 from shared.events import CONTACT_QUALIFIED, SCORE_CHANGED, Event
 from shared.people import crm
 from shared.settings import Settings
@@ -269,7 +269,7 @@ class Outcome:
     dead_letter: deadletters.DeadLetter | None = None
 
 
-def consume(record: SQSRecord, settings: Settings, secret: Callable[[], str]) -> Outcome:
+def consume(record: Record, settings: Settings, secret: Callable[[], str]) -> Outcome:
     """Handles one queued handoff; raises (after setting when SQS shows it again) what a later attempt may fix."""
     receives = deadletters.receives(record)
     try:
@@ -287,7 +287,7 @@ def consume(record: SQSRecord, settings: Settings, secret: Callable[[], str]) ->
         raise
 
 
-def _retry_later(record: SQSRecord, receives: int, settings: Settings) -> None:
+def _retry_later(record: Record, receives: int, settings: Settings) -> None:
     """The message shows again after the backoff (in simulated time: the local runtime compresses it too)."""
     seconds = max(0, min(43200, round(settings.clock().real_seconds(backoff(receives)))))
     queue_url = settings.handoff_queue_url
@@ -300,7 +300,7 @@ def _retry_later(record: SQSRecord, receives: int, settings: Settings) -> None:
 
 
 def _dead_letter(
-    record: SQSRecord, kind: str, error: BaseException, message: Handoff | None, settings: Settings
+    record: Record, kind: str, error: BaseException, message: Handoff | None, settings: Settings
 ) -> deadletters.DeadLetter:
     """The message, unchanged, on the handoff DLQ with its reason (the attributes `parcours dlq` reads)."""
     url = settings.handoff_dead_letter_queue_url

@@ -101,3 +101,21 @@ def test_a_handler_without_a_batch_nor_a_router_does_not_load_asyncio(handler: s
 def test_what_only_some_requests_need_loads_with_the_first_of_them(handler: str, later: tuple[str, ...]) -> None:
     loaded = _loaded_in_lambda(handler)
     assert [name for name in loaded if name in later or name.split(".")[0] in later] == []
+
+
+BATCH_UTILITIES = ("aws_lambda_powertools.utilities.batch", "aws_lambda_powertools.utilities.data_classes")
+
+
+@pytest.mark.parametrize("handler", ["process", "handoff", "campaign"])
+def test_the_sqs_workers_load_no_asyncio_and_no_event_data_classes(handler: str) -> None:
+    """Their partial batch answer is shared.batches: Powertools' batch utility imports asyncio and every event data
+    class (about 20 ms of the process and handoff functions' cold start)."""
+    loaded = _loaded_in_lambda(handler)
+    assert [name for name in loaded if name == "asyncio" or name.startswith(BATCH_UTILITIES)] == []
+
+
+def test_the_campaign_worker_loads_the_reports_only_for_an_ab_decision() -> None:
+    """The reports' modules (their statistics, about 10 ms) serve an A/B test's decision, not every page and chunk."""
+    loaded = _loaded_in_lambda("campaign")
+    assert "shared.campaigns.delivery" in loaded
+    assert [name for name in loaded if name.startswith("shared.reports")] == []

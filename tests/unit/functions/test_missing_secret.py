@@ -12,10 +12,10 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from infra.local import InvocationContext
 from shared import secrets
+from shared.batches import BatchFailed
 from shared.settings import ConfigurationError, get_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -186,7 +186,7 @@ def test_the_process_function_fails_an_event_with_an_address_so_that_sqs_retries
     try:
         # The batch's every record failed: the invocation fails, and SQS hands the message out again (and, on its
         # last receive, the function dead-letters it with its reason)
-        with pytest.raises(BatchProcessingError, match="All records failed"):
+        with pytest.raises(BatchFailed, match="All records failed processing \\(1\\): ConfigurationError"):
             app.lambda_handler(sqs_event(event), InvocationContext.of("parcours-ProcessFunction", timeout=60))
     finally:
         app._handle_once.cache_clear()

@@ -83,3 +83,35 @@ def test_a_redelivered_event_without_identity_is_counted_once(handler: Any, caps
     assert metrics_of(capsys.readouterr().out)["EventWithoutIdentity"] == [1.0]
     handler(sqs_event(nobody), InvocationContext.of("process"))
     assert "EventWithoutIdentity" not in metrics_of(capsys.readouterr().out)
+
+
+def test_a_failed_contacts_later_events_wait_with_it_and_the_failure_is_logged_without_its_text(
+    handler: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.process import app
+
+    now = Clock().now().isoformat()
+    first, second, other = (
+        Event(f"test#{n}", "contact.subscribed", "test", "test", now, now, ContactFacts(email=f"{n}@example.com"))
+        for n in ("lou", "lou-again", "sam")
+    )
+    event = sqs_event(first, second, other)
+    event["Records"][2]["attributes"]["MessageGroupId"] = "another contact"
+    handled: list[str] = []
+
+    def handle(event: dict[str, Any]) -> dict[str, Any]:
+        handled.append(event["event_id"])
+        if event["event_id"] == "test#lou":
+            raise RuntimeError("DynamoDB said no about lou@example.com")
+        return {}
+
+    once: Any = lambda: handle  # noqa: E731
+    once.cache_clear = lambda: None  # as the fixture clears the real one
+    monkeypatch.setattr(app, "_handle_once", once)
+    answer = handler(event, InvocationContext.of("process"))
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]}
+    assert handled == ["test#lou", "test#sam"]
+    assert metrics_of(capsys.readouterr().out)["EventRetried"] == [1.0]
+    [retried] = [record for record in caplog.records if record.getMessage() == "event failed, to be retried"]
+    assert (getattr(retried, "error", None), getattr(retried, "message_id", None)) == ("RuntimeError", "m0")
+    assert "lou@example.com" not in caplog.text + str(vars(retried))

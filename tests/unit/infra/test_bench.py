@@ -222,3 +222,36 @@ def test_figure_8s_profile_names_parcours_own_functions_and_leaves_the_bench_out
     assert any("from_dict (shared/events.py:" in line for line in lines[2:])
     assert not any("infra/bench.py" in line or "threading.py" in line for line in lines)
     assert any("event_then_call (tests/unit/infra/test_bench.py:" in line for line in lines)
+
+
+def test_the_campaign_figures_saved_for_parcours_cost_are_request_units_per_person(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collections import Counter
+
+    from infra import cli
+    from infra.cost import estimate
+
+    mine = tmp_path / "measured.json"
+    mine.write_text(estimate.MEASURED.read_text())
+    monkeypatch.setattr(estimate, "MEASURED", mine)
+    # Given a campaign of 10 people that made these requests in 0.2 s
+    requests = Counter(GetItem=20, UpdateItem=18, PutItem=9, TransactWriteItems=10, BatchGetItem=1, Query=1)
+    figures = bench.CampaignFigures(rate=50.0, bare=400.0, sent=9, messages=3, requests=requests)
+    # When they are saved
+    bench._save_campaign(figures, audience=10)
+    # Then each person is one item of the chunk's read and a transaction of two items is four write units
+    saved = json.loads(mine.read_text())["campaign"]
+    assert (saved["reads"], saved["writes"], saved["ms"]) == (3.1, 6.7, 20.0)
+    # And `parcours cost` prices a campaign's person with them: twice the writes, nearly twice the DynamoDB cost
+    capsys.readouterr()
+    doubled = json.loads(mine.read_text())
+    doubled["campaign"]["writes"] = 13.4
+    (tmp_path / "doubled.json").write_text(json.dumps(doubled))
+
+    def dynamodb(path: Any) -> str:
+        assert cli.main(["cost", "--measured", str(path)]) == 0
+        row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| black-friday"))
+        return row.split("|")[7].strip()
+
+    assert (dynamodb(mine), dynamodb(tmp_path / "doubled.json")) == ("$0.005", "$0.010")  # SES feedback: $0.001

@@ -32,7 +32,7 @@ def test_every_shipped_scenario_is_priced_and_the_welcome_series_stays_within_on
     code, out, _ = run(capsys)
     assert code == 0
     table = rows(out)
-    assert set(table) == set(build.compile_all().scenarios)
+    assert set(table) == {*build.compile_all().scenarios, "black-friday (campaign)"}
     assert table["welcome"][1:3] == ["7", "4"]  # transitions, emails
     per_message = float(table["welcome"][-1].lstrip("$"))
     assert per_message <= 0.15 / 1000  # SES alone is $0.10 per 1,000
@@ -46,6 +46,75 @@ def test_the_month_follows_the_shop_described(capsys: pytest.CaptureFixture[str]
     small = total(run(capsys, "--orders", "100", "--events", "5000")[1])
     large = total(run(capsys, "--orders", "10000", "--events", "500000")[1])
     assert large > 5 * small
+
+
+def test_a_campaign_costs_about_what_its_emails_cost_and_the_month_counts_the_shops_campaigns(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given the shipped Black Friday campaign, when its cost is printed
+    code, out, _ = run(capsys)
+    assert code == 0
+    row = rows(out)["black-friday (campaign)"]
+    # Then a person costs one email and no state transition, and the rest of AWS adds little to SES's $0.10 per 1,000
+    assert row[:4] == ["1", "0", "1", "$0.000"]
+    assert row[6] == "$0.100"
+    assert 0.10 / 1000 < float(row[-1].lstrip("$")) <= 0.11 / 1000
+
+    # And the month has the shop's campaigns, each to everyone with consent
+    def month(*arguments: str) -> tuple[str, float]:
+        out = run(capsys, *arguments)[1]
+        entries = re.search(r"\| campaigns \((\d+) a month\) \| ([\d,]+) \|", out)
+        ses = re.search(r"\| SES \| \$([\d,]+\.\d\d) \|", out)
+        assert entries is not None
+        assert ses is not None
+        return entries.group(2), float(ses.group(1).replace(",", ""))
+
+    shop = ("--contacts", "20000", "--consent", "0.25")
+    none, weekly = month("--campaigns", "0", *shop), month("--campaigns", "8", *shop)
+    assert none[0] == "0"
+    assert weekly[0] == "40,000"  # 8 x 20,000 x 25 %
+    assert weekly[1] - none[1] == pytest.approx(4.00, abs=0.01)  # 40,000 emails at $0.10 per 1,000
+
+
+def test_an_sms_campaign_is_priced_at_the_countrys_sms_price_or_said_unpriced(tmp_path: Path) -> None:
+    (tmp_path / "flash.yaml").write_text(
+        "id: flash\nsms: promotions/black-friday\ntopic: promotions\naudience: {list: newsletter}\n"
+    )
+    prices = json.loads(estimate.PRICES.read_text())
+    measured = json.loads(estimate.MEASURED.read_text())
+    [unknown] = estimate.campaign_lines(prices, measured, tmp_path)
+    assert (unknown.name, unknown.path.sent("sms"), unknown.unpriced) == ("flash (campaign)", 1, ["SNS SMS"])
+    assert unknown.by_service["SES"] == 0.0  # and no SES notification to handle
+    prices["sns_sms"]["FR"] = 0.07
+    [priced] = estimate.campaign_lines(prices, measured, tmp_path)
+    assert priced.by_service["SNS SMS"] == 0.07
+    assert priced.per_entry - 0.07 == pytest.approx(unknown.per_entry)
+
+
+def test_a_campaign_file_that_cannot_be_read_is_refused_with_its_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "broken.yaml").write_text(
+        "id: broken\nemail: promotions/black-friday\ntopic: promotions\naudience: [newsletter]\n"
+    )
+    monkeypatch.setattr(build, "CAMPAIGNS", tmp_path)
+    code, out, err = run(capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith("parcours cost: ")
+    assert "broken.yaml:4" in err
+    assert "audience" in err
+
+
+def test_a_measured_file_without_the_campaigns_figures_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    measured = json.loads(estimate.MEASURED.read_text())
+    del measured["campaign"]["writes"]
+    mine = tmp_path / "measured.json"
+    mine.write_text(json.dumps(measured))
+    code, out, err = run(capsys, "--measured", str(mine))
+    assert (code, out) == (2, "")
+    assert err == f"parcours cost: {mine}: campaign.writes is missing\n"
 
 
 def test_a_prices_file_of_ones_own_changes_the_figures(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -322,9 +322,9 @@ def test_the_local_runtime_s_compressed_clock_shortens_the_backoff(
 
 
 def handoff_record(m: handoff.Handoff, receives: int) -> Any:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from shared.batches import Record
 
-    return SQSRecord(record(m.to_json(), receives))
+    return Record.of(record(m.to_json(), receives))
 
 
 def test_on_the_last_receive_a_failing_handoff_goes_to_the_dlq_with_its_reason(
