@@ -638,6 +638,8 @@ def changes(item: Model, before: dict[str, Any]) -> list[Action]:
         elif isinstance(attribute, UnicodeSetAttribute):
             had, has = set((old or {}).get("SS", ())), set((new or {}).get("SS", ()))
             added, removed = has - had, had - has
+            if not added and not removed:  # the same names in another order: nothing to write
+                continue
             if added and removed:  # both at once (rare): the set as it is now
                 actions.append(attribute.set(getattr(item, name)))
             else:  # ADD creates the set, DELETE of its last names removes it

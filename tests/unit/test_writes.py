@@ -183,3 +183,20 @@ def test_a_contact_a_decision_read_but_nothing_changed_is_checked_not_written(t:
     unit.put(t.list_members(list_name="vip", contact_id="c1", joined_at=NOW, origin="rule"))
     unit.commit()
     assert t.list_members.count("vip") == 1
+
+
+def test_a_list_read_in_another_order_is_no_change_and_the_rest_is_written() -> None:
+    from shared.storage import changes
+
+    # Given a contact whose lists DynamoDB answered in the other order than the model lists them now
+    contact = ContactModel(
+        contact_id="c1", lists={"newsletter", "clients", "vip"}, score=5, created_at=NOW, updated_at=NOW
+    )
+    before = contact.serialize()
+    before["lists"] = {"SS": list(reversed(before["lists"]["SS"]))}
+    # When only its score changed
+    contact.score = 6
+    # Then the update writes the score alone (an empty DELETE of no list would be refused by DynamoDB)
+    assert [action.serialize({}, {}) for action in changes(contact, before)] == [
+        action.serialize({}, {}) for action in [ContactModel.score.set(6)]
+    ]
