@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import re
 import secrets
 import statistics
 import subprocess
@@ -409,6 +410,34 @@ def import_seconds(codes: dict[str, str], runs: int) -> dict[str, float]:
             seconds = float(subprocess.check_output([sys.executable, "-c", timed], cwd=ROOT, env=env, text=True))
             best[name] = min(best[name], seconds)
     return best
+
+
+def import_instructions(codes: dict[str, str]) -> dict[str, float]:
+    """The instructions each piece of code executes, the interpreter's own start (`pass`) taken off: the same count
+    on every run whatever else the machine does (valgrind's callgrind; about 15 s a piece), where timing moved a
+    ratio by up to 0.15 between runs on 2 shared cores."""
+    import compileall
+    import shutil
+
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise RuntimeError("--instructions needs valgrind (Debian: apt-get install valgrind)")
+    # One hash seed: else each interpreter orders its sets and dicts its own way, a few tenths of a percent apart
+    env = {**os.environ, "AWS_DEFAULT_REGION": REGION, "LAMBDA_TASK_ROOT": str(ROOT), "PYTHONHASHSEED": "0"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    for package in ("functions", "shared"):
+        compileall.compile_dir(ROOT / package, quiet=1)
+
+    def count(code: str) -> int:
+        command = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code]
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if found is None:
+            raise RuntimeError(f"valgrind printed no count for {code!r}")
+        return int(found.group(1))
+
+    start = count("pass")
+    return {name: float(count(code) - start) for name, code in codes.items()}
 
 
 # ---- 4. the daily run's paging ------------------------------------------------------------------------------
@@ -1017,6 +1046,7 @@ class Run:
     runtime: Callable[[], RunningLocal] = started_runtime  # figure 1's `parcours local`, ready
     save_cost: bool = False  # figure 6 writes its figures to infra/cost/measured.json
     profile: int = 0  # figure 8 prints this many functions of its profile (0: only the split by package)
+    instructions: bool = False  # figure 3 counts instructions (valgrind) instead of timing
 
 
 FULL = Sizes(events=200, clients=4, runs=15, silent=5000, page=500, floor=100, rows=10_000, audience=1000, rounds=40)
@@ -1100,19 +1130,21 @@ HANDLERS = (
 
 def figure_3(run: Run) -> None:
     sizes = run.sizes
-    print(f"3. import time (CPU, best of {sizes.runs} fresh interpreters, with bytecode as shipped)", flush=True)
-    figures = import_seconds(
-        {
-            "baseline": "import boto3; boto3.client('sqs', region_name='eu-west-3')",
-            **{handler: f"import functions.{handler}.app" for handler in HANDLERS},
-        },
-        sizes.runs,
-    )
+    codes = {
+        "baseline": "import boto3; boto3.client('sqs', region_name='eu-west-3')",
+        **{handler: f"import functions.{handler}.app" for handler in HANDLERS},
+    }
+    if run.instructions:
+        print("3. import cost (instructions counted by valgrind, one fresh interpreter each, bytecode as shipped)")
+        figures, unit, scale = import_instructions(codes), "M instructions", 1e-6
+    else:
+        print(f"3. import time (CPU, best of {sizes.runs} fresh interpreters, with bytecode as shipped)", flush=True)
+        figures, unit, scale = import_seconds(codes, sizes.runs), "ms", 1000
     baseline = figures["baseline"]
     for handler in HANDLERS:
         print(
-            f"   functions.{handler}.app: {figures[handler] * 1000:.0f} ms = {figures[handler] / baseline:.2f} x "
-            f"(import boto3 + one client: {baseline * 1000:.0f} ms)"
+            f"   functions.{handler}.app: {figures[handler] * scale:.0f} {unit} = {figures[handler] / baseline:.2f} x "
+            f"(import boto3 + one client: {baseline * scale:.0f} {unit})"
         )
     worst = max(HANDLERS, key=figures.__getitem__)
     print(f"   the slowest, {worst}: {figures[worst] / baseline:.2f} x (the aim: every handler at most 1.10 x)")
@@ -1253,14 +1285,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help=f"rounds of events the own CPU figure measures ({FULL.rounds})")
     parser.add_argument("--profile", type=int, default=0, help="functions of figure 8's profile to print (0)")
     parser.add_argument("--save-cost", action="store_true", help="keep figure 6's figures in infra/cost/measured.json")
+    parser.add_argument(
+        "--instructions", action="store_true", help="figure 3 counts instructions with valgrind instead of timing"
+    )
     args = parser.parse_args(argv)
     chosen = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(Sizes)}
     sizes = dataclasses.replace(QUICK if args.quick else FULL, **{k: v for k, v in chosen.items() if v is not None})
 
     if not args.quick:
-        return _figures(Run(sizes, save_cost=args.save_cost, profile=args.profile))
+        return _figures(Run(sizes, save_cost=args.save_cost, profile=args.profile, instructions=args.instructions))
     with runtime_in_background() as runtime:
-        return _figures(Run(sizes, runtime, save_cost=args.save_cost, profile=args.profile))
+        run = Run(sizes, runtime, save_cost=args.save_cost, profile=args.profile, instructions=args.instructions)
+        return _figures(run)
 
 
 @contextmanager

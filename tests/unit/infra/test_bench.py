@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -255,3 +256,13 @@ def test_the_campaign_figures_saved_for_parcours_cost_are_request_units_per_pers
         return row.split("|")[7].strip()
 
     assert (dynamodb(mine), dynamodb(tmp_path / "doubled.json")) == ("$0.005", "$0.010")  # SES feedback: $0.001
+
+
+@pytest.mark.scale
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_figure_3_can_count_instructions_the_same_on_every_run() -> None:
+    more = "import decimal, json, email.message"
+    first = bench.import_instructions({"little": "x = 1", "more": more})
+    again = bench.import_instructions({"more": more})
+    assert 0 <= first["little"] < first["more"]
+    assert abs(first["more"] - again["more"]) < 0.001 * first["more"]  # timing moved a ratio by up to 15 %
