@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from functions import TRACED
 from shared import clock
 from shared.campaigns.errors import CampaignRequestError
-from shared.people import lists, suppression
+from shared.people.errors import AdminError, SuppressionRequestError
 from shared.settings import ConfigurationError, get_settings
 from shared.sources import ingestion, validation
 
@@ -45,13 +45,17 @@ def not_configured(error: ConfigurationError) -> Response[dict[str, Any]]:
     return _answer(503, {"error": f"not configured: {error}"})
 
 
-@app.exception_handler(lists.AdminError)  # type: ignore[untyped-decorator]
-def refused(error: lists.AdminError) -> Response[dict[str, Any]]:
+@app.exception_handler(AdminError)  # type: ignore[untyped-decorator]
+def refused(error: AdminError) -> Response[dict[str, Any]]:
     logger.warning("admin request refused", extra={"status": error.status, "reason": str(error)})
     return _answer(error.status, {"error": str(error)})
 
 
+# Each family of routes loads its modules with its first request (the lists', the suppressions', a person's file,
+# the import's, the reports', the campaigns'), not with every admin route: the storage layer comes with the first.
 def _change(name: str, add: bool) -> Response[dict[str, Any]]:
+    from shared.people import lists
+
     settings = get_settings()
     answer = lists.admin_change(settings, name, _body(), add, settings.clock().now())
     if answer["status"] != "unchanged":
@@ -72,6 +76,8 @@ def remove(name: str) -> Response[dict[str, Any]]:
 
 @app.get("/v1/lists/<name>/members")
 def members(name: str) -> Response[dict[str, Any]]:
+    from shared.people import lists
+
     return _answer(200, lists.admin_members(get_settings(), name))
 
 
@@ -114,8 +120,8 @@ def erase() -> Response[dict[str, Any]]:
     return _answer(200, answer)
 
 
-@app.exception_handler(suppression.SuppressionRequestError)  # type: ignore[untyped-decorator]
-def suppression_refused(error: suppression.SuppressionRequestError) -> Response[dict[str, Any]]:
+@app.exception_handler(SuppressionRequestError)  # type: ignore[untyped-decorator]
+def suppression_refused(error: SuppressionRequestError) -> Response[dict[str, Any]]:
     logger.warning("suppression request refused", extra={"status": error.status, "reason": str(error)})
     return _answer(error.status, {"error": str(error)})
 
@@ -128,11 +134,15 @@ def _caller() -> str:
 
 @app.post("/v1/suppressions/show")
 def show_suppression() -> Response[dict[str, Any]]:
+    from shared.people import suppression
+
     return _answer(200, suppression.admin_show(get_settings(), _body()))
 
 
 @app.post("/v1/suppressions/lift")
 def lift_suppression() -> Response[dict[str, Any]]:
+    from shared.people import suppression
+
     settings = get_settings()
     answer = suppression.admin_lift(settings, _body(), _caller(), settings.clock().now())
     metrics.add_metric(name="SuppressionLifted", unit=MetricUnit.Count, value=1)
@@ -144,6 +154,7 @@ def lift_suppression() -> Response[dict[str, Any]]:
 def import_contacts() -> Response[dict[str, Any]]:
     """A batch of an imported file's rows (`parcours contacts import`): the good ones queued as their events, each
     refused one answered with its line and column; 400 only when the batch itself is malformed."""
+    from shared.people import lists
     from shared.sources import imports  # the CSV rows' rules: loaded by the first import, not by every route
 
     settings = get_settings()

@@ -50,6 +50,7 @@ from shared.events import (
 )
 from shared.people import moments
 from shared.people.conditions import LIST_NAME, PROFILE_FIELDS, Facts, holds, matches
+from shared.people.errors import AdminError
 from shared.settings import Settings
 from shared.sources import ingestion
 from shared.storage import ContactModel, EventModel, StorageError, Tables, get_or_none, tables, update_if
@@ -422,14 +423,6 @@ def members(settings: Settings, name: str, limit: int = 1000) -> list[dict[str, 
 
 def is_dynamic(name: str) -> bool:
     return name in dynamic_names()
-
-
-class AdminError(ValueError):
-    """An admin request parcours refuses: `status` is the HTTP answer, the message says why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def _who(t: Tables, body: bytes) -> str:

@@ -36,6 +36,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from shared import secrets
 from shared.events import ConsentFacts, normalise_email
 from shared.people import consent
+from shared.people.errors import SuppressionRequestError
 from shared.settings import ConfigurationError, Settings
 from shared.storage import (
     AlreadyExists,
@@ -254,14 +255,6 @@ def on_delivery(t: Tables, contact_id: str | None) -> Decision:
         ContactModel.transient_bounces == count,
     )
     return Decision("reset" if reset else "unchanged", None, 0 if reset else None)
-
-
-class SuppressionRequestError(ValueError):
-    """An operator's request parcours refuses: `status` is the HTTP answer, the message names the problem."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 # How a reason reads for an operator; its kind before the colon (an erasure's or another's kind reads as written).

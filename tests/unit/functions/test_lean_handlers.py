@@ -92,8 +92,20 @@ def test_a_handler_without_a_batch_nor_a_router_does_not_load_asyncio(handler: s
         ("act", ("jinja2", "shared.messages.sms", "shared.people.crm")),
         # the process function renders nothing (the subscription function renders on every route: it loads Jinja)
         ("process", ("jinja2",)),
-        # the reports', the CSV import's and a person's export or erasure's modules with the first such request
-        ("admin", ("shared.reports.reading", "shared.sources.imports", "shared.journeys.privacy")),
+        # the reports', the CSV import's, a person's export or erasure's, the lists' and the suppressions' modules
+        # with the first such request, and the storage layer with the first of them
+        (
+            "admin",
+            (
+                "shared.reports.reading",
+                "shared.sources.imports",
+                "shared.journeys.privacy",
+                "shared.people.lists",
+                "shared.people.suppression",
+                "shared.storage",
+                "pynamodb",
+            ),
+        ),
         # the sources' mappings: the ingest side's (a webhook loads its own source's)
         *[(handler, SOURCES) for handler in ("process", "act", "schedule", "handoff", "admin", "feedback", "campaign")],
     ],

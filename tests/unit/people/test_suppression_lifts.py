@@ -10,6 +10,7 @@ import pytest
 
 from shared.events import ConsentFacts
 from shared.people import consent, suppression
+from shared.people.errors import SuppressionRequestError
 from shared.settings import Settings
 from shared.storage import Consent, ContactModel, Tables, tables
 from tests.conftest import SUPPRESSION_KEY
@@ -69,7 +70,7 @@ def test_a_complaint_reads_as_one_and_its_consent_withdrawal_shows(t: Tables) ->
 def test_an_address_nobody_suppressed_shows_not_suppressed_and_cannot_be_lifted(t: Tables) -> None:
     add_contact(t)
     assert suppression.status(t, KEY, ADDRESS)["suppressed"] is False
-    with pytest.raises(suppression.SuppressionRequestError) as refused:
+    with pytest.raises(SuppressionRequestError) as refused:
         suppression.lift(t, KEY, ADDRESS, "asked by the person", OPERATOR, LATER)
     assert (refused.value.status, str(refused.value)) == (404, "this address is not suppressed")
 
@@ -142,7 +143,7 @@ def test_an_erased_contacts_entry_is_lifted_alone(t: Tables) -> None:
 def test_a_lift_without_a_proper_reason_is_refused_and_changes_nothing(t: Tables, reason: object, words: str) -> None:
     add_contact(t)
     hard_bounce(t)
-    with pytest.raises(suppression.SuppressionRequestError) as refused:
+    with pytest.raises(SuppressionRequestError) as refused:
         suppression.lift(t, KEY, ADDRESS, reason, OPERATOR, LATER)
     assert refused.value.status == 400
     assert words in str(refused.value)
@@ -161,7 +162,7 @@ def test_a_lift_without_a_proper_reason_is_refused_and_changes_nothing(t: Tables
     ],
 )
 def test_bad_lift_requests_name_the_problem(aws: dict[str, str], body: bytes, status: int, words: str) -> None:
-    with pytest.raises(suppression.SuppressionRequestError) as refused:
+    with pytest.raises(SuppressionRequestError) as refused:
         suppression.admin_lift(Settings.from_environ(aws), body, OPERATOR, LATER)
     assert refused.value.status == status
     assert words in str(refused.value)
