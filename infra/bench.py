@@ -1135,7 +1135,10 @@ def figure_3(run: Run) -> None:
         **{handler: f"import functions.{handler}.app" for handler in HANDLERS},
     }
     if run.instructions:
-        print("3. import cost (instructions counted by valgrind, one fresh interpreter each, bytecode as shipped)")
+        print(
+            "3. import cost (instructions counted by valgrind, one fresh interpreter each, bytecode as shipped)",
+            flush=True,
+        )
         figures, unit, scale = import_instructions(codes), "M instructions", 1e-6
     else:
         print(f"3. import time (CPU, best of {sizes.runs} fresh interpreters, with bytecode as shipped)", flush=True)

@@ -147,12 +147,12 @@ def _with_messages(
         "SES": emails * _usd(prices, "ses_email"),
         "SNS SMS": 0.0 if not sms else None if sms_price is None else sms * float(sms_price),
     }
-    return {
-        service: None
-        if by_service.get(service, 0.0) is None or added.get(service, 0.0) is None
-        else (by_service.get(service) or 0.0) + (added.get(service) or 0.0)
-        for service in SERVICES
-    }
+    return {service: _plus(by_service.get(service, 0.0), added.get(service, 0.0)) for service in SERVICES}
+
+
+def _plus(current: float | None, value: float | None) -> float | None:
+    """A sum of costs: unpriced (None) when either is."""
+    return None if current is None or value is None else current + value
 
 
 def campaign_line(name: str, channel: str, prices: dict[str, Any], measured: dict[str, Any]) -> Line:
@@ -223,8 +223,7 @@ def monthly(
     total: dict[str, float | None] = dict.fromkeys(SERVICES, 0.0)
 
     def add(service: str, value: float | None) -> None:
-        current = total[service]
-        total[service] = None if value is None or current is None else current + value
+        total[service] = _plus(total[service], value)
 
     for one in lines:
         count = entries(triggers.get(one.name, ""), shop)

@@ -12,9 +12,5 @@ class AdminError(ValueError):
         self.status = status
 
 
-class SuppressionRequestError(ValueError):
-    """An operator's request parcours refuses: `status` is the HTTP answer, the message names the problem."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class SuppressionRequestError(AdminError):
+    """A suppression request refused (the admin function logs it as such: its handler is the more specific)."""
