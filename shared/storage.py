@@ -1,13 +1,16 @@
 """DynamoDB tables behind PynamoDB models; AWS errors become the domain's own exceptions here.
 
 Table names come from the settings, so models are bound to them at run time (`tables(settings)`), never at
-import time. A little over 500 lines: every table's model beside the few writes over them, so that what an item
-holds and how it is written once are read together.
+import time. Every table's model beside the few reads and writes over them, so that what an item holds and how it
+is written once are read together; how an item converts to DynamoDB's form is shared.items'. What an event needs
+most often (a GetItem, a Query, a BatchGetItem, a TransactWriteItems) goes to botocore's client of its model
+(`client_of`): PynamoDB's own request building cost more than the items' conversion.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -26,13 +29,20 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.constants import STRING
+from pynamodb.exceptions import (
+    PutError,
+    PynamoDBException,
+    TransactWriteError,
+    UpdateError,
+)
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from shared.items import Item, changes, direct_access
 from shared.settings import Settings
 
 
@@ -156,7 +166,7 @@ class ContactedOnIndex(GlobalSecondaryIndex["ContactModel"]):
     contacted_on = UnicodeAttribute(hash_key=True)
 
 
-class ContactModel(Model):
+class ContactModel(Item):
     class Meta:
         table_name = "unbound"
 
@@ -228,7 +238,7 @@ class ContactModel(Model):
     by_contact_day = ContactedOnIndex()
 
 
-class DateIndexModel(Model):
+class DateIndexModel(Item):
     """Who has a date attribute (birthday, created_at, ...) on a month-day: the daily run queries, never scans."""
 
     class Meta:
@@ -240,7 +250,7 @@ class DateIndexModel(Model):
     timezone = UnicodeAttribute(null=True)  # the contact's timezone attribute, for the local moment
 
 
-class IdentityModel(Model):
+class IdentityModel(Item):
     """Finds a contact by one of its identifiers (`email#...`, `shopify#...`) in one read."""
 
     class Meta:
@@ -253,7 +263,7 @@ class IdentityModel(Model):
 ORDER_IDENTITY = "order#"  # the identities table's items of an order: `order#<source>#<order id>`
 
 
-class OrderModel(Model):
+class OrderModel(Item):
     """An order a contact placed, in the identities table under `order#<source>#<order id>` (shared.people.orders):
     whom it is of (a Shopify refund names the order, not the person) and what its refunds and its cancellation took
     back from the contact's counters, so that each is taken once and the two together never more than the order
@@ -272,7 +282,7 @@ class OrderModel(Model):
     expires_at = TTLAttribute(null=True)
 
 
-class EventModel(Model):
+class EventModel(Item):
     """A contact's history, newest last, purged by TTL."""
 
     class Meta:
@@ -296,7 +306,7 @@ class SendsByContactIndex(GlobalSecondaryIndex["SendModel"]):
     contact_id = UnicodeAttribute(hash_key=True)
 
 
-class SendModel(Model):
+class SendModel(Item):
     """One record per (execution, step): the claim that makes a send happen at most once."""
 
     class Meta:
@@ -324,7 +334,7 @@ class SendModel(Model):
     by_contact = SendsByContactIndex()
 
 
-class EnrolmentModel(Model):
+class EnrolmentModel(Item):
     """A contact's passage through a scenario: found by contact in one query, to stop it on a goal."""
 
     class Meta:
@@ -343,7 +353,7 @@ class EnrolmentModel(Model):
     expires_at = TTLAttribute(null=True)
 
 
-class ScenarioCounterModel(Model):
+class ScenarioCounterModel(Item):
     """How many contacts are in a capped scenario now: one item per scenario, kept in the enrolments table under
     a partition no contact has (contact ids never start with `_`)."""
 
@@ -355,7 +365,7 @@ class ScenarioCounterModel(Model):
     running = NumberAttribute(default=0)
 
 
-class SuppressionModel(Model):
+class SuppressionModel(Item):
     """An address never mailed again (a hard bounce, a complaint, repeated soft bounces), known only by the SHA-256
     of its normalised form: it outlives the contact's erasure, and a contact created later with it is not mailed."""
 
@@ -379,7 +389,7 @@ class SuppressionLift(MapAttribute[str, Any]):
     suppressed_at = UTCDateTimeAttribute(null=True)
 
 
-class SuppressionLiftsModel(Model):
+class SuppressionLiftsModel(Item):
     """The lifts of one address's suppression, oldest first, in the suppressions table under `lifted#<hash>`: a key
     no suppression check reads, so a lift is kept (without the address) however often the address is suppressed
     and lifted again."""
@@ -391,7 +401,7 @@ class SuppressionLiftsModel(Model):
     lifts = ListAttribute(of=SuppressionLift, default=list)
 
 
-class DiscountCodeModel(Model):
+class DiscountCodeModel(Item):
     """A pool of discount codes (shared.messages.discounts), several kinds of item under the pool's partition: `pool`
     (its counters), `seq#0000000001` (the n-th code loaded), `code#CODE` (a code, and who got it), `contact#ID` (the
     code a contact got: a second claim answers it again)."""
@@ -412,7 +422,7 @@ class DiscountCodeModel(Model):
     execution = UnicodeAttribute(null=True)
 
 
-class ListMemberModel(Model):
+class ListMemberModel(Item):
     """Who is in a list, one item per (list, contact), beside the contact's own `lists`: a list's members are
     read by a query, never a scan of the contacts."""
 
@@ -428,7 +438,7 @@ class ListMemberModel(Model):
 MARK_PREFIX = "event#"  # a processed mark's key: the prefix, then the source's event id
 
 
-class MarkModel(Model):
+class MarkModel(Item):
     """An event processed: written in the transaction of everything the event changed (shared.writes), keyed by the
     event's id, so that a redelivery reads it first (one request) and changes nothing twice. It keeps the handler's
     answer and what the processing did outside DynamoDB after that transaction (executions started or stopped, events
@@ -446,7 +456,7 @@ class MarkModel(Model):
 REPORTS_ATTRIBUTION = "attribution#"  # the reports table's partition of a contact's attribution items
 
 
-class ReportItemModel(Model):
+class ReportItemModel(Item):
     """An item of the reports table (shared.reports writes it): here only what a person's file and erasure read,
     their attribution items under `attribution#<contact id>` (the scenario email they last clicked, `click`, and
     opened, `open`), which expire with their window. The counters name no one."""
@@ -467,6 +477,7 @@ M = TypeVar("M", bound=Model)
 
 
 def _bind(model: type[M], table_name: str, region: str) -> type[M]:
+    direct_access(model)
     meta = type("Meta", (), {"table_name": table_name, "region": region})
     return type(model.__name__, (model,), {"Meta": meta})
 
@@ -622,54 +633,48 @@ def save_changes(
         raise failure(error) from error
 
 
-def changes(item: Model, before: dict[str, Any]) -> list[Action]:
-    """The update writing what differs in `item` from `before` (its `serialize()` when read): a free-form map key by
-    key, a set by the names added or removed (a list another writer joined meanwhile is kept), else the attribute."""
-    actions: list[Action] = []
-    after = item.serialize()
-    for name, attribute in item.get_attributes().items():
-        if attribute.is_hash_key or attribute.is_range_key:
-            continue
-        old, new = before.get(attribute.attr_name), after.get(attribute.attr_name)
-        if old == new:
-            continue
-        if type(attribute) is MapAttribute and old is not None and new is not None:
-            actions += _changed_keys(attribute, old["M"], new["M"], getattr(item, name).as_dict())
-        elif isinstance(attribute, UnicodeSetAttribute):
-            had, has = set((old or {}).get("SS", ())), set((new or {}).get("SS", ()))
-            added, removed = has - had, had - has
-            if not added and not removed:  # the same names in another order: nothing to write
-                continue
-            if added and removed:  # both at once (rare): the set as it is now
-                actions.append(attribute.set(getattr(item, name)))
-            else:  # ADD creates the set, DELETE of its last names removes it
-                actions.append(attribute.add(added) if added else attribute.delete(removed))
-        else:
-            actions.append(attribute.remove() if new is None else attribute.set(getattr(item, name)))
-    return actions
-
-
 def hash_key(item: Model) -> Any:
     """The item's partition key attribute: `attribute_not_exists` on it holds when no item has the whole key."""
     return next(a for a in item.get_attributes().values() if a.is_hash_key)
-
-
-def _changed_keys(
-    attribute: MapAttribute[str, Any], old: dict[str, Any], new: dict[str, Any], values: dict[str, Any]
-) -> list[Action]:
-    """A free-form map (custom attributes, source ids, pages) is written key by key: a key another writer set
-    meanwhile (the scoring's lifecycle_stage, a scenario's set_attribute) is kept."""
-    return [
-        attribute[key].remove() if key not in new else attribute[key].set(values[key])
-        for key in sorted(set(old) | set(new))
-        if old.get(key) != new.get(key)
-    ]
 
 
 @lru_cache(maxsize=4)
 def connection(region: str) -> Connection:
     """The connection transactions go through (models keep their own), made once per container."""
     return Connection(region=region)
+
+
+def transact(items: list[dict[str, Any]], model: type[Model]) -> list[str]:
+    """One TransactWriteItems of items in DynamoDB's own form, through `model`'s client: [] when written, else why
+    each item was refused (its cancellation reason's code, "None" where its own condition held). Other failures:
+    StorageError."""
+    client = client_of(model)  # PynamoDB's transaction builds its requests at twice the cost
+    with botocore_errors():
+        try:
+            client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            reasons = [str(reason.get("Code")) for reason in error.response.get("CancellationReasons") or []]
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException" or not reasons:
+                raise
+            return reasons
+    return []
+
+
+def client_of(model: type[Model]) -> Any:
+    """botocore's DynamoDB client of a bound model, PynamoDB's own (made once per bound model, where its requests go
+    too): for what storage asks DynamoDB itself, PynamoDB's own requests costing more than the items' conversion."""
+    return model._get_connection().connection.client
+
+
+@contextmanager
+def botocore_errors() -> Iterator[None]:
+    """botocore's errors as the domain's: StorageBusy when the same request may succeed later."""
+    try:
+        yield
+    except ClientError as error:
+        raise StorageBusy(str(error)) if busy(error) else StorageError(str(error)) from error
+    except (BotoConnectionError, HTTPClientError) as error:
+        raise StorageBusy(str(error)) from error
 
 
 def write_together(
@@ -725,12 +730,47 @@ def delete(item: Model) -> None:
 
 
 def get_or_none(model: type[M], key: str, *, range_key: str | None = None, consistent: bool = False) -> M | None:
-    try:
-        return model.get(key, range_key, consistent_read=consistent)
-    except DoesNotExist:
-        return None
-    except PynamoDBException as error:
-        raise failure(error) from error
+    """The item of this key, or None: one GetItem (`client_of`)."""
+    names = key_names(model)  # every key of these tables is a string
+    wire = {names[0]: {STRING: key}}
+    if range_key is not None and names[1] is not None:
+        wire[names[1]] = {STRING: range_key}
+    client = client_of(model)
+    with botocore_errors():
+        answer = client.get_item(TableName=model.Meta.table_name, Key=wire, ConsistentRead=consistent)
+    item = answer.get("Item")
+    return model.from_raw_data(item) if item else None
+
+
+def query(
+    model: type[M],
+    hash_value: str,
+    range_condition: Condition | None = None,
+    filter_condition: Condition | None = None,
+) -> list[M]:
+    """Every item of a partition (under a condition on its sort key, filtered), all pages (`client_of`)."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    key_condition = model._hash_key_attribute() == hash_value
+    if range_condition is not None:
+        key_condition &= range_condition
+    request: dict[str, Any] = {
+        "TableName": model.Meta.table_name,
+        "KeyConditionExpression": key_condition.serialize(names, values),
+    }
+    if filter_condition is not None:
+        request["FilterExpression"] = filter_condition.serialize(names, values)
+    request["ExpressionAttributeNames"] = {placeholder: name for name, placeholder in names.items()}
+    request["ExpressionAttributeValues"] = values
+    client = client_of(model)
+    found: list[M] = []
+    with botocore_errors():
+        while True:
+            page = client.query(**request)
+            found += [model.from_raw_data(item) for item in page.get("Items", [])]
+            if not page.get("LastEvaluatedKey"):
+                return found
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 Key = tuple[type[Model], str, str | None]  # a model (bound to its table), its hash key and its range key
@@ -747,9 +787,9 @@ def get_together(keys: Sequence[Key], consistent: Sequence[type[Model]] = ()) ->
     by_table: dict[str, list[Key]] = {}
     for key in wanted:
         by_table.setdefault(key[0].Meta.table_name, []).append(key)
-    client: Any = connection(wanted[0][0].Meta.region).client  # botocore's: the stubs name no batch_get_item
+    client = client_of(wanted[0][0])
     found: dict[Key, Model] = {}
-    try:
+    with botocore_errors():
         for start in range(0, len(wanted), 100):
             chunk = wanted[start : start + 100]
             request: dict[str, Any] = {}
@@ -772,13 +812,10 @@ def get_together(keys: Sequence[Key], consistent: Sequence[type[Model]] = ()) ->
                             if raw[names[0]]["S"] == key[1] and (key[2] is None or raw[names[1]]["S"] == key[2]):
                                 found[key] = key[0].from_raw_data(raw)
                 request = answer.get("UnprocessedKeys") or {}
-    except ClientError as error:
-        raise StorageBusy(str(error)) if busy(error) else StorageError(str(error)) from error
-    except (BotoConnectionError, HTTPClientError) as error:
-        raise StorageBusy(str(error)) from error
     return found
 
 
+@lru_cache(maxsize=64)
 def key_names(model: type[Model]) -> tuple[str, str | None]:
     attributes = model.get_attributes().values()
     hash_name = next(a.attr_name for a in attributes if a.is_hash_key)

@@ -22,24 +22,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.condition import Condition
-from pynamodb.expressions.update import Action
+from pynamodb.expressions.update import Action, Update
 from pynamodb.models import Model
-from pynamodb.transactions import TransactWrite
 
+from shared.items import changes, key_of
 from shared.storage import (
+    BUSY_CODES,
     AlreadyExists,
     ContactModel,
     EventModel,
     MarkModel,
+    StorageBusy,
     StorageError,
-    changes,
-    connection,
     create_new,
     failure,
     hash_key,
-    key_names,
+    transact,
 )
 
 Effect = dict[str, Any]  # {"start": arn, "name", "input"} | {"stop": arn, "cause"} | {"resume": token, "output"} ...
@@ -68,16 +68,32 @@ class _Op:
     actions: list[Action] = field(default_factory=list)
 
 
-def _key(item: Model) -> tuple[str, str, str]:
-    """The item's table and key values (every key of these tables is a string)."""
-    values = item.serialize(null_check=False)  # a key-only item names its key too
-    hash_name, range_name = key_names(type(item))
+def _key(item: Model) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """The item's table and key."""
+    return item.Meta.table_name, tuple(sorted((name, str(value)) for name, value in key_of(item).items()))
 
-    def value(name: str | None) -> str:
-        stored = values.get(name) if name else None
-        return str(next(iter(stored.values()))) if isinstance(stored, dict) and stored else ""
 
-    return item.Meta.table_name, value(hash_name), value(range_name)
+_REQUEST = {"check": "ConditionCheck", "delete": "Delete", "put": "Put", "update": "Update"}
+
+
+def _request(op: _Op) -> dict[str, Any]:
+    """The operation as one of TransactWriteItems' items (PynamoDB's expressions, serialised as PynamoDB does)."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    body: dict[str, Any] = {"TableName": op.item.Meta.table_name}
+    if op.kind == "put":
+        body["Item"] = op.item.serialize()
+    else:
+        body["Key"] = key_of(op.item)
+    if op.condition is not None:
+        body["ConditionExpression"] = op.condition.serialize(names, values)
+    if op.kind == "update":
+        body["UpdateExpression"] = Update(*op.actions).serialize(names, values)
+    if names:
+        body["ExpressionAttributeNames"] = {placeholder: name for name, placeholder in names.items()}
+    if values:
+        body["ExpressionAttributeValues"] = values
+    return {_REQUEST[op.kind]: body}
 
 
 @dataclass
@@ -167,33 +183,16 @@ class Writes:
             except AlreadyExists:
                 raise Processed(self.mark.id) from None
             return
-        # PynamoDB sends the condition checks, the deletes, the puts, then the updates: the cancellation reasons
-        # come in that order
-        ordered = [op for kind in ("check", "delete", "put", "update") for op in ops if op.kind == kind]
-        region = getattr(self.mark.Meta, "region")  # noqa: B009 (bound at run time: the stubs' Meta has none)
-        try:
-            with TransactWrite(connection=connection(region)) as transaction:
-                for op in ordered:
-                    if op.kind == "check":
-                        key = _key(op.item)
-                        transaction.condition_check(type(op.item), key[1], condition=op.condition)
-                    elif op.kind == "delete":
-                        transaction.delete(op.item, condition=op.condition)
-                    elif op.kind == "put":
-                        transaction.save(op.item, condition=op.condition)
-                    else:
-                        transaction.update(op.item, actions=op.actions, condition=op.condition)
-        except TransactWriteError as error:
-            reasons = error.cancellation_reasons or []
-            for index, reason in enumerate(reasons):
-                if reason is not None and reason.code == "ConditionalCheckFailed":
-                    label = ordered[index].label if index < len(ordered) else "?"
-                    raise (Processed(self.mark.id) if label == MARK else Changed(label)) from None
-            if any(reason is not None and reason.code == "TransactionConflict" for reason in reasons):
-                raise Changed("conflict") from None
-            raise failure(error) from error
-        except PynamoDBException as error:
-            raise failure(error) from error
+        reasons = transact([_request(op) for op in ops], type(self.mark))
+        for index, reason in enumerate(reasons):
+            if reason == "ConditionalCheckFailed":
+                label = ops[index].label if index < len(ops) else "?"
+                raise Processed(self.mark.id) if label == MARK else Changed(label)
+        if "TransactionConflict" in reasons:
+            raise Changed("conflict")
+        if reasons:
+            why = f"transaction cancelled: {', '.join(sorted(set(reasons) - {'None'}))}"
+            raise StorageBusy(why) if set(reasons) & BUSY_CODES else StorageError(why)
 
 
 TRANSACTION_ITEMS = 100  # DynamoDB's most items in one TransactWriteItems

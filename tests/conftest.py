@@ -35,6 +35,25 @@ def sample_json(name: str) -> Any:
 
 
 @pytest.fixture
+def dynamodb_requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Every DynamoDB request answered (operation, parameters, answer), whoever makes it: PynamoDB, or
+    shared.storage with botocore's client."""
+    from botocore.client import BaseClient
+
+    recorded: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    make_api_call = getattr(BaseClient, "_make_api_call")  # noqa: B009 (private to botocore: the stubs omit it)
+
+    def recording(client: BaseClient, operation: str, parameters: dict[str, Any]) -> Any:
+        answer = make_api_call(client, operation, parameters)
+        if client.meta.service_model.service_name == "dynamodb":
+            recorded.append((operation, parameters, answer))
+        return answer
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    return recorded
+
+
+@pytest.fixture
 def environ() -> dict[str, str]:
     """The variables template.yaml gives every function, with made-up names."""
     return {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -30,12 +29,14 @@ def _handle_once() -> Callable[..., dict[str, Any]]:
     settings = get_settings()
 
     def handle(event: dict[str, Any]) -> dict[str, Any]:
+        logger.set_correlation_id(str(event["event_id"]))  # the source's event id, the logs' from ingestion on
         result = processing.process(Event.from_dict(event), settings, settings.clock())
         if not result.again:  # a redelivery answers from the event's mark: counted when it was processed
             _count(result, event["topic"])
-        # Logged only: the answer names no contact (as a redelivery answers from the event's mark)
-        logger.info("event's contact", extra={"contact_id": result.contact_id, "dropped": result.dropped})
         return {
+            # Logged only, on the event's one line: the contact (none when answered from the event's mark)
+            "contact_id": result.contact_id,
+            "dropped": result.dropped,
             "event_id": result.event_id,
             "type": event["type"],
             "unidentified": result.unidentified,
@@ -56,17 +57,8 @@ def _count(result: processing.Result, topic: str) -> None:
         metrics.add_metric(name="EventChainCut", unit=MetricUnit.Count, value=result.cut)
 
 
-def _event_id(record: batches.Record) -> str:
-    """The source's event id, the logs' correlation id from ingestion on; the SQS message id if the body is not one."""
-    try:
-        body = json.loads(record.body)
-    except ValueError:
-        return record.message_id
-    return str(body.get("event_id") or record.message_id) if isinstance(body, dict) else record.message_id
-
-
 def record_handler(record: batches.Record) -> dict[str, Any]:
-    logger.set_correlation_id(_event_id(record))
+    logger.set_correlation_id(record.message_id)  # until its body, read once, names the event
     outcome = deadletters.consume(record, lambda body: _handle_once()(event=body), get_settings())
     if outcome.dead_letter is not None:
         logger.warning("event sent to the dead-letter queue", extra=vars(outcome.dead_letter))

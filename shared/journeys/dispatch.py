@@ -177,7 +177,6 @@ def _start(
     """Starts the execution. In a capped scenario the contact already holds a place: the enrolment is recorded
     first (the execution's Leave Task must find it, however fast it ends), and both are undone if the start fails.
     """
-    execution_input = input_of(scenario, contact.contact_id, event, now)
     arn = settings.state_machine_prefix + scenario
     execution_arn = arn.replace(":stateMachine:", ":execution:") + f":{name}"
     gathered = writes.current()
@@ -193,7 +192,7 @@ def _start(
         enrolments.record(t, contact.contact_id, scenario, execution_arn, now)
     try:
         answer = clients.stepfunctions(settings.region).start_execution(
-            stateMachineArn=arn, name=name, input=execution_input
+            stateMachineArn=arn, name=name, input=input_of(scenario, contact.contact_id, event, now)
         )
         execution_arn = answer["executionArn"]
         reason = "trigger matched"

@@ -18,6 +18,7 @@ from shared.storage import (
     StorageError,
     Tables,
     get_or_none,
+    query,
     update_if,
 )
 
@@ -32,12 +33,12 @@ def of(t: Tables, contact_id: str, scenario: str, enrolled: list[EnrolmentModel]
     """The contact's enrolments in this scenario: from `enrolled` (all of them, read once for an event) if given."""
     if enrolled is not None:
         return [e for e in enrolled if e.key.startswith(f"{scenario}#")]
-    return list(t.enrolments.query(contact_id, EnrolmentModel.key.startswith(f"{scenario}#")))
+    return query(t.enrolments, contact_id, EnrolmentModel.key.startswith(f"{scenario}#"))
 
 
 def all_of(t: Tables, contact_id: str) -> list[EnrolmentModel]:
     """Every enrolment of the contact in one query (a contact has few): an event's dispatch reads them once."""
-    return list(t.enrolments.query(contact_id))
+    return query(t.enrolments, contact_id)
 
 
 def entered(contact: ContactModel) -> dict[str, str] | None:

@@ -219,7 +219,7 @@ def unsubscribe(payload: dict[str, Any], settings: Settings, now: datetime) -> d
     contact = get_or_none(t.contacts, str(_field(payload, "contact_id")), consistent=True)
     if contact is None:
         return {"status": "skipped", "reason": "contact not found"}
-    before = contact.serialize()
+    before = contact.as_read()
     source = f"scenario:{_field(payload, 'scenario')}/{_field(payload, 'step')}"
     statement = ConsentFacts(state="denied", level=None, at=now.isoformat(), source=source)
     if not consent.record(contact, statement):

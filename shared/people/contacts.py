@@ -224,7 +224,7 @@ def _upsert_once(
     if facts.contact_id is not None:  # parcours' own event about a contact it knows: nothing to update
         known = get_or_none(tables.contacts, facts.contact_id)
         if known is not None and gathered is not None:
-            gathered.keep(known, known.serialize())  # what the event's decisions change on it, written once
+            gathered.keep(known, known.as_read())  # what the event's decisions change on it, written once
             if history is not None and HISTORY not in gathered.refused:
                 gathered.create(history(known.contact_id), label=HISTORY)
         elif known is not None and history is not None:
@@ -265,7 +265,7 @@ def _upsert_once(
         contacted(contact, now)  # and as contact: a prospect's retention is counted from it
     else:
         contact = existing
-        before = contact.serialize()
+        before = contact.as_read()
     source_updated = _parse(facts.updated_at)
     stale = (
         source_updated is not None

@@ -53,7 +53,7 @@ from shared.people.conditions import LIST_NAME, PROFILE_FIELDS, Facts, holds, ma
 from shared.people.errors import AdminError
 from shared.settings import Settings
 from shared.sources import ingestion
-from shared.storage import ContactModel, EventModel, StorageError, Tables, get_or_none, tables, update_if
+from shared.storage import ContactModel, EventModel, StorageError, Tables, get_or_none, query, tables, update_if
 
 RULES = Path(__file__).resolve().parents[2] / "scenarios" / "compiled" / "lists.json"
 # What a parcours event changes on the contact besides what its contact facts carry.
@@ -175,19 +175,16 @@ def read_window(t: Tables, contact_id: str, selected: list[Rule], now: datetime)
     if not types:
         return None
     since = now - timedelta(seconds=max(rule.window for rule in selected))
-    try:
-        found = t.events.query(
-            contact_id, EventModel.at_id >= since.isoformat(), filter_condition=EventModel.type.is_in(*types)
-        )
-        gathered = writes.current()
-        pending = gathered.records(contact_id) if gathered is not None else []  # the event's own, not written yet
-        records = []
-        for item in [*found, *pending]:
-            at = datetime.fromisoformat(item.at_id.partition("#")[0])
-            if item.type in types and at >= since:
-                records.append((at, item.type, dict(item.properties or {})))
-    except PynamoDBException as error:
-        raise StorageError(str(error)) from error
+    found = query(
+        t.events, contact_id, EventModel.at_id >= since.isoformat(), filter_condition=EventModel.type.is_in(*types)
+    )
+    gathered = writes.current()
+    pending = gathered.records(contact_id) if gathered is not None else []  # the event's own, not written yet
+    records = []
+    for item in [*found, *pending]:
+        at = datetime.fromisoformat(item.at_id.partition("#")[0])
+        if item.type in types and at >= since:
+            records.append((at, item.type, dict(item.properties or {})))
     return Window(now, records)
 
 

@@ -204,7 +204,7 @@ def save_preferences(
     current = preferences_of(contact)
     if set(current.topics_on) == set(topics.TOPICS) - off and current.frequency == frequency:
         return contact  # a repeated submit changes nothing and adds no history
-    before = contact.serialize()
+    before = contact.as_read()
     now = clock.now()
     choice = Preferences(topics_off=off or None, frequency=frequency, source="preferences", at=now)
     contact.preferences = choice

@@ -223,7 +223,7 @@ def on_complaint(
     contact = get_or_none(t.contacts, contact_id, consistent=True) if contact_id is not None else None
     if contact is None:
         return Decision("suppressed" if new_entry else "already suppressed", why)
-    before = contact.serialize()
+    before = contact.as_read()
     statement = ConsentFacts(state="denied", level=None, at=now.isoformat(), source=COMPLAINT_SOURCE)
     changed = consent.record(contact, statement, by_the_person=True)
     if not contact.suppressed and contact.email in addresses:

@@ -186,7 +186,7 @@ def test_a_contact_a_decision_read_but_nothing_changed_is_checked_not_written(t:
 
 
 def test_a_list_read_in_another_order_is_no_change_and_the_rest_is_written() -> None:
-    from shared.storage import changes
+    from shared.items import changes
 
     # Given a contact whose lists DynamoDB answered in the other order than the model lists them now
     contact = ContactModel(

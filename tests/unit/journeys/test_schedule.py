@@ -9,7 +9,6 @@ from typing import Any
 
 import boto3
 import pytest
-from pynamodb.connection.base import Connection
 
 from infra import samtemplate
 from shared import clients
@@ -53,30 +52,27 @@ def person(t: Tables, email: str, at: datetime, **attributes: Any) -> str:
 
 
 class Calls:
-    """Every DynamoDB request PynamoDB makes, with how many items each answer held."""
+    """Every DynamoDB request, with how many items each answer held."""
 
-    def __init__(self) -> None:
-        self.made: list[tuple[str, int]] = []
+    def __init__(self, requests: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+        self.requests = requests
+
+    @property
+    def made(self) -> list[tuple[str, int]]:
+        return [
+            (operation, len(answer.get("Items", [])) + ("Item" in answer)) for operation, _, answer in self.requests
+        ]
 
     def operations(self) -> list[str]:
-        return [name for name, _ in self.made]
+        return [operation for operation, _ in self.made]
 
     def items(self) -> int:
         return sum(count for _, count in self.made)
 
 
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
-    recorded = Calls()
-    original = Connection._make_api_call
-
-    def counting(self: Connection, operation_name: str, operation_kwargs: dict[str, Any]) -> dict[str, Any]:
-        answer = original(self, operation_name, operation_kwargs)
-        recorded.made.append((operation_name, len(answer.get("Items", [])) + (1 if "Item" in answer else 0)))
-        return answer
-
-    monkeypatch.setattr(Connection, "_make_api_call", counting)
-    return recorded
+def calls(dynamodb_requests: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> Calls:
+    return Calls(dynamodb_requests)
 
 
 @dataclass(frozen=True)
@@ -168,7 +164,7 @@ def test_the_run_reads_only_the_contacts_whose_day_it_is(settings: Settings, cal
     # Los Angeles' 25 November at 10:00 is 18:00 UTC on the 25th: read (a candidate) but tomorrow's run's.
     person(t, "la@example.com", may, birthday="1985-11-25", timezone="America/Los_Angeles")
     silent = person(t, "silent@example.com", datetime(2026, 8, 26, 17, tzinfo=UTC))
-    calls.made.clear()
+    calls.requests.clear()
 
     report = schedule.run(settings, RUN, RUN, (BIRTHDAY, INACTIVE))
 
@@ -296,7 +292,7 @@ def test_the_scheduled_run_plans_one_page_per_key_and_a_worker_reads_one_page_th
     t = tables(settings)
     for index in range(23):
         person(t, f"p{index}@example.com", datetime(2026, 5, 1, tzinfo=UTC), birthday="1990-11-24")
-    calls.made.clear()
+    calls.requests.clear()
 
     planned = schedule.fan_out(settings, RUN, RUN, (BIRTHDAY, INACTIVE))
 
@@ -305,7 +301,7 @@ def test_the_scheduled_run_plans_one_page_per_key_and_a_worker_reads_one_page_th
     assert (planned.day, planned.pages) == ("2026-11-24", 1)
     plans = [schedule.Page.from_json(body) for body in pages_on(settings)]
     assert [(p.kind, p.key, p.cursor) for p in plans] == [("date", "birthday#11-24", None)]
-    calls.made.clear()
+    calls.requests.clear()
     [today] = [replace(p, limit=10) for p in plans if p.key == "birthday#11-24"]
 
     first = schedule.work_page(settings, today.to_json())

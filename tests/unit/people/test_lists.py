@@ -10,7 +10,6 @@ from typing import Any
 
 import boto3
 import pytest
-from pynamodb.connection.base import Connection
 
 from infra import build
 from shared.clock import Clock
@@ -247,27 +246,18 @@ def moves(settings: Settings) -> list[tuple[str, str]]:
 
 
 class Queries:
-    """The history reads (Query on the events table) PynamoDB makes."""
+    """The history reads (Query on the events table)."""
 
-    def __init__(self) -> None:
-        self.tables: list[str] = []
+    def __init__(self, requests: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+        self.requests = requests
 
     def on(self, table: str) -> int:
-        return sum(1 for name in self.tables if name == table)
+        return sum(1 for name, asked, _ in self.requests if (name, asked.get("TableName")) == ("Query", table))
 
 
 @pytest.fixture
-def queries(monkeypatch: pytest.MonkeyPatch) -> Queries:
-    recorded = Queries()
-    original = Connection._make_api_call
-
-    def counting(self: Connection, operation_name: str, operation_kwargs: dict[str, Any]) -> dict[str, Any]:
-        if operation_name == "Query":
-            recorded.tables.append(str(operation_kwargs.get("TableName")))
-        return original(self, operation_name, operation_kwargs)
-
-    monkeypatch.setattr(Connection, "_make_api_call", counting)
-    return recorded
+def queries(dynamodb_requests: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> Queries:
+    return Queries(dynamodb_requests)
 
 
 CONSENT = ConsentFacts("granted", "single_opt_in", T0.isoformat(), "test")
