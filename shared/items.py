@@ -11,19 +11,19 @@ PynamoDB's own, raised by its code. tests/unit/test_storage_items.py holds the t
 from __future__ import annotations
 
 from contextlib import suppress
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
 from pynamodb.attributes import (
     Attribute,
+    JSONAttribute,
     ListAttribute,
     MapAttribute,
     TTLAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.constants import MAP, NULL, NUMBER, STRING, STRING_SET
+from pynamodb.constants import BOOLEAN, MAP, NULL, NUMBER, STRING, STRING_SET
 from pynamodb.exceptions import AttributeDeserializationError, AttributeNullError
 from pynamodb.expressions.update import Action, AddAction, DeleteAction, RemoveAction, SetAction
 from pynamodb.models import Model
@@ -51,6 +51,7 @@ class Item(Model):
     def _container_deserialize(self, attribute_values: dict[str, dict[str, Any]]) -> None:
         _read(self, attribute_values)
         self.__dict__["_as_read"] = attribute_values
+        self.__dict__["_values_read"] = dict(self.attribute_values)  # what `changes` need not write again
 
     def _set_defaults(self, _user_instantiated: bool = True) -> None:
         values = self.attribute_values
@@ -86,21 +87,52 @@ ItemT = TypeVar("ItemT", bound=Item)
 SCALAR, TYPED_MAP, TYPED_LIST, OTHER = range(4)  # how a plan converts an attribute
 
 
-@dataclass(frozen=True)
 class _Planned:
-    name: str  # in Python
-    stored_as: str  # in the item
-    kind: str  # DynamoDB's type: S, N, M, L, SS ...
-    attribute: Any
-    how: int  # SCALAR ... OTHER
-    element: Any  # TYPED_MAP: the map's class; TYPED_LIST: its elements' class
-    default: Any  # when absent from a read item
-    default_for_new: Any
-    nullable: bool
-    verbatim: bool  # serialised as it is (a string)
-    ttl: bool
-    utc: bool  # a UTCDateTimeAttribute's text
-    direct: bool  # its value is kept as given (no __set__ of its own: a map's converts a dict, a TTL's a delta)
+    """How one attribute converts (a plain class: a dataclass of these fields cost 3 ms at import, the cold start of
+    every function).
+
+    name: in Python; stored_as: in the item; kind: DynamoDB's type (S, N, M, L, SS ...); how: SCALAR ... OTHER;
+    element: a typed map's class (TYPED_MAP) or its elements' (TYPED_LIST); default: when absent from a read item;
+    verbatim: serialised as it is (a string); immutable: a string, number, boolean or time (changed only by setting
+    it anew); utc: a UTCDateTimeAttribute's text; direct: kept as given (no __set__ of its own: a map's converts a
+    dict, a TTL's a delta)."""
+
+    __slots__ = (
+        "attribute",
+        "default",
+        "default_for_new",
+        "direct",
+        "element",
+        "how",
+        "immutable",
+        "kind",
+        "name",
+        "nullable",
+        "stored_as",
+        "ttl",
+        "utc",
+        "verbatim",
+    )
+
+    def __init__(self, attribute: Any, name: str, how: int, element: Any) -> None:
+        kind = type(attribute)
+        self.name, self.stored_as, self.kind, self.attribute = name, attribute.attr_name, attribute.attr_type, attribute
+        self.how, self.element = how, element
+        self.default, self.default_for_new, self.nullable = (
+            attribute.default,
+            attribute.default_for_new,
+            bool(attribute.null),
+        )
+        self.verbatim = how == SCALAR and self.kind == STRING and kind.serialize is Attribute.serialize
+        self.immutable = (
+            how == SCALAR and self.kind in (STRING, NUMBER, BOOLEAN) and not isinstance(attribute, JSONAttribute)
+        )
+        self.ttl = isinstance(attribute, TTLAttribute)
+        self.utc = isinstance(attribute, UTCDateTimeAttribute) and (kind.serialize, kind.deserialize) == (
+            UTCDateTimeAttribute.serialize,
+            UTCDateTimeAttribute.deserialize,
+        )
+        self.direct = getattr(kind, "direct", False) or kind.__set__ is Attribute.__set__
 
 
 @lru_cache(maxsize=128)
@@ -119,31 +151,7 @@ def _plan(container: Any) -> tuple[_Planned, ...]:  # a model or a typed map
                 how, element = TYPED_LIST, of
         else:
             how = SCALAR
-        direct = getattr(type(attr), "direct", False) or type(attr).__set__ is Attribute.__set__
-        verbatim = how == SCALAR and attr.attr_type == STRING and type(attr).serialize is Attribute.serialize
-        ttl = isinstance(attr, TTLAttribute)
-        utc = isinstance(attr, UTCDateTimeAttribute) and (
-            type(attr).serialize,
-            type(attr).deserialize,
-        ) == (UTCDateTimeAttribute.serialize, UTCDateTimeAttribute.deserialize)
-        default, new = attr.default, attr.default_for_new
-        planned.append(
-            _Planned(
-                name,
-                attr.attr_name,
-                attr.attr_type,
-                attr,
-                how,
-                element,
-                default,
-                new,
-                bool(attr.null),
-                verbatim,
-                ttl,
-                utc,
-                direct,
-            )
-        )
+        planned.append(_Planned(attr, name, how, element))
     return tuple(planned)
 
 
@@ -182,7 +190,7 @@ def _wire(container: Any, null_check: bool) -> dict[str, dict[str, Any]]:
                     wire[p.stored_as] = {p.kind: value}
         if null_check and any(p.stored_as not in wire for p in _required(container.__class__)):
             raise AttributeNullError("")
-    except Exception:
+    except Exception:  # raised again, in PynamoDB's order, by the slower way
         return _wire_in_order(container, null_check)
     return wire
 
@@ -342,11 +350,11 @@ def changes(item: Model, before: dict[str, Any]) -> list[Action]:
     joined meanwhile is kept); else the attribute. Its values are the item's own serialisation (`Written`): no
     second one, and a map key is one name, whatever brackets or dots it holds (a page's path)."""
     actions: list[Action] = []
-    after = item.serialize()
+    after = _changed(item, before)
     for p in _plan(item.__class__):
-        if p.attribute.is_hash_key or p.attribute.is_range_key:
+        if p.attribute.is_hash_key or p.attribute.is_range_key or p.stored_as not in after:
             continue
-        old, new = before.get(p.stored_as), after.get(p.stored_as)
+        old, new = before.get(p.stored_as), after[p.stored_as]
         if old == new:
             continue
         name = p.stored_as
@@ -370,6 +378,41 @@ def changes(item: Model, before: dict[str, Any]) -> list[Action]:
         else:
             actions.append(WrittenRemove((name,)) if new is None else WrittenSet((name,), new))
     return actions
+
+
+def _changed(item: Model, before: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """The item's attributes that may differ from `before`, in DynamoDB's form (None: absent): since it was read
+    when `before` is the item as read, else every attribute, as `serialize` writes it (or refuses it)."""
+    read = item.__dict__.get("_values_read") if before is item.__dict__.get("_as_read") else None
+    changed = _changed_since_read(item, before, read) if read is not None else None
+    if changed is None:
+        after = item.serialize()
+        changed = {p.stored_as: after.get(p.stored_as) for p in _plan(item.__class__)}
+    return changed
+
+
+def _changed_since_read(
+    item: Model, before: dict[str, Any], read: dict[str, Any]
+) -> dict[str, dict[str, Any] | None] | None:
+    """Every attribute but a string, number, boolean or time that is still the very object read (only set anew
+    can it differ); None when one is missing or refused (`serialize` then raises it as PynamoDB does)."""
+    values = item.attribute_values
+    changed: dict[str, dict[str, Any] | None] = {}
+    try:
+        for p in _plan(item.__class__):
+            value = values.get(p.name)
+            if p.immutable and p.stored_as in before and value is read.get(p.name, _ABSENT):
+                continue
+            wired = _value_wire(p, value, null_check=True) if value is not None else None
+            if wired is None and not p.nullable:
+                return None
+            changed[p.stored_as] = {p.kind: wired} if wired is not None else None
+    except (AttributeNullError, ValueError, TypeError):
+        return None
+    return changed
+
+
+_ABSENT = object()
 
 
 class Written(Action):

@@ -749,15 +749,12 @@ def query(
     filter_condition: Condition | None = None,
 ) -> list[M]:
     """Every item of a partition (under a condition on its sort key, filtered), all pages (`client_of`)."""
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    key_condition = model._hash_key_attribute() == hash_value
+    names: dict[str, str] = {key_names(model)[0]: "#0"}
+    values: dict[str, Any] = {":0": {STRING: hash_value}}
+    key_condition = "#0 = :0"
     if range_condition is not None:
-        key_condition &= range_condition
-    request: dict[str, Any] = {
-        "TableName": model.Meta.table_name,
-        "KeyConditionExpression": key_condition.serialize(names, values),
-    }
+        key_condition += " AND " + range_condition.serialize(names, values)
+    request: dict[str, Any] = {"TableName": model.Meta.table_name, "KeyConditionExpression": key_condition}
     if filter_condition is not None:
         request["FilterExpression"] = filter_condition.serialize(names, values)
     request["ExpressionAttributeNames"] = {placeholder: name for name, placeholder in names.items()}

@@ -38,7 +38,7 @@ from shared.storage import (
     StorageError,
     create_new,
     failure,
-    hash_key,
+    key_names,
     transact,
 )
 
@@ -66,6 +66,7 @@ class _Op:
     label: str
     condition: Condition | None = None
     actions: list[Action] = field(default_factory=list)
+    absent: bool = False  # put only if no item has its key (written as DynamoDB's own words: no condition to build)
 
 
 def _key(item: Model) -> tuple[str, tuple[tuple[str, Any], ...]]:
@@ -85,7 +86,10 @@ def _request(op: _Op) -> dict[str, Any]:
         body["Item"] = op.item.serialize()
     else:
         body["Key"] = key_of(op.item)
-    if op.condition is not None:
+    if op.absent:
+        names[key_names(type(op.item))[0]] = "#0"
+        body["ConditionExpression"] = "attribute_not_exists (#0)"
+    elif op.condition is not None:
         body["ConditionExpression"] = op.condition.serialize(names, values)
     if op.kind == "update":
         body["UpdateExpression"] = Update(*op.actions).serialize(names, values)
@@ -121,7 +125,7 @@ class Writes:
 
     def create(self, item: Model, label: str | None = None) -> None:
         """Put only if absent (an identity, a record): present means another event wrote it meanwhile."""
-        self.put(item, hash_key(item).does_not_exist(), label)
+        self.ops.append(_Op("put", item, label or type(item).__name__, absent=True))
 
     def update(
         self, item: Model, actions: list[Action], condition: Condition | None = None, label: str | None = None
@@ -158,7 +162,7 @@ class Writes:
         if contact is None:
             return None
         if self.before is None:
-            return _Op("put", contact, CONTACT, ContactModel.contact_id.does_not_exist())
+            return _Op("put", contact, CONTACT, absent=True)
         actions = changes(contact, self.before)
         if not actions and not self.conditions:
             return None
@@ -172,7 +176,7 @@ class Writes:
     def commit(self) -> None:
         """Everything in one request with the mark (a single item: a conditional put); Processed or Changed when a
         condition did not hold, nothing written then."""
-        ops = [_Op("put", self.mark, MARK, MarkModel.id.does_not_exist())]
+        ops = [_Op("put", self.mark, MARK, absent=True)]
         contact = self._contact_op()
         ops += [contact] if contact is not None else []
         ops += self.ops
@@ -204,7 +208,7 @@ def _spill(ops: list[_Op]) -> list[_Op]:
     rest stays one transaction."""
     if len(ops) <= TRANSACTION_ITEMS:
         return ops
-    free = [op for op in ops if op.kind in ("put", "delete") and op.condition is None]
+    free = [op for op in ops if op.kind in ("put", "delete") and op.condition is None and not op.absent]
     spilled = free[: len(ops) - TRANSACTION_ITEMS]
     by_model: dict[type[Model], list[_Op]] = {}
     for op in spilled:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import html as entities
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
 from shared.sources.products import web_url
 
@@ -32,8 +31,7 @@ class TemplateProblem(ValueError):
     """A template that cannot render, with its name and line."""
 
 
-@dataclass(frozen=True)
-class RenderedEmail:
+class RenderedEmail(NamedTuple):
     subject: str
     preheader: str
     html: str
@@ -194,8 +192,7 @@ def render_email(
     )
 
 
-@dataclass(frozen=True)
-class RenderedSms:
+class RenderedSms(NamedTuple):
     text: str
     locale: str
 

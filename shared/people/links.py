@@ -16,14 +16,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import quote
 
 from shared.settings import ConfigurationError
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     """The email a link is in: the scenario, its step and the split variant (None outside a split)."""
 
     scenario: str
@@ -46,8 +45,7 @@ class Origin:
         return cls(parts[0], parts[1], parts[2] or None)
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(NamedTuple):
     """What a genuine token says: whose link, which route it opens, and the email it is in (when it says)."""
 
     contact_id: str

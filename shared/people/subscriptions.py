@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.clock import Clock
 from shared.events import EMAIL_UNSUBSCRIBED, ConsentFacts
@@ -33,8 +32,7 @@ PREFERENCES_SCOPE = "preferences"
 CONFIRM_SCOPE = "confirm"
 
 
-@dataclass(frozen=True)
-class LinkHolder:
+class LinkHolder(NamedTuple):
     contact_id: str
     scope: str
     locale: str
@@ -154,8 +152,7 @@ class PreferencesRefused(ValueError):
     """A preference form that cannot be applied; the message is for the page (which field is wrong)."""
 
 
-@dataclass(frozen=True)
-class PreferencesView:
+class PreferencesView(NamedTuple):
     """What the preference centre shows: which topics are on, the frequency, whether marketing is allowed."""
 
     topics_on: tuple[str, ...]

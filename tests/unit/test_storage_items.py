@@ -261,3 +261,34 @@ def test_a_missing_item_is_none_and_a_table_that_is_not_there_a_storage_error(t:
         get_or_none(missing, "c1")
     with pytest.raises(storage.StorageError):
         query(missing, "c1")
+
+
+def test_what_changed_since_the_read_is_what_a_full_comparison_finds(t: Tables) -> None:
+    # Given a stored contact, and one stored by hand without its defaulted counters
+    _rich(t).save()
+    bare = {"contact_id": {"S": "c2"}, "created_at": {"S": "2026-11-24T09:00:00.000000+0000"}}
+    storage.client_of(t.contacts).put_item(TableName=t.contacts.Meta.table_name, Item=bare)
+
+    def written(contact: ContactModel) -> list[str]:
+        return [repr(action) for action in changes(contact, contact.as_read())]
+
+    def compared(contact: ContactModel) -> list[str]:  # `before` a copy: every attribute serialised and compared
+        return [repr(action) for action in changes(contact, dict(contact.as_read()))]
+
+    read = get_or_none(t.contacts, "c1", consistent=True)
+    assert read is not None
+    assert written(read) == compared(read) == []
+    # When a string is set anew, a time to the same instant, a set changed in place, a raw map's key added
+    read.first_name = "Camille"
+    read.updated_at = NOW.astimezone(timezone(timedelta(hours=1)))
+    read.lists.add("winback")
+    read.attributes = {**read.attributes.as_dict(), "tier": 3}
+    # Then the shortcut finds what the full comparison finds
+    assert written(read) == compared(read)
+    assert [action.split("(")[0] for action in written(read)] == ["WrittenSet", "WrittenSet", "WrittenAdd"]
+    # and a contact stored without its counters gets them written, as before
+    other = get_or_none(t.contacts, "c2", consistent=True)
+    assert other is not None
+    other.updated_at = NOW
+    assert written(other) == compared(other)
+    assert any("orders_count" in action for action in written(other))
