@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from shared import clients
@@ -59,15 +60,15 @@ class Outcome:
     dead_letter: DeadLetter | None = None
 
 
-def read(body: str) -> dict[str, Any]:
-    """The queued body as an Event's dict, checked field by field (the error names the field, never its value)."""
+def read(body: str) -> Event:
+    """The queued body as an Event, checked field by field (the error names the field, never its value)."""
     try:
         data = json.loads(body)
     except json.JSONDecodeError as error:
         raise Unprocessable(f"body is not JSON (line {error.lineno} column {error.colno}: {error.msg})") from None
     if not isinstance(data, dict):
         raise Unprocessable(f"body is a JSON {type(data).__name__}, not an event object")
-    _known(data, {f.name for f in fields(Event)}, "event")
+    _known(data, _field_names(Event), "event")
     for name in _TEXT_FIELDS:
         if not isinstance(data.get(name), str) or not data[name]:
             raise Unprocessable(f"field {name} is {_kind(data.get(name))}, expected non-empty text")
@@ -80,16 +81,15 @@ def read(body: str) -> dict[str, Any]:
     if contact is not None:
         _contact(contact)
     try:
-        Event.from_dict(data)
+        return Event.from_dict(data)
     except (TypeError, ValueError) as error:  # anything the checks above missed
         raise Unprocessable(f"not an event: {type(error).__name__}") from None
-    return data
 
 
 def _contact(contact: object) -> None:
     if not isinstance(contact, dict):
         raise Unprocessable(f"field contact is {_kind(contact)}, expected an object")
-    _known(contact, {f.name for f in fields(ContactFacts)}, "contact")
+    _known(contact, _field_names(ContactFacts), "contact")
     for name, value in contact.items():
         if name in ("email_consent", "sms_consent"):
             if value is not None:
@@ -107,7 +107,7 @@ def _contact(contact: object) -> None:
 def _consent(consent: object, where: str) -> None:
     if not isinstance(consent, dict):
         raise Unprocessable(f"field {where} is {_kind(consent)}, expected an object")
-    _known(consent, {f.name for f in fields(ConsentFacts)}, where)
+    _known(consent, _field_names(ConsentFacts), where)
     for name in ("state", "at", "source"):
         if not isinstance(consent.get(name), str):
             raise Unprocessable(f"field {where}.{name} is {_kind(consent.get(name))}, expected text")
@@ -117,7 +117,12 @@ def _consent(consent: object, where: str) -> None:
         raise Unprocessable(f"field {where}.explicit is {_kind(consent['explicit'])}, expected true or false")
 
 
-def _known(data: dict[str, Any], known: set[str], where: str) -> None:
+@cache
+def _field_names(kind: type[Any]) -> frozenset[str]:
+    return frozenset(f.name for f in fields(kind))
+
+
+def _known(data: dict[str, Any], known: frozenset[str], where: str) -> None:
     unknown = sorted(str(name) for name in data if name not in known)
     if unknown:
         raise Unprocessable(f"{where} has unknown field(s) {', '.join(unknown)[:200]}")
@@ -132,29 +137,31 @@ def scrub(message: str) -> str:
     return _DIGITS.sub("…", _EMAIL.sub("…", message)).strip()[:500] or "(no message)"
 
 
-def consume(record: Record, handle: Callable[[dict[str, Any]], dict[str, Any]], settings: Settings) -> Outcome:
+def consume(record: Record, handle: Callable[[Event], dict[str, Any]], settings: Settings) -> Outcome:
     """Handles one queued event, or dead-letters it with its reason; raises only what SQS should retry."""
     try:
-        data = read(record.body)
+        event = read(record.body)
     except Unprocessable as error:
         if settings.dead_letter_queue_url is None:
             raise  # SQS moves it after maxReceiveCount receives, without its reason
         return Outcome(dead_letter=send(record, UNPROCESSABLE, error, None, settings))
     try:
-        return Outcome(result=handle(data))
+        return Outcome(result=handle(event))
     except Exception as error:
         last = receives(record) >= settings.max_receive_count
         if not last or settings.dead_letter_queue_url is None:
             raise
-        return Outcome(dead_letter=send(record, RETRIES_EXHAUSTED, error, data, settings))
+        known = {"event_id": event.event_id, "type": event.type, "source": event.source}
+        return Outcome(dead_letter=send(record, RETRIES_EXHAUSTED, error, known, settings))
 
 
 def send(
-    record: Record, kind: str, error: BaseException, data: dict[str, Any] | None, settings: Settings
+    record: Record, kind: str, error: BaseException, known: dict[str, str] | None, settings: Settings
 ) -> DeadLetter:
-    """The message, unchanged, on the DLQ with its reason; deduplicated on its id if sent twice."""
+    """The message, unchanged, on the DLQ with its reason (`known`: the event's id, type and source, read from its
+    body if not given); deduplicated on its id if sent twice."""
     assert settings.dead_letter_queue_url is not None
-    known = data if data is not None else best_effort(record.body)
+    known = known if known is not None else best_effort(record.body)
     now: datetime = settings.clock().now()
     letter = DeadLetter(kind, type(error).__name__, known.get("event_id"), known.get("type"))
     attributes = {

@@ -28,17 +28,17 @@ def _handle_once() -> Callable[..., dict[str, Any]]:
     redelivery change nothing again (its first read finds the mark); built on first use, when the settings are known."""
     settings = get_settings()
 
-    def handle(event: dict[str, Any]) -> dict[str, Any]:
-        logger.set_correlation_id(str(event["event_id"]))  # the source's event id, the logs' from ingestion on
-        result = processing.process(Event.from_dict(event), settings, settings.clock())
+    def handle(event: Event) -> dict[str, Any]:
+        logger.set_correlation_id(event.event_id)  # the source's event id, the logs' from ingestion on
+        result = processing.process(event, settings, settings.clock())
         if not result.again:  # a redelivery answers from the event's mark: counted when it was processed
-            _count(result, event["topic"])
+            _count(result, event.topic)
         return {
             # Logged only, on the event's one line: the contact (none when answered from the event's mark)
             "contact_id": result.contact_id,
             "dropped": result.dropped,
             "event_id": result.event_id,
-            "type": event["type"],
+            "type": event.type,
             "unidentified": result.unidentified,
             "scenarios": [{"scenario": o.scenario, "started": o.started, "reason": o.reason} for o in result.outcomes],
         }
@@ -59,7 +59,7 @@ def _count(result: processing.Result, topic: str) -> None:
 
 def record_handler(record: batches.Record) -> dict[str, Any]:
     logger.set_correlation_id(record.message_id)  # until its body, read once, names the event
-    outcome = deadletters.consume(record, lambda body: _handle_once()(event=body), get_settings())
+    outcome = deadletters.consume(record, lambda event: _handle_once()(event=event), get_settings())
     if outcome.dead_letter is not None:
         logger.warning("event sent to the dead-letter queue", extra=vars(outcome.dead_letter))
         metrics.add_metric(name="EventDeadLettered", unit=MetricUnit.Count, value=1)

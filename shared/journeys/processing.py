@@ -157,7 +157,9 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         gathered = writes.Writes(mark=t.marks(id=mark_id(event), expiration=now + KEPT), refused=refused)
         with writes.gathering(gathered), ingestion.caused_by(event.chain) as chain, ingestion.held() as emitted:
             result = decide(event, seen, settings, t, now)
-        gathered.effects += [{"emit": e.to_json()} for e in emitted]
+        texts = [e.to_json() for e in emitted]
+        gathered.effects += [{"emit": text} for text in texts]
+        in_hand = dict(zip(texts, emitted, strict=True))  # queued after the transaction as they are, not read again
         result = replace(result, cut=chain.cut)
         gathered.mark.result, gathered.mark.effects = result.for_mark(), gathered.effects
         try:
@@ -167,7 +169,7 @@ def process(event: Event, settings: Settings, clock: Clock) -> Result:
         except writes.Changed as changed:
             refused |= {changed.label}
             continue
-        carry_out(gathered.effects, event, settings, now)
+        carry_out(gathered.effects, event, settings, now, in_hand)
         return result
     raise StorageBusy(f"the event's items kept changing meanwhile ({ATTEMPTS} attempts); the event is retried later")
 
@@ -236,7 +238,13 @@ def decide(event: Event, seen: FirstRead, settings: Settings, t: Tables, now: da
     return Result(event.event_id, contact.contact_id, recorded=True, outcomes=outcomes)
 
 
-def carry_out(effects: list[dict[str, Any]], event: Event, settings: Settings, now: datetime) -> None:
+def carry_out(
+    effects: list[dict[str, Any]],
+    event: Event,
+    settings: Settings,
+    now: datetime,
+    in_hand: dict[str, Event] | None = None,
+) -> None:
     """What the event does outside DynamoDB, in order; each is done once by its own id, so doing it again (a
     redelivery after a crash, or after all went well) changes nothing: an execution's name starts it once, a stop
     or a resume of what has ended is refused and ignored, an event's id makes its processing happen once. What
@@ -251,7 +259,8 @@ def carry_out(effects: list[dict[str, Any]], event: Event, settings: Settings, n
         elif "resume" in effect:
             dispatch.resume(effect["resume"], dispatch.awaited(event), settings)
         elif "emit" in effect:
-            ingestion.enqueue(Event.from_dict(json.loads(effect["emit"])), settings)
+            emitted = (in_hand or {}).get(effect["emit"]) or Event.from_dict(json.loads(effect["emit"]))
+            ingestion.enqueue(emitted, settings)
         elif "send" in effect:
             try:
                 clients.sqs(settings.region).send_message(QueueUrl=effect["send"], MessageBody=effect["body"])

@@ -8,11 +8,13 @@ from typing import Any, Literal, cast
 from pynamodb.expressions.condition import Condition
 
 from shared.events import ConsentFacts
+from shared.items import typed_map
 from shared.storage import Consent, ContactModel
 
 
 def from_facts(facts: ConsentFacts) -> Consent:
-    return Consent(
+    return typed_map(
+        Consent,
         state=facts.state,
         level=facts.level,
         source=facts.source,

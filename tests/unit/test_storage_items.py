@@ -26,9 +26,19 @@ from pynamodb.attributes import (
 from pynamodb.exceptions import AttributeNullError
 
 from shared import items, storage
-from shared.items import Item, Written, changes
+from shared.items import Item, Written, changes, typed_map
 from shared.settings import Settings
-from shared.storage import Consent, ContactModel, EventModel, Tables, get_or_none, query, tables
+from shared.storage import (
+    Consent,
+    ContactModel,
+    EventModel,
+    Preferences,
+    SuppressionLift,
+    Tables,
+    get_or_none,
+    query,
+    tables,
+)
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 MODELS = sorted(Item.__subclasses__(), key=lambda model: model.__name__)
@@ -49,11 +59,15 @@ raw_values = st.recursive(
 )
 
 
-def _typed_map(cls: type[MapAttribute[str, Any]]) -> st.SearchStrategy[Any]:
+def _fields(cls: type[MapAttribute[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {name: _value(attribute) for name, attribute in cls.get_attributes().items() if not attribute.null},
         optional={name: _value(attribute) for name, attribute in cls.get_attributes().items() if attribute.null},
-    ).map(lambda values: cls(**values))
+    )
+
+
+def _typed_map(cls: type[MapAttribute[str, Any]]) -> st.SearchStrategy[Any]:
+    return _fields(cls).map(lambda values: cls(**values))
 
 
 def _value(attribute: Any) -> st.SearchStrategy[Any]:
@@ -130,6 +144,22 @@ def unordered(wire: Any) -> Any:
     if isinstance(wire, list):
         return [unordered(one) for one in wire]
     return wire
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from([Consent, Preferences, SuppressionLift]).flatmap(lambda cls: st.tuples(st.just(cls), _fields(cls)))
+)
+def test_a_typed_map_made_quickly_is_the_one_pynamodb_makes(made: tuple[type[Any], dict[str, Any]]) -> None:
+    cls, values = made
+    assert plain(typed_map(cls, **values)) == plain(cls(**values))
+    serialize = AttributeContainer._container_serialize
+    assert serialize(typed_map(cls, **values)) == serialize(cls(**values))
+
+
+def test_a_typed_map_refuses_what_it_does_not_declare() -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        typed_map(Consent, state="granted", colour="blue")
 
 
 @pytest.mark.parametrize(

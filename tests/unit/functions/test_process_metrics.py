@@ -99,9 +99,9 @@ def test_a_failed_contacts_later_events_wait_with_it_and_the_failure_is_logged_w
     event["Records"][2]["attributes"]["MessageGroupId"] = "another contact"
     handled: list[str] = []
 
-    def handle(event: dict[str, Any]) -> dict[str, Any]:
-        handled.append(event["event_id"])
-        if event["event_id"] == "test#lou":
+    def handle(event: Event) -> dict[str, Any]:
+        handled.append(event.event_id)
+        if event.event_id == "test#lou":
             raise RuntimeError("DynamoDB said no about lou@example.com")
         return {}
 
