@@ -10,16 +10,19 @@ PynamoDB's own, raised by its code. tests/unit/test_storage_items.py holds the t
 
 from __future__ import annotations
 
+import json
 from contextlib import suppress
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
 from pynamodb.attributes import (
+    DESERIALIZE_CLASS_MAP,
     Attribute,
     JSONAttribute,
     ListAttribute,
     MapAttribute,
+    NumberAttribute,
     TTLAttribute,
     UTCDateTimeAttribute,
 )
@@ -108,6 +111,7 @@ class _Planned:
         "kind",
         "name",
         "nullable",
+        "number",
         "stored_as",
         "ttl",
         "utc",
@@ -128,6 +132,7 @@ class _Planned:
             how == SCALAR and self.kind in (STRING, NUMBER, BOOLEAN) and not isinstance(attribute, JSONAttribute)
         )
         self.ttl = isinstance(attribute, TTLAttribute)
+        self.number = kind.deserialize is NumberAttribute.deserialize
         self.utc = isinstance(attribute, UTCDateTimeAttribute) and (kind.serialize, kind.deserialize) == (
             UTCDateTimeAttribute.serialize,
             UTCDateTimeAttribute.deserialize,
@@ -261,13 +266,36 @@ def _read(container: Any, attribute_values: dict[str, dict[str, Any]]) -> None:
         elif p.how == TYPED_LIST and all(MAP in one or NULL in one for one in wire):
             values[p.name] = [None if NULL in one else _typed_map(p.element, one[MAP]) for one in wire]
         elif p.how == OTHER and p.kind == MAP:  # a raw map: its dict as MapAttribute(**value) holds it
-            values[p.name] = _raw_map(type(p.attribute), p.attribute.deserialize(wire))
+            values[p.name] = _raw_map(type(p.attribute), _raw_values(wire))
         else:
-            _put(container, values, p, _utc_datetime(wire) if p.utc else p.attribute.deserialize(wire))
+            value = _utc_datetime(wire) if p.utc else _number(wire) if p.number else p.attribute.deserialize(wire)
+            _put(container, values, p, value)
     for defaulted in _defaults(container.__class__):
         if defaulted.name not in values:
             default = defaulted.default
             _put(container, values, defaulted, default() if callable(default) else default)
+
+
+def _number(text: str) -> Any:
+    """As NumberAttribute reads it (json.loads), a whole number without json."""
+    if text.isascii() and text.isdigit() and (text[0] != "0" or len(text) == 1):
+        return int(text)
+    return json.loads(text)
+
+
+def _raw_values(wire: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A raw map's values as MapAttribute.deserialize reads them: a string or a number without its attribute
+    classes, anything else by them."""
+    values: dict[str, Any] = {}
+    for key, typed in wire.items():
+        if len(typed) == 1 and STRING in typed:
+            values[key] = typed[STRING]
+        elif len(typed) == 1 and NUMBER in typed:
+            values[key] = _number(typed[NUMBER])
+        else:
+            for kind, value in typed.items():
+                values[key] = DESERIALIZE_CLASS_MAP[kind].deserialize(value)
+    return values
 
 
 def _utc_text(value: datetime) -> str:

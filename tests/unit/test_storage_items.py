@@ -322,3 +322,15 @@ def test_what_changed_since_the_read_is_what_a_full_comparison_finds(t: Tables) 
     other.updated_at = NOW
     assert written(other) == compared(other)
     assert any("orders_count" in action for action in written(other))
+
+
+@pytest.mark.parametrize("text", ["0", "7", "1234567890123", "007", "-3", "1e3", "1.50", "²", "٣"])
+def test_a_stored_number_is_read_or_refused_as_pynamodb_reads_or_refuses_it(text: str) -> None:
+    def outcome(read: Any) -> Any:
+        try:
+            value = read(text)
+        except ValueError as error:
+            return type(error)
+        return (type(value), value)
+
+    assert outcome(items._number) == outcome(NumberAttribute().deserialize)
