@@ -4,8 +4,9 @@ figure 8). Also the wire-level update of what changed in an item (`changes`), an
 
 PynamoDB's container code goes through each attribute's descriptors, a property and two isinstance checks per
 attribute and per item, formats a time with strftime, and deep-copies an attribute for each list of typed maps it
-reads (a contact's consent history). Raw maps and other lists are still PynamoDB's to convert, and an error is
-PynamoDB's own, raised by its code. tests/unit/test_storage_items.py holds the two to the same answers.
+reads (a contact's consent history). A raw map's nested values, lists of plain values and JSON are still
+PynamoDB's to convert, and an error is PynamoDB's own, raised by its code. tests/unit/test_storage_items.py holds
+the two to the same answers.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ class Item(Model):
         self, hash_key: Any = None, range_key: Any = None, _user_instantiated: bool = True, **attributes: Any
     ) -> None:
         """As PynamoDB's (no discriminator: `_plan` refuses one), through the plan."""
-        for name, value in ((self._hash_keyname, hash_key), (self._range_keyname, range_key)):
+        for kind, name, value in (("hash", self._hash_keyname, hash_key), ("range", self._range_keyname, range_key)):
             if value is not None:
                 if name is None:
-                    raise ValueError(f"This model has no such key, but a key value was provided: {value}")
+                    raise ValueError(f"This model has no {kind} key, but a {kind} key value was provided: {value}")
                 attributes[name] = value
         self.attribute_values = {}
         self._set_defaults(_user_instantiated=_user_instantiated)
@@ -97,8 +98,8 @@ class _Planned:
     name: in Python; stored_as: in the item; kind: DynamoDB's type (S, N, M, L, SS ...); how: SCALAR ... OTHER;
     element: a typed map's class (TYPED_MAP) or its elements' (TYPED_LIST); default: when absent from a read item;
     verbatim: serialised as it is (a string); immutable: a string, number, boolean or time (changed only by setting
-    it anew); utc: a UTCDateTimeAttribute's text; direct: kept as given (no __set__ of its own: a map's converts a
-    dict, a TTL's a delta)."""
+    it anew); ttl, utc, number: a TTL's, a UTCDateTimeAttribute's, a NumberAttribute's (converted without them);
+    direct: kept as given (no __set__ of its own: a map's converts a dict, a TTL's a delta)."""
 
     __slots__ = (
         "attribute",
