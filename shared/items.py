@@ -12,6 +12,7 @@ the two to the same answers.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from contextlib import suppress
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -113,6 +114,7 @@ class _Planned:
         "name",
         "nullable",
         "number",
+        "raw",
         "stored_as",
         "ttl",
         "utc",
@@ -133,6 +135,7 @@ class _Planned:
             how == SCALAR and self.kind in (STRING, NUMBER, BOOLEAN) and not isinstance(attribute, JSONAttribute)
         )
         self.ttl = isinstance(attribute, TTLAttribute)
+        self.raw = how == OTHER and self.kind == MAP
         self.number = kind.deserialize is NumberAttribute.deserialize
         self.utc = isinstance(attribute, UTCDateTimeAttribute) and (kind.serialize, kind.deserialize) == (
             UTCDateTimeAttribute.serialize,
@@ -267,7 +270,7 @@ def _read(container: Any, attribute_values: dict[str, dict[str, Any]]) -> None:
         elif p.how == TYPED_LIST and all(MAP in one or NULL in one for one in wire):
             values[p.name] = [None if NULL in one else _typed_map(p.element, one[MAP]) for one in wire]
         elif p.how == OTHER and p.kind == MAP:  # a raw map: its dict as MapAttribute(**value) holds it
-            values[p.name] = _raw_map(type(p.attribute), _raw_values(wire))
+            values[p.name] = _raw_map(MapAttribute, _raw_values(wire))
         else:
             value = _utc_datetime(wire) if p.utc else _number(wire) if p.number else p.attribute.deserialize(wire)
             _put(container, values, p, value)
@@ -321,6 +324,8 @@ def _put(container: Any, values: dict[str, Any], p: _Planned, value: Any) -> Non
     map's made a map (its own __set__), any other as it is."""
     if p.ttl:
         values[p.name] = p.attribute._normalize(value)
+    elif p.raw and isinstance(value, Mapping):
+        values[p.name] = _raw_map(MapAttribute, value)
     elif p.direct:
         values[p.name] = value
     else:
@@ -357,7 +362,7 @@ def typed_map(cls: type[MapT], **values: Any) -> MapT:
 MapT = TypeVar("MapT", bound=MapAttribute[str, Any])
 
 
-def _raw_map(cls: type[MapAttribute[str, Any]], value: dict[str, Any]) -> MapAttribute[str, Any]:
+def _raw_map(cls: type[MapAttribute[str, Any]], value: Mapping[str, Any]) -> MapAttribute[str, Any]:
     """As cls(**value) makes it: a raw map's keys in attribute_values, those named like Attribute's arguments in
     attribute_kwargs too."""
     made = cls.__new__(cls)
@@ -373,8 +378,30 @@ def direct_access(model: type[Model]) -> None:
     doing nothing, for a second table)."""
     for name, attribute in model.get_attributes().items():
         kind: Any = type(attribute)
-        if name == attribute.attr_name and kind.__get__ is Attribute.__get__ and kind.__set__ is Attribute.__set__:
+        if name != attribute.attr_name:
+            continue
+        if kind.__get__ is Attribute.__get__ and kind.__set__ is Attribute.__set__:
             attribute.__class__ = _direct_class(kind)
+        elif kind is MapAttribute:  # a raw map: a dict set made its map as PynamoDB makes it, at a third of the cost
+            attribute.__class__ = _raw_map_class()
+
+
+def _set_raw_map(self: Any, instance: Any, value: Any) -> None:
+    if isinstance(value, Mapping):  # as MapAttribute.__set__ converts it
+        value = _raw_map(MapAttribute, value)
+    instance.attribute_values[self.attr_path[-1]] = value
+
+
+@lru_cache(maxsize=1)
+def _raw_map_class() -> Any:
+    """A model's raw map attribute's class: a raw MapAttribute still (is_raw), its descriptors direct."""
+    methods = {
+        "__get__": _get_direct,
+        "__set__": _set_raw_map,
+        "is_raw": classmethod(lambda cls: True),
+        "__module__": MapAttribute.__module__,
+    }
+    return type("MapAttribute", (MapAttribute,), methods)
 
 
 def _get_direct(self: Any, instance: Any, owner: Any) -> Any:

@@ -334,3 +334,27 @@ def test_a_stored_number_is_read_or_refused_as_pynamodb_reads_or_refuses_it(text
         return (type(value), value)
 
     assert outcome(items._number) == outcome(NumberAttribute().deserialize)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.one_of(text, st.sampled_from(["null", "default", "attr_name", "hash_key", "default_for_new"])),
+        raw_values,
+        max_size=5,
+    )
+)
+def test_a_raw_map_set_from_a_dict_is_the_map_pynamodb_makes_of_it(value: dict[str, Any]) -> None:
+    # Given a bound model, whose raw maps' descriptors are parcours' (items.direct_access)
+    contact = storage._bind(ContactModel, "contacts", "eu-west-3")(contact_id="c1", created_at=NOW, updated_at=NOW)
+    # When a dict is set on one, as the scoring or a scenario's set_attribute do
+    contact.attributes = value
+    # Then it holds the map MapAttribute's own setter makes of it, keys named like Attribute's arguments included
+    made: MapAttribute[str, Any] = MapAttribute(**value)
+    assert type(contact.attributes) is MapAttribute
+    assert plain(contact.attributes) == plain(made)
+    assert contact.attributes.__dict__.get("attribute_kwargs") == made.__dict__.get("attribute_kwargs")
+    assert AttributeContainer._container_serialize(contact)["attributes"] == {"M": made.serialize(made)}
+    # and the attribute is still a raw map to PynamoDB's expressions
+    assert type(ContactModel.attributes).is_raw()
+    assert ContactModel.attributes["tier"].set(2).serialize({}, {}) == "#0.#1 = :0"
