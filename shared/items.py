@@ -272,7 +272,14 @@ def _read(container: Any, attribute_values: dict[str, dict[str, Any]]) -> None:
         elif p.how == OTHER and p.kind == MAP:  # a raw map: its dict as MapAttribute(**value) holds it
             values[p.name] = _raw_map(MapAttribute, _raw_values(wire))
         else:
-            value = _utc_datetime(wire) if p.utc else _number(wire) if p.number else p.attribute.deserialize(wire)
+            if p.utc:
+                value = _utc_datetime(wire)
+            elif p.number:
+                value = _number(wire)
+            elif p.ttl:  # as TTLAttribute reads it (json.loads), a whole number without json
+                value = datetime.fromtimestamp(_number(wire), tz=UTC)
+            else:
+                value = p.attribute.deserialize(wire)
             _put(container, values, p, value)
     for defaulted in _defaults(container.__class__):
         if defaulted.name not in values:
@@ -303,27 +310,53 @@ def _raw_values(wire: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def _utc_text(value: datetime) -> str:
-    """As UTCDateTimeAttribute writes it (strftime with %f and %z, padded to 31), at a sixth of the cost."""
-    if value.tzinfo is not UTC:
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")[:-6] + "+0000"
+    """As UTCDateTimeAttribute writes it (strftime with %f and %z, padded to 31), at a sixth of the cost; a time
+    written again (a contact's times are mostly the same few) from `_TIMES`."""
+    plain = type(value) is datetime
+    text = _TIMES.get(value) if plain else None
+    if text is None:
+        utc = value
+        if utc.tzinfo is not UTC:
+            utc = utc.replace(tzinfo=UTC) if utc.tzinfo is None else utc.astimezone(UTC)
+        text = utc.isoformat(timespec="microseconds")[:-6] + "+0000"
+        if plain and (value.tzinfo is UTC or value.tzinfo is None):  # (a zone's fold would make equal times differ)
+            _remember(_TIMES, value, text)
+    return text
 
 
 def _utc_datetime(text: str) -> datetime:
-    """As UTCDateTimeAttribute reads it, at a tenth of the cost; anything but its own form is PynamoDB's to read
-    (or to refuse)."""
+    """As UTCDateTimeAttribute reads it, at a tenth of the cost (a text read again from `_TIMES_READ`); anything
+    but its own form is PynamoDB's to read (or to refuse)."""
+    read = _TIMES_READ.get(text)
+    if read is not None:
+        return read
     separators = text[4] + text[7] + text[10] + text[13] + text[16] + text[19] if len(text) == 31 else ""
     if separators == "--T::." and text[26:] == "+0000":
         with suppress(ValueError):
-            return datetime.fromisoformat(text)
+            read = datetime.fromisoformat(text)
+            _remember(_TIMES_READ, text, read)
+            return read
     return UTCDateTimeAttribute._fast_parse_utc_date_string(text)
+
+
+# The last times converted each way (immutable both ways): an event's items hold the same few times, `now` above all
+_TIMES: dict[datetime, str] = {}
+_TIMES_READ: dict[str, datetime] = {}
+_REMEMBERED = 256
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _REMEMBERED:
+        cache.clear()
+    cache[key] = value
 
 
 def _put(container: Any, values: dict[str, Any], p: _Planned, value: Any) -> None:
     """A value set as its attribute's descriptor sets it: a TTL's normalised (an aware datetime, whole seconds), a
     map's made a map (its own __set__), any other as it is."""
-    if p.ttl:
-        values[p.name] = p.attribute._normalize(value)
+    if p.ttl:  # an aware UTC time in whole seconds (what a TTL reads as) is normalised already
+        whole = type(value) is datetime and value.tzinfo is UTC and not value.microsecond
+        values[p.name] = value if whole else p.attribute._normalize(value)
     elif p.raw and isinstance(value, Mapping):
         values[p.name] = _raw_map(MapAttribute, value)
     elif p.direct:

@@ -795,10 +795,12 @@ def get_together(keys: Sequence[Key], consistent: Sequence[type[Model]] = ()) ->
                 wire = {str(names[0]): {"S": hash_value}}
                 if range_value is not None and names[1] is not None:
                     wire[names[1]] = {"S": range_value}
-                table = request.setdefault(
-                    model.Meta.table_name,
-                    {"Keys": [], **({"ConsistentRead": True} if model.Meta.table_name in strongly else {})},
-                )
+                table_name = model.Meta.table_name
+                table = request.get(table_name)
+                if table is None:
+                    table = request[table_name] = {"Keys": []}
+                    if table_name in strongly:
+                        table["ConsistentRead"] = True
                 table["Keys"].append(wire)
             while request:
                 answer = client.batch_get_item(RequestItems=request)

@@ -260,7 +260,7 @@ def carry_out(
             dispatch.resume(effect["resume"], dispatch.awaited(event), settings)
         elif "emit" in effect:
             emitted = (in_hand or {}).get(effect["emit"]) or Event.from_dict(json.loads(effect["emit"]))
-            ingestion.enqueue(emitted, settings)
+            ingestion.enqueue(emitted, settings, body=effect["emit"])
         elif "send" in effect:
             try:
                 clients.sqs(settings.region).send_message(QueueUrl=effect["send"], MessageBody=effect["body"])

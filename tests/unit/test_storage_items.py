@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,7 +24,7 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.exceptions import AttributeNullError
+from pynamodb.exceptions import AttributeDeserializationError, AttributeNullError
 
 from shared import items, storage
 from shared.items import Item, Written, changes, typed_map
@@ -185,6 +186,27 @@ def test_a_stored_time_is_read_or_refused_as_pynamodb_reads_or_refuses_it(text: 
     assert outcome(items._utc_datetime) == outcome(UTCDateTimeAttribute().deserialize)
 
 
+def test_times_written_and_read_again_are_each_their_own_even_when_equal() -> None:
+    # Given times that compare equal or share their wall clock, written and read in turns (the conversions are kept)
+    paris = ZoneInfo("Europe/Paris")
+    ambiguous = datetime(2026, 10, 25, 2, 30, tzinfo=paris)  # twice that night: 00:30 then 01:30 UTC
+    utc = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    times = [
+        utc,
+        ambiguous,
+        ambiguous.replace(fold=1),
+        utc.replace(tzinfo=None),
+        utc.astimezone(timezone(timedelta(hours=2))),
+    ]
+    attribute = UTCDateTimeAttribute()
+    for time in times + times[::-1] + times:
+        # Then each is written as PynamoDB writes it, and read back as PynamoDB reads that text
+        text = items._utc_text(time)
+        assert text == attribute.serialize(time)
+        assert items._utc_datetime(text) == attribute.deserialize(text)
+        assert items._utc_datetime(text).tzinfo is UTC
+
+
 @pytest.mark.parametrize("model", MODELS, ids=lambda model: model.__name__)
 def test_a_new_item_has_the_defaults_pynamodb_gives_it(model: type[Item]) -> None:
     made = model()
@@ -334,6 +356,27 @@ def test_a_stored_number_is_read_or_refused_as_pynamodb_reads_or_refuses_it(text
         return (type(value), value)
 
     assert outcome(items._number) == outcome(NumberAttribute().deserialize)
+
+
+@pytest.mark.parametrize("text", ["0", "1764000000", "1764000000.5", "0017", "-3", "1e9", "x"])
+def test_a_stored_expiry_is_read_or_refused_as_pynamodb_reads_or_refuses_it(text: str) -> None:
+    # Given an event's record whose TTL attribute holds this text
+    wire = {"contact_id": {"S": "c1"}, "at_id": {"S": "a"}, "type": {"S": "t"}, "source": {"S": "s"}}
+    wire["expires_at"] = {"N": text}
+
+    def outcome(read: Any) -> Any:
+        try:
+            return read().attribute_values.get("expires_at")
+        except (ValueError, AttributeDeserializationError) as error:
+            return type(error)
+
+    def by_pynamodb() -> Any:
+        reference = EventModel.__new__(EventModel)
+        AttributeContainer._container_deserialize(reference, wire)
+        return reference
+
+    # Then it is the time PynamoDB reads, or the error it raises
+    assert outcome(lambda: EventModel.from_raw_data(wire)) == outcome(by_pynamodb)
 
 
 @settings(max_examples=200, deadline=None)
