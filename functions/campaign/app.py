@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions import TRACED
+from functions import TRACED, traced
 from shared.campaigns import delivery
 from shared.settings import get_settings
 
@@ -21,7 +21,7 @@ tracer = Tracer(patch_modules=TRACED)
 
 
 @logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
-@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
+@traced(tracer)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Each record on its own: a failed one (SES or DynamoDB busy) comes back alone after its visibility timeout."""

@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions import TRACED
+from functions import TRACED, traced
 from shared.reports import counting
 from shared.settings import get_settings
 
@@ -35,7 +35,7 @@ def _emit(counted: Counter[tuple[str, str]]) -> None:
 
 
 @logger.inject_lambda_context(correlation_id_path="Records[0].eventID")
-@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
+@traced(tracer)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     records = event.get("Records") or []

@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from functions import TRACED
+from functions import TRACED, traced
 from shared.journeys import schedule
 from shared.settings import get_settings
 
@@ -22,7 +22,7 @@ tracer = Tracer(patch_modules=TRACED)
 
 
 @logger.inject_lambda_context(correlation_id_path="time")
-@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
+@traced(tracer)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
@@ -34,7 +34,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 @logger.inject_lambda_context(correlation_id_path="Records[0].messageId")
-@tracer.capture_lambda_handler(capture_response=False, capture_error=False)
+@traced(tracer)
 @metrics.log_metrics
 def page_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Each record on its own: a failed page is retried (then dead-lettered) alone."""
