@@ -199,25 +199,21 @@ def held() -> Iterator[list[Event]]:
 def enqueue(event: Event, settings: Settings, body: str | None = None) -> str:
     """Sends to the FIFO queue; SQS drops a redelivery within its 5-minute window. Inside `held`, kept
     for the processing to queue after its transaction (answers no message id then). `body`: the event's JSON
-    (`to_json`) when in hand already, sent as it is (the processing queues what it held, linked then)."""
-    if body is not None and _cause.get() is None and _held.get() is None:
-        return _send(event, body, settings)
+    (`to_json`) when in hand already, sent as it is unless linking changed the event."""
     linked = _linked(event)
     if linked is None:
         return ""
-    event = linked
     held = _held.get()
     if held is not None:
-        held.append(event)
+        held.append(linked)
         return ""
-    return _send(event, event.to_json(), settings)
-
-
-def _send(event: Event, body: str, settings: Settings) -> str:
     try:
-        group, dedup = group_and_dedup_ids(event)
+        group, dedup = group_and_dedup_ids(linked)
         answer = clients.sqs(settings.region).send_message(
-            QueueUrl=settings.queue_url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=dedup
+            QueueUrl=settings.queue_url,
+            MessageBody=body if body is not None and linked is event else linked.to_json(),
+            MessageGroupId=group,
+            MessageDeduplicationId=dedup,
         )
     except (ClientError, BotoCoreError) as error:
         raise QueueUnavailable(type(error).__name__) from error
